@@ -1,0 +1,50 @@
+# pilotchain — the two commands a newcomer needs are `make demo` and `make test`.
+# Every target creates .venv when it is missing and installs the project into it.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-fast bench soak lint typecheck clean system-deps help
+
+help:
+	@echo "make demo       - create .venv, install, run the local multi-organisation demo"
+	@echo "make test       - create .venv if needed, install, run the whole test suite"
+	@echo "make bench      - benchmarks (crypto, ledger, state commitment); results in bench/results/"
+	@echo "make soak       - long deterministic-simulation runs (tens of thousands of seeds)"
+	@echo "make lint       - ruff + mypy"
+
+$(STAMP): pyproject.toml scripts/system-deps.sh
+	@bash scripts/system-deps.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.2"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+demo: $(STAMP)
+	$(BIN)/pilotchain demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -x -m "not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/pilotchain bench $(BENCH_ARGS)
+
+soak: $(STAMP)
+	$(BIN)/pilotchain sim --nodes 4 --seeds 10000 --faults all
+	$(BIN)/pilotchain sim --nodes 7 --seeds 10000 --faults all
+	$(BIN)/pilotchain sim --nodes 10 --seeds 5000 --faults all
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# System libraries pilotchain needs beyond PyPI.
+# - libcrypto.so.3 (Debian libssl3): the gm suite's SM2 signatures go through OpenSSL 3's EVP API
+#   (the `cryptography` wheel does not expose SM2 signing). See src/pilotchain/crypto/_openssl.py.
+# - openssl (the command line): tests check that what pilotchain signs verifies with it, both ways.
+# Installs only what is missing; needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+missing=()
+if ! ldconfig -p 2>/dev/null | grep -q 'libcrypto\.so\.3 '; then missing+=(libssl3); fi
+if ! command -v openssl >/dev/null 2>&1; then missing+=(openssl); fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "system-deps: installing ${missing[*]} (Debian packages)" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "system-deps: need root to install ${missing[*]}; install them and rerun" >&2; exit 1
+  fi
+fi
+$SUDO apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
+  $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+}

@@ -1,0 +1,65 @@
+"""Crypto suites: one per network, fixed at genesis.
+
+=========  ==================  ========  =============  =========================================
+suite      signatures          hash      AEAD           encodings
+=========  ==================  ========  =============  =========================================
+``intl``   Ed25519 (RFC 8032)  SHA-256   AES-256-GCM    PKCS#8 / SPKI PEM; signature raw 64 bytes
+``gm``     SM2 (GB/T 32918)    SM3       SM4-GCM        PKCS#8 / SPKI PEM; signature DER (r, s)
+=========  ==================  ========  =============  =========================================
+
+Everything above this package sees only :class:`Suite`, :class:`PrivateKey` and
+:class:`PublicKey`. Public keys travel as SubjectPublicKeyInfo DER bytes (the canonical form that
+identities and the chain store); :meth:`Suite.public_key` turns them into verifier objects and
+caches them, so a hot verifier does not re-parse keys.
+
+Error tree::
+
+    CryptoError
+    ├── KeyFormatError      a key that is not a valid PEM/DER key of this suite
+    └── UnsupportedSuite    a suite name pilotchain does not know
+"""
+
+from __future__ import annotations
+
+from pilotchain.crypto.base import (
+    CryptoError,
+    KeyFormatError,
+    PrivateKey,
+    PublicKey,
+    Suite,
+    UnsupportedSuite,
+)
+
+__all__ = [
+    "CryptoError",
+    "KeyFormatError",
+    "PrivateKey",
+    "PublicKey",
+    "Suite",
+    "UnsupportedSuite",
+    "SUITE_NAMES",
+    "get_suite",
+]
+
+SUITE_NAMES = ("intl", "gm")
+
+_suites: dict[str, Suite] = {}
+
+
+def get_suite(name: str) -> Suite:
+    """The suite called ``name`` (``"intl"`` or ``"gm"``)."""
+    suite = _suites.get(name)
+    if suite is not None:
+        return suite
+    if name == "intl":
+        from pilotchain.crypto.intl import IntlSuite
+
+        suite = IntlSuite()
+    elif name == "gm":
+        from pilotchain.crypto.gm import GmSuite
+
+        suite = GmSuite()
+    else:
+        raise UnsupportedSuite(f"unknown crypto suite {name!r}; choose one of {', '.join(SUITE_NAMES)}")
+    _suites[name] = suite
+    return suite

@@ -1,0 +1,114 @@
+"""The suite interface every crypto suite implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from functools import lru_cache
+
+
+class CryptoError(Exception):
+    """Base of every error this package raises."""
+
+
+class KeyFormatError(CryptoError):
+    """A key that is not a valid PEM/DER key of the expected suite."""
+
+
+class UnsupportedSuite(CryptoError):
+    """A suite name pilotchain does not know."""
+
+
+class PublicKey(abc.ABC):
+    """A verifier. Obtain one with :meth:`Suite.public_key` (cached)."""
+
+    @abc.abstractmethod
+    def to_der(self) -> bytes:
+        """SubjectPublicKeyInfo DER: the canonical form stored in identities and on chain."""
+
+    @abc.abstractmethod
+    def to_pem(self) -> bytes:
+        """SubjectPublicKeyInfo PEM."""
+
+    @abc.abstractmethod
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """True when ``signature`` is valid over ``message``; never raises for bad input."""
+
+
+class PrivateKey(abc.ABC):
+    """A signer."""
+
+    @abc.abstractmethod
+    def sign(self, message: bytes) -> bytes:
+        """Signature over ``message`` in the suite's standard encoding."""
+
+    @abc.abstractmethod
+    def public_key(self) -> PublicKey: ...
+
+    @abc.abstractmethod
+    def to_pem(self) -> bytes:
+        """Unencrypted PKCS#8 PEM."""
+
+
+class Suite(abc.ABC):
+    """One network's choice of signature, hash and AEAD algorithms."""
+
+    #: "intl" or "gm"
+    name: str
+    #: the hash's name as openssl dgst knows it ("sha256", "sm3")
+    hash_name: str
+    #: digest size in bytes
+    digest_size: int = 32
+    #: AEAD key size in bytes
+    aead_key_size: int
+    #: AEAD nonce size in bytes
+    aead_nonce_size: int = 12
+
+    @abc.abstractmethod
+    def hash(self, data: bytes) -> bytes:
+        """The suite's 32-byte digest of ``data``."""
+
+    @abc.abstractmethod
+    def generate_private_key(self) -> PrivateKey:
+        """A fresh key from the operating system's CSPRNG (never used inside the core)."""
+
+    @abc.abstractmethod
+    def private_key_from_seed(self, seed: bytes) -> PrivateKey:
+        """A key derived deterministically from ``seed`` (>= 32 bytes): for tests and the simulator."""
+
+    @abc.abstractmethod
+    def load_private_key_pem(self, pem: bytes) -> PrivateKey: ...
+
+    @abc.abstractmethod
+    def _load_public_key_der(self, der: bytes) -> PublicKey: ...
+
+    @abc.abstractmethod
+    def load_public_key_pem(self, pem: bytes) -> PublicKey: ...
+
+    def public_key(self, der: bytes) -> PublicKey:
+        """The verifier for a SubjectPublicKeyInfo DER key (parsed once, then cached)."""
+        return self._cached_public_key(bytes(der))
+
+    @lru_cache(maxsize=65536)  # noqa: B019 - suites are process-wide singletons
+    def _cached_public_key(self, der: bytes) -> PublicKey:
+        return self._load_public_key_der(der)
+
+    def verify(self, public_key_der: bytes, message: bytes, signature: bytes) -> bool:
+        """True when ``signature`` by the key ``public_key_der`` is valid over ``message``."""
+        try:
+            key = self.public_key(public_key_der)
+        except KeyFormatError:
+            return False
+        return key.verify(message, signature)
+
+    def verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        """Verify many ``(public_key_der, message, signature)`` triples; one bool each, in order."""
+        return [self.verify(pk, msg, sig) for pk, msg, sig in items]
+
+    @abc.abstractmethod
+    def aead_encrypt(self, key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes = b"") -> bytes:
+        """Ciphertext with the 16-byte tag appended."""
+
+    @abc.abstractmethod
+    def aead_decrypt(self, key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes = b"") -> bytes:
+        """Plaintext; raises :class:`CryptoError` when the tag does not verify."""
