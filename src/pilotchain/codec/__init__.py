@@ -47,8 +47,12 @@ _decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
 
 
 def encode(value: Any) -> bytes:
-    """The canonical bytes of ``value``."""
-    return _encoder.encode(value)
+    """The canonical bytes of ``value``; CodecError for values with no encoding (e.g. ints
+    outside [-2**63, 2**64 - 1], unsupported types)."""
+    try:
+        return _encoder.encode(value)
+    except (OverflowError, TypeError, msgspec.EncodeError) as exc:
+        raise CodecError(f"cannot encode {type(value).__name__}: {exc}") from exc
 
 
 def _decoder_for(type_: Any) -> msgspec.msgpack.Decoder[Any]:
