@@ -1,10 +1,40 @@
-"""The suite interface every crypto suite implements."""
+"""The suite interface every crypto suite implements.
+
+Batch verification: :meth:`Suite.verify_batch` verifies small batches on the calling thread and
+spreads large ones over a process-wide thread pool with one worker per core, in contiguous
+chunks (one chunk per worker). Both suites' verifiers are C calls that release the GIL (PyNaCl's
+cffi calls and ctypes calls both do), so the threads really run in parallel; see
+``docs/crypto.md`` for the measurements behind the thresholds.
+"""
 
 from __future__ import annotations
 
 import abc
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import Final
+
+#: Upper bound on the verification pool's size, whatever os.cpu_count() says.
+VERIFY_WORKERS_MAX: Final = 64
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def verify_worker_count() -> int:
+    """Threads used by :meth:`Suite.verify_batch` for a large batch (one per core)."""
+    return max(1, min(os.cpu_count() or 1, VERIFY_WORKERS_MAX))
+
+
+def _verify_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=verify_worker_count(), thread_name_prefix="pilotchain-verify")
+        return _pool
 
 
 class CryptoError(Exception):
@@ -63,6 +93,13 @@ class Suite(abc.ABC):
     aead_key_size: int
     #: AEAD nonce size in bytes
     aead_nonce_size: int = 12
+    #: AEAD tag size in bytes (appended to the ciphertext)
+    aead_tag_size: int = 16
+    #: human-readable algorithm names, for the CLI and the docs
+    signature_name: str
+    aead_name: str
+    #: batches at least this long are spread over the verification pool (below: the calling thread)
+    verify_batch_parallel_min: int = 64
 
     @abc.abstractmethod
     def hash(self, data: bytes) -> bytes:
@@ -102,7 +139,24 @@ class Suite(abc.ABC):
         return key.verify(message, signature)
 
     def verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
-        """Verify many ``(public_key_der, message, signature)`` triples; one bool each, in order."""
+        """Verify many ``(public_key_der, message, signature)`` triples; one bool each, in order.
+
+        Large batches (``>= verify_batch_parallel_min``) are split into one contiguous chunk per
+        core and verified on the shared pool; the answer is the same as verifying one by one.
+        """
+        workers = verify_worker_count()
+        if workers == 1 or len(items) < self.verify_batch_parallel_min:
+            return self._verify_serial(items)
+        chunk_size = -(-len(items) // workers)  # ceiling division: at most `workers` chunks
+        chunks = [items[start : start + chunk_size] for start in range(0, len(items), chunk_size)]
+        assert len(chunks) <= workers
+        results: list[bool] = []
+        for chunk_results in _verify_pool().map(self._verify_serial, chunks):
+            results.extend(chunk_results)
+        assert len(results) == len(items)
+        return results
+
+    def _verify_serial(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
         return [self.verify(pk, msg, sig) for pk, msg, sig in items]
 
     @abc.abstractmethod
@@ -112,3 +166,15 @@ class Suite(abc.ABC):
     @abc.abstractmethod
     def aead_decrypt(self, key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes = b"") -> bytes:
         """Plaintext; raises :class:`CryptoError` when the tag does not verify."""
+
+
+def check_aead_arguments(suite: Suite, key: bytes, nonce: bytes) -> None:
+    """Raise :class:`CryptoError` naming the expected sizes when ``key`` or ``nonce`` is wrong."""
+    if len(key) != suite.aead_key_size:
+        raise CryptoError(
+            f"{suite.aead_name} needs a {suite.aead_key_size}-byte key, got {len(key)} bytes"
+        )
+    if len(nonce) != suite.aead_nonce_size:
+        raise CryptoError(
+            f"{suite.aead_name} needs a {suite.aead_nonce_size}-byte nonce, got {len(nonce)} bytes"
+        )
