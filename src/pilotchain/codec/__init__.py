@@ -69,7 +69,7 @@ def decode(data: bytes, type_: type[T], *, max_bytes: int = MAX_ENCODED_BYTES) -
         raise CodecError(f"encoded value is {len(data)} bytes, limit {max_bytes}")
     try:
         value = _decoder_for(type_).decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError, RecursionError) as exc:
         raise CodecError(f"cannot decode {getattr(type_, '__name__', type_)}: {exc}") from exc
     if _encoder.encode(value) != bytes(data):
         raise CodecError(f"non-canonical encoding of {getattr(type_, '__name__', type_)}")

@@ -1,0 +1,97 @@
+"""Transaction envelopes: ids, signatures, bounds and every stateless rejection reason."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pilotchain.codec import CodecError, decode, encode
+from pilotchain.crypto import get_suite
+from pilotchain.ledger.tx import (
+    RejectCode,
+    Transaction,
+    TxLimits,
+    TxRejected,
+    check_transaction,
+    decode_args,
+    decode_transaction,
+    encode_args,
+)
+
+from .helpers import FakeAuthenticator, make_certificate, make_tx
+
+SUITE = get_suite("intl")
+KEY = SUITE.private_key_from_seed(b"alice" * 8)
+CERT = make_certificate(KEY, "alice", "bank-a")
+AUTH = FakeAuthenticator(SUITE)
+NOW = 1_000_000
+
+
+def check(raw: bytes, **overrides: object) -> object:
+    kwargs: dict[str, object] = {
+        "chain_id": "test-chain",
+        "now_ms": NOW,
+        "signer_public_key": lambda cert: AUTH.public_key_of(cert, NOW),
+    }
+    kwargs.update(overrides)
+    return check_transaction(SUITE, raw, **kwargs)  # type: ignore[arg-type]
+
+
+def reason(raw: bytes, **overrides: object) -> RejectCode:
+    with pytest.raises(TxRejected) as info:
+        check(raw, **overrides)
+    return info.value.code
+
+
+def test_valid_transaction_passes_and_id_excludes_signature() -> None:
+    raw = make_tx(SUITE, KEY, CERT)
+    tx = check(raw)
+    resigned = encode(Transaction(body=decode(raw, Transaction).body, signature=KEY.sign(b"other")))
+    assert decode_transaction(SUITE, resigned).tx_id == tx.tx_id  # type: ignore[attr-defined]
+
+
+def test_distinct_nonces_give_distinct_ids() -> None:
+    a = decode_transaction(SUITE, make_tx(SUITE, KEY, CERT, nonce=b"1"))
+    b = decode_transaction(SUITE, make_tx(SUITE, KEY, CERT, nonce=b"2"))
+    assert a.tx_id != b.tx_id
+
+
+def test_every_rejection_reason() -> None:
+    assert reason(make_tx(SUITE, KEY, CERT, chain_id="other-chain")) == RejectCode.WRONG_CHAIN
+    assert reason(make_tx(SUITE, KEY, CERT, expires_at_ms=NOW - 1)) == RejectCode.EXPIRED
+    assert reason(make_tx(SUITE, KEY, CERT, expires_at_ms=NOW + 10**9)) == RejectCode.EXPIRY_TOO_FAR
+    assert reason(make_tx(SUITE, KEY, CERT, contract="Bad-Name")) == RejectCode.BAD_NAME
+    assert reason(make_tx(SUITE, KEY, CERT, nonce=b"")) == RejectCode.MALFORMED
+    assert reason(make_tx(SUITE, KEY, CERT, nonce=b"x" * 33)) == RejectCode.MALFORMED
+    big = make_tx(SUITE, KEY, CERT, args={"key": "k", "value": "v" * 70_000})
+    assert reason(big) == RejectCode.TOO_LARGE
+    assert reason(make_tx(SUITE, KEY, CERT), limits=TxLimits(args_bytes_max=4)) == RejectCode.TOO_LARGE
+    assert reason(b"\x93\x01") == RejectCode.MALFORMED
+    other_key = SUITE.private_key_from_seed(b"mallory" * 8)
+    forged = make_tx(SUITE, other_key, CERT)  # signed by a key that is not the certificate's
+    assert reason(forged) == RejectCode.BAD_SIGNATURE
+    expired_cert = make_certificate(KEY, "alice", "bank-a", not_after_ms=NOW - 1)
+    assert reason(make_tx(SUITE, KEY, expired_cert)) == RejectCode.SIGNER_REJECTED
+
+
+def test_rejection_message_says_what_to_do() -> None:
+    with pytest.raises(TxRejected, match="sign it again"):
+        check(make_tx(SUITE, KEY, CERT, expires_at_ms=NOW - 1))
+
+
+@settings(max_examples=200)
+@given(st.data())
+def test_any_single_byte_change_is_refused(data: st.DataObject) -> None:
+    raw = bytearray(make_tx(SUITE, KEY, CERT))
+    position = data.draw(st.integers(0, len(raw) - 1))
+    raw[position] ^= data.draw(st.integers(1, 255))
+    with pytest.raises(TxRejected):
+        check(bytes(raw))
+
+
+def test_arguments_refuse_floats_and_round_trip() -> None:
+    value = {"amount": 12, "to": ["a", "b"], "memo": b"\x00"}
+    assert decode_args(encode_args(value)) == value
+    with pytest.raises(CodecError, match="floats"):
+        encode_args({"amount": 1.5})
