@@ -1,0 +1,776 @@
+"""LedgerStore: blocks in segment files, indexes and world state in LMDB, one atomic commit.
+
+Theory of operation
+-------------------
+A data directory holds::
+
+    <path>/LOCK            flock'ed while a LedgerStore has the directory open
+    <path>/blocks/*.seg    framed block records (see :mod:`pilotchain.storage.segments`)
+    <path>/lmdb/           one LMDB environment with the named databases below
+
+    meta     b"format", b"bucket_bits", b"hash_probe", b"height", b"state_root", b"last_hash"
+    blocks   height (8 bytes BE)            -> BlockLocation (segment, offset, length, hash)
+    hashes   block hash                     -> height (8 bytes BE)
+    txs      tx id                          -> height (8 bytes BE) || index in block (4 bytes BE)
+    certs    height (8 bytes BE)            -> commit certificate bytes
+    state    bucket (4 bytes BE) || key     -> value
+    tree     node index (4 bytes BE)        -> 32-byte node hash (only nodes ever changed)
+
+Commit protocol (:meth:`LedgerStore.commit_block`):
+
+1. validate everything (height, prepared base, bounds, duplicate hash / tx ids): a caller error
+   raises here and nothing has been written;
+2. append the framed block record to the current segment and fsync it;
+3. one LMDB write transaction: state puts/deletes, changed tree nodes, the block / hash / tx /
+   certificate indexes, and the new ``height``, ``state_root``, ``last_hash``. LMDB is opened
+   with ``sync=True``, so its commit is durable and is *the* atomic point;
+4. only then update the in-memory tree and the cached height / root / hash.
+
+If step 2 or 3 fails (ENOSPC, LMDB map full, I/O error) the segment is truncated back and the
+store stays at its previous height, usable. If the process dies anywhere, the next open
+recovers: LMDB's committed height is authoritative; segment bytes after the last indexed record
+are cut off (a torn record, or a whole record whose transaction never committed); the last
+record's frame and CRC are checked; the persisted tree is checked node by node and its root must
+equal the persisted state root. Any contradiction raises :class:`StorageCorrupted` (halt).
+
+:meth:`LedgerStore.prepare_state` is pure with respect to the store: it reads committed state
+and computes the new root and the changed tree nodes, changing nothing. A prepared state is
+bound to the store and height it was computed on; committing it anywhere else raises.
+
+Thread safety: every public method takes one re-entrant lock, so a proof server thread may read
+while the node commits; reads always see committed state.
+
+Test hook: ``store._crash_at = "<point>"`` (one of :data:`CRASH_POINTS`) makes the next commit
+raise :class:`CrashInjected` at that point without any clean-up, like a process death; the store
+is then unusable and must be closed and reopened. ``store._fault_error = OSError(...)`` raises
+that error at the point instead, exercising the normal error path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import struct
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+import lmdb
+
+from pilotchain.codec import CodecError, decode, encode
+from pilotchain.storage.commitment import (
+    DIGEST_BYTES,
+    BucketTree,
+    HashFn,
+    StateProof,
+    bucket_of,
+    check_bucket_bits,
+    leaf_hash,
+)
+from pilotchain.storage.errors import (
+    CrashInjected,
+    InvalidCommit,
+    LimitExceeded,
+    StorageCorrupted,
+    StorageError,
+    StorageFull,
+    StoreClosed,
+    StoreLocked,
+)
+from pilotchain.storage.segments import BlockLocation, SegmentLog
+
+__all__ = ["LedgerStore", "PreparedState", "StorageLimits", "CRASH_POINTS", "FORMAT"]
+
+FORMAT = b"pilotchain-storage/1"
+#: Named points of the commit path where the test hook can inject a crash.
+CRASH_POINTS = (
+    "before_append",
+    "mid_append",
+    "after_append",
+    "after_segment_fsync",
+    "before_lmdb_commit",
+    "after_lmdb_commit",
+)
+_HASH_PROBE_INPUT = b"pilotchain/storage/hash-probe"
+_U64 = struct.Struct(">Q")
+_I64 = struct.Struct(">q")
+_U32 = struct.Struct(">I")
+_TX = struct.Struct(">QI")
+_DATABASES = ("meta", "blocks", "hashes", "txs", "certs", "state", "tree")
+#: LMDB's own key limit (511 bytes) minus the 4-byte bucket prefix of state keys.
+_LMDB_STATE_KEY_BYTES_MAX = 511 - 4
+
+
+@dataclass(frozen=True, slots=True)
+class StorageLimits:
+    """Bounds on everything a caller can hand the store. Exceeding one raises LimitExceeded."""
+
+    block_bytes_max: int = 64 * 1024 * 1024
+    key_bytes_max: int = 256
+    value_bytes_max: int = 1024 * 1024
+    certificate_bytes_max: int = 1024 * 1024
+    tx_id_bytes_max: int = 64
+    txs_per_block_max: int = 100_000
+    writes_per_block_max: int = 1_000_000
+    segment_bytes_max: int = 1024 * 1024 * 1024
+    map_size_bytes: int = 64 * 1024 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        assert 0 < self.key_bytes_max <= _LMDB_STATE_KEY_BYTES_MAX, "LMDB caps keys at 511 bytes"
+        assert 0 < self.block_bytes_max < 2**31
+        assert self.segment_bytes_max > 0
+        assert self.map_size_bytes > 0
+        for name in ("value_bytes_max", "certificate_bytes_max", "tx_id_bytes_max"):
+            assert getattr(self, name) > 0, name
+        assert self.txs_per_block_max > 0 and self.writes_per_block_max > 0
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedState:
+    """The result of :meth:`LedgerStore.prepare_state`: a new root, not yet committed."""
+
+    #: the state root after the writes
+    root: bytes
+    base_height: int
+    base_root: bytes
+    #: (LMDB state key, value or None for delete), sorted
+    writes: tuple[tuple[bytes, bytes | None], ...]
+    #: tree node index -> new hash (changed leaves and their ancestors)
+    node_changes: Mapping[int, bytes]
+    store_token: object
+
+
+def _height_key(height: int) -> bytes:
+    return _U64.pack(height)
+
+
+def _translate_errors(action: str) -> contextlib.AbstractContextManager[None]:
+    return _ErrorTranslator(action)
+
+
+class _ErrorTranslator:
+    """Turn lmdb / OS errors into StorageError subclasses at the boundary."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None or isinstance(exc, StorageError | CrashInjected):
+            return False
+        if isinstance(exc, lmdb.MapFullError):
+            raise StorageFull(f"{self.action}: LMDB map is full (raise map_size_bytes)") from exc
+        if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc):
+            raise StorageFull(f"{self.action}: no space left on device") from exc
+        if isinstance(exc, lmdb.Error | OSError):
+            raise StorageError(f"{self.action}: {exc}") from exc
+        return False
+
+
+class LedgerStore:
+    """The node's durable ledger: blocks, certificates, indexes and committed world state."""
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        raise TypeError("use LedgerStore.open(path, hash_fn, ...)")
+
+    # -- opening and recovery ----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        hash_fn: HashFn,
+        *,
+        bucket_bits: int = 16,
+        limits: StorageLimits | None = None,
+        verify_state: bool = False,
+    ) -> LedgerStore:
+        """Open (creating if empty) the store at ``path`` and recover it to its last commit.
+
+        ``bucket_bits`` is fixed when the store is created; reopening with another value raises.
+        ``verify_state=True`` also recomputes every bucket hash from the state (O(state)).
+        """
+        check_bucket_bits(bucket_bits)
+        self = object.__new__(cls)
+        self._init_fields(Path(path), hash_fn, bucket_bits, limits or StorageLimits())
+        try:
+            self._open_files()
+            self._recover(verify_state)
+        except BaseException:
+            self._close_handles()
+            raise
+        return self
+
+    def _init_fields(
+        self, path: Path, hash_fn: HashFn, bucket_bits: int, limits: StorageLimits
+    ) -> None:
+        self.path = path
+        self.limits = limits
+        self._hash_fn = hash_fn
+        self._bucket_bits = bucket_bits
+        self._lock = threading.RLock()
+        self._token = object()
+        self._lock_fd: int | None = None
+        self._env: Any = None
+        self._dbs: dict[str, Any] = {}
+        self._segments = SegmentLog(path / "blocks", limits.segment_bytes_max)
+        self._tree = BucketTree(bucket_bits, hash_fn)
+        self._height = -1
+        self._state_root = self._tree.root
+        self._last_hash: bytes | None = None
+        self._closed_reason: str | None = None
+        self._crash_at: str | None = None
+        self._fault_error: OSError | None = None
+
+    def _open_files(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise StoreLocked(f"{self.path} is already open by another LedgerStore") from exc
+        with _translate_errors(f"opening LMDB in {self.path}"):
+            self._env = lmdb.open(
+                str(self.path / "lmdb"),
+                map_size=self.limits.map_size_bytes,
+                subdir=True,
+                max_dbs=len(_DATABASES),
+                sync=True,
+                metasync=True,
+                readahead=False,
+                max_readers=126,
+            )
+            for name in _DATABASES:
+                self._dbs[name] = self._env.open_db(name.encode())
+
+    def _recover(self, verify_state: bool) -> None:
+        hash_probe = self._hash_fn(_HASH_PROBE_INPUT)
+        assert len(hash_probe) == DIGEST_BYTES, "hash_fn must return 32-byte digests"
+        meta = self._dbs["meta"]
+        with _translate_errors("reading store metadata"), self._env.begin(db=meta) as txn:
+            stored_format = txn.get(b"format")
+        if stored_format is None:
+            self._initialise(hash_probe)
+        elif stored_format != FORMAT:
+            raise StorageError(f"{self.path}: unknown storage format {stored_format!r}")
+        with _translate_errors("reading store metadata"), self._env.begin() as txn:
+            self._check_configuration(txn, hash_probe)
+            self._height = _I64.unpack(txn.get(b"height", db=meta))[0]
+            self._state_root = txn.get(b"state_root", db=meta)
+            last_hash = txn.get(b"last_hash", db=meta)
+            self._last_hash = last_hash or None
+            last = self._check_block_index(txn)
+            tree_rows = self._load_tree(txn)
+            state_empty = txn.stat(self._dbs["state"])["entries"] == 0
+        if tree_rows == 0 and not state_empty:
+            self._rebuild_tree_from_state()
+        with _translate_errors(f"recovering segment files in {self.path}"):
+            self._segments.recover(last, self._height)
+        self._check_tree()
+        if verify_state:
+            self.verify_integrity(blocks=False, state=True)
+
+    def _initialise(self, hash_probe: bytes) -> None:
+        with _translate_errors("initialising store"), self._env.begin(write=True) as txn:
+            meta = self._dbs["meta"]
+            txn.put(b"format", FORMAT, db=meta)
+            txn.put(b"bucket_bits", _U32.pack(self._bucket_bits), db=meta)
+            txn.put(b"hash_probe", hash_probe, db=meta)
+            txn.put(b"height", _I64.pack(-1), db=meta)
+            txn.put(b"state_root", self._tree.root, db=meta)
+            txn.put(b"last_hash", b"", db=meta)
+
+    def _check_configuration(self, txn: Any, hash_probe: bytes) -> None:
+        meta = self._dbs["meta"]
+        stored_bits = _U32.unpack(txn.get(b"bucket_bits", db=meta))[0]
+        if stored_bits != self._bucket_bits:
+            raise StorageError(
+                f"{self.path} was created with bucket_bits={stored_bits}, "
+                f"opened with {self._bucket_bits} (fixed at genesis)"
+            )
+        if txn.get(b"hash_probe", db=meta) != hash_probe:
+            raise StorageError(f"{self.path} was created with a different hash function (suite)")
+
+    def _check_block_index(self, txn: Any) -> BlockLocation | None:
+        """The location of the last block, after checking the index agrees with ``height``."""
+        cursor = txn.cursor(db=self._dbs["blocks"])
+        if not cursor.last():
+            if self._height != -1 or self._last_hash is not None:
+                raise StorageCorrupted(f"meta says height {self._height} but no block is indexed")
+            return None
+        indexed_height = _U64.unpack(cursor.key())[0]
+        if indexed_height != self._height:
+            raise StorageCorrupted(
+                f"meta says height {self._height} but the last indexed block is {indexed_height}"
+            )
+        location = self._decode_location(cursor.value(), indexed_height)
+        if location.block_hash != self._last_hash:
+            raise StorageCorrupted(f"last_hash does not match block {indexed_height}'s hash")
+        return location
+
+    def _load_tree(self, txn: Any) -> int:
+        rows = 0
+        changes: dict[int, bytes] = {}
+        node_count = self._tree.node_count
+        for key, value in txn.cursor(db=self._dbs["tree"]):
+            index = _U32.unpack(key)[0]
+            if not 1 <= index <= node_count or len(value) != DIGEST_BYTES:
+                raise StorageCorrupted(f"tree node row {key.hex()} is malformed")
+            changes[index] = value
+            rows += 1
+        self._tree.apply(changes)
+        return rows
+
+    def _rebuild_tree_from_state(self) -> None:
+        """Recompute every bucket hash from the state and persist the tree (tree rows missing)."""
+        tree = BucketTree(self._bucket_bits, self._hash_fn)
+        with _translate_errors("rebuilding the state tree"), self._env.begin() as txn:
+            leaves = {b: leaf_hash(e, self._hash_fn) for b, e in self._iter_buckets(txn)}
+        changes = tree.compute_update(leaves)
+        with _translate_errors("rebuilding the state tree"), self._env.begin(write=True) as txn:
+            txn.cursor(db=self._dbs["tree"]).putmulti(
+                [(_U32.pack(i), h) for i, h in sorted(changes.items())]
+            )
+        self._tree = tree
+        self._tree.apply(changes)
+
+    def _check_tree(self) -> None:
+        bad = self._tree.first_inconsistent_node()
+        if bad is not None:
+            raise StorageCorrupted(f"state tree node {bad} does not hash its children")
+        if self._tree.root != self._state_root:
+            raise StorageCorrupted(
+                f"persisted state root {self._state_root.hex()} != tree root "
+                f"{self._tree.root.hex()} at height {self._height}"
+            )
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def height(self) -> int:
+        """Height of the last committed block; -1 when empty (genesis is height 0)."""
+        return self._height
+
+    @property
+    def state_root(self) -> bytes:
+        """Root of the committed state."""
+        return self._state_root
+
+    @property
+    def last_block_hash(self) -> bytes | None:
+        """Hash of the last committed block; None when empty."""
+        return self._last_hash
+
+    @property
+    def bucket_bits(self) -> int:
+        return self._bucket_bits
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _state_key(self, key: bytes) -> bytes:
+        if not isinstance(key, bytes):
+            raise TypeError(f"state keys are bytes, got {type(key).__name__}")
+        if len(key) > self.limits.key_bytes_max:
+            raise LimitExceeded(f"key is {len(key)} bytes, limit {self.limits.key_bytes_max}")
+        return _U32.pack(bucket_of(key, self._bucket_bits, self._hash_fn)) + key
+
+    def _bucket_entries(self, cursor: Any, bucket: int) -> list[tuple[bytes, bytes]]:
+        prefix = _U32.pack(bucket)
+        entries: list[tuple[bytes, bytes]] = []
+        if not cursor.set_range(prefix):
+            return entries
+        for lmdb_key, value in cursor:
+            if lmdb_key[:4] != prefix:
+                break
+            entries.append((lmdb_key[4:], value))
+        return entries
+
+    def _iter_buckets(self, txn: Any) -> Iterator[tuple[int, list[tuple[bytes, bytes]]]]:
+        bucket = -1
+        entries: list[tuple[bytes, bytes]] = []
+        for lmdb_key, value in txn.cursor(db=self._dbs["state"]):
+            current = _U32.unpack_from(lmdb_key)[0]
+            if current != bucket:
+                if entries:
+                    yield bucket, entries
+                bucket, entries = current, []
+            entries.append((lmdb_key[4:], value))
+        if entries:
+            yield bucket, entries
+
+    def prepare_state(self, writes: Mapping[bytes, bytes | None]) -> PreparedState:
+        """Compute the root of committed state + ``writes`` (None deletes). Changes nothing."""
+        with self._lock:
+            self._check_open()
+            if len(writes) > self.limits.writes_per_block_max:
+                raise LimitExceeded(
+                    f"{len(writes)} writes, limit {self.limits.writes_per_block_max}"
+                )
+            value_max = self.limits.value_bytes_max
+            by_bucket: dict[bytes, dict[bytes, bytes | None]] = {}
+            lmdb_writes: list[tuple[bytes, bytes | None]] = []
+            for key, value in writes.items():
+                state_key = self._state_key(key)
+                if value is not None:
+                    if not isinstance(value, bytes):
+                        raise TypeError(f"state values are bytes, got {type(value).__name__}")
+                    if len(value) > value_max:
+                        raise LimitExceeded(f"value is {len(value)} bytes, limit {value_max}")
+                by_bucket.setdefault(state_key[:4], {})[key] = value
+                lmdb_writes.append((state_key, value))
+            leaves: dict[int, bytes] = {}
+            with _translate_errors("reading state"), self._env.begin(db=self._dbs["state"]) as txn:
+                cursor = txn.cursor()
+                for prefix, bucket_writes in by_bucket.items():
+                    bucket = _U32.unpack(prefix)[0]
+                    entries = dict(self._bucket_entries(cursor, bucket))
+                    for key, value in bucket_writes.items():
+                        if value is None:
+                            entries.pop(key, None)
+                        else:
+                            entries[key] = value
+                    leaves[bucket] = leaf_hash(sorted(entries.items()), self._hash_fn)
+            changes = self._tree.compute_update(leaves)
+            lmdb_writes.sort(key=lambda item: item[0])
+            return PreparedState(
+                root=changes.get(1, self._tree.root),
+                base_height=self._height,
+                base_root=self._state_root,
+                writes=tuple(lmdb_writes),
+                node_changes=MappingProxyType(changes),
+                store_token=self._token,
+            )
+
+    def get(self, key: bytes) -> bytes | None:
+        """The committed value of ``key``; None when absent."""
+        with self._lock:
+            self._check_open()
+            state_key = self._state_key(key)
+            with _translate_errors("reading state"), self._env.begin() as txn:
+                value: bytes | None = txn.get(state_key, db=self._dbs["state"])
+            return value
+
+    def get_with_proof(self, key: bytes) -> tuple[bytes | None, StateProof]:
+        """The committed value of ``key`` (None: absent) and a proof against :attr:`state_root`."""
+        with self._lock:
+            self._check_open()
+            state_key = self._state_key(key)
+            bucket = _U32.unpack_from(state_key)[0]
+            with _translate_errors("reading state"), self._env.begin(db=self._dbs["state"]) as txn:
+                value: bytes | None = txn.get(state_key)
+                entries = self._bucket_entries(txn.cursor(), bucket)
+            proof = StateProof(
+                bucket_bits=self._bucket_bits,
+                bucket=bucket,
+                entries=tuple(entries),
+                siblings=self._tree.siblings(bucket),
+            )
+            return value, proof
+
+    def iter_state(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every committed (key, value), in bucket order, from one consistent snapshot."""
+        self._check_open()
+        with _translate_errors("reading state"), self._env.begin() as txn:
+            for _, entries in self._iter_buckets(txn):
+                yield from entries
+
+    # -- blocks -----------------------------------------------------------------------------
+
+    def commit_block(
+        self,
+        height: int,
+        block_hash: bytes,
+        block_bytes: bytes,
+        tx_ids: Sequence[bytes],
+        prepared: PreparedState,
+        certificate: bytes | None = None,
+    ) -> None:
+        """Durably append block ``height`` and apply ``prepared``; all or nothing.
+
+        Raises InvalidCommit / LimitExceeded (nothing written) for caller errors, StorageFull /
+        StorageError (store still at its previous height) for operating errors.
+        """
+        with self._lock:
+            self._check_open()
+            self._check_commit(height, block_hash, block_bytes, tx_ids, prepared, certificate)
+            with _translate_errors(f"appending block {height}"):
+                location = self._segments.append(height, block_bytes, self._fault)
+            location = BlockLocation(
+                location.segment, location.offset, location.length, block_hash
+            )
+            try:
+                with _translate_errors(f"committing block {height}"):
+                    self._write_index(height, block_hash, tx_ids, prepared, certificate, location)
+            except CrashInjected:
+                raise
+            except BaseException:
+                self._undo_append()
+                raise
+            self._fault("after_lmdb_commit")
+            self._segments.confirm_append()
+            self._tree.apply(prepared.node_changes)
+            assert self._tree.root == prepared.root
+            self._height = height
+            self._state_root = prepared.root
+            self._last_hash = block_hash
+
+    def _check_commit(
+        self,
+        height: int,
+        block_hash: bytes,
+        block_bytes: bytes,
+        tx_ids: Sequence[bytes],
+        prepared: PreparedState,
+        certificate: bytes | None,
+    ) -> None:
+        limits = self.limits
+        if height != self._height + 1:
+            raise InvalidCommit(f"block height {height}, expected {self._height + 1}")
+        if prepared.store_token is not self._token:
+            raise InvalidCommit("prepared state was computed by another store (or before reopen)")
+        if prepared.base_height != self._height or prepared.base_root != self._state_root:
+            raise InvalidCommit(
+                f"stale prepared state: based on height {prepared.base_height}, "
+                f"store is at {self._height}"
+            )
+        if not isinstance(block_hash, bytes) or len(block_hash) != DIGEST_BYTES:
+            raise InvalidCommit(f"block hash must be {DIGEST_BYTES} bytes")
+        if not isinstance(block_bytes, bytes):
+            raise TypeError(f"block bytes must be bytes, got {type(block_bytes).__name__}")
+        if len(block_bytes) > limits.block_bytes_max:
+            raise LimitExceeded(
+                f"block is {len(block_bytes)} bytes, limit {limits.block_bytes_max}"
+            )
+        if certificate is not None:
+            self._check_certificate(certificate)
+        if len(tx_ids) > limits.txs_per_block_max:
+            raise LimitExceeded(f"{len(tx_ids)} transactions, limit {limits.txs_per_block_max}")
+        for tx_id in tx_ids:
+            if not isinstance(tx_id, bytes) or not 0 < len(tx_id) <= limits.tx_id_bytes_max:
+                raise LimitExceeded(f"tx ids are 1..{limits.tx_id_bytes_max} bytes")
+        if len(set(tx_ids)) != len(tx_ids):
+            raise InvalidCommit(f"block {height} lists a transaction id twice")
+        with _translate_errors("checking indexes"), self._env.begin() as txn:
+            if txn.get(block_hash, db=self._dbs["hashes"]) is not None:
+                raise InvalidCommit(f"block hash {block_hash.hex()} is already stored")
+            txs = self._dbs["txs"]
+            for tx_id in tx_ids:
+                if txn.get(tx_id, db=txs) is not None:
+                    raise InvalidCommit(f"transaction {tx_id.hex()} is already in a block")
+
+    def _check_certificate(self, certificate: bytes) -> None:
+        if not isinstance(certificate, bytes):
+            raise TypeError(f"certificates are bytes, got {type(certificate).__name__}")
+        if len(certificate) > self.limits.certificate_bytes_max:
+            raise LimitExceeded(
+                f"certificate is {len(certificate)} bytes, "
+                f"limit {self.limits.certificate_bytes_max}"
+            )
+
+    def _write_index(
+        self,
+        height: int,
+        block_hash: bytes,
+        tx_ids: Sequence[bytes],
+        prepared: PreparedState,
+        certificate: bytes | None,
+        location: BlockLocation,
+    ) -> None:
+        dbs = self._dbs
+        height_key = _height_key(height)
+        with self._env.begin(write=True) as txn:
+            state = txn.cursor(db=dbs["state"])
+            for state_key, value in prepared.writes:
+                if value is None:
+                    if state.set_key(state_key):
+                        state.delete()
+                else:
+                    state.put(state_key, value)
+            txn.cursor(db=dbs["tree"]).putmulti(
+                [(_U32.pack(i), h) for i, h in sorted(prepared.node_changes.items())]
+            )
+            txn.put(height_key, encode(location), db=dbs["blocks"], overwrite=False)
+            stored = txn.put(block_hash, height_key, db=dbs["hashes"], overwrite=False)
+            assert stored, "duplicate block hash passed the pre-check"
+            txs = dbs["txs"]
+            for index, tx_id in enumerate(tx_ids):
+                stored = txn.put(tx_id, _TX.pack(height, index), db=txs, overwrite=False)
+                assert stored, "duplicate tx id passed the pre-check"
+            if certificate is not None:
+                txn.put(height_key, certificate, db=dbs["certs"])
+            meta = dbs["meta"]
+            txn.put(b"height", _I64.pack(height), db=meta)
+            txn.put(b"state_root", prepared.root, db=meta)
+            txn.put(b"last_hash", block_hash, db=meta)
+            self._fault("before_lmdb_commit")
+
+    def _undo_append(self) -> None:
+        try:
+            self._segments.undo_append()
+        except OSError as exc:
+            self._closed_reason = f"could not truncate an uncommitted block record: {exc}"
+            raise StorageError(self._closed_reason + "; reopen the store to recover") from exc
+
+    def _decode_location(self, raw: bytes, height: int) -> BlockLocation:
+        try:
+            return decode(raw, BlockLocation)
+        except CodecError as exc:
+            raise StorageCorrupted(f"index entry of block {height} is malformed: {exc}") from exc
+
+    def _location(self, txn: Any, height: int) -> BlockLocation | None:
+        raw = txn.get(_height_key(height), db=self._dbs["blocks"])
+        return None if raw is None else self._decode_location(raw, height)
+
+    def get_block(self, height: int) -> bytes | None:
+        """The bytes of block ``height`` (CRC-checked), or None when not stored."""
+        with self._lock:
+            self._check_open()
+            if not isinstance(height, int) or not 0 <= height <= self._height:
+                return None
+            with _translate_errors(f"reading block {height}"):
+                with self._env.begin() as txn:
+                    location = self._location(txn, height)
+                if location is None:
+                    raise StorageCorrupted(f"block {height} <= height {self._height} not indexed")
+                return self._segments.read(location, height)
+
+    def get_block_hash(self, height: int) -> bytes | None:
+        """The hash of block ``height``, or None when not stored."""
+        with self._lock:
+            self._check_open()
+            if not isinstance(height, int) or not 0 <= height <= self._height:
+                return None
+            with _translate_errors("reading block index"), self._env.begin() as txn:
+                location = self._location(txn, height)
+            return None if location is None else location.block_hash
+
+    def get_height_by_hash(self, block_hash: bytes) -> int | None:
+        with self._lock:
+            self._check_open()
+            with _translate_errors("reading block index"), self._env.begin() as txn:
+                raw = txn.get(block_hash, db=self._dbs["hashes"])
+            return None if raw is None else int(_U64.unpack(raw)[0])
+
+    def get_block_by_hash(self, block_hash: bytes) -> bytes | None:
+        """The bytes of the block whose hash is ``block_hash``, or None."""
+        with self._lock:
+            height = self.get_height_by_hash(block_hash)
+            return None if height is None else self.get_block(height)
+
+    def iter_blocks(self, start: int, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """``(height, block bytes)`` for stored heights in ``[start, stop)``, in order."""
+        stop = self._height + 1 if stop is None else min(stop, self._height + 1)
+        for height in range(max(start, 0), stop):
+            block = self.get_block(height)
+            assert block is not None
+            yield height, block
+
+    def locate_tx(self, tx_id: bytes) -> tuple[int, int] | None:
+        """``(block height, index in block)`` of a committed transaction, or None."""
+        with self._lock:
+            self._check_open()
+            with _translate_errors("reading tx index"), self._env.begin() as txn:
+                raw = txn.get(tx_id, db=self._dbs["txs"])
+            if raw is None:
+                return None
+            height, index = _TX.unpack(raw)
+            return int(height), int(index)
+
+    def get_certificate(self, height: int) -> bytes | None:
+        """The commit certificate stored for block ``height``, or None."""
+        with self._lock:
+            self._check_open()
+            if not isinstance(height, int) or not 0 <= height <= self._height:
+                return None
+            with _translate_errors("reading certificates"), self._env.begin() as txn:
+                certificate: bytes | None = txn.get(_height_key(height), db=self._dbs["certs"])
+            return certificate
+
+    def set_certificate(self, height: int, certificate: bytes) -> None:
+        """Store (or replace) the commit certificate of committed block ``height``; durable."""
+        with self._lock:
+            self._check_open()
+            if not 0 <= height <= self._height:
+                raise InvalidCommit(f"no block {height} (height is {self._height})")
+            self._check_certificate(certificate)
+            action = f"storing certificate {height}"
+            with _translate_errors(action), self._env.begin(write=True) as txn:
+                txn.put(_height_key(height), certificate, db=self._dbs["certs"])
+
+    # -- integrity --------------------------------------------------------------------------
+
+    def verify_integrity(self, *, blocks: bool = True, state: bool = True) -> None:
+        """Full audit (O(ledger)): every block's CRC and index, every bucket hash, the root.
+
+        Raises StorageCorrupted on the first contradiction.
+        """
+        with self._lock:
+            self._check_open()
+            if blocks:
+                for height, _ in self.iter_blocks(0):
+                    block_hash = self.get_block_hash(height)
+                    assert block_hash is not None
+                    if self.get_height_by_hash(block_hash) != height:
+                        raise StorageCorrupted(f"hash index of block {height} is wrong")
+            if state:
+                expected = BucketTree(self._bucket_bits, self._hash_fn)
+                with _translate_errors("auditing state"), self._env.begin() as txn:
+                    leaves = {b: leaf_hash(e, self._hash_fn) for b, e in self._iter_buckets(txn)}
+                expected.apply(expected.compute_update(leaves))
+                if expected.root != self._state_root:
+                    raise StorageCorrupted("state entries do not hash to the committed root")
+            self._check_tree()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _fault(self, point: str) -> None:
+        """The test hook: a no-op unless ``_crash_at == point`` (then it fires once)."""
+        assert point in CRASH_POINTS, point
+        if self._crash_at != point:
+            return
+        self._crash_at = None
+        if self._fault_error is not None:
+            assert point != "after_lmdb_commit", "an error after the commit point would lie"
+            error, self._fault_error = self._fault_error, None
+            raise error
+        self._closed_reason = f"crash injected at {point}; reopen the store"
+        raise CrashInjected(point)
+
+    def _check_open(self) -> None:
+        if self._closed_reason is not None:
+            raise StoreClosed(f"{self.path}: {self._closed_reason}")
+
+    def close(self) -> None:
+        """Release files, LMDB and the directory lock. Idempotent; does no clean-up writes."""
+        with self._lock:
+            if self._closed_reason is None:
+                self._closed_reason = "closed"
+            self._close_handles()
+
+    def _close_handles(self) -> None:
+        with contextlib.suppress(OSError):
+            self._segments.close()
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> LedgerStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
