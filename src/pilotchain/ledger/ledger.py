@@ -1,0 +1,339 @@
+"""The ledger: blocks built, checked, committed and read back with proofs.
+
+Theory of operation
+-------------------
+:class:`Ledger` joins the pure pieces (transaction checks, execution, Merkle roots, block
+hashing) to the embedded store (:mod:`pilotchain.storage`). Three verbs move it forward:
+
+* :meth:`Ledger.build_block` (the proposer): check each candidate transaction, drop the ones that
+  cannot be included (a malformed, badly signed, duplicate or expired one), execute the rest on
+  the committed state, and return a :class:`~pilotchain.ledger.block.Block` whose header carries
+  the transaction, receipt and post-execution state roots;
+* :meth:`Ledger.verify_block` (every validator, and block sync): re-execute and compare every root;
+  a mismatch raises :class:`BlockInvalid` and changes nothing;
+* :meth:`Ledger.commit_block`: store block, receipts and state diff atomically (the store's
+  commit is the single atomic point; a crash at any instant recovers to height h or h + 1).
+
+Execution results are cached by block hash between verify and commit, so a validator executes a
+block once. The only clock is the block's proposer timestamp.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pilotchain.codec import CodecError, decode, encode
+from pilotchain.crypto import Suite, get_suite
+from pilotchain.ledger.block import (
+    BLOCK_VERSION,
+    ZERO_HASH,
+    Block,
+    BlockHeader,
+    Receipt,
+    TxProof,
+    block_hash,
+    make_tx_proof,
+    receipt_root,
+    tx_root,
+    verify_block_body,
+)
+from pilotchain.ledger.execution import Caller, ContractRegistry, execute_transactions
+from pilotchain.ledger.genesis import GENESIS_STATE_KEY, Genesis, validator_set_hash
+from pilotchain.ledger.tx import RejectCode, SignedTx, TxRejected, check_transaction
+from pilotchain.storage import LedgerStore, StateProof
+
+__all__ = ["Ledger", "BlockInvalid", "SignerAuthenticator", "TxRecord"]
+
+#: Executed-but-uncommitted blocks kept between verify and commit.
+PREPARED_BLOCKS_MAX = 8
+
+
+class BlockInvalid(Exception):
+    """A block that does not follow from the chain (its reason says which check failed)."""
+
+
+class SignerAuthenticator(Protocol):
+    """Turns a transaction's signer certificate into a checked identity (the membership layer)."""
+
+    def public_key_of(self, certificate: bytes, now_ms: int) -> bytes:
+        """SPKI DER of the signer's key; raises TxRejected when no member vouches for it then."""
+        ...
+
+    def caller_of(self, certificate: bytes, now_ms: int) -> Caller:
+        """The authenticated caller; raises TxRejected (UNKNOWN_SIGNER / SIGNER_REJECTED)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TxRecord:
+    """A committed transaction with everything a client needs to check it against a header."""
+
+    tx_raw: bytes
+    receipt: Receipt
+    header: BlockHeader
+    proof: TxProof
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    block: Block
+    block_hash: bytes
+    state: Any  # the store's prepared state diff
+
+
+class Ledger:
+    def __init__(self, store: LedgerStore, genesis: Genesis, authenticator: SignerAuthenticator,
+                 registry: ContractRegistry) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.suite: Suite = get_suite(genesis.suite)
+        self.chain_id = genesis.chain_id
+        self.authenticator = authenticator
+        self.registry = registry
+        self._validator_set_hash = validator_set_hash(self.suite.hash, genesis.validators)
+        self._prepared: OrderedDict[bytes, _Prepared] = OrderedDict()
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        genesis: Genesis,
+        authenticator: SignerAuthenticator,
+        registry: ContractRegistry,
+    ) -> Ledger:
+        """Open (recovering) or create the ledger at ``path``; writes block 0 when empty."""
+        genesis.check()
+        suite = get_suite(genesis.suite)
+        store = LedgerStore.open(path, suite.hash, bucket_bits=genesis.params.state_bucket_bits)
+        ledger = cls(store, genesis, authenticator, registry)
+        if store.height < 0:
+            ledger._commit_genesis()
+        else:
+            stored = store.get(GENESIS_STATE_KEY)
+            if stored != encode(genesis):
+                store.close()
+                raise BlockInvalid(
+                    f"the ledger at {path} belongs to another genesis; use the genesis it was created with or a new folder"
+                )
+        return ledger
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _commit_genesis(self) -> None:
+        writes = {GENESIS_STATE_KEY: encode(self.genesis)}
+        prepared = self.store.prepare_state(writes)
+        header = BlockHeader(
+            version=BLOCK_VERSION,
+            chain_id=self.chain_id,
+            height=0,
+            parent_hash=ZERO_HASH,
+            proposer="genesis",
+            timestamp_ms=self.genesis.genesis_time_ms,
+            tx_count=0,
+            tx_root=tx_root(self.suite, []),
+            receipt_root=receipt_root(self.suite, []),
+            state_root=prepared.root,
+            validator_set_hash=self._validator_set_hash,
+        )
+        block = Block(header=header, txs=(), receipts=())
+        self.store.commit_block(0, block_hash(self.suite, header), encode(block), [], prepared)
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def height(self) -> int:
+        return self.store.height
+
+    @property
+    def head_hash(self) -> bytes:
+        digest = self.store.last_block_hash
+        assert digest is not None, "an open ledger always has block 0"
+        return digest
+
+    def get_block(self, height: int) -> Block | None:
+        raw = self.store.get_block(height)
+        return None if raw is None else decode(raw, Block)
+
+    def head(self) -> BlockHeader:
+        block = self.get_block(self.height)
+        assert block is not None, "the committed head block must be readable"
+        return block.header
+
+    def iter_blocks(self, start: int, stop: int) -> Iterator[Block]:
+        for _height, raw in self.store.iter_blocks(start, stop):
+            yield decode(raw, Block)
+
+    def get_transaction(self, tx_id: bytes) -> TxRecord | None:
+        location = self.store.locate_tx(tx_id)
+        if location is None:
+            return None
+        height, index = location
+        block = self.get_block(height)
+        assert block is not None and index < len(block.txs), "tx index points at a missing block"
+        return TxRecord(
+            tx_raw=block.txs[index],
+            receipt=block.receipts[index],
+            header=block.header,
+            proof=make_tx_proof(self.suite, block, index),
+        )
+
+    def read_state(self, contract: str, key: bytes) -> tuple[bytes | None, StateProof]:
+        """A contract's value and the proof that it is (or is not) under the head's state root."""
+        return self.store.get_with_proof(contract.encode() + b"\x00" + key)
+
+    # ------------------------------------------------------------------ building and checking
+
+    def check_tx(self, raw: bytes, now_ms: int, *, verify_signature: bool = True) -> SignedTx:
+        """Stateless and duplicate checks a transaction passes before mempool or block."""
+        tx = check_transaction(
+            self.suite,
+            raw,
+            chain_id=self.chain_id,
+            now_ms=now_ms,
+            signer_public_key=lambda cert: self.authenticator.public_key_of(cert, now_ms),
+            limits=self.genesis.params.tx_limits,
+            verify_signature=verify_signature,
+        )
+        if self.store.locate_tx(tx.tx_id) is not None:
+            raise TxRejected(RejectCode.DUPLICATE, "this transaction is already committed")
+        return tx
+
+    def build_block(
+        self,
+        candidates: Sequence[bytes],
+        *,
+        proposer: str,
+        timestamp_ms: int,
+        consensus_data: bytes = b"",
+        on_rejected: Callable[[bytes, TxRejected], None] | None = None,
+    ) -> Block:
+        """The next block from ``candidates`` (in order), executed on the committed state."""
+        params = self.genesis.params
+        head = self.head()
+        if timestamp_ms <= head.timestamp_ms:
+            timestamp_ms = head.timestamp_ms + 1
+        chosen: list[SignedTx] = []
+        seen: set[bytes] = set()
+        size = 0
+        for raw in candidates:
+            if len(chosen) >= params.block_txs_max or size + len(raw) > params.block_bytes_max:
+                break
+            try:
+                tx = self.check_tx(raw, timestamp_ms)
+                if tx.tx_id in seen:
+                    raise TxRejected(RejectCode.DUPLICATE, "the same transaction twice in one block")
+            except TxRejected as exc:
+                if on_rejected is not None:
+                    on_rejected(raw, exc)
+                continue
+            seen.add(tx.tx_id)
+            chosen.append(tx)
+            size += len(raw)
+        return self._execute(chosen, proposer=proposer, timestamp_ms=timestamp_ms,
+                             parent=head, consensus_data=consensus_data)
+
+    def _execute(self, txs: Sequence[SignedTx], *, proposer: str, timestamp_ms: int,
+                 parent: BlockHeader, consensus_data: bytes) -> Block:
+        result = execute_transactions(
+            txs,
+            base=self.store,
+            registry=self.registry,
+            chain_id=self.chain_id,
+            height=parent.height + 1,
+            timestamp_ms=timestamp_ms,
+            caller_of=lambda tx: self.authenticator.caller_of(tx.body.signer_certificate, timestamp_ms),
+        )
+        prepared_state = self.store.prepare_state(result.writes)
+        raw_txs = tuple(tx.raw for tx in txs)
+        header = BlockHeader(
+            version=BLOCK_VERSION,
+            chain_id=self.chain_id,
+            height=parent.height + 1,
+            parent_hash=block_hash(self.suite, parent),
+            proposer=proposer,
+            timestamp_ms=timestamp_ms,
+            tx_count=len(raw_txs),
+            tx_root=tx_root(self.suite, raw_txs),
+            receipt_root=receipt_root(self.suite, result.receipts),
+            state_root=prepared_state.root,
+            validator_set_hash=self._validator_set_hash,
+            consensus_data=consensus_data,
+        )
+        block = Block(header=header, txs=raw_txs, receipts=result.receipts)
+        self._remember(_Prepared(block=block, block_hash=block_hash(self.suite, header), state=prepared_state))
+        return block
+
+    def _remember(self, prepared: _Prepared) -> None:
+        self._prepared[prepared.block_hash] = prepared
+        while len(self._prepared) > PREPARED_BLOCKS_MAX:
+            self._prepared.popitem(last=False)
+
+    def verify_block(self, block: Block) -> bytes:
+        """Re-execute ``block`` on the committed state; its hash when every root matches."""
+        header = block.header
+        digest = block_hash(self.suite, header)
+        cached = self._prepared.get(digest)
+        if cached is not None and cached.block == block and cached.state.base_root == self.store.state_root:
+            return digest
+        head = self.head()
+        checks = [
+            (header.version == BLOCK_VERSION, f"unknown block version {header.version}"),
+            (header.chain_id == self.chain_id, f"block is for chain {header.chain_id!r}"),
+            (header.height == head.height + 1, f"block height {header.height}, expected {head.height + 1}"),
+            (header.parent_hash == block_hash(self.suite, head), "parent hash does not match the head block"),
+            (header.timestamp_ms > head.timestamp_ms, "timestamp does not advance past the parent's"),
+            (header.validator_set_hash == self._validator_set_hash, "validator set hash does not match"),
+            (len(block.txs) <= self.genesis.params.block_txs_max, "too many transactions"),
+        ]
+        for ok, reason in checks:
+            if not ok:
+                raise BlockInvalid(reason)
+        body_problem = verify_block_body(self.suite, block)
+        if body_problem:
+            raise BlockInvalid(body_problem)
+        txs: list[SignedTx] = []
+        seen: set[bytes] = set()
+        for raw in block.txs:
+            try:
+                tx = self.check_tx(raw, header.timestamp_ms)
+            except TxRejected as exc:
+                raise BlockInvalid(f"block includes a transaction that may not be included: {exc}") from exc
+            if tx.tx_id in seen:
+                raise BlockInvalid("block includes the same transaction twice")
+            seen.add(tx.tx_id)
+            txs.append(tx)
+        rebuilt = self._execute(txs, proposer=header.proposer, timestamp_ms=header.timestamp_ms,
+                                parent=head, consensus_data=header.consensus_data)
+        if rebuilt.header != header or rebuilt.receipts != block.receipts:
+            differing = [
+                name for name in ("receipt_root", "state_root", "tx_root")
+                if getattr(rebuilt.header, name) != getattr(header, name)
+            ]
+            raise BlockInvalid(f"re-execution disagrees with the block on {', '.join(differing) or 'receipts'}")
+        return digest
+
+    # ------------------------------------------------------------------ committing
+
+    def commit_block(self, block: Block, certificate: bytes | None = None) -> bytes:
+        """Verify (unless already verified) and store ``block`` atomically; returns its hash."""
+        digest = self.verify_block(block)
+        prepared = self._prepared.pop(digest)
+        tx_ids = [r.tx_id for r in block.receipts]
+        self.store.commit_block(block.header.height, digest, encode(block), tx_ids, prepared.state,
+                                certificate=certificate)
+        self._prepared.clear()  # every other prepared block was built on the old head
+        return digest
+
+
+def decode_block(raw: bytes) -> Block:
+    try:
+        return decode(raw, Block)
+    except CodecError as exc:
+        raise BlockInvalid(f"not a canonical block: {exc}") from exc
