@@ -1,0 +1,270 @@
+"""LedgerStore API, bounds, errors and recovery of in-process failures."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from pilotchain.storage import (
+    InvalidCommit,
+    LedgerStore,
+    LimitExceeded,
+    StorageCorrupted,
+    StorageError,
+    StorageFull,
+    StorageLimits,
+    StoreClosed,
+    StoreLocked,
+    compute_state_root,
+    verify_state_proof,
+)
+
+from .conftest import SMALL_LIMITS, open_store
+from .workload import BUCKET_BITS, block_for, check_against_workload, commit_next, hash_fn
+
+
+def commit(store: LedgerStore, writes: dict[bytes, bytes | None], **kwargs: object) -> None:
+    height = store.height + 1
+    block = b"block %d" % height
+    store.commit_block(
+        height, hash_fn(block), block, kwargs.pop("tx_ids", []), store.prepare_state(writes),  # type: ignore[arg-type]
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_empty_store(store: LedgerStore) -> None:
+    assert store.height == -1
+    assert store.last_block_hash is None
+    assert store.state_root == compute_state_root([], BUCKET_BITS, hash_fn)
+    assert store.get(b"k") is None
+    assert store.get_block(0) is None
+    assert list(store.iter_blocks(0)) == []
+    value, proof = store.get_with_proof(b"k")
+    assert value is None
+    assert verify_state_proof(store.state_root, b"k", None, proof, hash_fn)
+
+
+def test_commit_read_reopen(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    for _ in range(60):  # 64 KiB segments: several roll-overs
+        commit_next(store)
+    check_against_workload(store)
+    assert [h for h, _ in store.iter_blocks(10, 13)] == [10, 11, 12]
+    assert len(list((tmp_path / "blocks").glob("*.seg"))) > 1
+    assert store.get_certificate(1) is None
+    store.set_certificate(3, b"replaced certificate")
+    root = store.state_root
+    store.close()
+    with pytest.raises(StoreClosed):
+        store.get(b"k")
+    store = open_store(tmp_path, verify_state=True)
+    assert store.height == 59 and store.state_root == root
+    assert store.get_certificate(3) == b"replaced certificate"
+    store.set_certificate(3, b"cert 3")  # restore for the workload check
+    check_against_workload(store)
+    store.verify_integrity()
+    commit_next(store)
+    check_against_workload(store)
+    store.close()
+
+
+def test_prepare_is_pure_and_stale_prepared_is_refused(store: LedgerStore) -> None:
+    root = store.state_root
+    first = store.prepare_state({b"a": b"1"})
+    second = store.prepare_state({b"b": b"2"})
+    assert store.state_root == root and store.get(b"a") is None
+    assert first.root != root and second.root != first.root
+    assert store.prepare_state({}).root == root
+    store.commit_block(0, hash_fn(b"0"), b"0", [], first)
+    with pytest.raises(InvalidCommit, match="stale"):
+        store.commit_block(1, hash_fn(b"1"), b"1", [], second)
+    with pytest.raises(InvalidCommit, match="height"):
+        store.commit_block(5, hash_fn(b"1"), b"1", [], store.prepare_state({}))
+    assert store.height == 0 and store.get(b"a") == b"1"
+
+
+def test_deletes_and_empty_values(store: LedgerStore) -> None:
+    commit(store, {b"a": b"", b"b": b"2", b"c": b"3"})
+    commit(store, {b"b": None, b"never": None})
+    assert store.get(b"a") == b"" and store.get(b"b") is None
+    assert dict(store.iter_state()) == {b"a": b"", b"c": b"3"}
+    assert store.state_root == compute_state_root([(b"a", b""), (b"c", b"3")], BUCKET_BITS, hash_fn)
+    for key in (b"a", b"b", b"c", b"never"):
+        value, proof = store.get_with_proof(key)
+        assert verify_state_proof(store.state_root, key, value, proof, hash_fn)
+
+
+def test_bounds_and_caller_errors_leave_store_unchanged(tmp_path: Path) -> None:
+    limits = StorageLimits(
+        block_bytes_max=100, key_bytes_max=8, value_bytes_max=8, certificate_bytes_max=8,
+        tx_id_bytes_max=4, txs_per_block_max=2, writes_per_block_max=3,
+        map_size_bytes=64 * 1024 * 1024,
+    )
+    store = open_store(tmp_path, limits=limits)
+    commit(store, {b"k": b"v"}, tx_ids=[b"t1"])
+    with pytest.raises(LimitExceeded):
+        store.prepare_state({b"123456789": b"v"})
+    with pytest.raises(LimitExceeded):
+        store.prepare_state({b"k": b"123456789"})
+    with pytest.raises(LimitExceeded):
+        store.prepare_state({b"a": b"", b"b": b"", b"c": b"", b"d": b""})
+    with pytest.raises(TypeError):
+        store.prepare_state({"k": b"v"})  # type: ignore[dict-item]
+    prepared = store.prepare_state({b"x": b"y"})
+    cases: list[tuple[type[Exception], dict[str, object]]] = [
+        (LimitExceeded, {"block_bytes": b"x" * 101}),
+        (LimitExceeded, {"tx_ids": [b"a", b"b", b"c"]}),
+        (LimitExceeded, {"tx_ids": [b"12345"]}),
+        (LimitExceeded, {"tx_ids": [b""]}),
+        (LimitExceeded, {"certificate": b"123456789"}),
+        (InvalidCommit, {"tx_ids": [b"t2", b"t2"]}),
+        (InvalidCommit, {"tx_ids": [b"t1"]}),  # already in block 0
+        (InvalidCommit, {"block_hash": hash_fn(b"block 0")}),  # already stored
+        (InvalidCommit, {"block_hash": b"short"}),
+    ]
+    for error, override in cases:
+        args: dict[str, object] = {
+            "height": 1, "block_hash": hash_fn(b"b1"), "block_bytes": b"b1", "tx_ids": [],
+            "prepared": prepared, "certificate": None,
+        }
+        args.update(override)
+        with pytest.raises(error):
+            store.commit_block(**args)  # type: ignore[arg-type]
+        assert store.height == 0 and store.get(b"x") is None
+    store.commit_block(1, hash_fn(b"b1"), b"b1", [b"t2"], prepared)
+    assert store.locate_tx(b"t2") == (1, 0) and store.get(b"x") == b"y"
+    with pytest.raises(InvalidCommit):
+        store.set_certificate(2, b"c")
+    with pytest.raises(LimitExceeded):
+        store.set_certificate(1, b"123456789")
+    store.close()
+
+
+def test_reopen_checks_configuration_and_lock(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    commit_next(store)
+    with pytest.raises(StoreLocked):
+        open_store(tmp_path)
+    store.close()
+    with pytest.raises(StorageError, match="bucket_bits"):
+        open_store(tmp_path, bucket_bits=BUCKET_BITS + 1)
+    with pytest.raises(StorageError, match="hash function"):
+        LedgerStore.open(tmp_path, lambda b: hash_fn(b"other" + b), bucket_bits=BUCKET_BITS, limits=SMALL_LIMITS)
+    store = open_store(tmp_path)  # the failed opens released the lock
+    assert store.height == 0
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "point", ["before_append", "mid_append", "after_append", "after_segment_fsync", "before_lmdb_commit"]
+)
+def test_disk_full_leaves_previous_height_and_store_usable(tmp_path: Path, point: str) -> None:
+    store = open_store(tmp_path)
+    for _ in range(3):
+        commit_next(store)
+    segment_bytes = sum(p.stat().st_size for p in (tmp_path / "blocks").glob("*.seg"))
+    store._crash_at = point
+    store._fault_error = OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(StorageFull):
+        commit_next(store)
+    assert store.height == 2
+    assert sum(p.stat().st_size for p in (tmp_path / "blocks").glob("*.seg")) == segment_bytes
+    check_against_workload(store)
+    commit_next(store)  # space is back
+    check_against_workload(store)
+    store.close()
+    store = open_store(tmp_path)
+    check_against_workload(store)
+    store.close()
+
+
+def test_lmdb_map_full_is_storage_full(tmp_path: Path) -> None:
+    limits = StorageLimits(map_size_bytes=1024 * 1024, value_bytes_max=64 * 1024)
+    store = open_store(tmp_path, limits=limits)
+    height = -1
+    with pytest.raises(StorageFull, match="map"):
+        for height in range(100):  # noqa: B007
+            commit(store, {b"k%d" % height: b"v" * 60_000})
+    assert store.height == height - 1
+    assert store.get(b"k%d" % height) is None
+    root = store.state_root
+    store.close()
+    bigger = StorageLimits(map_size_bytes=64 * 1024 * 1024, value_bytes_max=64 * 1024)
+    store = open_store(tmp_path, limits=bigger)
+    assert store.height == height - 1 and store.state_root == root
+    commit(store, {b"more": b"v" * 60_000})
+    store.verify_integrity()
+    store.close()
+
+
+def _tamper_lmdb(path: Path, db: bytes, key: bytes, value: bytes | None) -> None:
+    env = lmdb.open(str(path / "lmdb"), max_dbs=8, subdir=True)
+    handle = env.open_db(db)
+    with env.begin(write=True, db=handle) as txn:
+        if value is None:
+            txn.drop(handle, delete=False)
+        else:
+            txn.put(key, value)
+    env.close()
+
+
+def test_missing_tree_is_rebuilt_from_state(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    for _ in range(5):
+        commit_next(store)
+    store.close()
+    _tamper_lmdb(tmp_path, b"tree", b"", None)
+    store = open_store(tmp_path)
+    check_against_workload(store)
+    store.close()
+
+
+def test_corrupted_tree_or_root_is_detected(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    for _ in range(5):
+        commit_next(store)
+    store.close()
+    _tamper_lmdb(tmp_path, b"tree", (3).to_bytes(4, "big"), b"\x00" * 32)
+    with pytest.raises(StorageCorrupted, match="tree node"):
+        open_store(tmp_path)
+    _tamper_lmdb(tmp_path, b"tree", b"", None)  # drop it: rebuilt, consistent again
+    open_store(tmp_path).close()
+    _tamper_lmdb(tmp_path, b"meta", b"state_root", b"\x01" * 32)
+    with pytest.raises(StorageCorrupted, match="state root"):
+        open_store(tmp_path)
+    _tamper_lmdb(tmp_path, b"meta", b"state_root", compute_state_root(
+        [(k, v) for k, v in _replay(4).items()], BUCKET_BITS, hash_fn))
+    _tamper_lmdb(tmp_path, b"state", b"\x00\x00\x00\x00zzz", b"planted")
+    store = open_store(tmp_path)  # a planted row is only seen by the full audit
+    with pytest.raises(StorageCorrupted, match="state entries"):
+        store.verify_integrity()
+    store.close()
+    with pytest.raises(StorageCorrupted):
+        open_store(tmp_path, verify_state=True)
+
+
+def _replay(height: int) -> dict[bytes, bytes]:
+    from .workload import expected_state
+
+    return expected_state(height)
+
+
+def test_block_bit_rot_is_detected_on_read(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    for _ in range(3):
+        commit_next(store)
+    store.close()
+    segment = tmp_path / "blocks" / "00000000.seg"
+    data = bytearray(segment.read_bytes())
+    data[30] ^= 0x01  # inside block 0's payload
+    segment.write_bytes(bytes(data))
+    store = open_store(tmp_path)  # only the last record is checked on open
+    with pytest.raises(StorageCorrupted, match="CRC"):
+        store.get_block(0)
+    assert store.get_block(2) == block_for(2)[1]
+    with pytest.raises(StorageCorrupted):
+        store.verify_integrity()
+    store.close()
