@@ -60,6 +60,8 @@ def get_suite(name: str) -> Suite:
 
         suite = GmSuite()
     else:
-        raise UnsupportedSuite(f"unknown crypto suite {name!r}; choose one of {', '.join(SUITE_NAMES)}")
+        raise UnsupportedSuite(
+            f"unknown crypto suite {name!r}; choose one of {', '.join(SUITE_NAMES)}"
+        )
     _suites[name] = suite
     return suite

@@ -327,7 +327,10 @@ class Sm2Key:
                     raise _fail("EVP_DigestSignInit (SM2 with SM3) failed")
                 signature = ctypes.create_string_buffer(SM2_SIGNATURE_SIZE_MAX)
                 size = _size(SM2_SIGNATURE_SIZE_MAX)
-                if _lib.EVP_DigestSign(mctx, signature, ctypes.byref(size), message, len(message)) != 1:
+                if (
+                    _lib.EVP_DigestSign(mctx, signature, ctypes.byref(size), message, len(message))
+                    != 1
+                ):
                     raise _fail("SM2 signing failed")
             finally:
                 _lib.EVP_MD_CTX_free(mctx)
@@ -336,7 +339,9 @@ class Sm2Key:
         assert 8 <= size.value <= SM2_SIGNATURE_SIZE_MAX, size.value
         return signature.raw[: size.value]
 
-    def verify(self, message: bytes, signature: bytes, distinguishing_id: bytes = DEFAULT_SM2_ID) -> bool:
+    def verify(
+        self, message: bytes, signature: bytes, distinguishing_id: bytes = DEFAULT_SM2_ID
+    ) -> bool:
         """True when ``signature`` is a valid SM2 signature over ``message``; never raises for bad
         input (a malformed signature is simply not valid)."""
         if not 8 <= len(signature) <= SM2_SIGNATURE_SIZE_MAX:
@@ -350,7 +355,9 @@ class Sm2Key:
                 _lib.EVP_MD_CTX_set_pkey_ctx(mctx, pctx)
                 if _lib.EVP_DigestVerifyInit(mctx, None, _SM3, None, self._pkey) != 1:
                     raise _fail("EVP_DigestVerifyInit (SM2 with SM3) failed")
-                result = _lib.EVP_DigestVerify(mctx, signature, len(signature), message, len(message))
+                result = _lib.EVP_DigestVerify(
+                    mctx, signature, len(signature), message, len(message)
+                )
             finally:
                 _lib.EVP_MD_CTX_free(mctx)
         finally:
@@ -361,4 +368,3 @@ class Sm2Key:
             _lib.ERR_clear_error()
             return False
         return True
-

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Final
@@ -33,7 +33,9 @@ def _verify_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=verify_worker_count(), thread_name_prefix="pilotchain-verify")
+            _pool = ThreadPoolExecutor(
+                max_workers=verify_worker_count(), thread_name_prefix="pilotchain-verify"
+            )
         return _pool
 
 
@@ -105,6 +107,10 @@ class Suite(abc.ABC):
     def hash(self, data: bytes) -> bytes:
         """The suite's 32-byte digest of ``data``."""
 
+    def hash_chunks(self, chunks: Iterable[bytes]) -> bytes:
+        """The digest of the concatenation of ``chunks``, without holding it all in memory."""
+        return self.hash(b"".join(chunks))
+
     @abc.abstractmethod
     def generate_private_key(self) -> PrivateKey:
         """A fresh key from the operating system's CSPRNG (never used inside the core)."""
@@ -160,11 +166,15 @@ class Suite(abc.ABC):
         return [self.verify(pk, msg, sig) for pk, msg, sig in items]
 
     @abc.abstractmethod
-    def aead_encrypt(self, key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes = b"") -> bytes:
+    def aead_encrypt(
+        self, key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes = b""
+    ) -> bytes:
         """Ciphertext with the 16-byte tag appended."""
 
     @abc.abstractmethod
-    def aead_decrypt(self, key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes = b"") -> bytes:
+    def aead_decrypt(
+        self, key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes = b""
+    ) -> bytes:
         """Plaintext; raises :class:`CryptoError` when the tag does not verify."""
 
 
