@@ -1,0 +1,53 @@
+"""The bridge from the consortium's membership to transaction checks.
+
+A transaction names its signer by certificate. :class:`MembershipAuthenticator` asks the
+:class:`~pilotchain.identity.membership.Membership` whether a member organisation vouches for
+that certificate at the given time (the node's clock for admission, the block's proposer
+timestamp for inclusion and execution) and whether it holds a role that may submit transactions
+(least privilege: ``client`` or ``admin``; a ``validator`` or ``auditor`` identity cannot
+transact). Identity rejections become transaction rejections with the identity reason kept in
+the message.
+"""
+
+from __future__ import annotations
+
+from pilotchain.identity.errors import IdentityRejected, RejectReason
+from pilotchain.identity.membership import Identity, Membership
+from pilotchain.ledger.execution import Caller
+from pilotchain.ledger.tx import RejectCode, TxRejected
+
+__all__ = ["MembershipAuthenticator", "TRANSACTING_ROLES"]
+
+TRANSACTING_ROLES = ("client", "admin")
+_UNKNOWN = {RejectReason.MALFORMED, RejectReason.UNKNOWN_ORG, RejectReason.UNKNOWN_ISSUER, RejectReason.WRONG_SUITE}
+
+
+class MembershipAuthenticator:
+    def __init__(self, membership: Membership) -> None:
+        self.membership = membership
+
+    def identity(self, certificate: bytes, now_ms: int) -> Identity:
+        try:
+            identity = self.membership.authenticate(certificate, now_ms)
+        except IdentityRejected as exc:
+            code = RejectCode.UNKNOWN_SIGNER if exc.reason in _UNKNOWN else RejectCode.SIGNER_REJECTED
+            raise TxRejected(code, f"signer {exc.reason.value}: {exc.message}") from exc
+        if not any(identity.has_role(role) for role in TRANSACTING_ROLES):
+            raise TxRejected(
+                RejectCode.PERMISSION_DENIED,
+                f"{identity.subject} of {identity.org_id} holds roles [{', '.join(identity.roles)}]; "
+                "submitting transactions needs role client or admin",
+            )
+        return identity
+
+    def public_key_of(self, certificate: bytes, now_ms: int) -> bytes:
+        return self.identity(certificate, now_ms).public_key_der
+
+    def caller_of(self, certificate: bytes, now_ms: int) -> Caller:
+        identity = self.identity(certificate, now_ms)
+        return Caller(
+            name=identity.subject,
+            org=identity.org_id,
+            roles=tuple(str(role) for role in identity.roles),
+            certificate_id=identity.certificate_id,
+        )
