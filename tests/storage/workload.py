@@ -1,8 +1,10 @@
 """A deterministic block workload for crash tests; also runnable as the kill -9 child.
 
-``python workload.py <data dir> <last height>`` opens the store, commits the workload's blocks
-from its current height up to ``last height`` and prints each committed height on its own line
-(flushed), so a parent can kill it at a known point of progress.
+``python workload.py <data dir> <last height> [trace]`` opens the store, commits the workload's
+blocks from its current height up to ``last height`` and prints each committed height on its own
+line (flushed), so a parent can kill it at a known point of progress. With ``trace`` it also
+prints ``<crash point> <height>`` as each commit passes each named point of the commit path, so
+the parent can aim its SIGKILL at every phase.
 """
 
 from __future__ import annotations
@@ -66,6 +68,14 @@ def main() -> None:
     limits = StorageLimits(segment_bytes_max=64 * 1024, map_size_bytes=256 * 1024 * 1024)
     store = LedgerStore.open(path, hash_fn, bucket_bits=BUCKET_BITS, limits=limits)
     print(f"open {store.height}", flush=True)
+    if len(sys.argv) > 3 and sys.argv[3] == "trace":
+        fault = store._fault
+
+        def traced(point: str) -> None:
+            print(f"{point} {store.height + 1}", flush=True)
+            fault(point)
+
+        store._fault = traced  # type: ignore[method-assign]
     while store.height < last_height:
         print(commit_next(store), flush=True)
     store.close()
