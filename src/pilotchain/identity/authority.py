@@ -97,11 +97,11 @@ class CertificateAuthority:
             )
         if org_certificate.public_key_der != public_key_der:
             raise IssueRefused(
-                f"the private key does not belong to org {org_certificate.org_id!r}'s CA certificate"
+                f"the private key does not belong to org {org_certificate.org_id}'s CA certificate"
             )
         if not verify_record_signature(suite, org_certificate, public_key_der):
             raise IssueRefused(
-                f"org {org_certificate.org_id!r}'s CA certificate is not correctly self-signed"
+                f"org {org_certificate.org_id}'s CA certificate is not correctly self-signed"
             )
         if not 1 <= next_serial <= SERIAL_MAX:
             raise IssueRefused(f"next serial must be between 1 and {SERIAL_MAX}, got {next_serial}")
@@ -169,7 +169,7 @@ class CertificateAuthority:
         ca = self._org_certificate
         if not ca.not_before_ms <= now_ms < ca.not_after_ms:
             raise IssueRefused(
-                f"cannot {action}: org {ca.org_id!r}'s CA certificate is valid only in "
+                f"cannot {action}: org {ca.org_id}'s CA certificate is valid only in "
                 f"[{ca.not_before_ms}, {ca.not_after_ms}) ms, now is {now_ms}; rotate the CA first"
             )
 
@@ -194,7 +194,7 @@ class CertificateAuthority:
         if not_after_ms > ca.not_after_ms:
             days_left = (ca.not_after_ms - now_ms) // 86_400_000
             raise IssueRefused(
-                f"the certificate would outlive org {ca.org_id!r}'s CA (which expires in {days_left} days); "
+                f"the certificate would outlive org {ca.org_id}'s CA (which expires in {days_left} days); "
                 "issue it for a shorter validity, or rotate the CA first"
             )
         normalised_roles = normalise_roles(roles)
@@ -205,7 +205,7 @@ class CertificateAuthority:
                 f"the subject key is not a {self._suite.name} public key: {exc}"
             ) from exc
         if self._next_serial > SERIAL_MAX:
-            raise IssueRefused(f"org {ca.org_id!r}'s CA has used every serial")
+            raise IssueRefused(f"org {ca.org_id}'s CA has used every serial")
         try:
             certificate = sign_record(
                 Certificate,
@@ -230,7 +230,7 @@ class CertificateAuthority:
         """A signed revocation of certificate ``serial`` effective from ``now_ms``."""
         if not 1 <= serial < self._next_serial:
             raise IssueRefused(
-                f"serial {serial} was never issued by org {self.org_id!r}'s CA "
+                f"serial {serial} was never issued by org {self.org_id}'s CA "
                 f"(serials issued so far: 1-{self._next_serial - 1})"
             )
         try:

@@ -236,7 +236,7 @@ class Membership:
         if not verify_record_signature(self._suite, cert, ca.public_key_der):
             raise _reject(
                 _R.BAD_CA_SIGNATURE,
-                f"{_describe(cert)} is not validly signed by org {cert.org_id!r}'s CA key "
+                f"{_describe(cert)} is not validly signed by org {cert.org_id}'s CA key "
                 f"{cert.issuer_key_id.hex()[:16]}: it was altered or forged; get a fresh copy from the org",
             )
         try:
@@ -297,7 +297,7 @@ class Membership:
         if now_ms >= cutover_ms:
             raise _reject(
                 _R.ISSUER_ROTATED,
-                f"{_describe(cert)} was issued by org {cert.org_id!r}'s CA key generation {ca.serial}, "
+                f"{_describe(cert)} was issued by org {cert.org_id}'s CA key generation {ca.serial}, "
                 f"retired at {format_time_ms(cutover_ms)}; re-issue it with the org's current CA",
             )
         return ca
@@ -308,12 +308,12 @@ class Membership:
         if now_ms < ca.not_before_ms:
             return _reject(
                 _R.CA_NOT_YET_VALID,
-                f"org {ca.org_id!r}'s CA certificate is valid from {format_time_ms(ca.not_before_ms)}, "
+                f"org {ca.org_id}'s CA certificate is valid from {format_time_ms(ca.not_before_ms)}, "
                 f"now is {format_time_ms(now_ms)}; check this node's clock",
             )
         return _reject(
             _R.CA_EXPIRED,
-            f"org {ca.org_id!r}'s CA certificate expired at {format_time_ms(ca.not_after_ms)}, so "
+            f"org {ca.org_id}'s CA certificate expired at {format_time_ms(ca.not_after_ms)}, so "
             f"{_describe(cert)} is refused; the org must rotate its CA and re-issue its identities",
         )
 
