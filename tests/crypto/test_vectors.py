@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from pilotchain.crypto import get_suite
 from pilotchain.crypto.gm import Sm2PrivateKey, Sm2PublicKey, sm2_private_key_pkcs8_der
+
 from .helpers import ed25519_pkcs8_pem, pem, sm2_signature_der, spki_raw_ed25519
 
 gm = get_suite("gm")
