@@ -325,7 +325,9 @@ def test_org_updates(world):
         membership.add_org(world.ca_a.org_certificate)
     assert info.value.reason is R.DUPLICATE_ORG
     with pytest.raises(UpdateRejected) as info:
-        Membership(world.suite, [msgspec.structs.replace(world.ca_a.org_certificate, display_name="Evil")])
+        Membership(
+            world.suite, [msgspec.structs.replace(world.ca_a.org_certificate, display_name="Evil")]
+        )
     assert info.value.reason is R.BAD_CA_SIGNATURE
     membership.remove_org("hospital-b")
     with pytest.raises(UpdateRejected) as info:

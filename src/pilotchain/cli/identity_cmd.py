@@ -153,6 +153,8 @@ def _load_shown(path: Path) -> tuple[Certificate | OrgCertificate, bool]:
     whether the file also holds a private key."""
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise IdentityFileError(f"{path} does not exist") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise IdentityFileError(f"cannot read {path}: {exc}") from exc
     if text.lstrip().startswith("{"):
