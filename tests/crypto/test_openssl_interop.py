@@ -1,0 +1,215 @@
+"""Interop with the `openssl` command line, both ways, for both suites.
+
+What pilotchain signs must verify with `openssl`, and what `openssl` signs must verify with
+`pilotchain crypto verify`; keys made by either load in the other; digests agree. For SM2 the
+distinguishing ID must be passed explicitly to `openssl` (``-sigopt distid:1234567812345678``):
+without it OpenSSL 3 uses no ID, and the signature does not verify — checked below too.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pilotchain.cli.main import app
+from pilotchain.crypto import get_suite
+
+OPENSSL = shutil.which("openssl")
+pytestmark = pytest.mark.skipif(
+    OPENSSL is None,
+    reason="the openssl command line is not installed (make system-deps installs it)",
+)
+DISTID = "distid:1234567812345678"
+runner = CliRunner()
+
+
+def openssl(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
+    assert OPENSSL is not None
+    return subprocess.run(
+        [OPENSSL, *map(str, arguments)], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def openssl_ok(*arguments: str | Path) -> str:
+    result = openssl(*arguments)
+    assert result.returncode == 0, f"openssl {arguments} failed: {result.stderr}"
+    return result.stdout
+
+
+def pilotchain(*arguments: str | Path) -> tuple[int, str]:
+    result = runner.invoke(app, ["crypto", *map(str, arguments)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def message(tmp_path: Path) -> Path:
+    path = tmp_path / "message.bin"
+    path.write_bytes(b"pilotchain interop \x00\xff" * 50)
+    return path
+
+
+# -- gm: SM2 / SM3 ---------------------------------------------------------------------------
+
+
+def test_gm_openssl_signs_pilotchain_verifies(tmp_path: Path, message: Path) -> None:
+    key, public, signature = tmp_path / "key.pem", tmp_path / "pub.pem", tmp_path / "sig"
+    openssl_ok("genpkey", "-algorithm", "SM2", "-out", key)
+    openssl_ok("pkey", "-in", key, "-pubout", "-out", public)
+    openssl_ok("dgst", "-sm3", "-sign", key, "-sigopt", DISTID, "-out", signature, message)
+    assert pilotchain(
+        "verify", "--suite", "gm", "--pubkey", public, "--in", message, "--sig", signature
+    ) == (0, "valid\n")
+    # and the key openssl made loads in pilotchain and signs there
+    assert (
+        pilotchain(
+            "sign", "--suite", "gm", "--key", key, "--in", message, "--out", tmp_path / "sig2"
+        )[0]
+        == 0
+    )
+    assert (
+        pilotchain("pubkey", "--suite", "gm", "--key", key, "--out", tmp_path / "pub2.pem")[0] == 0
+    )
+    assert (tmp_path / "pub2.pem").read_bytes() == public.read_bytes()
+
+
+def test_gm_pilotchain_signs_openssl_verifies(tmp_path: Path, message: Path) -> None:
+    key, signature = tmp_path / "node.pem", tmp_path / "sig"
+    assert pilotchain("keygen", "--suite", "gm", "--out", key)[0] == 0
+    public = tmp_path / "node.pub.pem"
+    assert (
+        pilotchain("sign", "--suite", "gm", "--key", key, "--in", message, "--out", signature)[0]
+        == 0
+    )
+    verified = openssl(
+        "dgst", "-sm3", "-verify", public, "-sigopt", DISTID, "-signature", signature, message
+    )
+    assert verified.returncode == 0 and "Verified OK" in verified.stdout, verified.stderr
+    # the ID is part of what is signed: without it (or with another) openssl rejects the signature
+    assert (
+        openssl("dgst", "-sm3", "-verify", public, "-signature", signature, message).returncode != 0
+    )
+    assert (
+        openssl(
+            "dgst",
+            "-sm3",
+            "-verify",
+            public,
+            "-sigopt",
+            "distid:other",
+            "-signature",
+            signature,
+            message,
+        ).returncode
+        != 0
+    )
+    # and openssl reads pilotchain's private key and derives the same public key
+    assert openssl_ok("pkey", "-in", key, "-pubout") == public.read_text()
+
+
+def test_gm_seed_key_without_embedded_public_key_loads_in_openssl(
+    tmp_path: Path, message: Path
+) -> None:
+    suite = get_suite("gm")
+    key = suite.private_key_from_seed(b"interop seed of thirty-two bytes!")
+    key_path = tmp_path / "seed.pem"
+    key_path.write_bytes(key.to_pem())
+    assert openssl_ok("pkey", "-in", key_path, "-pubout").encode() == key.public_key().to_pem()
+    signature = tmp_path / "sig"
+    openssl_ok("dgst", "-sm3", "-sign", key_path, "-sigopt", DISTID, "-out", signature, message)
+    assert suite.verify(key.public_key().to_der(), message.read_bytes(), signature.read_bytes())
+
+
+def test_gm_hash_equals_openssl_sm3(message: Path) -> None:
+    expected = openssl_ok("dgst", "-sm3", "-r", message).split()[0]
+    assert pilotchain("hash", "--suite", "gm", message) == (0, expected + "\n")
+
+
+# -- intl: Ed25519 / SHA-256 -----------------------------------------------------------------
+
+
+def test_intl_openssl_signs_pilotchain_verifies(tmp_path: Path, message: Path) -> None:
+    key, public, signature = tmp_path / "key.pem", tmp_path / "pub.pem", tmp_path / "sig"
+    openssl_ok("genpkey", "-algorithm", "ED25519", "-out", key)
+    openssl_ok("pkey", "-in", key, "-pubout", "-out", public)
+    openssl_ok("pkeyutl", "-sign", "-rawin", "-inkey", key, "-in", message, "-out", signature)
+    assert pilotchain(
+        "verify", "--suite", "intl", "--pubkey", public, "--in", message, "--sig", signature
+    ) == (0, "valid\n")
+    # Ed25519 is deterministic: pilotchain with the same key writes the same bytes
+    mine = tmp_path / "mine.sig"
+    assert (
+        pilotchain("sign", "--suite", "intl", "--key", key, "--in", message, "--out", mine)[0] == 0
+    )
+    assert mine.read_bytes() == signature.read_bytes()
+
+
+def test_intl_pilotchain_signs_openssl_verifies(tmp_path: Path, message: Path) -> None:
+    key, signature = tmp_path / "node.pem", tmp_path / "sig"
+    assert pilotchain("keygen", "--suite", "intl", "--out", key)[0] == 0
+    public = tmp_path / "node.pub.pem"
+    assert (
+        pilotchain("sign", "--suite", "intl", "--key", key, "--in", message, "--out", signature)[0]
+        == 0
+    )
+    verified = openssl(
+        "pkeyutl",
+        "-verify",
+        "-rawin",
+        "-pubin",
+        "-inkey",
+        public,
+        "-in",
+        message,
+        "-sigfile",
+        signature,
+    )
+    assert verified.returncode == 0 and "Signature Verified Successfully" in verified.stdout, (
+        verified.stderr
+    )
+    tampered = tmp_path / "tampered.bin"
+    tampered.write_bytes(message.read_bytes() + b"!")
+    assert (
+        openssl(
+            "pkeyutl",
+            "-verify",
+            "-rawin",
+            "-pubin",
+            "-inkey",
+            public,
+            "-in",
+            tampered,
+            "-sigfile",
+            signature,
+        ).returncode
+        != 0
+    )
+    assert openssl_ok("pkey", "-in", key, "-pubout") == public.read_text()
+
+
+def test_intl_hash_equals_openssl_sha256(message: Path) -> None:
+    expected = openssl_ok("dgst", "-sha256", "-r", message).split()[0]
+    assert pilotchain("hash", "--suite", "intl", message) == (0, expected + "\n")
+
+
+@pytest.mark.parametrize(("suite_name", "algorithm"), [("gm", "SM2"), ("intl", "ED25519")])
+def test_openssl_key_of_one_suite_is_refused_by_the_other(
+    tmp_path: Path, message: Path, suite_name: str, algorithm: str
+) -> None:
+    key = tmp_path / "key.pem"
+    openssl_ok("genpkey", "-algorithm", algorithm, "-out", key)
+    other = "intl" if suite_name == "gm" else "gm"
+    code, output = pilotchain(
+        "sign", "--suite", other, "--key", key, "--in", message, "--out", tmp_path / "sig"
+    )
+    assert code == 1 and f"is not a private key of the {other} suite" in output
+    p256 = tmp_path / "p256.pem"
+    openssl_ok("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", p256)
+    code, output = pilotchain(
+        "sign", "--suite", suite_name, "--key", p256, "--in", message, "--out", tmp_path / "sig"
+    )
+    assert code == 1 and "Traceback" not in output
