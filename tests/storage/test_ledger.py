@@ -216,7 +216,7 @@ def test_missing_tree_is_rebuilt_from_state(tmp_path: Path) -> None:
     for _ in range(5):
         commit_next(store)
     store.close()
-    _tamper_lmdb(tmp_path, b"tree", b"", None)
+    _tamper_lmdb(tmp_path, b"leaves", b"", None)
     store = open_store(tmp_path)
     check_against_workload(store)
     store.close()
@@ -227,10 +227,13 @@ def test_corrupted_tree_or_root_is_detected(tmp_path: Path) -> None:
     for _ in range(5):
         commit_next(store)
     store.close()
-    _tamper_lmdb(tmp_path, b"tree", (3).to_bytes(4, "big"), b"\x00" * 32)
-    with pytest.raises(StorageCorrupted, match="tree node"):
+    _tamper_lmdb(tmp_path, b"leaves", (3).to_bytes(4, "big"), b"\x00" * 32)
+    with pytest.raises(StorageCorrupted, match="state root"):
         open_store(tmp_path)
-    _tamper_lmdb(tmp_path, b"tree", b"", None)  # drop it: rebuilt, consistent again
+    _tamper_lmdb(tmp_path, b"leaves", b"\x00\x00\x01", b"\x00" * 32)
+    with pytest.raises(StorageCorrupted, match="malformed"):
+        open_store(tmp_path)
+    _tamper_lmdb(tmp_path, b"leaves", b"", None)  # drop it: rebuilt, consistent again
     open_store(tmp_path).close()
     _tamper_lmdb(tmp_path, b"meta", b"state_root", b"\x01" * 32)
     with pytest.raises(StorageCorrupted, match="state root"):

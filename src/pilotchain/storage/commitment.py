@@ -74,7 +74,7 @@ _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
 
 
-class StateProof(Record):
+class StateProof(Record, frozen=True):
     """Everything a client needs to check one key's value (or absence) against a state root."""
 
     bucket_bits: int
@@ -169,22 +169,28 @@ class BucketTree:
         Returns ``{node index: new hash}`` for changed leaves and every ancestor recomputed
         (the root, index 1, is included whenever anything changed).
         """
+        nodes = self._nodes
         changes: dict[int, bytes] = {}
-        level: set[int] = set()
         for bucket, digest in leaves.items():
             assert len(digest) == DIGEST_BYTES
             index = self.leaf_index(bucket)
-            if self._nodes[index] != digest:
+            if nodes[index] != digest:
                 changes[index] = digest
-                level.add(index)
-        nodes = self._nodes
         hash_fn = self._hash_fn
-        while level and 1 not in level:
-            parents = {index >> 1 for index in level}
-            for parent in parents:
-                left = changes.get(2 * parent) or nodes[2 * parent]
-                right = changes.get(2 * parent + 1) or nodes[2 * parent + 1]
+        get = changes.get
+        level = sorted(changes)
+        while level and level[0] > 1:
+            parents: list[int] = []
+            previous = 0
+            for index in level:
+                parent = index >> 1
+                if parent == previous:
+                    continue  # both children changed; computed once
+                previous = parent
+                left = get(2 * parent) or nodes[2 * parent]
+                right = get(2 * parent + 1) or nodes[2 * parent + 1]
                 changes[parent] = hash_fn(_NODE_PREFIX + left + right)
+                parents.append(parent)
             level = parents
         return changes
 
@@ -195,6 +201,13 @@ class BucketTree:
             assert 1 <= index < len(nodes), index
             assert len(digest) == DIGEST_BYTES
             nodes[index] = digest
+
+    def rebuild_internal(self) -> None:
+        """Recompute every internal node from the leaves (2**bucket_bits - 1 hashes)."""
+        nodes = self._nodes
+        hash_fn = self._hash_fn
+        for index in range(self._leaf_base - 1, 0, -1):
+            nodes[index] = hash_fn(_NODE_PREFIX + nodes[2 * index] + nodes[2 * index + 1])
 
     def first_inconsistent_node(self) -> int | None:
         """Recompute every internal node from its children; the first mismatch, or None."""

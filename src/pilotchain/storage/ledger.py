@@ -14,7 +14,7 @@ A data directory holds::
     txs      tx id                          -> height (8 bytes BE) || index in block (4 bytes BE)
     certs    height (8 bytes BE)            -> commit certificate bytes
     state    bucket (4 bytes BE) || key     -> value
-    tree     node index (4 bytes BE)        -> 32-byte node hash (only nodes ever changed)
+    leaves   bucket (4 bytes BE)            -> 32-byte bucket hash (buckets ever written)
 
 Commit protocol (:meth:`LedgerStore.commit_block`):
 
@@ -101,7 +101,7 @@ _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
 _U32 = struct.Struct(">I")
 _TX = struct.Struct(">QI")
-_DATABASES = ("meta", "blocks", "hashes", "txs", "certs", "state", "tree")
+_DATABASES = ("meta", "blocks", "hashes", "txs", "certs", "state", "leaves")
 #: LMDB's own key limit (511 bytes) minus the 4-byte bucket prefix of state keys.
 _LMDB_STATE_KEY_BYTES_MAX = 511 - 4
 
@@ -167,16 +167,15 @@ class _ErrorTranslator:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         if exc is None or isinstance(exc, StorageError | CrashInjected):
-            return False
+            return
         if isinstance(exc, lmdb.MapFullError):
             raise StorageFull(f"{self.action}: LMDB map is full (raise map_size_bytes)") from exc
         if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc):
             raise StorageFull(f"{self.action}: no space left on device") from exc
         if isinstance(exc, lmdb.Error | OSError):
             raise StorageError(f"{self.action}: {exc}") from exc
-        return False
 
 
 class LedgerStore:
@@ -272,13 +271,13 @@ class LedgerStore:
             last_hash = txn.get(b"last_hash", db=meta)
             self._last_hash = last_hash or None
             last = self._check_block_index(txn)
-            tree_rows = self._load_tree(txn)
+            leaf_rows = self._load_leaves(txn)
             state_empty = txn.stat(self._dbs["state"])["entries"] == 0
-        if tree_rows == 0 and not state_empty:
-            self._rebuild_tree_from_state()
+        if leaf_rows == 0 and not state_empty:
+            self._rebuild_leaves_from_state()
         with _translate_errors(f"recovering segment files in {self.path}"):
             self._segments.recover(last, self._height)
-        self._check_tree()
+        self._check_root()
         if verify_state:
             self.verify_integrity(blocks=False, state=True)
 
@@ -320,36 +319,41 @@ class LedgerStore:
             raise StorageCorrupted(f"last_hash does not match block {indexed_height}'s hash")
         return location
 
-    def _load_tree(self, txn: Any) -> int:
+    def _load_leaves(self, txn: Any) -> int:
+        """Load the persisted bucket hashes and recompute the internal nodes from them."""
         rows = 0
         changes: dict[int, bytes] = {}
-        node_count = self._tree.node_count
-        for key, value in txn.cursor(db=self._dbs["tree"]):
-            index = _U32.unpack(key)[0]
-            if not 1 <= index <= node_count or len(value) != DIGEST_BYTES:
-                raise StorageCorrupted(f"tree node row {key.hex()} is malformed")
-            changes[index] = value
+        bucket_count = 1 << self._bucket_bits
+        for key, value in txn.cursor(db=self._dbs["leaves"]):
+            bucket = _U32.unpack(key)[0] if len(key) == 4 else bucket_count
+            if bucket >= bucket_count or len(value) != DIGEST_BYTES:
+                raise StorageCorrupted(f"bucket hash row {key.hex()} is malformed")
+            changes[self._tree.leaf_index(bucket)] = value
             rows += 1
         self._tree.apply(changes)
+        self._tree.rebuild_internal()
         return rows
 
-    def _rebuild_tree_from_state(self) -> None:
-        """Recompute every bucket hash from the state and persist the tree (tree rows missing)."""
+    def _rebuild_leaves_from_state(self) -> None:
+        """Recompute every bucket hash from the state and persist them (rows missing)."""
         tree = BucketTree(self._bucket_bits, self._hash_fn)
-        with _translate_errors("rebuilding the state tree"), self._env.begin() as txn:
+        with _translate_errors("rebuilding bucket hashes"), self._env.begin() as txn:
             leaves = {b: leaf_hash(e, self._hash_fn) for b, e in self._iter_buckets(txn)}
         changes = tree.compute_update(leaves)
-        with _translate_errors("rebuilding the state tree"), self._env.begin(write=True) as txn:
-            txn.cursor(db=self._dbs["tree"]).putmulti(
-                [(_U32.pack(i), h) for i, h in sorted(changes.items())]
+        with _translate_errors("rebuilding bucket hashes"), self._env.begin(write=True) as txn:
+            txn.cursor(db=self._dbs["leaves"]).putmulti(
+                [(_U32.pack(b), h) for b, h in sorted(leaves.items())]
             )
+        tree.apply(changes)
         self._tree = tree
-        self._tree.apply(changes)
 
     def _check_tree(self) -> None:
         bad = self._tree.first_inconsistent_node()
         if bad is not None:
             raise StorageCorrupted(f"state tree node {bad} does not hash its children")
+        self._check_root()
+
+    def _check_root(self) -> None:
         if self._tree.root != self._state_root:
             raise StorageCorrupted(
                 f"persisted state root {self._state_root.hex()} != tree root "
@@ -598,8 +602,13 @@ class LedgerStore:
                         state.delete()
                 else:
                     state.put(state_key, value)
-            txn.cursor(db=dbs["tree"]).putmulti(
-                [(_U32.pack(i), h) for i, h in sorted(prepared.node_changes.items())]
+            leaf_base = 1 << self._bucket_bits
+            txn.cursor(db=dbs["leaves"]).putmulti(
+                [
+                    (_U32.pack(i - leaf_base), h)
+                    for i, h in sorted(prepared.node_changes.items())
+                    if i >= leaf_base
+                ]
             )
             txn.put(height_key, encode(location), db=dbs["blocks"], overwrite=False)
             stored = txn.put(block_hash, height_key, db=dbs["hashes"], overwrite=False)

@@ -49,7 +49,7 @@ PAYLOAD_BYTES_LIMIT = 2**31
 FaultHook = Callable[[str], None]
 
 
-class BlockLocation(Record):
+class BlockLocation(Record, frozen=True):
     """Where one block's record lives; stored in the LMDB height index."""
 
     segment: int
