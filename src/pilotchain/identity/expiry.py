@@ -47,7 +47,7 @@ class ExpiryKind(enum.StrEnum):
     IDENTITY = "identity"
 
 
-class ExpiryNotice(Record):
+class ExpiryNotice(Record, frozen=True):
     kind: ExpiryKind
     org_id: str
     #: the subject name (identities) or the org's display name (CAs)
@@ -57,7 +57,7 @@ class ExpiryNotice(Record):
     not_after_ms: int
 
 
-class ExpiryWarning(Record):
+class ExpiryWarning(Record, frozen=True):
     kind: ExpiryKind
     org_id: str
     subject: str

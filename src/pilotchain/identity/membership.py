@@ -65,7 +65,7 @@ _ROLE_VALUES = frozenset(role.value for role in Role)
 _R = RejectReason
 
 
-class Identity(Record):
+class Identity(Record, frozen=True):
     """An authenticated signer: what a certificate vouches for, once membership has checked it."""
 
     org_id: str

@@ -112,7 +112,10 @@ def _check_bytes(what: str, value: bytes, size_min: int, size_max: int) -> None:
 # -- records --------------------------------------------------------------------------------------
 
 
-class OrgCertificate(Record):
+# ``frozen=True`` is repeated on each record (Record already is) so type checkers see it too.
+
+
+class OrgCertificate(Record, frozen=True):
     """An organisation's self-signed CA root, as the consortium's genesis lists it."""
 
     version: int
@@ -137,7 +140,7 @@ class OrgCertificate(Record):
         _check_bytes("signature", self.signature, 1, SIGNATURE_BYTES_MAX)
 
 
-class Certificate(Record):
+class Certificate(Record, frozen=True):
     """An identity an org CA issued to one of its nodes, admins, clients or auditors.
 
     Validity is the half-open interval ``[not_before_ms, not_after_ms)``. Network addresses are
@@ -173,7 +176,7 @@ class Certificate(Record):
         _check_bytes("signature", self.signature, 1, SIGNATURE_BYTES_MAX)
 
 
-class Revocation(Record):
+class Revocation(Record, frozen=True):
     """An org CA's statement that one of its certificates must no longer be trusted from
     ``revoked_at_ms`` on."""
 
@@ -198,7 +201,7 @@ class Revocation(Record):
         _check_bytes("signature", self.signature, 1, SIGNATURE_BYTES_MAX)
 
 
-class CaRotation(Record):
+class CaRotation(Record, frozen=True):
     """An org moving to a new CA key: signed by the *old* CA key, carrying the new self-signed
     org certificate. Certificates issued by the old key stay valid until ``cutover_ms``."""
 
@@ -247,7 +250,7 @@ def signing_bytes(record: SignedRecord) -> bytes:
 def sign_record(type_: type[S], private_key: PrivateKey, *fields: Any) -> S:
     """Build a ``type_`` from every field but the signature, signed by ``private_key``."""
     signature = private_key.sign(_signing_bytes_of_fields(type_, fields))
-    return type_(*fields, signature)
+    return type_(*fields, signature)  # type: ignore[call-arg]  # positional Struct fields
 
 
 def verify_record_signature(suite: Suite, record: SignedRecord, public_key_der: bytes) -> bool:
