@@ -48,9 +48,9 @@ def segment_bytes(path: Path) -> int:
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
-@pytest.mark.parametrize("at_rollover", [False, True], ids=["same-segment", "new-segment"])
-def test_injected_crash_recovers_to_h_or_h_plus_1(tmp_path: Path, point: str, at_rollover: bool) -> None:
-    crash_height = first_rollover_height() if at_rollover else 4
+@pytest.mark.parametrize("where", ["genesis", "same-segment", "new-segment"])
+def test_injected_crash_recovers_to_h_or_h_plus_1(tmp_path: Path, point: str, where: str) -> None:
+    crash_height = {"genesis": 0, "same-segment": 4, "new-segment": first_rollover_height()}[where]
     store = open_store(tmp_path)
     while store.height < crash_height - 1:
         commit_next(store)
