@@ -253,16 +253,16 @@ def save_ca(
 ) -> None:
     """Write (or, with ``overwrite``, update) a CA directory: key, state, org certificate."""
     root = Path(directory)
+    if not overwrite and (root / CA_STATE_FILE).exists():
+        raise IdentityFileError(f"{root} already holds a CA; choose another directory")
     try:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise IdentityFileError(f"cannot create {root}: {exc.strerror or exc}") from exc
     key_path = root / CA_KEY_FILE
     key_pem = ca.private_key.to_pem()
-    key_unchanged = overwrite and key_path.exists() and _read(key_path, private=True) == key_pem
-    if not overwrite and (root / CA_STATE_FILE).exists():
-        raise IdentityFileError(f"{root} already holds a CA; choose another directory")
-    if not key_unchanged:
+    # after an issue only the serial changes: leave the key file alone
+    if not (overwrite and key_path.exists() and _read(key_path, private=True) == key_pem):
         _write_atomic(key_path, key_pem, _PRIVATE_MODE, overwrite=overwrite)
     state = _CaFile(
         CA_FORMAT, ca.suite.name, ca.org_id, ca.next_serial, armor_record(ca.org_certificate)
