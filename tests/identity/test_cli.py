@@ -186,3 +186,51 @@ def test_show_marks_an_expired_certificate(tmp_path):
     )
     result = runner.invoke(app, ["show", str(alice), "--now-ms", str(T0 + 2 * DAY_MS)])
     assert result.exit_code == 0 and "EXPIRED" in result.output
+
+
+def test_rotate_keeps_the_old_key_and_the_chain_applies_the_rotation(run, tmp_path):
+    from pilotchain.identity import CaRotation, IdentityRejected, OrgCertificate, RejectReason
+
+    ca = tmp_path / "ca"
+    run("ca-init", "--org", "bank-a", "--name", "Bank A", "--out", str(ca))
+    genesis_org = load_record(ca / CA_CERTIFICATE_FILE, OrgCertificate)
+    run(
+        "issue",
+        "--ca",
+        str(ca),
+        "--name",
+        "alice",
+        "--role",
+        "client",
+        "--out",
+        str(tmp_path / "a.json"),
+    )
+    result = run(
+        "rotate", "--ca", str(ca), "--cutover-days", "30", "--out", str(tmp_path / "rot.pem")
+    )
+    assert "generation 2" in result.output
+    assert (ca / "ca-key.gen1.pem").exists() and oct(
+        (ca / "ca-key.gen1.pem").stat().st_mode & 0o777
+    ) == "0o600"
+    run(
+        "issue",
+        "--ca",
+        str(ca),
+        "--name",
+        "bob",
+        "--role",
+        "client",
+        "--out",
+        str(tmp_path / "b.json"),
+    )
+
+    membership = Membership("intl", [genesis_org])
+    membership.apply_rotation(load_record(tmp_path / "rot.pem", CaRotation), T0)
+    alice = load_identity(tmp_path / "a.json").certificate
+    bob = load_identity(tmp_path / "b.json").certificate
+    assert (alice.serial, bob.serial) == (1, 2)
+    membership.authenticate(alice, T0 + 30 * DAY_MS - 1)
+    membership.authenticate(bob, T0 + 30 * DAY_MS)
+    with pytest.raises(IdentityRejected) as info:
+        membership.authenticate(alice, T0 + 30 * DAY_MS)
+    assert info.value.reason is RejectReason.ISSUER_ROTATED

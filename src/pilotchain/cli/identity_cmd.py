@@ -1,4 +1,4 @@
-"""`pilotchain identity ...`: org certificate authorities, identity files, revocations.
+"""`pilotchain identity ...`: org certificate authorities, identity files, revocations, rotations.
 
 The shell around :mod:`pilotchain.identity`: it reads the clock, generates keys, and reads and
 writes files. Private keys are written to 0600 files and never printed or logged.
@@ -283,3 +283,51 @@ def revoke(
         f"{revocation.reason}"
     )
     _out.print(f"  revocation file: {out} (submit it to the chain)")
+
+
+@app.command("rotate")
+def rotate(
+    ca_dir: Annotated[
+        Path, typer.Option("--ca", help="The org's CA directory (updated in place).")
+    ],
+    cutover_days: Annotated[
+        int,
+        typer.Option(
+            "--cutover-days",
+            min=0,
+            help="Identities the old key issued stay accepted this many days; re-issue them before then.",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Rotation file to write; submit it to the chain.")
+    ],
+    valid_days: Annotated[
+        int, typer.Option("--valid-days", min=1, help="New CA validity in days.")
+    ] = 3650,
+    now_ms: NowOption = None,
+) -> None:
+    """Move the org CA to a new key: a rotation signed by the old key, for the chain to apply."""
+    now = _now_ms(now_ms)
+    try:
+        ca = load_ca(ca_dir)
+        if out.exists():
+            raise IdentityFileError(f"{out} already exists; choose another path or remove it first")
+        new_ca, rotation = ca.rotate(
+            ca.suite.generate_private_key(),
+            now_ms=now,
+            valid_ms=valid_days * DAY_MS,
+            cutover_ms=now + cutover_days * DAY_MS,
+        )
+        save_record(out, rotation)
+        save_ca(ca_dir, new_ca, overwrite=True)
+    except IdentityError as exc:
+        raise _fail(str(exc)) from exc
+    _out.print(
+        f"rotated org {new_ca.org_id!r} to CA generation {new_ca.org_certificate.serial}, "
+        f"key id {new_ca.key_id.hex()}"
+    )
+    _out.print(
+        f"  identities from the old key are accepted until {format_time_ms(rotation.cutover_ms)}; "
+        "re-issue them before then"
+    )
+    _out.print(f"  rotation file: {out} (submit it to the chain); old key kept in {ca_dir}")

@@ -14,6 +14,7 @@ CA directory (mode 0700)::
 
     ca.json               {"format": "pilotchain-ca/1", suite, org, next_serial, org_certificate}  0600
     ca-key.pem            the CA private key, PKCS#8 PEM                                           0600
+    ca-key.genN.pem       a retired CA key (generation N), kept after a rotation                    0600
     org-certificate.pem   the armoured org certificate: what genesis lists                         0644
 
 Files holding private keys are written atomically (temporary file, fsync, rename) with mode 0600,
@@ -261,8 +262,20 @@ def save_ca(
         raise IdentityFileError(f"cannot create {root}: {exc.strerror or exc}") from exc
     key_path = root / CA_KEY_FILE
     key_pem = ca.private_key.to_pem()
-    # after an issue only the serial changes: leave the key file alone
-    if not (overwrite and key_path.exists() and _read(key_path, private=True) == key_pem):
+    if overwrite and key_path.exists():
+        if (
+            _read(key_path, private=True) != key_pem
+        ):  # a rotation: keep the retired key, never lose it
+            retired_path = root / f"ca-key.gen{ca.org_certificate.serial - 1}.pem"
+            try:
+                os.replace(key_path, retired_path)
+            except OSError as exc:
+                raise IdentityFileError(
+                    f"cannot move {key_path} aside: {exc.strerror or exc}"
+                ) from exc
+            _write_atomic(key_path, key_pem, _PRIVATE_MODE, overwrite=False)
+        # else: after an issue only the serial changes; leave the key file alone
+    else:
         _write_atomic(key_path, key_pem, _PRIVATE_MODE, overwrite=overwrite)
     state = _CaFile(
         CA_FORMAT, ca.suite.name, ca.org_id, ca.next_serial, armor_record(ca.org_certificate)
