@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pilotchain.cli.main import app
-from pilotchain.crypto import get_suite
+from pilotchain.crypto import KeyFormatError, get_suite
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(
@@ -213,3 +213,19 @@ def test_openssl_key_of_one_suite_is_refused_by_the_other(
         "sign", "--suite", suite_name, "--key", p256, "--in", message, "--out", tmp_path / "sig"
     )
     assert code == 1 and "Traceback" not in output
+
+
+@pytest.mark.parametrize("algorithm", ["SM2", "ED25519"])
+def test_encrypted_openssl_keys_are_refused_with_a_hint(
+    tmp_path: Path, message: Path, algorithm: str
+) -> None:
+    key = tmp_path / "encrypted.pem"
+    openssl_ok("genpkey", "-algorithm", algorithm, "-aes256", "-pass", "pass:secret", "-out", key)
+    suite_name = "gm" if algorithm == "SM2" else "intl"
+    code, output = pilotchain(
+        "sign", "--suite", suite_name, "--key", key, "--in", message, "--out", tmp_path / "sig"
+    )
+    assert code == 1 and "encrypted private key" in output and "openssl pkey" in output
+    # below the CLI, the suite refuses it too, without prompting for a passphrase
+    with pytest.raises(KeyFormatError):
+        get_suite(suite_name).load_private_key_pem(key.read_bytes())

@@ -109,6 +109,11 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 def _load_private(suite: Suite, path: Path) -> PrivateKey:
     pem = _read(path, "private key", KEY_FILE_SIZE_MAX)
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem:
+        raise UserError(
+            f"{path} is an encrypted private key; pilotchain reads unencrypted PKCS#8 keys",
+            f"decrypt it with `openssl pkey -in {path} -out PLAIN.pem` and keep PLAIN.pem mode 0600",
+        )
     try:
         return suite.load_private_key_pem(pem)
     except KeyFormatError as exc:
