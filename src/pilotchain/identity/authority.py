@@ -265,6 +265,10 @@ class CertificateAuthority:
         if new_private_key.public_key().to_der() == self._org_certificate.public_key_der:
             raise IssueRefused("the new CA key is the old CA key; generate a new key to rotate")
         old = self._org_certificate
+        if cutover_ms > old.not_after_ms:
+            raise IssueRefused(
+                "the cut-over time is after the old CA certificate expires; choose an earlier one"
+            )
         new_org_certificate = create_org_certificate(
             self._suite,
             new_private_key,
@@ -274,10 +278,6 @@ class CertificateAuthority:
             valid_ms=valid_ms,
             ca_serial=old.serial + 1,
         )
-        if cutover_ms > old.not_after_ms:
-            raise IssueRefused(
-                "the cut-over time is after the old CA certificate expires; choose an earlier one"
-            )
         rotation = sign_record(
             CaRotation,
             self._private_key,

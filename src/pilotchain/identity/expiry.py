@@ -82,7 +82,7 @@ def _describe(notice: ExpiryNotice) -> tuple[str, str]:
     if notice.kind is ExpiryKind.ORG_CA:
         return (
             f"org {notice.org_id!r} CA certificate (generation {notice.serial})",
-            f"rotate the CA (CertificateAuthority.rotate) and re-issue {notice.org_id}'s identities before then",
+            f"rotate the CA (pilotchain identity rotate) and re-issue {notice.org_id}'s identities before then",
         )
     if notice.kind is ExpiryKind.CA_CUTOVER:
         return (
