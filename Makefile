@@ -35,7 +35,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -x -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/pilotchain bench $(BENCH_ARGS)
+	$(BIN)/pilotchain bench micro $(BENCH_ARGS)
 
 soak: $(STAMP)
 	$(BIN)/pilotchain sim --nodes 4 --seeds 10000 --faults all

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from pilotchain import __version__
+from pilotchain.cli.bench_cmd import app as bench_app
 from pilotchain.cli.crypto_cmd import app as crypto_app
+from pilotchain.cli.identity_cmd import app as identity_app
 
 app = typer.Typer(
     help="pilotchain: a permissioned consortium blockchain.",
@@ -13,6 +15,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(crypto_app, name="crypto")
+app.add_typer(identity_app, name="identity")
+app.add_typer(bench_app, name="bench")
 
 
 @app.command()
