@@ -266,10 +266,9 @@ class LedgerStore:
             raise StorageError(f"{self.path}: unknown storage format {stored_format!r}")
         with _translate_errors("reading store metadata"), self._env.begin() as txn:
             self._check_configuration(txn, hash_probe)
-            self._height = _I64.unpack(txn.get(b"height", db=meta))[0]
-            self._state_root = txn.get(b"state_root", db=meta)
-            last_hash = txn.get(b"last_hash", db=meta)
-            self._last_hash = last_hash or None
+            self._height = _I64.unpack(self._meta(txn, b"height", 8))[0]
+            self._state_root = self._meta(txn, b"state_root", DIGEST_BYTES)
+            self._last_hash = self._meta(txn, b"last_hash", None) or None
             last = self._check_block_index(txn)
             leaf_rows = self._load_leaves(txn)
             state_empty = txn.stat(self._dbs["state"])["entries"] == 0
@@ -291,15 +290,20 @@ class LedgerStore:
             txn.put(b"state_root", self._tree.root, db=meta)
             txn.put(b"last_hash", b"", db=meta)
 
+    def _meta(self, txn: Any, key: bytes, size: int | None) -> bytes:
+        value: bytes | None = txn.get(key, db=self._dbs["meta"])
+        if value is None or (size is not None and len(value) != size):
+            raise StorageCorrupted(f"{self.path}: metadata {key.decode()!r} is missing or malformed")
+        return value
+
     def _check_configuration(self, txn: Any, hash_probe: bytes) -> None:
-        meta = self._dbs["meta"]
-        stored_bits = _U32.unpack(txn.get(b"bucket_bits", db=meta))[0]
+        stored_bits = _U32.unpack(self._meta(txn, b"bucket_bits", 4))[0]
         if stored_bits != self._bucket_bits:
             raise StorageError(
                 f"{self.path} was created with bucket_bits={stored_bits}, "
                 f"opened with {self._bucket_bits} (fixed at genesis)"
             )
-        if txn.get(b"hash_probe", db=meta) != hash_probe:
+        if self._meta(txn, b"hash_probe", None) != hash_probe:
             raise StorageError(f"{self.path} was created with a different hash function (suite)")
 
     def _check_block_index(self, txn: Any) -> BlockLocation | None:
@@ -522,13 +526,14 @@ class LedgerStore:
             except BaseException:
                 self._undo_append()
                 raise
-            self._fault("after_lmdb_commit")
+            # committed: bring memory in line before anything else can interrupt
             self._segments.confirm_append()
             self._tree.apply(prepared.node_changes)
-            assert self._tree.root == prepared.root
             self._height = height
             self._state_root = prepared.root
             self._last_hash = block_hash
+            assert self._tree.root == prepared.root
+            self._fault("after_lmdb_commit")
 
     def _check_commit(
         self,
@@ -610,7 +615,8 @@ class LedgerStore:
                     if i >= leaf_base
                 ]
             )
-            txn.put(height_key, encode(location), db=dbs["blocks"], overwrite=False)
+            stored = txn.put(height_key, encode(location), db=dbs["blocks"], overwrite=False)
+            assert stored, f"block {height} is already indexed above the committed height"
             stored = txn.put(block_hash, height_key, db=dbs["hashes"], overwrite=False)
             assert stored, "duplicate block hash passed the pre-check"
             txs = dbs["txs"]
