@@ -144,3 +144,21 @@ def test_empty_tree_and_malformed_proofs() -> None:
     assert not verify_state_proof(tree.root, b"k", None, "not a proof", sha256)  # type: ignore[arg-type]
     zero_bits = StateProof(0, 0, (), ())
     assert not verify_state_proof(tree.root, b"k", None, zero_bits, sha256)
+
+
+def test_commitment_module_is_pure() -> None:
+    """The commitment is consensus-critical: no I/O, clock or randomness may reach it."""
+    import ast
+    import inspect
+
+    import pilotchain.storage.commitment as commitment
+
+    banned = {"os", "time", "random", "socket", "asyncio", "lmdb", "threading", "pathlib"}
+    tree = ast.parse(inspect.getsource(commitment))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & banned, imported & banned
