@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from pilotchain.identity.errors import IdentityRejected, RejectReason
 from pilotchain.identity.membership import Identity, Membership
+from pilotchain.identity.records import OrgCertificate, decode_record
 from pilotchain.ledger.execution import Caller
+from pilotchain.ledger.genesis import Genesis
 from pilotchain.ledger.tx import RejectCode, TxRejected
 
 __all__ = ["MembershipAuthenticator", "TRANSACTING_ROLES"]
@@ -25,6 +27,12 @@ _UNKNOWN = {RejectReason.MALFORMED, RejectReason.UNKNOWN_ORG, RejectReason.UNKNO
 class MembershipAuthenticator:
     def __init__(self, membership: Membership) -> None:
         self.membership = membership
+
+    @classmethod
+    def from_genesis(cls, genesis: Genesis) -> MembershipAuthenticator:
+        """The membership the genesis document's organisation certificates describe."""
+        orgs = [decode_record(raw, OrgCertificate) for raw in genesis.organizations]
+        return cls(Membership(genesis.suite, orgs))
 
     def identity(self, certificate: bytes, now_ms: int) -> Identity:
         try:

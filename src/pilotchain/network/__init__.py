@@ -1,0 +1,1 @@
+"""Consortium set-up and operation: network init, node homes, the manifest (network.json)."""

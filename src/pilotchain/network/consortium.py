@@ -1,0 +1,308 @@
+"""Create a consortium on disk: one CA per organisation, identities, genesis, node homes.
+
+``init_network`` is what ``pilotchain network init`` runs. Layout of the folder it writes::
+
+    D/network.json                     the manifest: chain, suite, nodes, organisations
+    D/genesis.json                     the genesis document (canonical bytes, base64) + its hash
+    D/orgs/<org>/ca/                   the organisation's CA (key 0600, state, org certificate)
+    D/orgs/<org>/admin.id              an admin identity (certificate + key, 0600)
+    D/orgs/<org>/client.id             a client identity
+    D/nodes/<node>/node.json           the node's configuration (addresses, peers, paths)
+    D/nodes/<node>/node.id             the node's validator identity
+    D/nodes/<node>/genesis.json        a copy of the genesis document
+    D/nodes/<node>/data/               the node's ledger (created on first start)
+
+Every address comes from configuration (``--host`` / ``--advertise`` or edits to node.json):
+nothing assumes loopback. Private keys are written with mode 0600 and never printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from pilotchain.codec import decode, encode
+from pilotchain.crypto import SUITE_NAMES, Suite, get_suite
+from pilotchain.identity.authority import CertificateAuthority
+from pilotchain.identity.files import IdentityBundle, save_ca, save_identity
+from pilotchain.ledger.genesis import ChainParams, Genesis, ValidatorInfo
+
+__all__ = [
+    "OrgSpec",
+    "DEFAULT_ORGS",
+    "NetworkError",
+    "NodeConfig",
+    "parse_orgs",
+    "init_network",
+    "load_manifest",
+    "load_genesis",
+    "load_node_config",
+    "genesis_hash",
+]
+
+DAY_MS = 86_400_000
+ORGS_MAX = 64
+VALIDATORS_MAX = 64
+_ORG_ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+class NetworkError(Exception):
+    """A network folder or specification that cannot be used (the message says how to fix it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrgSpec:
+    org_id: str
+    display_name: str
+
+
+#: The pilot's own kinds of organisation.
+DEFAULT_ORGS: tuple[OrgSpec, ...] = (
+    OrgSpec("bigdata-bureau", "Municipal Big-Data Bureau"),
+    OrgSpec("bank", "City Commercial Bank"),
+    OrgSpec("hospital", "People's Hospital No. 1"),
+    OrgSpec("university", "City University"),
+    OrgSpec("carmaker", "Auto Works"),
+    OrgSpec("power", "Grid Power Company"),
+    OrgSpec("central-bank", "Central Bank (digital currency)"),
+)
+
+
+class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """node.json: everything a node needs to start (paths relative to the node's home)."""
+
+    name: str
+    org: str
+    chain_id: str
+    suite: str
+    identity_file: str
+    genesis_file: str
+    data_dir: str
+    #: where the node listens for peers, and the address peers dial
+    p2p_listen: str
+    p2p_advertise: str
+    #: peer name -> "host:port"
+    peers: dict[str, str]
+    gateway_listen: str
+    gateway_url: str
+    log_level: str = "info"
+
+
+def parse_orgs(spec: str | None) -> tuple[OrgSpec, ...]:
+    """``None``/"default": the seven pilot organisations; a number N: the first N of them;
+    otherwise a comma list of ``id`` or ``id=Display Name``."""
+    if spec is None or spec.strip() in ("", "default"):
+        return DEFAULT_ORGS
+    spec = spec.strip()
+    if spec.isdigit():
+        count = int(spec)
+        if not 1 <= count <= len(DEFAULT_ORGS):
+            raise NetworkError(f"--orgs N takes 1..{len(DEFAULT_ORGS)}; or list them: bank,hospital=People's Hospital")
+        return DEFAULT_ORGS[:count]
+    defaults = {org.org_id: org for org in DEFAULT_ORGS}
+    orgs: list[OrgSpec] = []
+    for item in spec.split(","):
+        org_id, _, name = item.strip().partition("=")
+        org_id = org_id.strip()
+        if not _ORG_ID_RE.match(org_id):
+            raise NetworkError(f"organisation id {org_id!r}: use lower-case letters, digits and '-', starting with a letter")
+        orgs.append(OrgSpec(org_id, name.strip() or (defaults[org_id].display_name if org_id in defaults else org_id)))
+    if len({o.org_id for o in orgs}) != len(orgs):
+        raise NetworkError("organisation ids must be unique")
+    if len(orgs) > ORGS_MAX:
+        raise NetworkError(f"at most {ORGS_MAX} organisations")
+    return tuple(orgs)
+
+
+def genesis_hash(suite: Suite, genesis: Genesis) -> bytes:
+    return suite.hash(b"pilotchain/genesis/v1\x00" + encode(genesis))
+
+
+def _write_json(path: Path, document: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _genesis_document(suite: Suite, genesis: Genesis) -> dict[str, Any]:
+    return {
+        "format": "pilotchain-genesis/1",
+        "chain_id": genesis.chain_id,
+        "suite": genesis.suite,
+        "hash": genesis_hash(suite, genesis).hex(),
+        "canonical_base64": base64.b64encode(encode(genesis)).decode("ascii"),
+    }
+
+
+def load_genesis(path: str | os.PathLike[str]) -> Genesis:
+    file_path = Path(path)
+    try:
+        document = json.loads(file_path.read_text())
+        genesis = decode(base64.b64decode(document["canonical_base64"], validate=True), Genesis)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NetworkError(f"{file_path} is not a pilotchain genesis file: {exc}") from exc
+    if genesis_hash(get_suite(genesis.suite), genesis).hex() != document.get("hash"):
+        raise NetworkError(f"{file_path}: the genesis hash does not match its contents (edited or corrupted?)")
+    genesis.check()
+    return genesis
+
+
+def load_node_config(home: str | os.PathLike[str]) -> NodeConfig:
+    path = Path(home) / "node.json"
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=NodeConfig)
+    except OSError as exc:
+        raise NetworkError(f"cannot read {path}: {exc.strerror or exc}; is --home a node folder made by `pilotchain network init`?") from exc
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise NetworkError(f"{path} is not a valid node configuration: {exc}") from exc
+
+
+def load_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(directory) / "network.json"
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except OSError as exc:
+        raise NetworkError(f"no network at {directory} ({exc.strerror}); create one with `pilotchain network init --dir {directory}`") from exc
+    except ValueError as exc:
+        raise NetworkError(f"{path} is not valid JSON: {exc}") from exc
+    return manifest
+
+
+def init_network(
+    directory: str | os.PathLike[str],
+    *,
+    orgs: Sequence[OrgSpec] = DEFAULT_ORGS,
+    validators: int = 4,
+    suite_name: str = "intl",
+    chain_id: str = "pilot-city",
+    host: str = "127.0.0.1",
+    advertise_host: str | None = None,
+    base_port: int = 26600,
+    now_ms: int,
+    identity_valid_days: int = 365,
+    ca_valid_days: int = 3650,
+    params: ChainParams | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write a whole consortium under ``directory``; returns the manifest (also network.json).
+
+    Validators are spread over the organisations in order (node ``<org>-v<k>``). Node i listens
+    for peers on ``host:base_port + 2i`` and serves its gateway on ``host:base_port + 2i + 1``;
+    peers dial ``advertise_host`` (default: ``host``, or 127.0.0.1 when host is 0.0.0.0).
+    """
+    if suite_name not in SUITE_NAMES:
+        raise NetworkError(f"--crypto must be one of {', '.join(SUITE_NAMES)}")
+    if not 1 <= validators <= VALIDATORS_MAX:
+        raise NetworkError(f"--validators takes 1..{VALIDATORS_MAX} (4 tolerate one faulty validator, 7 two)")
+    if not orgs:
+        raise NetworkError("a consortium needs at least one organisation")
+    if not 1024 <= base_port <= 65535 - 2 * validators:
+        raise NetworkError("--base-port must leave room for two ports per validator below 65536")
+    root = Path(directory)
+    if (root / "network.json").exists() and not overwrite:
+        raise NetworkError(f"{root} already holds a network; choose another --dir or delete it first")
+    suite = get_suite(suite_name)
+    advertise = advertise_host or ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
+
+    # 1. one CA per organisation, an admin and a client identity each
+    authorities: dict[str, CertificateAuthority] = {}
+    org_entries: list[dict[str, Any]] = []
+    for org in orgs:
+        ca = CertificateAuthority.create(
+            suite, suite.generate_private_key(), org_id=org.org_id, display_name=org.display_name,
+            now_ms=now_ms, valid_ms=ca_valid_days * DAY_MS,
+        )
+        authorities[org.org_id] = ca
+        org_dir = root / "orgs" / org.org_id
+        org_dir.mkdir(parents=True, exist_ok=True)
+        entry: dict[str, Any] = {"org": org.org_id, "display_name": org.display_name, "ca_dir": f"orgs/{org.org_id}/ca"}
+        for role in ("admin", "client"):
+            key = suite.generate_private_key()
+            cert = ca.issue(f"{org.org_id}-{role}", (role,), key.public_key().to_der(), now_ms=now_ms,
+                            valid_ms=identity_valid_days * DAY_MS)
+            save_identity(org_dir / f"{role}.id", IdentityBundle(suite, cert, key), overwrite=overwrite)
+            entry[f"{role}_identity"] = f"orgs/{org.org_id}/{role}.id"
+        org_entries.append(entry)
+
+    # 2. validator nodes, spread over the organisations
+    node_keys = []
+    per_org: dict[str, int] = {}
+    for index in range(validators):
+        org = orgs[index % len(orgs)]
+        per_org[org.org_id] = per_org.get(org.org_id, 0) + 1
+        name = f"{org.org_id}-v{per_org[org.org_id]}"
+        key = suite.generate_private_key()
+        cert = authorities[org.org_id].issue(name, ("validator",), key.public_key().to_der(), now_ms=now_ms,
+                                             valid_ms=identity_valid_days * DAY_MS)
+        node_keys.append((index, name, org, key, cert))
+
+    genesis = Genesis(
+        chain_id=chain_id,
+        suite=suite_name,
+        genesis_time_ms=now_ms,
+        organizations=tuple(encode(ca.org_certificate) for ca in authorities.values()),
+        validators=tuple(
+            ValidatorInfo(name=name, org=org.org_id, public_key=key.public_key().to_der(), power=1)
+            for _, name, org, key, _ in node_keys
+        ),
+        params=params or ChainParams(),
+    )
+    genesis.check()
+    genesis_doc = _genesis_document(suite, genesis)
+    _write_json(root / "genesis.json", genesis_doc)
+
+    p2p_of = {name: f"{advertise}:{base_port + 2 * index}" for index, name, *_ in node_keys}
+    node_entries = []
+    for index, name, org, key, cert in node_keys:
+        home = root / "nodes" / name
+        home.mkdir(parents=True, exist_ok=True)
+        save_identity(home / "node.id", IdentityBundle(suite, cert, key), overwrite=overwrite)
+        _write_json(home / "genesis.json", genesis_doc)
+        gateway_port = base_port + 2 * index + 1
+        config = NodeConfig(
+            name=name,
+            org=org.org_id,
+            chain_id=chain_id,
+            suite=suite_name,
+            identity_file="node.id",
+            genesis_file="genesis.json",
+            data_dir="data",
+            p2p_listen=f"{host}:{base_port + 2 * index}",
+            p2p_advertise=p2p_of[name],
+            peers={peer: addr for peer, addr in p2p_of.items() if peer != name},
+            gateway_listen=f"{host}:{gateway_port}",
+            gateway_url=f"http://{advertise}:{gateway_port}",
+        )
+        (home / "node.json").write_bytes(msgspec.json.format(msgspec.json.encode(config), indent=2) + b"\n")
+        node_entries.append({
+            "name": name,
+            "org": org.org_id,
+            "p2p_addr": p2p_of[name],
+            "gateway_url": config.gateway_url,
+            "home": f"nodes/{name}",
+        })
+
+    for ca in authorities.values():
+        save_ca(root / "orgs" / ca.org_id / "ca", ca, overwrite=overwrite)
+
+    manifest = {
+        "format": "pilotchain-network/1",
+        "chain_id": chain_id,
+        "suite": suite_name,
+        "genesis": "genesis.json",
+        "genesis_hash": genesis_doc["hash"],
+        "created_ms": now_ms,
+        "nodes": node_entries,
+        "organizations": org_entries,
+    }
+    _write_json(root / "network.json", manifest)
+    return manifest

@@ -1,0 +1,82 @@
+"""`network init` material: CAs, identities, genesis and node homes that fit together."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pilotchain.cli.main import app
+from pilotchain.identity.files import load_ca, load_identity
+from pilotchain.ledger.auth import MembershipAuthenticator
+from pilotchain.network.consortium import (
+    DEFAULT_ORGS,
+    NetworkError,
+    init_network,
+    load_genesis,
+    load_manifest,
+    load_node_config,
+    parse_orgs,
+)
+
+NOW = 1_790_000_000_000
+
+
+@pytest.mark.parametrize("suite", ["intl", "gm"])
+def test_init_network_writes_a_consistent_consortium(tmp_path: Path, suite: str) -> None:
+    manifest = init_network(tmp_path / "net", suite_name=suite, validators=4, now_ms=NOW)
+    root = tmp_path / "net"
+    assert load_manifest(root) == manifest
+    genesis = load_genesis(root / "genesis.json")
+    assert genesis.suite == suite and len(genesis.organizations) == len(DEFAULT_ORGS)
+    assert [v.name for v in genesis.validators] == [n["name"] for n in manifest["nodes"]]
+    auth = MembershipAuthenticator.from_genesis(genesis)
+    for node in manifest["nodes"]:
+        for key in ("name", "org", "p2p_addr", "gateway_url", "home"):
+            assert node[key]
+        home = root / node["home"]
+        config = load_node_config(home)
+        identity = load_identity(home / config.identity_file)
+        assert identity.certificate.org_id == node["org"]
+        assert stat.S_IMODE((home / config.identity_file).stat().st_mode) == 0o600
+        member = auth.membership.authenticate(identity.certificate, NOW + 1, required_role="validator")
+        assert member.public_key_der == next(v.public_key for v in genesis.validators if v.name == node["name"])
+        assert set(config.peers) == {n["name"] for n in manifest["nodes"]} - {node["name"]}
+    for org in manifest["organizations"]:
+        client = load_identity(root / org["client_identity"])
+        assert auth.caller_of(__import__("pilotchain.codec", fromlist=["encode"]).encode(client.certificate), NOW + 1).org == org["org"]
+        assert load_ca(root / org["ca_dir"]).org_id == org["org"]
+
+
+def test_refuses_to_overwrite_and_bad_specs(tmp_path: Path) -> None:
+    init_network(tmp_path / "n", validators=1, orgs=parse_orgs("2"), now_ms=NOW)
+    with pytest.raises(NetworkError, match="already holds a network"):
+        init_network(tmp_path / "n", validators=1, now_ms=NOW)
+    with pytest.raises(NetworkError, match="lower-case"):
+        parse_orgs("Bank A")
+    with pytest.raises(NetworkError, match="unique"):
+        parse_orgs("bank,bank")
+    assert parse_orgs("bank,clinic=Clinic 9")[1].display_name == "Clinic 9"
+    with pytest.raises(NetworkError, match="validators"):
+        init_network(tmp_path / "m", validators=0, now_ms=NOW)
+
+
+def test_tampered_genesis_is_refused(tmp_path: Path) -> None:
+    init_network(tmp_path / "n", validators=1, orgs=parse_orgs("1"), now_ms=NOW)
+    path = tmp_path / "n" / "genesis.json"
+    document = json.loads(path.read_text())
+    document["hash"] = "00" * 32
+    path.write_text(json.dumps(document))
+    with pytest.raises(NetworkError, match="does not match"):
+        load_genesis(path)
+
+
+@pytest.mark.parametrize("suite", ["intl", "gm"])
+def test_demo_walkthrough_commits_and_verifies(tmp_path: Path, suite: str) -> None:
+    result = CliRunner().invoke(app, ["demo", "--exit", "--crypto", suite, "--blocks", "2", "--dir", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    assert "all proofs verified" in result.output
+    assert "refused by the kv owner rule" in result.output
