@@ -229,3 +229,25 @@ def test_encrypted_openssl_keys_are_refused_with_a_hint(
     # below the CLI, the suite refuses it too, without prompting for a passphrase
     with pytest.raises(KeyFormatError):
         get_suite(suite_name).load_private_key_pem(key.read_bytes())
+
+
+def test_gm_refuses_non_canonical_keys_openssl_can_write(tmp_path: Path) -> None:
+    # Keys are compared as bytes on chain, so one key must have one encoding.
+    suite = get_suite("gm")
+    key, public = tmp_path / "key.pem", tmp_path / "pub.pem"
+    openssl_ok("genpkey", "-algorithm", "SM2", "-out", key)
+    openssl_ok("pkey", "-in", key, "-pubout", "-out", public)
+    compressed, explicit_key, explicit_public = (
+        tmp_path / name for name in ("c.pem", "x.pem", "xp.pem")
+    )
+    openssl_ok(
+        "ec", "-pubin", "-in", public, "-pubout", "-conv_form", "compressed", "-out", compressed
+    )
+    openssl_ok("ec", "-in", key, "-param_enc", "explicit", "-out", explicit_key)
+    openssl_ok("pkey", "-in", explicit_key, "-pubout", "-out", explicit_public)
+    for path in (compressed, explicit_public):
+        with pytest.raises(KeyFormatError, match="canonical"):
+            suite.load_public_key_pem(path.read_bytes())
+    with pytest.raises(KeyFormatError, match="named_curve"):
+        suite.load_private_key_pem(explicit_key.read_bytes())
+    assert suite.load_public_key_pem(public.read_bytes()).to_pem() == public.read_bytes()

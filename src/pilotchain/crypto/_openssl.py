@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from pilotchain.crypto.base import CryptoError, KeyFormatError
@@ -61,6 +61,7 @@ SM2_SIGNATURE_SIZE_MAX: Final = 72
 _INT_MAX: Final = 2**31 - 1
 _OPENSSL_3: Final = 0x30000000
 _ERROR_STRING_SIZE: Final = 256
+_GROUP_NAME_SIZE: Final = 64
 _BIO_CTRL_INFO: Final = 3  # BIO_get_mem_data is BIO_ctrl(bio, BIO_CTRL_INFO, 0, &ptr)
 
 _p = ctypes.c_void_p
@@ -69,13 +70,16 @@ _size = ctypes.c_size_t
 _buf = ctypes.c_char_p
 
 
+def _libcrypto_candidates() -> Iterator[str]:
+    yield "libcrypto.so.3"  # Debian's libssl3; the common case, found without a search
+    found = ctypes.util.find_library("crypto")  # runs ldconfig: only when the above failed
+    if found is not None and found != "libcrypto.so.3":
+        yield found
+
+
 def _load_libcrypto() -> ctypes.CDLL:
-    candidates = ["libcrypto.so.3"]
-    found = ctypes.util.find_library("crypto")
-    if found is not None and found not in candidates:
-        candidates.append(found)
     errors: list[str] = []
-    for name in candidates:
+    for name in _libcrypto_candidates():
         try:
             lib = ctypes.CDLL(name)
         except OSError as exc:
@@ -119,6 +123,7 @@ _declare("CRYPTO_free", None, _p, _buf, _int)
 _declare("EVP_PKEY_free", None, _p)
 _declare("EVP_PKEY_is_a", _int, _p, _buf)
 _declare("EVP_PKEY_get0_type_name", _buf, _p)
+_declare("EVP_PKEY_get_group_name", _int, _p, _buf, _size, ctypes.POINTER(_size))
 _declare("EVP_PKEY_CTX_new_from_name", _p, _p, _buf, _buf)
 _declare("EVP_PKEY_CTX_new_from_pkey", _p, _p, _p, _buf)
 _declare("EVP_PKEY_CTX_free", None, _p)
@@ -189,6 +194,21 @@ def _pem_bio_bytes(bio: int) -> bytes:
     return ctypes.string_at(data.value, length)
 
 
+def _sm2_key_problem(pkey: int) -> str | None:
+    """Why ``pkey`` is not an SM2 key on the named SM2 curve, or None when it is."""
+    if _lib.EVP_PKEY_is_a(pkey, b"SM2") != 1:
+        type_name = _lib.EVP_PKEY_get0_type_name(pkey) or b"unknown"
+        return f"not an SM2 key but a {type_name.decode()} key"
+    group = ctypes.create_string_buffer(_GROUP_NAME_SIZE)
+    length = _size(0)
+    if _lib.EVP_PKEY_get_group_name(pkey, group, _GROUP_NAME_SIZE, ctypes.byref(length)) != 1:
+        _lib.ERR_clear_error()
+        return "an SM2 key without a named curve (explicit curve parameters are refused)"
+    if group.value != b"SM2":
+        return f"an SM2 key on curve {group.value.decode(errors='replace')}"
+    return None
+
+
 class Sm2Key:
     """An owned ``EVP_PKEY*`` of type SM2, private or public-only.
 
@@ -205,13 +225,13 @@ class Sm2Key:
         assert pkey, "Sm2Key needs a non-NULL EVP_PKEY"
         self._pkey = pkey
         self.has_private = has_private
-        if _lib.EVP_PKEY_is_a(pkey, b"SM2") != 1:
-            type_name = _lib.EVP_PKEY_get0_type_name(pkey) or b"unknown"
+        problem = _sm2_key_problem(pkey)
+        if problem is not None:
             _lib.EVP_PKEY_free(pkey)
             self._pkey = 0
             raise KeyFormatError(
-                f"not an SM2 key but a {type_name.decode()} key (the gm suite signs with SM2 "
-                "on curve SM2, OID 1.2.156.10197.1.301)"
+                f"{problem} (the gm suite signs with SM2 on the named curve SM2, "
+                "OID 1.2.156.10197.1.301)"
             )
 
     def __del__(self) -> None:

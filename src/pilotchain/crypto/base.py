@@ -134,7 +134,11 @@ class Suite(abc.ABC):
 
     @lru_cache(maxsize=65536)  # noqa: B019 - suites are process-wide singletons
     def _cached_public_key(self, der: bytes) -> PublicKey:
-        return self._load_public_key_der(der)
+        key = self._load_public_key_der(der)
+        if key.to_der() != der:
+            # A key must have one byte string: the chain and identities compare keys as bytes.
+            raise KeyFormatError("not the canonical SubjectPublicKeyInfo DER encoding of the key")
+        return key
 
     def verify(self, public_key_der: bytes, message: bytes, signature: bytes) -> bool:
         """True when ``signature`` by the key ``public_key_der`` is valid over ``message``."""

@@ -37,6 +37,7 @@ from pilotchain.crypto.base import (
 __all__ = [
     "DEFAULT_SM2_ID",
     "SM2_CURVE_ORDER",
+    "SM2_PUBLIC_KEY_DER_SIZE",
     "SM2_SIGNATURE_SIZE_MAX",
     "GmSuite",
     "Sm2PrivateKey",
@@ -46,6 +47,9 @@ __all__ = [
 
 #: n, the order of the SM2 curve's base point (GB/T 32918.5).
 SM2_CURVE_ORDER: Final = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
+#: SubjectPublicKeyInfo { id-ecPublicKey, curve SM2 } BIT STRING { 04 || x || y }
+_SPKI_PREFIX: Final = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d03420004")
+SM2_PUBLIC_KEY_DER_SIZE: Final = len(_SPKI_PREFIX) + 64
 _SEED_DOMAIN: Final = b"pilotchain/gm/sm2-private-key-from-seed/v1\x00"
 _GCM_TAG_SIZE: Final = 16
 
@@ -64,6 +68,10 @@ def sm2_private_key_pkcs8_der(scalar: int) -> bytes:
     der = _PKCS8_PREFIX + scalar.to_bytes(32, "big")
     assert len(der) == 2 + 0x41
     return der
+
+
+def _is_canonical_public_der(der: bytes) -> bool:
+    return len(der) == SM2_PUBLIC_KEY_DER_SIZE and der.startswith(_SPKI_PREFIX)
 
 
 def _pem(label: str, der: bytes) -> bytes:
@@ -153,13 +161,27 @@ class GmSuite(Suite):
         return self.load_private_key_pem(_pem("PRIVATE KEY", sm2_private_key_pkcs8_der(scalar)))
 
     def load_private_key_pem(self, pem: bytes) -> PrivateKey:
-        return Sm2PrivateKey(Sm2Key.from_private_pem(bytes(pem)))
+        key = Sm2Key.from_private_pem(bytes(pem))
+        if not _is_canonical_public_der(key.public_der()):
+            raise KeyFormatError(
+                "an SM2 private key with explicit curve parameters or a compressed public point; "
+                "rewrite it with `openssl ec -in KEY.pem -param_enc named_curve "
+                "-conv_form uncompressed`"
+            )
+        return Sm2PrivateKey(key)
 
     def _load_public_key_der(self, der: bytes) -> PublicKey:
+        # One key, one encoding: identities and the chain compare keys as bytes, so only the
+        # uncompressed named-curve form is accepted (a compressed point would be a second name).
+        if not _is_canonical_public_der(der):
+            raise KeyFormatError(
+                "not the canonical SM2 SubjectPublicKeyInfo DER (named curve SM2, uncompressed "
+                f"point, {SM2_PUBLIC_KEY_DER_SIZE} bytes)"
+            )
         return Sm2PublicKey(Sm2Key.from_public_der(der))
 
     def load_public_key_pem(self, pem: bytes) -> PublicKey:
-        return Sm2PublicKey(Sm2Key.from_public_pem(bytes(pem)))
+        return self._load_public_key_der(Sm2Key.from_public_pem(bytes(pem)).public_der())
 
     def aead_encrypt(
         self, key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes = b""
