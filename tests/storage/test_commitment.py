@@ -45,7 +45,9 @@ class Model:
     def entries(self, bucket: int) -> tuple[tuple[bytes, bytes], ...]:
         return tuple(
             sorted(
-                (k, v) for k, v in self.state.items() if bucket_of(k, self.bits, self.hash_fn) == bucket
+                (k, v)
+                for k, v in self.state.items()
+                if bucket_of(k, self.bits, self.hash_fn) == bucket
             )
         )
 
@@ -108,7 +110,9 @@ def test_proofs_fail_for_wrong_value_key_or_root(state, bucket_bits, hash_fn, pr
     bucket_bits=bits,
     seed=st.randoms(use_true_random=False),
 )
-def test_incremental_root_equals_recomputation_in_any_write_order(batches, bucket_bits, seed) -> None:
+def test_incremental_root_equals_recomputation_in_any_write_order(
+    batches, bucket_bits, seed
+) -> None:
     hash_fn = sha256
     state: dict[bytes, bytes] = {}
     tree = BucketTree(bucket_bits, hash_fn)

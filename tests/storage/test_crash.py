@@ -91,13 +91,17 @@ def last_segment(path: Path) -> Path:
     return max((path / "blocks").glob("*.seg"))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     kind=st.sampled_from(["garbage", "next-record-prefix"]),
     length=st.integers(min_value=1, max_value=4000),
     seed=st.integers(min_value=0, max_value=2**32 - 1),
 )
-def test_torn_tail_after_last_commit_is_truncated(base_store_dir: Path, kind: str, length: int, seed: int) -> None:
+def test_torn_tail_after_last_commit_is_truncated(
+    base_store_dir: Path, kind: str, length: int, seed: int
+) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "node"
         shutil.copytree(base_store_dir, path)
@@ -119,9 +123,13 @@ def test_torn_tail_after_last_commit_is_truncated(base_store_dir: Path, kind: st
         store.close()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
-def test_damage_inside_the_last_committed_record_is_corruption(base_store_dir: Path, data: st.DataObject) -> None:
+def test_damage_inside_the_last_committed_record_is_corruption(
+    base_store_dir: Path, data: st.DataObject
+) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "node"
         shutil.copytree(base_store_dir, path)

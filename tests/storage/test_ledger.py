@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import shutil
 from pathlib import Path
 
 import lmdb
@@ -30,7 +31,11 @@ def commit(store: LedgerStore, writes: dict[bytes, bytes | None], **kwargs: obje
     height = store.height + 1
     block = b"block %d" % height
     store.commit_block(
-        height, hash_fn(block), block, kwargs.pop("tx_ids", []), store.prepare_state(writes),  # type: ignore[arg-type]
+        height,
+        hash_fn(block),
+        block,
+        kwargs.pop("tx_ids", []),
+        store.prepare_state(writes),  # type: ignore[arg-type]
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -99,8 +104,13 @@ def test_deletes_and_empty_values(store: LedgerStore) -> None:
 
 def test_bounds_and_caller_errors_leave_store_unchanged(tmp_path: Path) -> None:
     limits = StorageLimits(
-        block_bytes_max=100, key_bytes_max=8, value_bytes_max=8, certificate_bytes_max=8,
-        tx_id_bytes_max=4, txs_per_block_max=2, writes_per_block_max=3,
+        block_bytes_max=100,
+        key_bytes_max=8,
+        value_bytes_max=8,
+        certificate_bytes_max=8,
+        tx_id_bytes_max=4,
+        txs_per_block_max=2,
+        writes_per_block_max=3,
         map_size_bytes=64 * 1024 * 1024,
     )
     store = open_store(tmp_path, limits=limits)
@@ -127,8 +137,12 @@ def test_bounds_and_caller_errors_leave_store_unchanged(tmp_path: Path) -> None:
     ]
     for error, override in cases:
         args: dict[str, object] = {
-            "height": 1, "block_hash": hash_fn(b"b1"), "block_bytes": b"b1", "tx_ids": [],
-            "prepared": prepared, "certificate": None,
+            "height": 1,
+            "block_hash": hash_fn(b"b1"),
+            "block_bytes": b"b1",
+            "tx_ids": [],
+            "prepared": prepared,
+            "certificate": None,
         }
         args.update(override)
         with pytest.raises(error):
@@ -152,14 +166,17 @@ def test_reopen_checks_configuration_and_lock(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="bucket_bits"):
         open_store(tmp_path, bucket_bits=BUCKET_BITS + 1)
     with pytest.raises(StorageError, match="hash function"):
-        LedgerStore.open(tmp_path, lambda b: hash_fn(b"other" + b), bucket_bits=BUCKET_BITS, limits=SMALL_LIMITS)
+        LedgerStore.open(
+            tmp_path, lambda b: hash_fn(b"other" + b), bucket_bits=BUCKET_BITS, limits=SMALL_LIMITS
+        )
     store = open_store(tmp_path)  # the failed opens released the lock
     assert store.height == 0
     store.close()
 
 
 @pytest.mark.parametrize(
-    "point", ["before_append", "mid_append", "after_append", "after_segment_fsync", "before_lmdb_commit"]
+    "point",
+    ["before_append", "mid_append", "after_append", "after_segment_fsync", "before_lmdb_commit"],
 )
 def test_disk_full_leaves_previous_height_and_store_usable(tmp_path: Path, point: str) -> None:
     store = open_store(tmp_path)
@@ -238,8 +255,12 @@ def test_corrupted_tree_or_root_is_detected(tmp_path: Path) -> None:
     _tamper_lmdb(tmp_path, b"meta", b"state_root", b"\x01" * 32)
     with pytest.raises(StorageCorrupted, match="state root"):
         open_store(tmp_path)
-    _tamper_lmdb(tmp_path, b"meta", b"state_root", compute_state_root(
-        [(k, v) for k, v in _replay(4).items()], BUCKET_BITS, hash_fn))
+    _tamper_lmdb(
+        tmp_path,
+        b"meta",
+        b"state_root",
+        compute_state_root([(k, v) for k, v in _replay(4).items()], BUCKET_BITS, hash_fn),
+    )
     _tamper_lmdb(tmp_path, b"state", b"\x00\x00\x00\x00zzz", b"planted")
     store = open_store(tmp_path)  # a planted row is only seen by the full audit
     with pytest.raises(StorageCorrupted, match="state entries"):
@@ -271,3 +292,15 @@ def test_block_bit_rot_is_detected_on_read(tmp_path: Path) -> None:
     with pytest.raises(StorageCorrupted):
         store.verify_integrity()
     store.close()
+
+
+def test_lost_index_never_discards_blocks(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    for _ in range(3):
+        commit_next(store)
+    store.close()
+    shutil.rmtree(tmp_path / "lmdb")
+    segment_bytes = (tmp_path / "blocks" / "00000000.seg").stat().st_size
+    with pytest.raises(StorageCorrupted, match="no index"):
+        open_store(tmp_path)
+    assert (tmp_path / "blocks" / "00000000.seg").stat().st_size == segment_bytes

@@ -48,7 +48,11 @@ class StoreMachine(RuleBasedStateMachine):
     def next_block(self, payload: bytes) -> tuple[bytes, bytes, list[bytes]]:
         height = len(self.blocks)
         block = b"block %d:" % height + payload
-        return hash_fn(block), block, [hash_fn(b"tx %d %d" % (height, i)) for i in range(height % 3)]
+        return (
+            hash_fn(block),
+            block,
+            [hash_fn(b"tx %d %d" % (height, i)) for i in range(height % 3)],
+        )
 
     def apply(self, batch: dict[bytes, bytes | None]) -> None:
         for key, value in batch.items():
@@ -67,7 +71,9 @@ class StoreMachine(RuleBasedStateMachine):
         self.apply(batch)
 
     @rule(batch=writes, payload=st.binary(max_size=300), point=st.sampled_from(CRASH_POINTS))
-    def crash_then_reopen(self, batch: dict[bytes, bytes | None], payload: bytes, point: str) -> None:
+    def crash_then_reopen(
+        self, batch: dict[bytes, bytes | None], payload: bytes, point: str
+    ) -> None:
         block_hash, block, tx_ids = self.next_block(payload)
         prepared = self.store.prepare_state(batch)
         self.store._crash_at = point
@@ -130,7 +136,5 @@ class StoreMachine(RuleBasedStateMachine):
         shutil.rmtree(self.directory)
 
 
-StoreMachine.TestCase.settings = settings(
-    max_examples=25, stateful_step_count=25, deadline=None
-)
+StoreMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
 TestStoreMachine = StoreMachine.TestCase

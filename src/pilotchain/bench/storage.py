@@ -117,7 +117,9 @@ def run(
     limits = StorageLimits(map_size_bytes=16 * 1024**3, writes_per_block_max=WRITES_PER_BLOCK_MAX)
     with tempfile.TemporaryDirectory(prefix="pilotchain-bench-") as scratch:
         directory = Path(scratch)
-        store = LedgerStore.open(directory / "node", hash_fn, bucket_bits=bucket_bits, limits=limits)
+        store = LedgerStore.open(
+            directory / "node", hash_fn, bucket_bits=bucket_bits, limits=limits
+        )
         next_key = 0
         preload_batch = 10_000
         preload: list[tuple[bytes, bytes]] = []
@@ -174,7 +176,9 @@ def run(
         store.close()
 
         start = time.perf_counter()
-        store = LedgerStore.open(directory / "node", hash_fn, bucket_bits=bucket_bits, limits=limits)
+        store = LedgerStore.open(
+            directory / "node", hash_fn, bucket_bits=bucket_bits, limits=limits
+        )
         open_ms = (time.perf_counter() - start) * 1e3
         assert store.height == final_height and store.state_root == root
         store.close()

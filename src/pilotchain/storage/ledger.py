@@ -261,6 +261,7 @@ class LedgerStore:
         with _translate_errors("reading store metadata"), self._env.begin(db=meta) as txn:
             stored_format = txn.get(b"format")
         if stored_format is None:
+            self._refuse_orphan_segments()
             self._initialise(hash_probe)
         elif stored_format != FORMAT:
             raise StorageError(f"{self.path}: unknown storage format {stored_format!r}")
@@ -280,6 +281,18 @@ class LedgerStore:
         if verify_state:
             self.verify_integrity(blocks=False, state=True)
 
+    def _refuse_orphan_segments(self) -> None:
+        """A new index over non-empty block files means the index was lost: never truncate."""
+        directory = self._segments.directory
+        sizes = [
+            (directory / f"{n:08d}.seg").stat().st_size for n in self._segments.existing_segments()
+        ]
+        if any(sizes):
+            raise StorageCorrupted(
+                f"{directory} holds {sum(sizes)} bytes of blocks but {self.path / 'lmdb'} has no "
+                "index: refusing to initialise (recovery would discard the blocks)"
+            )
+
     def _initialise(self, hash_probe: bytes) -> None:
         with _translate_errors("initialising store"), self._env.begin(write=True) as txn:
             meta = self._dbs["meta"]
@@ -293,7 +306,9 @@ class LedgerStore:
     def _meta(self, txn: Any, key: bytes, size: int | None) -> bytes:
         value: bytes | None = txn.get(key, db=self._dbs["meta"])
         if value is None or (size is not None and len(value) != size):
-            raise StorageCorrupted(f"{self.path}: metadata {key.decode()!r} is missing or malformed")
+            raise StorageCorrupted(
+                f"{self.path}: metadata {key.decode()!r} is missing or malformed"
+            )
         return value
 
     def _check_configuration(self, txn: Any, hash_probe: bytes) -> None:
@@ -515,9 +530,7 @@ class LedgerStore:
             self._check_commit(height, block_hash, block_bytes, tx_ids, prepared, certificate)
             with _translate_errors(f"appending block {height}"):
                 location = self._segments.append(height, block_bytes, self._fault)
-            location = BlockLocation(
-                location.segment, location.offset, location.length, block_hash
-            )
+            location = BlockLocation(location.segment, location.offset, location.length, block_hash)
             try:
                 with _translate_errors(f"committing block {height}"):
                     self._write_index(height, block_hash, tx_ids, prepared, certificate, location)
