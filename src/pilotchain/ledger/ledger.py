@@ -50,6 +50,8 @@ __all__ = ["Ledger", "BlockInvalid", "SignerAuthenticator", "TxRecord"]
 
 #: Executed-but-uncommitted blocks kept between verify and commit.
 PREPARED_BLOCKS_MAX = 8
+#: Transactions (wire bytes) whose signature this node already verified (mempool, then block).
+VERIFIED_SIGNATURES_MAX = 200_000
 
 
 class BlockInvalid(Exception):
@@ -96,6 +98,9 @@ class Ledger:
         self.registry = registry
         self._validator_set_hash = validator_set_hash(self.suite.hash, genesis.validators)
         self._prepared: OrderedDict[bytes, _Prepared] = OrderedDict()
+        # wire bytes -> None; a signature is a pure function of the bytes and the key the
+        # certificate names, so a verified one need not be verified again (bounded, FIFO)
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
 
     # ------------------------------------------------------------------ opening
 
@@ -192,6 +197,7 @@ class Ledger:
 
     def check_tx(self, raw: bytes, now_ms: int, *, verify_signature: bool = True) -> SignedTx:
         """Stateless and duplicate checks a transaction passes before mempool or block."""
+        known = raw in self._verified
         tx = check_transaction(
             self.suite,
             raw,
@@ -199,11 +205,44 @@ class Ledger:
             now_ms=now_ms,
             signer_public_key=lambda cert: self.authenticator.public_key_of(cert, now_ms),
             limits=self.genesis.params.tx_limits,
-            verify_signature=verify_signature,
+            verify_signature=verify_signature and not known,
         )
+        if verify_signature and not known:
+            self._mark_verified(raw)
         if self.store.locate_tx(tx.tx_id) is not None:
-            raise TxRejected(RejectCode.DUPLICATE, "this transaction is already committed")
+            raise TxRejected(RejectCode.DUPLICATE, "this transaction is already committed", tx.tx_id)
         return tx
+
+    def _mark_verified(self, raw: bytes) -> None:
+        self._verified[raw] = None
+        if len(self._verified) > VERIFIED_SIGNATURES_MAX:
+            self._verified.popitem(last=False)
+
+    def check_txs(self, raws: Sequence[bytes], now_ms: int) -> list[SignedTx | TxRejected]:
+        """:meth:`check_tx` for many: signatures not yet verified are checked as one batch
+        (spread over the cores by the suite). One result per input, in order."""
+        pending: list[tuple[int, SignedTx, bytes]] = []
+        results: list[SignedTx | TxRejected] = []
+        for raw in raws:
+            try:
+                tx = self.check_tx(raw, now_ms, verify_signature=False)
+            except TxRejected as exc:
+                results.append(exc)
+                continue
+            results.append(tx)
+            if raw not in self._verified:
+                key = self.authenticator.public_key_of(tx.body.signer_certificate, now_ms)
+                pending.append((len(results) - 1, tx, key))
+        if pending:
+            verdicts = self.suite.verify_batch([(key, tx.signed_message(), tx.signature) for _, tx, key in pending])
+            for (index, tx, _), ok in zip(pending, verdicts, strict=True):
+                if ok:
+                    self._mark_verified(tx.raw)
+                else:
+                    results[index] = TxRejected(
+                        RejectCode.BAD_SIGNATURE, "signature does not verify against the signer's certificate key", tx.tx_id
+                    )
+        return results
 
     def build_block(
         self,
@@ -222,20 +261,21 @@ class Ledger:
         chosen: list[SignedTx] = []
         seen: set[bytes] = set()
         size = 0
+        limited: list[bytes] = []
         for raw in candidates:
-            if len(chosen) >= params.block_txs_max or size + len(raw) > params.block_bytes_max:
+            if len(limited) >= params.block_txs_max or size + len(raw) > params.block_bytes_max:
                 break
-            try:
-                tx = self.check_tx(raw, timestamp_ms)
-                if tx.tx_id in seen:
-                    raise TxRejected(RejectCode.DUPLICATE, "the same transaction twice in one block")
-            except TxRejected as exc:
-                if on_rejected is not None:
-                    on_rejected(raw, exc)
-                continue
-            seen.add(tx.tx_id)
-            chosen.append(tx)
+            limited.append(raw)
             size += len(raw)
+        for raw, checked in zip(limited, self.check_txs(limited, timestamp_ms), strict=True):
+            if isinstance(checked, SignedTx) and checked.tx_id in seen:
+                checked = TxRejected(RejectCode.DUPLICATE, "the same transaction twice in one block", checked.tx_id)
+            if isinstance(checked, TxRejected):
+                if on_rejected is not None:
+                    on_rejected(raw, checked)
+                continue
+            seen.add(checked.tx_id)
+            chosen.append(checked)
         return self._execute(chosen, proposer=proposer, timestamp_ms=timestamp_ms,
                              parent=head, consensus_data=consensus_data)
 
@@ -300,11 +340,9 @@ class Ledger:
             raise BlockInvalid(body_problem)
         txs: list[SignedTx] = []
         seen: set[bytes] = set()
-        for raw in block.txs:
-            try:
-                tx = self.check_tx(raw, header.timestamp_ms)
-            except TxRejected as exc:
-                raise BlockInvalid(f"block includes a transaction that may not be included: {exc}") from exc
+        for tx in self.check_txs(block.txs, header.timestamp_ms):
+            if isinstance(tx, TxRejected):
+                raise BlockInvalid(f"block includes a transaction that may not be included: {tx}")
             if tx.tx_id in seen:
                 raise BlockInvalid("block includes the same transaction twice")
             seen.add(tx.tx_id)

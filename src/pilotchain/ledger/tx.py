@@ -110,10 +110,12 @@ class RejectCode(enum.StrEnum):
 class TxRejected(Exception):
     """A transaction refused with an enumerated reason; nothing was changed."""
 
-    def __init__(self, code: RejectCode, message: str) -> None:
+    def __init__(self, code: RejectCode, message: str, tx_id: bytes | None = None) -> None:
         super().__init__(f"{code.value}: {message}")
         self.code = code
         self.message = message
+        #: the transaction's id when its bytes decoded far enough to have one
+        self.tx_id = tx_id
 
 
 class SignedTx(msgspec.Struct, frozen=True):
@@ -209,6 +211,23 @@ def check_transaction(
     """
     limits = limits or TxLimits()
     tx = decode_transaction(suite, raw, limits)
+    try:
+        _check_decoded(suite, tx, chain_id, now_ms, signer_public_key, limits, verify_signature)
+    except TxRejected as exc:
+        exc.tx_id = tx.tx_id
+        raise
+    return tx
+
+
+def _check_decoded(
+    suite: Suite,
+    tx: SignedTx,
+    chain_id: str,
+    now_ms: int,
+    signer_public_key: Any,
+    limits: TxLimits,
+    verify_signature: bool,
+) -> None:
     body = tx.body
     if body.chain_id != chain_id:
         raise TxRejected(RejectCode.WRONG_CHAIN, f"transaction is for chain {body.chain_id!r}, this is {chain_id!r}")
@@ -231,5 +250,4 @@ def check_transaction(
     public_key_der = signer_public_key(body.signer_certificate)
     if verify_signature and not suite.verify(public_key_der, tx.signed_message(), tx.signature):
         raise TxRejected(RejectCode.BAD_SIGNATURE, "signature does not verify against the signer's certificate key")
-    return tx
 
