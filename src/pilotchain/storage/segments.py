@@ -12,7 +12,7 @@ is framed as::
     payload          the opaque block bytes
 
 A record never spans two files; a new segment starts when the next record would push the current
-one past ``max_segment_bytes`` (a single record larger than that still gets a segment of its
+one past ``segment_bytes_max`` (a single record larger than that still gets a segment of its
 own). :meth:`SegmentLog.append` writes the record at the current end with ``pwrite`` and fsyncs
 the file (and the directory when it created a new file) before returning its location; on any
 error it truncates the file back, so a failed append leaves nothing behind.
@@ -95,10 +95,10 @@ def _fsync_directory(directory: Path) -> None:
 class SegmentLog:
     """The segment files of one store. Not thread-safe: the owning LedgerStore serialises."""
 
-    def __init__(self, directory: Path, max_segment_bytes: int) -> None:
-        assert max_segment_bytes > HEADER_BYTES
+    def __init__(self, directory: Path, segment_bytes_max: int) -> None:
+        assert segment_bytes_max > HEADER_BYTES
         self.directory = directory
-        self.max_segment_bytes = max_segment_bytes
+        self.segment_bytes_max = segment_bytes_max
         self.directory.mkdir(parents=True, exist_ok=True)
         self.segment = 0
         self.end = 0
@@ -163,7 +163,7 @@ class SegmentLog:
         """
         assert self._write_fd is not None, "recover() must run before append()"
         record = frame_record(height, payload)
-        rolled_over = self.end > 0 and self.end + len(record) > self.max_segment_bytes
+        rolled_over = self.end > 0 and self.end + len(record) > self.segment_bytes_max
         previous = (self.segment, self.end, self._write_fd)
         fault("before_append")
         try:
