@@ -165,3 +165,20 @@ def test_validator_verifies_a_block_built_by_another_node(setup, tmp_path: Path)
         assert result is None
     finally:
         validator.close()
+
+
+def test_query_reads_without_writing(setup) -> None:  # type: ignore[no-untyped-def]
+    suite, _, ledger, users, _ = setup
+    key, cert = users["alice"]
+    ledger.commit_block(ledger.build_block([make_tx(suite, key, cert, args={"key": "q", "value": [1, 2]})],
+                                           proposer="v0", timestamp_ms=T0 + 1))
+    root = ledger.store.state_root
+    assert ledger.query("kv", "get", {"key": "q"}) == [1, 2]
+    assert ledger.query("kv", "get", {"key": "missing"}) is None
+    with pytest.raises(TxRejected) as info:
+        ledger.query("kv", "put", {"key": "q", "value": 3})  # anonymous: no role to write
+    assert info.value.code == RejectCode.PERMISSION_DENIED
+    with pytest.raises(TxRejected) as info:
+        ledger.query("nope", "get", {})
+    assert info.value.code == RejectCode.UNKNOWN_CONTRACT
+    assert ledger.store.state_root == root

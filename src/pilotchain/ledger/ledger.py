@@ -41,7 +41,15 @@ from pilotchain.ledger.block import (
     tx_root,
     verify_block_body,
 )
-from pilotchain.ledger.execution import Caller, ContractRegistry, execute_transactions
+from pilotchain.ledger.execution import (
+    BlockOverlay,
+    Caller,
+    ContractError,
+    ContractRegistry,
+    ContractState,
+    TxContext,
+    execute_transactions,
+)
 from pilotchain.ledger.genesis import GENESIS_STATE_KEY, Genesis, validator_set_hash
 from pilotchain.ledger.tx import RejectCode, SignedTx, TxRejected, check_transaction
 from pilotchain.storage import LedgerStore, StateProof
@@ -192,6 +200,30 @@ class Ledger:
     def read_state(self, contract: str, key: bytes) -> tuple[bytes | None, StateProof]:
         """A contract's value and the proof that it is (or is not) under the head's state root."""
         return self.store.get_with_proof(contract.encode() + b"\x00" + key)
+
+    def query(self, contract: str, method: str, args: Any, caller: Caller | None = None) -> Any:
+        """A read-only call against the head state: runs the method, discards its writes.
+
+        Raises TxRejected (UNKNOWN_CONTRACT, BAD_ARGUMENTS, EXECUTION_FAILED, ...)."""
+        target = self.registry.get(contract)
+        if target is None:
+            raise TxRejected(RejectCode.UNKNOWN_CONTRACT, f"no contract named {contract!r} is active")
+        head = self.head()
+        state = ContractState(contract, BlockOverlay(self.store))
+        ctx = TxContext(
+            chain_id=self.chain_id,
+            height=head.height,
+            timestamp_ms=head.timestamp_ms,
+            tx_id=b"",
+            caller=caller or Caller(name="anonymous", org="", roles=(), certificate_id=b""),
+        )
+        try:
+            result, _steps = target.call(method, args, ctx, state)
+        except ContractError as exc:
+            raise TxRejected(exc.code, str(exc)) from exc
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise TxRejected(RejectCode.BAD_ARGUMENTS, f"{type(exc).__name__}: {exc}") from exc
+        return result
 
     # ------------------------------------------------------------------ building and checking
 
