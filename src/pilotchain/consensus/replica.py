@@ -83,6 +83,8 @@ RULE_FIRINGS_PER_INPUT_MAX = 64
 PROPOSALS_PER_ROUND_MAX = 2
 #: Peers remembered for catch-up and rate limiting.
 PEERS_TRACKED_MAX = 256
+#: Own votes of rounds [round - this, round] are kept and re-broadcast by the retransmit timer.
+OWN_ROUNDS_RETRANSMITTED = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +214,7 @@ class Replica:
         self.started = True
         self._advance_clock(now_ms)
         if self._wal_restored:
-            for vote in self._own_votes.values():
-                self._emit(Broadcast(vote))
-            self._start_round(self._signed_round + 1)
+            self._resume_round()
         else:
             self._start_round(0)
         self._retransmit_at_ms = self.now_ms + self.config.retransmit_interval_ms
@@ -272,7 +272,7 @@ class Replica:
             valid_round=self.valid_round,
             valid_block=self.valid_block,
             valid_polka=self._valid_polka,
-            votes=tuple(vote for (round_, _), vote in sorted(self._own_votes.items()) if round_ == self._signed_round),
+            votes=tuple(vote for _, vote in sorted(self._own_votes.items())),
         )
 
     # ------------------------------------------------------------------ height and round
@@ -323,12 +323,34 @@ class Replica:
             self._valid_polka = wal.valid_polka
         self._proposed_round = wal.round
         for vote in wal.votes:
-            if vote.height != self.height or vote.round != wal.round or vote.validator_index != self.validator_index:
-                raise ValueError("WAL record holds a vote that is not this replica's for its round")
+            if vote.height != self.height or vote.round > wal.round or vote.validator_index != self.validator_index:
+                raise ValueError("WAL record holds a vote that is not this replica's at its height")
             self._own_votes[(vote.round, vote.vote_type)] = vote
             self._get_round_state(vote.round).get_tally(vote.vote_type).add(
                 vote, self.validators.powers[vote.validator_index]
             )
+
+    def _resume_round(self) -> None:
+        """After a restart: re-enter the last round we signed in, at the step our signed votes
+        imply, never signing again what we already signed (and never proposing again in it).
+
+        Resuming in that round rather than the next matters for liveness: the others may need
+        this replica's remaining vote of that round to reach a quorum and time out.
+        """
+        round_ = self._signed_round
+        assert round_ >= 0
+        self.round = round_
+        if (round_, VoteType.PRECOMMIT) in self._own_votes:
+            self.step = Step.PRECOMMIT
+        elif (round_, VoteType.PREVOTE) in self._own_votes:
+            self.step = Step.PREVOTE
+        else:
+            self.step = Step.PROPOSE
+            self._timeout_propose_at_ms = self.now_ms + self._get_timeout_ms(
+                self.config.timeout_propose_ms, self.config.timeout_propose_delta_ms
+            )
+        for vote in self._own_votes.values():
+            self._emit(Broadcast(vote))
 
     def _start_round(self, round_: int) -> None:
         """StartRound(round), lines 10-21."""
@@ -341,7 +363,7 @@ class Replica:
         self._awaiting_payload = None
         for stale_round in [r for r in self._rounds if r < round_ - self.config.rounds_kept_below]:
             del self._rounds[stale_round]
-        for key in [key for key in self._own_votes if key[0] < round_ - 1]:
+        for key in [key for key in self._own_votes if key[0] < round_ - OWN_ROUNDS_RETRANSMITTED]:
             del self._own_votes[key]
         self._timeout_propose_at_ms = self.now_ms + self._get_timeout_ms(
             self.config.timeout_propose_ms, self.config.timeout_propose_delta_ms
@@ -672,9 +694,9 @@ class Replica:
             self._send_block_request()
 
     def _retransmit(self) -> None:
-        """Gossip substitute for lossy links: re-send own votes of this and the previous round."""
+        """Gossip substitute for lossy links: re-send own votes of the last few rounds."""
         for (round_, _), vote in sorted(self._own_votes.items()):
-            if round_ >= self.round - 1:
+            if round_ >= self.round - OWN_ROUNDS_RETRANSMITTED:
                 self._emit(Broadcast(vote))
         round_state = self._rounds.get(self.round)
         if self._proposed_round == self.round and round_state is not None and round_state.first_proposal is not None:

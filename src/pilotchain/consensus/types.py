@@ -206,8 +206,9 @@ class ChainTip(Record):
 class ConsensusWal(Record):
     """The replica's durable voting state for one height (written by a Persist effect).
 
-    ``round`` is the highest round in which the replica signed anything; after a restart it
-    resumes at ``round + 1``, so it never signs twice in a round it may already have signed in.
+    ``round`` is the highest round in which the replica signed anything; ``votes`` are its own
+    votes of the last few rounds. After a restart it resumes in ``round`` at the step those votes
+    imply and never signs a vote type it already signed there (nor proposes again in it).
     """
 
     height: int
@@ -217,7 +218,7 @@ class ConsensusWal(Record):
     valid_round: int
     valid_block: Block | None
     valid_polka: tuple[Vote, ...]
-    votes: tuple[Vote, ...]  # own votes of ``round`` (re-broadcast after a restart)
+    votes: tuple[Vote, ...]
 
 
 def decode_message(data: bytes) -> ConsensusMessage:
