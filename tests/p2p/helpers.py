@@ -122,6 +122,7 @@ FAST = {
     "reconnect_delay_ms_min": 20,
     "reconnect_delay_ms_max": 200,
     "connect_timeout_ms": 2_000,
+    "deferred_dial_ms": 100,
     "handshake_timeout_ms": 3_000,
 }
 

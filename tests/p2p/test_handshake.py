@@ -11,7 +11,16 @@ from pilotchain.identity.errors import RejectReason
 from pilotchain.p2p import HandshakeFailed, HandshakeFailure, HandshakeRole, HandshakeState
 from pilotchain.p2p.handshake import Auth, Handshake, Hello
 
-from .helpers import CHAIN_ID, SUITE_PARAMS, T0, YEAR_MS, Consortium, Node, consortium, seeded_random
+from .helpers import (
+    CHAIN_ID,
+    SUITE_PARAMS,
+    T0,
+    YEAR_MS,
+    Consortium,
+    Node,
+    consortium,
+    seeded_random,
+)
 
 NOW = T0 + 1_000
 

@@ -65,6 +65,9 @@ class NetworkConfig:
     #: bound on one sealed frame; bigger ones are refused and the link dropped
     frame_bytes_max: int = FRAME_BYTES_MAX_DEFAULT
     connect_timeout_ms: int = 3_000
+    #: the node with the higher name waits this long before dialling a peer that has not dialled
+    #: it (the lower name's link is the one both keep, so this avoids most duplicate links)
+    deferred_dial_ms: int = 1_000
     handshake_timeout_ms: int = 5_000
     #: first reconnect delay; doubles per failed attempt up to the max, with jitter
     reconnect_delay_ms_min: int = 100
@@ -110,6 +113,7 @@ class NetworkConfig:
             )
         positive = (
             "connect_timeout_ms",
+            "deferred_dial_ms",
             "handshake_timeout_ms",
             "reconnect_delay_ms_min",
             "keepalive_interval_ms",

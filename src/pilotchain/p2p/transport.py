@@ -518,17 +518,12 @@ class PeerNetwork:
                 await peer.disconnected.wait()
                 attempt = max(attempt, 1)  # after a drop, pause before redialling
                 continue
-            if attempt > 0:
-                delay_ms = reconnect_delay_ms(
-                    attempt,
-                    self._config.reconnect_delay_ms_min,
-                    self._config.reconnect_delay_ms_max,
-                    self._random_fraction(),
-                )
+            if attempt > 0 or self.name > peer.name:
+                delay_ms = self._dial_delay_ms(attempt)
                 self._log(
                     logging.INFO,
                     "p2p.reconnecting",
-                    f"reconnecting to {peer.name!r} in {delay_ms} ms (attempt {attempt})",
+                    f"dialling {peer.name!r} in {delay_ms} ms (attempt {attempt})",
                     peer=peer.name,
                     address=peer.address,
                     attempt=attempt,
@@ -544,6 +539,17 @@ class PeerNetwork:
             except _DialFailed as exc:
                 peer.last_error = str(exc)
                 attempt += 1
+
+    def _dial_delay_ms(self, attempt: int) -> int:
+        config = self._config
+        deferred_ms = 0
+        if attempt == 0:  # the higher name lets the lower dial first
+            deferred_ms = config.deferred_dial_ms
+        else:
+            deferred_ms = reconnect_delay_ms(
+                attempt, config.reconnect_delay_ms_min, config.reconnect_delay_ms_max, self._random_fraction()
+            )
+        return max(1, int(deferred_ms))
 
     async def _dial(self, peer: _Peer) -> None:
         assert peer.address is not None
@@ -665,8 +671,8 @@ class PeerNetwork:
             reason=exc.reason.value,
             identity_reason=exc.identity_reason.value if exc.identity_reason else None,
         )
-        if expected_peer in self._peers:
-            self._peers[expected_peer].last_error = str(exc)
+        if claimed in self._peers:  # claimed, maybe not proven: status shows it as a hint
+            self._peers[claimed].last_error = f"refused at {remote}: {exc}"
         self._close_writer(writer)
 
     # -- links ---------------------------------------------------------------------------------
