@@ -3,6 +3,7 @@ malformed input (never a crash), deterministic seeds, caching, batches and AEAD.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -120,7 +121,9 @@ def test_malformed_pem(suite: Suite, key: PrivateKey) -> None:
         suite.load_public_key_pem(pem)  # a private key is not a public key
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(garbage=st.binary(max_size=200))
 def test_random_bytes_never_crash(suite: Suite, key: PrivateKey, garbage: bytes) -> None:
     der = key.public_key().to_der()
@@ -131,7 +134,9 @@ def test_random_bytes_never_crash(suite: Suite, key: PrivateKey, garbage: bytes)
             loader(garbage)
 
 
-@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(message=st.binary(max_size=512), flip=st.integers(min_value=0))
 def test_any_message_round_trips_and_any_bit_flip_breaks_it(
     suite: Suite, key: PrivateKey, message: bytes, flip: int
@@ -291,9 +296,22 @@ def test_aead_rejects_wrong_sizes_with_a_clear_message(suite: Suite) -> None:
         suite.aead_encrypt(bytes(suite.aead_key_size), bytes(8), b"x")
 
 
-@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(plaintext=st.binary(max_size=300), associated=st.binary(max_size=40))
 def test_aead_round_trips_any_input(suite: Suite, plaintext: bytes, associated: bytes) -> None:
     key, nonce = bytes(suite.aead_key_size), bytes(suite.aead_nonce_size)
     sealed = suite.aead_encrypt(key, nonce, plaintext, associated)
     assert suite.aead_decrypt(key, nonce, sealed, associated) == plaintext
+
+
+def test_verify_batch_works_in_a_forked_child(suite: Suite) -> None:
+    items = _mixed_batch(suite, 24)
+    expected = [suite.verify(*item) for item in items]
+    suite.verify_batch(items)  # make sure the parent has a pool
+    pid = os.fork()
+    if pid == 0:  # child: exit status says whether the batch matched
+        os._exit(0 if suite.verify_batch(items) == expected else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -29,6 +29,15 @@ def verify_worker_count() -> int:
     return max(1, min(os.cpu_count() or 1, VERIFY_WORKERS_MAX))
 
 
+def _forget_pool_in_child() -> None:
+    # A forked child inherits the executor object but not its threads: start a fresh one.
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def _verify_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
