@@ -116,7 +116,7 @@ class HandshakeState(enum.Enum):
     FAILED = "failed"
 
 
-class Hello(Record):
+class Hello(Record, frozen=True):
     protocol_version: int
     chain_id: str
     suite: str
@@ -127,7 +127,7 @@ class Hello(Record):
     certificate: bytes
 
 
-class Auth(Record):
+class Auth(Record, frozen=True):
     #: by the sender's identity key over the auth domain, its role and the transcript hash
     signature: bytes
     #: HMAC under the sender's confirmation key over the confirm domain, its role and the hash

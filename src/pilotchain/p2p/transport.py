@@ -84,6 +84,9 @@ LOGGER_NAME: Final = "pilotchain.p2p"
 #: frames at least this big are sealed / opened on a worker thread (AES-GCM and SM4-GCM release
 #: the GIL), so a 16 MiB block does not stall the event loop
 OFFLOAD_BYTES_MIN: Final = 256 * 1024
+#: the writer coalesces queued frames into one socket write up to these bounds
+WRITE_BATCH_BYTES_MAX: Final = 64 * 1024
+WRITE_BATCH_FRAMES_MAX: Final = 256
 _KEEPALIVE_PAYLOAD: Final = b"\x01"
 _CLOSE_WAIT_S: Final = 2.0
 
@@ -443,6 +446,13 @@ class PeerNetwork:
     def peers(self) -> dict[str, PeerStatus]:
         """Every known peer's status, by name."""
         return {name: self._status(peer) for name, peer in sorted(self._peers.items())}
+
+    def queued(self, peer_name: str) -> tuple[int, int]:
+        """(messages, bytes) waiting in ``peer_name``'s send queues (cheap; for pacing)."""
+        peer = self._peers.get(peer_name)
+        if peer is None:
+            return (0, 0)
+        return (len(peer.priority.items) + len(peer.bulk.items), peer.priority.bytes + peer.bulk.bytes)
 
     def connected_peers(self) -> list[str]:
         return sorted(name for name, peer in self._peers.items() if peer.link is not None)
@@ -830,16 +840,26 @@ class PeerNetwork:
                     peer.wakeup.clear()
                     await peer.wakeup.wait()
                     continue
-                kind, payload = item
-                if len(payload) >= OFFLOAD_BYTES_MIN:
-                    frame = await asyncio.to_thread(link.sealer.seal, kind, payload)
-                else:
-                    frame = link.sealer.seal(kind, payload)
-                link.writer.write(frame)
+                # Seal a batch of queued frames (priority first, at most WRITE_BATCH_BYTES_MAX
+                # unless one frame is bigger), write them at once, then wait for the socket.
+                batch: list[bytes] = []
+                batch_bytes = 0
+                while item is not None:
+                    kind, payload = item
+                    if len(payload) >= OFFLOAD_BYTES_MIN:
+                        frame = await asyncio.to_thread(link.sealer.seal, kind, payload)
+                    else:
+                        frame = link.sealer.seal(kind, payload)
+                    batch.append(frame)
+                    batch_bytes += len(frame)
+                    if kind != MessageKind.CONTROL:
+                        peer.messages_out += 1
+                    if batch_bytes >= WRITE_BATCH_BYTES_MAX or len(batch) >= WRITE_BATCH_FRAMES_MAX:
+                        break
+                    item = peer.priority.pop() or peer.bulk.pop()
+                link.writer.write(b"".join(batch) if len(batch) > 1 else batch[0])
                 link.last_send_s = loop.time()
-                peer.bytes_out += len(frame)
-                if kind != MessageKind.CONTROL:
-                    peer.messages_out += 1
+                peer.bytes_out += batch_bytes
                 await link.writer.drain()
         except FrameRejected as exc:
             self._drop_link(link, f"cannot seal: {exc}")
