@@ -1,0 +1,473 @@
+"""The REST/SSE gateway: one FastAPI app over any :class:`~pilotchain.node.api.NodeAPI`.
+
+Theory of operation
+-------------------
+The app is a thin translation layer: it parses and bounds requests, calls the node on the
+event loop thread, and renders the node's types as JSON with the conventions of
+:mod:`pilotchain.sdk.wire` (hex ids and hashes, base64 bytes, tagged JSON values). It holds no
+chain state of its own. Every error is JSON ``{"code": ..., "message": ...}``: transaction
+refusals carry their :class:`~pilotchain.ledger.tx.RejectCode`; the gateway's own codes are
+``BAD_REQUEST``, ``NOT_FOUND``, ``TOO_LARGE``, ``UNSUPPORTED_MEDIA_TYPE``, ``UNAVAILABLE`` and
+``INTERNAL``.
+
+Bounds: request bodies (the chain's ``tx_bytes_max``, base64 and JSON overhead included),
+event stream subscribers (the node's), events per stream (``?limit=``), heartbeat interval.
+CORS is off unless ``cors_origins`` is given. See docs/api.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pilotchain import __version__
+from pilotchain.crypto import Suite, get_suite
+from pilotchain.gateway._middleware import (
+    BodyLimitMiddleware,
+    GatewayMetrics,
+    JsonErrorMiddleware,
+    MetricsMiddleware,
+)
+from pilotchain.ledger.block import Block, BlockHeader, block_hash
+from pilotchain.ledger.tx import RejectCode, TxRejected
+from pilotchain.node.api import EventKind, NodeAPI, NodeStatus, TxState, TxStatus
+from pilotchain.sdk.wire import (
+    WireError,
+    b64,
+    decode_value,
+    from_tagged_json,
+    header_to_json,
+    receipt_to_json,
+    state_proof_to_json,
+    to_tagged_json,
+    tx_proof_to_json,
+    tx_summary,
+    unb64,
+    unb64url,
+    unhex,
+)
+
+__all__ = ["create_app", "GatewayOptions", "HTTP_STATUS_OF_CODE"]
+
+#: HTTP status for each transaction refusal code (anything not listed: 400).
+HTTP_STATUS_OF_CODE: dict[str, int] = {
+    RejectCode.DUPLICATE: 409,
+    RejectCode.MEMPOOL_FULL: 429,
+    RejectCode.TOO_LARGE: 413,
+    RejectCode.UNKNOWN_CONTRACT: 404,
+    RejectCode.UNKNOWN_METHOD: 404,
+    RejectCode.PERMISSION_DENIED: 403,
+}
+
+#: JSON envelope and base64 overhead allowed on top of the chain's tx_bytes_max.
+BODY_OVERHEAD_BYTES = 4096
+#: Seconds between SSE keep-alive comments.
+HEARTBEAT_S = 15.0
+#: Highest ``?limit=`` on the event stream.
+EVENTS_PER_STREAM_MAX = 1_000_000
+#: State keys are at most this long (the execution layer's bound, namespace excluded).
+STATE_KEY_BYTES_MAX = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    #: origins allowed by CORS; None (default): no CORS headers at all
+    cors_origins: tuple[str, ...] | None = None
+    #: request body bound; None: derived from the chain's tx_bytes_max
+    body_bytes_max: int | None = None
+    heartbeat_s: float = HEARTBEAT_S
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+        self.extra = extra
+
+
+def _error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                    **extra: Any) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers)
+
+
+def _rejected(exc: TxRejected) -> _ApiError:
+    status = HTTP_STATUS_OF_CODE.get(exc.code, 400)
+    headers = {"Retry-After": "2"} if exc.code == RejectCode.MEMPOOL_FULL else None
+    extra = {"tx_id": exc.tx_id.hex()} if exc.tx_id is not None else {}
+    return _ApiError(status, exc.code.value, exc.message, headers, **extra)
+
+
+def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
+    """The gateway app for ``node`` (OpenAPI at ``/openapi.json``, docs at ``/docs``)."""
+    options = options or GatewayOptions()
+    suite: Suite = get_suite(node.genesis.suite)
+    tx_bytes_max = node.genesis.params.tx_limits.tx_bytes_max
+    body_bytes_max = options.body_bytes_max or (tx_bytes_max * 4 // 3 + BODY_OVERHEAD_BYTES)
+    metrics = GatewayMetrics()
+    app = FastAPI(
+        title="pilotchain gateway",
+        version=__version__,
+        description="REST and Server-Sent Events access to a pilotchain node. See docs/api.md.",
+    )
+    #: set by the server handle on close: event streams end so the server can stop
+    app.state.closing = asyncio.Event()
+
+    # -- errors: JSON everywhere -------------------------------------------------------------
+
+    @app.exception_handler(_ApiError)
+    async def _api_error(_request: Request, exc: _ApiError) -> JSONResponse:
+        return _error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+        message = "no such endpoint; see /openapi.json" if exc.status_code == 404 else str(exc.detail)
+        return _error_response(exc.status_code, code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        return _error_response(400, "BAD_REQUEST", problems or "invalid request")
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def require_available() -> None:
+        ok, reason = node.healthy()
+        if not ok:
+            raise _ApiError(503, "UNAVAILABLE", f"the node cannot take requests now: {reason}; retry shortly",
+                            {"Retry-After": "5"})
+
+    def block_json(block: Block) -> dict[str, Any]:
+        certificate = node.get_certificate(block.header.height)
+        return {
+            "height": block.header.height,
+            "hash": block_hash(suite, block.header).hex(),
+            "header": header_to_json(block.header),
+            "transactions": [tx_summary(suite, raw) for raw in block.txs],
+            "receipts": [receipt_to_json(receipt) for receipt in block.receipts],
+            "certificate": b64(certificate) if certificate is not None else None,
+        }
+
+    def header_block(header: BlockHeader) -> dict[str, Any]:
+        certificate = node.get_certificate(header.height)
+        return {
+            "header": header_to_json(header),
+            "block_hash": block_hash(suite, header).hex(),
+            "certificate": b64(certificate) if certificate is not None else None,
+        }
+
+    def tx_json(status: TxStatus) -> dict[str, Any]:
+        document: dict[str, Any] = {"tx_id": status.tx_id.hex(), "state": status.state.value}
+        if status.state == TxState.REJECTED:
+            document.update(code=status.reason_code, message=status.reason)
+        elif status.state == TxState.COMMITTED:
+            assert status.tx_raw is not None and status.receipt is not None
+            assert status.header is not None and status.proof is not None
+            document.update(
+                height=status.height,
+                index=status.proof.index,
+                tx=tx_summary(suite, status.tx_raw),
+                receipt=receipt_to_json(status.receipt),
+                proof=tx_proof_to_json(status.proof),
+                **header_block(status.header),
+            )
+        return document
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    @app.get("/healthz", summary="Liveness: 200 when the node can serve, else 503 with the reason")
+    async def healthz() -> JSONResponse:
+        ok, reason = node.healthy()
+        return JSONResponse({"ok": ok, "reason": reason}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", summary="Prometheus text: the node's metrics and the gateway's request metrics")
+    async def prometheus_metrics() -> Response:
+        body = generate_latest(node.metrics_registry()) + generate_latest(metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/status", summary="Chain, head block, validators, peers, mempool")
+    async def get_status() -> dict[str, Any]:
+        return status_json(node.status())
+
+    @app.get("/v1/blocks/latest", summary="The head block")
+    async def get_latest_block() -> dict[str, Any]:
+        height = node.status().height
+        block = node.get_block(height)
+        if block is None:  # pragma: no cover - the head is always readable
+            raise _ApiError(404, "NOT_FOUND", "the node has no blocks yet")
+        return block_json(block)
+
+    @app.get("/v1/blocks/{height}", summary="A committed block: header, transactions, receipts, certificate")
+    async def get_block(height: str) -> dict[str, Any]:
+        if not height.isdigit() or len(height) > 19:
+            raise _ApiError(400, "BAD_REQUEST", f"block height must be a non-negative integer or 'latest', got {height!r}")
+        block = node.get_block(int(height))
+        if block is None:
+            head = node.status().height
+            raise _ApiError(404, "NOT_FOUND", f"no block at height {height}; the head is at {head}", head=head)
+        return block_json(block)
+
+    @app.post(
+        "/v1/txs",
+        status_code=202,
+        summary="Submit a signed transaction (wire bytes as application/octet-stream, or JSON {\"tx\": base64})",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {
+                        "schema": {"type": "object", "properties": {"tx": {"type": "string", "format": "byte"}},
+                                   "required": ["tx"]},
+                    },
+                },
+            },
+            "responses": {
+                "400": {"description": "refused: malformed, non-canonical, bad signature, expired, ..."},
+                "409": {"description": "DUPLICATE: already pending or committed"},
+                "413": {"description": "TOO_LARGE"},
+                "429": {"description": "MEMPOOL_FULL: retry after the Retry-After seconds"},
+                "503": {"description": "UNAVAILABLE: the node cannot take transactions now"},
+            },
+        },
+    )
+    async def submit_tx(request: Request) -> JSONResponse:
+        body = await request.body()
+        content_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
+        if content_type == "application/json":
+            try:
+                document = json.loads(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise _ApiError(400, "BAD_REQUEST", f"body is not JSON: {exc}") from exc
+            if not isinstance(document, dict) or "tx" not in document:
+                raise _ApiError(400, "BAD_REQUEST", 'JSON body must be {"tx": "<base64 of the signed transaction>"}')
+            try:
+                raw = unb64(document["tx"], "tx")
+            except WireError as exc:
+                raise _ApiError(400, "BAD_REQUEST", str(exc)) from exc
+        elif content_type == "application/octet-stream":
+            raw = body
+        else:
+            raise _ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
+                            "send the transaction as application/octet-stream or JSON {\"tx\": base64}")
+        if not raw:
+            raise _ApiError(400, "BAD_REQUEST", "empty body; send the signed transaction's wire bytes")
+        if len(raw) > tx_bytes_max:
+            raise _ApiError(413, RejectCode.TOO_LARGE.value,
+                            f"transaction is {len(raw)} bytes, limit {tx_bytes_max}; split the call or store large data off-chain")
+        require_available()
+        try:
+            tx_id = await node.submit_tx(raw)
+        except TxRejected as exc:
+            raise _rejected(exc) from exc
+        return JSONResponse(
+            {"tx_id": tx_id.hex(), "state": TxState.PENDING.value, "status_url": f"/v1/txs/{tx_id.hex()}"},
+            status_code=202,
+        )
+
+    @app.get("/v1/txs/{tx_id}", summary="A transaction: pending, committed (receipt, proof, header) or rejected")
+    async def get_tx(tx_id: str) -> dict[str, Any]:
+        try:
+            tx_id_bytes = unhex(tx_id, "transaction id")
+        except WireError as exc:
+            raise _ApiError(400, "BAD_REQUEST", f"{exc}; transaction ids are hex") from exc
+        if len(tx_id_bytes) != len(suite.hash(b"")):
+            raise _ApiError(400, "BAD_REQUEST", f"transaction ids are {len(suite.hash(b''))} bytes ({2 * len(suite.hash(b''))} hex digits)")
+        status = node.tx_status(tx_id_bytes)
+        if status.state == TxState.UNKNOWN:
+            raise _ApiError(404, "NOT_FOUND",
+                            "this node knows no such transaction (never submitted here, or forgotten); submit it again",
+                            state=TxState.UNKNOWN.value, tx_id=tx_id_bytes.hex())
+        return tx_json(status)
+
+    def state_json(contract: str, key: bytes) -> dict[str, Any]:
+        if len(key) > STATE_KEY_BYTES_MAX or not key:
+            raise _ApiError(400, "BAD_REQUEST", f"state keys are 1..{STATE_KEY_BYTES_MAX} bytes")
+        read = node.read_state(contract, key)
+        return {
+            "contract": read.contract,
+            "key": b64(read.key),
+            "value": b64(read.value) if read.value is not None else None,
+            "value_decoded": decode_value(read.value),
+            "proof": state_proof_to_json(read.proof),
+            **header_block(read.header),
+        }
+
+    @app.get("/v1/state/{contract}", summary="A state value by ?key= (URL-safe base64) or ?key_text=, with proof")
+    async def get_state_query(contract: str, key: str | None = None, key_text: str | None = None) -> dict[str, Any]:
+        if (key is None) == (key_text is None):
+            raise _ApiError(400, "BAD_REQUEST", "give exactly one of ?key= (URL-safe base64) or ?key_text=")
+        if key_text is not None:
+            return state_json(contract, key_text.encode())
+        assert key is not None
+        try:
+            return state_json(contract, unb64url(key))
+        except WireError as exc:
+            raise _ApiError(400, "BAD_REQUEST", str(exc)) from exc
+
+    @app.get("/v1/state/{contract}/{key}", summary="A state value (key as URL-safe base64) with its proof and header")
+    async def get_state(contract: str, key: str) -> dict[str, Any]:
+        try:
+            return state_json(contract, unb64url(key))
+        except WireError as exc:
+            raise _ApiError(400, "BAD_REQUEST", str(exc)) from exc
+
+    @app.post(
+        "/v1/query/{contract}/{method}",
+        summary="A read-only contract call against the head state (no transaction)",
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "args": {"description": "tagged JSON value"},
+                    "caller_certificate": {"type": "string", "format": "byte"},
+                }}}},
+            }
+        },
+    )
+    async def query(contract: str, method: str, request: Request) -> dict[str, Any]:
+        body = await request.body()
+        document: Any = {}
+        if body.strip():
+            try:
+                document = json.loads(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise _ApiError(400, "BAD_REQUEST", f"body is not JSON: {exc}") from exc
+            if not isinstance(document, dict):
+                raise _ApiError(400, "BAD_REQUEST", 'body must be {"args": ..., "caller_certificate": base64 | null}')
+        try:
+            args = from_tagged_json(document.get("args"))
+            certificate_text = document.get("caller_certificate")
+            certificate = unb64(certificate_text, "caller_certificate") if certificate_text is not None else None
+        except WireError as exc:
+            raise _ApiError(400, RejectCode.BAD_ARGUMENTS.value, str(exc)) from exc
+        require_available()
+        try:
+            result = node.query(contract, method, args, certificate)
+        except TxRejected as exc:
+            raise _rejected(exc) from exc
+        try:
+            return {"result": to_tagged_json(result)}
+        except WireError as exc:
+            raise _ApiError(500, "INTERNAL", f"the contract returned a value JSON cannot carry: {exc}") from exc
+
+    @app.get(
+        "/v1/events",
+        summary="Server-Sent Events: blocks, committed transactions, contract events (?kinds=block,tx&limit=N)",
+        response_class=StreamingResponse,
+    )
+    async def events(kinds: str | None = None, limit: int | None = None) -> StreamingResponse:
+        wanted: frozenset[EventKind] | None = None
+        if kinds:
+            names = [name.strip() for name in kinds.split(",") if name.strip()]
+            unknown = [name for name in names if name not in EventKind.__members__.values()]
+            if unknown:
+                raise _ApiError(400, "BAD_REQUEST", f"unknown event kinds {unknown}; choose from "
+                                f"{', '.join(kind.value for kind in EventKind)}")
+            wanted = frozenset(EventKind(name) for name in names)
+        if limit is not None and not 1 <= limit <= EVENTS_PER_STREAM_MAX:
+            raise _ApiError(400, "BAD_REQUEST", f"limit must be 1..{EVENTS_PER_STREAM_MAX}")
+        try:
+            subscription = node.subscribe(wanted)
+        except RuntimeError as exc:
+            raise _ApiError(503, "UNAVAILABLE", str(exc), {"Retry-After": "5"}) from exc
+        stream = _sse_stream(subscription, limit, options.heartbeat_s, app.state.closing)
+        return StreamingResponse(
+            stream,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    app.add_middleware(BodyLimitMiddleware, body_bytes_max=body_bytes_max)
+    if options.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(options.cors_origins), allow_methods=["GET", "POST"])
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(JsonErrorMiddleware)
+    return app
+
+
+def status_json(status: NodeStatus) -> dict[str, Any]:
+    return {
+        "chain_id": status.chain_id,
+        "node": status.node,
+        "org": status.org,
+        "suite": status.suite,
+        "height": status.height,
+        "last_block_hash": status.last_block_hash.hex(),
+        "last_block_time_ms": status.last_block_time_ms,
+        "state_root": status.state_root.hex(),
+        "validators": list(status.validators),
+        "genesis_hash": status.genesis_hash.hex(),
+        "peers": dict(status.peers),
+        "mempool": {"size": status.mempool_size},
+        "consensus": status.consensus,
+        "syncing": status.syncing,
+    }
+
+
+def _sse(event: str, data: Any, event_id: int | None = None) -> bytes:
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append(f"event: {event}")
+    lines.append("data: " + json.dumps(data, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def _sse_stream(subscription: AsyncIterator[Any], limit: int | None, heartbeat_s: float,
+                      closing: asyncio.Event) -> AsyncIterator[bytes]:
+    """Frame node events as SSE; keep-alive comments while idle; ends on limit, drop or close."""
+    sent = 0
+    iterator = subscription.__aiter__()
+    closing_task = asyncio.ensure_future(closing.wait())
+    next_task: asyncio.Future[Any] | None = None
+    reason = "closed"
+    try:
+        yield b": connected\n\n"
+        while limit is None or sent < limit:
+            if next_task is None:
+                next_task = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({next_task, closing_task}, timeout=heartbeat_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if closing_task in done:
+                reason = "the gateway is shutting down; reconnect to another node or later"
+                break
+            if next_task not in done:
+                yield b": keep-alive\n\n"
+                continue
+            task, next_task = next_task, None
+            try:
+                event = task.result()
+            except StopAsyncIteration:
+                reason = ("the node ended this stream (it drops subscribers that fall behind); reconnect and "
+                          "catch up with GET /v1/blocks/{height}")
+                break
+            yield _sse(event.kind.value, event.data, event.height)
+            sent += 1
+        else:
+            reason = f"sent the {limit} events asked for"
+        yield _sse("close", {"reason": reason})
+    finally:
+        closing_task.cancel()
+        if next_task is not None:
+            next_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await next_task
+        aclose = getattr(subscription, "aclose", None)
+        if aclose is not None:
+            await aclose()

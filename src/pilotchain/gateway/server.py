@@ -1,0 +1,132 @@
+"""Run the gateway with uvicorn inside an existing event loop (beside the node's P2P).
+
+``serve`` starts a uvicorn server as a task on the running loop and returns a
+:class:`GatewayServer` handle; ``await handle.close()`` ends the event streams, stops accepting
+connections and waits (bounded) for in-flight requests. uvicorn's signal handlers are not
+installed: the node owns the process's signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+__all__ = ["GatewayServer", "serve", "GRACEFUL_SHUTDOWN_S"]
+
+_log = logging.getLogger("pilotchain.gateway")
+
+#: How long close() lets in-flight requests finish before cancelling them.
+GRACEFUL_SHUTDOWN_S = 3.0
+#: How long serve() waits for the server to start listening.
+STARTUP_TIMEOUT_S = 10.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            exc.errno, f"the gateway cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "is another node using it? choose another gateway address"
+        ) from exc
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, started: asyncio.Event) -> None:
+        super().__init__(config)
+        self._started_event = started
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the node, not the gateway, handles SIGINT / SIGTERM
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self._started_event.set()
+
+
+class GatewayServer:
+    """A running gateway: ``host``, ``port`` (the bound one, also when asked for port 0), ``url``."""
+
+    def __init__(self, app: FastAPI, server: _Server, task: asyncio.Task[None], host: str, port: int) -> None:
+        self.app = app
+        self._server = server
+        self._task = task
+        self.host = host
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return not self._task.done()
+
+    async def close(self) -> None:
+        """Stop serving (idempotent); event streams are told to end first."""
+        closing: Any = getattr(self.app.state, "closing", None)
+        if closing is not None:
+            closing.set()
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), GRACEFUL_SHUTDOWN_S + 2)
+        except TimeoutError:
+            _log.warning("the gateway did not stop in time; forcing it")
+            self._server.force_exit = True
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def __aenter__(self) -> GatewayServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def serve(app: FastAPI, host: str, port: int, *, ready: asyncio.Event | None = None,
+                log_level: str = "warning") -> GatewayServer:
+    """Start serving ``app`` on ``host:port`` (0: any free port) on the running loop.
+
+    Returns once the socket listens (and sets ``ready``); raises OSError when the address is
+    taken or cannot be bound (the message names it and what to do)."""
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, host=host, port=bound_port, log_level=log_level, lifespan="off", access_log=False,
+        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S), server_header=False,
+    )
+    started = asyncio.Event()
+    server = _Server(config, started)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"gateway-{host}:{bound_port}")
+    waiter = asyncio.ensure_future(started.wait())
+    done, _ = await asyncio.wait({task, waiter}, timeout=STARTUP_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+    if waiter not in done:
+        waiter.cancel()
+        server.should_exit = True
+        sock.close()
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise OSError(f"the gateway did not start serving on {host}:{bound_port} within {STARTUP_TIMEOUT_S} s; see the log")
+    handle = GatewayServer(app, server, task, host, bound_port)
+    if ready is not None:
+        ready.set()
+    return handle

@@ -1,0 +1,90 @@
+"""The pilotchain Python SDK: identities, signed transactions, and clients for a node's gateway.
+
+Quick start::
+
+    from pilotchain.sdk import Client, Identity
+
+    alice = Identity.load("net/orgs/bank/client.id")
+    with Client("http://127.0.0.1:26601") as client:
+        result = client.invoke(alice, "kv", "put", {"key": "rate", "value": 425})   # waits for the commit
+        print(result.height, result.status)
+        value = client.read_state("kv", b"v/rate")   # proof checked against the block header
+
+:class:`AsyncClient` has the same methods, awaitable. Every error is a :class:`PilotchainError`
+(the tree is in :mod:`pilotchain.sdk._errors`). To test without a network, see
+:mod:`pilotchain.sdk.testing`. How far proof verification goes: :mod:`pilotchain.sdk._models`.
+"""
+
+from __future__ import annotations
+
+from pilotchain.sdk._client import (
+    DEFAULT_NODE_URL,
+    NODE_URL_ENV,
+    AsyncClient,
+    Client,
+    default_node_url,
+)
+from pilotchain.sdk._errors import (
+    ApiError,
+    IdentityError,
+    NotFound,
+    PilotchainError,
+    ProofError,
+    ResponseError,
+    TimeoutError,
+    TransportError,
+    TxRejectedError,
+    Unavailable,
+)
+from pilotchain.sdk._identity import Identity
+from pilotchain.sdk._models import (
+    BlockInfo,
+    BlockTx,
+    ChainEvent,
+    ContractEvent,
+    HeaderVerifier,
+    NodeInfo,
+    StateValue,
+    TxResult,
+)
+from pilotchain.sdk._tx import (
+    DEFAULT_EXPIRES_IN_MS,
+    SignedTransaction,
+    TxBuilder,
+    build_transaction,
+)
+
+__all__ = [
+    # clients
+    "Client",
+    "AsyncClient",
+    "DEFAULT_NODE_URL",
+    "NODE_URL_ENV",
+    "default_node_url",
+    # identities and transactions
+    "Identity",
+    "SignedTransaction",
+    "TxBuilder",
+    "build_transaction",
+    "DEFAULT_EXPIRES_IN_MS",
+    # results
+    "NodeInfo",
+    "BlockInfo",
+    "BlockTx",
+    "TxResult",
+    "ContractEvent",
+    "StateValue",
+    "ChainEvent",
+    "HeaderVerifier",
+    # errors
+    "PilotchainError",
+    "TransportError",
+    "ApiError",
+    "NotFound",
+    "Unavailable",
+    "TxRejectedError",
+    "ProofError",
+    "TimeoutError",
+    "IdentityError",
+    "ResponseError",
+]

@@ -1,0 +1,481 @@
+"""Client (sync) and AsyncClient over httpx, with one shared, I/O-free core.
+
+The core (:class:`_Core`) turns each call into a request description and each response into a
+result or an error; the two clients only send. httpx errors are translated at the send with
+``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from pilotchain.crypto import Suite, UnsupportedSuite, get_suite
+from pilotchain.ledger.tx import RejectCode
+from pilotchain.sdk._errors import (
+    ApiError,
+    NotFound,
+    PilotchainError,
+    ResponseError,
+    TimeoutError,
+    TransportError,
+    TxRejectedError,
+    Unavailable,
+)
+from pilotchain.sdk._identity import Identity
+from pilotchain.sdk._models import (
+    BlockInfo,
+    ChainEvent,
+    HeaderVerifier,
+    NodeInfo,
+    StateValue,
+    TxResult,
+)
+from pilotchain.sdk._sse import SseDecoder, SseMessage
+from pilotchain.sdk._tx import DEFAULT_EXPIRES_IN_MS, SignedTransaction, build_transaction
+from pilotchain.sdk.wire import WireError, b64, from_tagged_json, to_tagged_json
+
+__all__ = ["Client", "AsyncClient", "DEFAULT_NODE_URL", "NODE_URL_ENV", "default_node_url"]
+
+DEFAULT_NODE_URL = "http://127.0.0.1:26601"
+NODE_URL_ENV = "PILOTCHAIN_NODE"
+DEFAULT_TIMEOUT_S = 10.0
+#: Waiting for a commit polls the transaction this often at first, backing off to the max.
+POLL_INTERVAL_S = 0.05
+POLL_INTERVAL_S_MAX = 1.0
+#: An event stream with no bytes (not even a keep-alive) for this long is considered dead.
+STREAM_IDLE_S_MAX = 60.0
+
+_REJECT_CODES = frozenset(code.value for code in RejectCode)
+
+
+def default_node_url() -> str:
+    """``$PILOTCHAIN_NODE`` or http://127.0.0.1:26601."""
+    return os.environ.get(NODE_URL_ENV) or DEFAULT_NODE_URL
+
+
+@dataclass
+class _Request:
+    method: str
+    path: str
+    params: dict[str, Any] = field(default_factory=dict)
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _raw_of(tx: bytes | SignedTransaction) -> bytes:
+    return tx.raw if isinstance(tx, SignedTransaction) else bytes(tx)
+
+
+def _key_bytes(key: bytes | str) -> bytes:
+    return key.encode() if isinstance(key, str) else bytes(key)
+
+
+class _Core:
+    """Everything both clients share that does no I/O."""
+
+    def __init__(self, base_url: str, verify: bool, verify_header: HeaderVerifier | None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.verify = verify
+        self.verify_header = verify_header
+        self.node_info: NodeInfo | None = None
+
+    # -- errors -------------------------------------------------------------------------------------
+
+    def transport_error(self, exc: httpx.HTTPError) -> PilotchainError:
+        if isinstance(exc, httpx.TimeoutException):
+            return TransportError(f"{self.base_url} did not answer in time ({type(exc).__name__}); "
+                                  "is the node overloaded? retry or raise the timeout")
+        return TransportError(f"cannot reach {self.base_url}: {exc or type(exc).__name__}; is the node running? "
+                              "try `pilotchain network status`")
+
+    def check(self, response: httpx.Response) -> Any:
+        """The JSON body of a successful response; the right error otherwise."""
+        if response.status_code < 400:
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise ResponseError(f"{self.base_url} answered non-JSON ({response.headers.get('content-type')}); "
+                                    "is this a pilotchain gateway URL?") from exc
+        try:
+            document = response.json()
+            code, message = str(document["code"]), str(document["message"])
+        except (ValueError, KeyError, TypeError):
+            document = {}
+            code, message = f"HTTP_{response.status_code}", response.text[:200] or response.reason_phrase
+        if response.status_code == 404:
+            raise NotFound(404, code, message)
+        if code in _REJECT_CODES:
+            raise TxRejectedError(code, message, document.get("tx_id"))
+        if response.status_code in (429, 503):
+            raise Unavailable(response.status_code, code, message)
+        raise ApiError(response.status_code, code, message)
+
+    def suite_of(self, info: NodeInfo) -> Suite:
+        try:
+            return get_suite(info.suite)
+        except UnsupportedSuite as exc:
+            raise ResponseError(f"the node uses crypto suite {info.suite!r}, which this SDK does not know") from exc
+
+    # -- requests -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def submit_request(tx: bytes | SignedTransaction) -> _Request:
+        return _Request("POST", "/v1/txs", content=_raw_of(tx), headers={"content-type": "application/octet-stream"})
+
+    @staticmethod
+    def tx_request(tx_id: str) -> _Request:
+        return _Request("GET", f"/v1/txs/{tx_id}")
+
+    @staticmethod
+    def block_request(height: int | str) -> _Request:
+        if isinstance(height, str) and height != "latest":
+            raise ValueError("height is a non-negative integer or 'latest'")
+        return _Request("GET", f"/v1/blocks/{height}")
+
+    @staticmethod
+    def state_request(contract: str, key: bytes) -> _Request:
+        return _Request("GET", f"/v1/state/{contract}", params={"key": b64(key).replace("+", "-").replace("/", "_")})
+
+    @staticmethod
+    def query_request(contract: str, method: str, args: Any, caller: Identity | None) -> _Request:
+        try:
+            document = {"args": to_tagged_json(args),
+                        "caller_certificate": b64(caller.certificate_bytes) if caller is not None else None}
+        except WireError as exc:
+            raise PilotchainError(f"query arguments cannot be sent: {exc}") from exc
+        return _Request("POST", f"/v1/query/{contract}/{method}", content=json.dumps(document).encode(),
+                        headers={"content-type": "application/json"})
+
+    @staticmethod
+    def events_params(kinds: Iterable[str] | None, limit: int | None) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if kinds:
+            params["kinds"] = ",".join(kinds)
+        if limit is not None:
+            params["limit"] = limit
+        return params
+
+    @staticmethod
+    def event_of(message: SseMessage) -> ChainEvent | None:
+        """The ChainEvent in ``message``; None for the closing message."""
+        if message.event == "close":
+            return None
+        try:
+            data = json.loads(message.data)
+        except ValueError as exc:
+            raise ResponseError(f"an event carried non-JSON data: {exc}") from exc
+        height = int(message.id) if message.id and message.id.isdigit() else None
+        return ChainEvent(kind=message.event, height=height, data=data)
+
+
+def _query_result(document: Any) -> Any:
+    try:
+        return from_tagged_json(document["result"])
+    except (KeyError, TypeError, WireError) as exc:
+        raise ResponseError(f"not a query result: {exc}") from exc
+
+
+def _accepted_id(document: Any) -> str:
+    try:
+        return str(document["tx_id"])
+    except (KeyError, TypeError) as exc:
+        raise ResponseError(f"not a submit answer: {exc}") from exc
+
+
+class _Backoff:
+    def __init__(self, timeout_s: float) -> None:
+        self.deadline = time.monotonic() + timeout_s
+        self.interval_s = POLL_INTERVAL_S
+
+    def next_wait_s(self) -> float | None:
+        """Seconds to wait before the next poll; None when the deadline has passed."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            return None
+        wait = min(self.interval_s, left)
+        self.interval_s = min(self.interval_s * 1.5, POLL_INTERVAL_S_MAX)
+        return wait
+
+
+class Client:
+    """A synchronous client for one node's gateway.
+
+    ``transport`` replaces the network (e.g. :func:`pilotchain.sdk.testing.local_chain`'s
+    in-process transport, or ``httpx.MockTransport``). With ``verify=True`` every proof is checked
+    (see :mod:`pilotchain.sdk._models` for how far that trust goes); ``verify_header`` adds the
+    light-client check of each header's commit certificate."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        verify: bool = True,
+        verify_header: HeaderVerifier | None = None,
+    ) -> None:
+        self._core = _Core(base_url or default_node_url(), verify, verify_header)
+        self.timeout = timeout
+        self._http = httpx.Client(base_url=self._core.base_url, transport=transport, timeout=timeout)
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base_url
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _send(self, request: _Request) -> Any:
+        try:
+            response = self._http.request(request.method, request.path, params=request.params or None,
+                                          content=request.content, headers=request.headers or None)
+        except httpx.HTTPError as exc:
+            raise self._core.transport_error(exc) from exc
+        return self._core.check(response)
+
+    def _suite(self) -> Suite | None:
+        if not self._core.verify:
+            return None
+        info = self._core.node_info or self.status()
+        return self._core.suite_of(info)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def status(self) -> NodeInfo:
+        info = NodeInfo.from_json(self._send(_Request("GET", "/v1/status")))
+        self._core.node_info = info
+        return info
+
+    def get_block(self, height: int | str = "latest") -> BlockInfo:
+        document = self._send(self._core.block_request(height))
+        return BlockInfo.from_json(document, self._suite(), self._core.verify_header)
+
+    def get_tx(self, tx_id: str) -> TxResult:
+        """The transaction's state; committed ones come with a verified proof. NotFound if unknown."""
+        document = self._send(self._core.tx_request(tx_id))
+        return TxResult.from_json(document, self._suite(), self._core.verify_header, expected_tx_id=tx_id)
+
+    def read_state(self, contract: str, key: bytes | str, *, verify: bool = True) -> StateValue:
+        """``contract``'s raw state value at ``key`` with its proof (checked unless ``verify=False``)."""
+        key_bytes = _key_bytes(key)
+        document = self._send(self._core.state_request(contract, key_bytes))
+        suite = self._suite() if verify else None
+        return StateValue.from_json(document, contract, key_bytes, suite, self._core.verify_header)
+
+    def query(self, contract: str, method: str, args: Any = None, *, caller: Identity | None = None) -> Any:
+        """A read-only call against the head state (no transaction, nothing to verify)."""
+        return _query_result(self._send(self._core.query_request(contract, method, args, caller)))
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def submit(self, tx: bytes | SignedTransaction) -> str:
+        """Hand a signed transaction to the node; its id (hex) once admitted to the mempool."""
+        return _accepted_id(self._send(self._core.submit_request(tx)))
+
+    def submit_and_wait(self, tx: bytes | SignedTransaction, timeout_s: float = 30.0) -> TxResult:
+        """Submit and wait until committed (verified) — TxRejectedError if refused or dropped,
+        TimeoutError after ``timeout_s``. A duplicate of a known transaction waits for it."""
+        try:
+            tx_id = self.submit(tx)
+        except TxRejectedError as exc:
+            if exc.code != RejectCode.DUPLICATE or exc.tx_id is None:
+                raise
+            tx_id = exc.tx_id
+        return self.wait(tx_id, timeout_s)
+
+    def wait(self, tx_id: str, timeout_s: float = 30.0) -> TxResult:
+        """Poll until ``tx_id`` is committed or rejected (see :meth:`submit_and_wait`)."""
+        backoff = _Backoff(timeout_s)
+        while True:
+            try:
+                result = self.get_tx(tx_id)
+            except NotFound:
+                result = None
+            if result is not None and result.rejected:
+                result.raise_for_status()
+            if result is not None and result.committed:
+                return result
+            wait_s = backoff.next_wait_s()
+            if wait_s is None:
+                raise TimeoutError(f"transaction {tx_id} was not committed within {timeout_s} s; it may still "
+                                   f"commit: check with `pilotchain tx get {tx_id}`")
+            time.sleep(wait_s)
+
+    def chain_id(self) -> str:
+        return (self._core.node_info or self.status()).chain_id
+
+    def invoke(self, identity: Identity, contract: str, method: str, args: Any = None, *, wait: bool = True,
+               timeout_s: float = 30.0, check: bool = True, expires_in_ms: int = DEFAULT_EXPIRES_IN_MS) -> TxResult:
+        """Build, sign, submit and (``wait``) wait for a call; ``check`` raises TxRejectedError when
+        execution failed. Without ``wait`` the result is pending."""
+        tx = build_transaction(identity, self.chain_id(), contract, method, args, expires_in_ms=expires_in_ms)
+        if not wait:
+            return TxResult(tx_id=self.submit(tx), state="pending")
+        result = self.submit_and_wait(tx, timeout_s)
+        return result.raise_for_status() if check else result
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def subscribe(self, kinds: Iterable[str] | None = None, *, limit: int | None = None) -> Iterator[ChainEvent]:
+        """Events from now on ("block", "tx", "contract_event"); ends after ``limit`` events or when
+        the node ends the stream."""
+        params = self._core.events_params(kinds, limit)
+        timeout = httpx.Timeout(self.timeout, read=STREAM_IDLE_S_MAX)
+        decoder = SseDecoder()
+        try:
+            with self._http.stream("GET", "/v1/events", params=params, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._core.check(response)
+                for line in response.iter_lines():
+                    message = decoder.decode(line)
+                    if message is None:
+                        continue
+                    event = self._core.event_of(message)
+                    if event is None:
+                        return
+                    yield event
+        except httpx.HTTPError as exc:
+            raise self._core.transport_error(exc) from exc
+
+
+class AsyncClient:
+    """The asynchronous twin of :class:`Client` (same methods, awaitable)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        verify: bool = True,
+        verify_header: HeaderVerifier | None = None,
+    ) -> None:
+        self._core = _Core(base_url or default_node_url(), verify, verify_header)
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(base_url=self._core.base_url, transport=transport, timeout=timeout)
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base_url
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _send(self, request: _Request) -> Any:
+        try:
+            response = await self._http.request(request.method, request.path, params=request.params or None,
+                                                content=request.content, headers=request.headers or None)
+        except httpx.HTTPError as exc:
+            raise self._core.transport_error(exc) from exc
+        return self._core.check(response)
+
+    async def _suite(self) -> Suite | None:
+        if not self._core.verify:
+            return None
+        info = self._core.node_info or await self.status()
+        return self._core.suite_of(info)
+
+    async def status(self) -> NodeInfo:
+        info = NodeInfo.from_json(await self._send(_Request("GET", "/v1/status")))
+        self._core.node_info = info
+        return info
+
+    async def get_block(self, height: int | str = "latest") -> BlockInfo:
+        document = await self._send(self._core.block_request(height))
+        return BlockInfo.from_json(document, await self._suite(), self._core.verify_header)
+
+    async def get_tx(self, tx_id: str) -> TxResult:
+        document = await self._send(self._core.tx_request(tx_id))
+        return TxResult.from_json(document, await self._suite(), self._core.verify_header, expected_tx_id=tx_id)
+
+    async def read_state(self, contract: str, key: bytes | str, *, verify: bool = True) -> StateValue:
+        key_bytes = _key_bytes(key)
+        document = await self._send(self._core.state_request(contract, key_bytes))
+        suite = await self._suite() if verify else None
+        return StateValue.from_json(document, contract, key_bytes, suite, self._core.verify_header)
+
+    async def query(self, contract: str, method: str, args: Any = None, *, caller: Identity | None = None) -> Any:
+        return _query_result(await self._send(self._core.query_request(contract, method, args, caller)))
+
+    async def submit(self, tx: bytes | SignedTransaction) -> str:
+        return _accepted_id(await self._send(self._core.submit_request(tx)))
+
+    async def submit_and_wait(self, tx: bytes | SignedTransaction, timeout_s: float = 30.0) -> TxResult:
+        try:
+            tx_id = await self.submit(tx)
+        except TxRejectedError as exc:
+            if exc.code != RejectCode.DUPLICATE or exc.tx_id is None:
+                raise
+            tx_id = exc.tx_id
+        return await self.wait(tx_id, timeout_s)
+
+    async def wait(self, tx_id: str, timeout_s: float = 30.0) -> TxResult:
+        backoff = _Backoff(timeout_s)
+        while True:
+            try:
+                result: TxResult | None = await self.get_tx(tx_id)
+            except NotFound:
+                result = None
+            if result is not None and result.rejected:
+                result.raise_for_status()
+            if result is not None and result.committed:
+                return result
+            wait_s = backoff.next_wait_s()
+            if wait_s is None:
+                raise TimeoutError(f"transaction {tx_id} was not committed within {timeout_s} s; it may still "
+                                   f"commit: check with `pilotchain tx get {tx_id}`")
+            await asyncio.sleep(wait_s)
+
+    async def chain_id(self) -> str:
+        return (self._core.node_info or await self.status()).chain_id
+
+    async def invoke(self, identity: Identity, contract: str, method: str, args: Any = None, *, wait: bool = True,
+                     timeout_s: float = 30.0, check: bool = True,
+                     expires_in_ms: int = DEFAULT_EXPIRES_IN_MS) -> TxResult:
+        tx = build_transaction(identity, await self.chain_id(), contract, method, args, expires_in_ms=expires_in_ms)
+        if not wait:
+            return TxResult(tx_id=await self.submit(tx), state="pending")
+        result = await self.submit_and_wait(tx, timeout_s)
+        return result.raise_for_status() if check else result
+
+    async def subscribe(self, kinds: Iterable[str] | None = None, *,
+                        limit: int | None = None) -> AsyncIterator[ChainEvent]:
+        params = self._core.events_params(kinds, limit)
+        timeout = httpx.Timeout(self.timeout, read=STREAM_IDLE_S_MAX)
+        decoder = SseDecoder()
+        try:
+            async with self._http.stream("GET", "/v1/events", params=params, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._core.check(response)
+                async for line in response.aiter_lines():
+                    message = decoder.decode(line)
+                    if message is None:
+                        continue
+                    event = self._core.event_of(message)
+                    if event is None:
+                        return
+                    yield event
+        except httpx.HTTPError as exc:
+            raise self._core.transport_error(exc) from exc
