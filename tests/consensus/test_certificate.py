@@ -15,13 +15,13 @@ from pilotchain.consensus import (
 from tests.consensus.helpers import (
     CHAIN_ID,
     KEYS,
+    PREVOTE,
     PUBLIC_KEYS,
     SUITE,
     VALIDATOR_SET,
     make_block,
     make_certificate,
     sign_vote,
-    PREVOTE,
 )
 
 _, BLOCK_HASH = make_block()

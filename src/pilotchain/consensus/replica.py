@@ -167,6 +167,13 @@ class _RoundState:
 class Replica:
     """One validator's (or observer's) Tendermint state machine. See the module docstring."""
 
+    # per-height state, (re)initialised by _enter_height
+    _awaiting_payload: tuple[int, int] | None
+    _timeout_propose_at_ms: int | None
+    _timeout_prevote_at_ms: int | None
+    _timeout_precommit_at_ms: int | None
+    _retransmit_at_ms: int | None
+
     def __init__(
         self,
         *,
@@ -299,11 +306,11 @@ class Replica:
         self._round_seen_dirty = False
         self._fired: set[tuple[int, int]] = set()
         self._validity: dict[bytes, bool] = {}
-        self._awaiting_payload: tuple[int, int] | None = None
-        self._timeout_propose_at_ms: int | None = None
-        self._timeout_prevote_at_ms: int | None = None
-        self._timeout_precommit_at_ms: int | None = None
-        self._retransmit_at_ms: int | None = None
+        self._awaiting_payload = None
+        self._timeout_propose_at_ms = None
+        self._timeout_prevote_at_ms = None
+        self._timeout_precommit_at_ms = None
+        self._retransmit_at_ms = None
         self._decided = False
         for peer, height in list(self._peers_ahead.items()):
             if height <= self.height:

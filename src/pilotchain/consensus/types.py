@@ -88,18 +88,18 @@ class Step(IntEnum):
     PRECOMMIT = 2
 
 
-class Validator(Record):
+class Validator(Record, frozen=True):
     public_key: bytes  # SubjectPublicKeyInfo DER of the suite
     voting_power: int
 
 
-class ValidatorSet(Record):
+class ValidatorSet(Record, frozen=True):
     """The validators of one height, in index order (a vote names its signer by index)."""
 
     validators: tuple[Validator, ...]
 
 
-class BlockHeader(Record):
+class BlockHeader(Record, frozen=True):
     chain_id: bytes
     height: int
     round: int  # the round in which the block was first proposed
@@ -110,12 +110,12 @@ class BlockHeader(Record):
     payload_hash: bytes
 
 
-class Block(Record):
+class Block(Record, frozen=True):
     header: BlockHeader
     payload: bytes  # opaque to consensus; the Application validates it
 
 
-class VoteSigningBody(Record):
+class VoteSigningBody(Record, frozen=True):
     domain: bytes
     chain_id: bytes
     vote_type: int
@@ -124,7 +124,7 @@ class VoteSigningBody(Record):
     block_hash: bytes
 
 
-class ProposalSigningBody(Record):
+class ProposalSigningBody(Record, frozen=True):
     domain: bytes
     chain_id: bytes
     height: int
@@ -133,7 +133,7 @@ class ProposalSigningBody(Record):
     valid_round: int
 
 
-class Vote(Record, tag=2):
+class Vote(Record, frozen=True, tag=2):
     vote_type: int
     height: int
     round: int
@@ -142,7 +142,7 @@ class Vote(Record, tag=2):
     signature: bytes
 
 
-class Proposal(Record, tag=1):
+class Proposal(Record, frozen=True, tag=1):
     """⟨PROPOSAL, h, r, v, vr⟩, signed by proposer(h, r).
 
     When ``valid_round >= 0`` the proposal carries ``polka``: the 2f+1 prevotes for the block at
@@ -158,12 +158,12 @@ class Proposal(Record, tag=1):
     signature: bytes
 
 
-class CommitSignature(Record):
+class CommitSignature(Record, frozen=True):
     validator_index: int
     signature: bytes  # a PRECOMMIT signature over the block at (height, round)
 
 
-class CommitCertificate(Record):
+class CommitCertificate(Record, frozen=True):
     """>2/3 of the voting power precommitted ``block_hash`` at ``(height, round)``."""
 
     chain_id: bytes
@@ -173,13 +173,13 @@ class CommitCertificate(Record):
     signatures: tuple[CommitSignature, ...]  # strictly ascending validator_index
 
 
-class BlockRequest(Record, tag=3):
+class BlockRequest(Record, frozen=True, tag=3):
     """Catch-up: "send me the committed block at ``height`` and its certificate"."""
 
     height: int
 
 
-class BlockResponse(Record, tag=4):
+class BlockResponse(Record, frozen=True, tag=4):
     block: Block
     certificate: CommitCertificate
 
@@ -187,14 +187,14 @@ class BlockResponse(Record, tag=4):
 ConsensusMessage: TypeAlias = Proposal | Vote | BlockRequest | BlockResponse
 
 
-class DuplicateVoteEvidence(Record):
+class DuplicateVoteEvidence(Record, frozen=True):
     """Two validly signed, conflicting votes by one validator for one (height, round, type)."""
 
     vote_a: Vote
     vote_b: Vote
 
 
-class ChainTip(Record):
+class ChainTip(Record, frozen=True):
     """What the replica needs from committed state to run the next height."""
 
     height: int  # last committed height; 0 = genesis
@@ -203,7 +203,7 @@ class ChainTip(Record):
     validator_set: ValidatorSet  # the set that runs height + 1
 
 
-class ConsensusWal(Record):
+class ConsensusWal(Record, frozen=True):
     """The replica's durable voting state for one height (written by a Persist effect).
 
     ``round`` is the highest round in which the replica signed anything; ``votes`` are its own

@@ -96,7 +96,7 @@ CLIENT_TXS_MAX = 2000
 REPLAY_BUFFER_MAX = 64
 
 
-class SimPayload(Record):
+class SimPayload(Record, frozen=True):
     """The simulated application's block payload."""
 
     txs: tuple[bytes, ...]
@@ -416,7 +416,7 @@ class World:
 
     def _describe_stall(self) -> str:
         heights = {i: self.nodes[i].height for i in self.honest_ids}
-        rounds = {i: (self.nodes[i].replica.round if self.nodes[i].replica else None) for i in self.honest_ids}
+        rounds = {node.node_id: node.replica.round for node in self.nodes if node.replica is not None and node.byzantine is None}
         return (
             f"no progress within {self.parameters.liveness_bound_ms} ms after healing at {self.heal_at_ms} ms: "
             f"target height {self.liveness_target}, honest heights {heights}, rounds {rounds}"
@@ -484,7 +484,7 @@ class World:
         live = [self.nodes[i] for i in self.honest_ids if self.nodes[i].replica is not None]
         if not live:
             return
-        leader_replica = max((node.replica for node in live if node.replica), key=lambda r: (r.height, r.round))
+        leader_replica = max((node.replica for node in live if node.replica is not None), key=lambda r: (r.height, r.round))
         leader = leader_replica.validators.get_proposer_index(leader_replica.height, max(leader_replica.round, 0))
         leader_key = leader_replica.validators.public_keys[leader]
         leader_id = next(node.node_id for node in self.nodes if node.public_key == leader_key)
