@@ -5,9 +5,11 @@ They exist to prove the simulator has teeth (a checker that never fails proves n
 
 from __future__ import annotations
 
+from typing import Any
+
 from pilotchain.consensus.replica import Replica
 
-__all__ = ["BROKEN_REPLICAS", "ReplicaSkippingLockCheck"]
+__all__ = ["BROKEN_REPLICAS", "ReplicaForgettingWal", "ReplicaSkippingLockCheck"]
 
 
 class ReplicaSkippingLockCheck(Replica):
@@ -24,4 +26,19 @@ class ReplicaSkippingLockCheck(Replica):
         return True
 
 
-BROKEN_REPLICAS = {"skip-lock-check": ReplicaSkippingLockCheck}
+class ReplicaForgettingWal(Replica):
+    """Restarts as if its WAL were empty (a shell that skipped the Persist, or fsync that lies).
+
+    After a crash it may sign a second, different vote in a round it already voted in: the
+    simulator reports the honest node's equivocation as a safety violation.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["wal"] = None
+        super().__init__(**kwargs)
+
+
+BROKEN_REPLICAS: dict[str, type[Replica]] = {
+    "skip-lock-check": ReplicaSkippingLockCheck,
+    "forget-wal": ReplicaForgettingWal,
+}

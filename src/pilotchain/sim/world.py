@@ -166,6 +166,8 @@ class SimParameters:
     liveness_bound_ms: int = 60_000
     liveness_heights: int = 3
     events_max: int = 3_000_000
+    #: fixed heal time (scripted scenarios); None draws it from the seed
+    heal_at_ms: int | None = None
 
 
 @dataclass
@@ -294,6 +296,8 @@ class World:
         self.slow_rate = 0.0
         self.blocked_links: set[tuple[int, int]] = set()
         self.nodes: list[Node] = []
+        #: called after every event (scripted scenarios inject faults from here)
+        self.after_event_hooks: list[Callable[[World], None]] = []
         self.genesis_hash = suite.hash(b"pilotchain simulated genesis " + self.chain_id)
         self.draw()
 
@@ -335,6 +339,8 @@ class World:
         self.honest_ids = [node.node_id for node in self.nodes if node.byzantine is None]
         safety_ms = self.parameters.safety_phase_ms
         self.heal_at_ms = rng.randint(safety_ms // 2, safety_ms)
+        if self.parameters.heal_at_ms is not None:
+            self.heal_at_ms = self.parameters.heal_at_ms
         for node in self.nodes:
             self._start_node(node, at_ms=rng.randint(0, 50))
         self._schedule_clients()
@@ -408,6 +414,8 @@ class World:
                     self.liveness_failure = self._describe_stall()
                     return
             getattr(self, "_on_" + kind.replace("-", "_"))(*data)
+            for hook in self.after_event_hooks:
+                hook(self)
         if not self._is_liveness_reached():
             self.liveness_failure = self._describe_stall()
 
@@ -453,6 +461,16 @@ class World:
         self.pending_update = update
 
     pending_update: ValidatorSet | None = None
+
+    def schedule(self, at_ms: int, kind: str, *data: object) -> None:
+        """Script an event: crash(node_id, torn), restart(node_id), block(links), unblock(links)."""
+        self._push(at_ms, kind, data)
+
+    def crash_node(self, node_id: int, *, torn: bool = False) -> None:
+        self._on_crash(node_id, torn)
+
+    def restart_node(self, node_id: int) -> None:
+        self._on_restart(node_id)
 
     def _on_crash(self, node_id: int, torn: bool) -> None:
         node = self.nodes[node_id]
@@ -569,7 +587,18 @@ class World:
                     replica.propose_payload(effect.height, effect.round, payload, node.local_time(self.now_ms))
                 elif isinstance(effect, EvidenceFound):
                     self.evidence_count += 1
+                    self._check_evidence(replica, effect)
         raise AssertionError("effects keep coming without new input")
+
+    def _check_evidence(self, replica: Replica, effect: EvidenceFound) -> None:
+        """An honest validator must never sign two conflicting votes (WAL + restart logic)."""
+        vote = effect.evidence.vote_a
+        key = replica.validators.public_keys[vote.validator_index]
+        culprit = next(node for node in self.nodes if node.public_key == key)
+        if culprit.byzantine is None:
+            self.safety_violations.append(
+                f"honest node {culprit.node_id} equivocated at height {vote.height} round {vote.round} type {vote.vote_type}"
+            )
 
     def _make_payload(self, node: Node) -> bytes:
         txs = [tx for tx in node.mempool if tx not in node.disk.committed_txs][:TXS_PER_BLOCK_MAX]
