@@ -169,6 +169,15 @@ class LocalChain:
         """Run ``coro`` on the node's loop and return its result (e.g. ``node.submit_tx``)."""
         return self._loop_thread.run(coro)
 
+    def produce_block(self) -> int | None:
+        """Commit one block from the mempool now (for ``auto_produce=False`` chains); its height."""
+
+        async def produce() -> int | None:
+            block = self.node.produce_block()
+            return None if block is None else block.header.height
+
+        return self._loop_thread.run(produce())
+
     def serve_http(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Also serve the gateway over HTTP (port 0: a free one); returns its URL."""
         if self._server is None:
@@ -186,8 +195,12 @@ class LocalChain:
 
 @contextlib.contextmanager
 def local_chain(directory: str | Path | None = None, *, suite: str = "intl", orgs: int = 2,
-                serve_http: bool = False, block_interval_ms: int = 0) -> Iterator[LocalChain]:
-    """A running :class:`LocalChain` for the ``with`` block (a temporary folder unless given)."""
+                serve_http: bool = False, block_interval_ms: int = 0,
+                auto_produce: bool = True) -> Iterator[LocalChain]:
+    """A running :class:`LocalChain` for the ``with`` block (a temporary folder unless given).
+
+    With ``auto_produce=False`` no block is made until you call ``chain.produce_block()`` (put
+    several transactions in one block, or look at pending ones)."""
     with contextlib.ExitStack() as stack:
         root = Path(directory) if directory is not None else Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-test-")))
@@ -198,7 +211,8 @@ def local_chain(directory: str | Path | None = None, *, suite: str = "intl", org
         async def open_node() -> LocalNode:
             node = LocalNode.open(root / "ledger", consortium.genesis, name=consortium.validator,
                                   org=next(iter(consortium.clients)), block_interval_ms=block_interval_ms)
-            await node.start()
+            if auto_produce:
+                await node.start()
             return node
 
         chain = LocalChain(consortium, loop_thread.run(open_node()), loop_thread)
@@ -233,7 +247,7 @@ class AsyncLocalChain:
 
 @contextlib.asynccontextmanager
 async def async_local_chain(directory: str | Path | None = None, *, suite: str = "intl", orgs: int = 2,
-                            block_interval_ms: int = 0) -> AsyncIterator[AsyncLocalChain]:
+                            block_interval_ms: int = 0, auto_produce: bool = True) -> AsyncIterator[AsyncLocalChain]:
     """A running :class:`AsyncLocalChain` on the current loop for the ``async with`` block."""
     with contextlib.ExitStack() as stack:
         root = Path(directory) if directory is not None else Path(
@@ -242,7 +256,8 @@ async def async_local_chain(directory: str | Path | None = None, *, suite: str =
         node = LocalNode.open(root / "ledger", consortium.genesis, name=consortium.validator,
                               org=next(iter(consortium.clients)), block_interval_ms=block_interval_ms)
         try:
-            await node.start()
+            if auto_produce:
+                await node.start()
             yield AsyncLocalChain(consortium, node)
         finally:
             await node.close()
