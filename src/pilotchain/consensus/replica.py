@@ -202,7 +202,8 @@ class Replica:
         self._catchup_height_seen = 0
         self._catchup_at_ms: int | None = None
         self._catchup_rotation = 0
-        self._served: dict[PeerId, tuple[int, int]] = {}
+        self._served_requests: dict[PeerId, tuple[int, int]] = {}
+        self._pushed_at_ms: dict[PeerId, int] = {}
         self._timer_emitted_ms: int | None = None
         self._enter_height(chain_tip)
         self._wal_restored = wal is not None and wal.height == self.height
@@ -370,6 +371,7 @@ class Replica:
         self._awaiting_payload = None
         for stale_round in [r for r in self._rounds if r < round_ - self.config.rounds_kept_below]:
             del self._rounds[stale_round]
+        self._fired = {key for key in self._fired if key[1] >= round_}
         for key in [key for key in self._own_votes if key[0] < round_ - OWN_ROUNDS_RETRANSMITTED]:
             del self._own_votes[key]
         self._timeout_propose_at_ms = self.now_ms + self._get_timeout_ms(
@@ -482,7 +484,7 @@ class Replica:
             return True
         if message.height < self.height:
             self.drops["ignoring: past height"] += 1
-            self._serve_commit(sender, message.height)
+            self._serve_commit(sender, message.height, requested=False)
             return False
         self._note_peer_ahead(sender, message.height)
         if message.height == self.height + 1:
@@ -617,7 +619,7 @@ class Replica:
         if not 1 <= request.height < self.height:
             self.drops["ignoring: block request for an uncommitted height"] += 1
             return
-        self._serve_commit(sender, request.height)
+        self._serve_commit(sender, request.height, requested=True)
 
     def _on_block_response(self, response: BlockResponse, sender: PeerId) -> None:
         """Catch-up: a committed block is accepted on its certificate alone (no replay)."""
@@ -664,21 +666,36 @@ class Replica:
         self._emit(Send(peer, BlockRequest(self.height)))
         self._catchup_at_ms = self.now_ms + self.config.catchup_retry_ms
 
-    def _serve_commit(self, peer: PeerId, height: int) -> None:
-        """Send a lagging peer the block it is missing, at most once per retransmit interval."""
+    def _serve_commit(self, peer: PeerId, height: int, *, requested: bool) -> None:
+        """Send a peer the committed block ``height`` with its certificate.
+
+        Unrequested pushes (the peer sent a message of a past height) are limited to one per
+        peer per retransmit interval whatever the height, so replayed old votes cannot make this
+        replica stream blocks; an explicit request for the same height is answered at most
+        once per half catch-up retry interval.
+        """
         if height < 1:
             return
-        last = self._served.get(peer)
-        if last is not None and last[0] == height and self.now_ms - last[1] < self.config.retransmit_interval_ms:
-            return
+        if requested:
+            last = self._served_requests.get(peer)
+            if last is not None and last[0] == height and self.now_ms - last[1] < self.config.catchup_retry_ms // 2:
+                return
+        else:
+            pushed_at_ms = self._pushed_at_ms.get(peer)
+            if pushed_at_ms is not None and self.now_ms - pushed_at_ms < self.config.retransmit_interval_ms:
+                return
         found = next(((b, c) for b, c in self._recent_commits if b.header.height == height), None)
         if found is None:
             found = self.application.load_commit(height)
         if found is None:
             return
-        if len(self._served) >= PEERS_TRACKED_MAX and peer not in self._served:
-            self._served.clear()
-        self._served[peer] = (height, self.now_ms)
+        for table in (self._served_requests, self._pushed_at_ms):
+            if len(table) >= PEERS_TRACKED_MAX and peer not in table:
+                table.clear()
+        if requested:
+            self._served_requests[peer] = (height, self.now_ms)
+        else:
+            self._pushed_at_ms[peer] = self.now_ms
         self._emit(Send(peer, BlockResponse(found[0], found[1])))
 
     # ------------------------------------------------------------------ timers
