@@ -38,6 +38,7 @@ async def main(arguments: argparse.Namespace) -> dict[str, object]:
         async with asyncio.timeout(arguments.timeout_s):
             while network.connected_peers() != [peer_name]:
                 await asyncio.sleep(0.01)
+            remote = network.peers()[peer_name].remote_address  # before the peer may leave
             network.send(peer_name, MessageKind.CONSENSUS, f"hello from {arguments.name}".encode())
             received = []
             while len(received) < 2:
@@ -47,8 +48,7 @@ async def main(arguments: argparse.Namespace) -> dict[str, object]:
                     network.send(peer_name, MessageKind.CONSENSUS, b"ack")
             while network.queued(peer_name) != (0, 0):
                 await asyncio.sleep(0.01)
-            status = network.peers()[peer_name]
-            return {"name": arguments.name, "received": received, "remote": status.remote_address}
+            return {"name": arguments.name, "received": received, "remote": remote}
     finally:
         await network.close()
 
