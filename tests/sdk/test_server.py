@@ -19,6 +19,7 @@ from pilotchain.cli.client_cmd import (
     status,
     tx_app,
 )
+from pilotchain.gateway import serve
 from pilotchain.sdk import ChainEvent, Client, TransportError
 from pilotchain.sdk.testing import local_chain
 from tests.gateway.helpers import wait_until
@@ -68,12 +69,36 @@ def test_real_server_sdk_live_events_and_cli(tmp_path: Path) -> None:
             assert not thread.is_alive() and not errors, errors
             assert [(e.kind, e.height) for e in received] == [("block", 1), ("tx", 1)]
             assert received[1].data["tx_id"] == result.tx_id
+            chain.call(wait_until(lambda: chain.node.subscriber_count == 0, "the finished stream to unsubscribe"))
+
+            # a client that walks away mid-stream is unsubscribed
+            first: list[ChainEvent] = []
+
+            def listen_once() -> None:
+                for event in listener.subscribe(["block"]):
+                    first.append(event)
+                    break
+
+            thread = threading.Thread(target=listen_once, name="sse-leaver")
+            thread.start()
+            try:
+                chain.call(wait_until(lambda: chain.node.subscriber_count == 1, "the second subscriber"))
+                client.invoke(chain.identity("bank"), "kv", "put", {"key": "live", "value": 8})
+            finally:
+                thread.join(JOIN_S_MAX)
+            assert [e.height for e in first] == [2]
+            chain.call(wait_until(lambda: chain.node.subscriber_count == 0, "the server to notice the disconnect"))
+
+            # the address is taken: a clear OSError, nothing left running
+            port = int(url.rsplit(":", 1)[1])
+            with pytest.raises(OSError, match="cannot listen"):
+                chain.call(serve(chain.app, "127.0.0.1", port))
 
         runner = CliRunner()
         app = _cli()
         shown = runner.invoke(app, ["status", "--node", url, "--json"])
         assert shown.exit_code == 0, shown.output
-        assert json.loads(shown.output)["height"] == 1
+        assert json.loads(shown.output)["height"] == 2
 
         human = runner.invoke(app, ["status"], env={"PILOTCHAIN_NODE": url})
         assert human.exit_code == 0 and chain.chain_id in human.output
