@@ -54,7 +54,7 @@ from typing import Any, Final
 from pilotchain.crypto import PrivateKey, Suite
 from pilotchain.identity.errors import IdentityRejected
 from pilotchain.identity.membership import Membership
-from pilotchain.p2p.config import NetworkConfig, format_address, parse_address
+from pilotchain.p2p.config import PEERS_MAX, NetworkConfig, format_address, parse_address
 from pilotchain.p2p.errors import FrameRejected, HandshakeFailed, HandshakeFailure
 from pilotchain.p2p.framing import (
     LENGTH_PREFIX_BYTES,
@@ -701,14 +701,15 @@ class PeerNetwork:
             return None
         peer = self._peers.get(name)
         if peer is None:
-            if not self._config.accept_unlisted_peers:
+            if not self._config.accept_unlisted_peers or len(self._peers) >= PEERS_MAX:
                 self._refuse(
                     writer,
                     remote,
                     None,
                     HandshakeFailed(
                         HandshakeFailure.UNLISTED_PEER,
-                        f"{result.peer.org_id}/{name!r} authenticated but is not in this node's peer list",
+                        f"{result.peer.org_id}/{name!r} authenticated but is not in this node's peer list "
+                        f"(or the list is full at {PEERS_MAX})",
                         peer_subject=name,
                     ),
                 )
