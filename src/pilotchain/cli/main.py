@@ -8,6 +8,7 @@ from pilotchain import __version__
 from pilotchain.cli.bench_cmd import app as bench_app
 from pilotchain.cli.crypto_cmd import app as crypto_app
 from pilotchain.cli.demo_cmd import demo
+from pilotchain.cli.network_cmd import app as network_app
 from pilotchain.cli.identity_cmd import app as identity_app
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app.add_typer(crypto_app, name="crypto")
 app.add_typer(identity_app, name="identity")
 app.add_typer(bench_app, name="bench")
 app.command(name="demo")(demo)
+app.add_typer(network_app, name="network")
 
 
 @app.command()
