@@ -6,9 +6,11 @@ import typer
 
 from pilotchain import __version__
 from pilotchain.cli.bench_cmd import app as bench_app
+from pilotchain.cli.client_cmd import block_app, status, tx_app
 from pilotchain.cli.crypto_cmd import app as crypto_app
 from pilotchain.cli.demo_cmd import demo
 from pilotchain.cli.network_cmd import app as network_app
+from pilotchain.cli.node_cmd import app as node_app
 from pilotchain.cli.identity_cmd import app as identity_app
 
 app = typer.Typer(
@@ -21,6 +23,10 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(bench_app, name="bench")
 app.command(name="demo")(demo)
 app.add_typer(network_app, name="network")
+app.add_typer(node_app, name="node")
+app.add_typer(tx_app, name="tx")
+app.add_typer(block_app, name="block")
+app.command(name="status")(status)
 
 
 @app.command()

@@ -1,0 +1,619 @@
+"""The validator node: the I/O shell that drives consensus, ledger, mempool, P2P and gateway.
+
+Theory of operation
+-------------------
+One asyncio event loop per node process. The deterministic cores (the Tendermint
+:class:`~pilotchain.consensus.replica.Replica`, the :class:`~pilotchain.ledger.ledger.Ledger`'s
+checks and execution, the :class:`~pilotchain.node.mempool.Mempool`) are called from it; this
+module alone touches sockets (``PeerNetwork``, the gateway), disk (the consensus WAL; the ledger
+store) and the clock.
+
+Inputs to the replica — messages from peers, timer expiries, proposals — each produce a batch
+of effects that :meth:`ConsensusNode._drain` executes **in order**:
+
+* ``Persist``      → the consensus WAL is replaced atomically and fsynced *before* anything later
+                     (so a vote is durable before it is sent);
+* ``Send`` / ``Broadcast`` → queued on the authenticated P2P links;
+* ``Commit``       → the ledger block (the consensus payload) is committed atomically with the
+                     consensus header and certificate in the store's certificate slot, the
+                     mempool forgets its transactions, subscribers get events;
+* ``SetTimer``     → the timer task wakes the replica at that deadline;
+* ``RequestPayload`` → the node builds a ledger block from the mempool on the committed state
+                     (execution happens here, so the header carries the post-state root) and
+                     answers with ``propose_payload``; with an empty mempool it waits up to
+                     ``empty_block_delay_ms`` for transactions first;
+* ``EvidenceFound`` → logged and kept.
+
+The consensus payload is the canonical ledger block. Validators accept it (``validate_payload``)
+only when its height and timestamp equal the consensus header's, its proposer is the consensus
+proposer, and re-execution reproduces every root (:meth:`Ledger.verify_block`). A block that
+arrives with a valid commit certificate but cannot be applied is a broken invariant: the node
+halts rather than diverge.
+
+Transactions: the gateway's ``submit_tx`` admits to the mempool (all checks, signature verified
+once) and queues the wire bytes for gossip; the gossip task broadcasts batches every
+``gossip_interval_ms``. Peers check received batches with one batched signature verification and
+admit them without re-gossiping (the validator links are a full mesh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Gauge
+
+from pilotchain.codec import CodecError, Record, decode, encode
+from pilotchain.consensus.certificate import compute_block_hash
+from pilotchain.consensus.effects import (
+    Broadcast,
+    Commit,
+    EvidenceFound,
+    Persist,
+    RequestPayload,
+    Send,
+    SetTimer,
+)
+from pilotchain.consensus.replica import ConsensusConfig, Replica
+from pilotchain.consensus.types import Block as ConsensusBlock
+from pilotchain.consensus.types import BlockHeader as ConsensusHeader
+from pilotchain.consensus.types import (
+    ChainTip,
+    CommitCertificate,
+    ConsensusWal,
+    Validator,
+    ValidatorSet,
+    decode_message,
+)
+from pilotchain.contracts.kv import KvContract
+from pilotchain.identity.files import load_identity
+from pilotchain.ledger.auth import MembershipAuthenticator
+from pilotchain.ledger.block import Block
+from pilotchain.ledger.execution import ContractRegistry
+from pilotchain.ledger.ledger import BlockInvalid, Ledger
+from pilotchain.ledger.tx import SignedTx, TxRejected
+from pilotchain.network.consortium import NodeConfig, load_genesis, load_node_config
+from pilotchain.node.api import NodeStatus
+from pilotchain.node.local import LocalNode, block_events
+from pilotchain.p2p import MessageKind, NetworkConfig, PeerNetwork
+
+__all__ = ["CommitRecord", "ConsensusNode", "run_node", "NodeHalted"]
+
+_log = logging.getLogger("pilotchain.node")
+
+#: transactions in one gossip message
+GOSSIP_BATCH_TXS_MAX = 2_000
+#: bytes in one gossip message
+GOSSIP_BATCH_BYTES_MAX = 4 * 1024 * 1024
+#: transactions waiting to be gossiped (beyond this the oldest are gossiped next round)
+GOSSIP_QUEUE_TXS_MAX = 50_000
+WAL_FILE = "consensus.wal"
+
+
+class NodeHalted(Exception):
+    """A broken invariant: the node stops rather than sign or store something wrong."""
+
+
+class CommitRecord(Record):
+    """What the store keeps in a block's certificate slot: the consensus header that wrapped the
+    ledger block and the commit certificate over that header's hash."""
+
+    header: ConsensusHeader
+    certificate: CommitCertificate
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _LedgerApplication:
+    """The consensus Application backed by the ledger (deterministic: no clock, no network)."""
+
+    def __init__(self, node: ConsensusNode) -> None:
+        self.node = node
+
+    def validate_payload(self, height: int, parent_hash: bytes, payload: bytes,
+                         header: ConsensusHeader | None = None) -> bool:
+        ledger = self.node.ledger
+        if height == ledger.height + 2:
+            # the replica decided height - 1 and moved on within this same input; the Commit
+            # effect is queued but not applied yet. Executing the effects emitted so far, in
+            # order, keeps the effect contract and brings the ledger to height - 1.
+            self.node._drain()
+        try:
+            block = decode(payload, Block)
+        except CodecError as exc:
+            _log.warning("refusing a proposal whose payload is not a ledger block: %s", exc)
+            return False
+        if block.header.height != height or height != ledger.height + 1:
+            _log.warning("refusing a proposal for height %d (ledger block says %d, head is %d)",
+                         height, block.header.height, ledger.height)
+            return False
+        if header is not None:
+            if block.header.timestamp_ms != header.timestamp_ms:
+                _log.warning("refusing a proposal whose ledger timestamp differs from the consensus timestamp")
+                return False
+            proposer = self.node.validator_names[header.proposer_index] if header.proposer_index < len(
+                self.node.validator_names) else None
+            if block.header.proposer != proposer:
+                _log.warning("refusing a proposal that names proposer %r, not %r", block.header.proposer, proposer)
+                return False
+        try:
+            ledger.verify_block(block)
+        except BlockInvalid as exc:
+            _log.warning("refusing an invalid proposal at height %d: %s", height, exc)
+            return False
+        return True
+
+    def get_validator_set_update(self, height: int, payload: bytes) -> ValidatorSet | None:
+        return None  # validator changes by governance arrive with the contracts issue
+
+    def load_commit(self, height: int) -> tuple[ConsensusBlock, CommitCertificate] | None:
+        store = self.node.ledger.store
+        if height < 1 or height > store.height:
+            return None
+        raw = store.get_block(height)
+        slot = store.get_certificate(height)
+        if raw is None or slot is None:
+            return None
+        record = decode(slot, CommitRecord)
+        return ConsensusBlock(record.header, raw), record.certificate
+
+
+class ConsensusNode(LocalNode):
+    """A validator (or observer) node of a consortium. Build with :meth:`from_home`."""
+
+    def __init__(self, ledger: Ledger, *, config: NodeConfig, home: Path, identity: Any,
+                 clock_ms: Any = wall_clock_ms, gossip_interval_ms: int = 10,
+                 empty_block_delay_ms: int | None = None) -> None:
+        super().__init__(ledger, name=config.name, org=config.org, clock_ms=clock_ms, block_interval_ms=0)
+        self.config = config
+        self.home = home
+        self.identity = identity
+        genesis = ledger.genesis
+        self.validator_names = [v.name for v in genesis.validators]
+        self.validator_set = ValidatorSet(
+            validators=tuple(Validator(public_key=v.public_key, voting_power=v.power) for v in genesis.validators)
+        )
+        params = genesis.params
+        self.consensus_config = ConsensusConfig(
+            chain_id=genesis.chain_id.encode(),
+            timeout_propose_ms=params.timeout_propose_ms,
+            timeout_prevote_ms=params.timeout_vote_ms,
+            timeout_precommit_ms=params.timeout_vote_ms,
+        )
+        self.empty_block_delay_ms = (
+            empty_block_delay_ms if empty_block_delay_ms is not None else min(500, params.timeout_propose_ms // 2)
+        )
+        self.gossip_interval_ms = gossip_interval_ms
+        self._wal_path = home / config.data_dir / WAL_FILE
+        self._peer_index = {name: index for index, name in enumerate(self.validator_names)}
+        self.replica = Replica(
+            config=self.consensus_config,
+            suite=self.suite,
+            private_key=identity.private_key,
+            application=_LedgerApplication(self),
+            chain_tip=self._chain_tip(),
+            wal=self._load_wal(),
+        )
+        membership = MembershipAuthenticator.from_genesis(genesis).membership
+        peers = {name: address for name, address in config.peers.items()}
+        self.p2p = PeerNetwork(
+            NetworkConfig(chain_id=genesis.chain_id, node_name=config.name, listen_address=config.p2p_listen,
+                          peers=peers),
+            suite=self.suite,
+            membership=membership,
+            private_key=identity.private_key,
+            certificate=encode(identity.certificate),
+            clock_ms=clock_ms,
+        )
+        self._timer_deadline_ms: int | None = None
+        self._timer_changed = asyncio.Event()
+        self._gossip_out: list[bytes] = []
+        self._gossip_wake = asyncio.Event()
+        self._pending_payload: RequestPayload | None = None
+        self._payload_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._halted: str | None = None
+        self._gateway: Any = None
+        self._consensus_metrics = _ConsensusMetrics(self.metrics_registry())
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_home(cls, home: str | os.PathLike[str], **options: Any) -> ConsensusNode:
+        home_path = Path(home).resolve()
+        config = load_node_config(home_path)
+        genesis = load_genesis(home_path / config.genesis_file)
+        identity = load_identity(home_path / config.identity_file)
+        if identity.certificate.subject != config.name:
+            raise ValueError(f"{config.identity_file} is the identity of {identity.certificate.subject!r}, "
+                             f"but node.json names this node {config.name!r}")
+        registry = ContractRegistry()
+        registry.register(KvContract())
+        ledger = Ledger.open(home_path / config.data_dir / "ledger", genesis,
+                             MembershipAuthenticator.from_genesis(genesis), registry)
+        return cls(ledger, config=config, home=home_path, identity=identity, **options)
+
+    def _chain_tip(self) -> ChainTip:
+        ledger = self.ledger
+        height = ledger.height
+        if height == 0:
+            return ChainTip(height=0, block_hash=ledger.head_hash, timestamp_ms=ledger.head().timestamp_ms,
+                            validator_set=self.validator_set)
+        slot = ledger.store.get_certificate(height)
+        if slot is None:
+            raise NodeHalted(f"block {height} has no commit record; the store is not a consensus node's store")
+        record = decode(slot, CommitRecord)
+        return ChainTip(height=height, block_hash=compute_block_hash(self.suite, record.header),
+                        timestamp_ms=record.header.timestamp_ms, validator_set=self.validator_set)
+
+    def _load_wal(self) -> ConsensusWal | None:
+        try:
+            data = self._wal_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            wal = decode(data, ConsensusWal)
+        except CodecError as exc:
+            # written atomically (rename), so a torn file means the disk lied: refuse to guess
+            raise NodeHalted(f"{self._wal_path} is unreadable ({exc}); restore it or the data folder from backup") from exc
+        return wal if wal.height == self.ledger.height + 1 else None
+
+    def _persist_wal(self, record: ConsensusWal) -> None:
+        data = encode(record)
+        tmp = self._wal_path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self._wal_path)
+        dir_fd = os.open(self._wal_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:  # type: ignore[override]
+        """Start P2P, the gateway and consensus on the running loop."""
+        from pilotchain.gateway.app import create_app
+        from pilotchain.gateway.server import serve
+
+        self._timer_changed = asyncio.Event()
+        self._gossip_wake = asyncio.Event()
+        self._payload_wake = asyncio.Event()
+        await self.p2p.start()
+        host, _, port = self.config.gateway_listen.rpartition(":")
+        self._gateway = await serve(create_app(self), host, int(port))
+        _log.info("node started", extra={"event": "node.started", "height": self.ledger.height,
+                                         "gateway": self._gateway.url, "p2p": self.config.p2p_listen})
+        self.replica.start(self.clock_ms())
+        self._drain()
+        for name, coroutine in (("inbound", self._inbound_loop()), ("timer", self._timer_loop()),
+                                ("gossip", self._gossip_loop()), ("payload", self._payload_loop()),
+                                ("housekeeping", self._housekeeping_loop())):
+            self._tasks.append(asyncio.create_task(coroutine, name=f"{self.name}-{name}"))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._gateway is not None:
+            await self._gateway.close()
+            self._gateway = None
+        await self.p2p.close()
+        await super().stop()
+
+    def wait_failed(self) -> asyncio.Future[Any]:
+        """Completes when a node task ends unexpectedly (a halt or a crash)."""
+        return asyncio.ensure_future(asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED))
+
+    # ------------------------------------------------------------------ NodeAPI overrides
+
+    def status(self) -> NodeStatus:
+        base = super().status()
+        peers = {name: status.connected for name, status in self.p2p.peers().items()}
+        return NodeStatus(
+            chain_id=base.chain_id, node=base.node, org=base.org, suite=base.suite, height=base.height,
+            last_block_hash=base.last_block_hash, last_block_time_ms=base.last_block_time_ms,
+            state_root=base.state_root, validators=base.validators, genesis_hash=base.genesis_hash,
+            peers=peers, mempool_size=base.mempool_size,
+            consensus={
+                "engine": "tendermint",
+                "height": self.replica.height,
+                "round": self.replica.round,
+                "step": self.replica.step.name.lower(),
+                "validator": self.replica.is_validator,
+                "evidence": len(self.replica.evidence),
+                "drops": dict(self.replica.drops),
+                "halted": self._halted,
+            },
+            syncing=self.replica.height > self.ledger.height + 1,
+        )
+
+    def healthy(self) -> tuple[bool, str]:
+        if self._halted:
+            return False, f"halted: {self._halted}"
+        for task in self._tasks:
+            if task.done():
+                return False, f"task {task.get_name()} stopped; see the node log"
+        return True, "ok"
+
+    async def submit_tx(self, raw: bytes) -> bytes:
+        tx_id = await super().submit_tx(raw)
+        if len(self._gossip_out) < GOSSIP_QUEUE_TXS_MAX:
+            self._gossip_out.append(raw)
+            self._gossip_wake.set()
+        self._payload_wake.set()
+        return tx_id
+
+    # ------------------------------------------------------------------ effects
+
+    def _drain(self) -> None:
+        for effect in self.replica.take_effects():
+            if isinstance(effect, Persist):
+                self._persist_wal(effect.record)
+            elif isinstance(effect, Send):
+                name = self.validator_names[effect.to] if 0 <= effect.to < len(self.validator_names) else None
+                if name is not None and name != self.name:
+                    self.p2p.send(name, MessageKind.CONSENSUS, encode(effect.message))
+            elif isinstance(effect, Broadcast):
+                self.p2p.broadcast(MessageKind.CONSENSUS, encode(effect.message))
+            elif isinstance(effect, Commit):
+                self._apply_commit(effect)
+            elif isinstance(effect, SetTimer):
+                self._timer_deadline_ms = effect.deadline_ms
+                self._timer_changed.set()
+            elif isinstance(effect, RequestPayload):
+                self._pending_payload = effect
+                self._payload_wake.set()
+            elif isinstance(effect, EvidenceFound):
+                _log.warning("equivocation evidence", extra={"event": "consensus.evidence",
+                                                             "validator": effect.evidence.vote_a.validator_index})
+        self._consensus_metrics.round.set(self.replica.round)
+
+    def _apply_commit(self, effect: Commit) -> None:
+        header = effect.block.header
+        if header.height != self.ledger.height + 1:
+            raise NodeHalted(f"consensus committed height {header.height} but the ledger is at {self.ledger.height}")
+        try:
+            block = decode(effect.block.payload, Block)
+            digest = self.ledger.commit_block(block, certificate=encode(CommitRecord(header, effect.certificate)))
+        except (CodecError, BlockInvalid) as exc:
+            self._halted = f"certified block {header.height} cannot be applied: {exc}"
+            _log.critical(self._halted, extra={"event": "node.halted"})
+            raise NodeHalted(self._halted) from exc
+        self.mempool.remove_committed(receipt.tx_id for receipt in block.receipts)
+        self._metrics.blocks.inc()
+        self._metrics.txs_committed.inc(len(block.txs))
+        self._metrics.height.set(header.height)
+        self._metrics.mempool.set(len(self.mempool))
+        if header.height % 100 == 0 or block.txs:
+            _log.info("committed", extra={"event": "block.committed", "height": header.height,
+                                          "txs": len(block.txs), "round": header.round})
+        for event in block_events(self.suite, block, digest):
+            self._publish(event)
+
+    # ------------------------------------------------------------------ loops
+
+    def _input(self, action: Any, *args: Any) -> None:
+        """Run one replica input and its effects; a halt stops the node."""
+        if self._halted:
+            return
+        action(*args)
+        self._drain()
+
+    async def _inbound_loop(self) -> None:
+        while True:
+            message = await self.p2p.receive()
+            if message.kind == MessageKind.CONSENSUS:
+                sender = self._peer_index.get(message.peer)
+                if sender is None:
+                    continue
+                try:
+                    decoded = decode_message(message.payload)
+                except CodecError:
+                    self._consensus_metrics.bad_messages.inc()
+                    continue
+                self._input(self.replica.receive, decoded, sender, self.clock_ms())
+            elif message.kind == MessageKind.MEMPOOL:
+                self._admit_gossip(message.peer, message.payload)
+
+    def _admit_gossip(self, peer: str, payload: bytes) -> None:
+        try:
+            raws = decode(payload, list[bytes])
+        except CodecError:
+            self._consensus_metrics.bad_messages.inc()
+            return
+        if len(raws) > GOSSIP_BATCH_TXS_MAX:
+            self._consensus_metrics.bad_messages.inc()
+            return
+        now_ms = self.clock_ms()
+        fresh = [raw for raw in raws]
+        for raw, checked in zip(fresh, self.ledger.check_txs(fresh, now_ms), strict=True):
+            if isinstance(checked, TxRejected):
+                continue
+            with contextlib.suppress(TxRejected):
+                self.mempool.add(raw, now_ms, _prechecked(checked))
+        self._metrics.mempool.set(len(self.mempool))
+        self._payload_wake.set()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadline = self._timer_deadline_ms
+            wait_s = 1.0 if deadline is None else max(0.0, (deadline - self.clock_ms()) / 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_changed.wait(), wait_s)
+            self._timer_changed.clear()
+            deadline = self._timer_deadline_ms
+            now_ms = self.clock_ms()
+            if deadline is not None and now_ms >= deadline:
+                self._timer_deadline_ms = None
+                self._input(self.replica.tick, now_ms)
+
+    async def _payload_loop(self) -> None:
+        """Answer RequestPayload: at once when transactions wait, else after empty_block_delay_ms."""
+        while True:
+            await self._payload_wake.wait()
+            self._payload_wake.clear()
+            request = self._pending_payload
+            if request is None:
+                continue
+            if not len(self.mempool):
+                requested_ms = self.clock_ms()
+                with contextlib.suppress(TimeoutError):
+                    while not len(self.mempool):
+                        remaining = self.empty_block_delay_ms - (self.clock_ms() - requested_ms)
+                        if remaining <= 0:
+                            break
+                        await asyncio.wait_for(self._payload_wake.wait(), remaining / 1000)
+                        self._payload_wake.clear()
+            if self._pending_payload is not request or self.replica.height != request.height:
+                continue
+            self._pending_payload = None
+            self._propose(request)
+
+    def _propose(self, request: RequestPayload) -> None:
+        now_ms = self.clock_ms()
+        # the replica stamps max(now, parent + 1); the ledger block must carry the same time
+        timestamp_ms = max(now_ms, self.replica.chain_tip.timestamp_ms + 1)
+        params = self.genesis.params
+        self.mempool.prune(now_ms)
+        batch = self.mempool.take(params.block_txs_max, params.block_bytes_max)
+
+        def refused(raw: bytes, exc: TxRejected) -> None:
+            if exc.tx_id is not None:
+                self.mempool.remember_rejection(exc.tx_id, exc)
+                self.mempool.remove_committed([exc.tx_id])
+
+        block = self.ledger.build_block(batch, proposer=self.name, timestamp_ms=timestamp_ms, on_rejected=refused)
+        self._input(self.replica.propose_payload, request.height, request.round, encode(block), timestamp_ms)
+
+    async def _gossip_loop(self) -> None:
+        while True:
+            await self._gossip_wake.wait()
+            await asyncio.sleep(self.gossip_interval_ms / 1000)
+            self._gossip_wake.clear()
+            while self._gossip_out:
+                batch: list[bytes] = []
+                size = 0
+                while self._gossip_out and len(batch) < GOSSIP_BATCH_TXS_MAX and size < GOSSIP_BATCH_BYTES_MAX:
+                    raw = self._gossip_out.pop(0) if len(self._gossip_out) < 64 else None
+                    if raw is None:
+                        take = self._gossip_out[:GOSSIP_BATCH_TXS_MAX - len(batch)]
+                        del self._gossip_out[:len(take)]
+                        batch.extend(take)
+                        size += sum(len(r) for r in take)
+                        continue
+                    batch.append(raw)
+                    size += len(raw)
+                self.p2p.broadcast(MessageKind.MEMPOOL, encode(batch))
+
+    async def _housekeeping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            for tx_id in self.mempool.prune(self.clock_ms()):
+                self._metrics.txs_refused.labels(code="EXPIRED").inc()
+                del tx_id
+            connected = sum(1 for status in self.p2p.peers().values() if status.connected)
+            self._consensus_metrics.peers.set(connected)
+            self._metrics.mempool.set(len(self.mempool))
+
+
+def _prechecked(tx: SignedTx) -> Any:
+    def check(raw: bytes, now_ms: int) -> SignedTx:
+        return tx
+
+    return check
+
+
+class _ConsensusMetrics:
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter
+
+        self.round = Gauge("pilotchain_consensus_round", "Current consensus round", registry=registry)
+        self.peers = Gauge("pilotchain_p2p_peers_connected", "Authenticated peer links up", registry=registry)
+        self.bad_messages = Counter("pilotchain_p2p_bad_messages", "Peer messages that did not decode", registry=registry)
+
+
+# ---------------------------------------------------------------------- process entry point
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and every `extra` field."""
+
+    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in self._STANDARD and not key.startswith("_"):
+                document[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, default=str)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonLinesFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+async def _run(home: Path, options: dict[str, Any]) -> int:
+    node = ConsensusNode.from_home(home, **options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    code = 0
+    try:
+        await node.start()
+        stopper = asyncio.ensure_future(stop.wait())
+        failed = node.wait_failed()
+        done, _ = await asyncio.wait({stopper, failed}, return_when=asyncio.FIRST_COMPLETED)
+        if failed in done:
+            for task in node._tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    _log.critical("node task %s failed: %s", task.get_name(), exc, exc_info=exc,
+                                  extra={"event": "node.failed"})
+            code = 3
+        stopper.cancel()
+        failed.cancel()
+    finally:
+        _log.info("node stopping", extra={"event": "node.stopping"})
+        await node.close()
+        _log.info("node stopped", extra={"event": "node.stopped", "height": node.ledger.height})
+    return code
+
+
+def run_node(home: str | os.PathLike[str], options: Sequence[tuple[str, Any]] = ()) -> int:
+    """Run the node in ``home`` in the foreground until SIGTERM/SIGINT; returns the exit code."""
+    home_path = Path(home)
+    config = load_node_config(home_path)
+    configure_logging(os.environ.get("PILOTCHAIN_LOG_LEVEL", config.log_level))
+    return asyncio.run(_run(home_path, dict(options)))
