@@ -23,8 +23,10 @@ All protocol decisions live in the pure modules (:mod:`~pilotchain.p2p.handshake
   socket's drain after every frame (write buffer bounded by ``write_buffer_bytes_high``). When the
   bulk queue is full the oldest bulk messages are dropped to make room (QUEUED_DROPPED_OLDEST);
   when the priority queue is full the new message is refused (BACKPRESSURE) and the caller
-  decides. Queues are emptied when a peer disconnects (NOT_CONNECTED from then on): consensus and
-  sync recover by their own retransmission, not by a stale backlog.
+  decides. While a peer is disconnected :meth:`send` returns NOT_CONNECTED; what was already
+  queued stays (bounded) and goes out on the next link. A link closed by the one-link-per-pair
+  rule is *drained*: it stops sending (FIN) but reads until the other end closes too, so frames
+  already in flight on it are delivered, not lost.
 * **Receive.** :meth:`PeerNetwork.receive` returns messages, priority ones first, from a buffer
   bounded per class by messages and bytes. When a class is full the reader of that link waits,
   which stops reading the socket, which pushes back on the sender through TCP.
@@ -130,7 +132,7 @@ class PeerStatus:
     bytes_out: int
     messages_in: int
     messages_out: int
-    #: bulk messages dropped to make room, or discarded from the queue at a disconnect
+    #: bulk messages dropped to make room for newer ones
     messages_dropped: int
     #: messages refused with BACKPRESSURE
     messages_refused: int
@@ -737,7 +739,8 @@ class PeerNetwork:
                 peer=name,
                 remote=remote,
             )
-            self._retire(link)
+            link.tasks = [self._spawn(self._read_loop(link, peer), f"read retired {name}")]
+            self._retire(link, drain=True)
             return None
         if current is not None:
             self._log(
@@ -747,7 +750,7 @@ class PeerNetwork:
                 peer=name,
                 remote=remote,
             )
-            self._retire(current)
+            self._retire(current, drain=True)
         peer.link = link
         peer.disconnected.clear()
         if current is None:
@@ -774,14 +777,35 @@ class PeerNetwork:
     def _preferred(self, link: _Link) -> bool:
         return link.initiator_name == min(self.name, link.peer_name)
 
-    def _retire(self, link: _Link) -> None:
-        """Close ``link`` without touching its peer's state (a duplicate or a replaced link)."""
+    def _retire(self, link: _Link, *, drain: bool = False) -> None:
+        """Close ``link`` without touching its peer's state.
+
+        ``drain`` (a duplicate or replaced link, not a faulty one): stop writing and send FIN,
+        but keep reading until the peer closes too (at most ``handshake_timeout_ms``), so the
+        frames it wrote before it switched links are still delivered, not lost."""
         link.closed = True
         current = asyncio.current_task()
+        reader_task = link.tasks[0] if link.tasks else None
         for task in link.tasks:
-            if task is not current:
+            if task is not current and not (drain and task is reader_task):
                 task.cancel()
-        self._close_writer(link.writer)
+        if drain and reader_task is not None and link.writer.can_write_eof():
+            try:
+                link.writer.write_eof()
+            except (OSError, RuntimeError):
+                self._close_writer(link.writer)
+                return
+            self._spawn(self._close_retired(link, reader_task), "close retired")
+        else:
+            self._close_writer(link.writer)
+
+    async def _close_retired(self, link: _Link, reader_task: asyncio.Task[None]) -> None:
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reader_task), self._config.handshake_timeout_ms / 1000)
+        finally:
+            reader_task.cancel()
+            link.writer.close()  # close() awaits every writer's wait_closed
 
     def _drop_link(self, link: _Link, reason: str, level: int = logging.WARNING) -> None:
         """Close ``link``; if it is its peer's current link, the peer is disconnected."""
@@ -793,7 +817,8 @@ class PeerNetwork:
             return
         peer.link = None
         peer.since_ms = None
-        peer.messages_dropped += peer.priority.clear() + peer.bulk.clear()
+        # The queues are kept: the next link (a reconnect, or the other end's replacement
+        # link) sends them, so a link switch loses nothing already queued. They stay bounded.
         peer.last_error = reason
         peer.disconnected.set()
         self._log(
@@ -826,11 +851,20 @@ class PeerNetwork:
                     InboundMessage(peer.name, kind, payload), kind in self._config.priority_kinds
                 )
         except FrameRejected as exc:
-            self._drop_link(link, f"FRAME_REJECTED: {exc}")
+            self._end_read(link, f"FRAME_REJECTED: {exc}", logging.WARNING)
         except asyncio.IncompleteReadError:
-            self._drop_link(link, "closed by the peer", logging.INFO)
+            self._end_read(link, "closed by the peer", logging.INFO)
         except (ConnectionError, OSError) as exc:
-            self._drop_link(link, f"connection error: {exc}")
+            self._end_read(link, f"connection error: {exc}", logging.WARNING)
+
+    def _end_read(self, link: _Link, reason: str, level: int) -> None:
+        if link.closed:  # a retired link drained to its end (or failed while draining)
+            if level >= logging.WARNING:
+                self._log(level, "p2p.dropped", f"retired link to {link.peer_name!r}: {reason}",
+                          peer=link.peer_name, remote=link.remote_address, reason=reason)
+            self._close_writer(link.writer)
+        else:
+            self._drop_link(link, reason, level)
 
     async def _write_loop(self, link: _Link, peer: _Peer) -> None:
         loop = asyncio.get_running_loop()
