@@ -200,3 +200,17 @@ def test_aes_256_gcm_known_answers(plaintext_hex: str, sealed_hex: str) -> None:
     plaintext = bytes.fromhex(plaintext_hex)
     assert intl.aead_encrypt(key, nonce, plaintext).hex() == sealed_hex
     assert intl.aead_decrypt(key, nonce, bytes.fromhex(sealed_hex)) == plaintext
+
+
+def test_gm_suite_refuses_a_libcrypto_that_fails_the_sm2_example(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pilotchain.crypto import CryptoError
+    from pilotchain.crypto._openssl import Sm2Key
+    from pilotchain.crypto.gm import GmSuite
+
+    GmSuite()  # the real library passes
+    for broken in (lambda *_: True, lambda *_: False):  # accepts anything / rejects everything
+        monkeypatch.setattr(Sm2Key, "verify", broken)
+        with pytest.raises(CryptoError, match="GB/T 32918.5"):
+            GmSuite()

@@ -129,7 +129,24 @@ class Sm2PrivateKey(PrivateKey):
         return self._key.private_pem()
 
 
+# GB/T 32918.5 example on the recommended curve: public key of d = 3945208F...C5B8, signature by
+# the standard's authors over "message digest" with the default ID. Checked once per process.
+_SELF_TEST_PUBLIC_DER: Final = _SPKI_PREFIX + bytes.fromhex(
+    "09F9DF311E5421A150DD7D161E4BC5C672179FAD1833FC076BB08FF356F35020"
+    "CCEA490CE26775A52DC6EA718CC1AA600AED05FBF35E084A6632F6072DA9AD13"
+)
+_SELF_TEST_MESSAGE: Final = b"message digest"
+_SELF_TEST_SIGNATURE: Final = bytes.fromhex(
+    "3046022100F5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3"
+    "022100B1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA"
+)
+
+
 class GmSuite(Suite):
+    """SM2/SM3/SM4-GCM. Creating it checks once that the loaded libcrypto computes standard SM2
+    (Z value with the default ID): a library that silently signed something else would make
+    every signature on the network non-standard, so that is a halt, not a warning."""
+
     name = "gm"
     hash_name = "sm3"
     aead_key_size = 16
@@ -137,6 +154,16 @@ class GmSuite(Suite):
     aead_name = "SM4-GCM"
     # About 460 µs a verify; measured crossover (2 cores): about 4 signatures.
     verify_batch_parallel_min = 8
+
+    def __init__(self) -> None:
+        known = Sm2PublicKey(Sm2Key.from_public_der(_SELF_TEST_PUBLIC_DER))
+        if not known.verify(_SELF_TEST_MESSAGE, _SELF_TEST_SIGNATURE) or known.verify(
+            _SELF_TEST_MESSAGE + b".", _SELF_TEST_SIGNATURE
+        ):
+            raise CryptoError(
+                "the loaded libcrypto fails the GB/T 32918.5 SM2 example; refusing to use it "
+                "for the gm suite (is it a patched or non-OpenSSL libcrypto.so.3?)"
+            )
 
     def hash(self, data: bytes) -> bytes:
         digest = hashes.Hash(hashes.SM3())
