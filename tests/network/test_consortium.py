@@ -76,7 +76,7 @@ def test_tampered_genesis_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("suite", ["intl", "gm"])
 def test_demo_walkthrough_commits_and_verifies(tmp_path: Path, suite: str) -> None:
-    result = CliRunner().invoke(app, ["demo", "--exit", "--crypto", suite, "--blocks", "2", "--dir", str(tmp_path / "d")])
+    result = CliRunner().invoke(app, ["demo", "--local", "--crypto", suite, "--dir", str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
     assert "all proofs verified" in result.output
     assert "refused by the kv owner rule" in result.output

@@ -174,7 +174,7 @@ class ConsensusNode(LocalNode):
 
     def __init__(self, ledger: Ledger, *, config: NodeConfig, home: Path, identity: Any,
                  clock_ms: Any = wall_clock_ms, gossip_interval_ms: int = 10,
-                 empty_block_delay_ms: int | None = None) -> None:
+                 empty_block_delay_ms: int | None = None, block_interval_ms_min: int = 200) -> None:
         super().__init__(ledger, name=config.name, org=config.org, clock_ms=clock_ms, block_interval_ms=0)
         self.config = config
         self.home = home
@@ -195,6 +195,9 @@ class ConsensusNode(LocalNode):
             empty_block_delay_ms if empty_block_delay_ms is not None else min(500, params.timeout_propose_ms // 2)
         )
         self.gossip_interval_ms = gossip_interval_ms
+        # batching: a proposer waits this long after the parent block (unless a full block of
+        # transactions is waiting) so blocks carry batches, not single transactions
+        self.block_interval_ms_min = min(block_interval_ms_min, self.empty_block_delay_ms)
         self._wal_path = home / config.data_dir / WAL_FILE
         self._peer_index = {name: index for index, name in enumerate(self.validator_names)}
         self.replica = Replica(
@@ -468,13 +471,23 @@ class ConsensusNode(LocalNode):
                 self._input(self.replica.tick, now_ms)
 
     async def _payload_loop(self) -> None:
-        """Answer RequestPayload: at once when transactions wait, else after empty_block_delay_ms."""
+        """Answer RequestPayload: once block_interval_ms_min has passed since the parent block
+        (at once when a full block is waiting); with an empty mempool, after empty_block_delay_ms."""
         while True:
             await self._payload_wake.wait()
             self._payload_wake.clear()
             request = self._pending_payload
             if request is None:
                 continue
+            parent_ms = self.replica.chain_tip.timestamp_ms
+            full = self.genesis.params.block_txs_max
+            while len(self.mempool) < full:
+                remaining = parent_ms + self.block_interval_ms_min - self.clock_ms()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._payload_wake.wait(), remaining / 1000)
+                self._payload_wake.clear()
             if not len(self.mempool):
                 requested_ms = self.clock_ms()
                 with contextlib.suppress(TimeoutError):

@@ -1,0 +1,207 @@
+"""The multi-organisation demo: a consortium, 4 validator processes, a workload, a summary.
+
+1. ``network init`` in a fresh folder (the pilot organisations, one CA each, identities, genesis);
+2. ``network up``: each validator as its own OS process, waits for the first commit;
+3. a workload from every organisation's client identity: pre-signed kv transactions submitted
+   through all gateways concurrently, commit times taken from one node's event stream;
+4. a summary: blocks, transactions, throughput, latency percentiles, and that every node reports
+   the same block hash at every height and the same state root;
+5. keeps the network up (gateway URLs printed) until Ctrl-C, or stops with ``--exit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pilotchain.network.consortium import init_network, load_manifest
+from pilotchain.network.processes import NodeProcess, nodes_of, probe_status, start_node, stop_node, wait_until
+from pilotchain.sdk import Identity, build_transaction
+
+__all__ = ["DemoResult", "run_demo"]
+
+#: transactions in flight per gateway
+WINDOW_PER_GATEWAY = 64
+
+
+@dataclass
+class DemoResult:
+    chain_id: str
+    suite: str
+    transactions: int
+    committed: int
+    rejected: dict[str, int]
+    seconds: float
+    latencies_ms: list[float]
+    blocks: int
+    heights_agree: bool
+    state_roots_agree: bool
+    heads: dict[str, tuple[int, str]] = field(default_factory=dict)
+    gateways: dict[str, str] = field(default_factory=dict)
+
+    def percentile_ms(self, fraction: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def _workload(nodes: list[NodeProcess], identities: list[Identity], chain_id: str, count: int,
+                    progress: Progress) -> tuple[int, dict[str, int], list[float], float]:
+    raws = [
+        build_transaction(identities[i % len(identities)], chain_id, "kv", "put",
+                          {"key": f"{identities[i % len(identities)].bundle.certificate.org_id}/reading-{i}", "value": i})
+        for i in range(count)
+    ]
+    submitted_at: dict[str, float] = {}
+    committed_at: dict[str, float] = {}
+    rejected: dict[str, int] = {}
+    all_committed = asyncio.Event()
+    sign_task = progress.add_task("committing", total=count)
+
+    async def watch_commits() -> None:
+        async with httpx.AsyncClient(base_url=nodes[0].gateway_url, timeout=None) as http:
+            async with http.stream("GET", "/v1/events", params={"kinds": "tx"}) as response:
+                event_name = ""
+                async for line in response.aiter_lines():
+                    if line.startswith("event:"):
+                        event_name = line[6:].strip()
+                    elif line.startswith("data:") and event_name == "tx":
+                        import json
+
+                        data = json.loads(line[5:])
+                        tx_id = data.get("tx_id")
+                        if tx_id in submitted_at and tx_id not in committed_at:
+                            committed_at[tx_id] = time.perf_counter()
+                            progress.advance(sign_task)
+                            if len(committed_at) + sum(rejected.values()) >= count:
+                                all_committed.set()
+                                return
+
+    watcher = asyncio.create_task(watch_commits())
+    await asyncio.sleep(0.3)  # let the event stream attach before the first submission
+    started = time.perf_counter()
+
+    async def submit_through(node: NodeProcess, share: list[Any]) -> None:
+        limit = asyncio.Semaphore(WINDOW_PER_GATEWAY)
+        async with httpx.AsyncClient(base_url=node.gateway_url, timeout=30.0) as http:
+            async def one(tx: Any) -> None:
+                async with limit:
+                    submitted_at[tx.tx_id] = time.perf_counter()
+                    response = await http.post("/v1/txs", content=tx.raw,
+                                               headers={"content-type": "application/octet-stream"})
+                    if response.status_code >= 400:
+                        code = response.json().get("code", str(response.status_code))
+                        rejected[code] = rejected.get(code, 0) + 1
+                        submitted_at.pop(tx.tx_id, None)
+                        progress.advance(sign_task)
+                        if len(committed_at) + sum(rejected.values()) >= count:
+                            all_committed.set()
+
+            await asyncio.gather(*(one(tx) for tx in share))
+
+    shares = [raws[i::len(nodes)] for i in range(len(nodes))]
+    await asyncio.gather(*(submit_through(node, share) for node, share in zip(nodes, shares, strict=True)))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(all_committed.wait(), timeout=max(60.0, count / 50))
+    elapsed = time.perf_counter() - started
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await watcher
+    latencies = [(committed_at[t] - submitted_at[t]) * 1000 for t in committed_at if t in submitted_at]
+    return len(committed_at), rejected, latencies, elapsed
+
+
+def _agreement(nodes: list[NodeProcess]) -> tuple[bool, bool, dict[str, tuple[int, str]], int]:
+    """Every node's hash at every common height, and state roots at the common head."""
+    statuses = {node.name: probe_status(node.gateway_url) for node in nodes}
+    heights = [int(s["height"]) for s in statuses.values() if s is not None]
+    if len(heights) != len(nodes):
+        return False, False, {}, 0
+    common = min(heights)
+    hashes_agree = True
+    roots: set[str] = set()
+    with httpx.Client(timeout=10.0) as http:
+        for height in range(1, common + 1):
+            seen = {http.get(f"{node.gateway_url}/v1/blocks/{height}").json()["hash"] for node in nodes}
+            hashes_agree &= len(seen) == 1
+        for node in nodes:
+            roots.add(http.get(f"{node.gateway_url}/v1/blocks/{common}").json()["header"]["state_root"])
+    heads = {name: (int(s["height"]), s["last_block_hash"]) for name, s in statuses.items() if s is not None}
+    return hashes_agree, len(roots) == 1, heads, common
+
+
+def run_demo(directory: Path, *, suite: str, transactions: int, base_port: int, console: Console) -> DemoResult:
+    console.rule(f"[bold]pilotchain demo[/] — {suite} suite")
+    manifest = init_network(directory, suite_name=suite, validators=4, base_port=base_port,
+                            now_ms=int(time.time() * 1000))
+    console.print(f"consortium [bold]{manifest['chain_id']}[/]: {len(manifest['organizations'])} organisations "
+                  f"({', '.join(o['org'] for o in manifest['organizations'])}), 4 validators; folder {directory}")
+    nodes = nodes_of(directory)
+    for node in nodes:
+        start_node(node)
+    with console.status("starting 4 validator processes and waiting for the first commit…"):
+        if not wait_until(lambda: all((probe_status(n.gateway_url, 1.0) or {}).get("height", 0) >= 1 for n in nodes),
+                          timeout_s=120, interval_s=0.3):
+            raise RuntimeError(f"the network did not commit within 120 s; see {directory}/nodes/*/node.log")
+    identities = [Identity.load(directory / org["client_identity"]) for org in manifest["organizations"]]
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        committed, rejected, latencies, seconds = asyncio.run(
+            _workload(nodes, identities, manifest["chain_id"], transactions, progress)
+        )
+    hashes_agree, roots_agree, heads, common = _agreement(nodes)
+    return DemoResult(
+        chain_id=manifest["chain_id"], suite=suite, transactions=transactions, committed=committed,
+        rejected=rejected, seconds=seconds, latencies_ms=latencies, blocks=common,
+        heights_agree=hashes_agree, state_roots_agree=roots_agree, heads=heads,
+        gateways={n.name: n.gateway_url for n in nodes},
+    )
+
+
+def print_result(result: DemoResult, console: Console) -> None:
+    table = Table(title=f"{result.chain_id} ({result.suite})", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("transactions submitted", f"{result.transactions:,}")
+    table.add_row("committed", f"{result.committed:,}")
+    table.add_row("rejected", ", ".join(f"{k}: {v}" for k, v in result.rejected.items()) or "0")
+    table.add_row("throughput (committed tx/s)", f"{result.committed / result.seconds:,.0f}" if result.seconds else "-")
+    table.add_row("latency p50 / p95 / p99 (ms)",
+                  f"{result.percentile_ms(0.5):,.0f} / {result.percentile_ms(0.95):,.0f} / {result.percentile_ms(0.99):,.0f}")
+    table.add_row("blocks (common height)", f"{result.blocks:,}")
+    table.add_row("same block hash at every height", "[green]yes[/]" if result.heights_agree else "[red]NO[/]")
+    table.add_row("same state root", "[green]yes[/]" if result.state_roots_agree else "[red]NO[/]")
+    console.print(table)
+    gateways = Table(title="gateways", title_justify="left")
+    gateways.add_column("node")
+    gateways.add_column("height", justify="right")
+    gateways.add_column("URL")
+    for name, url in result.gateways.items():
+        gateways.add_row(name, str(result.heads.get(name, (0, ""))[0]), url)
+    console.print(gateways)
+
+
+def stop_all(directory: Path, console: Console) -> None:
+    for node in nodes_of(directory):
+        console.print(f"{node.name}: {stop_node(node)}")
+
+
+def keep_running(directory: Path, console: Console) -> None:
+    manifest = load_manifest(directory)
+    console.print(f"the network keeps running; try [bold]pilotchain status --node {manifest['nodes'][0]['gateway_url']}[/] "
+                  f"or [bold]pilotchain network status --dir {directory}[/]. Ctrl-C stops it.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping…")
