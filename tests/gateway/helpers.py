@@ -37,9 +37,14 @@ async def wait_until(condition: Callable[[], bool], what: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def gateway(consortium: Consortium, data_dir: Path, *, start: bool = False,
-                  options: GatewayOptions | None = None, **node_options: Any
-                  ) -> AsyncIterator[tuple[LocalNode, httpx.AsyncClient]]:
+async def gateway(
+    consortium: Consortium,
+    data_dir: Path,
+    *,
+    start: bool = False,
+    options: GatewayOptions | None = None,
+    **node_options: Any,
+) -> AsyncIterator[tuple[LocalNode, httpx.AsyncClient]]:
     """A LocalNode (producer not started unless ``start``: tests call produce_block) and a client
     for its gateway over ASGITransport (no sockets)."""
     node = LocalNode.open(data_dir, consortium.genesis, name=consortium.validator, **node_options)
@@ -47,14 +52,29 @@ async def gateway(consortium: Consortium, data_dir: Path, *, start: bool = False
         if start:
             await node.start()
         app = create_app(node, options)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+        ) as client:
             yield node, client
     finally:
         await node.close()
 
 
-def signed(identity: Identity, consortium: Consortium, args: Any = None, *, method: str = "put",
-           contract: str = "kv", **options: Any) -> tuple[bytes, str]:
-    tx = build_transaction(identity, consortium.genesis.chain_id, contract, method,
-                           args if args is not None else {"key": "k", "value": 1}, **options)
+def signed(
+    identity: Identity,
+    consortium: Consortium,
+    args: Any = None,
+    *,
+    method: str = "put",
+    contract: str = "kv",
+    **options: Any,
+) -> tuple[bytes, str]:
+    tx = build_transaction(
+        identity,
+        consortium.genesis.chain_id,
+        contract,
+        method,
+        args if args is not None else {"key": "k", "value": 1},
+        **options,
+    )
     return tx.raw, tx.tx_id

@@ -51,7 +51,11 @@ def test_status_health_metrics_openapi(consortium: Consortium, tmp_path: Path) -
             assert status["chain_id"] == consortium.genesis.chain_id
             assert status["node"] == consortium.validator and status["suite"] == "intl"
             assert status["height"] == 0 and status["validators"] == [consortium.validator]
-            assert status["mempool"] == {"size": 0} and status["peers"] == {} and status["syncing"] is False
+            assert (
+                status["mempool"] == {"size": 0}
+                and status["peers"] == {}
+                and status["syncing"] is False
+            )
             assert len(bytes.fromhex(status["last_block_hash"])) == 32
             assert len(bytes.fromhex(status["state_root"])) == 32
 
@@ -59,15 +63,29 @@ def test_status_health_metrics_openapi(consortium: Consortium, tmp_path: Path) -
             assert health.status_code == 200 and health.json() == {"ok": True, "reason": "ok"}
 
             metrics = await client.get("/metrics")
-            assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+            assert metrics.status_code == 200 and metrics.headers["content-type"].startswith(
+                "text/plain"
+            )
             assert "pilotchain_node_height" in metrics.text
-            assert 'pilotchain_gateway_requests_total{method="GET",route="/v1/status",status="200"} 1.0' in metrics.text
+            assert (
+                'pilotchain_gateway_requests_total{method="GET",route="/v1/status",status="200"} 1.0'
+                in metrics.text
+            )
             assert "pilotchain_gateway_request_seconds_bucket" in metrics.text
 
             spec = (await client.get("/openapi.json")).json()
-            for path in ("/v1/status", "/v1/blocks/{height}", "/v1/blocks/latest", "/v1/txs", "/v1/txs/{tx_id}",
-                         "/v1/state/{contract}/{key}", "/v1/query/{contract}/{method}", "/v1/events",
-                         "/metrics", "/healthz"):
+            for path in (
+                "/v1/status",
+                "/v1/blocks/{height}",
+                "/v1/blocks/latest",
+                "/v1/txs",
+                "/v1/txs/{tx_id}",
+                "/v1/state/{contract}/{key}",
+                "/v1/query/{contract}/{method}",
+                "/v1/events",
+                "/metrics",
+                "/healthz",
+            ):
                 assert path in spec["paths"], path
 
     run(main())
@@ -79,7 +97,9 @@ def test_unhealthy_node_is_503(consortium: Consortium, tmp_path: Path) -> None:
         app = create_app(node)
         raw, _ = signed(consortium.clients["bigdata-bureau"], consortium)
         await node.close()
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+        ) as client:
             health = await client.get("/healthz")
             assert health.status_code == 503 and health.json()["ok"] is False
             response = await client.post("/v1/txs", content=raw, headers=OCTETS)
@@ -93,8 +113,9 @@ def test_unhealthy_node_is_503(consortium: Consortium, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("suite_fixture", ["consortium", "gm_consortium"])
-def test_submit_commit_and_every_proof_verifies(suite_fixture: str, request: pytest.FixtureRequest,
-                                                tmp_path: Path) -> None:
+def test_submit_commit_and_every_proof_verifies(
+    suite_fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     consortium: Consortium = request.getfixturevalue(suite_fixture)
     suite = get_suite(consortium.genesis.suite)
     alice = consortium.clients["bigdata-bureau"]
@@ -104,22 +125,41 @@ def test_submit_commit_and_every_proof_verifies(suite_fixture: str, request: pyt
             raw, tx_id = signed(alice, consortium, {"key": "rate", "value": 425})
             accepted = await client.post("/v1/txs", content=raw, headers=OCTETS)
             assert accepted.status_code == 202
-            assert accepted.json() == {"tx_id": tx_id, "state": "pending", "status_url": f"/v1/txs/{tx_id}"}
-            assert (await client.get(f"/v1/txs/{tx_id}")).json() == {"tx_id": tx_id, "state": "pending"}
+            assert accepted.json() == {
+                "tx_id": tx_id,
+                "state": "pending",
+                "status_url": f"/v1/txs/{tx_id}",
+            }
+            assert (await client.get(f"/v1/txs/{tx_id}")).json() == {
+                "tx_id": tx_id,
+                "state": "pending",
+            }
             assert (await client.get("/v1/status")).json()["mempool"]["size"] == 1
 
             block = node.produce_block()
             assert block is not None and block.header.height == 1
 
             document = (await client.get(f"/v1/txs/{tx_id}")).json()
-            assert document["state"] == "committed" and document["height"] == 1 and document["index"] == 0
+            assert (
+                document["state"] == "committed"
+                and document["height"] == 1
+                and document["index"] == 0
+            )
             header = header_from_json(document["header"])
             assert block_hash(suite, header).hex() == document["block_hash"]
             receipt = receipt_from_json(document["receipt"])
             assert receipt.status == "OK" and document["receipt"]["events"][0]["name"] == "put"
-            assert document["receipt"]["events"][0]["data"] == {"key": "rate", "org": "bigdata-bureau"}
-            assert verify_tx_proof(suite, header, unb64(document["tx"]["raw"]), receipt,
-                                   tx_proof_from_json(document["proof"]))
+            assert document["receipt"]["events"][0]["data"] == {
+                "key": "rate",
+                "org": "bigdata-bureau",
+            }
+            assert verify_tx_proof(
+                suite,
+                header,
+                unb64(document["tx"]["raw"]),
+                receipt,
+                tx_proof_from_json(document["proof"]),
+            )
             assert document["tx"]["signer"]["org"] == "bigdata-bureau"
             assert document["tx"]["contract"] == "kv" and document["tx"]["method"] == "put"
             assert document["tx"]["args"] == {"key": "rate", "value": 425}
@@ -137,18 +177,36 @@ def test_submit_commit_and_every_proof_verifies(suite_fixture: str, request: pyt
 
             # state: kv stores (org, value) under "v/<key>"
             key = b"v/rate"
-            by_path = (await client.get(f"/v1/state/kv/{base64.urlsafe_b64encode(key).decode().rstrip('=')}")).json()
+            by_path = (
+                await client.get(
+                    f"/v1/state/kv/{base64.urlsafe_b64encode(key).decode().rstrip('=')}"
+                )
+            ).json()
             by_text = (await client.get("/v1/state/kv", params={"key_text": "v/rate"})).json()
-            by_query = (await client.get("/v1/state/kv", params={"key": base64.urlsafe_b64encode(key).decode()})).json()
+            by_query = (
+                await client.get(
+                    "/v1/state/kv", params={"key": base64.urlsafe_b64encode(key).decode()}
+                )
+            ).json()
             assert by_path == by_text == by_query
             assert by_path["value_decoded"] == ["bigdata-bureau", 425]
             state_header = header_from_json(by_path["header"])
-            assert verify_state_proof(state_header.state_root, b"kv\x00" + key, unb64(by_path["value"]),
-                                      state_proof_from_json(by_path["proof"]), suite.hash)
+            assert verify_state_proof(
+                state_header.state_root,
+                b"kv\x00" + key,
+                unb64(by_path["value"]),
+                state_proof_from_json(by_path["proof"]),
+                suite.hash,
+            )
             absent = (await client.get("/v1/state/kv", params={"key_text": "v/none"})).json()
             assert absent["value"] is None and absent["value_decoded"] is None
-            assert verify_state_proof(state_header.state_root, b"kv\x00v/none", None,
-                                      state_proof_from_json(absent["proof"]), suite.hash)
+            assert verify_state_proof(
+                state_header.state_root,
+                b"kv\x00v/none",
+                None,
+                state_proof_from_json(absent["proof"]),
+                suite.hash,
+            )
 
             # JSON submission of a second transaction
             raw2, tx_id2 = signed(alice, consortium, {"key": "rate", "value": 430})
@@ -162,7 +220,9 @@ def test_submit_commit_and_every_proof_verifies(suite_fixture: str, request: pyt
     run(main())
 
 
-def test_failed_execution_is_committed_with_its_reason(consortium: Consortium, tmp_path: Path) -> None:
+def test_failed_execution_is_committed_with_its_reason(
+    consortium: Consortium, tmp_path: Path
+) -> None:
     owner, other = consortium.clients["bigdata-bureau"], consortium.clients["bank"]
 
     async def main() -> None:
@@ -189,21 +249,39 @@ def test_submit_error_paths(consortium: Consortium, tmp_path: Path) -> None:
         async with gateway(consortium, tmp_path / "d") as (node, client):
             _error(await client.post("/v1/txs", json={"tx": "not base64!"}), 400, "BAD_REQUEST")
             _error(await client.post("/v1/txs", json={"nope": 1}), 400, "BAD_REQUEST")
-            _error(await client.post("/v1/txs", content=b"{not json", headers={"content-type": "application/json"}),
-                   400, "BAD_REQUEST")
+            _error(
+                await client.post(
+                    "/v1/txs", content=b"{not json", headers={"content-type": "application/json"}
+                ),
+                400,
+                "BAD_REQUEST",
+            )
             _error(await client.post("/v1/txs", content=b"", headers=OCTETS), 400, "BAD_REQUEST")
-            _error(await client.post("/v1/txs", content=b"x", headers={"content-type": "text/plain"}),
-                   415, "UNSUPPORTED_MEDIA_TYPE")
-            _error(await client.post("/v1/txs", content=b"\x01\x02garbage", headers=OCTETS), 400, "MALFORMED")
+            _error(
+                await client.post("/v1/txs", content=b"x", headers={"content-type": "text/plain"}),
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+            )
+            _error(
+                await client.post("/v1/txs", content=b"\x01\x02garbage", headers=OCTETS),
+                400,
+                "MALFORMED",
+            )
 
             raw, tx_id = signed(alice, consortium)
             # the signature is the last 64 bytes (bin8: c4 40); re-encode its length as bin16
             assert raw[-66:-64] == b"\xc4\x40"
             non_canonical = raw[:-66] + b"\xc5\x00\x40" + raw[-64:]
-            _error(await client.post("/v1/txs", content=non_canonical, headers=OCTETS), 400, "NON_CANONICAL")
+            _error(
+                await client.post("/v1/txs", content=non_canonical, headers=OCTETS),
+                400,
+                "NON_CANONICAL",
+            )
 
             forged = raw[:-1] + bytes([raw[-1] ^ 1])
-            refused = _error(await client.post("/v1/txs", content=forged, headers=OCTETS), 400, "BAD_SIGNATURE")
+            refused = _error(
+                await client.post("/v1/txs", content=forged, headers=OCTETS), 400, "BAD_SIGNATURE"
+            )
             assert refused["tx_id"] == tx_id
             # the refusal is remembered for the id
             remembered = (await client.get(f"/v1/txs/{tx_id}")).json()
@@ -217,11 +295,21 @@ def test_submit_error_paths(consortium: Consortium, tmp_path: Path) -> None:
             expired, expired_id = signed(alice, consortium, now_ms=1_000, expires_in_ms=1)
             _error(await client.post("/v1/txs", content=expired, headers=OCTETS), 400, "EXPIRED")
             rejected = (await client.get(f"/v1/txs/{expired_id}")).json()
-            assert rejected == {"tx_id": expired_id, "state": "rejected", "code": "EXPIRED",
-                                "message": rejected["message"]}
+            assert rejected == {
+                "tx_id": expired_id,
+                "state": "rejected",
+                "code": "EXPIRED",
+                "message": rejected["message"],
+            }
 
-            wrong_chain = build_transaction(alice, "other-chain", "kv", "put", {"key": "k", "value": 1}).raw
-            _error(await client.post("/v1/txs", content=wrong_chain, headers=OCTETS), 400, "WRONG_CHAIN")
+            wrong_chain = build_transaction(
+                alice, "other-chain", "kv", "put", {"key": "k", "value": 1}
+            ).raw
+            _error(
+                await client.post("/v1/txs", content=wrong_chain, headers=OCTETS),
+                400,
+                "WRONG_CHAIN",
+            )
 
     run(main())
 
@@ -231,8 +319,16 @@ def test_body_limits_are_413(consortium: Consortium, tmp_path: Path) -> None:
 
     async def main() -> None:
         async with gateway(consortium, tmp_path / "d") as (_node, client):
-            _error(await client.post("/v1/txs", content=b"\x00" * (limit + 1), headers=OCTETS), 413, "TOO_LARGE")
-            _error(await client.post("/v1/txs", json={"tx": b64(b"\x00" * (limit + 1))}), 413, "TOO_LARGE")
+            _error(
+                await client.post("/v1/txs", content=b"\x00" * (limit + 1), headers=OCTETS),
+                413,
+                "TOO_LARGE",
+            )
+            _error(
+                await client.post("/v1/txs", json={"tx": b64(b"\x00" * (limit + 1))}),
+                413,
+                "TOO_LARGE",
+            )
             huge = b"\x00" * (limit * 2)
             _error(await client.post("/v1/txs", content=huge, headers=OCTETS), 413, "TOO_LARGE")
 
@@ -241,8 +337,13 @@ def test_body_limits_are_413(consortium: Consortium, tmp_path: Path) -> None:
                     yield b"\x00" * limit
 
             _error(await client.post("/v1/txs", content=chunks(), headers=OCTETS), 413, "TOO_LARGE")
-            _error(await client.post("/v1/query/kv/get", content=huge, headers={"content-type": "application/json"}),
-                   413, "TOO_LARGE")
+            _error(
+                await client.post(
+                    "/v1/query/kv/get", content=huge, headers={"content-type": "application/json"}
+                ),
+                413,
+                "TOO_LARGE",
+            )
 
     run(main())
 
@@ -251,9 +352,16 @@ def test_mempool_full_is_429(consortium: Consortium, tmp_path: Path) -> None:
     alice = consortium.clients["bigdata-bureau"]
 
     async def main() -> None:
-        async with gateway(consortium, tmp_path / "d", mempool_limits=MempoolLimits(txs_max=1)) as (_node, client):
-            assert (await client.post("/v1/txs", content=signed(alice, consortium)[0], headers=OCTETS)).status_code == 202
-            response = await client.post("/v1/txs", content=signed(alice, consortium)[0], headers=OCTETS)
+        async with gateway(consortium, tmp_path / "d", mempool_limits=MempoolLimits(txs_max=1)) as (
+            _node,
+            client,
+        ):
+            assert (
+                await client.post("/v1/txs", content=signed(alice, consortium)[0], headers=OCTETS)
+            ).status_code == 202
+            response = await client.post(
+                "/v1/txs", content=signed(alice, consortium)[0], headers=OCTETS
+            )
             _error(response, 429, "MEMPOOL_FULL")
             assert response.headers["retry-after"]
 
@@ -276,21 +384,56 @@ def test_read_error_paths(consortium: Consortium, tmp_path: Path) -> None:
             _error(await client.get("/v1/blocks/one"), 400, "BAD_REQUEST")
             _error(await client.get("/v1/state/kv/not+base64url"), 400, "BAD_REQUEST")
             _error(await client.get("/v1/state/kv"), 400, "BAD_REQUEST")
-            _error(await client.get("/v1/state/kv", params={"key": "YQ", "key_text": "a"}), 400, "BAD_REQUEST")
-            _error(await client.get("/v1/state/kv", params={"key_text": "x" * 2000}), 400, "BAD_REQUEST")
+            _error(
+                await client.get("/v1/state/kv", params={"key": "YQ", "key_text": "a"}),
+                400,
+                "BAD_REQUEST",
+            )
+            _error(
+                await client.get("/v1/state/kv", params={"key_text": "x" * 2000}),
+                400,
+                "BAD_REQUEST",
+            )
 
-            _error(await client.post("/v1/query/nope/get", json={"args": {"key": "a"}}), 404, "UNKNOWN_CONTRACT")
-            _error(await client.post("/v1/query/kv/get", json={"args": {"wrong": 1}}), 400, "BAD_ARGUMENTS")
-            _error(await client.post("/v1/query/kv/get", json={"args": {"key": 1.5}}), 400, "BAD_ARGUMENTS")
-            _error(await client.post("/v1/query/kv/get", content=b"[1,", headers={"content-type": "application/json"}),
-                   400, "BAD_REQUEST")
+            _error(
+                await client.post("/v1/query/nope/get", json={"args": {"key": "a"}}),
+                404,
+                "UNKNOWN_CONTRACT",
+            )
+            _error(
+                await client.post("/v1/query/kv/get", json={"args": {"wrong": 1}}),
+                400,
+                "BAD_ARGUMENTS",
+            )
+            _error(
+                await client.post("/v1/query/kv/get", json={"args": {"key": 1.5}}),
+                400,
+                "BAD_ARGUMENTS",
+            )
+            _error(
+                await client.post(
+                    "/v1/query/kv/get", content=b"[1,", headers={"content-type": "application/json"}
+                ),
+                400,
+                "BAD_REQUEST",
+            )
             _error(await client.post("/v1/query/kv/get", json=[1]), 400, "BAD_REQUEST")
-            _error(await client.post("/v1/query/kv/get", json={"caller_certificate": "%%"}), 400, "BAD_ARGUMENTS")
-            assert (await client.post("/v1/query/kv/get", json={"args": {"key": "absent"}})).json() == {"result": None}
+            _error(
+                await client.post("/v1/query/kv/get", json={"caller_certificate": "%%"}),
+                400,
+                "BAD_ARGUMENTS",
+            )
+            assert (
+                await client.post("/v1/query/kv/get", json={"args": {"key": "absent"}})
+            ).json() == {"result": None}
 
             _error(await client.get("/v1/nothing-here"), 404, "NOT_FOUND")
             _error(await client.delete("/v1/status"), 405, "METHOD_NOT_ALLOWED")
-            _error(await client.get("/v1/events", params={"kinds": "block,nonsense"}), 400, "BAD_REQUEST")
+            _error(
+                await client.get("/v1/events", params={"kinds": "block,nonsense"}),
+                400,
+                "BAD_REQUEST",
+            )
             _error(await client.get("/v1/events", params={"limit": 0}), 400, "BAD_REQUEST")
             _error(await client.get("/v1/events", params={"limit": "many"}), 400, "BAD_REQUEST")
 
@@ -328,10 +471,14 @@ def test_internal_errors_are_json(consortium: Consortium, tmp_path: Path) -> Non
         node = LocalNode.open(tmp_path / "d", consortium.genesis)
         try:
             app = create_app(_BrokenNode(node))  # type: ignore[arg-type]
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+            ) as client:
                 response = await client.get("/v1/status")
                 document = _error(response, 500, "INTERNAL")
-                assert "disk on fire" not in document["message"] and "Traceback" not in response.text
+                assert (
+                    "disk on fire" not in document["message"] and "Traceback" not in response.text
+                )
         finally:
             await node.close()
 
@@ -371,7 +518,9 @@ def test_sse_delivers_block_tx_and_contract_events(consortium: Consortium, tmp_p
     async def main() -> None:
         async with gateway(consortium, tmp_path / "d") as (node, client):
             everything = asyncio.ensure_future(client.get("/v1/events", params={"limit": 3}))
-            blocks_only = asyncio.ensure_future(client.get("/v1/events", params={"kinds": "block", "limit": 1}))
+            blocks_only = asyncio.ensure_future(
+                client.get("/v1/events", params={"kinds": "block", "limit": 1})
+            )
             await wait_until(lambda: node.subscriber_count == 2, "two subscribers")
             raw, tx_id = signed(alice, consortium, {"key": "e", "value": 1})
             assert (await client.post("/v1/txs", content=raw, headers=OCTETS)).status_code == 202
@@ -397,7 +546,9 @@ def test_sse_ends_when_the_gateway_closes(consortium: Consortium, tmp_path: Path
         node = LocalNode.open(tmp_path / "d", consortium.genesis)
         app = create_app(node)
         try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+            ) as client:
                 stream = asyncio.ensure_future(client.get("/v1/events"))
                 await wait_until(lambda: node.subscriber_count == 1, "the subscriber")
                 app.state.closing.set()

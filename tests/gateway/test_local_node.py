@@ -77,10 +77,15 @@ def test_refused_at_block_building_is_remembered(consortium: Consortium, tmp_pat
             assert info.value.code == RejectCode.EXPIRY_TOO_FAR
             clock.now_ms = NOW
             await node.submit_tx(raw)
-            node.ledger.authenticator = _Refusing()  # membership changed between admission and block
+            node.ledger.authenticator = (
+                _Refusing()
+            )  # membership changed between admission and block
             assert node.produce_block() is None
             status = node.tx_status(bytes.fromhex(tx_id))
-            assert status.state == TxState.REJECTED and status.reason_code == RejectCode.SIGNER_REJECTED
+            assert (
+                status.state == TxState.REJECTED
+                and status.reason_code == RejectCode.SIGNER_REJECTED
+            )
             assert node.status().mempool_size == 0
         finally:
             await node.close()
@@ -96,7 +101,9 @@ class _Refusing:
         raise TxRejected(RejectCode.SIGNER_REJECTED, "revoked")
 
 
-def test_slow_subscriber_is_dropped_others_keep_going(consortium: Consortium, tmp_path: Path) -> None:
+def test_slow_subscriber_is_dropped_others_keep_going(
+    consortium: Consortium, tmp_path: Path
+) -> None:
     alice = consortium.clients["bigdata-bureau"]
 
     async def main() -> None:

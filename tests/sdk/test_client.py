@@ -47,7 +47,10 @@ def batch_chain() -> Iterator[tuple[LocalChain, list[str]]]:
     with local_chain(suite="intl", orgs=2, auto_produce=False) as running:
         client = running.client()
         builder = TxBuilder(running.identity(), running.chain_id)
-        ids = [client.submit(builder.build("kv", "put", {"key": f"k{n}", "value": n})) for n in range(4)]
+        ids = [
+            client.submit(builder.build("kv", "put", {"key": f"k{n}", "value": n}))
+            for n in range(4)
+        ]
         assert running.produce_block() == 1
         yield running, ids
 
@@ -65,11 +68,21 @@ def test_invoke_commits_and_every_read_verifies(suite: str) -> None:
         stored = {"n": 425, "raw": b"\x00\x01"}
         result = client.invoke(alice, "kv", "put", {"key": "rate", "value": stored})
         assert result.ok and result.committed and result.verified and result.height == 1
-        assert result.contract == "kv" and result.method == "put" and result.signer_org == "bigdata-bureau"
-        assert [(e.name, e.data) for e in result.events] == [("put", {"key": "rate", "org": "bigdata-bureau"})]
+        assert (
+            result.contract == "kv"
+            and result.method == "put"
+            and result.signer_org == "bigdata-bureau"
+        )
+        assert [(e.name, e.data) for e in result.events] == [
+            ("put", {"key": "rate", "org": "bigdata-bureau"})
+        ]
 
         fetched = client.get_tx(result.tx_id)
-        assert fetched.verified and fetched.receipt == result.receipt and fetched.header == result.header
+        assert (
+            fetched.verified
+            and fetched.receipt == result.receipt
+            and fetched.header == result.header
+        )
 
         value = client.read_state("kv", "v/rate")
         assert value.verified and value.decoded == ["bigdata-bureau", stored]
@@ -123,7 +136,9 @@ def test_failed_execution_raises_unless_check_false(chain: LocalChain) -> None:
         with pytest.raises(TxRejectedError) as info:
             client.invoke(chain.identity("bank"), "kv", "put", {"key": "owned", "value": 2})
         assert info.value.code == "PERMISSION_DENIED" and info.value.tx_id
-        result = client.invoke(chain.identity("bank"), "kv", "put", {"key": "owned", "value": 3}, check=False)
+        result = client.invoke(
+            chain.identity("bank"), "kv", "put", {"key": "owned", "value": 3}, check=False
+        )
         assert result.committed and not result.ok and result.status == "PERMISSION_DENIED"
 
 
@@ -131,7 +146,9 @@ def test_refusals_duplicates_and_not_found(chain: LocalChain) -> None:
     with chain.client() as client:
         alice = chain.identity()
         with pytest.raises(TxRejectedError) as info:
-            client.submit(build_transaction(alice, "other-chain", "kv", "put", {"key": "k", "value": 1}))
+            client.submit(
+                build_transaction(alice, "other-chain", "kv", "put", {"key": "k", "value": 1})
+            )
         assert info.value.code == "WRONG_CHAIN"
         tx = build_transaction(alice, chain.chain_id, "kv", "put", {"key": "dup", "value": 1})
         first = client.submit_and_wait(tx, 10)
@@ -149,8 +166,15 @@ def test_refusals_duplicates_and_not_found(chain: LocalChain) -> None:
         with pytest.raises(TxRejectedError) as info:
             client.query("kv", "get", {"nokey": 1})
         assert info.value.code == "BAD_ARGUMENTS"
-        expired = build_transaction(alice, chain.chain_id, "kv", "put", {"key": "x", "value": 1},
-                                    now_ms=1_000, expires_in_ms=1)
+        expired = build_transaction(
+            alice,
+            chain.chain_id,
+            "kv",
+            "put",
+            {"key": "x", "value": 1},
+            now_ms=1_000,
+            expires_in_ms=1,
+        )
         with pytest.raises(TxRejectedError) as info:
             client.submit_and_wait(expired, 5)
         assert info.value.code == "EXPIRED"
@@ -163,7 +187,9 @@ def test_refusals_duplicates_and_not_found(chain: LocalChain) -> None:
 # ---------------------------------------------------------------------- tampering
 
 
-def _tampering_client(chain: LocalChain, path_part: str, mutate: Mutation, **options: Any) -> Client:
+def _tampering_client(
+    chain: LocalChain, path_part: str, mutate: Mutation, **options: Any
+) -> Client:
     inner = chain.transport()
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -205,18 +231,27 @@ TX_TAMPERING: dict[str, Mutation] = {
     "receipt event": lambda d: d["receipt"]["events"][0].update(data_base64=b64(b"\xc2")),
     "tx bytes": lambda d: d["tx"].update(raw=_flip_b64(d["tx"]["raw"])),
     "tx path": lambda d: d["proof"]["tx_path"].__setitem__(0, _flip_hex(d["proof"]["tx_path"][0])),
-    "receipt path": lambda d: d["proof"]["receipt_path"].__setitem__(0, _flip_hex(d["proof"]["receipt_path"][0])),
+    "receipt path": lambda d: d["proof"]["receipt_path"].__setitem__(
+        0, _flip_hex(d["proof"]["receipt_path"][0])
+    ),
     "proof index": lambda d: d["proof"].update(index=(d["proof"]["index"] + 1) % 4),
-    "header state root": lambda d: d["header"].update(state_root=_flip_hex(d["header"]["state_root"])),
+    "header state root": lambda d: d["header"].update(
+        state_root=_flip_hex(d["header"]["state_root"])
+    ),
     "header and hash": _set_header_tx_root_and_hash,
     "answer for another tx": lambda d: d.update(tx_id="00" * 32),
 }
 
 
 @pytest.mark.parametrize("name", list(TX_TAMPERING))
-def test_tampered_transaction_answers_raise_proof_error(batch_chain: tuple[LocalChain, list[str]], name: str) -> None:
+def test_tampered_transaction_answers_raise_proof_error(
+    batch_chain: tuple[LocalChain, list[str]], name: str
+) -> None:
     chain, ids = batch_chain
-    with _tampering_client(chain, "/v1/txs/", TX_TAMPERING[name]) as client, pytest.raises(ProofError):
+    with (
+        _tampering_client(chain, "/v1/txs/", TX_TAMPERING[name]) as client,
+        pytest.raises(ProofError),
+    ):
         client.get_tx(ids[1])
     with chain.client() as honest:
         assert honest.get_tx(ids[1]).verified
@@ -225,22 +260,32 @@ def test_tampered_transaction_answers_raise_proof_error(batch_chain: tuple[Local
 STATE_TAMPERING: dict[str, Mutation] = {
     "value": lambda d: d.update(value=_flip_b64(d["value"])),
     "value removed": lambda d: d.update(value=None),
-    "proof entry": lambda d: d["proof"]["entries"][0].__setitem__(1, _flip_b64(d["proof"]["entries"][0][1])),
-    "proof sibling": lambda d: d["proof"]["siblings"].__setitem__(0, _flip_hex(d["proof"]["siblings"][0])),
-    "header state root": lambda d: d["header"].update(state_root=_flip_hex(d["header"]["state_root"])),
+    "proof entry": lambda d: d["proof"]["entries"][0].__setitem__(
+        1, _flip_b64(d["proof"]["entries"][0][1])
+    ),
+    "proof sibling": lambda d: d["proof"]["siblings"].__setitem__(
+        0, _flip_hex(d["proof"]["siblings"][0])
+    ),
+    "header state root": lambda d: d["header"].update(
+        state_root=_flip_hex(d["header"]["state_root"])
+    ),
     "header and hash": _set_header_tx_root_and_hash,
     "another key": lambda d: d.update(key=b64(b"v/k2")),
 }
 
 
 @pytest.mark.parametrize("name", list(STATE_TAMPERING))
-def test_tampered_state_answers_raise_proof_error(batch_chain: tuple[LocalChain, list[str]], name: str) -> None:
+def test_tampered_state_answers_raise_proof_error(
+    batch_chain: tuple[LocalChain, list[str]], name: str
+) -> None:
     chain, _ids = batch_chain
     mutate = STATE_TAMPERING[name]
     if name == "header and hash":
+
         def mutate(d: dict[str, Any]) -> None:  # the state root is what a state proof binds to
             d["header"]["state_root"] = _flip_hex(d["header"]["state_root"])
             _set_header_tx_root_and_hash(d)
+
     with _tampering_client(chain, "/v1/state/", mutate) as client, pytest.raises(ProofError):
         client.read_state("kv", b"v/k1")
     with _tampering_client(chain, "/v1/state/", mutate) as client:
@@ -249,7 +294,9 @@ def test_tampered_state_answers_raise_proof_error(batch_chain: tuple[LocalChain,
 
 
 BLOCK_TAMPERING: dict[str, Mutation] = {
-    "transaction": lambda d: d["transactions"][0].update(raw=_flip_b64(d["transactions"][0]["raw"])),
+    "transaction": lambda d: d["transactions"][0].update(
+        raw=_flip_b64(d["transactions"][0]["raw"])
+    ),
     "receipt": lambda d: d["receipts"][2].update(message="forged"),
     "dropped transaction": lambda d: (d["transactions"].pop(), d["receipts"].pop()),
     "hash": lambda d: d.update(hash=_flip_hex(d["hash"])),
@@ -257,9 +304,14 @@ BLOCK_TAMPERING: dict[str, Mutation] = {
 
 
 @pytest.mark.parametrize("name", list(BLOCK_TAMPERING))
-def test_tampered_blocks_raise_proof_error(batch_chain: tuple[LocalChain, list[str]], name: str) -> None:
+def test_tampered_blocks_raise_proof_error(
+    batch_chain: tuple[LocalChain, list[str]], name: str
+) -> None:
     chain, _ids = batch_chain
-    with _tampering_client(chain, "/v1/blocks/", BLOCK_TAMPERING[name]) as client, pytest.raises(ProofError):
+    with (
+        _tampering_client(chain, "/v1/blocks/", BLOCK_TAMPERING[name]) as client,
+        pytest.raises(ProofError),
+    ):
         client.get_block(1)
 
 
@@ -312,7 +364,9 @@ def test_http_errors_are_translated() -> None:
 
     with pytest.raises(Unavailable) as unavailable_info:
         _mock(unavailable).status()
-    assert unavailable_info.value.status_code == 503 and unavailable_info.value.code == "UNAVAILABLE"
+    assert (
+        unavailable_info.value.status_code == 503 and unavailable_info.value.code == "UNAVAILABLE"
+    )
 
     def html(_request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="<html>hello</html>", headers={"content-type": "text/html"})
@@ -336,7 +390,9 @@ def test_http_errors_are_translated() -> None:
 
 def test_wait_times_out_with_advice() -> None:
     def always_pending(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"tx_id": request.url.path.rsplit("/", 1)[-1], "state": "pending"})
+        return httpx.Response(
+            200, json={"tx_id": request.url.path.rsplit("/", 1)[-1], "state": "pending"}
+        )
 
     client = Client("http://node.test", transport=httpx.MockTransport(always_pending), verify=False)
     with pytest.raises(TimeoutError, match="pilotchain tx get") as info:
@@ -368,7 +424,9 @@ def test_async_client_translates_errors() -> None:
         def unreachable(request: httpx.Request) -> httpx.Response:
             raise httpx.ConnectError("refused", request=request)
 
-        async with AsyncClient("http://node.test", transport=httpx.MockTransport(unreachable)) as client:
+        async with AsyncClient(
+            "http://node.test", transport=httpx.MockTransport(unreachable)
+        ) as client:
             with pytest.raises(TransportError):
                 await client.status()
 

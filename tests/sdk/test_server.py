@@ -61,15 +61,23 @@ def test_real_server_sdk_live_events_and_cli(tmp_path: Path) -> None:
             thread = threading.Thread(target=listen, name="sse-listener")
             thread.start()
             try:
-                chain.call(wait_until(lambda: chain.node.subscriber_count == 1, "the SSE subscriber"))
-                result = client.invoke(chain.identity("bank"), "kv", "put", {"key": "live", "value": 7})
+                chain.call(
+                    wait_until(lambda: chain.node.subscriber_count == 1, "the SSE subscriber")
+                )
+                result = client.invoke(
+                    chain.identity("bank"), "kv", "put", {"key": "live", "value": 7}
+                )
                 assert result.ok and result.verified
             finally:
                 thread.join(JOIN_S_MAX)
             assert not thread.is_alive() and not errors, errors
             assert [(e.kind, e.height) for e in received] == [("block", 1), ("tx", 1)]
             assert received[1].data["tx_id"] == result.tx_id
-            chain.call(wait_until(lambda: chain.node.subscriber_count == 0, "the finished stream to unsubscribe"))
+            chain.call(
+                wait_until(
+                    lambda: chain.node.subscriber_count == 0, "the finished stream to unsubscribe"
+                )
+            )
 
             # a client that walks away mid-stream is unsubscribed
             first: list[ChainEvent] = []
@@ -82,12 +90,18 @@ def test_real_server_sdk_live_events_and_cli(tmp_path: Path) -> None:
             thread = threading.Thread(target=listen_once, name="sse-leaver")
             thread.start()
             try:
-                chain.call(wait_until(lambda: chain.node.subscriber_count == 1, "the second subscriber"))
+                chain.call(
+                    wait_until(lambda: chain.node.subscriber_count == 1, "the second subscriber")
+                )
                 client.invoke(chain.identity("bank"), "kv", "put", {"key": "live", "value": 8})
             finally:
                 thread.join(JOIN_S_MAX)
             assert [e.height for e in first] == [2]
-            chain.call(wait_until(lambda: chain.node.subscriber_count == 0, "the server to notice the disconnect"))
+            chain.call(
+                wait_until(
+                    lambda: chain.node.subscriber_count == 0, "the server to notice the disconnect"
+                )
+            )
 
             # the address is taken: a clear OSError, nothing left running
             port = int(url.rsplit(":", 1)[1])
@@ -103,19 +117,47 @@ def test_real_server_sdk_live_events_and_cli(tmp_path: Path) -> None:
         human = runner.invoke(app, ["status"], env={"PILOTCHAIN_NODE": url})
         assert human.exit_code == 0 and chain.chain_id in human.output
 
-        submitted = runner.invoke(app, ["tx", "submit", "kv", "put", '{"key": "cli", "value": {"$bytes": "AAE="}}',
-                                        "--identity", str(identity_file), "--node", url, "--wait", "--json"])
+        submitted = runner.invoke(
+            app,
+            [
+                "tx",
+                "submit",
+                "kv",
+                "put",
+                '{"key": "cli", "value": {"$bytes": "AAE="}}',
+                "--identity",
+                str(identity_file),
+                "--node",
+                url,
+                "--wait",
+                "--json",
+            ],
+        )
         assert submitted.exit_code == 0, submitted.output
         document = json.loads(submitted.output)
-        assert document["state"] == "committed" and document["status"] == "OK" and document["verified"]
+        assert (
+            document["state"] == "committed" and document["status"] == "OK" and document["verified"]
+        )
 
         fetched = runner.invoke(app, ["tx", "get", document["tx_id"], "--node", url, "--json"])
         assert fetched.exit_code == 0 and json.loads(fetched.output)["height"] == document["height"]
         human_tx = runner.invoke(app, ["tx", "get", document["tx_id"], "--node", url])
         assert human_tx.exit_code == 0 and "committed" in human_tx.output
 
-        no_wait = runner.invoke(app, ["tx", "submit", "kv", "put", '{"key": "later", "value": 1}',
-                                      "-i", str(identity_file), "--node", url])
+        no_wait = runner.invoke(
+            app,
+            [
+                "tx",
+                "submit",
+                "kv",
+                "put",
+                '{"key": "later", "value": 1}',
+                "-i",
+                str(identity_file),
+                "--node",
+                url,
+            ],
+        )
         assert no_wait.exit_code == 0 and "pilotchain tx get" in no_wait.output
 
         block = runner.invoke(app, ["block", "get", "latest", "--node", url, "--json"])
@@ -124,21 +166,37 @@ def test_real_server_sdk_live_events_and_cli(tmp_path: Path) -> None:
         assert human_block.exit_code == 0 and "kv.put" in human_block.output
 
         # refusals, not found, usage and unreachable exit codes, one line each
-        refused = runner.invoke(app, ["tx", "submit", "kv", "put", '{"key": "cli", "value": 2}',
-                                      "-i", str(chain.consortium.directory / "orgs" / "bigdata-bureau" / "client.id"),
-                                      "--node", url, "--wait"])
+        refused = runner.invoke(
+            app,
+            [
+                "tx",
+                "submit",
+                "kv",
+                "put",
+                '{"key": "cli", "value": 2}',
+                "-i",
+                str(chain.consortium.directory / "orgs" / "bigdata-bureau" / "client.id"),
+                "--node",
+                url,
+                "--wait",
+            ],
+        )
         assert refused.exit_code == EXIT_REFUSED and "PERMISSION_DENIED" in refused.output
         unknown = runner.invoke(app, ["tx", "get", "ab" * 32, "--node", url])
         assert unknown.exit_code == EXIT_REFUSED and "no such transaction" in unknown.output
         missing_block = runner.invoke(app, ["block", "get", "999", "--node", url])
         assert missing_block.exit_code == EXIT_REFUSED
-        bad_args = runner.invoke(app, ["tx", "submit", "kv", "put", "{oops", "-i", str(identity_file), "--node", url])
+        bad_args = runner.invoke(
+            app, ["tx", "submit", "kv", "put", "{oops", "-i", str(identity_file), "--node", url]
+        )
         assert bad_args.exit_code == EXIT_USAGE
-        no_identity = runner.invoke(app, ["tx", "submit", "kv", "put", "{}", "--node", url],
-                                    env={"PILOTCHAIN_IDENTITY": ""})
+        no_identity = runner.invoke(
+            app, ["tx", "submit", "kv", "put", "{}", "--node", url], env={"PILOTCHAIN_IDENTITY": ""}
+        )
         assert no_identity.exit_code == EXIT_USAGE
-        bad_identity = runner.invoke(app, ["tx", "submit", "kv", "put", "{}", "-i", str(tmp_path / "nope.id"),
-                                           "--node", url])
+        bad_identity = runner.invoke(
+            app, ["tx", "submit", "kv", "put", "{}", "-i", str(tmp_path / "nope.id"), "--node", url]
+        )
         assert bad_identity.exit_code == EXIT_USAGE and "does not exist" in bad_identity.output
         assert runner.invoke(app, ["block", "get", "tip", "--node", url]).exit_code == EXIT_USAGE
         assert runner.invoke(app, ["tx", "get", "xyz", "--node", url]).exit_code == EXIT_USAGE
@@ -147,7 +205,9 @@ def test_real_server_sdk_live_events_and_cli(tmp_path: Path) -> None:
     unreachable = runner.invoke(app, ["status", "--node", dead])
     assert unreachable.exit_code == EXIT_UNREACHABLE
     line = unreachable.output.strip()
-    assert "\n" not in line and f"cannot reach {dead}" in line and "pilotchain network status" in line
+    assert (
+        "\n" not in line and f"cannot reach {dead}" in line and "pilotchain network status" in line
+    )
     # the server is gone after the with block
     with Client(url, timeout=2) as late, pytest.raises(TransportError):
         late.status()

@@ -14,18 +14,47 @@ from pilotchain.sdk._sse import SseDecoder, SseMessage
 from pilotchain.sdk.wire import WireError, from_tagged_json, to_tagged_json, unb64url
 
 EXPECTED_SDK = {
-    "Client", "AsyncClient", "DEFAULT_NODE_URL", "NODE_URL_ENV", "default_node_url",
-    "Identity", "SignedTransaction", "TxBuilder", "build_transaction", "DEFAULT_EXPIRES_IN_MS",
-    "NodeInfo", "BlockInfo", "BlockTx", "TxResult", "ContractEvent", "StateValue", "ChainEvent", "HeaderVerifier",
-    "PilotchainError", "TransportError", "ApiError", "NotFound", "Unavailable", "TxRejectedError", "ProofError",
-    "TimeoutError", "IdentityError", "ResponseError",
+    "Client",
+    "AsyncClient",
+    "DEFAULT_NODE_URL",
+    "NODE_URL_ENV",
+    "default_node_url",
+    "Identity",
+    "SignedTransaction",
+    "TxBuilder",
+    "build_transaction",
+    "DEFAULT_EXPIRES_IN_MS",
+    "NodeInfo",
+    "BlockInfo",
+    "BlockTx",
+    "TxResult",
+    "ContractEvent",
+    "StateValue",
+    "ChainEvent",
+    "HeaderVerifier",
+    "PilotchainError",
+    "TransportError",
+    "ApiError",
+    "NotFound",
+    "Unavailable",
+    "TxRejectedError",
+    "ProofError",
+    "TimeoutError",
+    "IdentityError",
+    "ResponseError",
 }
 
 
-@pytest.mark.parametrize("package, expected", [
-    (sdk, EXPECTED_SDK),
-    (gateway_package, {"create_app", "GatewayOptions", "HTTP_STATUS_OF_CODE", "serve", "GatewayServer"}),
-])
+@pytest.mark.parametrize(
+    "package, expected",
+    [
+        (sdk, EXPECTED_SDK),
+        (
+            gateway_package,
+            {"create_app", "GatewayOptions", "HTTP_STATUS_OF_CODE", "serve", "GatewayServer"},
+        ),
+    ],
+)
 def test_curated_all(package: object, expected: set[str]) -> None:
     names = package.__all__  # type: ignore[attr-defined]
     assert set(names) == expected and len(names) == len(set(names))
@@ -37,8 +66,15 @@ def test_curated_all(package: object, expected: set[str]) -> None:
 
 
 def test_error_tree() -> None:
-    for name in ("TransportError", "ApiError", "TxRejectedError", "ProofError", "TimeoutError", "IdentityError",
-                 "ResponseError"):
+    for name in (
+        "TransportError",
+        "ApiError",
+        "TxRejectedError",
+        "ProofError",
+        "TimeoutError",
+        "IdentityError",
+        "ResponseError",
+    ):
         assert issubclass(getattr(sdk, name), sdk.PilotchainError)
     assert issubclass(sdk.NotFound, sdk.ApiError) and issubclass(sdk.Unavailable, sdk.ApiError)
     assert issubclass(sdk.TimeoutError, builtins.TimeoutError)
@@ -73,8 +109,18 @@ def _nested(depth: int) -> object:
 
 def test_sse_decoder() -> None:
     decoder = SseDecoder()
-    lines = [": connected", "", "id: 3", "event: block", 'data: {"h":', "data: 3}", "", "event: close",
-             "data: {}", ""]
+    lines = [
+        ": connected",
+        "",
+        "id: 3",
+        "event: block",
+        'data: {"h":',
+        "data: 3}",
+        "",
+        "event: close",
+        "data: {}",
+        "",
+    ]
     messages = [m for m in (decoder.decode(line) for line in lines) if m is not None]
     assert messages == [SseMessage("block", '{"h":\n3}', "3"), SseMessage("close", "{}", None)]
 

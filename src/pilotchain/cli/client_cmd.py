@@ -47,8 +47,16 @@ from pilotchain.sdk import (
 from pilotchain.sdk._identity import Identity
 from pilotchain.sdk.wire import WireError, b64, from_tagged_json, header_to_json, to_tagged_json
 
-__all__ = ["tx_app", "block_app", "status", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_UNREACHABLE",
-           "EXIT_TIMEOUT"]
+__all__ = [
+    "tx_app",
+    "block_app",
+    "status",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_USAGE",
+    "EXIT_UNREACHABLE",
+    "EXIT_TIMEOUT",
+]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -65,11 +73,19 @@ _err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 NodeOption = Annotated[
     str,
-    typer.Option("--node", envvar=NODE_URL_ENV, help=f"Gateway URL of a node (env {NODE_URL_ENV}).",
-                 show_default=True),
+    typer.Option(
+        "--node",
+        envvar=NODE_URL_ENV,
+        help=f"Gateway URL of a node (env {NODE_URL_ENV}).",
+        show_default=True,
+    ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
-TimeoutOption = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the node.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")
+]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the node.")
+]
 
 T = TypeVar("T")
 
@@ -131,11 +147,21 @@ def tx_document(result: TxResult) -> dict[str, Any]:
     if result.committed:
         assert result.receipt is not None and result.header is not None
         document.update(
-            height=result.height, index=result.index, block_hash=result.block_hash,
-            contract=result.contract, method=result.method, signer_org=result.signer_org,
-            status=result.status, message=result.receipt.message, result=to_tagged_json(result.result),
-            events=[{"contract": e.contract, "name": e.name, "data": to_tagged_json(e.data)} for e in result.events],
-            verified=result.verified, header_trusted_from_node=True,
+            height=result.height,
+            index=result.index,
+            block_hash=result.block_hash,
+            contract=result.contract,
+            method=result.method,
+            signer_org=result.signer_org,
+            status=result.status,
+            message=result.receipt.message,
+            result=to_tagged_json(result.result),
+            events=[
+                {"contract": e.contract, "name": e.name, "data": to_tagged_json(e.data)}
+                for e in result.events
+            ],
+            verified=result.verified,
+            header_trusted_from_node=True,
         )
     return document
 
@@ -146,9 +172,16 @@ def block_document(block: BlockInfo) -> dict[str, Any]:
         "hash": block.hash,
         "header": header_to_json(block.header),
         "transactions": [
-            {"tx_id": tx.tx_id, "signer_org": tx.signer_org, "signer_subject": tx.signer_subject,
-             "contract": tx.contract, "method": tx.method, "args": to_tagged_json(tx.args),
-             "status": receipt.status, "message": receipt.message}
+            {
+                "tx_id": tx.tx_id,
+                "signer_org": tx.signer_org,
+                "signer_subject": tx.signer_subject,
+                "contract": tx.contract,
+                "method": tx.method,
+                "args": to_tagged_json(tx.args),
+                "status": receipt.status,
+                "message": receipt.message,
+            }
             for tx, receipt in zip(block.transactions, block.receipts, strict=True)
         ],
         "certificate": b64(block.certificate) if block.certificate is not None else None,
@@ -158,11 +191,20 @@ def block_document(block: BlockInfo) -> dict[str, Any]:
 
 def status_document(info: NodeInfo) -> dict[str, Any]:
     return {
-        "chain_id": info.chain_id, "node": info.node, "org": info.org, "suite": info.suite,
-        "height": info.height, "last_block_hash": info.last_block_hash,
-        "last_block_time_ms": info.last_block_time_ms, "state_root": info.state_root,
-        "validators": list(info.validators), "genesis_hash": info.genesis_hash, "peers": info.peers,
-        "mempool": {"size": info.mempool_size}, "consensus": info.consensus, "syncing": info.syncing,
+        "chain_id": info.chain_id,
+        "node": info.node,
+        "org": info.org,
+        "suite": info.suite,
+        "height": info.height,
+        "last_block_hash": info.last_block_hash,
+        "last_block_time_ms": info.last_block_time_ms,
+        "state_root": info.state_root,
+        "validators": list(info.validators),
+        "genesis_hash": info.genesis_hash,
+        "peers": info.peers,
+        "mempool": {"size": info.mempool_size},
+        "consensus": info.consensus,
+        "syncing": info.syncing,
     }
 
 
@@ -170,7 +212,9 @@ def status_document(info: NodeInfo) -> dict[str, Any]:
 
 
 def _print_tx(result: TxResult) -> None:
-    table = Table(title=f"transaction {_short(result.tx_id)}", title_justify="left", show_header=False)
+    table = Table(
+        title=f"transaction {_short(result.tx_id)}", title_justify="left", show_header=False
+    )
     table.add_column("field")
     table.add_column("value", overflow="fold")
     table.add_row("id", result.tx_id)
@@ -180,14 +224,24 @@ def _print_tx(result: TxResult) -> None:
         table.add_row("reason", result.message or "-")
     if result.committed:
         assert result.receipt is not None
-        table.add_row("block", f"{result.height} (index {result.index}, hash {_short(result.block_hash)})")
+        table.add_row(
+            "block", f"{result.height} (index {result.index}, hash {_short(result.block_hash)})"
+        )
         table.add_row("call", f"{result.contract}.{result.method}  by {result.signer_org or '?'}")
-        table.add_row("status", result.receipt.status + (f": {result.receipt.message}" if result.receipt.message else ""))
+        table.add_row(
+            "status",
+            result.receipt.status
+            + (f": {result.receipt.message}" if result.receipt.message else ""),
+        )
         table.add_row("result", _value_text(result.result))
         for event in result.events:
             table.add_row("event", f"{event.contract}.{event.name} {_value_text(event.data)}")
-        table.add_row("proof", "verified against the block header (the header is trusted from the node)"
-                      if result.verified else "not checked")
+        table.add_row(
+            "proof",
+            "verified against the block header (the header is trusted from the node)"
+            if result.verified
+            else "not checked",
+        )
     _out.print(table)
 
 
@@ -211,22 +265,30 @@ def _print_block(block: BlockInfo) -> None:
             txs.add_column(column)
         for index, (tx, receipt) in enumerate(zip(block.transactions, block.receipts, strict=True)):
             signer = f"{tx.signer_org}/{tx.signer_subject}" if tx.signer_org else "?"
-            txs.add_row(str(index), _short(tx.tx_id), signer, f"{tx.contract}.{tx.method}", receipt.status)
+            txs.add_row(
+                str(index), _short(tx.tx_id), signer, f"{tx.contract}.{tx.method}", receipt.status
+            )
         _out.print(txs)
 
 
 def _print_status(info: NodeInfo) -> None:
-    table = Table(title=f"{info.chain_id} — node {info.node}", title_justify="left", show_header=False)
+    table = Table(
+        title=f"{info.chain_id} — node {info.node}", title_justify="left", show_header=False
+    )
     table.add_column("field")
     table.add_column("value", overflow="fold")
     table.add_row("organisation", info.org or "-")
     table.add_row("crypto suite", info.suite)
     table.add_row("height", str(info.height))
-    table.add_row("last block", f"{_short(info.last_block_hash)} at {_time(info.last_block_time_ms)}")
+    table.add_row(
+        "last block", f"{_short(info.last_block_hash)} at {_time(info.last_block_time_ms)}"
+    )
     table.add_row("state root", info.state_root)
     table.add_row("validators", ", ".join(info.validators))
     connected = sum(info.peers.values())
-    table.add_row("peers", f"{connected}/{len(info.peers)} connected" if info.peers else "none (single node)")
+    table.add_row(
+        "peers", f"{connected}/{len(info.peers)} connected" if info.peers else "none (single node)"
+    )
     table.add_row("mempool", f"{info.mempool_size} waiting")
     table.add_row("syncing", "yes" if info.syncing else "no")
     for key, value in info.consensus.items():
@@ -244,38 +306,66 @@ def _parse_args(text: str | None) -> Any:
         return from_tagged_json(json.loads(text))
     except ValueError as exc:  # json.JSONDecodeError and WireError are ValueErrors
         detail = str(exc) if isinstance(exc, WireError) else f"not JSON ({exc})"
-        raise typer.BadParameter(f"{detail}; e.g. '{{\"key\": \"k\", \"value\": 1}}'", param_hint="ARGS_JSON") from exc
+        raise typer.BadParameter(
+            f'{detail}; e.g. \'{{"key": "k", "value": 1}}\'', param_hint="ARGS_JSON"
+        ) from exc
 
 
 @tx_app.command("submit")
 def submit(
     contract: Annotated[str, typer.Argument(metavar="CONTRACT", help="Contract name, e.g. kv.")],
     method: Annotated[str, typer.Argument(metavar="METHOD", help="Method name, e.g. put.")],
-    args_json: Annotated[str | None, typer.Argument(
-        metavar="[ARGS_JSON]", help='Arguments as JSON (bytes as {"$bytes": base64}); no floats.')] = None,
-    identity: Annotated[Path | None, typer.Option("--identity", "-i", envvar="PILOTCHAIN_IDENTITY",
-                                                  help="Identity file that signs (env PILOTCHAIN_IDENTITY).")] = None,
+    args_json: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[ARGS_JSON]",
+            help='Arguments as JSON (bytes as {"$bytes": base64}); no floats.',
+        ),
+    ] = None,
+    identity: Annotated[
+        Path | None,
+        typer.Option(
+            "--identity",
+            "-i",
+            envvar="PILOTCHAIN_IDENTITY",
+            help="Identity file that signs (env PILOTCHAIN_IDENTITY).",
+        ),
+    ] = None,
     node: NodeOption = DEFAULT_NODE_URL,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until committed and show the receipt.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait until committed and show the receipt.")
+    ] = False,
     timeout: TimeoutOption = 30.0,
-    expires_in_s: Annotated[int, typer.Option("--expires-in", min=1, max=3600,
-                                              help="Seconds until the transaction expires.")] = 300,
+    expires_in_s: Annotated[
+        int,
+        typer.Option(
+            "--expires-in", min=1, max=3600, help="Seconds until the transaction expires."
+        ),
+    ] = 300,
     as_json: JsonOption = False,
 ) -> None:
     """Sign CONTRACT.METHOD(ARGS_JSON) with --identity and submit it; --wait for the commit."""
     args = _parse_args(args_json)
     if identity is None:
-        raise typer.BadParameter("say who signs, e.g. --identity net/orgs/bank/client.id", param_hint="--identity")
+        raise typer.BadParameter(
+            "say who signs, e.g. --identity net/orgs/bank/client.id", param_hint="--identity"
+        )
     signer = _run(lambda: Identity.load(identity))
     with Client(node, timeout=min(timeout, 30.0)) as client:
         chain_id = _run(client.chain_id)
-        tx = _run(lambda: build_transaction(signer, chain_id, contract, method, args, expires_in_ms=expires_in_s * 1000))
+        tx = _run(
+            lambda: build_transaction(
+                signer, chain_id, contract, method, args, expires_in_ms=expires_in_s * 1000
+            )
+        )
         if not wait:
             tx_id = _run(lambda: client.submit(tx))
             if as_json:
                 _print_json({"tx_id": tx_id, "state": "pending"})
             else:
-                _out.print(f"submitted {tx_id} (pending); follow it with: pilotchain tx get {tx_id} --node {node}")
+                _out.print(
+                    f"submitted {tx_id} (pending); follow it with: pilotchain tx get {tx_id} --node {node}"
+                )
             return
         if as_json:
             result = _run(lambda: client.submit_and_wait(tx, timeout))
@@ -288,8 +378,10 @@ def submit(
         _print_tx(result)
     if not result.ok:
         assert result.receipt is not None
-        _err.print(f"error: the transaction is in block {result.height} but failed ({result.receipt.status}): "
-                   f"{result.receipt.message}")
+        _err.print(
+            f"error: the transaction is in block {result.height} but failed ({result.receipt.status}): "
+            f"{result.receipt.message}"
+        )
         raise typer.Exit(EXIT_REFUSED)
 
 
@@ -302,7 +394,9 @@ def get_tx(
 ) -> None:
     """Show a transaction: pending, committed (receipt, verified proof) or rejected."""
     if len(tx_id) % 2 or any(c not in "0123456789abcdefABCDEF" for c in tx_id):
-        raise typer.BadParameter("transaction ids are hex, as `tx submit` prints them", param_hint="TX_ID")
+        raise typer.BadParameter(
+            "transaction ids are hex, as `tx submit` prints them", param_hint="TX_ID"
+        )
     with Client(node, timeout=timeout) as client:
         result = _run(lambda: client.get_tx(tx_id.lower()))
     if as_json:
@@ -315,14 +409,18 @@ def get_tx(
 
 @block_app.command("get")
 def get_block(
-    height: Annotated[str, typer.Argument(metavar="HEIGHT|latest", help="Block height, or latest.")],
+    height: Annotated[
+        str, typer.Argument(metavar="HEIGHT|latest", help="Block height, or latest.")
+    ],
     node: NodeOption = DEFAULT_NODE_URL,
     timeout: TimeoutOption = 10.0,
     as_json: JsonOption = False,
 ) -> None:
     """Show a committed block: header, transactions and their status."""
     if height != "latest" and not height.isdigit():
-        raise typer.BadParameter("give a non-negative block height or 'latest'", param_hint="HEIGHT")
+        raise typer.BadParameter(
+            "give a non-negative block height or 'latest'", param_hint="HEIGHT"
+        )
     with Client(node, timeout=timeout) as client:
         block = _run(lambda: client.get_block(int(height) if height.isdigit() else "latest"))
     if as_json:

@@ -10,7 +10,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["JsonErrorMiddleware", "MetricsMiddleware", "BodyLimitMiddleware", "GatewayMetrics", "json_error_body"]
+__all__ = [
+    "JsonErrorMiddleware",
+    "MetricsMiddleware",
+    "BodyLimitMiddleware",
+    "GatewayMetrics",
+    "json_error_body",
+]
 
 _log = logging.getLogger("pilotchain.gateway")
 
@@ -19,13 +25,20 @@ def json_error_body(code: str, message: str, **extra: Any) -> bytes:
     return json.dumps({"code": code, "message": message, **extra}).encode()
 
 
-async def _send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    *(headers or [])],
-    })
+async def _send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -54,8 +67,12 @@ class JsonErrorMiddleware:
             if started:
                 raise
             await _send_json(
-                send, 500,
-                json_error_body("INTERNAL", f"the gateway failed ({type(exc).__name__}); the node log has the details"),
+                send,
+                500,
+                json_error_body(
+                    "INTERNAL",
+                    f"the gateway failed ({type(exc).__name__}); the node log has the details",
+                ),
             )
 
 
@@ -65,11 +82,16 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "pilotchain_gateway_requests", "HTTP requests served", ["method", "route", "status"], registry=self.registry
+            "pilotchain_gateway_requests",
+            "HTTP requests served",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "pilotchain_gateway_request_seconds", "Time to the end of the response (event streams excluded)",
-            ["method", "route"], registry=self.registry,
+            "pilotchain_gateway_request_seconds",
+            "Time to the end of the response (event streams excluded)",
+            ["method", "route"],
+            registry=self.registry,
         )
 
 
@@ -100,7 +122,9 @@ class MetricsMiddleware:
             method = scope.get("method", "?")
             self.metrics.requests.labels(method=method, route=template, status=str(status)).inc()
             if template != "/v1/events":
-                self.metrics.latency.labels(method=method, route=template).observe(time.perf_counter() - started)
+                self.metrics.latency.labels(method=method, route=template).observe(
+                    time.perf_counter() - started
+                )
 
 
 class BodyLimitMiddleware:
@@ -129,7 +153,9 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _send_json(send, 400, json_error_body("BAD_REQUEST", "Content-Length is not a number"))
+                    await _send_json(
+                        send, 400, json_error_body("BAD_REQUEST", "Content-Length is not a number")
+                    )
                     return
                 if declared > self.body_bytes_max:
                     await _send_json(send, 413, self._too_large(declared))

@@ -89,7 +89,14 @@ class GatewayOptions:
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -98,9 +105,12 @@ class _ApiError(Exception):
         self.extra = extra
 
 
-def _error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                    **extra: Any) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers)
+def _error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(
+        {"code": code, "message": message, **extra}, status_code=status, headers=headers
+    )
 
 
 def _rejected(exc: TxRejected) -> _ApiError:
@@ -134,12 +144,16 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
-        message = "no such endpoint; see /openapi.json" if exc.status_code == 404 else str(exc.detail)
+        message = (
+            "no such endpoint; see /openapi.json" if exc.status_code == 404 else str(exc.detail)
+        )
         return _error_response(exc.status_code, code, message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        )
         return _error_response(400, "BAD_REQUEST", problems or "invalid request")
 
     # -- helpers --------------------------------------------------------------------------------
@@ -147,8 +161,12 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     def require_available() -> None:
         ok, reason = node.healthy()
         if not ok:
-            raise _ApiError(503, "UNAVAILABLE", f"the node cannot take requests now: {reason}; retry shortly",
-                            {"Retry-After": "5"})
+            raise _ApiError(
+                503,
+                "UNAVAILABLE",
+                f"the node cannot take requests now: {reason}; retry shortly",
+                {"Retry-After": "5"},
+            )
 
     def block_json(block: Block) -> dict[str, Any]:
         certificate = node.get_certificate(block.header.height)
@@ -193,7 +211,9 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         ok, reason = node.healthy()
         return JSONResponse({"ok": ok, "reason": reason}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", summary="Prometheus text: the node's metrics and the gateway's request metrics")
+    @app.get(
+        "/metrics", summary="Prometheus text: the node's metrics and the gateway's request metrics"
+    )
     async def prometheus_metrics() -> Response:
         body = generate_latest(node.metrics_registry()) + generate_latest(metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -210,33 +230,47 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             raise _ApiError(404, "NOT_FOUND", "the node has no blocks yet")
         return block_json(block)
 
-    @app.get("/v1/blocks/{height}", summary="A committed block: header, transactions, receipts, certificate")
+    @app.get(
+        "/v1/blocks/{height}",
+        summary="A committed block: header, transactions, receipts, certificate",
+    )
     async def get_block(height: str) -> dict[str, Any]:
         if not height.isdigit() or len(height) > 19:
-            raise _ApiError(400, "BAD_REQUEST", f"block height must be a non-negative integer or 'latest', got {height!r}")
+            raise _ApiError(
+                400,
+                "BAD_REQUEST",
+                f"block height must be a non-negative integer or 'latest', got {height!r}",
+            )
         block = node.get_block(int(height))
         if block is None:
             head = node.status().height
-            raise _ApiError(404, "NOT_FOUND", f"no block at height {height}; the head is at {head}", head=head)
+            raise _ApiError(
+                404, "NOT_FOUND", f"no block at height {height}; the head is at {head}", head=head
+            )
         return block_json(block)
 
     @app.post(
         "/v1/txs",
         status_code=202,
-        summary="Submit a signed transaction (wire bytes as application/octet-stream, or JSON {\"tx\": base64})",
+        summary='Submit a signed transaction (wire bytes as application/octet-stream, or JSON {"tx": base64})',
         openapi_extra={
             "requestBody": {
                 "required": True,
                 "content": {
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                     "application/json": {
-                        "schema": {"type": "object", "properties": {"tx": {"type": "string", "format": "byte"}},
-                                   "required": ["tx"]},
+                        "schema": {
+                            "type": "object",
+                            "properties": {"tx": {"type": "string", "format": "byte"}},
+                            "required": ["tx"],
+                        },
                     },
                 },
             },
             "responses": {
-                "400": {"description": "refused: malformed, non-canonical, bad signature, expired, ..."},
+                "400": {
+                    "description": "refused: malformed, non-canonical, bad signature, expired, ..."
+                },
                 "409": {"description": "DUPLICATE: already pending or committed"},
                 "413": {"description": "TOO_LARGE"},
                 "429": {"description": "MEMPOOL_FULL: retry after the Retry-After seconds"},
@@ -246,14 +280,23 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     )
     async def submit_tx(request: Request) -> JSONResponse:
         body = await request.body()
-        content_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
+        content_type = (
+            request.headers.get("content-type", "application/octet-stream")
+            .split(";")[0]
+            .strip()
+            .lower()
+        )
         if content_type == "application/json":
             try:
                 document = json.loads(body)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise _ApiError(400, "BAD_REQUEST", f"body is not JSON: {exc}") from exc
             if not isinstance(document, dict) or "tx" not in document:
-                raise _ApiError(400, "BAD_REQUEST", 'JSON body must be {"tx": "<base64 of the signed transaction>"}')
+                raise _ApiError(
+                    400,
+                    "BAD_REQUEST",
+                    'JSON body must be {"tx": "<base64 of the signed transaction>"}',
+                )
             try:
                 raw = unb64(document["tx"], "tx")
             except WireError as exc:
@@ -261,36 +304,59 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         elif content_type == "application/octet-stream":
             raw = body
         else:
-            raise _ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
-                            "send the transaction as application/octet-stream or JSON {\"tx\": base64}")
+            raise _ApiError(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                'send the transaction as application/octet-stream or JSON {"tx": base64}',
+            )
         if not raw:
-            raise _ApiError(400, "BAD_REQUEST", "empty body; send the signed transaction's wire bytes")
+            raise _ApiError(
+                400, "BAD_REQUEST", "empty body; send the signed transaction's wire bytes"
+            )
         if len(raw) > tx_bytes_max:
-            raise _ApiError(413, RejectCode.TOO_LARGE.value,
-                            f"transaction is {len(raw)} bytes, limit {tx_bytes_max}; split the call or store large data off-chain")
+            raise _ApiError(
+                413,
+                RejectCode.TOO_LARGE.value,
+                f"transaction is {len(raw)} bytes, limit {tx_bytes_max}; split the call or store large data off-chain",
+            )
         require_available()
         try:
             tx_id = await node.submit_tx(raw)
         except TxRejected as exc:
             raise _rejected(exc) from exc
         return JSONResponse(
-            {"tx_id": tx_id.hex(), "state": TxState.PENDING.value, "status_url": f"/v1/txs/{tx_id.hex()}"},
+            {
+                "tx_id": tx_id.hex(),
+                "state": TxState.PENDING.value,
+                "status_url": f"/v1/txs/{tx_id.hex()}",
+            },
             status_code=202,
         )
 
-    @app.get("/v1/txs/{tx_id}", summary="A transaction: pending, committed (receipt, proof, header) or rejected")
+    @app.get(
+        "/v1/txs/{tx_id}",
+        summary="A transaction: pending, committed (receipt, proof, header) or rejected",
+    )
     async def get_tx(tx_id: str) -> dict[str, Any]:
         try:
             tx_id_bytes = unhex(tx_id, "transaction id")
         except WireError as exc:
             raise _ApiError(400, "BAD_REQUEST", f"{exc}; transaction ids are hex") from exc
         if len(tx_id_bytes) != len(suite.hash(b"")):
-            raise _ApiError(400, "BAD_REQUEST", f"transaction ids are {len(suite.hash(b''))} bytes ({2 * len(suite.hash(b''))} hex digits)")
+            raise _ApiError(
+                400,
+                "BAD_REQUEST",
+                f"transaction ids are {len(suite.hash(b''))} bytes ({2 * len(suite.hash(b''))} hex digits)",
+            )
         status = node.tx_status(tx_id_bytes)
         if status.state == TxState.UNKNOWN:
-            raise _ApiError(404, "NOT_FOUND",
-                            "this node knows no such transaction (never submitted here, or forgotten); submit it again",
-                            state=TxState.UNKNOWN.value, tx_id=tx_id_bytes.hex())
+            raise _ApiError(
+                404,
+                "NOT_FOUND",
+                "this node knows no such transaction (never submitted here, or forgotten); submit it again",
+                state=TxState.UNKNOWN.value,
+                tx_id=tx_id_bytes.hex(),
+            )
         return tx_json(status)
 
     def state_json(contract: str, key: bytes) -> dict[str, Any]:
@@ -306,10 +372,17 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             **header_block(read.header),
         }
 
-    @app.get("/v1/state/{contract}", summary="A state value by ?key= (URL-safe base64) or ?key_text=, with proof")
-    async def get_state_query(contract: str, key: str | None = None, key_text: str | None = None) -> dict[str, Any]:
+    @app.get(
+        "/v1/state/{contract}",
+        summary="A state value by ?key= (URL-safe base64) or ?key_text=, with proof",
+    )
+    async def get_state_query(
+        contract: str, key: str | None = None, key_text: str | None = None
+    ) -> dict[str, Any]:
         if (key is None) == (key_text is None):
-            raise _ApiError(400, "BAD_REQUEST", "give exactly one of ?key= (URL-safe base64) or ?key_text=")
+            raise _ApiError(
+                400, "BAD_REQUEST", "give exactly one of ?key= (URL-safe base64) or ?key_text="
+            )
         if key_text is not None:
             return state_json(contract, key_text.encode())
         assert key is not None
@@ -318,7 +391,10 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         except WireError as exc:
             raise _ApiError(400, "BAD_REQUEST", str(exc)) from exc
 
-    @app.get("/v1/state/{contract}/{key}", summary="A state value (key as URL-safe base64) with its proof and header")
+    @app.get(
+        "/v1/state/{contract}/{key}",
+        summary="A state value (key as URL-safe base64) with its proof and header",
+    )
     async def get_state(contract: str, key: str) -> dict[str, Any]:
         try:
             return state_json(contract, unb64url(key))
@@ -331,10 +407,17 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         openapi_extra={
             "requestBody": {
                 "required": False,
-                "content": {"application/json": {"schema": {"type": "object", "properties": {
-                    "args": {"description": "tagged JSON value"},
-                    "caller_certificate": {"type": "string", "format": "byte"},
-                }}}},
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "args": {"description": "tagged JSON value"},
+                                "caller_certificate": {"type": "string", "format": "byte"},
+                            },
+                        }
+                    }
+                },
             }
         },
     )
@@ -347,11 +430,19 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             except (ValueError, UnicodeDecodeError) as exc:
                 raise _ApiError(400, "BAD_REQUEST", f"body is not JSON: {exc}") from exc
             if not isinstance(document, dict):
-                raise _ApiError(400, "BAD_REQUEST", 'body must be {"args": ..., "caller_certificate": base64 | null}')
+                raise _ApiError(
+                    400,
+                    "BAD_REQUEST",
+                    'body must be {"args": ..., "caller_certificate": base64 | null}',
+                )
         try:
             args = from_tagged_json(document.get("args"))
             certificate_text = document.get("caller_certificate")
-            certificate = unb64(certificate_text, "caller_certificate") if certificate_text is not None else None
+            certificate = (
+                unb64(certificate_text, "caller_certificate")
+                if certificate_text is not None
+                else None
+            )
         except WireError as exc:
             raise _ApiError(400, RejectCode.BAD_ARGUMENTS.value, str(exc)) from exc
         require_available()
@@ -362,7 +453,9 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         try:
             return {"result": to_tagged_json(result)}
         except WireError as exc:
-            raise _ApiError(500, "INTERNAL", f"the contract returned a value JSON cannot carry: {exc}") from exc
+            raise _ApiError(
+                500, "INTERNAL", f"the contract returned a value JSON cannot carry: {exc}"
+            ) from exc
 
     @app.get(
         "/v1/events",
@@ -375,8 +468,12 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             names = [name.strip() for name in kinds.split(",") if name.strip()]
             unknown = [name for name in names if name not in EventKind.__members__.values()]
             if unknown:
-                raise _ApiError(400, "BAD_REQUEST", f"unknown event kinds {unknown}; choose from "
-                                f"{', '.join(kind.value for kind in EventKind)}")
+                raise _ApiError(
+                    400,
+                    "BAD_REQUEST",
+                    f"unknown event kinds {unknown}; choose from "
+                    f"{', '.join(kind.value for kind in EventKind)}",
+                )
             wanted = frozenset(EventKind(name) for name in names)
         if limit is not None and not 1 <= limit <= EVENTS_PER_STREAM_MAX:
             raise _ApiError(400, "BAD_REQUEST", f"limit must be 1..{EVENTS_PER_STREAM_MAX}")
@@ -395,7 +492,9 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     if options.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(options.cors_origins), allow_methods=["GET", "POST"])
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(options.cors_origins), allow_methods=["GET", "POST"]
+        )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(JsonErrorMiddleware)
     return app
@@ -429,8 +528,9 @@ def _sse(event: str, data: Any, event_id: int | None = None) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
-async def _sse_stream(subscription: AsyncIterator[Any], limit: int | None, heartbeat_s: float,
-                      closing: asyncio.Event) -> AsyncIterator[bytes]:
+async def _sse_stream(
+    subscription: AsyncIterator[Any], limit: int | None, heartbeat_s: float, closing: asyncio.Event
+) -> AsyncIterator[bytes]:
     """Frame node events as SSE; keep-alive comments while idle; ends on limit, drop or close."""
     sent = 0
     iterator = subscription.__aiter__()
@@ -442,8 +542,9 @@ async def _sse_stream(subscription: AsyncIterator[Any], limit: int | None, heart
         while limit is None or sent < limit:
             if next_task is None:
                 next_task = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({next_task, closing_task}, timeout=heartbeat_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {next_task, closing_task}, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+            )
             if closing_task in done:
                 reason = "the gateway is shutting down; reconnect to another node or later"
                 break
@@ -454,8 +555,10 @@ async def _sse_stream(subscription: AsyncIterator[Any], limit: int | None, heart
             try:
                 event = task.result()
             except StopAsyncIteration:
-                reason = ("the node ended this stream (it drops subscribers that fall behind); reconnect and "
-                          "catch up with GET /v1/blocks/{height}")
+                reason = (
+                    "the node ended this stream (it drops subscribers that fall behind); reconnect and "
+                    "catch up with GET /v1/blocks/{height}"
+                )
                 break
             yield _sse(event.kind.value, event.data, event.height)
             sent += 1

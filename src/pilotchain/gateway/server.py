@@ -38,8 +38,9 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise OSError(
-            exc.errno, f"the gateway cannot listen on {host}:{port} ({exc.strerror or exc}); "
-            "is another node using it? choose another gateway address"
+            exc.errno,
+            f"the gateway cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "is another node using it? choose another gateway address",
         ) from exc
     sock.setblocking(False)
     return sock
@@ -62,7 +63,9 @@ class _Server(uvicorn.Server):
 class GatewayServer:
     """A running gateway: ``host``, ``port`` (the bound one, also when asked for port 0), ``url``."""
 
-    def __init__(self, app: FastAPI, server: _Server, task: asyncio.Task[None], host: str, port: int) -> None:
+    def __init__(
+        self, app: FastAPI, server: _Server, task: asyncio.Task[None], host: str, port: int
+    ) -> None:
         self.app = app
         self._server = server
         self._task = task
@@ -100,8 +103,14 @@ class GatewayServer:
         await self.close()
 
 
-async def serve(app: FastAPI, host: str, port: int, *, ready: asyncio.Event | None = None,
-                log_level: str = "warning") -> GatewayServer:
+async def serve(
+    app: FastAPI,
+    host: str,
+    port: int,
+    *,
+    ready: asyncio.Event | None = None,
+    log_level: str = "warning",
+) -> GatewayServer:
     """Start serving ``app`` on ``host:port`` (0: any free port) on the running loop.
 
     Returns once the socket listens (and sets ``ready``); raises OSError when the address is
@@ -109,14 +118,22 @@ async def serve(app: FastAPI, host: str, port: int, *, ready: asyncio.Event | No
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, host=host, port=bound_port, log_level=log_level, lifespan="off", access_log=False,
-        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S), server_header=False,
+        app,
+        host=host,
+        port=bound_port,
+        log_level=log_level,
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
+        server_header=False,
     )
     started = asyncio.Event()
     server = _Server(config, started)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"gateway-{host}:{bound_port}")
     waiter = asyncio.ensure_future(started.wait())
-    done, _ = await asyncio.wait({task, waiter}, timeout=STARTUP_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait(
+        {task, waiter}, timeout=STARTUP_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+    )
     if waiter not in done:
         waiter.cancel()
         server.should_exit = True
@@ -125,7 +142,9 @@ async def serve(app: FastAPI, host: str, port: int, *, ready: asyncio.Event | No
             task.cancel()
         with contextlib.suppress(BaseException):
             await task
-        raise OSError(f"the gateway did not start serving on {host}:{bound_port} within {STARTUP_TIMEOUT_S} s; see the log")
+        raise OSError(
+            f"the gateway did not start serving on {host}:{bound_port} within {STARTUP_TIMEOUT_S} s; see the log"
+        )
     handle = GatewayServer(app, server, task, host, bound_port)
     if ready is not None:
         ready.set()

@@ -167,7 +167,12 @@ class LocalNode:
         if registry is None:
             registry = ContractRegistry()
             registry.register(KvContract())
-        ledger = Ledger.open(data_dir, genesis, authenticator or MembershipAuthenticator.from_genesis(genesis), registry)
+        ledger = Ledger.open(
+            data_dir,
+            genesis,
+            authenticator or MembershipAuthenticator.from_genesis(genesis),
+            registry,
+        )
         return cls(ledger, **options)
 
     async def start(self) -> None:
@@ -176,7 +181,9 @@ class LocalNode:
             raise RuntimeError("this LocalNode was closed; open a new one")
         if self._producer is None:
             self._wake = asyncio.Event()
-            self._producer = asyncio.create_task(self._produce_forever(), name=f"local-node-{self.name}-producer")
+            self._producer = asyncio.create_task(
+                self._produce_forever(), name=f"local-node-{self.name}-producer"
+            )
 
     async def stop(self) -> None:
         """Stop the producer and end every subscription (the ledger stays open)."""
@@ -236,19 +243,31 @@ class LocalNode:
         record = self.ledger.get_transaction(tx_id)
         if record is not None:
             return TxStatus(
-                tx_id=tx_id, state=TxState.COMMITTED, height=record.header.height, tx_raw=record.tx_raw,
-                receipt=record.receipt, header=record.header, proof=record.proof,
+                tx_id=tx_id,
+                state=TxState.COMMITTED,
+                height=record.header.height,
+                tx_raw=record.tx_raw,
+                receipt=record.receipt,
+                header=record.header,
+                proof=record.proof,
             )
         if tx_id in self.mempool:
             return TxStatus(tx_id=tx_id, state=TxState.PENDING)
         refusal = self.mempool.rejection(tx_id)
         if refusal is not None:
-            return TxStatus(tx_id=tx_id, state=TxState.REJECTED, reason_code=refusal.code.value, reason=refusal.message)
+            return TxStatus(
+                tx_id=tx_id,
+                state=TxState.REJECTED,
+                reason_code=refusal.code.value,
+                reason=refusal.message,
+            )
         return TxStatus(tx_id=tx_id, state=TxState.UNKNOWN)
 
     def read_state(self, contract: str, key: bytes) -> StateRead:
         value, proof = self.ledger.read_state(contract, key)
-        return StateRead(contract=contract, key=key, value=value, proof=proof, header=self.ledger.head())
+        return StateRead(
+            contract=contract, key=key, value=value, proof=proof, header=self.ledger.head()
+        )
 
     def query(self, contract: str, method: str, args: Any, caller_certificate: bytes | None) -> Any:
         caller: Caller | None = None
@@ -286,7 +305,9 @@ class LocalNode:
 
     def subscribe(self, kinds: frozenset[EventKind] | None = None) -> AsyncIterator[NodeEvent]:
         if len(self._subscribers) >= SUBSCRIBERS_MAX:
-            raise RuntimeError(f"this node already serves {SUBSCRIBERS_MAX} event subscribers; try again later")
+            raise RuntimeError(
+                f"this node already serves {SUBSCRIBERS_MAX} event subscribers; try again later"
+            )
         subscription = Subscription(self, kinds, self.subscriber_queue_max)
         if self._closed:
             subscription.end()
@@ -306,7 +327,10 @@ class LocalNode:
     def _publish(self, event: NodeEvent) -> None:
         for subscription in list(self._subscribers):
             if not subscription.offer(event):
-                _log.warning("dropping an event subscriber that fell %d events behind", self.subscriber_queue_max)
+                _log.warning(
+                    "dropping an event subscriber that fell %d events behind",
+                    self.subscriber_queue_max,
+                )
                 self._metrics.subscribers_dropped.inc()
                 self._unsubscribe(subscription)
 
@@ -334,7 +358,9 @@ class LocalNode:
             self._metrics.txs_refused.labels(code=exc.code.value).inc()
 
         started = time.perf_counter()
-        block = self.ledger.build_block(batch, proposer=self.name, timestamp_ms=now_ms, on_rejected=on_rejected)
+        block = self.ledger.build_block(
+            batch, proposer=self.name, timestamp_ms=now_ms, on_rejected=on_rejected
+        )
         self.mempool.remove_committed(refused)
         if not block.txs:
             self._metrics.mempool.set(len(self.mempool))
@@ -444,18 +470,39 @@ def block_events(suite: Suite, block: Block, digest: bytes) -> list[NodeEvent]:
 
 class _NodeMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.height = Gauge("pilotchain_node_height", "Height of the committed head block", registry=registry)
-        self.mempool = Gauge("pilotchain_mempool_transactions", "Transactions waiting in the mempool", registry=registry)
-        self.blocks = Counter("pilotchain_blocks_committed", "Blocks this node committed", registry=registry)
-        self.txs_committed = Counter("pilotchain_txs_committed", "Transactions committed in blocks", registry=registry)
-        self.txs_admitted = Counter("pilotchain_txs_admitted", "Transactions admitted to the mempool", registry=registry)
+        self.height = Gauge(
+            "pilotchain_node_height", "Height of the committed head block", registry=registry
+        )
+        self.mempool = Gauge(
+            "pilotchain_mempool_transactions",
+            "Transactions waiting in the mempool",
+            registry=registry,
+        )
+        self.blocks = Counter(
+            "pilotchain_blocks_committed", "Blocks this node committed", registry=registry
+        )
+        self.txs_committed = Counter(
+            "pilotchain_txs_committed", "Transactions committed in blocks", registry=registry
+        )
+        self.txs_admitted = Counter(
+            "pilotchain_txs_admitted", "Transactions admitted to the mempool", registry=registry
+        )
         self.txs_refused = Counter(
-            "pilotchain_txs_refused", "Transactions refused (admission, block building, expiry)", ["code"], registry=registry
+            "pilotchain_txs_refused",
+            "Transactions refused (admission, block building, expiry)",
+            ["code"],
+            registry=registry,
         )
         self.block_seconds = Histogram(
-            "pilotchain_block_build_commit_seconds", "Time to build and commit one block", registry=registry
+            "pilotchain_block_build_commit_seconds",
+            "Time to build and commit one block",
+            registry=registry,
         )
-        self.subscribers = Gauge("pilotchain_event_subscribers", "Event subscribers connected", registry=registry)
+        self.subscribers = Gauge(
+            "pilotchain_event_subscribers", "Event subscribers connected", registry=registry
+        )
         self.subscribers_dropped = Counter(
-            "pilotchain_event_subscribers_dropped", "Event subscribers dropped for falling behind", registry=registry
+            "pilotchain_event_subscribers_dropped",
+            "Event subscribers dropped for falling behind",
+            registry=registry,
         )

@@ -91,10 +91,14 @@ class _Core:
 
     def transport_error(self, exc: httpx.HTTPError) -> PilotchainError:
         if isinstance(exc, httpx.TimeoutException):
-            return TransportError(f"{self.base_url} did not answer in time ({type(exc).__name__}); "
-                                  "is the node overloaded? retry or raise the timeout")
-        return TransportError(f"cannot reach {self.base_url}: {exc or type(exc).__name__}; is the node running? "
-                              "try `pilotchain network status`")
+            return TransportError(
+                f"{self.base_url} did not answer in time ({type(exc).__name__}); "
+                "is the node overloaded? retry or raise the timeout"
+            )
+        return TransportError(
+            f"cannot reach {self.base_url}: {exc or type(exc).__name__}; is the node running? "
+            "try `pilotchain network status`"
+        )
 
     def check(self, response: httpx.Response) -> Any:
         """The JSON body of a successful response; the right error otherwise."""
@@ -102,14 +106,19 @@ class _Core:
             try:
                 return response.json()
             except ValueError as exc:
-                raise ResponseError(f"{self.base_url} answered non-JSON ({response.headers.get('content-type')}); "
-                                    "is this a pilotchain gateway URL?") from exc
+                raise ResponseError(
+                    f"{self.base_url} answered non-JSON ({response.headers.get('content-type')}); "
+                    "is this a pilotchain gateway URL?"
+                ) from exc
         try:
             document = response.json()
             code, message = str(document["code"]), str(document["message"])
         except (ValueError, KeyError, TypeError):
             document = {}
-            code, message = f"HTTP_{response.status_code}", response.text[:200] or response.reason_phrase
+            code, message = (
+                f"HTTP_{response.status_code}",
+                response.text[:200] or response.reason_phrase,
+            )
         if response.status_code == 404:
             raise NotFound(404, code, message)
         if code in _REJECT_CODES:
@@ -122,13 +131,20 @@ class _Core:
         try:
             return get_suite(info.suite)
         except UnsupportedSuite as exc:
-            raise ResponseError(f"the node uses crypto suite {info.suite!r}, which this SDK does not know") from exc
+            raise ResponseError(
+                f"the node uses crypto suite {info.suite!r}, which this SDK does not know"
+            ) from exc
 
     # -- requests -----------------------------------------------------------------------------------
 
     @staticmethod
     def submit_request(tx: bytes | SignedTransaction) -> _Request:
-        return _Request("POST", "/v1/txs", content=_raw_of(tx), headers={"content-type": "application/octet-stream"})
+        return _Request(
+            "POST",
+            "/v1/txs",
+            content=_raw_of(tx),
+            headers={"content-type": "application/octet-stream"},
+        )
 
     @staticmethod
     def tx_request(tx_id: str) -> _Request:
@@ -142,17 +158,27 @@ class _Core:
 
     @staticmethod
     def state_request(contract: str, key: bytes) -> _Request:
-        return _Request("GET", f"/v1/state/{contract}", params={"key": b64(key).replace("+", "-").replace("/", "_")})
+        return _Request(
+            "GET",
+            f"/v1/state/{contract}",
+            params={"key": b64(key).replace("+", "-").replace("/", "_")},
+        )
 
     @staticmethod
     def query_request(contract: str, method: str, args: Any, caller: Identity | None) -> _Request:
         try:
-            document = {"args": to_tagged_json(args),
-                        "caller_certificate": b64(caller.certificate_bytes) if caller is not None else None}
+            document = {
+                "args": to_tagged_json(args),
+                "caller_certificate": b64(caller.certificate_bytes) if caller is not None else None,
+            }
         except WireError as exc:
             raise PilotchainError(f"query arguments cannot be sent: {exc}") from exc
-        return _Request("POST", f"/v1/query/{contract}/{method}", content=json.dumps(document).encode(),
-                        headers={"content-type": "application/json"})
+        return _Request(
+            "POST",
+            f"/v1/query/{contract}/{method}",
+            content=json.dumps(document).encode(),
+            headers={"content-type": "application/json"},
+        )
 
     @staticmethod
     def events_params(kinds: Iterable[str] | None, limit: int | None) -> dict[str, Any]:
@@ -224,7 +250,9 @@ class Client:
     ) -> None:
         self._core = _Core(base_url or default_node_url(), verify, verify_header)
         self.timeout = timeout
-        self._http = httpx.Client(base_url=self._core.base_url, transport=transport, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self._core.base_url, transport=transport, timeout=timeout
+        )
 
     @property
     def base_url(self) -> str:
@@ -241,8 +269,13 @@ class Client:
 
     def _send(self, request: _Request) -> Any:
         try:
-            response = self._http.request(request.method, request.path, params=request.params or None,
-                                          content=request.content, headers=request.headers or None)
+            response = self._http.request(
+                request.method,
+                request.path,
+                params=request.params or None,
+                content=request.content,
+                headers=request.headers or None,
+            )
         except httpx.HTTPError as exc:
             raise self._core.transport_error(exc) from exc
         return self._core.check(response)
@@ -267,7 +300,9 @@ class Client:
     def get_tx(self, tx_id: str) -> TxResult:
         """The transaction's state; committed ones come with a verified proof. NotFound if unknown."""
         document = self._send(self._core.tx_request(tx_id))
-        return TxResult.from_json(document, self._suite(), self._core.verify_header, expected_tx_id=tx_id)
+        return TxResult.from_json(
+            document, self._suite(), self._core.verify_header, expected_tx_id=tx_id
+        )
 
     def read_state(self, contract: str, key: bytes | str, *, verify: bool = True) -> StateValue:
         """``contract``'s raw state value at ``key`` with its proof (checked unless ``verify=False``)."""
@@ -276,7 +311,9 @@ class Client:
         suite = self._suite() if verify else None
         return StateValue.from_json(document, contract, key_bytes, suite, self._core.verify_header)
 
-    def query(self, contract: str, method: str, args: Any = None, *, caller: Identity | None = None) -> Any:
+    def query(
+        self, contract: str, method: str, args: Any = None, *, caller: Identity | None = None
+    ) -> Any:
         """A read-only call against the head state (no transaction, nothing to verify)."""
         return _query_result(self._send(self._core.query_request(contract, method, args, caller)))
 
@@ -311,18 +348,32 @@ class Client:
                 return result
             wait_s = backoff.next_wait_s()
             if wait_s is None:
-                raise TimeoutError(f"transaction {tx_id} was not committed within {timeout_s} s; it may still "
-                                   f"commit: check with `pilotchain tx get {tx_id}`")
+                raise TimeoutError(
+                    f"transaction {tx_id} was not committed within {timeout_s} s; it may still "
+                    f"commit: check with `pilotchain tx get {tx_id}`"
+                )
             time.sleep(wait_s)
 
     def chain_id(self) -> str:
         return (self._core.node_info or self.status()).chain_id
 
-    def invoke(self, identity: Identity, contract: str, method: str, args: Any = None, *, wait: bool = True,
-               timeout_s: float = 30.0, check: bool = True, expires_in_ms: int = DEFAULT_EXPIRES_IN_MS) -> TxResult:
+    def invoke(
+        self,
+        identity: Identity,
+        contract: str,
+        method: str,
+        args: Any = None,
+        *,
+        wait: bool = True,
+        timeout_s: float = 30.0,
+        check: bool = True,
+        expires_in_ms: int = DEFAULT_EXPIRES_IN_MS,
+    ) -> TxResult:
         """Build, sign, submit and (``wait``) wait for a call; ``check`` raises TxRejectedError when
         execution failed. Without ``wait`` the result is pending."""
-        tx = build_transaction(identity, self.chain_id(), contract, method, args, expires_in_ms=expires_in_ms)
+        tx = build_transaction(
+            identity, self.chain_id(), contract, method, args, expires_in_ms=expires_in_ms
+        )
         if not wait:
             return TxResult(tx_id=self.submit(tx), state="pending")
         result = self.submit_and_wait(tx, timeout_s)
@@ -330,7 +381,9 @@ class Client:
 
     # -- events -------------------------------------------------------------------------------------
 
-    def subscribe(self, kinds: Iterable[str] | None = None, *, limit: int | None = None) -> Iterator[ChainEvent]:
+    def subscribe(
+        self, kinds: Iterable[str] | None = None, *, limit: int | None = None
+    ) -> Iterator[ChainEvent]:
         """Events from now on ("block", "tx", "contract_event"); ends after ``limit`` events or when
         the node ends the stream."""
         params = self._core.events_params(kinds, limit)
@@ -367,7 +420,9 @@ class AsyncClient:
     ) -> None:
         self._core = _Core(base_url or default_node_url(), verify, verify_header)
         self.timeout = timeout
-        self._http = httpx.AsyncClient(base_url=self._core.base_url, transport=transport, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self._core.base_url, transport=transport, timeout=timeout
+        )
 
     @property
     def base_url(self) -> str:
@@ -384,8 +439,13 @@ class AsyncClient:
 
     async def _send(self, request: _Request) -> Any:
         try:
-            response = await self._http.request(request.method, request.path, params=request.params or None,
-                                                content=request.content, headers=request.headers or None)
+            response = await self._http.request(
+                request.method,
+                request.path,
+                params=request.params or None,
+                content=request.content,
+                headers=request.headers or None,
+            )
         except httpx.HTTPError as exc:
             raise self._core.transport_error(exc) from exc
         return self._core.check(response)
@@ -407,21 +467,31 @@ class AsyncClient:
 
     async def get_tx(self, tx_id: str) -> TxResult:
         document = await self._send(self._core.tx_request(tx_id))
-        return TxResult.from_json(document, await self._suite(), self._core.verify_header, expected_tx_id=tx_id)
+        return TxResult.from_json(
+            document, await self._suite(), self._core.verify_header, expected_tx_id=tx_id
+        )
 
-    async def read_state(self, contract: str, key: bytes | str, *, verify: bool = True) -> StateValue:
+    async def read_state(
+        self, contract: str, key: bytes | str, *, verify: bool = True
+    ) -> StateValue:
         key_bytes = _key_bytes(key)
         document = await self._send(self._core.state_request(contract, key_bytes))
         suite = await self._suite() if verify else None
         return StateValue.from_json(document, contract, key_bytes, suite, self._core.verify_header)
 
-    async def query(self, contract: str, method: str, args: Any = None, *, caller: Identity | None = None) -> Any:
-        return _query_result(await self._send(self._core.query_request(contract, method, args, caller)))
+    async def query(
+        self, contract: str, method: str, args: Any = None, *, caller: Identity | None = None
+    ) -> Any:
+        return _query_result(
+            await self._send(self._core.query_request(contract, method, args, caller))
+        )
 
     async def submit(self, tx: bytes | SignedTransaction) -> str:
         return _accepted_id(await self._send(self._core.submit_request(tx)))
 
-    async def submit_and_wait(self, tx: bytes | SignedTransaction, timeout_s: float = 30.0) -> TxResult:
+    async def submit_and_wait(
+        self, tx: bytes | SignedTransaction, timeout_s: float = 30.0
+    ) -> TxResult:
         try:
             tx_id = await self.submit(tx)
         except TxRejectedError as exc:
@@ -443,29 +513,45 @@ class AsyncClient:
                 return result
             wait_s = backoff.next_wait_s()
             if wait_s is None:
-                raise TimeoutError(f"transaction {tx_id} was not committed within {timeout_s} s; it may still "
-                                   f"commit: check with `pilotchain tx get {tx_id}`")
+                raise TimeoutError(
+                    f"transaction {tx_id} was not committed within {timeout_s} s; it may still "
+                    f"commit: check with `pilotchain tx get {tx_id}`"
+                )
             await asyncio.sleep(wait_s)
 
     async def chain_id(self) -> str:
         return (self._core.node_info or await self.status()).chain_id
 
-    async def invoke(self, identity: Identity, contract: str, method: str, args: Any = None, *, wait: bool = True,
-                     timeout_s: float = 30.0, check: bool = True,
-                     expires_in_ms: int = DEFAULT_EXPIRES_IN_MS) -> TxResult:
-        tx = build_transaction(identity, await self.chain_id(), contract, method, args, expires_in_ms=expires_in_ms)
+    async def invoke(
+        self,
+        identity: Identity,
+        contract: str,
+        method: str,
+        args: Any = None,
+        *,
+        wait: bool = True,
+        timeout_s: float = 30.0,
+        check: bool = True,
+        expires_in_ms: int = DEFAULT_EXPIRES_IN_MS,
+    ) -> TxResult:
+        tx = build_transaction(
+            identity, await self.chain_id(), contract, method, args, expires_in_ms=expires_in_ms
+        )
         if not wait:
             return TxResult(tx_id=await self.submit(tx), state="pending")
         result = await self.submit_and_wait(tx, timeout_s)
         return result.raise_for_status() if check else result
 
-    async def subscribe(self, kinds: Iterable[str] | None = None, *,
-                        limit: int | None = None) -> AsyncIterator[ChainEvent]:
+    async def subscribe(
+        self, kinds: Iterable[str] | None = None, *, limit: int | None = None
+    ) -> AsyncIterator[ChainEvent]:
         params = self._core.events_params(kinds, limit)
         timeout = httpx.Timeout(self.timeout, read=STREAM_IDLE_S_MAX)
         decoder = SseDecoder()
         try:
-            async with self._http.stream("GET", "/v1/events", params=params, timeout=timeout) as response:
+            async with self._http.stream(
+                "GET", "/v1/events", params=params, timeout=timeout
+            ) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     self._core.check(response)

@@ -29,7 +29,9 @@ class Identity:
         try:
             return cls(load_identity(path))
         except _IdentityLayerError as exc:
-            raise IdentityError(f"{exc}; create identities with `pilotchain identity issue`") from exc
+            raise IdentityError(
+                f"{exc}; create identities with `pilotchain identity issue`"
+            ) from exc
 
     @property
     def bundle(self) -> IdentityBundle:

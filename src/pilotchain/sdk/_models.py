@@ -77,12 +77,20 @@ class NodeInfo:
     def from_json(cls, document: Any) -> NodeInfo:
         try:
             return cls(
-                chain_id=document["chain_id"], node=document["node"], org=document["org"], suite=document["suite"],
-                height=int(document["height"]), last_block_hash=document["last_block_hash"],
-                last_block_time_ms=int(document["last_block_time_ms"]), state_root=document["state_root"],
-                validators=tuple(document["validators"]), genesis_hash=document["genesis_hash"],
-                peers=dict(document["peers"]), mempool_size=int(document["mempool"]["size"]),
-                consensus=dict(document.get("consensus", {})), syncing=bool(document["syncing"]),
+                chain_id=document["chain_id"],
+                node=document["node"],
+                org=document["org"],
+                suite=document["suite"],
+                height=int(document["height"]),
+                last_block_hash=document["last_block_hash"],
+                last_block_time_ms=int(document["last_block_time_ms"]),
+                state_root=document["state_root"],
+                validators=tuple(document["validators"]),
+                genesis_hash=document["genesis_hash"],
+                peers=dict(document["peers"]),
+                mempool_size=int(document["mempool"]["size"]),
+                consensus=dict(document.get("consensus", {})),
+                syncing=bool(document["syncing"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ResponseError(f"not a node status document: {exc}") from exc
@@ -106,7 +114,9 @@ def _decoded(data: bytes) -> Any:
 
 
 def _events(receipt: Receipt) -> tuple[ContractEvent, ...]:
-    return tuple(ContractEvent(e.contract, e.name, _decoded(e.data), e.data) for e in receipt.events)
+    return tuple(
+        ContractEvent(e.contract, e.name, _decoded(e.data), e.data) for e in receipt.events
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +135,13 @@ class BlockTx:
     def from_json(cls, document: Any) -> BlockTx:
         signer = document.get("signer") or {}
         return cls(
-            tx_id=document.get("tx_id", ""), raw=unb64(document["raw"], "raw"),
-            contract=document.get("contract", ""), method=document.get("method", ""),
+            tx_id=document.get("tx_id", ""),
+            raw=unb64(document["raw"], "raw"),
+            contract=document.get("contract", ""),
+            method=document.get("method", ""),
             args=from_tagged_json(document.get("args")),
-            signer_org=signer.get("org"), signer_subject=signer.get("subject"),
+            signer_org=signer.get("org"),
+            signer_subject=signer.get("subject"),
         )
 
 
@@ -143,29 +156,51 @@ class BlockInfo:
     verified: bool
 
     @classmethod
-    def from_json(cls, document: Any, suite: Suite | None, verify_header: HeaderVerifier | None) -> BlockInfo:
+    def from_json(
+        cls, document: Any, suite: Suite | None, verify_header: HeaderVerifier | None
+    ) -> BlockInfo:
         try:
             header = header_from_json(document["header"])
             transactions = tuple(BlockTx.from_json(tx) for tx in document["transactions"])
             receipts = tuple(receipt_from_json(r) for r in document["receipts"])
-            certificate = unb64(document["certificate"], "certificate") if document.get("certificate") else None
+            certificate = (
+                unb64(document["certificate"], "certificate")
+                if document.get("certificate")
+                else None
+            )
             reported_hash = str(document["hash"])
         except (KeyError, TypeError, WireError) as exc:
             raise ResponseError(f"not a block document: {exc}") from exc
         if suite is not None:
             _check_header(suite, header, reported_hash, certificate, verify_header)
-            problem = verify_block_body(suite, Block(header=header, txs=tuple(t.raw for t in transactions),
-                                                     receipts=receipts))
+            problem = verify_block_body(
+                suite,
+                Block(header=header, txs=tuple(t.raw for t in transactions), receipts=receipts),
+            )
             if problem:
                 raise ProofError(f"block {header.height} does not match its header: {problem}")
-        return cls(height=header.height, hash=reported_hash, header=header, transactions=transactions,
-                   receipts=receipts, certificate=certificate, verified=suite is not None)
+        return cls(
+            height=header.height,
+            hash=reported_hash,
+            header=header,
+            transactions=transactions,
+            receipts=receipts,
+            certificate=certificate,
+            verified=suite is not None,
+        )
 
 
-def _check_header(suite: Suite, header: BlockHeader, reported_hash: str, certificate: bytes | None,
-                  verify_header: HeaderVerifier | None) -> None:
+def _check_header(
+    suite: Suite,
+    header: BlockHeader,
+    reported_hash: str,
+    certificate: bytes | None,
+    verify_header: HeaderVerifier | None,
+) -> None:
     if block_hash(suite, header).hex() != reported_hash:
-        raise ProofError(f"header of block {header.height} does not hash to the block hash the node reported")
+        raise ProofError(
+            f"header of block {header.height} does not hash to the block hash the node reported"
+        )
     if verify_header is not None:
         verify_header(header, certificate)
 
@@ -229,42 +264,76 @@ class TxResult:
             raise TxRejectedError(self.code or "REJECTED", self.message or "", self.tx_id)
         if self.committed and not self.ok:
             assert self.receipt is not None
-            raise TxRejectedError(self.receipt.status, f"failed in block {self.height}: {self.receipt.message}",
-                                  self.tx_id)
+            raise TxRejectedError(
+                self.receipt.status,
+                f"failed in block {self.height}: {self.receipt.message}",
+                self.tx_id,
+            )
         return self
 
     @classmethod
-    def from_json(cls, document: Any, suite: Suite | None, verify_header: HeaderVerifier | None,
-                  expected_tx_id: str | None = None) -> TxResult:
+    def from_json(
+        cls,
+        document: Any,
+        suite: Suite | None,
+        verify_header: HeaderVerifier | None,
+        expected_tx_id: str | None = None,
+    ) -> TxResult:
         try:
             state = str(document["state"])
             tx_id = str(document["tx_id"])
             if state != "committed":
-                return cls(tx_id=tx_id, state=state, code=document.get("code"), message=document.get("message"))
+                return cls(
+                    tx_id=tx_id,
+                    state=state,
+                    code=document.get("code"),
+                    message=document.get("message"),
+                )
             tx = document["tx"]
             raw = unb64(tx["raw"], "tx.raw")
             receipt = receipt_from_json(document["receipt"])
             header = header_from_json(document["header"])
             proof = tx_proof_from_json(document["proof"])
             reported_hash = str(document["block_hash"])
-            certificate = unb64(document["certificate"], "certificate") if document.get("certificate") else None
+            certificate = (
+                unb64(document["certificate"], "certificate")
+                if document.get("certificate")
+                else None
+            )
             signer = tx.get("signer") or {}
         except (KeyError, TypeError, WireError) as exc:
             raise ResponseError(f"not a transaction document: {exc}") from exc
         if expected_tx_id is not None and tx_id != expected_tx_id:
-            raise ProofError(f"asked for transaction {expected_tx_id}, the node answered about {tx_id}")
+            raise ProofError(
+                f"asked for transaction {expected_tx_id}, the node answered about {tx_id}"
+            )
         if suite is not None:
             if receipt.tx_id.hex() != tx_id:
-                raise ProofError(f"the receipt is for transaction {receipt.tx_id.hex()}, not {tx_id}")
+                raise ProofError(
+                    f"the receipt is for transaction {receipt.tx_id.hex()}, not {tx_id}"
+                )
             if not verify_tx_proof(suite, header, raw, receipt, proof):
-                raise ProofError(f"the inclusion proof of transaction {tx_id} does not verify against block "
-                                 f"{header.height}'s header: do not trust this node's answer")
+                raise ProofError(
+                    f"the inclusion proof of transaction {tx_id} does not verify against block "
+                    f"{header.height}'s header: do not trust this node's answer"
+                )
             _check_header(suite, header, reported_hash, certificate, verify_header)
         return cls(
-            tx_id=tx_id, state=state, height=header.height, index=proof.index, receipt=receipt, header=header,
-            block_hash=reported_hash, proof=proof, certificate=certificate, tx_raw=raw,
-            contract=tx.get("contract"), method=tx.get("method"), signer_org=signer.get("org"),
-            verified=suite is not None, events=_events(receipt),
+            tx_id=tx_id,
+            state=state,
+            height=header.height,
+            index=proof.index,
+            receipt=receipt,
+            header=header,
+            block_hash=reported_hash,
+            proof=proof,
+            certificate=certificate,
+            tx_raw=raw,
+            contract=tx.get("contract"),
+            method=tx.get("method"),
+            signer_org=signer.get("org"),
+            verified=suite is not None,
+            events=_events(receipt),
         )
 
 
@@ -287,27 +356,49 @@ class StateValue:
         return _decoded(self.value) if self.value is not None else None
 
     @classmethod
-    def from_json(cls, document: Any, contract: str, key: bytes, suite: Suite | None,
-                  verify_header: HeaderVerifier | None) -> StateValue:
+    def from_json(
+        cls,
+        document: Any,
+        contract: str,
+        key: bytes,
+        suite: Suite | None,
+        verify_header: HeaderVerifier | None,
+    ) -> StateValue:
         try:
             value = unb64(document["value"], "value") if document.get("value") is not None else None
             header = header_from_json(document["header"])
             proof = state_proof_from_json(document["proof"])
             reported_hash = str(document["block_hash"])
             answered_key = unb64(document["key"], "key")
-            certificate = unb64(document["certificate"], "certificate") if document.get("certificate") else None
+            certificate = (
+                unb64(document["certificate"], "certificate")
+                if document.get("certificate")
+                else None
+            )
         except (KeyError, TypeError, WireError) as exc:
             raise ResponseError(f"not a state document: {exc}") from exc
         if answered_key != key or document.get("contract") != contract:
-            raise ProofError(f"asked for {contract}/{key!r}, the node answered about {document.get('contract')}/{answered_key!r}")
+            raise ProofError(
+                f"asked for {contract}/{key!r}, the node answered about {document.get('contract')}/{answered_key!r}"
+            )
         if suite is not None:
             full_key = contract.encode() + b"\x00" + key
             if not verify_state_proof(header.state_root, full_key, value, proof, suite.hash):
-                raise ProofError(f"the state proof of {contract}/{key!r} does not verify against block "
-                                 f"{header.height}'s state root: do not trust this node's answer")
+                raise ProofError(
+                    f"the state proof of {contract}/{key!r} does not verify against block "
+                    f"{header.height}'s state root: do not trust this node's answer"
+                )
             _check_header(suite, header, reported_hash, certificate, verify_header)
-        return cls(contract=contract, key=key, value=value, header=header, block_hash=reported_hash, proof=proof,
-                   certificate=certificate, verified=suite is not None)
+        return cls(
+            contract=contract,
+            key=key,
+            value=value,
+            header=header,
+            block_hash=reported_hash,
+            proof=proof,
+            certificate=certificate,
+            verified=suite is not None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,4 +408,3 @@ class ChainEvent:
     kind: str
     height: int | None
     data: dict[str, Any]
-

@@ -30,7 +30,9 @@ class SseDecoder:
         if not line:
             if not self._data and not self._event:
                 return None
-            message = SseMessage(event=self._event or "message", data="\n".join(self._data), id=self._id)
+            message = SseMessage(
+                event=self._event or "message", data="\n".join(self._data), id=self._id
+            )
             self._event, self._data, self._size, self._id = "", [], 0, None
             return message
         if line.startswith(":"):

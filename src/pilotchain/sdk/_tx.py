@@ -62,18 +62,37 @@ def build_transaction(
         args=encoded_args,
     )
     raw = sign_transaction(identity.suite, identity.bundle.private_key, body)
-    return SignedTransaction(raw=raw, tx_id=tx_id_of_body(identity.suite, encode(body)).hex(), body=body)
+    return SignedTransaction(
+        raw=raw, tx_id=tx_id_of_body(identity.suite, encode(body)).hex(), body=body
+    )
 
 
 class TxBuilder:
     """Signs many transactions for one identity and chain: ``TxBuilder(me, chain).build("kv", "put", {...})``."""
 
-    def __init__(self, identity: Identity, chain_id: str, *, expires_in_ms: int = DEFAULT_EXPIRES_IN_MS) -> None:
+    def __init__(
+        self, identity: Identity, chain_id: str, *, expires_in_ms: int = DEFAULT_EXPIRES_IN_MS
+    ) -> None:
         self.identity = identity
         self.chain_id = chain_id
         self.expires_in_ms = expires_in_ms
 
-    def build(self, contract: str, method: str, args: Any = None, *, nonce: bytes | None = None,
-              now_ms: int | None = None) -> SignedTransaction:
-        return build_transaction(self.identity, self.chain_id, contract, method, args,
-                                 expires_in_ms=self.expires_in_ms, nonce=nonce, now_ms=now_ms)
+    def build(
+        self,
+        contract: str,
+        method: str,
+        args: Any = None,
+        *,
+        nonce: bytes | None = None,
+        now_ms: int | None = None,
+    ) -> SignedTransaction:
+        return build_transaction(
+            self.identity,
+            self.chain_id,
+            contract,
+            method,
+            args,
+            expires_in_ms=self.expires_in_ms,
+            nonce=nonce,
+            now_ms=now_ms,
+        )

@@ -80,17 +80,33 @@ class Consortium:
     validator: str
 
 
-def create_consortium(directory: str | Path, *, suite: str = "intl", orgs: int = 2,
-                      now_ms: int | None = None) -> Consortium:
+def create_consortium(
+    directory: str | Path, *, suite: str = "intl", orgs: int = 2, now_ms: int | None = None
+) -> Consortium:
     """A fresh consortium under ``directory``: ``orgs`` organisations, one validator."""
     root = Path(directory)
-    manifest = init_network(root, suite_name=suite, orgs=parse_orgs(str(orgs)), validators=1,
-                            now_ms=now_ms if now_ms is not None else int(time.time() * 1000))
+    manifest = init_network(
+        root,
+        suite_name=suite,
+        orgs=parse_orgs(str(orgs)),
+        validators=1,
+        now_ms=now_ms if now_ms is not None else int(time.time() * 1000),
+    )
     genesis = load_genesis(root / "genesis.json")
-    clients = {org["org"]: Identity.load(root / org["client_identity"]) for org in manifest["organizations"]}
-    admins = {org["org"]: Identity.load(root / org["admin_identity"]) for org in manifest["organizations"]}
-    return Consortium(directory=root, genesis=genesis, clients=clients, admins=admins,
-                      validator=manifest["nodes"][0]["name"])
+    clients = {
+        org["org"]: Identity.load(root / org["client_identity"])
+        for org in manifest["organizations"]
+    }
+    admins = {
+        org["org"]: Identity.load(root / org["admin_identity"]) for org in manifest["organizations"]
+    }
+    return Consortium(
+        directory=root,
+        genesis=genesis,
+        clients=clients,
+        admins=admins,
+        validator=manifest["nodes"][0]["name"],
+    )
 
 
 class _LoopThread:
@@ -98,7 +114,9 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._main, name="pilotchain-local-chain", daemon=True)
+        self._thread = threading.Thread(
+            target=self._main, name="pilotchain-local-chain", daemon=True
+        )
         self._thread.start()
 
     def _main(self) -> None:
@@ -124,7 +142,9 @@ class InProcessTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
-        forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+        forwarded = httpx.Request(
+            request.method, request.url, headers=request.headers, content=body
+        )
 
         async def exchange() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
             response = await self._asgi.handle_async_request(forwarded)
@@ -194,23 +214,37 @@ class LocalChain:
 
 
 @contextlib.contextmanager
-def local_chain(directory: str | Path | None = None, *, suite: str = "intl", orgs: int = 2,
-                serve_http: bool = False, block_interval_ms: int = 0,
-                auto_produce: bool = True) -> Iterator[LocalChain]:
+def local_chain(
+    directory: str | Path | None = None,
+    *,
+    suite: str = "intl",
+    orgs: int = 2,
+    serve_http: bool = False,
+    block_interval_ms: int = 0,
+    auto_produce: bool = True,
+) -> Iterator[LocalChain]:
     """A running :class:`LocalChain` for the ``with`` block (a temporary folder unless given).
 
     With ``auto_produce=False`` no block is made until you call ``chain.produce_block()`` (put
     several transactions in one block, or look at pending ones)."""
     with contextlib.ExitStack() as stack:
-        root = Path(directory) if directory is not None else Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-test-")))
+        root = (
+            Path(directory)
+            if directory is not None
+            else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-test-")))
+        )
         consortium = create_consortium(root / "network", suite=suite, orgs=orgs)
         loop_thread = _LoopThread()
         stack.callback(loop_thread.stop)
 
         async def open_node() -> LocalNode:
-            node = LocalNode.open(root / "ledger", consortium.genesis, name=consortium.validator,
-                                  org=next(iter(consortium.clients)), block_interval_ms=block_interval_ms)
+            node = LocalNode.open(
+                root / "ledger",
+                consortium.genesis,
+                name=consortium.validator,
+                org=next(iter(consortium.clients)),
+                block_interval_ms=block_interval_ms,
+            )
             if auto_produce:
                 await node.start()
             return node
@@ -246,15 +280,29 @@ class AsyncLocalChain:
 
 
 @contextlib.asynccontextmanager
-async def async_local_chain(directory: str | Path | None = None, *, suite: str = "intl", orgs: int = 2,
-                            block_interval_ms: int = 0, auto_produce: bool = True) -> AsyncIterator[AsyncLocalChain]:
+async def async_local_chain(
+    directory: str | Path | None = None,
+    *,
+    suite: str = "intl",
+    orgs: int = 2,
+    block_interval_ms: int = 0,
+    auto_produce: bool = True,
+) -> AsyncIterator[AsyncLocalChain]:
     """A running :class:`AsyncLocalChain` on the current loop for the ``async with`` block."""
     with contextlib.ExitStack() as stack:
-        root = Path(directory) if directory is not None else Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-test-")))
+        root = (
+            Path(directory)
+            if directory is not None
+            else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-test-")))
+        )
         consortium = create_consortium(root / "network", suite=suite, orgs=orgs)
-        node = LocalNode.open(root / "ledger", consortium.genesis, name=consortium.validator,
-                              org=next(iter(consortium.clients)), block_interval_ms=block_interval_ms)
+        node = LocalNode.open(
+            root / "ledger",
+            consortium.genesis,
+            name=consortium.validator,
+            org=next(iter(consortium.clients)),
+            block_interval_ms=block_interval_ms,
+        )
         try:
             if auto_produce:
                 await node.start()

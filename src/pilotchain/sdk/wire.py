@@ -71,8 +71,12 @@ def unb64(text: Any, what: str = "value") -> bytes:
 def unb64url(text: str, what: str = "key") -> bytes:
     """URL-safe base64, padding optional (for keys in URL paths)."""
     cleaned = text.rstrip("=")
-    if any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in cleaned):
-        raise WireError(f"{what} is not URL-safe base64 (A-Z a-z 0-9 - _); for text keys use ?key_text=")
+    if any(
+        c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in cleaned
+    ):
+        raise WireError(
+            f"{what} is not URL-safe base64 (A-Z a-z 0-9 - _); for text keys use ?key_text="
+        )
     try:
         return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
     except (binascii.Error, ValueError) as exc:
@@ -104,7 +108,12 @@ def to_tagged_json(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict):
         if all(isinstance(key, str) for key in value):
             return {key: to_tagged_json(item, depth + 1) for key, item in value.items()}
-        return {"$map": [[to_tagged_json(k, depth + 1), to_tagged_json(v, depth + 1)] for k, v in value.items()]}
+        return {
+            "$map": [
+                [to_tagged_json(k, depth + 1), to_tagged_json(v, depth + 1)]
+                for k, v in value.items()
+            ]
+        }
     raise WireError(f"cannot represent a {type(value).__name__} in JSON")
 
 
@@ -125,7 +134,10 @@ def from_tagged_json(value: Any, depth: int = 0) -> Any:
             pairs = value["$map"]
             if not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
                 raise WireError("$map must be a list of [key, value] pairs")
-            return {_hashable(from_tagged_json(k, depth + 1)): from_tagged_json(v, depth + 1) for k, v in pairs}
+            return {
+                _hashable(from_tagged_json(k, depth + 1)): from_tagged_json(v, depth + 1)
+                for k, v in pairs
+            }
         return {key: from_tagged_json(item, depth + 1) for key, item in value.items()}
     raise WireError(f"cannot read a {type(value).__name__} as a contract value")
 
@@ -195,7 +207,12 @@ def receipt_to_json(receipt: Receipt) -> dict[str, Any]:
         "result": decode_value(receipt.result) if receipt.result else None,
         "result_base64": b64(receipt.result),
         "events": [
-            {"contract": e.contract, "name": e.name, "data": decode_value(e.data), "data_base64": b64(e.data)}
+            {
+                "contract": e.contract,
+                "name": e.name,
+                "data": decode_value(e.data),
+                "data_base64": b64(e.data),
+            }
             for e in receipt.events
         ],
         "steps_used": receipt.steps_used,
@@ -210,7 +227,11 @@ def receipt_from_json(document: Any) -> Receipt:
             message=_str(document["message"]),
             result=unb64(document["result_base64"], "result_base64"),
             events=tuple(
-                Event(contract=_str(e["contract"]), name=_str(e["name"]), data=unb64(e["data_base64"], "data_base64"))
+                Event(
+                    contract=_str(e["contract"]),
+                    name=_str(e["name"]),
+                    data=unb64(e["data_base64"], "data_base64"),
+                )
                 for e in document["events"]
             ),
             steps_used=_int(document["steps_used"]),
@@ -256,7 +277,9 @@ def state_proof_from_json(document: Any) -> StateProof:
         return StateProof(
             bucket_bits=_int(document["bucket_bits"]),
             bucket=_int(document["bucket"]),
-            entries=tuple((unb64(k, "entry key"), unb64(v, "entry value")) for k, v in document["entries"]),
+            entries=tuple(
+                (unb64(k, "entry key"), unb64(v, "entry value")) for k, v in document["entries"]
+            ),
             siblings=tuple(unhex(node, "siblings") for node in document["siblings"]),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -280,7 +303,11 @@ def tx_summary(suite: Suite, raw: bytes) -> dict[str, Any]:
     signer: dict[str, Any] | None
     try:
         certificate = decode_record(body.signer_certificate, Certificate)
-        signer = {"org": certificate.org_id, "subject": certificate.subject, "serial": certificate.serial}
+        signer = {
+            "org": certificate.org_id,
+            "subject": certificate.subject,
+            "serial": certificate.serial,
+        }
     except (CodecError, ValueError):
         signer = None
     summary.update(
@@ -306,4 +333,3 @@ def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
     return value
-
