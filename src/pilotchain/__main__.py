@@ -2,4 +2,5 @@
 
 from pilotchain.cli.main import app
 
-app(prog_name="pilotchain")
+if __name__ == "__main__":
+    app(prog_name="pilotchain")
