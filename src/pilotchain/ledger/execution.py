@@ -37,6 +37,7 @@ __all__ = [
     "ContractState",
     "NativeContract",
     "ContractRegistry",
+    "ContractResolver",
     "BlockOverlay",
     "ContractError",
     "execute_transactions",
@@ -139,15 +140,26 @@ class NativeContract(Protocol):
         ...
 
 
+class ContractResolver(Protocol):
+    """Finds the contract a transaction names. ``state`` is the state as the transaction sees
+    it (committed state plus the block so far), so contracts deployed or frozen by governance
+    earlier in the same block are found as such."""
+
+    def get(self, name: str, state: StateReader) -> NativeContract | None: ...
+
+
 @dataclass
 class ContractRegistry:
+    """The built-in native contracts (fixed in the node); Python contracts deployed by governance
+    are resolved from state by a resolver that wraps this one (see pilotchain.contracts)."""
+
     contracts: dict[str, NativeContract] = field(default_factory=dict)
 
     def register(self, contract: NativeContract) -> None:
         assert contract.name not in self.contracts, f"contract {contract.name} registered twice"
         self.contracts[contract.name] = contract
 
-    def get(self, name: str) -> NativeContract | None:
+    def get(self, name: str, state: StateReader | None = None) -> NativeContract | None:
         return self.contracts.get(name)
 
 
@@ -165,7 +177,7 @@ def execute_transactions(
     txs: Sequence[SignedTx],
     *,
     base: StateReader,
-    registry: ContractRegistry,
+    registry: ContractResolver,
     chain_id: str,
     height: int,
     timestamp_ms: int,
@@ -186,7 +198,7 @@ def execute_transactions(
 def _execute_one(
     tx: SignedTx,
     block: BlockOverlay,
-    registry: ContractRegistry,
+    registry: ContractResolver,
     chain_id: str,
     height: int,
     timestamp_ms: int,
@@ -199,7 +211,7 @@ def _execute_one(
         caller = caller_of(tx)
     except TxRejected as exc:
         return _failed(tx, exc.code, exc.message)
-    contract = registry.get(body.contract)
+    contract = registry.get(body.contract, block)
     if contract is None:
         return _failed(tx, RejectCode.UNKNOWN_CONTRACT, f"no contract named {body.contract!r} is active")
     try:

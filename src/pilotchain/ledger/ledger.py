@@ -45,7 +45,7 @@ from pilotchain.ledger.execution import (
     BlockOverlay,
     Caller,
     ContractError,
-    ContractRegistry,
+    ContractResolver,
     ContractState,
     TxContext,
     execute_transactions,
@@ -97,7 +97,7 @@ class _Prepared:
 
 class Ledger:
     def __init__(self, store: LedgerStore, genesis: Genesis, authenticator: SignerAuthenticator,
-                 registry: ContractRegistry) -> None:
+                 registry: ContractResolver) -> None:
         self.store = store
         self.genesis = genesis
         self.suite: Suite = get_suite(genesis.suite)
@@ -118,7 +118,7 @@ class Ledger:
         path: str | os.PathLike[str],
         genesis: Genesis,
         authenticator: SignerAuthenticator,
-        registry: ContractRegistry,
+        registry: ContractResolver,
     ) -> Ledger:
         """Open (recovering) or create the ledger at ``path``; writes block 0 when empty."""
         genesis.check()
@@ -205,7 +205,7 @@ class Ledger:
         """A read-only call against the head state: runs the method, discards its writes.
 
         Raises TxRejected (UNKNOWN_CONTRACT, BAD_ARGUMENTS, EXECUTION_FAILED, ...)."""
-        target = self.registry.get(contract)
+        target = self.registry.get(contract, self.store)
         if target is None:
             raise TxRejected(RejectCode.UNKNOWN_CONTRACT, f"no contract named {contract!r} is active")
         head = self.head()
