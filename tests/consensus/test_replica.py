@@ -13,6 +13,7 @@ from pilotchain.consensus import (
     Broadcast,
     ChainTip,
     Commit,
+    CommittedBlock,
     ConsensusWal,
     EvidenceFound,
     Persist,
@@ -168,7 +169,7 @@ def _committed_block(height: int = 1):
 def test_block_response_with_a_valid_certificate_commits() -> None:
     replica = make_replica(0)
     block, block_hash, certificate = _committed_block()
-    effects = deliver(replica, BlockResponse(block, certificate))
+    effects = deliver(replica, BlockResponse((CommittedBlock(block, certificate),), 2))
     assert [e.block_hash for e in effects if isinstance(e, Commit)] == [block_hash]
     assert replica.height == 2
 
@@ -178,7 +179,7 @@ def test_block_response_with_a_forged_certificate_is_dropped(signers: list[int])
     replica = make_replica(0)
     block, block_hash, _ = _committed_block()
     certificate = make_certificate(1, 0, block_hash, signers)
-    deliver(replica, BlockResponse(block, certificate))
+    deliver(replica, BlockResponse((CommittedBlock(block, certificate),), 2))
     assert replica.height == 1 and replica.drops["bad block response: certificate"] == 1
 
 
@@ -186,7 +187,7 @@ def test_block_response_with_a_certificate_for_another_block_is_dropped() -> Non
     replica = make_replica(0)
     block, _, _ = _committed_block()
     _, _, other_certificate = _committed_block(2)
-    deliver(replica, BlockResponse(block, other_certificate))
+    deliver(replica, BlockResponse((CommittedBlock(block, other_certificate),), 2))
     assert replica.height == 1
 
 
@@ -202,18 +203,18 @@ def test_block_request_is_served_from_committed_blocks() -> None:
     application = FakeApplication()
     replica = make_replica(0, application=application)
     block, _, certificate = _committed_block()
-    deliver(replica, BlockResponse(block, certificate))
+    deliver(replica, BlockResponse((CommittedBlock(block, certificate),), 2))
     effects = deliver(replica, BlockRequest(1), sender=5)
-    assert Send(5, BlockResponse(block, certificate)) in effects
+    assert Send(5, BlockResponse((CommittedBlock(block, certificate),), 2)) in effects
     assert not deliver(replica, BlockRequest(2), sender=5)  # not committed yet
 
 
 def test_votes_from_a_lagging_peer_get_the_block_pushed() -> None:
     replica = make_replica(0)
     block, _, certificate = _committed_block()
-    deliver(replica, BlockResponse(block, certificate))
+    deliver(replica, BlockResponse((CommittedBlock(block, certificate),), 2))
     effects = deliver(replica, sign_vote(3, PREVOTE, 1, 2, NIL), sender=3)
-    assert Send(3, BlockResponse(block, certificate)) in effects
+    assert Send(3, BlockResponse((CommittedBlock(block, certificate),), 2)) in effects
     assert not deliver(replica, sign_vote(3, PRECOMMIT, 1, 2, NIL), sender=3)  # rate limited
 
 
@@ -224,7 +225,7 @@ def test_next_height_messages_are_queued_then_replayed() -> None:
     block2, hash2 = make_block(2, tip=tip2)
     deliver(replica, sign_proposal(block2, 0), sender=2)
     assert replica.height == 1
-    effects = deliver(replica, BlockResponse(block, certificate))
+    effects = deliver(replica, BlockResponse((CommittedBlock(block, certificate),), 2))
     assert replica.height == 2
     assert [vote.block_hash for vote in broadcast_votes(effects, PREVOTE)] == [hash2]
 
@@ -243,7 +244,7 @@ def test_validator_set_in_block_h_runs_height_h_plus_1() -> None:
     new_set = ValidatorSet(TIP.validator_set.validators[:3] + (Validator(PUBLIC_KEYS[4], 1),))
     replica = make_replica(0)
     block, block_hash = make_block(payload=b"set:" + encode(new_set))
-    deliver(replica, BlockResponse(block, make_certificate(1, 0, block_hash, [1, 2, 3])))
+    deliver(replica, BlockResponse((CommittedBlock(block, make_certificate(1, 0, block_hash, [1, 2, 3])),), 2))
     assert replica.height == 2 and replica.validators.validator_set == new_set
     # validator 3 is gone at height 2: its votes are now from an unknown key
     tip2 = ChainTip(1, block_hash, block.header.timestamp_ms, new_set)
@@ -258,7 +259,7 @@ def test_removed_validator_becomes_an_observer_and_still_follows() -> None:
     new_set = ValidatorSet(TIP.validator_set.validators[1:] + (Validator(PUBLIC_KEYS[4], 1),))
     replica = make_replica(0)
     block, block_hash = make_block(payload=b"set:" + encode(new_set))
-    deliver(replica, BlockResponse(block, make_certificate(1, 0, block_hash, [1, 2, 3])))
+    deliver(replica, BlockResponse((CommittedBlock(block, make_certificate(1, 0, block_hash, [1, 2, 3])),), 2))
     assert not replica.is_validator
     replica.tick(NOW_MS + 100_000)
     assert not broadcast_votes(replica.take_effects())
@@ -297,3 +298,38 @@ def test_votes_with_out_of_range_fields_are_dropped() -> None:
 def test_genesis_hash_is_the_first_parent() -> None:
     replica = make_replica(0)
     assert replica.chain_tip.block_hash == GENESIS_HASH
+
+
+def _build_chain(length: int) -> list[CommittedBlock]:
+    chain: list[CommittedBlock] = []
+    tip = TIP
+    for height in range(1, length + 1):
+        block, block_hash = make_block(height, tip=tip, payload=b"block %d" % height)
+        chain.append(CommittedBlock(block, make_certificate(height, 0, block_hash, [0, 1, 2])))
+        tip = ChainTip(height, block_hash, block.header.timestamp_ms, TIP.validator_set)
+    return chain
+
+
+def test_catch_up_is_batched_and_continues_immediately() -> None:
+    chain = _build_chain(40)
+    application = FakeApplication(commits={c.block.header.height: (c.block, c.certificate) for c in chain})
+    last = chain[-1].block
+    tip = ChainTip(40, SUITE.hash(encode(last.header)), last.header.timestamp_ms, TIP.validator_set)
+    server = make_replica(2, tip=tip, application=application)
+    [response] = [e.message for e in deliver(server, BlockRequest(1), sender=0) if isinstance(e, Send)]
+    assert isinstance(response, BlockResponse)
+    assert len(response.commits) == 32 and response.responder_height == 41
+
+    lagging = make_replica(0)
+    effects = deliver(lagging, response, sender=2)
+    assert lagging.height == 33
+    assert len([e for e in effects if isinstance(e, Commit)]) == 32
+    assert Send(2, BlockRequest(33)) in effects
+
+
+def test_batch_stops_at_the_first_bad_block() -> None:
+    chain = _build_chain(3)
+    bad = CommittedBlock(chain[1].block, chain[0].certificate)
+    replica = make_replica(0)
+    deliver(replica, BlockResponse((chain[0], bad, chain[2]), 4), sender=2)
+    assert replica.height == 2 and replica.drops["bad block response: certificate"] == 1

@@ -55,6 +55,7 @@ from pilotchain.consensus.effects import (
 )
 from pilotchain.consensus.types import (
     BLOCK_HASH_NIL,
+    CATCHUP_BLOCKS_PER_RESPONSE_MAX,
     HASH_BYTES,
     PAYLOAD_BYTES_MAX,
     ROUND_MAX,
@@ -64,6 +65,7 @@ from pilotchain.consensus.types import (
     BlockResponse,
     ChainTip,
     CommitCertificate,
+    CommittedBlock,
     ConsensusMessage,
     ConsensusWal,
     DuplicateVoteEvidence,
@@ -83,6 +85,10 @@ RULE_FIRINGS_PER_INPUT_MAX = 64
 PROPOSALS_PER_ROUND_MAX = 2
 #: Peers remembered for catch-up and rate limiting.
 PEERS_TRACKED_MAX = 256
+#: A peer's unverifiable claim to be ahead is believed for at most this many heights at a time.
+HEIGHT_AHEAD_CLAIM_MAX = 1_000_000
+#: After this many retransmit intervals at one height, ask every peer for its block.
+STALL_INTERVALS = 3
 #: Own votes of rounds [round - this, round] are kept and re-broadcast by the retransmit timer.
 OWN_ROUNDS_RETRANSMITTED = 2
 
@@ -313,6 +319,8 @@ class Replica:
         self._timeout_precommit_at_ms = None
         self._retransmit_at_ms = None
         self._decided = False
+        self._height_entered_ms = self.now_ms
+        self._stall_request_at_ms = -(2**62)
         for peer, height in list(self._peers_ahead.items()):
             if height <= self.height:
                 del self._peers_ahead[peer]
@@ -440,7 +448,9 @@ class Replica:
         if self.validator_index not in tally.votes:
             tally.add(vote, self.validators.powers[self.validator_index])
 
-    def _decide(self, block: Block, block_hash: bytes, certificate: CommitCertificate) -> None:
+    def _decide(
+        self, block: Block, block_hash: bytes, certificate: CommitCertificate, *, request_more: bool = True
+    ) -> None:
         """decision_p[h_p] = v (lines 51-54), then the next height."""
         assert not self._decided
         assert block.header.height == self.height and block.header.parent_hash == self.chain_tip.block_hash
@@ -461,7 +471,7 @@ class Replica:
         for peer, messages in queued.items():
             for message in messages:
                 self._dispatch(message, peer)
-        if self._catchup_height_seen > self.height:
+        if request_more and self._catchup_height_seen > self.height:
             self._send_block_request()
 
     # ------------------------------------------------------------------ message handlers
@@ -622,29 +632,43 @@ class Replica:
         self._serve_commit(sender, request.height, requested=True)
 
     def _on_block_response(self, response: BlockResponse, sender: PeerId) -> None:
-        """Catch-up: a committed block is accepted on its certificate alone (no replay)."""
-        header = response.block.header
-        if header.height != self.height:
-            if header.height > self.height:
-                self._note_peer_ahead(sender, header.height + 1)
-            self.drops["ignoring: block response for another height"] += 1
+        """Catch-up: committed blocks are accepted on their certificates alone (no replay)."""
+        if not 1 <= len(response.commits) <= CATCHUP_BLOCKS_PER_RESPONSE_MAX:
+            self.drops["bad block response: block count"] += 1
             return
-        if len(response.block.payload) > self.config.payload_bytes_max:
+        for commit in response.commits:
+            height = commit.block.header.height
+            if height < self.height:
+                continue  # already have it (duplicate or overlapping responses)
+            if height > self.height:
+                self._note_peer_ahead(sender, height + 1)
+                self.drops["ignoring: block response for a future height"] += 1
+                return
+            if not self._accept_committed_block(commit, sender):
+                return
+        if response.responder_height > self.height:
+            self._note_peer_ahead(sender, min(response.responder_height, self.height + HEIGHT_AHEAD_CLAIM_MAX))
+            self._send_block_request()  # the next batch, right away
+
+    def _accept_committed_block(self, commit: CommittedBlock, sender: PeerId) -> bool:
+        block = commit.block
+        if len(block.payload) > self.config.payload_bytes_max:
             self.drops["bad block response: payload too large"] += 1
-            return
-        block_hash = compute_block_hash(self.suite, header)
+            return False
+        block_hash = compute_block_hash(self.suite, block.header)
         try:
             verify_commit_certificate(
-                response.certificate, block_hash, self.validators, self.suite,
+                commit.certificate, block_hash, self.validators, self.suite,
                 chain_id=self.config.chain_id, height=self.height,
             )
         except InvalidCertificate:
             self.drops["bad block response: certificate"] += 1
-            return
-        if not self._is_valid_block(response.block, block_hash):
+            return False
+        if not self._is_valid_block(block, block_hash):
             self.drops["bad block response: invalid block"] += 1
-            return
-        self._decide(response.block, block_hash, response.certificate)
+            return False
+        self._decide(block, block_hash, commit.certificate, request_more=False)
+        return True
 
     # ------------------------------------------------------------------ catch-up
 
@@ -684,10 +708,8 @@ class Replica:
             pushed_at_ms = self._pushed_at_ms.get(peer)
             if pushed_at_ms is not None and self.now_ms - pushed_at_ms < self.config.retransmit_interval_ms:
                 return
-        found = next(((b, c) for b, c in self._recent_commits if b.header.height == height), None)
-        if found is None:
-            found = self.application.load_commit(height)
-        if found is None:
+        commits = self._load_commits(height)
+        if not commits:
             return
         for table in (self._served_requests, self._pushed_at_ms):
             if len(table) >= PEERS_TRACKED_MAX and peer not in table:
@@ -696,7 +718,23 @@ class Replica:
             self._served_requests[peer] = (height, self.now_ms)
         else:
             self._pushed_at_ms[peer] = self.now_ms
-        self._emit(Send(peer, BlockResponse(found[0], found[1])))
+        self._emit(Send(peer, BlockResponse(tuple(commits), self.height)))
+
+    def _load_commits(self, height: int) -> list[CommittedBlock]:
+        """Committed blocks from ``height`` on, as many as fit in one response."""
+        commits: list[CommittedBlock] = []
+        payload_bytes = 0
+        for next_height in range(height, min(self.height, height + CATCHUP_BLOCKS_PER_RESPONSE_MAX)):
+            found = next(((b, c) for b, c in self._recent_commits if b.header.height == next_height), None)
+            if found is None:
+                found = self.application.load_commit(next_height)
+            if found is None:
+                break
+            payload_bytes += len(found[0].payload)
+            if commits and payload_bytes > self.config.payload_bytes_max:
+                break
+            commits.append(CommittedBlock(found[0], found[1]))
+        return commits
 
     # ------------------------------------------------------------------ timers
 
@@ -714,6 +752,7 @@ class Replica:
         if self._retransmit_at_ms is not None and now >= self._retransmit_at_ms:
             self._retransmit_at_ms = now + self.config.retransmit_interval_ms
             self._retransmit()
+            self._ask_around_if_stalled()
         if self._catchup_at_ms is not None and now >= self._catchup_at_ms:
             self._send_block_request()
 
@@ -727,6 +766,21 @@ class Replica:
             entry = round_state.first_proposal
             if entry.proposal.proposer_index == self.validator_index:
                 self._emit(Broadcast(entry.proposal))
+
+    def _ask_around_if_stalled(self) -> None:
+        """A replica stuck at one height asks every peer for the block of that height.
+
+        Peers ahead of it usually reveal themselves by their messages (see _note_peer_ahead),
+        but observers send nothing: a newly added validator that lags behind a validator set
+        made only of observers-to-be would otherwise never learn it is behind.
+        """
+        stalled_ms = self.now_ms - self._height_entered_ms
+        if stalled_ms < STALL_INTERVALS * self.config.retransmit_interval_ms:
+            return
+        if self.now_ms - self._stall_request_at_ms < STALL_INTERVALS * self.config.retransmit_interval_ms:
+            return
+        self._stall_request_at_ms = self.now_ms
+        self._emit(Broadcast(BlockRequest(self.height)))
 
     def _on_timeout_propose_rule_57(self) -> None:
         if self.step == Step.PROPOSE:

@@ -29,6 +29,7 @@ __all__ = [
     "BLOCK_HASH_NIL",
     "PROPOSAL_DOMAIN",
     "VOTE_DOMAIN",
+    "CATCHUP_BLOCKS_PER_RESPONSE_MAX",
     "MESSAGE_BYTES_MAX",
     "PAYLOAD_BYTES_MAX",
     "VALIDATORS_MAX",
@@ -40,6 +41,7 @@ __all__ = [
     "ChainTip",
     "CommitCertificate",
     "CommitSignature",
+    "CommittedBlock",
     "ConsensusMessage",
     "ConsensusWal",
     "DuplicateVoteEvidence",
@@ -66,7 +68,9 @@ PAYLOAD_BYTES_MAX: Final = 16 * 1024 * 1024
 VALIDATORS_MAX: Final = 128
 #: Rounds are bounded; a height that needs this many rounds means the network is broken.
 ROUND_MAX: Final = 1_000_000
-#: A message carries at most one payload plus at most two quorums of signatures.
+#: Catch-up responses carry at most this many blocks.
+CATCHUP_BLOCKS_PER_RESPONSE_MAX: Final = 32
+#: A message carries at most one payload's worth of bytes plus signatures.
 MESSAGE_BYTES_MAX: Final = PAYLOAD_BYTES_MAX + 512 * 1024
 #: Public keys and signatures of every supported suite are far below these.
 PUBLIC_KEY_BYTES_MAX: Final = 256
@@ -179,9 +183,18 @@ class BlockRequest(Record, frozen=True, tag=3):
     height: int
 
 
-class BlockResponse(Record, frozen=True, tag=4):
+class CommittedBlock(Record, frozen=True):
     block: Block
     certificate: CommitCertificate
+
+
+class BlockResponse(Record, frozen=True, tag=4):
+    """Consecutive committed blocks from the requested height on (at most
+    ``CATCHUP_BLOCKS_PER_RESPONSE_MAX``, payloads together at most ``PAYLOAD_BYTES_MAX``)."""
+
+    commits: tuple[CommittedBlock, ...]
+    #: the height the responder is working on, so a far-behind requester keeps asking it
+    responder_height: int
 
 
 ConsensusMessage: TypeAlias = Proposal | Vote | BlockRequest | BlockResponse

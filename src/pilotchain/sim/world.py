@@ -37,6 +37,7 @@ from pilotchain.consensus import (
     Commit,
     CommitCertificate,
     CommitSignature,
+    CommittedBlock,
     ConsensusConfig,
     ConsensusMessage,
     ConsensusWal,
@@ -220,6 +221,7 @@ class Node:
         self.application = SimApplication(world, self.disk)
         self.replica: Replica | None = None
         self.timer_generation = 0
+        self.incarnation = 0  # bumped at every start, so events of a crashed run are ignored
         self.clock_offset_ms = 0
         self.clock_rate_ppm = 0
         self.crash_on_next_persist = False
@@ -365,7 +367,7 @@ class World:
                 torn = "torn-write" in self.faults and ("crash" not in self.faults or rng.random() < 0.5)
                 self._push(at_ms, "crash", (node_id, torn))
                 self._push(at_ms + rng.randint(50, 2000), "restart", (node_id,))
-        if "partition" in self.faults:
+        if "partition" in self.faults and len(self.nodes) >= 2:
             for _ in range(rng.randint(1, 3)):
                 at_ms = rng.randint(0, end)
                 side = set(rng.sample(range(len(self.nodes)), rng.randint(1, len(self.nodes) - 1)))
@@ -525,6 +527,14 @@ class World:
         node.replica.receive(message, source, node.local_time(self.now_ms))
         self._run_effects(node)
 
+    def _on_payload(self, node_id: int, incarnation: int, request: RequestPayload) -> None:
+        node = self.nodes[node_id]
+        if node.replica is None or incarnation != node.incarnation or node.replica.height != request.height:
+            return
+        payload = self._make_payload(node)
+        node.replica.propose_payload(request.height, request.round, payload, node.local_time(self.now_ms))
+        self._run_effects(node)
+
     def _on_tick(self, node_id: int, generation: int) -> None:
         node = self.nodes[node_id]
         if node.replica is None or generation != node.timer_generation:
@@ -554,6 +564,7 @@ class World:
             application=node.application, chain_tip=tip, wal=wal,
         )
         node.timer_generation += 1
+        node.incarnation += 1
         node.replica.start(node.local_time(max(at_ms, self.now_ms)))
         self._run_effects(node)
 
@@ -582,9 +593,8 @@ class World:
                 elif isinstance(effect, SetTimer):
                     node.timer_generation += 1
                     self._push(max(node.global_time(effect.deadline_ms), self.now_ms), "tick", (node.node_id, node.timer_generation))
-                elif isinstance(effect, RequestPayload):
-                    payload = self._make_payload(node)
-                    replica.propose_payload(effect.height, effect.round, payload, node.local_time(self.now_ms))
+                elif isinstance(effect, RequestPayload):  # the application takes a moment
+                    self._push(self.now_ms + self.rng.randint(1, 10), "payload", (node.node_id, node.incarnation, effect))
                 elif isinstance(effect, EvidenceFound):
                     self.evidence_count += 1
                     self._check_evidence(replica, effect)
@@ -715,7 +725,7 @@ class World:
         if behaviour == "lock-attack" and to is None:
             return [(t, message) for t in self._aim_lock_attack(node, message, others)]
         if behaviour == "forge-certificate" and isinstance(message, BlockResponse) and rng.random() < 0.7:
-            return [(t, self._forge_response(node, message.block.header.height)) for t in targets]
+            return [(t, self._forge_response(node, message.commits[0].block.header.height)) for t in targets]
         return [(t, message) for t in targets]
 
     def _aim_lock_attack(self, node: Node, message: ConsensusMessage, others: list[int]) -> list[int]:
@@ -804,7 +814,7 @@ class World:
                 entries += [CommitSignature(i, bytes(64)) for i in range(len(validators)) if i != index]
                 entries.sort(key=lambda entry: entry.validator_index)
             certificate = CommitCertificate(self.chain_id, height, 0, block_hash, tuple(entries))
-        return BlockResponse(Block(header, payload), certificate)
+        return BlockResponse((CommittedBlock(Block(header, payload), certificate),), height + self.rng.randint(1, 100))
 
     def _misbehave_periodically(self, node: Node) -> None:
         replica = node.replica
