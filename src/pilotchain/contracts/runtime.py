@@ -1,0 +1,549 @@
+"""Running a deployed Python contract: argument binding, permissions, the API binding, errors.
+
+Theory of operation
+-------------------
+:class:`PythonContract` adapts one compiled contract (see :mod:`pilotchain.contracts.sandbox`)
+to the ledger's :class:`~pilotchain.ledger.execution.NativeContract` protocol. One call:
+
+1. find the method (a top-level function; ``init`` / ``upgrade`` only for governance) —
+   UNKNOWN_METHOD otherwise;
+2. check the deploy-time permission rule for the method against the caller — PERMISSION_DENIED;
+3. bind the argument value to the parameters (a map by name, a list by position, ``None`` for
+   none) — BAD_ARGUMENTS;
+4. execute the module body in fresh globals (sandbox builtins, guards bound to this
+   transaction's :class:`~pilotchain.contracts.sandbox.Meter`, and a fresh binding of the
+   contract API over this call's :class:`~pilotchain.ledger.execution.ContractState`), then the
+   method; the result must be canonically encodable;
+5. translate *everything* that leaves contract code into a ContractError: the step budget
+   (OUT_OF_STEPS), the memory and depth bounds, RecursionError, MemoryError and every other
+   exception (EXECUTION_FAILED, with a scrubbed, deterministic message). The ledger then commits
+   the transaction as failed and throws its writes away; the node never sees a contract's
+   exception.
+
+Calls between contracts run the callee on a child ContractState layered over the caller's
+pending writes; the callee's writes, reads and events merge into the caller's only when the
+callee returns normally. Values cross the boundary as canonical copies, so two contracts never
+share a mutable object. Nested calls share the transaction's meter; contract nesting is bounded
+by :data:`CONTRACT_CALL_DEPTH_MAX`.
+
+Pure: no I/O, clock or randomness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pilotchain.codec import CodecError, Record, decode
+from pilotchain.contracts.api import CallerInfo, Context
+from pilotchain.contracts.sandbox import (
+    CheckedContract,
+    Guards,
+    Meter,
+    MethodSignature,
+    OutOfSteps,
+    SandboxAbort,
+    SandboxLimits,
+    sandbox_builtins,
+    scrub_message,
+)
+from pilotchain.ledger.execution import (
+    Caller,
+    ContractError,
+    ContractState,
+    NativeContract,
+    StateReader,
+    TxContext,
+)
+from pilotchain.ledger.tx import RejectCode, decode_args, encode_args
+
+__all__ = [
+    "MethodRule",
+    "DeployedContract",
+    "PythonContract",
+    "FrozenContract",
+    "StateView",
+    "child_state",
+    "merge_child",
+    "CONTRACT_CALL_DEPTH_MAX",
+    "GOVERNANCE_METHODS",
+    "EVENTS_MAX",
+]
+
+#: Contracts calling contracts, nested (the transaction's own call is depth 0).
+CONTRACT_CALL_DEPTH_MAX = 8
+#: Events one transaction may emit.
+EVENTS_MAX = 256
+#: Methods only governance runs (when a version is activated).
+GOVERNANCE_METHODS = frozenset({"init", "upgrade"})
+#: Contracts a Python contract may not call.
+UNCALLABLE_FROM_CONTRACTS = frozenset({"gov"})
+
+_HANDLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_STEP_BYTES = 1024
+
+
+class MethodRule(Record, frozen=True):
+    """Who may call a method: callers holding one of ``roles`` (any role when empty) and
+    belonging to one of ``orgs`` (any member organisation when empty)."""
+
+    roles: tuple[str, ...] = ()
+    orgs: tuple[str, ...] = ()
+
+    def allows(self, caller: Caller) -> bool:
+        if self.roles and not set(self.roles).intersection(caller.roles):
+            return False
+        return not self.orgs or caller.org in self.orgs
+
+
+class DeployedContract(Record, frozen=True):
+    """A Python contract as governance activated it (``gov`` namespace, ``c/<name>``)."""
+
+    name: str
+    version: str
+    #: the chain suite's hash of the UTF-8 source (the code is stored under ``code/<hash>``)
+    code_hash: bytes
+    #: method (or ``"*"`` for every other method) -> rule, sorted by method
+    permissions: tuple[tuple[str, MethodRule], ...]
+    activated_height: int
+    proposal_id: int
+    frozen: bool = False
+    frozen_reason: str = ""
+    #: every version activated so far, oldest first
+    versions: tuple[str, ...] = ()
+
+    def rule_for(self, method: str) -> MethodRule | None:
+        fallback = None
+        for name, rule in self.permissions:
+            if name == method:
+                return rule
+            if name == "*":
+                fallback = rule
+        return fallback
+
+
+class Resolver(Protocol):
+    def get(self, name: str, state: StateReader) -> NativeContract | None: ...
+
+
+class StateView:
+    """The state a ContractState sees (its pending writes, then its base), as a StateReader
+    over full keys."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: ContractState) -> None:
+        self._state = state
+
+    def get(self, key: bytes) -> bytes | None:
+        writes = self._state.writes
+        if key in writes:
+            return writes[key]
+        # ContractState keeps its base view private; reading through it is what nesting needs
+        return self._state._block.get(key)  # noqa: SLF001
+
+
+def child_state(parent: ContractState, contract: str) -> ContractState:
+    """A ContractState for ``contract`` layered over ``parent``'s pending writes."""
+    return ContractState(contract, StateView(parent))  # type: ignore[arg-type]  # duck-typed base
+
+
+def merge_child(parent: ContractState, child: ContractState) -> None:
+    parent.writes.update(child.writes)
+    parent.reads.update(child.reads)
+    parent.events.extend(child.events)
+
+
+def _caller_info(caller: Caller) -> CallerInfo:
+    return CallerInfo(name=caller.name, org=caller.org, roles=tuple(caller.roles))
+
+
+class _Execution:
+    """One transaction's run of Python contracts: the meter and the shared, bound builtins."""
+
+    __slots__ = ("meter", "guard_names", "builtins", "resolver", "tx", "depth", "events")
+
+    def __init__(self, limits: SandboxLimits, resolver: Resolver, tx: TxContext) -> None:
+        self.meter = Meter(limits)
+        guards = Guards(self.meter)
+        self.guard_names = guards.names()
+        self.builtins = sandbox_builtins(guards)
+        self.resolver = resolver
+        self.tx = tx
+        self.depth = 0
+        self.events = 0
+
+
+def _copy_value(value: Any, what: str) -> Any:
+    """A canonical copy of ``value`` (CodecError -> TypeError, which contract code sees)."""
+    try:
+        return decode_args(encode_args(value))
+    except CodecError as exc:
+        raise TypeError(f"{what} cannot be stored or sent: {exc}") from None
+
+
+def _message(message: Any) -> str:
+    if isinstance(message, str):
+        return message[:300]
+    if isinstance(message, int):
+        return str(message)
+    return f"(a {type(message).__name__})"
+
+
+class _Api:
+    """The contract API bound to one call: its state, its caller, the transaction."""
+
+    __slots__ = ("_execution", "_state", "_contract", "context")
+
+    def __init__(self, execution: _Execution, state: ContractState, contract: PythonContract, caller: Caller) -> None:
+        self._execution = execution
+        self._state = state
+        self._contract = contract
+        tx = execution.tx
+        self.context = Context(
+            contract=contract.name,
+            caller=_caller_info(caller),
+            origin=_caller_info(tx.caller),
+            height=tx.height,
+            timestamp_ms=tx.timestamp_ms,
+            tx_id=tx.tx_id,
+            chain_id=tx.chain_id,
+        )
+
+    def names(self) -> dict[str, Any]:
+        return {
+            "Map": self.map,
+            "Variable": self.variable,
+            "emit": self.emit,
+            "call": self.call,
+            "context": self.context,
+            "require": _require,
+            "fail": _fail,
+            "deny": _deny,
+            "reject_arguments": _reject_arguments,
+            "sha256": self.sha256,
+        }
+
+    # -- storage
+
+    def map(self, name: str) -> _MapHandle:
+        return _MapHandle(self, b"m/" + _handle_name(name) + b"\x00")
+
+    def variable(self, name: str) -> _VariableHandle:
+        return _VariableHandle(self, b"v/" + _handle_name(name))
+
+    def read(self, key: bytes) -> Any:
+        raw = self._state.get(key)
+        if raw is None:
+            self._execution.meter.step()
+            return None
+        self._execution.meter.charge(1 + len(raw) // _STEP_BYTES)
+        return decode(raw, Any)  # type: ignore[arg-type]
+
+    def write(self, key: bytes, value: Any) -> None:
+        try:
+            raw = encode_args(value)
+        except CodecError as exc:
+            raise TypeError(f"value cannot be stored: {exc}") from None
+        self._execution.meter.charge(1 + len(raw) // _STEP_BYTES)
+        self._state.put(key, raw)
+
+    def delete(self, key: bytes) -> None:
+        self._execution.meter.step()
+        self._state.delete(key)
+
+    # -- effects
+
+    def emit(self, name: str, payload: Any = None) -> None:
+        if type(name) is not str or not _HANDLE_NAME.match(name):
+            raise ValueError("event names are lower-case identifiers (a-z, 0-9, _)")
+        execution = self._execution
+        if execution.events >= EVENTS_MAX:
+            raise ValueError(f"a transaction emits at most {EVENTS_MAX} events")
+        copy = _copy_value(payload, "event payload")
+        execution.meter.step()
+        execution.events += 1
+        self._state.emit(name, copy)
+
+    def call(self, contract: str, method: str, args: Any = None) -> Any:
+        if type(contract) is not str or type(method) is not str:
+            raise TypeError("call(contract, method, args): contract and method are names (str)")
+        return self._contract.call_other(self._execution, self._state, contract, method, args)
+
+    def sha256(self, data: Any) -> bytes:
+        if isinstance(data, str):
+            data = data.encode()
+        if not isinstance(data, bytes):
+            raise TypeError("sha256 takes bytes or str")
+        self._execution.meter.charge(1 + len(data) // _STEP_BYTES)
+        return hashlib.sha256(data).digest()
+
+
+def _handle_name(name: Any) -> bytes:
+    if type(name) is not str or not _HANDLE_NAME.match(name):
+        raise ValueError("Map / Variable names are lower-case identifiers (a-z, 0-9, _)")
+    return name.encode()
+
+
+def _key_bytes(key: Any) -> bytes:
+    if type(key) not in (str, int, bytes):
+        raise TypeError(f"Map keys are str, int or bytes, not {type(key).__name__}")
+    try:
+        return encode_args(key)
+    except CodecError as exc:
+        raise ValueError(f"Map key cannot be encoded: {exc}") from None
+
+
+class _MapHandle:
+    """``Map(name)``: a typed map in the contract's namespace (keys str, int or bytes)."""
+
+    __slots__ = ("_api", "_prefix")
+
+    def __init__(self, api: _Api, prefix: bytes) -> None:
+        self._api = api
+        self._prefix = prefix
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = self._api.read(self._prefix + _key_bytes(key))
+        return default if value is None else value
+
+    def set(self, key: Any, value: Any) -> None:
+        if value is None:
+            raise ValueError("store None by deleting the key (Map.delete)")
+        self._api.write(self._prefix + _key_bytes(key), value)
+
+    def delete(self, key: Any) -> None:
+        self._api.delete(self._prefix + _key_bytes(key))
+
+    def contains(self, key: Any) -> bool:
+        return self._api.read(self._prefix + _key_bytes(key)) is not None
+
+
+class _VariableHandle:
+    """``Variable(name)``: one value in the contract's namespace."""
+
+    __slots__ = ("_api", "_key")
+
+    def __init__(self, api: _Api, key: bytes) -> None:
+        self._api = api
+        self._key = key
+
+    def get(self, default: Any = None) -> Any:
+        value = self._api.read(self._key)
+        return default if value is None else value
+
+    def set(self, value: Any) -> None:
+        if value is None:
+            raise ValueError("store None by deleting the variable (Variable.delete)")
+        self._api.write(self._key, value)
+
+    def delete(self) -> None:
+        self._api.delete(self._key)
+
+
+def _require(condition: Any, message: Any = "requirement failed") -> None:
+    if not condition:
+        raise ContractError(_message(message), RejectCode.EXECUTION_FAILED)
+
+
+def _fail(message: Any = "failed") -> None:
+    raise ContractError(_message(message), RejectCode.EXECUTION_FAILED)
+
+
+def _deny(message: Any = "permission denied") -> None:
+    raise ContractError(_message(message), RejectCode.PERMISSION_DENIED)
+
+
+def _reject_arguments(message: Any = "bad arguments") -> None:
+    raise ContractError(_message(message), RejectCode.BAD_ARGUMENTS)
+
+
+def _bind(signature: MethodSignature, args: Any) -> tuple[list[Any], dict[str, Any]]:
+    """Positional and keyword arguments for ``signature`` from the call's argument value."""
+    usage = f"{signature.name}({', '.join(signature.params)})"
+    if args is None:
+        positional: list[Any] = []
+        keywords: dict[str, Any] = {}
+    elif isinstance(args, dict):
+        if not all(isinstance(key, str) for key in args):
+            raise ContractError(f"argument names must be strings; call {usage}", RejectCode.BAD_ARGUMENTS)
+        unknown = sorted(set(args) - set(signature.params))
+        if unknown:
+            raise ContractError(f"unknown arguments {unknown}; call {usage}", RejectCode.BAD_ARGUMENTS)
+        positional, keywords = [], dict(args)
+    elif isinstance(args, list | tuple):
+        if len(args) > len(signature.params):
+            raise ContractError(f"too many arguments; call {usage}", RejectCode.BAD_ARGUMENTS)
+        positional, keywords = list(args), {}
+    elif len(signature.params) >= 1:
+        positional, keywords = [args], {}
+    else:
+        raise ContractError(f"{signature.name} takes no arguments", RejectCode.BAD_ARGUMENTS)
+    given = set(signature.params[: len(positional)]) | set(keywords)
+    missing = [name for name in signature.required if name not in given]
+    if missing:
+        raise ContractError(f"missing arguments {missing}; call {usage}", RejectCode.BAD_ARGUMENTS)
+    return positional, keywords
+
+
+@dataclass(frozen=True, slots=True)
+class FrozenContract:
+    """What the resolver returns for a frozen contract: every call refused, with the reason."""
+
+    name: str
+    version: str
+    reason: str
+
+    def call(self, method: str, args: Any, ctx: TxContext, state: ContractState) -> tuple[Any, int]:
+        raise ContractError(
+            f"contract {self.name!r} (version {self.version}) is frozen by governance"
+            f"{': ' + self.reason if self.reason else ''}; it runs again only after an approved "
+            "unfreeze_contract proposal",
+            RejectCode.PERMISSION_DENIED,
+        )
+
+
+class PythonContract:
+    """A deployed contract as a NativeContract (see the module docstring)."""
+
+    __slots__ = ("name", "record", "compiled", "resolver", "limits")
+
+    def __init__(
+        self,
+        record: DeployedContract,
+        compiled: CheckedContract,
+        resolver: Resolver,
+        limits: SandboxLimits,
+    ) -> None:
+        self.name = record.name
+        self.record = record
+        self.compiled = compiled
+        self.resolver = resolver
+        self.limits = limits
+
+    # -- the NativeContract protocol
+
+    def call(self, method: str, args: Any, ctx: TxContext, state: ContractState) -> tuple[Any, int]:
+        return self.run(method, args, ctx, state, governance=False)
+
+    def run(
+        self, method: str, args: Any, ctx: TxContext, state: ContractState, *, governance: bool
+    ) -> tuple[Any, int]:
+        """Run ``method`` as the outermost call of a transaction; every failure is a ContractError."""
+        execution = _Execution(self.limits, self.resolver, ctx)
+        try:
+            result = self.execute(execution, state, method, args, ctx.caller, governance=governance)
+        except ContractError:
+            raise
+        except OutOfSteps as exc:
+            raise ContractError(f"out of steps: {exc}", RejectCode.OUT_OF_STEPS) from None
+        except SandboxAbort as exc:
+            raise ContractError(str(exc), RejectCode.EXECUTION_FAILED) from None
+        except RecursionError:
+            raise ContractError("recursion too deep", RejectCode.EXECUTION_FAILED) from None
+        except MemoryError:
+            raise ContractError("memory exhausted", RejectCode.EXECUTION_FAILED) from None
+        except Exception as exc:  # noqa: BLE001 - contract code may raise anything; none escapes
+            raise ContractError(
+                f"{self.name}.{method} failed: {scrub_message(exc)}", RejectCode.EXECUTION_FAILED
+            ) from None
+        return result, execution.meter.steps_used
+
+    # -- one call (outermost or nested)
+
+    def method_signature(self, method: str, governance: bool) -> MethodSignature:
+        signature = self.compiled.function(method)
+        hidden = method.startswith("_") or (method in GOVERNANCE_METHODS and not governance)
+        if signature is None or hidden:
+            public = sorted(
+                s.name for s in self.compiled.functions
+                if not s.name.startswith("_") and s.name not in GOVERNANCE_METHODS
+            )
+            raise ContractError(
+                f"contract {self.name!r} (version {self.record.version}) has no method {method!r}; "
+                f"methods: {', '.join(public) or 'none'}",
+                RejectCode.UNKNOWN_METHOD,
+            )
+        return signature
+
+    def check_permission(self, method: str, caller: Caller) -> None:
+        rule = self.record.rule_for(method)
+        if rule is not None and not rule.allows(caller):
+            who = f"{caller.name} of {caller.org or 'no organisation'} (roles {', '.join(caller.roles) or 'none'})"
+            need = []
+            if rule.roles:
+                need.append(f"role {' or '.join(rule.roles)}")
+            if rule.orgs:
+                need.append(f"organisation {' or '.join(rule.orgs)}")
+            raise ContractError(
+                f"{self.name}.{method} needs {' and '.join(need)}; {who} may not call it",
+                RejectCode.PERMISSION_DENIED,
+            )
+
+    def execute(
+        self,
+        execution: _Execution,
+        state: ContractState,
+        method: str,
+        args: Any,
+        caller: Caller,
+        *,
+        governance: bool = False,
+    ) -> Any:
+        signature = self.method_signature(method, governance)
+        if not governance:
+            self.check_permission(method, caller)
+        positional, keywords = _bind(signature, args)
+        api = _Api(execution, state, self, caller)
+        module_globals: dict[str, Any] = {"__builtins__": execution.builtins, "__name__": self.name}
+        module_globals.update(execution.guard_names)
+        module_globals.update(api.names())
+        exec(self.compiled.code, module_globals)  # noqa: S102 - checked, instrumented contract code
+        result = module_globals[method](*positional, **keywords)
+        try:
+            encode_args(result)
+        except CodecError as exc:
+            raise ContractError(
+                f"{self.name}.{method} returned a value that cannot be encoded: {exc}",
+                RejectCode.EXECUTION_FAILED,
+            ) from None
+        return result
+
+    def call_other(
+        self, execution: _Execution, state: ContractState, contract: str, method: str, args: Any
+    ) -> Any:
+        """``call(contract, method, args)`` from inside this contract."""
+        if contract in UNCALLABLE_FROM_CONTRACTS:
+            raise ContractError(f"contracts may not call {contract!r}", RejectCode.PERMISSION_DENIED)
+        if execution.depth >= CONTRACT_CALL_DEPTH_MAX:
+            raise ContractError(
+                f"contract calls nest deeper than {CONTRACT_CALL_DEPTH_MAX}", RejectCode.EXECUTION_FAILED
+            )
+        copied_args = _copy_value(args, "call arguments")
+        execution.meter.step()
+        target = execution.resolver.get(contract, StateView(state))
+        if target is None:
+            raise ContractError(f"no contract named {contract!r} is active", RejectCode.UNKNOWN_CONTRACT)
+        as_caller = Caller(name=f"contract:{self.name}", org="", roles=("contract",), certificate_id=b"")
+        child = child_state(state, contract)
+        execution.depth += 1
+        try:
+            if isinstance(target, PythonContract):
+                result = target.execute(execution, child, method, copied_args, as_caller)
+            else:
+                tx = execution.tx
+                nested_ctx = TxContext(
+                    chain_id=tx.chain_id, height=tx.height, timestamp_ms=tx.timestamp_ms,
+                    tx_id=tx.tx_id, caller=as_caller,
+                )
+                try:
+                    result, steps = target.call(method, copied_args, nested_ctx, child)
+                except (TypeError, ValueError, KeyError, IndexError) as exc:
+                    raise ContractError(f"{contract}.{method}: {scrub_message(exc)}", RejectCode.BAD_ARGUMENTS) from None
+                execution.meter.charge(max(int(steps), 1))
+        finally:
+            execution.depth -= 1
+        merge_child(state, child)
+        return _copy_value(result, "call result")
