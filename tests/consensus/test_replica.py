@@ -18,6 +18,7 @@ from pilotchain.consensus import (
     EvidenceFound,
     Persist,
     Send,
+    SetTimer,
     Step,
     Validator,
     ValidatorSet,
@@ -227,7 +228,11 @@ def test_next_height_messages_are_queued_then_replayed() -> None:
     assert replica.height == 1
     effects = deliver(replica, BlockResponse((CommittedBlock(block, certificate),), 2))
     assert replica.height == 2
-    assert [vote.block_hash for vote in broadcast_votes(effects, PREVOTE)] == [hash2]
+    # nothing about height 2 happens in the input that committed height 1: the shell first runs
+    # the Commit (validate_payload must see committed state), then the replica asks for a tick
+    assert not broadcast_votes(effects) and SetTimer(NOW_MS) in effects
+    replica.tick(NOW_MS)
+    assert [vote.block_hash for vote in broadcast_votes(replica.take_effects(), PREVOTE)] == [hash2]
 
 
 def test_future_height_queue_is_bounded_per_peer() -> None:
@@ -322,9 +327,14 @@ def test_catch_up_is_batched_and_continues_immediately() -> None:
 
     lagging = make_replica(0)
     effects = deliver(lagging, response, sender=2)
+    for _ in range(40):  # one block per input, each after a SetTimer(now) asking for a tick
+        lagging.tick(NOW_MS)
+        step_effects = lagging.take_effects()
+        assert len([e for e in step_effects if isinstance(e, Commit)]) <= 1
+        effects += step_effects
     assert lagging.height == 33
     assert len([e for e in effects if isinstance(e, Commit)]) == 32
-    assert Send(2, BlockRequest(33)) in effects
+    assert [e for e in effects if isinstance(e, Send)] == [Send(2, BlockRequest(33))]
 
 
 def test_batch_stops_at_the_first_bad_block() -> None:
@@ -332,4 +342,5 @@ def test_batch_stops_at_the_first_bad_block() -> None:
     bad = CommittedBlock(chain[1].block, chain[0].certificate)
     replica = make_replica(0)
     deliver(replica, BlockResponse((chain[0], bad, chain[2]), 4), sender=2)
+    replica.tick(NOW_MS)
     assert replica.height == 2 and replica.drops["bad block response: certificate"] == 1

@@ -89,6 +89,8 @@ PEERS_TRACKED_MAX = 256
 HEIGHT_AHEAD_CLAIM_MAX = 1_000_000
 #: After this many retransmit intervals at one height, ask every peer for its block.
 STALL_INTERVALS = 3
+#: Messages held between a decision and the next input (the rest of a catch-up batch, replays).
+HELD_MESSAGES_MAX = 4096
 #: Own votes of rounds [round - this, round] are kept and re-broadcast by the retransmit timer.
 OWN_ROUNDS_RETRANSMITTED = 2
 
@@ -204,6 +206,11 @@ class Replica:
         self._evidence_keys: set[tuple[int, int, int, int]] = set()
         self._recent_commits: deque[tuple[Block, CommitCertificate]] = deque(maxlen=config.recent_commits_max)
         self._future_messages: dict[PeerId, deque[ConsensusMessage]] = {}
+        #: set by _decide: the rest of this input is held until the shell has run the Commit
+        self._decided_in_input = False
+        self._held_messages: deque[tuple[ConsensusMessage, PeerId]] = deque(maxlen=HELD_MESSAGES_MAX)
+        self._resume_at_ms: int | None = None
+        self._requested_height = 0
         self._peers_ahead: dict[PeerId, int] = {}
         self._catchup_height_seen = 0
         self._catchup_at_ms: int | None = None
@@ -239,6 +246,7 @@ class Replica:
         """A decoded message from peer ``sender``. Invalid messages are dropped and counted."""
         self._require_started()
         self._advance_clock(now_ms)
+        self._resume_after_decision()
         self._dispatch(message, sender)
         self._run_rules()
         self._update_timer()
@@ -248,6 +256,7 @@ class Replica:
         self._require_started()
         self._advance_clock(now_ms)
         self._timer_emitted_ms = None  # the shell's timer is spent: always re-arm it
+        self._resume_after_decision()
         self._on_timers()
         self._run_rules()
         self._update_timer()
@@ -258,6 +267,7 @@ class Replica:
         if len(payload) > self.config.payload_bytes_max:
             raise ValueError(f"payload is {len(payload)} bytes, limit {self.config.payload_bytes_max}")
         self._advance_clock(now_ms)
+        self._resume_after_decision()
         if self._awaiting_payload != (height, round_) or self.round != round_ or self.step != Step.PROPOSE:
             self.drops["stale payload"] += 1
         else:
@@ -448,11 +458,15 @@ class Replica:
         if self.validator_index not in tally.votes:
             tally.add(vote, self.validators.powers[self.validator_index])
 
-    def _decide(
-        self, block: Block, block_hash: bytes, certificate: CommitCertificate, *, request_more: bool = True
-    ) -> None:
-        """decision_p[h_p] = v (lines 51-54), then the next height."""
-        assert not self._decided
+    def _decide(self, block: Block, block_hash: bytes, certificate: CommitCertificate) -> None:
+        """decision_p[h_p] = v (lines 51-54), then the next height.
+
+        Nothing else happens in this input: later messages are held and the replica asks for a
+        tick now (``SetTimer(now_ms)``). So the shell executes the ``Commit`` before any
+        Application callback about the next height (``validate_payload`` runs on committed
+        state).
+        """
+        assert not self._decided and not self._decided_in_input
         assert block.header.height == self.height and block.header.parent_hash == self.chain_tip.block_hash
         self._decided = True
         self._emit(Commit(block, block_hash, certificate))
@@ -466,17 +480,33 @@ class Replica:
             raise AssertionError(f"a committed block installs an unusable validator set: {exc}") from exc
         self._start_round(0)
         self._retransmit_at_ms = self.now_ms + self.config.retransmit_interval_ms
+        self._decided_in_input = True
+        self._resume_at_ms = self.now_ms
+
+    def _resume_after_decision(self) -> None:
+        """Start of an input after a decision: replay what was held and queued for this height."""
+        if not self._decided_in_input:
+            return
+        self._decided_in_input = False
+        self._resume_at_ms = None
+        held = list(self._held_messages)
+        self._held_messages.clear()
         queued = self._future_messages
         self._future_messages = {}
+        for message, peer in held:
+            self._dispatch(message, peer)
         for peer, messages in queued.items():
             for message in messages:
                 self._dispatch(message, peer)
-        if request_more and self._catchup_height_seen > self.height:
+        if not self._decided_in_input and self._catchup_height_seen > self.height and self._requested_height < self.height:
             self._send_block_request()
 
     # ------------------------------------------------------------------ message handlers
 
     def _dispatch(self, message: ConsensusMessage, sender: PeerId) -> None:
+        if self._decided_in_input:
+            self._held_messages.append((message, sender))
+            return
         if isinstance(message, Vote):
             self._on_vote(message, sender)
         elif isinstance(message, Proposal):
@@ -632,11 +662,17 @@ class Replica:
         self._serve_commit(sender, request.height, requested=True)
 
     def _on_block_response(self, response: BlockResponse, sender: PeerId) -> None:
-        """Catch-up: committed blocks are accepted on their certificates alone (no replay)."""
-        if not 1 <= len(response.commits) <= CATCHUP_BLOCKS_PER_RESPONSE_MAX:
+        """Catch-up: committed blocks are accepted on their certificates alone (no replay).
+
+        One block per input: after each decision the rest of the batch is held (see _decide).
+        """
+        commits = response.commits
+        if not 1 <= len(commits) <= CATCHUP_BLOCKS_PER_RESPONSE_MAX:
             self.drops["bad block response: block count"] += 1
             return
-        for commit in response.commits:
+        if response.responder_height > self.height:
+            self._note_peer_ahead(sender, min(response.responder_height, self.height + HEIGHT_AHEAD_CLAIM_MAX))
+        for index, commit in enumerate(commits):
             height = commit.block.header.height
             if height < self.height:
                 continue  # already have it (duplicate or overlapping responses)
@@ -644,13 +680,13 @@ class Replica:
                 self._note_peer_ahead(sender, height + 1)
                 self.drops["ignoring: block response for a future height"] += 1
                 return
-            if not self._accept_committed_block(commit, sender):
+            if not self._accept_committed_block(commit):
                 return
-        if response.responder_height > self.height:
-            self._note_peer_ahead(sender, min(response.responder_height, self.height + HEIGHT_AHEAD_CLAIM_MAX))
-            self._send_block_request()  # the next batch, right away
+            if index + 1 < len(commits):
+                self._held_messages.append((BlockResponse(commits[index + 1 :], response.responder_height), sender))
+            return
 
-    def _accept_committed_block(self, commit: CommittedBlock, sender: PeerId) -> bool:
+    def _accept_committed_block(self, commit: CommittedBlock) -> bool:
         block = commit.block
         if len(block.payload) > self.config.payload_bytes_max:
             self.drops["bad block response: payload too large"] += 1
@@ -667,7 +703,7 @@ class Replica:
         if not self._is_valid_block(block, block_hash):
             self.drops["bad block response: invalid block"] += 1
             return False
-        self._decide(block, block_hash, commit.certificate, request_more=False)
+        self._decide(block, block_hash, commit.certificate)
         return True
 
     # ------------------------------------------------------------------ catch-up
@@ -688,6 +724,7 @@ class Replica:
         self._catchup_rotation += 1
         peer = peers[self._catchup_rotation % len(peers)]
         self._emit(Send(peer, BlockRequest(self.height)))
+        self._requested_height = self.height
         self._catchup_at_ms = self.now_ms + self.config.catchup_retry_ms
 
     def _serve_commit(self, peer: PeerId, height: int, *, requested: bool) -> None:
@@ -800,7 +837,7 @@ class Replica:
 
     def _run_rules(self) -> None:
         for _ in range(RULE_FIRINGS_PER_INPUT_MAX):
-            if not self._fire_one_rule():
+            if self._decided_in_input or not self._fire_one_rule():
                 return
         raise AssertionError("upon-rules keep firing: the state machine is not converging")
 
@@ -1045,6 +1082,7 @@ class Replica:
                 self._timeout_precommit_at_ms,
                 self._retransmit_at_ms,
                 self._catchup_at_ms,
+                self._resume_at_ms,
             )
             if deadline is not None
         ]

@@ -190,6 +190,11 @@ class SimApplication:
         self.disk = disk
 
     def validate_payload(self, height: int, parent_hash: bytes, payload: bytes) -> bool:
+        if height != len(self.disk.blocks) + 1:
+            self.world.safety_violations.append(
+                f"validate_payload({height}) called while the node's ledger is at {len(self.disk.blocks)}: "
+                "the replica must not judge a block before the shell has run the parent's Commit"
+            )
         try:
             decoded = decode(payload, SimPayload)
         except CodecError:
