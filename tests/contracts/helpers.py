@@ -22,7 +22,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "contracts"
 @contextlib.contextmanager
 def governed_chain(*, orgs: int = 3, auto_produce: bool = True) -> Iterator[LocalChain]:
     with contextlib.ExitStack() as stack:
-        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-contracts-")))
+        root = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-contracts-"))
+        )
         consortium = create_consortium(root / "network", orgs=orgs)
         loop_thread = _LoopThread()
         stack.callback(loop_thread.stop)
@@ -71,8 +73,12 @@ def deploy_payload(
     }
 
 
-def propose(client: Client, admin: Identity, kind: str, payload: dict[str, Any], **extra: Any) -> TxResult:
-    return client.invoke(admin, "gov", "propose", {"kind": kind, "payload": payload, **extra}, check=False)
+def propose(
+    client: Client, admin: Identity, kind: str, payload: dict[str, Any], **extra: Any
+) -> TxResult:
+    return client.invoke(
+        admin, "gov", "propose", {"kind": kind, "payload": payload, **extra}, check=False
+    )
 
 
 def approve(client: Client, admin: Identity, proposal_id: int) -> TxResult:

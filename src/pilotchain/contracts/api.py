@@ -94,7 +94,9 @@ class Context:
 
 
 def _outside(*_args: Any, **_kwargs: Any) -> NoReturn:
-    raise RuntimeError("the contract API works only inside a deployed contract (the sandbox binds it)")
+    raise RuntimeError(
+        "the contract API works only inside a deployed contract (the sandbox binds it)"
+    )
 
 
 # Descriptions for editors; the sandbox injects bound versions with the same names.

@@ -293,7 +293,9 @@ def validator_schedule(state: StateReader) -> tuple[ValidatorSchedule, ...]:
     return tuple(out)
 
 
-def validator_set_at(genesis: Genesis, state: StateReader, height: int) -> tuple[ValidatorInfo, ...]:
+def validator_set_at(
+    genesis: Genesis, state: StateReader, height: int
+) -> tuple[ValidatorInfo, ...]:
     """The validator set in force at ``height`` (genesis validators until the first change)."""
     current = genesis.validators
     for effective_height in _schedule_index(state):
@@ -380,7 +382,8 @@ class GovernanceContract:
         handler = _METHODS.get(method)
         if handler is None:
             raise ContractError(
-                f"gov has no method {method!r} ({', '.join(sorted(_METHODS))})", RejectCode.UNKNOWN_METHOD
+                f"gov has no method {method!r} ({', '.join(sorted(_METHODS))})",
+                RejectCode.UNKNOWN_METHOD,
             )
         if args is None:
             args = {}
@@ -397,7 +400,9 @@ class GovernanceContract:
     def _require_voter(self, tx: _Tx, policy: Policy, what: str) -> str:
         caller = tx.ctx.caller
         if caller.org not in tx.members():
-            raise ContractError(f"{what} needs an identity of a member organisation", RejectCode.PERMISSION_DENIED)
+            raise ContractError(
+                f"{what} needs an identity of a member organisation", RejectCode.PERMISSION_DENIED
+            )
         if policy.role not in caller.roles:
             raise ContractError(
                 f"{what} needs role {policy.role!r}; sign with your organisation's admin identity "
@@ -427,7 +432,11 @@ class GovernanceContract:
         raw_next = tx.state.get(b"p/next")
         proposal_id = 1 if raw_next is None else decode(raw_next, int)
         tx.state.put(b"p/next", encode(proposal_id + 1))
-        approvals = (org,) if org in policy.eligible(tx.members()) and policy.role in tx.ctx.caller.roles else ()
+        approvals = (
+            (org,)
+            if org in policy.eligible(tx.members()) and policy.role in tx.ctx.caller.roles
+            else ()
+        )
         proposal = Proposal(
             id=proposal_id, kind=kind, payload=encode(checked), summary=summary,
             proposer=tx.ctx.caller.name, proposer_org=org, created_height=tx.ctx.height,
@@ -448,7 +457,9 @@ class GovernanceContract:
         policy = tx.policy(proposal.kind)
         org = self._require_voter(tx, policy, f"approving proposal #{proposal.id}")
         if org in proposal.approvals:
-            raise _bad(f"organisation {org!r} already approved proposal #{proposal.id} (one vote per organisation)")
+            raise _bad(
+                f"organisation {org!r} already approved proposal #{proposal.id} (one vote per organisation)"
+            )
         proposal = _replace(proposal, approvals=(*proposal.approvals, org))
         tx.state.emit("approved", {"id": proposal.id, "org": org})
         proposal = self._maybe_execute(tx, proposal, policy)
@@ -461,7 +472,9 @@ class GovernanceContract:
             raise _bad(f"proposal #{proposal.id} is {proposal.status}")
         self._require_voter(tx, Policy(ANY, role="admin"), "withdrawing")
         if tx.ctx.caller.org != proposal.proposer_org:
-            raise ContractError("only the proposing organisation may withdraw", RejectCode.PERMISSION_DENIED)
+            raise ContractError(
+                "only the proposing organisation may withdraw", RejectCode.PERMISSION_DENIED
+            )
         proposal = _replace(proposal, status=WITHDRAWN, closed_height=tx.ctx.height)
         tx.save(proposal)
         tx.state.emit("withdrawn", {"id": proposal.id})
@@ -474,7 +487,9 @@ class GovernanceContract:
             return proposal
         payload = decode(proposal.payload, dict[str, Any])
         _APPLY[proposal.kind](self, tx, payload, proposal)
-        tx.state.emit("executed", {"id": proposal.id, "kind": proposal.kind, "summary": proposal.summary})
+        tx.state.emit(
+            "executed", {"id": proposal.id, "kind": proposal.kind, "summary": proposal.summary}
+        )
         return _replace(proposal, status=EXECUTED, closed_height=tx.ctx.height)
 
     # ------------------------------------------------------------------ queries
@@ -547,7 +562,11 @@ class GovernanceContract:
         return {
             "current": rows(validator_set_at(tx.genesis, tx.view, tx.ctx.height)),
             "scheduled": [
-                {"effective_height": s.effective_height, "validators": rows(s.validators), "proposal_id": s.proposal_id}
+                {
+                    "effective_height": s.effective_height,
+                    "validators": rows(s.validators),
+                    "proposal_id": s.proposal_id,
+                }
                 for s in validator_schedule(tx.view)
                 if s.effective_height > tx.ctx.height
             ],
@@ -578,7 +597,9 @@ class GovernanceContract:
     def check_deploy(self, tx: _Tx, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
         name = _field(payload, "name", str, "the contract name (lower-case identifier)")
         if not _NAME_RE.match(name):
-            raise _bad("contract names are lower-case identifiers (a-z, 0-9, _; at most 63 characters)")
+            raise _bad(
+                "contract names are lower-case identifiers (a-z, 0-9, _; at most 63 characters)"
+            )
         if self.resolver.is_reserved(name):
             raise _bad(f"{name!r} is a built-in or system contract; choose another name")
         version = _field(payload, "version", str, 'a dotted number such as "1" or "1.2"')
@@ -588,14 +609,18 @@ class GovernanceContract:
         code_hash = _field(payload, "code_hash", bytes, "the chain hash of the UTF-8 source")
         suite = get_suite(tx.genesis.suite)
         if suite.hash(code.encode("utf-8")) != code_hash:
-            raise _bad(f"code_hash does not match the code ({tx.genesis.suite} hash of the UTF-8 source)")
+            raise _bad(
+                f"code_hash does not match the code ({tx.genesis.suite} hash of the UTF-8 source)"
+            )
         try:
             compiled = self.resolver.compile(code_hash, code)
         except CodeRejected as exc:
             raise _bad(f"contract code refused: {exc}") from None
         existing = read_deployed(tx.view, name)
         if existing is not None and _version_tuple(version) <= _version_tuple(existing.version):
-            raise _bad(f"{name} is at version {existing.version}; an upgrade needs a higher version")
+            raise _bad(
+                f"{name} is at version {existing.version}; an upgrade needs a higher version"
+            )
         init = payload.get("init")
         hook = "init" if existing is None else "upgrade"
         if init is not None and compiled.function(hook) is None:
@@ -608,7 +633,9 @@ class GovernanceContract:
         verb = "deploy" if existing is None else f"upgrade {existing.version} ->"
         return checked, f"{verb} {name} v{version} (code {code_hash.hex()[:16]})"
 
-    def check_freeze(self, tx: _Tx, payload: dict[str, Any], frozen: bool) -> tuple[dict[str, Any], str]:
+    def check_freeze(
+        self, tx: _Tx, payload: dict[str, Any], frozen: bool
+    ) -> tuple[dict[str, Any], str]:
         name = _field(payload, "name", str, "the contract name")
         reason = payload.get("reason", "")
         if not isinstance(reason, str) or len(reason) > REASON_CHARS_MAX:
@@ -627,7 +654,10 @@ class GovernanceContract:
         raw = _field(payload, "certificate", bytes, "the org CA certificate (canonical bytes)")
         certificate = decode_record(raw, OrgCertificate)
         self._trial(tx).add_org(certificate)
-        return {"certificate": raw, "org": certificate.org_id}, f"add organisation {certificate.org_id}"
+        return {
+            "certificate": raw,
+            "org": certificate.org_id,
+        }, f"add organisation {certificate.org_id}"
 
     def check_remove_org(self, tx: _Tx, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
         org = _field(payload, "org", str, "the organisation id")
@@ -639,13 +669,17 @@ class GovernanceContract:
         return {"org": org}, f"remove organisation {org}"
 
     def check_rotate(self, tx: _Tx, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        raw = _field(payload, "rotation", bytes, "the CaRotation signed by the old CA (canonical bytes)")
+        raw = _field(
+            payload, "rotation", bytes, "the CaRotation signed by the old CA (canonical bytes)"
+        )
         rotation = decode_record(raw, CaRotation)
         self._trial(tx).apply_rotation(rotation, tx.ctx.timestamp_ms)
         return {"rotation": raw, "org": rotation.org_id}, f"rotate CA of {rotation.org_id}"
 
     def check_revoke(self, tx: _Tx, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        raw = _field(payload, "revocation", bytes, "the Revocation signed by the org CA (canonical bytes)")
+        raw = _field(
+            payload, "revocation", bytes, "the Revocation signed by the org CA (canonical bytes)"
+        )
         revocation = decode_record(raw, Revocation)
         self._trial(tx).apply_revocation(revocation)
         summary = f"revoke {revocation.org_id}/{revocation.serial}"
@@ -654,7 +688,9 @@ class GovernanceContract:
     def check_add_validator(self, tx: _Tx, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
         name = _field(payload, "name", str, "the validator's node name")
         org = _field(payload, "org", str, "the validator's organisation")
-        public_key = _field(payload, "public_key", bytes, "SubjectPublicKeyInfo DER of its consensus key")
+        public_key = _field(
+            payload, "public_key", bytes, "SubjectPublicKeyInfo DER of its consensus key"
+        )
         power = payload.get("power", 1)
         if not isinstance(power, int) or not 1 <= power <= 1_000_000:
             raise _bad("power is 1..1000000")
@@ -672,7 +708,9 @@ class GovernanceContract:
         checked = {"name": name, "org": org, "public_key": public_key, "power": power}
         return checked, f"add validator {name} ({org}, power {power})"
 
-    def check_remove_validator(self, tx: _Tx, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    def check_remove_validator(
+        self, tx: _Tx, payload: dict[str, Any]
+    ) -> tuple[dict[str, Any], str]:
         name = _field(payload, "name", str, "the validator's node name")
         current = _latest_validators(tx.genesis, tx.view)
         if not any(v.name == name for v in current):
@@ -689,7 +727,11 @@ class GovernanceContract:
             bounds = PARAM_BOUNDS.get(key)
             if bounds is None:
                 raise _bad(f"unknown parameter {key!r} ({', '.join(PARAM_BOUNDS)})")
-            if not isinstance(value, int) or isinstance(value, bool) or not bounds[0] <= value <= bounds[1]:
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not bounds[0] <= value <= bounds[1]
+            ):
                 raise _bad(f"{key} must be an integer in {bounds[0]}..{bounds[1]}")
         summary = "set " + ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
         return {"params": dict(sorted(params.items()))}, summary
@@ -707,26 +749,42 @@ class GovernanceContract:
         role = spec.get("role", "admin")
         if rule not in RULES:
             raise _bad(f"rule must be one of {', '.join(RULES)}")
-        if not isinstance(orgs, list) or not all(isinstance(o, str) for o in orgs) or len(set(orgs)) != len(orgs):
+        if (
+            not isinstance(orgs, list)
+            or not all(isinstance(o, str) for o in orgs)
+            or len(set(orgs)) != len(orgs)
+        ):
             raise _bad("orgs is a list of distinct organisation ids (empty: every member)")
         if not isinstance(role, str) or not _ROLE_RE.match(role):
             raise _bad("role is a role name such as admin")
-        policy = Policy(rule=rule, k=k if rule == K_OF_N else 0, orgs=tuple(sorted(orgs)), role=role)
+        policy = Policy(
+            rule=rule, k=k if rule == K_OF_N else 0, orgs=tuple(sorted(orgs)), role=role
+        )
         eligible = policy.eligible(tx.members())
         if not eligible:
             raise _bad("no member organisation could approve under this policy")
         if rule == K_OF_N and (not isinstance(k, int) or not 1 <= k <= len(eligible)):
             raise _bad(f"k must be 1..{len(eligible)} (the eligible organisations)")
-        checked = {"kind": kind, "policy": {"rule": policy.rule, "k": policy.k, "orgs": list(policy.orgs), "role": role}}
+        checked = {
+            "kind": kind,
+            "policy": {"rule": policy.rule, "k": policy.k, "orgs": list(policy.orgs), "role": role},
+        }
         return checked, f"policy for {kind}: {policy.describe()}"
 
     # ------------------------------------------------------------------ applying (when approved)
 
     def apply_deploy(self, tx: _Tx, payload: dict[str, Any], proposal: Proposal) -> None:
-        name, version, code, code_hash = payload["name"], payload["version"], payload["code"], payload["code_hash"]
+        name, version, code, code_hash = (
+            payload["name"],
+            payload["version"],
+            payload["code"],
+            payload["code_hash"],
+        )
         existing = read_deployed(tx.view, name)
         if existing is not None and _version_tuple(version) <= _version_tuple(existing.version):
-            raise ContractError(f"{name} is already at version {existing.version}", RejectCode.EXECUTION_FAILED)
+            raise ContractError(
+                f"{name} is already at version {existing.version}", RejectCode.EXECUTION_FAILED
+            )
         tx.state.put(b"code/" + code_hash, code.encode("utf-8"))
         permissions = tuple(
             sorted((method, MethodRule(roles=tuple(r["roles"]), orgs=tuple(r["orgs"])))
@@ -757,11 +815,18 @@ class GovernanceContract:
     def apply_freeze(self, tx: _Tx, payload: dict[str, Any], frozen: bool) -> None:
         record = read_deployed(tx.view, payload["name"])
         if record is None:
-            raise ContractError(f"no deployed contract named {payload['name']!r}", RejectCode.EXECUTION_FAILED)
+            raise ContractError(
+                f"no deployed contract named {payload['name']!r}", RejectCode.EXECUTION_FAILED
+            )
         reason = payload.get("reason", "") if frozen else ""
-        tx.state.put(b"c/" + record.name.encode(), encode(_replace(record, frozen=frozen, frozen_reason=reason)))
+        tx.state.put(
+            b"c/" + record.name.encode(),
+            encode(_replace(record, frozen=frozen, frozen_reason=reason)),
+        )
 
-    def apply_membership(self, tx: _Tx, kind: str, org: str, record: bytes, proposal: Proposal) -> None:
+    def apply_membership(
+        self, tx: _Tx, kind: str, org: str, record: bytes, proposal: Proposal
+    ) -> None:
         head = read_membership_head(tx.view)
         if head.count >= MEMBERSHIP_LOG_MAX:
             raise ContractError("the membership log is full", RejectCode.EXECUTION_FAILED)
@@ -772,21 +837,29 @@ class GovernanceContract:
         apply_membership_change(tx.membership().copy(), change)  # raises if it no longer applies
         entry = encode(change)
         tx.state.put(membership_entry_key(head.count), entry)
-        new_head = MembershipHead(count=head.count + 1, digest=next_digest(head.digest or EMPTY_HEAD.digest, entry))
+        new_head = MembershipHead(
+            count=head.count + 1, digest=next_digest(head.digest or EMPTY_HEAD.digest, entry)
+        )
         tx.state.put(membership_head_key(), encode(new_head))
         tx._membership = None
 
-    def apply_validators(self, tx: _Tx, validators: tuple[ValidatorInfo, ...], proposal: Proposal) -> None:
+    def apply_validators(
+        self, tx: _Tx, validators: tuple[ValidatorInfo, ...], proposal: Proposal
+    ) -> None:
         index = _schedule_index(tx.view)
         effective = tx.ctx.height + VALIDATOR_CHANGE_DELAY_BLOCKS
         if index and index[-1] >= effective:
             effective = index[-1] + 1
         if len(index) >= VALIDATOR_SCHEDULE_MAX:
             raise ContractError("the validator schedule is full", RejectCode.EXECUTION_FAILED)
-        schedule = ValidatorSchedule(effective_height=effective, validators=validators, proposal_id=proposal.id)
+        schedule = ValidatorSchedule(
+            effective_height=effective, validators=validators, proposal_id=proposal.id
+        )
         tx.state.put(b"v/" + effective.to_bytes(8, "big"), encode(schedule))
         tx.state.put(b"v/index", encode((*index, effective)))
-        tx.state.emit("validators_scheduled", {"effective_height": effective, "count": len(validators)})
+        tx.state.emit(
+            "validators_scheduled", {"effective_height": effective, "count": len(validators)}
+        )
 
     def apply_add_validator(self, tx: _Tx, payload: dict[str, Any], proposal: Proposal) -> None:
         current = _latest_validators(tx.genesis, tx.view)
@@ -800,7 +873,9 @@ class GovernanceContract:
         current = _latest_validators(tx.genesis, tx.view)
         remaining = tuple(v for v in current if v.name != payload["name"])
         if len(remaining) == len(current) or not remaining:
-            raise ContractError(f"cannot remove validator {payload['name']!r} now", RejectCode.EXECUTION_FAILED)
+            raise ContractError(
+                f"cannot remove validator {payload['name']!r} now", RejectCode.EXECUTION_FAILED
+            )
         self.apply_validators(tx, remaining, proposal)
 
     def apply_set_params(self, tx: _Tx, payload: dict[str, Any], proposal: Proposal) -> None:
@@ -869,10 +944,18 @@ _APPLY = {
     DEPLOY_CONTRACT: GovernanceContract.apply_deploy,
     FREEZE_CONTRACT: lambda gov, tx, p, proposal: gov.apply_freeze(tx, p, True),
     UNFREEZE_CONTRACT: lambda gov, tx, p, proposal: gov.apply_freeze(tx, p, False),
-    ADD_ORG: lambda gov, tx, p, proposal: gov.apply_membership(tx, ADD_ORG, p["org"], p["certificate"], proposal),
-    REMOVE_ORG: lambda gov, tx, p, proposal: gov.apply_membership(tx, REMOVE_ORG, p["org"], b"", proposal),
-    ROTATE_CA: lambda gov, tx, p, proposal: gov.apply_membership(tx, ROTATE_CA, p["org"], p["rotation"], proposal),
-    REVOKE: lambda gov, tx, p, proposal: gov.apply_membership(tx, REVOKE, p["org"], p["revocation"], proposal),
+    ADD_ORG: lambda gov, tx, p, proposal: gov.apply_membership(
+        tx, ADD_ORG, p["org"], p["certificate"], proposal
+    ),
+    REMOVE_ORG: lambda gov, tx, p, proposal: gov.apply_membership(
+        tx, REMOVE_ORG, p["org"], b"", proposal
+    ),
+    ROTATE_CA: lambda gov, tx, p, proposal: gov.apply_membership(
+        tx, ROTATE_CA, p["org"], p["rotation"], proposal
+    ),
+    REVOKE: lambda gov, tx, p, proposal: gov.apply_membership(
+        tx, REVOKE, p["org"], p["revocation"], proposal
+    ),
     ADD_VALIDATOR: GovernanceContract.apply_add_validator,
     REMOVE_VALIDATOR: GovernanceContract.apply_remove_validator,
     SET_PARAMS: GovernanceContract.apply_set_params,

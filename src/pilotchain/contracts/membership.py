@@ -135,7 +135,10 @@ def _replay(membership: Membership, state: StateReader, start: int, count: int) 
         change = decode(raw, MembershipChange)
         try:
             apply_membership_change(membership, change)
-        except (UpdateRejected, CodecError) as exc:  # pragma: no cover - checked before it is logged
+        except (
+            UpdateRejected,
+            CodecError,
+        ) as exc:  # pragma: no cover - checked before it is logged
             raise AssertionError(f"membership log entry {seq} does not apply: {exc}") from exc
 
 
@@ -175,7 +178,11 @@ class MembershipCache:
             return cached[1]
         base: tuple[int, Membership] | None = None
         for (other_genesis, _), (count, membership) in reversed(self._entries.items()):
-            if other_genesis == genesis_raw and count <= head.count and self._is_prefix(state, count, membership):
+            if (
+                other_genesis == genesis_raw
+                and count <= head.count
+                and self._is_prefix(state, count, membership)
+            ):
                 base = (count, membership)
                 break
         if base is None:

@@ -57,7 +57,9 @@ def default_builtins() -> ContractRegistry:
 class ChainContracts:
     """Built-in, system and governance-deployed contracts, resolved against state."""
 
-    def __init__(self, builtins: ContractRegistry | None = None, *, limits: SandboxLimits | None = None) -> None:
+    def __init__(
+        self, builtins: ContractRegistry | None = None, *, limits: SandboxLimits | None = None
+    ) -> None:
         self.builtins = builtins if builtins is not None else default_builtins()
         self.base_limits = limits or SandboxLimits()
         self.gov = GovernanceContract(self)
@@ -94,7 +96,9 @@ class ChainContracts:
         compiled = self._compiled.get(record.code_hash)
         if compiled is None:
             code = read_code(state, record.code_hash)
-            assert code is not None, f"contract {name} names code {record.code_hash.hex()} that is not stored"
+            assert code is not None, (
+                f"contract {name} names code {record.code_hash.hex()} that is not stored"
+            )
             compiled = self.compile(record.code_hash, code)
         else:
             self._compiled.move_to_end(record.code_hash)

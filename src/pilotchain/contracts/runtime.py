@@ -197,7 +197,9 @@ class _Api:
 
     __slots__ = ("_execution", "_state", "_contract", "context")
 
-    def __init__(self, execution: _Execution, state: ContractState, contract: PythonContract, caller: Caller) -> None:
+    def __init__(
+        self, execution: _Execution, state: ContractState, contract: PythonContract, caller: Caller
+    ) -> None:
         self._execution = execution
         self._state = state
         self._contract = contract
@@ -368,10 +370,14 @@ def _bind(signature: MethodSignature, args: Any) -> tuple[list[Any], dict[str, A
         keywords: dict[str, Any] = {}
     elif isinstance(args, dict):
         if not all(isinstance(key, str) for key in args):
-            raise ContractError(f"argument names must be strings; call {usage}", RejectCode.BAD_ARGUMENTS)
+            raise ContractError(
+                f"argument names must be strings; call {usage}", RejectCode.BAD_ARGUMENTS
+            )
         unknown = sorted(set(args) - set(signature.params))
         if unknown:
-            raise ContractError(f"unknown arguments {unknown}; call {usage}", RejectCode.BAD_ARGUMENTS)
+            raise ContractError(
+                f"unknown arguments {unknown}; call {usage}", RejectCode.BAD_ARGUMENTS
+            )
         positional, keywords = [], dict(args)
     elif isinstance(args, list | tuple):
         if len(args) > len(signature.params):
@@ -458,7 +464,8 @@ class PythonContract:
         hidden = method.startswith("_") or (method in GOVERNANCE_METHODS and not governance)
         if signature is None or hidden:
             public = sorted(
-                s.name for s in self.compiled.functions
+                s.name
+                for s in self.compiled.functions
                 if not s.name.startswith("_") and s.name not in GOVERNANCE_METHODS
             )
             raise ContractError(
@@ -516,17 +523,24 @@ class PythonContract:
     ) -> Any:
         """``call(contract, method, args)`` from inside this contract."""
         if contract in UNCALLABLE_FROM_CONTRACTS:
-            raise ContractError(f"contracts may not call {contract!r}", RejectCode.PERMISSION_DENIED)
+            raise ContractError(
+                f"contracts may not call {contract!r}", RejectCode.PERMISSION_DENIED
+            )
         if execution.depth >= CONTRACT_CALL_DEPTH_MAX:
             raise ContractError(
-                f"contract calls nest deeper than {CONTRACT_CALL_DEPTH_MAX}", RejectCode.EXECUTION_FAILED
+                f"contract calls nest deeper than {CONTRACT_CALL_DEPTH_MAX}",
+                RejectCode.EXECUTION_FAILED,
             )
         copied_args = _copy_value(args, "call arguments")
         execution.meter.step()
         target = execution.resolver.get(contract, StateView(state))
         if target is None:
-            raise ContractError(f"no contract named {contract!r} is active", RejectCode.UNKNOWN_CONTRACT)
-        as_caller = Caller(name=f"contract:{self.name}", org="", roles=("contract",), certificate_id=b"")
+            raise ContractError(
+                f"no contract named {contract!r} is active", RejectCode.UNKNOWN_CONTRACT
+            )
+        as_caller = Caller(
+            name=f"contract:{self.name}", org="", roles=("contract",), certificate_id=b""
+        )
         child = child_state(state, contract)
         execution.depth += 1
         try:
@@ -535,13 +549,18 @@ class PythonContract:
             else:
                 tx = execution.tx
                 nested_ctx = TxContext(
-                    chain_id=tx.chain_id, height=tx.height, timestamp_ms=tx.timestamp_ms,
-                    tx_id=tx.tx_id, caller=as_caller,
+                    chain_id=tx.chain_id,
+                    height=tx.height,
+                    timestamp_ms=tx.timestamp_ms,
+                    tx_id=tx.tx_id,
+                    caller=as_caller,
                 )
                 try:
                     result, steps = target.call(method, copied_args, nested_ctx, child)
                 except (TypeError, ValueError, KeyError, IndexError) as exc:
-                    raise ContractError(f"{contract}.{method}: {scrub_message(exc)}", RejectCode.BAD_ARGUMENTS) from None
+                    raise ContractError(
+                        f"{contract}.{method}: {scrub_message(exc)}", RejectCode.BAD_ARGUMENTS
+                    ) from None
                 execution.meter.charge(max(int(steps), 1))
         finally:
             execution.depth -= 1

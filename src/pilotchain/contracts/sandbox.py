@@ -269,7 +269,9 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if node.attr.startswith("_"):
-            raise _refuse(node, f"attribute {node.attr!r}: names starting with '_' are not reachable")
+            raise _refuse(
+                node, f"attribute {node.attr!r}: names starting with '_' are not reachable"
+            )
         if node.attr in DENIED_ATTRIBUTES:
             raise _refuse(node, f"attribute {node.attr!r} is not available in contracts")
         if not isinstance(node.ctx, ast.Load):
@@ -303,7 +305,8 @@ class _Checker(ast.NodeVisitor):
         for default in [*args.defaults, *(d for d in args.kw_defaults if d is not None)]:
             if not _is_immutable_literal(default):
                 raise _refuse(
-                    default, "parameter defaults must be int, str, bytes, bool, None or tuples of them"
+                    default,
+                    "parameter defaults must be int, str, bytes, bool, None or tuples of them",
                 )
         self.generic_visit(node)
 
@@ -329,7 +332,9 @@ class _Checker(ast.NodeVisitor):
 
     def visit_FormattedValue(self, node: ast.FormattedValue) -> None:
         if node.conversion != -1 or node.format_spec is not None:
-            raise _refuse(node, "f-string conversions and format specs (!r, :>10) are not available")
+            raise _refuse(
+                node, "f-string conversions and format specs (!r, :>10) are not available"
+            )
         self.generic_visit(node)
 
     def visit_Compare(self, node: ast.Compare) -> None:
@@ -357,7 +362,9 @@ def _is_immutable_literal(node: ast.AST) -> bool:
     return False
 
 
-def check_source(source: str, allowed_globals: Iterable[str]) -> tuple[ast.Module, tuple[MethodSignature, ...]]:
+def check_source(
+    source: str, allowed_globals: Iterable[str]
+) -> tuple[ast.Module, tuple[MethodSignature, ...]]:
     """Parse and check ``source``; its tree and top-level function signatures, or CodeRejected.
 
     ``allowed_globals`` are the names available without binding them (sandbox builtins and the
@@ -480,7 +487,9 @@ class _Instrument(ast.NodeTransformer):
         assert isinstance(target, ast.Subscript), "the checker refuses attribute targets"
         holder, key = self._temporary(), self._temporary()
         current = ast.Subscript(
-            value=ast.Name(id=holder, ctx=ast.Load()), slice=ast.Name(id=key, ctx=ast.Load()), ctx=ast.Load()
+            value=ast.Name(id=holder, ctx=ast.Load()),
+            slice=ast.Name(id=key, ctx=ast.Load()),
+            ctx=ast.Load(),
         )
         return [
             ast.Assign(targets=[ast.Name(id=holder, ctx=ast.Store())], value=target.value),
@@ -620,7 +629,9 @@ class Meter:
     def enter(self) -> None:
         if self.depth >= self.limits.call_depth_max:
             raise self.abort(
-                CallDepthExceeded(f"call depth over {self.limits.call_depth_max} (runaway recursion?)")
+                CallDepthExceeded(
+                    f"call depth over {self.limits.call_depth_max} (runaway recursion?)"
+                )
             )
         self.steps_left -= 1
         if self.steps_left < 0:
@@ -634,7 +645,9 @@ class Meter:
         self.allocation_left -= size_bytes
         if self.allocation_left < 0:
             raise self.abort(
-                OutOfMemory(f"allocation bound of {self.limits.allocation_bytes_max} bytes exceeded")
+                OutOfMemory(
+                    f"allocation bound of {self.limits.allocation_bytes_max} bytes exceeded"
+                )
             )
 
     def too_big(self, what: str) -> SandboxAbort:
@@ -688,22 +701,32 @@ class Guards:
         kind = type(value)
         if kind is str or kind is bytes:
             if len(value) > self.limits.string_chars_max:
-                raise self.meter.too_big(f"{kind.__name__} of {len(value)} over {self.limits.string_chars_max}")
+                raise self.meter.too_big(
+                    f"{kind.__name__} of {len(value)} over {self.limits.string_chars_max}"
+                )
             self.meter.allocate(len(value))
         elif kind is list or kind is tuple or kind is dict:
             if len(value) > self.limits.items_max:
-                raise self.meter.too_big(f"{kind.__name__} of {len(value)} items over {self.limits.items_max}")
+                raise self.meter.too_big(
+                    f"{kind.__name__} of {len(value)} items over {self.limits.items_max}"
+                )
             self.meter.allocate(len(value) * _REFERENCE_BYTES)
         elif kind is int and value.bit_length() > self.limits.int_bits_max:
-            raise self.meter.too_big(f"int of {value.bit_length()} bits over {self.limits.int_bits_max}")
+            raise self.meter.too_big(
+                f"int of {value.bit_length()} bits over {self.limits.int_bits_max}"
+            )
         return value
 
     def _precheck(self, kind: type, length: int) -> None:
         if kind is str or kind is bytes:
             if length > self.limits.string_chars_max:
-                raise self.meter.too_big(f"{kind.__name__} of {length} over {self.limits.string_chars_max}")
+                raise self.meter.too_big(
+                    f"{kind.__name__} of {length} over {self.limits.string_chars_max}"
+                )
         elif length > self.limits.items_max:
-            raise self.meter.too_big(f"{kind.__name__} of {length} items over {self.limits.items_max}")
+            raise self.meter.too_big(
+                f"{kind.__name__} of {length} items over {self.limits.items_max}"
+            )
 
     # -- operators
 
@@ -752,7 +775,12 @@ class Guards:
         return a**b
 
     def lshift(self, a: Any, b: Any) -> Any:
-        if isinstance(a, int) and isinstance(b, int) and b > 0 and a.bit_length() + b > self.limits.int_bits_max:
+        if (
+            isinstance(a, int)
+            and isinstance(b, int)
+            and b > 0
+            and a.bit_length() + b > self.limits.int_bits_max
+        ):
             raise self.meter.too_big("int shift too large")
         return a << b
 
@@ -785,9 +813,9 @@ class Guards:
         """``value`` as a bounded sized sequence (iterators are consumed under the meter)."""
         kind = type(value)
         if kind in _SIZED_BUILTINS:
-            if kind is not str and kind is not bytes:
-                self._precheck(list, len(value))
             self.meter.charge(1 + len(value) // 8)
+            if kind is not str and kind is not bytes and kind is not range:
+                self._precheck(list, len(value))
             return value
         out: list[Any] = []
         step = self.meter.step
@@ -813,7 +841,11 @@ class Guards:
             return self._check_length(target.join(parts))
         if name == "replace" and isinstance(target, str | bytes) and len(args) >= 2:
             old, new = args[0], args[1]
-            if isinstance(old, str | bytes) and isinstance(new, str | bytes) and len(new) > len(old):
+            if (
+                isinstance(old, str | bytes)
+                and isinstance(new, str | bytes)
+                and len(new) > len(old)
+            ):
                 occurrences = len(target) + 1 if not old else len(target) // len(old)
                 self._precheck(type(target), len(target) + occurrences * (len(new) - len(old)))
             return self._check_length(target.replace(*args, **kwargs))
@@ -880,7 +912,9 @@ class _BuiltinWrappers:
 
     def str(self, value: Any = "", *args: Any) -> str:
         if type(value) not in _FORMATTABLE:
-            raise TypeError(f"str() takes str, int, bool, bytes or None in contracts, not {type(value).__name__}")
+            raise TypeError(
+                f"str() takes str, int, bool, bytes or None in contracts, not {type(value).__name__}"
+            )
         return self.g.sized(str(value, *args))  # type: ignore[no-any-return]
 
     def pow(self, base: Any, exponent: Any) -> Any:
@@ -897,9 +931,24 @@ _PLAIN_BUILTINS: dict[str, Any] = {
     "IndexError": IndexError, "TypeError": TypeError, "ZeroDivisionError": ZeroDivisionError,
     "ArithmeticError": ArithmeticError, "LookupError": LookupError, "AssertionError": AssertionError,
 }  # fmt: skip
-_WRAPPED_BUILTINS = ("list", "tuple", "dict", "sorted", "sum", "min", "max", "any", "all", "bytes", "str", "pow")
+_WRAPPED_BUILTINS = (
+    "list",
+    "tuple",
+    "dict",
+    "sorted",
+    "sum",
+    "min",
+    "max",
+    "any",
+    "all",
+    "bytes",
+    "str",
+    "pow",
+)
 #: Every builtin name a contract may use.
-BUILTIN_NAMES = frozenset(_PLAIN_BUILTINS) | frozenset(_WRAPPED_BUILTINS) | {"True", "False", "None"}
+BUILTIN_NAMES = (
+    frozenset(_PLAIN_BUILTINS) | frozenset(_WRAPPED_BUILTINS) | {"True", "False", "None"}
+)
 
 
 def sandbox_builtins(guards: Guards) -> dict[str, Any]:
@@ -928,4 +977,3 @@ def scrub_message(error: BaseException) -> str:
         text = text[:MESSAGE_CHARS_MAX] + "…"
     name = type(error).__name__
     return f"{name}: {text}" if text else name
-
