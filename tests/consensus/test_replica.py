@@ -344,3 +344,10 @@ def test_batch_stops_at_the_first_bad_block() -> None:
     deliver(replica, BlockResponse((chain[0], bad, chain[2]), 4), sender=2)
     replica.tick(NOW_MS)
     assert replica.height == 2 and replica.drops["bad block response: certificate"] == 1
+
+
+def test_inconsistent_wal_is_an_operating_error() -> None:
+    with pytest.raises(ValueError, match="inconsistent"):
+        make_replica(0, wal=ConsensusWal(1, -1, -1, b"", -1, None, (), ()), start=False)
+    with pytest.raises(ValueError, match="inconsistent"):
+        make_replica(0, wal=ConsensusWal(1, 2, 3, b"", -1, None, (), ()), start=False)

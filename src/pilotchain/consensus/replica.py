@@ -337,7 +337,7 @@ class Replica:
 
     def _restore_wal(self, wal: ConsensusWal) -> None:
         assert wal.height == self.height
-        if not (-1 <= wal.locked_round <= wal.round and -1 <= wal.valid_round <= wal.round <= ROUND_MAX):
+        if not (0 <= wal.round <= ROUND_MAX and -1 <= wal.locked_round <= wal.round and -1 <= wal.valid_round <= wal.round):
             raise ValueError("WAL record rounds are inconsistent")
         self._signed_round = wal.round
         self.locked_round = wal.locked_round
