@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "contracts"
 
 
 @contextlib.contextmanager
-def governed_chain(*, orgs: int = 3, auto_produce: bool = True) -> Iterator[LocalChain]:
+def governed_chain(
+    *, orgs: int = 3, auto_produce: bool = True, clock_ms: Callable[[], int] | None = None
+) -> Iterator[LocalChain]:
     with contextlib.ExitStack() as stack:
         root = Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-contracts-"))
@@ -39,6 +41,7 @@ def governed_chain(*, orgs: int = 3, auto_produce: bool = True) -> Iterator[Loca
                 name=consortium.validator,
                 org=next(iter(consortium.clients)),
                 block_interval_ms=0,
+                **({"clock_ms": clock_ms} if clock_ms is not None else {}),
             )
             authenticator.bind(node.ledger.store)
             if auto_produce:
