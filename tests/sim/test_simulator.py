@@ -18,7 +18,7 @@ from pilotchain.sim import (
     run_seed,
     run_seeds,
 )
-from pilotchain.sim.broken import ReplicaForgettingWal
+from pilotchain.sim.broken import ReplicaForgettingWal, ReplicaNeverChangingRound
 
 ALL = frozenset(FAULTS)
 
@@ -71,6 +71,11 @@ def test_forgetting_the_wal_is_caught_as_honest_equivocation() -> None:
     summary = run_seeds(4, range(200), faults, replica_factory=ReplicaForgettingWal, broken="forget-wal", stop_on_failure=True)
     assert summary.safety_violations == 1
     assert any("equivocated" in violation for violation in summary.failing_seeds[0]["safety_violations"])
+
+
+def test_a_replica_that_never_changes_round_is_caught_as_a_liveness_failure() -> None:
+    summary = run_seeds(4, range(100), frozenset({"crash", "loss"}), replica_factory=ReplicaNeverChangingRound, stop_on_failure=True)
+    assert summary.liveness_failures == 1 and summary.safety_violations == 0
 
 
 def test_parse_seeds_and_faults() -> None:

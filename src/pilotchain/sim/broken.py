@@ -9,7 +9,7 @@ from typing import Any
 
 from pilotchain.consensus.replica import Replica
 
-__all__ = ["BROKEN_REPLICAS", "ReplicaForgettingWal", "ReplicaSkippingLockCheck"]
+__all__ = ["BROKEN_REPLICAS", "ReplicaForgettingWal", "ReplicaNeverChangingRound", "ReplicaSkippingLockCheck"]
 
 
 class ReplicaSkippingLockCheck(Replica):
@@ -38,7 +38,19 @@ class ReplicaForgettingWal(Replica):
         super().__init__(**kwargs)
 
 
+class ReplicaNeverChangingRound(Replica):
+    """Never leaves a round (no timeoutPrecommit, no round skip): safe, but a lost proposal or a
+    crashed proposer stalls it for ever. The simulator reports a liveness failure."""
+
+    def _on_timeout_precommit_rule_65(self) -> None:
+        return
+
+    def _on_higher_round_rule_55(self) -> bool:
+        return False
+
+
 BROKEN_REPLICAS: dict[str, type[Replica]] = {
+    "no-round-change": ReplicaNeverChangingRound,
     "skip-lock-check": ReplicaSkippingLockCheck,
     "forget-wal": ReplicaForgettingWal,
 }
