@@ -866,6 +866,15 @@ class _BuiltinWrappers:
 
     def __init__(self, guards: Guards) -> None:
         self.g = guards
+        # isinstance(x, str) must see the real type behind a wrapped constructor
+        self.types: dict[Any, type] = {
+            self.list: list, self.tuple: tuple, self.dict: dict, self.bytes: bytes, self.str: str,
+        }  # fmt: skip
+
+    def isinstance(self, value: Any, kinds: Any) -> bool:
+        if type(kinds) is tuple:
+            return isinstance(value, tuple(self.types.get(kind, kind) for kind in kinds))
+        return isinstance(value, self.types.get(kinds, kinds))
 
     def list(self, value: Any = ()) -> list[Any]:
         return self.g.sized(list(self.g.items(value)))  # type: ignore[no-any-return]
@@ -923,7 +932,7 @@ class _BuiltinWrappers:
 
 #: Builtins available unwrapped (they do bounded work on bounded input, or are lazy).
 _PLAIN_BUILTINS: dict[str, Any] = {
-    "abs": abs, "bool": bool, "int": int, "len": len, "isinstance": isinstance,
+    "abs": abs, "bool": bool, "int": int, "len": len,
     "divmod": divmod, "enumerate": enumerate, "zip": zip, "reversed": reversed, "range": range,
     "map": map, "filter": filter, "chr": chr, "ord": ord, "hex": hex, "bin": bin, "oct": oct,
     "round": round,
@@ -932,6 +941,7 @@ _PLAIN_BUILTINS: dict[str, Any] = {
     "ArithmeticError": ArithmeticError, "LookupError": LookupError, "AssertionError": AssertionError,
 }  # fmt: skip
 _WRAPPED_BUILTINS = (
+    "isinstance",
     "list",
     "tuple",
     "dict",
