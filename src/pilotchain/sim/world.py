@@ -76,6 +76,7 @@ FAULTS = (
     "clock-drift",
     "byzantine",
     "reconfigure",
+    "weighted-power",
 )
 BYZANTINE_BEHAVIOURS = (
     "silent",
@@ -321,10 +322,6 @@ class World:
         total = n + (1 if observer else 0)
         keys = [self.suite.private_key_from_seed(b"sim validator key %d/%d " % (self.seed, i) + bytes(32)) for i in range(total)]
         self.nodes = [Node(self, i, keys[i]) for i in range(total)]
-        genesis_set = ValidatorSet(tuple(Validator(self.nodes[i].public_key, 10) for i in range(n)))
-        self.validator_sets.append(genesis_set)
-        for node in self.nodes:
-            node.disk.next_validator_set = genesis_set
         if "clock-drift" in self.faults:
             for node in self.nodes:
                 node.clock_offset_ms = rng.randint(-200, 200)
@@ -344,6 +341,11 @@ class World:
                 weights = [BYZANTINE_WEIGHTS.get(name, 1) for name in BYZANTINE_BEHAVIOURS]
                 self.nodes[node_id].byzantine = rng.choices(BYZANTINE_BEHAVIOURS, weights)[0]
         self.honest_ids = [node.node_id for node in self.nodes if node.byzantine is None]
+        powers = self._draw_voting_powers(n, byzantine_ids)
+        genesis_set = ValidatorSet(tuple(Validator(self.nodes[i].public_key, powers[i]) for i in range(n)))
+        self.validator_sets.append(genesis_set)
+        for node in self.nodes:
+            node.disk.next_validator_set = genesis_set
         safety_ms = self.parameters.safety_phase_ms
         self.heal_at_ms = rng.randint(safety_ms // 2, safety_ms)
         if self.parameters.heal_at_ms is not None:
@@ -353,6 +355,18 @@ class World:
         self._schedule_clients()
         self._schedule_faults(n, byzantine_ids, observer)
         self._push(self.heal_at_ms, "heal", ())
+
+    def _draw_voting_powers(self, n: int, byzantine_ids: list[int]) -> list[int]:
+        """Equal powers, or (weighted-power) random ones with byzantine power below one third."""
+        if "weighted-power" not in self.faults:
+            return [10] * n
+        powers = [self.rng.randint(1, 20) for _ in range(n)]
+        honest = [i for i in range(n) if i not in byzantine_ids]
+        for _ in range(100_000):  # bounded; each step adds honest power
+            if 3 * sum(powers[i] for i in byzantine_ids) < sum(powers):
+                return powers
+            powers[self.rng.choice(honest)] += 1
+        raise AssertionError("could not keep byzantine power below one third")
 
     def _schedule_clients(self) -> None:
         at_ms = 0
@@ -393,7 +407,10 @@ class World:
             replaced = rng.choice([i for i in range(n) if i not in byzantine_ids])
             current = self.validator_sets[0].validators
             update = ValidatorSet(
-                tuple(Validator(self.nodes[n].public_key, 10) if i == replaced else v for i, v in enumerate(current))
+                tuple(
+                    Validator(self.nodes[n].public_key, v.voting_power) if i == replaced else v
+                    for i, v in enumerate(current)
+                )
             )
             self.authorised_updates.add(encode(update))
             self._push(rng.randint(0, end), "governance", (update,))
