@@ -15,8 +15,8 @@ import json
 
 import typer
 
-from pilotchain.sim import BROKEN_REPLICAS, FAULTS, SeedResult, parse_faults, parse_seeds, run_seeds
 from pilotchain.consensus import Replica
+from pilotchain.sim import BROKEN_REPLICAS, FAULTS, SeedResult, parse_faults, parse_seeds, run_seeds
 
 __all__ = ["app", "sim"]
 
