@@ -184,7 +184,7 @@ def test_per_method_permissions() -> None:
 
 
 def test_policies_expiry_and_withdrawal() -> None:
-    clock = [int(time.time() * 1000)]
+    clock = [int(time.time() * 1000) + 5_000]  # after the consortium's certificates begin
     with governed_chain(orgs=3, clock_ms=lambda: clock[0]) as chain:
         client = chain.client()
         first, second, third = _admins(chain)

@@ -35,7 +35,7 @@ cli.add_typer(contract_app, name="contract")
 cli.add_typer(gov_app, name="gov")
 runner = CliRunner()
 
-UPGRADE = '''
+UPGRADE = """
 from pilotchain.contracts.api import Map, Variable
 
 balances = Map("balances")
@@ -45,10 +45,12 @@ def balance(account):
 
 def version():
     return 2
-'''
+"""
 
 
-def test_contract_lifecycle_on_four_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_contract_lifecycle_on_four_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     site = Path(__file__).resolve().parent / "live_site"
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("PILOTCHAIN_TEST_GOVERNED", "1")
@@ -68,28 +70,79 @@ def test_contract_lifecycle_on_four_processes(tmp_path: Path, monkeypatch: pytes
         def client(org: str) -> str:
             return str(net / "orgs" / org / "client.id")
 
-        code, out = run(0, "contract", "deploy", str(EXAMPLES / "token.py"), "--name", "token",
-                        "--init", json.dumps({"admin_org_id": proposer}), "--identity", admin(proposer), "--json")
+        code, out = run(
+            0,
+            "contract",
+            "deploy",
+            str(EXAMPLES / "token.py"),
+            "--name",
+            "token",
+            "--init",
+            json.dumps({"admin_org_id": proposer}),
+            "--identity",
+            admin(proposer),
+            "--json",
+        )
         assert code == 0, out + live.logs(nodes)
         proposal = json.loads(out)
         assert proposal["status"] == "open" and proposal["needed"] == 3
 
-        code, out = run(1, "contract", "invoke", "token", "supply", "--wait", "--identity", client(second))
+        code, out = run(
+            1, "contract", "invoke", "token", "supply", "--wait", "--identity", client(second)
+        )
         assert code == 1 and "UNKNOWN_CONTRACT" in out, out
 
-        code, out = run(1, "contract", "approve", "token", "--version", "1", "--identity", admin(second), "--json")
+        code, out = run(
+            1,
+            "contract",
+            "approve",
+            "token",
+            "--version",
+            "1",
+            "--identity",
+            admin(second),
+            "--json",
+        )
         assert code == 0 and json.loads(out)["status"] == "open", out
-        code, out = run(2, "contract", "approve", "token", "--version", "1", "--identity", admin(third), "--json")
+        code, out = run(
+            2,
+            "contract",
+            "approve",
+            "token",
+            "--version",
+            "1",
+            "--identity",
+            admin(third),
+            "--json",
+        )
         assert code == 0 and json.loads(out)["status"] == "executed", out
 
         subject = "bank-client" if proposer == "bank" else f"{proposer}-admin"
-        code, out = run(3, "contract", "invoke", "token", "mint", json.dumps({"to": subject, "amount": 42}),
-                        "--wait", "--identity", admin(proposer), "--json")
+        code, out = run(
+            3,
+            "contract",
+            "invoke",
+            "token",
+            "mint",
+            json.dumps({"to": subject, "amount": 42}),
+            "--wait",
+            "--identity",
+            admin(proposer),
+            "--json",
+        )
         assert code == 0 and json.loads(out)["result"] == 42, out
 
         def balance_everywhere(expected: int) -> bool:
             for index in range(4):
-                code, out = run(index, "contract", "query", "token", "balance", json.dumps({"account": subject}), "--json")
+                code, out = run(
+                    index,
+                    "contract",
+                    "query",
+                    "token",
+                    "balance",
+                    json.dumps({"account": subject}),
+                    "--json",
+                )
                 if code != 0 or json.loads(out)["result"] != expected:
                     return False
             return True
@@ -98,16 +151,39 @@ def test_contract_lifecycle_on_four_processes(tmp_path: Path, monkeypatch: pytes
 
         upgrade = tmp_path / "token_v2.py"
         upgrade.write_text(UPGRADE)
-        code, out = run(0, "contract", "deploy", str(upgrade), "--name", "token", "--version", "2",
-                        "--identity", admin(fourth), "--json")
+        code, out = run(
+            0,
+            "contract",
+            "deploy",
+            str(upgrade),
+            "--name",
+            "token",
+            "--version",
+            "2",
+            "--identity",
+            admin(fourth),
+            "--json",
+        )
         assert code == 0 and json.loads(out)["status"] == "open", out
         code, out = run(1, "contract", "query", "token", "version")
         assert code == 1 and "has no method" in out
         for index, org in ((1, second), (2, third)):
-            code, out = run(index, "contract", "approve", "token", "--version", "2", "--identity", admin(org), "--json")
+            code, out = run(
+                index,
+                "contract",
+                "approve",
+                "token",
+                "--version",
+                "2",
+                "--identity",
+                admin(org),
+                "--json",
+            )
             assert code == 0, out
         assert json.loads(out)["status"] == "executed"
-        assert wait_until(lambda: run(3, "contract", "query", "token", "version")[1].strip() == "2", timeout_s=30)
+        assert wait_until(
+            lambda: run(3, "contract", "query", "token", "version")[1].strip() == "2", timeout_s=30
+        )
         assert balance_everywhere(42)
 
         code, out = run(0, "gov", "list", "--json")

@@ -68,7 +68,7 @@ from pilotchain.contracts.runtime import (
     child_state,
     merge_child,
 )
-from pilotchain.contracts.sandbox import CodeRejected, SandboxLimits
+from pilotchain.contracts.sandbox import CodeRejected, SandboxLimits, scrub_message
 from pilotchain.crypto import get_suite
 from pilotchain.identity.errors import UpdateRejected
 from pilotchain.identity.membership import Membership
@@ -392,8 +392,16 @@ class GovernanceContract:
         tx = _Tx(self, ctx, state)
         try:
             return handler(self, tx, args), 1
+        except ContractError:
+            raise
         except (CodecError, UpdateRejected) as exc:
             raise _bad(str(exc)) from None
+        except AssertionError:
+            raise  # a broken invariant of the governance state: halt rather than diverge
+        except Exception as exc:  # noqa: BLE001 - odd input must fail the transaction, not the node
+            raise ContractError(
+                f"gov.{method} failed: {scrub_message(exc)}", RejectCode.EXECUTION_FAILED
+            ) from None
 
     # ------------------------------------------------------------------ voting
 

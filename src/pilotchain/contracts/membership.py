@@ -167,15 +167,19 @@ class MembershipCache:
             self._genesis[raw] = genesis
         return raw, genesis
 
-    def membership(self, state: StateReader) -> Membership:
-        """The current membership for ``state`` (do not modify it: copy() first)."""
-        genesis_raw, genesis = self.genesis(state)
-        head = read_membership_head(state)
-        key = (genesis_raw, encode(head))
+    def membership(
+        self, state: StateReader, genesis_known: tuple[bytes, Genesis] | None = None
+    ) -> Membership:
+        """The current membership for ``state`` (do not modify it: copy() first).
+        ``genesis_known`` (its canonical bytes and the document) spares reading it from state."""
+        genesis_raw, genesis = genesis_known or self.genesis(state)
+        head_raw = state.get(GOV_PREFIX + membership_head_key())
+        key = (genesis_raw, head_raw or b"")
         cached = self._entries.get(key)
         if cached is not None:
             self._entries.move_to_end(key)
             return cached[1]
+        head = EMPTY_HEAD if head_raw is None else decode(head_raw, MembershipHead)
         base: tuple[int, Membership] | None = None
         for (other_genesis, _), (count, membership) in reversed(self._entries.items()):
             if (
@@ -202,8 +206,12 @@ class MembershipCache:
         # after `count` entries matches; the digest chain is recomputed only over the new tail
         for (_, head_bytes), (cached_count, cached) in self._entries.items():
             if cached is membership and cached_count == count:
-                cached_head = decode(head_bytes, MembershipHead)
-                return _digest_after(state, count) == cached_head.digest
+                cached_digest = (
+                    EMPTY_HEAD.digest
+                    if not head_bytes
+                    else decode(head_bytes, MembershipHead).digest
+                )
+                return _digest_after(state, count) == cached_digest
         return False
 
 
@@ -227,6 +235,7 @@ class GovernedAuthenticator:
         self.genesis = genesis
         self._state = state
         self._cache = MembershipCache()
+        self._genesis_known = (encode(genesis), genesis)
         self._static = MembershipAuthenticator.from_genesis(genesis)
         self._current: tuple[Membership, MembershipAuthenticator] | None = None
 
@@ -241,7 +250,7 @@ class GovernedAuthenticator:
     def _authenticator(self) -> MembershipAuthenticator:
         if self._state is None:
             return self._static
-        membership = self._cache.membership(self._state)
+        membership = self._cache.membership(self._state, self._genesis_known)
         current = self._current
         if current is None or current[0] is not membership:
             current = (membership, MembershipAuthenticator(membership))

@@ -507,6 +507,7 @@ class PythonContract:
         module_globals: dict[str, Any] = {"__builtins__": execution.builtins, "__name__": self.name}
         module_globals.update(execution.guard_names)
         module_globals.update(api.names())
+        execution.meter.step()
         exec(self.compiled.code, module_globals)  # noqa: S102 - checked, instrumented contract code
         result = module_globals[method](*positional, **keywords)
         try:
