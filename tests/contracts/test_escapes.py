@@ -104,6 +104,9 @@ REFUSED_AT_DEPLOY = {
     "ljust": "def attack():\n    return 'x'.ljust(10**9)\n",
     "to_bytes": "def attack():\n    return (1).to_bytes(10**9, 'big')\n",
     "huge literal": f"def attack():\n    return {10**100}\n",
+    "dict.fromkeys": "def attack():\n    return {}.fromkeys(range(10**9))\n",
+    "int.from_bytes": "def attack():\n    return int.from_bytes(map(len, zip(range(10**12))), 'big')\n",
+    "round with huge ndigits": "def attack():\n    return round(5, -10**9)\n",
     "syntax error": "def attack(:\n",
 }
 
@@ -182,6 +185,22 @@ FAILS_AT_RUN_TIME = {
         RejectCode.EXECUTION_FAILED,
     ),
     "huge int to str": ('return int("9" * 5000)', RejectCode.EXECUTION_FAILED),
+    "dict update from a lazy iterable": (
+        "d = {}\n    d.update(zip(range(10**12), range(10**12)))",
+        RejectCode.OUT_OF_STEPS,
+    ),
+    "keeping method results": (
+        's = "x" * 1000000\n    kept = []\n    while True:\n        kept.append(s.upper())',
+        RejectCode.EXECUTION_FAILED,
+    ),
+    "keeping slices": (
+        's = "x" * 1000000\n    kept = []\n    while True:\n        kept.append(s[1:])',
+        RejectCode.EXECUTION_FAILED,
+    ),
+    "keeping splits": (
+        's = "a " * 40000\n    kept = []\n    while True:\n        kept.append(s.split())',
+        RejectCode.EXECUTION_FAILED,
+    ),
     # floats and formatting at run time
     "negative power": ("return 2 ** -1", RejectCode.EXECUTION_FAILED),
     "percent formatting": ('return "%s" % 5', RejectCode.EXECUTION_FAILED),

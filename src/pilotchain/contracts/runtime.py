@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pilotchain.codec import CodecError, Record, decode
+from pilotchain.codec import CodecError, Record, decode, encode
 from pilotchain.contracts.api import CallerInfo, Context
 from pilotchain.contracts.sandbox import (
     CheckedContract,
@@ -57,7 +57,7 @@ from pilotchain.ledger.execution import (
     StateReader,
     TxContext,
 )
-from pilotchain.ledger.tx import RejectCode, decode_args, encode_args
+from pilotchain.ledger.tx import RejectCode
 
 __all__ = [
     "MethodRule",
@@ -176,10 +176,44 @@ class _Execution:
         self.events = 0
 
 
+#: Stored, emitted and returned values nest at most this deep (a fixed bound, so the outcome
+#: never depends on how deep the host's own stack happens to be).
+VALUE_DEPTH_MAX = 32
+_SCALARS = frozenset({int, str, bytes, bool, type(None)})
+
+
+def _check_value(value: Any, depth: int = 0) -> None:
+    kind = type(value)
+    if kind in _SCALARS:
+        return
+    if depth >= VALUE_DEPTH_MAX:
+        raise CodecError(f"values nest at most {VALUE_DEPTH_MAX} levels deep")
+    if kind is list or kind is tuple:
+        for item in value:
+            if type(item) not in _SCALARS:
+                _check_value(item, depth + 1)
+    elif kind is dict:
+        for key, item in value.items():
+            if type(key) not in _SCALARS:
+                raise CodecError("map keys are str, int, bytes or bool")
+            if type(item) not in _SCALARS:
+                _check_value(item, depth + 1)
+    else:
+        raise CodecError(
+            f"{kind.__name__} values cannot be encoded (int, str, bytes, bool, None, lists, maps)"
+        )
+
+
+def encode_value(value: Any) -> bytes:
+    """Canonical bytes of a contract value (CodecError when it has none)."""
+    _check_value(value)
+    return encode(value)
+
+
 def _copy_value(value: Any, what: str) -> Any:
     """A canonical copy of ``value`` (CodecError -> TypeError, which contract code sees)."""
     try:
-        return decode_args(encode_args(value))
+        return decode(encode_value(value), Any)  # type: ignore[arg-type]
     except CodecError as exc:
         raise TypeError(f"{what} cannot be stored or sent: {exc}") from None
 
@@ -246,7 +280,7 @@ class _Api:
 
     def write(self, key: bytes, value: Any) -> None:
         try:
-            raw = encode_args(value)
+            raw = encode_value(value)
         except CodecError as exc:
             raise TypeError(f"value cannot be stored: {exc}") from None
         self._execution.meter.charge(1 + len(raw) // _STEP_BYTES)
@@ -293,7 +327,7 @@ def _key_bytes(key: Any) -> bytes:
     if type(key) not in (str, int, bytes):
         raise TypeError(f"Map keys are str, int or bytes, not {type(key).__name__}")
     try:
-        return encode_args(key)
+        return encode(key)
     except CodecError as exc:
         raise ValueError(f"Map key cannot be encoded: {exc}") from None
 
@@ -511,7 +545,8 @@ class PythonContract:
         exec(self.compiled.code, module_globals)  # noqa: S102 - checked, instrumented contract code
         result = module_globals[method](*positional, **keywords)
         try:
-            encode_args(result)
+            _check_value(result)
+            encode(result)
         except CodecError as exc:
             raise ContractError(
                 f"{self.name}.{method} returned a value that cannot be encoded: {exc}",

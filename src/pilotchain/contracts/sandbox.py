@@ -176,11 +176,10 @@ DENIED_ATTRIBUTES = frozenset(
         "format", "format_map",
         # size amplifiers with no use in contracts
         "ljust", "rjust", "center", "zfill", "expandtabs", "translate", "maketrans", "to_bytes",
+        # C loops over an arbitrary (lazy) iterable, unmetered
+        "fromkeys", "from_bytes",
     }
 )  # fmt: skip
-
-#: Attribute calls routed through the pre-checking method guard.
-_GUARDED_METHODS = frozenset({"join", "replace", "extend"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,11 +526,21 @@ class _Instrument(ast.NodeTransformer):
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr in _GUARDED_METHODS:
+        if isinstance(func, ast.Attribute):
             return ast.Call(
                 func=ast.Name(id=_PREFIX + "method", ctx=ast.Load()),
                 args=[func.value, ast.Constant(func.attr), *node.args],
                 keywords=node.keywords,
+            )
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.ctx, ast.Load) and isinstance(node.slice, ast.Slice):
+            bound = node.slice
+            none = ast.Constant(None)
+            return _call(
+                "slice", node.value, bound.lower or none, bound.upper or none, bound.step or none
             )
         return node
 
@@ -660,6 +669,12 @@ _SEQUENCES = (str, bytes, list, tuple)
 _SIZED_BUILTINS = (str, bytes, list, tuple, dict, range)
 _REFERENCE_BYTES = 8
 _FORMATTABLE = (str, int, bool, type(None), bytes)
+#: Methods whose result is an existing object or a small view (not charged as an allocation).
+_ACCESSORS = frozenset(
+    {"get", "pop", "popitem", "setdefault", "index", "count", "keys", "values", "items",
+     "contains", "startswith", "endswith", "find", "rfind", "append", "insert", "remove",
+     "set", "delete", "clear", "reverse", "sort"}
+)  # fmt: skip
 
 
 class Guards:
@@ -693,6 +708,7 @@ class Guards:
             "_pc_method": self.method,
             "_pc_items": self.items,
             "_pc_sized": self.sized,
+            "_pc_slice": self.slice,
         }
 
     # -- sizes
@@ -831,7 +847,12 @@ class Guards:
     def sized(self, value: Any) -> Any:
         return self._check_length(value)
 
+    def slice(self, value: Any, lower: Any, upper: Any, step: Any) -> Any:
+        return self._check_length(value[lower:upper:step])
+
     def method(self, target: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        """``target.name(*args, **kwargs)`` (``name`` passed the checker): amplifiers are
+        pre-checked, every result is size-checked and charged to the allocation budget."""
         if name == "join" and isinstance(target, str | bytes) and len(args) == 1 and not kwargs:
             parts = self.items(args[0])
             total = len(target) * max(len(parts) - 1, 0)
@@ -855,7 +876,16 @@ class Guards:
             self.meter.allocate(len(extra) * _REFERENCE_BYTES)
             target.extend(extra)
             return None
-        return getattr(target, name)(*args, **kwargs)
+        if name == "update" and type(target) is dict and not kwargs and len(args) == 1:
+            other = args[0] if type(args[0]) is dict else self.items(args[0])
+            self._precheck(dict, len(target) + len(other))
+            self.meter.charge(1 + len(other) // 8)
+            target.update(other)
+            return None
+        result = getattr(target, name)(*args, **kwargs)
+        if name in _ACCESSORS:
+            return result  # hands back an existing object (or a small view): nothing allocated
+        return self._check_length(result)
 
 
 # ---------------------------------------------------------------------------------- builtins
@@ -935,7 +965,6 @@ _PLAIN_BUILTINS: dict[str, Any] = {
     "abs": abs, "bool": bool, "int": int, "len": len,
     "divmod": divmod, "enumerate": enumerate, "zip": zip, "reversed": reversed, "range": range,
     "map": map, "filter": filter, "chr": chr, "ord": ord, "hex": hex, "bin": bin, "oct": oct,
-    "round": round,
     "Exception": Exception, "ValueError": ValueError, "KeyError": KeyError,
     "IndexError": IndexError, "TypeError": TypeError, "ZeroDivisionError": ZeroDivisionError,
     "ArithmeticError": ArithmeticError, "LookupError": LookupError, "AssertionError": AssertionError,
