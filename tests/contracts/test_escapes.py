@@ -6,6 +6,8 @@ that failed transactions change no state and the next block still commits."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pilotchain.contracts.api import API_NAMES
@@ -325,3 +327,34 @@ def test_failed_transactions_change_nothing_and_the_chain_goes_on() -> None:
             assert client.query("attacks", "read") == "before"
         after = client.invoke(alice, "attacks", "mark", {"value": "after"})
         assert after.ok and client.query("attacks", "read") == "after"
+
+
+def _at_depth(frames: int, call: Any) -> Any:
+    return call() if frames == 0 else _at_depth(frames - 1, call)
+
+
+@pytest.mark.parametrize("nesting", [300, 600])
+def test_deep_values_fail_or_succeed_the_same_at_any_host_stack_depth(nesting: int) -> None:
+    source = (
+        "def attack(n):\n"
+        "    x = []\n"
+        "    y = []\n"
+        "    for i in range(n):\n"
+        "        x = [x]\n"
+        "        y = [y]\n"
+        "    return x == y\n"
+    )
+    outcomes = set()
+    for host_frames in (0, 150, 400):
+        result, _ = _at_depth(host_frames, lambda: run(source, args={"n": nesting}))
+        outcomes.add(
+            result if not isinstance(result, ContractError) else (result.code, str(result))
+        )
+    assert len(outcomes) == 1, outcomes
+
+
+def test_f_strings_are_length_checked_before_joining() -> None:
+    parts = "{s}" * 2000
+    source = f'def attack():\n    s = "x" * 1000000\n    return f"{parts}"\n'
+    result, _ = run(source)
+    assert isinstance(result, ContractError) and "memory bound" in str(result)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -174,6 +175,20 @@ class _Execution:
         self.tx = tx
         self.depth = 0
         self.events = 0
+
+
+#: Python stack frames a transaction's contract code may use above the frame that runs it
+#: (contract calls are bounded far below this by the sandbox's call-depth limit).
+RECURSION_FRAMES = 450
+
+
+def _stack_depth() -> int:
+    frame = sys._getframe(1)
+    depth = 0
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return depth
 
 
 #: Stored, emitted and returned values nest at most this deep (a fixed bound, so the outcome
@@ -473,6 +488,11 @@ class PythonContract:
     ) -> tuple[Any, int]:
         """Run ``method`` as the outermost call of a transaction; every failure is a ContractError."""
         execution = _Execution(self.limits, self.resolver, ctx)
+        # C code recursing over nested values (==, sorted, hashing tuples) counts against
+        # Python's recursion limit, from however deep the host's stack already is. Pin the
+        # head-room contract code gets, so where it fails is the same on every node.
+        recursion_limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(_stack_depth() + RECURSION_FRAMES)
         try:
             result = self.execute(execution, state, method, args, ctx.caller, governance=governance)
         except ContractError:
@@ -489,6 +509,8 @@ class PythonContract:
             raise ContractError(
                 f"{self.name}.{method} failed: {scrub_message(exc)}", RejectCode.EXECUTION_FAILED
             ) from None
+        finally:
+            sys.setrecursionlimit(recursion_limit)
         return result, execution.meter.steps_used
 
     # -- one call (outermost or nested)

@@ -515,13 +515,14 @@ class _Instrument(ast.NodeTransformer):
         return node
 
     def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
-        self.generic_visit(node)
-        return _call("fstr", node)
-
-    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
-        self.generic_visit(node)
-        node.value = _call("fmt", node.value)
-        return node
+        # f"a{x}b" -> _pc_fstr("a", _pc_fmt(x), "b"): the length is checked before joining
+        parts: list[ast.expr] = []
+        for value in node.values:
+            if isinstance(value, ast.FormattedValue):
+                parts.append(_call("fmt", self.visit(value.value)))
+            else:
+                parts.append(value)
+        return _call("fstr", *parts)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
@@ -569,8 +570,8 @@ def _step_enter() -> ast.Expr:
 def compile_contract(source: str, allowed_globals: Iterable[str]) -> CheckedContract:
     """Check and instrument ``source``; the compiled module code (CodeRejected otherwise)."""
     tree, functions = check_source(source, allowed_globals)
-    instrumented = ast.fix_missing_locations(_Instrument().visit(tree))
     try:
+        instrumented = ast.fix_missing_locations(_Instrument().visit(tree))
         code = compile(instrumented, "<contract>", "exec", dont_inherit=True, optimize=0)
     except (SyntaxError, ValueError, RecursionError) as exc:
         raise CodeRejected(f"contract does not compile: {type(exc).__name__}: {exc}") from exc
@@ -815,15 +816,19 @@ class Guards:
             return item in container
         return item in self.items(container)
 
-    def fstr(self, value: str) -> str:
-        return self._check_length(value)  # type: ignore[no-any-return]
+    def fstr(self, *parts: str) -> str:
+        self._precheck(str, sum(len(part) for part in parts))
+        return self._check_length("".join(parts))  # type: ignore[no-any-return]
 
-    def fmt(self, value: Any) -> Any:
-        if type(value) not in _FORMATTABLE:
+    def fmt(self, value: Any) -> str:
+        kind = type(value)
+        if kind is str:
+            return value  # type: ignore[no-any-return]
+        if kind not in _FORMATTABLE:
             raise TypeError(
-                f"f-strings format str, int, bool, bytes and None only, not {type(value).__name__}"
+                f"f-strings format str, int, bool, bytes and None only, not {kind.__name__}"
             )
-        return value
+        return str(value)
 
     def items(self, value: Any) -> Any:
         """``value`` as a bounded sized sequence (iterators are consumed under the meter)."""
