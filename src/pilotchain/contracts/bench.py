@@ -61,7 +61,7 @@ def spin(n):
 
 
 class _Store(dict[bytes, bytes]):
-    def get(self, key: bytes, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: bytes, default: Any = None) -> Any:
         return dict.get(self, key, default)
 
 

@@ -37,8 +37,9 @@ Pure: no I/O, clock or randomness (time is the block timestamp in the context).
 
 from __future__ import annotations
 
+import builtins
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -363,7 +364,7 @@ class _Tx:
         raw = self.state.get(_id_key(proposal_id))
         if raw is None:
             raise _bad(f"no proposal #{proposal_id} (see: pilotchain gov list)")
-        return decode(raw, Proposal)
+        return cast(Proposal, decode(raw, Proposal))
 
     def save(self, proposal: Proposal) -> None:
         self.state.put(_id_key(proposal.id), encode(proposal))
@@ -509,7 +510,9 @@ class GovernanceContract:
         if status == OPEN and tx.ctx.timestamp_ms > proposal.expires_at_ms:
             status = "expired"
         payload = decode(proposal.payload, dict[str, Any])
-        target = {k: payload[k] for k in ("name", "version", "org", "kind") if k in payload}
+        target: dict[str, Any] = {
+            k: payload[k] for k in ("name", "version", "org", "kind") if k in payload
+        }
         if "code_hash" in payload:
             target["code_hash"] = payload["code_hash"].hex()
         return {
@@ -531,7 +534,7 @@ class GovernanceContract:
     def get(self, tx: _Tx, args: dict[str, Any]) -> dict[str, Any]:
         return self._document(tx, tx.proposal(args.get("id")))
 
-    def list(self, tx: _Tx, args: dict[str, Any]) -> list[dict[str, Any]]:
+    def list(self, tx: _Tx, args: dict[str, Any]) -> builtins.list[dict[str, Any]]:
         status = args.get("status", "all")
         limit = args.get("limit", 64)
         if not isinstance(limit, int) or not 1 <= limit <= LIST_LIMIT_MAX:
@@ -560,11 +563,11 @@ class GovernanceContract:
             "permissions": {m: {"roles": list(r.roles), "orgs": list(r.orgs)} for m, r in record.permissions},
         }  # fmt: skip
 
-    def members(self, tx: _Tx, args: dict[str, Any]) -> list[str]:
+    def members(self, tx: _Tx, args: dict[str, Any]) -> builtins.list[str]:
         return list(tx.members())
 
     def validators(self, tx: _Tx, args: dict[str, Any]) -> dict[str, Any]:
-        def rows(validators: tuple[ValidatorInfo, ...]) -> list[dict[str, Any]]:
+        def rows(validators: tuple[ValidatorInfo, ...]) -> builtins.list[dict[str, Any]]:
             return [{"name": v.name, "org": v.org, "power": v.power} for v in validators]
 
         return {

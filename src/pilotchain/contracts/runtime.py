@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pilotchain.codec import CodecError, Record, decode, encode
@@ -228,7 +227,7 @@ def encode_value(value: Any) -> bytes:
 def _copy_value(value: Any, what: str) -> Any:
     """A canonical copy of ``value`` (CodecError -> TypeError, which contract code sees)."""
     try:
-        return decode(encode_value(value), Any)  # type: ignore[arg-type]
+        return decode(encode_value(value), Any)
     except CodecError as exc:
         raise TypeError(f"{what} cannot be stored or sent: {exc}") from None
 
@@ -291,7 +290,7 @@ class _Api:
             self._execution.meter.step()
             return None
         self._execution.meter.charge(1 + len(raw) // _STEP_BYTES)
-        return decode(raw, Any)  # type: ignore[arg-type]
+        return decode(raw, Any)
 
     def write(self, key: bytes, value: Any) -> None:
         try:
@@ -443,13 +442,15 @@ def _bind(signature: MethodSignature, args: Any) -> tuple[list[Any], dict[str, A
     return positional, keywords
 
 
-@dataclass(frozen=True, slots=True)
 class FrozenContract:
     """What the resolver returns for a frozen contract: every call refused, with the reason."""
 
-    name: str
-    version: str
-    reason: str
+    __slots__ = ("name", "version", "reason")
+
+    def __init__(self, name: str, version: str, reason: str) -> None:
+        self.name = name
+        self.version = version
+        self.reason = reason
 
     def call(self, method: str, args: Any, ctx: TxContext, state: ContractState) -> tuple[Any, int]:
         raise ContractError(

@@ -54,6 +54,7 @@ Pure: no I/O, clock or randomness.
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -687,7 +688,7 @@ class Guards:
         self.meter = meter
         self.limits = meter.limits
 
-    def names(self) -> dict[str, Callable[..., Any]]:
+    def names(self) -> builtins.dict[str, Callable[..., Any]]:
         m = self.meter
         return {
             "_pc_step": m.step,
@@ -816,11 +817,11 @@ class Guards:
             return item in container
         return item in self.items(container)
 
-    def fstr(self, *parts: str) -> str:
+    def fstr(self, *parts: str) -> builtins.str:
         self._precheck(str, sum(len(part) for part in parts))
         return self._check_length("".join(parts))  # type: ignore[no-any-return]
 
-    def fmt(self, value: Any) -> str:
+    def fmt(self, value: Any) -> builtins.str:
         kind = type(value)
         if kind is str:
             return value  # type: ignore[no-any-return]
@@ -902,28 +903,29 @@ class _BuiltinWrappers:
     def __init__(self, guards: Guards) -> None:
         self.g = guards
         # isinstance(x, str) must see the real type behind a wrapped constructor
-        self.types: dict[Any, type] = {
+        self.types: dict[Any, Any] = {
             self.list: list, self.tuple: tuple, self.dict: dict, self.bytes: bytes, self.str: str,
         }  # fmt: skip
 
     def isinstance(self, value: Any, kinds: Any) -> bool:
         if type(kinds) is tuple:
-            return isinstance(value, tuple(self.types.get(kind, kind) for kind in kinds))
+            real: builtins.tuple[Any, ...] = tuple(self.types.get(kind, kind) for kind in kinds)
+            return isinstance(value, real)
         return isinstance(value, self.types.get(kinds, kinds))
 
-    def list(self, value: Any = ()) -> list[Any]:
+    def list(self, value: Any = ()) -> builtins.list[Any]:
         return self.g.sized(list(self.g.items(value)))  # type: ignore[no-any-return]
 
-    def tuple(self, value: Any = ()) -> tuple[Any, ...]:
+    def tuple(self, value: Any = ()) -> builtins.tuple[Any, ...]:
         return self.g.sized(tuple(self.g.items(value)))  # type: ignore[no-any-return]
 
-    def dict(self, value: Any = (), **kwargs: Any) -> dict[Any, Any]:
+    def dict(self, value: Any = (), **kwargs: Any) -> builtins.dict[Any, Any]:
         source = value if isinstance(value, dict) else self.g.items(value)
         if isinstance(value, dict):
             self.g.items(value)
         return self.g.sized(dict(source, **kwargs))  # type: ignore[no-any-return]
 
-    def sorted(self, value: Any, *, key: Any = None, reverse: bool = False) -> list[Any]:
+    def sorted(self, value: Any, *, key: Any = None, reverse: bool = False) -> builtins.list[Any]:
         items = self.g.items(value)
         self.g.meter.charge(len(items).bit_length() * (1 + len(items) // 8))
         return self.g.sized(sorted(items, key=key, reverse=reverse))  # type: ignore[no-any-return]
@@ -946,7 +948,7 @@ class _BuiltinWrappers:
     def all(self, value: Any) -> bool:
         return all(self.g.items(value))
 
-    def bytes(self, value: Any = b"", *args: Any) -> bytes:
+    def bytes(self, value: Any = b"", *args: Any) -> builtins.bytes:
         if isinstance(value, int):
             self.g._precheck(bytes, value)
             return bytes(value)
@@ -954,7 +956,7 @@ class _BuiltinWrappers:
             value = self.g.items(value)
         return self.g.sized(bytes(value, *args))  # type: ignore[no-any-return]
 
-    def str(self, value: Any = "", *args: Any) -> str:
+    def str(self, value: Any = "", *args: Any) -> builtins.str:
         if type(value) not in _FORMATTABLE:
             raise TypeError(
                 f"str() takes str, int, bool, bytes or None in contracts, not {type(value).__name__}"
