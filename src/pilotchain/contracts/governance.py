@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -364,7 +364,7 @@ class _Tx:
         raw = self.state.get(_id_key(proposal_id))
         if raw is None:
             raise _bad(f"no proposal #{proposal_id} (see: pilotchain gov list)")
-        return cast(Proposal, decode(raw, Proposal))
+        return decode(raw, Proposal)
 
     def save(self, proposal: Proposal) -> None:
         self.state.put(_id_key(proposal.id), encode(proposal))
@@ -920,7 +920,10 @@ def _check_permissions(spec: Any) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
-def _replace(record: Any, **changes: Any) -> Any:
+_R = TypeVar("_R", bound=msgspec.Struct)
+
+
+def _replace(record: _R, **changes: Any) -> _R:
     return msgspec.structs.replace(record, **changes)
 
 
