@@ -132,22 +132,25 @@ class BodyLimitMiddleware:
 
     The body is read here (it is small by construction) and replayed to the app."""
 
-    def __init__(self, app: ASGIApp, body_bytes_max: int) -> None:
+    def __init__(self, app: ASGIApp, body_bytes_max: int, path_limits: dict[str, int] | None = None) -> None:
         assert body_bytes_max > 0
         self.app = app
         self.body_bytes_max = body_bytes_max
+        #: larger limits for specific paths (the batch submission endpoint)
+        self.path_limits = dict(path_limits or {})
 
-    def _too_large(self, size: int | None) -> bytes:
+    def _too_large(self, size: int | None, limit: int) -> bytes:
         told = f"{size} bytes" if size is not None else "more"
         return json_error_body(
             "TOO_LARGE",
-            f"request body is {told}, limit {self.body_bytes_max} bytes; split the call or store large data off-chain",
+            f"request body is {told}, limit {limit} bytes; split the call or store large data off-chain",
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.body_bytes_max)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -157,8 +160,8 @@ class BodyLimitMiddleware:
                         send, 400, json_error_body("BAD_REQUEST", "Content-Length is not a number")
                     )
                     return
-                if declared > self.body_bytes_max:
-                    await _send_json(send, 413, self._too_large(declared))
+                if declared > limit:
+                    await _send_json(send, 413, self._too_large(declared, limit))
                     return
         chunks: list[bytes] = []
         size = 0
@@ -168,8 +171,8 @@ class BodyLimitMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.body_bytes_max:
-                await _send_json(send, 413, self._too_large(None))
+            if size > limit:
+                await _send_json(send, 413, self._too_large(None, limit))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -31,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pilotchain import __version__
+from pilotchain.codec import CodecError, decode
 from pilotchain.crypto import Suite, get_suite
 from pilotchain.gateway._middleware import (
     BodyLimitMiddleware,
@@ -111,6 +112,12 @@ def _error_response(
     return JSONResponse(
         {"code": code, "message": message, **extra}, status_code=status, headers=headers
     )
+
+
+#: transactions in one batch submission
+BATCH_TXS_MAX = 5_000
+#: bytes in one batch submission body
+BATCH_BODY_BYTES_MAX = 32 * 1024 * 1024
 
 
 def _rejected(exc: TxRejected) -> _ApiError:
@@ -333,6 +340,67 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             status_code=202,
         )
 
+    @app.post(
+        "/v1/txs/batch",
+        summary="Submit many signed transactions at once (one result per transaction, in order)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {
+                        "schema": {"type": "string", "format": "binary"},
+                        "description": "the canonical encoding (MessagePack array of byte strings) of the wire bytes",
+                    },
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"txs": {"type": "array", "items": {"type": "string", "format": "byte"}}},
+                            "required": ["txs"],
+                        },
+                    },
+                },
+            },
+        },
+    )
+    async def submit_txs(request: Request) -> JSONResponse:
+        body = await request.body()
+        content_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
+        raws: list[bytes]
+        if content_type == "application/json":
+            try:
+                document = json.loads(body)
+                items = document["txs"]
+                if not isinstance(items, list):
+                    raise TypeError("txs is not a list")
+                raws = [unb64(item, "txs[]") for item in items]
+            except (ValueError, UnicodeDecodeError, KeyError, TypeError, WireError) as exc:
+                raise _ApiError(400, "BAD_REQUEST", f'body must be {{"txs": ["<base64>", ...]}}: {exc}') from exc
+        elif content_type == "application/octet-stream":
+            try:
+                raws = decode(body, list[bytes], max_bytes=BATCH_BODY_BYTES_MAX)
+            except CodecError as exc:
+                raise _ApiError(400, "BAD_REQUEST", f"body is not a canonical list of transactions: {exc}") from exc
+        else:
+            raise _ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send application/octet-stream or JSON {\"txs\": [...]}")
+        if not raws or len(raws) > BATCH_TXS_MAX:
+            raise _ApiError(400, "BAD_REQUEST", f"a batch holds 1..{BATCH_TXS_MAX} transactions, got {len(raws)}")
+        require_available()
+        results = await node.submit_txs(raws)
+        accepted = sum(1 for r in results if isinstance(r, bytes))
+        return JSONResponse(
+            {
+                "accepted": accepted,
+                "rejected": len(results) - accepted,
+                "results": [
+                    {"tx_id": r.hex(), "state": TxState.PENDING.value}
+                    if isinstance(r, bytes)
+                    else {"code": r.code.value, "message": r.message, **({"tx_id": r.tx_id.hex()} if r.tx_id else {})}
+                    for r in results
+                ],
+            },
+            status_code=202,  # the batch was read; each transaction's fate is in its result
+        )
+
     @app.get(
         "/v1/txs/{tx_id}",
         summary="A transaction: pending, committed (receipt, proof, header) or rejected",
@@ -488,7 +556,8 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    app.add_middleware(BodyLimitMiddleware, body_bytes_max=body_bytes_max)
+    app.add_middleware(BodyLimitMiddleware, body_bytes_max=body_bytes_max,
+                       path_limits={"/v1/txs/batch": BATCH_BODY_BYTES_MAX})
     if options.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pilotchain.crypto import Suite
 from pilotchain.ledger.block import Block, BlockHeader, Receipt, TxProof
 from pilotchain.ledger.genesis import Genesis
+from pilotchain.ledger.tx import TxRejected
 from pilotchain.storage import StateProof
 
 __all__ = ["NodeAPI", "NodeStatus", "TxState", "TxStatus", "StateRead", "NodeEvent", "EventKind"]
@@ -102,6 +103,11 @@ class NodeAPI(Protocol):
     async def submit_tx(self, raw: bytes) -> bytes:
         """Admit a signed transaction to the mempool (and gossip it); returns its id.
         Raises :class:`pilotchain.ledger.tx.TxRejected` with the reason when refused."""
+        ...
+
+    async def submit_txs(self, raws: list[bytes]) -> list[bytes | TxRejected]:
+        """Admit many signed transactions at once (signatures verified as one batch across the
+        cores); one result per input, in order: the id, or the refusal."""
         ...
 
     def tx_status(self, tx_id: bytes) -> TxStatus: ...

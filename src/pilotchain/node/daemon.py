@@ -80,7 +80,7 @@ from pilotchain.ledger.auth import MembershipAuthenticator
 from pilotchain.ledger.block import Block
 from pilotchain.ledger.execution import ContractRegistry
 from pilotchain.ledger.ledger import BlockInvalid, Ledger
-from pilotchain.ledger.tx import SignedTx, TxRejected
+from pilotchain.ledger.tx import TxRejected
 from pilotchain.network.consortium import NodeConfig, load_genesis, load_node_config
 from pilotchain.node.api import NodeStatus
 from pilotchain.node.local import LocalNode, block_events
@@ -366,6 +366,16 @@ class ConsensusNode(LocalNode):
         self._payload_wake.set()
         return tx_id
 
+    async def submit_txs(self, raws: list[bytes]) -> list[bytes | TxRejected]:
+        results = await super().submit_txs(raws)
+        admitted = [raw for raw, result in zip(raws, results, strict=True) if isinstance(result, bytes)]
+        room = GOSSIP_QUEUE_TXS_MAX - len(self._gossip_out)
+        if admitted and room > 0:
+            self._gossip_out.extend(admitted[:room])
+            self._gossip_wake.set()
+        self._payload_wake.set()
+        return results
+
     # ------------------------------------------------------------------ effects
 
     def _drain(self) -> None:
@@ -438,6 +448,15 @@ class ConsensusNode(LocalNode):
             elif message.kind == MessageKind.MEMPOOL:
                 self._admit_gossip(message.peer, message.payload)
 
+    def _known(self, raw: bytes) -> bool:
+        """Already waiting here (gossip from several peers carries the same transactions)."""
+        try:
+            from pilotchain.ledger.tx import decode_transaction
+
+            return decode_transaction(self.suite, raw).tx_id in self.mempool
+        except TxRejected:
+            return False
+
     def _admit_gossip(self, peer: str, payload: bytes) -> None:
         try:
             raws = decode(payload, list[bytes])
@@ -447,14 +466,8 @@ class ConsensusNode(LocalNode):
         if len(raws) > GOSSIP_BATCH_TXS_MAX:
             self._consensus_metrics.bad_messages.inc()
             return
-        now_ms = self.clock_ms()
-        fresh = [raw for raw in raws]
-        for raw, checked in zip(fresh, self.ledger.check_txs(fresh, now_ms), strict=True):
-            if isinstance(checked, TxRejected):
-                continue
-            with contextlib.suppress(TxRejected):
-                self.mempool.add(raw, now_ms, _prechecked(checked))
-        self._metrics.mempool.set(len(self.mempool))
+        fresh = [raw for raw in raws if not self._known(raw)]
+        self._admit_many(fresh, self.clock_ms())
         self._payload_wake.set()
 
     async def _timer_loop(self) -> None:
@@ -524,18 +537,14 @@ class ConsensusNode(LocalNode):
             await asyncio.sleep(self.gossip_interval_ms / 1000)
             self._gossip_wake.clear()
             while self._gossip_out:
-                batch: list[bytes] = []
-                size = 0
-                while self._gossip_out and len(batch) < GOSSIP_BATCH_TXS_MAX and size < GOSSIP_BATCH_BYTES_MAX:
-                    raw = self._gossip_out.pop(0) if len(self._gossip_out) < 64 else None
-                    if raw is None:
-                        take = self._gossip_out[:GOSSIP_BATCH_TXS_MAX - len(batch)]
-                        del self._gossip_out[:len(take)]
-                        batch.extend(take)
-                        size += sum(len(r) for r in take)
-                        continue
-                    batch.append(raw)
+                count = size = 0
+                for raw in self._gossip_out[:GOSSIP_BATCH_TXS_MAX]:
+                    if count and size + len(raw) > GOSSIP_BATCH_BYTES_MAX:
+                        break
+                    count += 1
                     size += len(raw)
+                batch = self._gossip_out[:count]
+                del self._gossip_out[:count]
                 self.p2p.broadcast(MessageKind.MEMPOOL, encode(batch))
 
     async def _housekeeping_loop(self) -> None:
@@ -547,13 +556,6 @@ class ConsensusNode(LocalNode):
             connected = sum(1 for status in self.p2p.peers().values() if status.connected)
             self._consensus_metrics.peers.set(connected)
             self._metrics.mempool.set(len(self.mempool))
-
-
-def _prechecked(tx: SignedTx) -> Any:
-    def check(raw: bytes, now_ms: int) -> SignedTx:
-        return tx
-
-    return check
 
 
 class _ConsensusMetrics:

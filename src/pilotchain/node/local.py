@@ -43,7 +43,7 @@ from pilotchain.ledger.block import Block
 from pilotchain.ledger.execution import Caller, ContractRegistry
 from pilotchain.ledger.genesis import Genesis
 from pilotchain.ledger.ledger import Ledger, SignerAuthenticator
-from pilotchain.ledger.tx import TxRejected, decode_args, decode_transaction
+from pilotchain.ledger.tx import SignedTx, TxRejected, decode_args, decode_transaction
 from pilotchain.network.consortium import genesis_hash
 from pilotchain.node.api import EventKind, NodeEvent, NodeStatus, StateRead, TxState, TxStatus
 from pilotchain.node.mempool import Mempool, MempoolLimits
@@ -301,6 +301,35 @@ class LocalNode:
             self._wake.set()
         return tx.tx_id
 
+    async def submit_txs(self, raws: list[bytes]) -> list[bytes | TxRejected]:
+        if self._closed:
+            raise RuntimeError("the node is closed")
+        results = self._admit_many(raws, self.clock_ms())
+        if self._wake is not None:
+            self._wake.set()
+        return results
+
+    def _admit_many(self, raws: list[bytes], now_ms: int) -> list[bytes | TxRejected]:
+        """Check ``raws`` with one batched signature verification, then admit each."""
+        results: list[bytes | TxRejected] = []
+        for raw, checked in zip(raws, self.ledger.check_txs(raws, now_ms), strict=True):
+            if isinstance(checked, TxRejected):
+                if checked.tx_id is not None:
+                    self.mempool.remember_rejection(checked.tx_id, checked)
+                self._metrics.txs_refused.labels(code=checked.code.value).inc()
+                results.append(checked)
+                continue
+            try:
+                tx = self.mempool.add(raw, now_ms, _prechecked(checked))
+            except TxRejected as exc:
+                self._metrics.txs_refused.labels(code=exc.code.value).inc()
+                results.append(exc)
+                continue
+            self._metrics.txs_admitted.inc()
+            results.append(tx.tx_id)
+        self._metrics.mempool.set(len(self.mempool))
+        return results
+
     # ------------------------------------------------------------------ NodeAPI: events
 
     def subscribe(self, kinds: frozenset[EventKind] | None = None) -> AsyncIterator[NodeEvent]:
@@ -393,6 +422,16 @@ class LocalNode:
                 # the batch was all refused or limited; come back after an interval
                 await asyncio.sleep(interval_s)
                 self._wake.set()
+
+
+def _prechecked(tx: SignedTx) -> Callable[[bytes, int], SignedTx]:
+    """A mempool check that returns an already checked transaction."""
+
+    def check(raw: bytes, now_ms: int) -> SignedTx:
+        assert raw == tx.raw
+        return tx
+
+    return check
 
 
 def _tx_id_or_none(suite: Suite, raw: bytes) -> bytes | None:

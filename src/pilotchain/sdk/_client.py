@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from pilotchain.codec import encode
 from pilotchain.crypto import Suite, UnsupportedSuite, get_suite
 from pilotchain.ledger.tx import RejectCode
 from pilotchain.sdk._errors import (
@@ -138,6 +139,15 @@ class _Core:
     # -- requests -----------------------------------------------------------------------------------
 
     @staticmethod
+    def submit_many_request(txs: Iterable[bytes | SignedTransaction]) -> _Request:
+        return _Request(
+            "POST",
+            "/v1/txs/batch",
+            content=encode([_raw_of(tx) for tx in txs]),
+            headers={"content-type": "application/octet-stream"},
+        )
+
+    @staticmethod
     def submit_request(tx: bytes | SignedTransaction) -> _Request:
         return _Request(
             "POST",
@@ -207,6 +217,17 @@ def _query_result(document: Any) -> Any:
         return from_tagged_json(document["result"])
     except (KeyError, TypeError, WireError) as exc:
         raise ResponseError(f"not a query result: {exc}") from exc
+
+
+def _batch_results(document: Any) -> list[str | TxRejectedError]:
+    try:
+        return [
+            str(item["tx_id"]) if "code" not in item
+            else TxRejectedError(str(item["code"]), str(item["message"]), item.get("tx_id"))
+            for item in document["results"]
+        ]
+    except (KeyError, TypeError) as exc:
+        raise ResponseError(f"not a batch submission answer: {exc}") from exc
 
 
 def _accepted_id(document: Any) -> str:
@@ -322,6 +343,11 @@ class Client:
     def submit(self, tx: bytes | SignedTransaction) -> str:
         """Hand a signed transaction to the node; its id (hex) once admitted to the mempool."""
         return _accepted_id(self._send(self._core.submit_request(tx)))
+
+    def submit_many(self, txs: Iterable[bytes | SignedTransaction]) -> list[str | TxRejectedError]:
+        """Hand many signed transactions to the node in one request (at most 5,000); one result
+        each, in order: the id (hex) of an admitted one, or the TxRejectedError of a refused one."""
+        return _batch_results(self._send(self._core.submit_many_request(txs)))
 
     def submit_and_wait(self, tx: bytes | SignedTransaction, timeout_s: float = 30.0) -> TxResult:
         """Submit and wait until committed (verified) — TxRejectedError if refused or dropped,
@@ -488,6 +514,9 @@ class AsyncClient:
 
     async def submit(self, tx: bytes | SignedTransaction) -> str:
         return _accepted_id(await self._send(self._core.submit_request(tx)))
+
+    async def submit_many(self, txs: Iterable[bytes | SignedTransaction]) -> list[str | TxRejectedError]:
+        return _batch_results(await self._send(self._core.submit_many_request(txs)))
 
     async def submit_and_wait(
         self, tx: bytes | SignedTransaction, timeout_s: float = 30.0
