@@ -36,7 +36,7 @@ def _table(title: str, results: dict[str, Any]) -> Table:
 def micro(
     seconds: float = typer.Option(1.0, help="wall time per crypto case"),
     blocks: int = typer.Option(5, help="blocks of 1,000 transactions for the ledger benchmark"),
-    only: str = typer.Option("crypto,storage,ledger", help="comma list of: crypto, storage, ledger"),
+    only: str = typer.Option("crypto,storage,ledger,contracts", help="comma list of: crypto, storage, ledger, contracts"),
     json_output: bool = typer.Option(False, "--json", help="print one JSON document instead of tables"),
     record: bool = typer.Option(True, help="write the result file under bench/results/"),
 ) -> None:
@@ -45,9 +45,9 @@ def micro(
     from pilotchain.bench import results as bench_results
 
     wanted = {part.strip() for part in only.split(",") if part.strip()}
-    unknown = wanted - {"crypto", "storage", "ledger"}
+    unknown = wanted - {"crypto", "storage", "ledger", "contracts"}
     if unknown:
-        raise typer.BadParameter(f"unknown part(s): {', '.join(sorted(unknown))}; use crypto, storage, ledger")
+        raise typer.BadParameter(f"unknown part(s): {', '.join(sorted(unknown))}; use crypto, storage, ledger, contracts")
     console = Console(stderr=json_output)
     document: dict[str, Any] = {}
     with console.status("benchmarking…") as status:
@@ -68,6 +68,11 @@ def micro(
             for suite in ("intl", "gm"):
                 status.update(f"ledger ({suite}): check, execute, build and commit blocks…")
                 document["ledger"][suite] = ledger.run(suite, blocks=blocks)
+        if "contracts" in wanted:
+            from pilotchain.contracts import bench as contracts_bench
+
+            status.update("contracts: sandboxed Python transfer calls and metered loops…")
+            document["contracts"] = contracts_bench.run()
     if record:
         path = bench_results.record("micro", document)
         console.print(f"recorded {path}")

@@ -7,8 +7,10 @@ import typer
 from pilotchain import __version__
 from pilotchain.cli.bench_cmd import app as bench_app
 from pilotchain.cli.client_cmd import block_app, status, tx_app
+from pilotchain.cli.contract_cmd import app as contract_app
 from pilotchain.cli.crypto_cmd import app as crypto_app
 from pilotchain.cli.demo_cmd import demo
+from pilotchain.cli.gov_cmd import app as gov_app
 from pilotchain.cli.network_cmd import app as network_app
 from pilotchain.cli.node_cmd import app as node_app
 from pilotchain.cli.identity_cmd import app as identity_app
@@ -27,6 +29,8 @@ app.add_typer(node_app, name="node")
 app.add_typer(tx_app, name="tx")
 app.add_typer(block_app, name="block")
 app.command(name="status")(status)
+app.add_typer(contract_app, name="contract")
+app.add_typer(gov_app, name="gov")
 
 
 @app.command()

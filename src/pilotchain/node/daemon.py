@@ -74,16 +74,14 @@ from pilotchain.consensus.types import (
     ValidatorSet,
     decode_message,
 )
-from pilotchain.contracts.kv import KvContract
 from pilotchain.identity.files import load_identity
 from pilotchain.ledger.auth import MembershipAuthenticator
 from pilotchain.ledger.block import Block
-from pilotchain.ledger.execution import ContractRegistry
 from pilotchain.ledger.ledger import BlockInvalid, Ledger
 from pilotchain.ledger.tx import TxRejected
 from pilotchain.network.consortium import NodeConfig, load_genesis, load_node_config
 from pilotchain.node.api import NodeStatus
-from pilotchain.node.local import LocalNode, block_events
+from pilotchain.node.local import LocalNode, block_events, open_governed_ledger
 from pilotchain.p2p import MessageKind, NetworkConfig, PeerNetwork
 
 __all__ = ["CommitRecord", "ConsensusNode", "run_node", "NodeHalted"]
@@ -208,7 +206,8 @@ class ConsensusNode(LocalNode):
             chain_tip=self._chain_tip(),
             wal=self._load_wal(),
         )
-        membership = MembershipAuthenticator.from_genesis(genesis).membership
+        membership = self._current_membership()
+        self._p2p_membership = membership
         peers = {name: address for name, address in config.peers.items()}
         self.p2p = PeerNetwork(
             NetworkConfig(chain_id=genesis.chain_id, node_name=config.name, listen_address=config.p2p_listen,
@@ -241,10 +240,7 @@ class ConsensusNode(LocalNode):
         if identity.certificate.subject != config.name:
             raise ValueError(f"{config.identity_file} is the identity of {identity.certificate.subject!r}, "
                              f"but node.json names this node {config.name!r}")
-        registry = ContractRegistry()
-        registry.register(KvContract())
-        ledger = Ledger.open(home_path / config.data_dir / "ledger", genesis,
-                             MembershipAuthenticator.from_genesis(genesis), registry)
+        ledger = open_governed_ledger(home_path / config.data_dir / "ledger", genesis)
         return cls(ledger, config=config, home=home_path, identity=identity, **options)
 
     def _chain_tip(self) -> ChainTip:
@@ -259,6 +255,12 @@ class ConsensusNode(LocalNode):
         record = decode(slot, CommitRecord)
         return ChainTip(height=height, block_hash=compute_block_hash(self.suite, record.header),
                         timestamp_ms=record.header.timestamp_ms, validator_set=self.validator_set)
+
+    def _current_membership(self) -> Any:
+        """The consortium's membership as of the committed head (genesis + governance)."""
+        authenticator = self.ledger.authenticator
+        membership = getattr(authenticator, "membership", None)
+        return membership if membership is not None else MembershipAuthenticator.from_genesis(self.genesis).membership
 
     def _load_wal(self) -> ConsensusWal | None:
         try:
@@ -413,6 +415,13 @@ class ConsensusNode(LocalNode):
             _log.critical(self._halted, extra={"event": "node.halted"})
             raise NodeHalted(self._halted) from exc
         self.mempool.remove_committed(receipt.tx_id for receipt in block.receipts)
+        membership = self._current_membership()
+        if membership is not self._p2p_membership:
+            # governance changed the consortium (an org added or removed, a revocation, a CA
+            # rotation): new links are checked against it and existing ones re-checked now
+            self._p2p_membership = membership
+            dropped = self.p2p.set_membership(membership)
+            _log.info("membership changed", extra={"event": "membership.changed", "dropped": ",".join(dropped)})
         self._metrics.blocks.inc()
         self._metrics.txs_committed.inc(len(block.txs))
         self._metrics.height.set(header.height)

@@ -36,11 +36,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from pilotchain.codec import CodecError
-from pilotchain.contracts.kv import KvContract
 from pilotchain.crypto import Suite, get_suite
-from pilotchain.ledger.auth import MembershipAuthenticator
 from pilotchain.ledger.block import Block
-from pilotchain.ledger.execution import Caller, ContractRegistry
+from pilotchain.ledger.execution import Caller, ContractResolver
 from pilotchain.ledger.genesis import Genesis
 from pilotchain.ledger.ledger import Ledger, SignerAuthenticator
 from pilotchain.ledger.tx import SignedTx, TxRejected, decode_args, decode_transaction
@@ -160,19 +158,12 @@ class LocalNode:
         genesis: Genesis,
         *,
         authenticator: SignerAuthenticator | None = None,
-        registry: ContractRegistry | None = None,
+        registry: ContractResolver | None = None,
         **options: Any,
     ) -> LocalNode:
-        """Open (or create) a ledger in ``data_dir`` for ``genesis`` with the built-in contracts."""
-        if registry is None:
-            registry = ContractRegistry()
-            registry.register(KvContract())
-        ledger = Ledger.open(
-            data_dir,
-            genesis,
-            authenticator or MembershipAuthenticator.from_genesis(genesis),
-            registry,
-        )
+        """Open (or create) a ledger in ``data_dir`` for ``genesis`` with the built-in contracts,
+        the governance system contract and governance-deployed Python contracts."""
+        ledger = open_governed_ledger(data_dir, genesis, authenticator=authenticator, registry=registry)
         return cls(ledger, **options)
 
     async def start(self) -> None:
@@ -422,6 +413,25 @@ class LocalNode:
                 # the batch was all refused or limited; come back after an interval
                 await asyncio.sleep(interval_s)
                 self._wake.set()
+
+
+def open_governed_ledger(
+    data_dir: str | os.PathLike[str],
+    genesis: Genesis,
+    *,
+    authenticator: SignerAuthenticator | None = None,
+    registry: ContractResolver | None = None,
+) -> Ledger:
+    """A ledger whose contracts (kv, gov, deployed Python contracts) and membership (genesis plus
+    governance's changes, from committed state) are the chain's, as every node must use them."""
+    from pilotchain.contracts.membership import GovernedAuthenticator
+    from pilotchain.contracts.resolver import ChainContracts
+
+    auth = authenticator if authenticator is not None else GovernedAuthenticator(genesis)
+    ledger = Ledger.open(data_dir, genesis, auth, registry if registry is not None else ChainContracts())
+    if isinstance(auth, GovernedAuthenticator):
+        auth.bind(ledger.store)
+    return ledger
 
 
 def _prechecked(tx: SignedTx) -> Callable[[bytes, int], SignedTx]:

@@ -459,6 +459,12 @@ class PeerNetwork:
     def connected_peers(self) -> list[str]:
         return sorted(name for name, peer in self._peers.items() if peer.link is not None)
 
+    def set_membership(self, membership: Membership) -> list[str]:
+        """Use ``membership`` from now on (governance replaced it); re-check every link against it
+        and return the names of the peers dropped."""
+        self._membership = membership
+        return self.reauthenticate()
+
     def reauthenticate(self) -> list[str]:
         """Check every link's certificate against the membership now (call it after applying
         a revocation or removing an org); drop the links that no longer pass. The dropped
