@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -48,12 +47,7 @@ def version():
 """
 
 
-def test_contract_lifecycle_on_four_processes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    site = Path(__file__).resolve().parent / "live_site"
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("PILOTCHAIN_TEST_GOVERNED", "1")
+def test_contract_lifecycle_on_four_processes(tmp_path: Path) -> None:
     net = tmp_path / "net"
     with live.running_network(net) as nodes:
         orgs = sorted(p.name for p in (net / "orgs").iterdir())
