@@ -11,7 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pilotchain.network.consortium import NetworkError, init_network, load_manifest, parse_orgs
+from pilotchain.network.consortium import (
+    NetworkError,
+    add_node,
+    init_network,
+    load_manifest,
+    parse_orgs,
+)
 
 app = typer.Typer(help="Create a consortium and run its nodes (one OS process per node).", no_args_is_help=True)
 
@@ -167,3 +173,29 @@ def down(
         return
     for node in nodes:
         Console().print(f"{node.name}: {stop_node(node, grace_s=grace)}")
+
+
+@app.command("add-node")
+def add_node_command(
+    directory: Path = _DIR,
+    org: str = typer.Option(..., help="the organisation whose CA issues the node's validator identity"),
+    host: str = typer.Option("127.0.0.1", help="address the node listens on"),
+    advertise: str | None = typer.Option(None, help="address peers and clients use to reach it"),
+    json_output: bool = typer.Option(False, "--json", help="print the node entry as JSON"),
+) -> None:
+    """Create a node home for ORG. It joins as an observer and syncs; it becomes a validator when
+    governance approves `pilotchain gov propose add_validator` with its nodes/<name>/validator.json."""
+    try:
+        entry = add_node(directory, org=org, host=host, advertise_host=advertise, now_ms=int(time.time() * 1000))
+    except NetworkError as exc:
+        _fail(str(exc))
+        return
+    if json_output:
+        typer.echo(json.dumps(entry, indent=2))
+        return
+    console = Console()
+    console.print(f"created {entry['name']} ({entry['org']}) at {directory / entry['home']}: "
+                  f"p2p {entry['p2p_addr']}, gateway {entry['gateway_url']}")
+    console.print(f"start it: [bold]pilotchain network up --dir {directory}[/]; then propose it as a validator:\n"
+                  f"  pilotchain gov propose add_validator \"$(cat {directory / entry['home'] / 'validator.json'})\" "
+                  f"--identity {directory}/orgs/{org}/admin.id --node <gateway URL>")

@@ -50,7 +50,7 @@ from pilotchain.ledger.execution import (
     TxContext,
     execute_transactions,
 )
-from pilotchain.ledger.genesis import GENESIS_STATE_KEY, Genesis, validator_set_hash
+from pilotchain.ledger.genesis import GENESIS_STATE_KEY, Genesis, ValidatorInfo, validator_set_hash
 from pilotchain.ledger.tx import RejectCode, SignedTx, TxRejected, check_transaction
 from pilotchain.storage import LedgerStore, StateProof
 
@@ -104,7 +104,9 @@ class Ledger:
         self.chain_id = genesis.chain_id
         self.authenticator = authenticator
         self.registry = registry
-        self._validator_set_hash = validator_set_hash(self.suite.hash, genesis.validators)
+        #: the validators that certify block ``height`` (genesis's until governance changes them;
+        #: the governed chain replaces this with a reader of the committed validator schedule)
+        self.validators_at: Callable[[int], tuple[ValidatorInfo, ...]] = lambda height: genesis.validators
         self._prepared: OrderedDict[bytes, _Prepared] = OrderedDict()
         # wire bytes -> None; a signature is a pure function of the bytes and the key the
         # certificate names, so a verified one need not be verified again (bounded, FIFO)
@@ -153,7 +155,7 @@ class Ledger:
             tx_root=tx_root(self.suite, []),
             receipt_root=receipt_root(self.suite, []),
             state_root=prepared.root,
-            validator_set_hash=self._validator_set_hash,
+            validator_set_hash=validator_set_hash(self.suite.hash, self.genesis.validators),
         )
         block = Block(header=header, txs=(), receipts=())
         self.store.commit_block(0, block_hash(self.suite, header), encode(block), [], prepared)
@@ -169,6 +171,9 @@ class Ledger:
         digest = self.store.last_block_hash
         assert digest is not None, "an open ledger always has block 0"
         return digest
+
+    def validator_set_hash_at(self, height: int) -> bytes:
+        return validator_set_hash(self.suite.hash, self.validators_at(height))
 
     def get_block(self, height: int) -> Block | None:
         raw = self.store.get_block(height)
@@ -335,7 +340,7 @@ class Ledger:
             tx_root=tx_root(self.suite, raw_txs),
             receipt_root=receipt_root(self.suite, result.receipts),
             state_root=prepared_state.root,
-            validator_set_hash=self._validator_set_hash,
+            validator_set_hash=self.validator_set_hash_at(parent.height + 1),
             consensus_data=consensus_data,
         )
         block = Block(header=header, txs=raw_txs, receipts=result.receipts)
@@ -361,7 +366,8 @@ class Ledger:
             (header.height == head.height + 1, f"block height {header.height}, expected {head.height + 1}"),
             (header.parent_hash == block_hash(self.suite, head), "parent hash does not match the head block"),
             (header.timestamp_ms > head.timestamp_ms, "timestamp does not advance past the parent's"),
-            (header.validator_set_hash == self._validator_set_hash, "validator set hash does not match"),
+            (header.validator_set_hash == self.validator_set_hash_at(header.height),
+             "validator set hash does not match the validators in force at this height"),
             (len(block.txs) <= self.genesis.params.block_txs_max, "too many transactions"),
         ]
         for ok, reason in checks:

@@ -306,3 +306,69 @@ def init_network(
     }
     _write_json(root / "network.json", manifest)
     return manifest
+
+
+def add_node(
+    directory: str | os.PathLike[str],
+    *,
+    org: str,
+    now_ms: int,
+    host: str = "127.0.0.1",
+    advertise_host: str | None = None,
+    p2p_port: int | None = None,
+    gateway_port: int | None = None,
+    identity_valid_days: int = 365,
+) -> dict[str, Any]:
+    """A new node home for organisation ``org`` (its CA issues the validator identity).
+
+    The node starts as an observer: it connects to the existing nodes, syncs the chain and
+    becomes a validator when governance approves an ``add_validator`` proposal for it (its
+    public key is in the returned entry and in ``nodes/<name>/validator.json``)."""
+    from pilotchain.identity.files import load_ca
+
+    root = Path(directory)
+    manifest = load_manifest(root)
+    orgs = {entry["org"]: entry for entry in manifest["organizations"]}
+    if org not in orgs:
+        raise NetworkError(f"no organisation {org!r} in {root}; choose one of {', '.join(orgs)}")
+    genesis = load_genesis(root / manifest["genesis"])
+    suite = get_suite(genesis.suite)
+    taken = {n["name"] for n in manifest["nodes"]}
+    index = 1
+    while f"{org}-v{index}" in taken:
+        index += 1
+    name = f"{org}-v{index}"
+    used_ports = {int(n["p2p_addr"].rpartition(":")[2]) for n in manifest["nodes"]} | {
+        int(n["gateway_url"].rpartition(":")[2]) for n in manifest["nodes"]
+    }
+    next_port = max(used_ports) + 1
+    p2p_port = p2p_port or next_port
+    gateway_port = gateway_port or p2p_port + 1
+    advertise = advertise_host or ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
+    ca = load_ca(root / orgs[org]["ca_dir"])
+    key = suite.generate_private_key()
+    cert = ca.issue(name, ("validator",), key.public_key().to_der(), now_ms=now_ms,
+                    valid_ms=identity_valid_days * DAY_MS)
+    from pilotchain.identity.files import save_ca
+
+    save_ca(root / orgs[org]["ca_dir"], ca, overwrite=True)  # the CA's next serial moved on
+    home = root / "nodes" / name
+    home.mkdir(parents=True, exist_ok=False)
+    save_identity(home / "node.id", IdentityBundle(suite, cert, key))
+    _write_json(home / "genesis.json", _genesis_document(suite, genesis))
+    config = NodeConfig(
+        name=name, org=org, chain_id=genesis.chain_id, suite=genesis.suite, identity_file="node.id",
+        genesis_file="genesis.json", data_dir="data", p2p_listen=f"{host}:{p2p_port}",
+        p2p_advertise=f"{advertise}:{p2p_port}", peers={n["name"]: n["p2p_addr"] for n in manifest["nodes"]},
+        gateway_listen=f"{host}:{gateway_port}", gateway_url=f"http://{advertise}:{gateway_port}",
+    )
+    (home / "node.json").write_bytes(msgspec.json.format(msgspec.json.encode(config), indent=2) + b"\n")
+    public_key = key.public_key().to_der()
+    _write_json(home / "validator.json", {"name": name, "org": org,
+                                          "public_key": {"$bytes": base64.b64encode(public_key).decode("ascii")},
+                                          "power": 1})
+    entry = {"name": name, "org": org, "p2p_addr": config.p2p_advertise, "gateway_url": config.gateway_url,
+             "home": f"nodes/{name}"}
+    manifest["nodes"].append(entry)
+    _write_json(root / "network.json", manifest)
+    return entry

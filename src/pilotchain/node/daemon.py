@@ -109,6 +109,11 @@ class CommitRecord(Record):
     certificate: CommitCertificate
 
 
+def consensus_validator_set(validators: Sequence[Any]) -> ValidatorSet:
+    """The consensus engine's view of ledger validators (order = validator index)."""
+    return ValidatorSet(validators=tuple(Validator(public_key=v.public_key, voting_power=v.power) for v in validators))
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -140,8 +145,8 @@ class _LedgerApplication:
             if block.header.timestamp_ms != header.timestamp_ms:
                 _log.warning("refusing a proposal whose ledger timestamp differs from the consensus timestamp")
                 return False
-            proposer = self.node.validator_names[header.proposer_index] if header.proposer_index < len(
-                self.node.validator_names) else None
+            names = [v.name for v in ledger.validators_at(height)]
+            proposer = names[header.proposer_index] if header.proposer_index < len(names) else None
             if block.header.proposer != proposer:
                 _log.warning("refusing a proposal that names proposer %r, not %r", block.header.proposer, proposer)
                 return False
@@ -153,7 +158,15 @@ class _LedgerApplication:
         return True
 
     def get_validator_set_update(self, height: int, payload: bytes) -> ValidatorSet | None:
-        return None  # validator changes by governance arrive with the contracts issue
+        """Governance schedules validator changes two blocks after the approving block, so the
+        set for ``height + 1`` is already in committed state when block ``height`` is decided."""
+        ledger = self.node.ledger
+        following = ledger.validators_at(height + 1)
+        if following == ledger.validators_at(height):
+            return None
+        _log.info("validator set changes", extra={"event": "validators.changed", "height": height + 1,
+                                                 "validators": ",".join(v.name for v in following)})
+        return consensus_validator_set(following)
 
     def load_commit(self, height: int) -> tuple[ConsensusBlock, CommitCertificate] | None:
         store = self.node.ledger.store
@@ -178,10 +191,6 @@ class ConsensusNode(LocalNode):
         self.home = home
         self.identity = identity
         genesis = ledger.genesis
-        self.validator_names = [v.name for v in genesis.validators]
-        self.validator_set = ValidatorSet(
-            validators=tuple(Validator(public_key=v.public_key, voting_power=v.power) for v in genesis.validators)
-        )
         params = genesis.params
         self.consensus_config = ConsensusConfig(
             chain_id=genesis.chain_id.encode(),
@@ -197,7 +206,10 @@ class ConsensusNode(LocalNode):
         # transactions is waiting) so blocks carry batches, not single transactions
         self.block_interval_ms_min = min(block_interval_ms_min, self.empty_block_delay_ms)
         self._wal_path = home / config.data_dir / WAL_FILE
-        self._peer_index = {name: index for index, name in enumerate(self.validator_names)}
+        # consensus names peers by small integers; any authenticated peer (validator or a node
+        # that is still syncing before governance adds it) gets one, stable for the process
+        self._peer_ids: dict[str, int] = {}
+        self._peer_names: dict[int, str] = {}
         self.replica = Replica(
             config=self.consensus_config,
             suite=self.suite,
@@ -211,7 +223,7 @@ class ConsensusNode(LocalNode):
         peers = {name: address for name, address in config.peers.items()}
         self.p2p = PeerNetwork(
             NetworkConfig(chain_id=genesis.chain_id, node_name=config.name, listen_address=config.p2p_listen,
-                          peers=peers),
+                          peers=peers, accept_unlisted_peers=True),
             suite=self.suite,
             membership=membership,
             private_key=identity.private_key,
@@ -248,13 +260,14 @@ class ConsensusNode(LocalNode):
         height = ledger.height
         if height == 0:
             return ChainTip(height=0, block_hash=ledger.head_hash, timestamp_ms=ledger.head().timestamp_ms,
-                            validator_set=self.validator_set)
+                            validator_set=consensus_validator_set(ledger.validators_at(1)))
         slot = ledger.store.get_certificate(height)
         if slot is None:
             raise NodeHalted(f"block {height} has no commit record; the store is not a consensus node's store")
         record = decode(slot, CommitRecord)
         return ChainTip(height=height, block_hash=compute_block_hash(self.suite, record.header),
-                        timestamp_ms=record.header.timestamp_ms, validator_set=self.validator_set)
+                        timestamp_ms=record.header.timestamp_ms,
+                        validator_set=consensus_validator_set(ledger.validators_at(height + 1)))
 
     def _current_membership(self) -> Any:
         """The consortium's membership as of the committed head (genesis + governance)."""
@@ -337,7 +350,9 @@ class ConsensusNode(LocalNode):
         return NodeStatus(
             chain_id=base.chain_id, node=base.node, org=base.org, suite=base.suite, height=base.height,
             last_block_hash=base.last_block_hash, last_block_time_ms=base.last_block_time_ms,
-            state_root=base.state_root, validators=base.validators, genesis_hash=base.genesis_hash,
+            state_root=base.state_root,
+            validators=tuple(v.name for v in self.ledger.validators_at(self.ledger.height + 1)),
+            genesis_hash=base.genesis_hash,
             peers=peers, mempool_size=base.mempool_size,
             consensus={
                 "engine": "tendermint",
@@ -385,8 +400,8 @@ class ConsensusNode(LocalNode):
             if isinstance(effect, Persist):
                 self._persist_wal(effect.record)
             elif isinstance(effect, Send):
-                name = self.validator_names[effect.to] if 0 <= effect.to < len(self.validator_names) else None
-                if name is not None and name != self.name:
+                name = self._peer_names.get(effect.to)
+                if name is not None:
                     self.p2p.send(name, MessageKind.CONSENSUS, encode(effect.message))
             elif isinstance(effect, Broadcast):
                 self.p2p.broadcast(MessageKind.CONSENSUS, encode(effect.message))
@@ -445,9 +460,7 @@ class ConsensusNode(LocalNode):
         while True:
             message = await self.p2p.receive()
             if message.kind == MessageKind.CONSENSUS:
-                sender = self._peer_index.get(message.peer)
-                if sender is None:
-                    continue
+                sender = self._peer_id(message.peer)
                 try:
                     decoded = decode_message(message.payload)
                 except CodecError:
@@ -465,6 +478,13 @@ class ConsensusNode(LocalNode):
             return decode_transaction(self.suite, raw).tx_id in self.mempool
         except TxRejected:
             return False
+
+    def _peer_id(self, name: str) -> int:
+        peer_id = self._peer_ids.get(name)
+        if peer_id is None:
+            peer_id = self._peer_ids[name] = len(self._peer_ids)
+            self._peer_names[peer_id] = name
+        return peer_id
 
     def _admit_gossip(self, peer: str, payload: bytes) -> None:
         try:

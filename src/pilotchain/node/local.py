@@ -431,6 +431,10 @@ def open_governed_ledger(
     ledger = Ledger.open(data_dir, genesis, auth, registry if registry is not None else ChainContracts())
     if isinstance(auth, GovernedAuthenticator):
         auth.bind(ledger.store)
+    from pilotchain.contracts.governance import validator_set_at
+
+    store = ledger.store
+    ledger.validators_at = lambda height: validator_set_at(genesis, store, height)
     return ledger
 
 

@@ -1,0 +1,79 @@
+"""Governance changes the validator set of a running 4-process network while transactions commit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pilotchain.cli.main import app as cli
+from pilotchain.network.consortium import add_node
+from pilotchain.network.processes import NodeProcess, nodes_of, probe_status, start_node, wait_until
+from pilotchain.sdk import Client, Identity, build_transaction
+
+from .live import assert_agreement, height, logs, running_network
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def _validators(node: NodeProcess) -> list[str]:
+    status = probe_status(node.gateway_url) or {}
+    return list(status.get("validators", []))
+
+
+def _commit_some(node: NodeProcess, identity: Identity, tag: str) -> None:
+    with Client(node.gateway_url, timeout=30.0) as client:
+        txs = [build_transaction(identity, "pilot-city", "kv", "put", {"key": f"{tag}-{i}", "value": i})
+               for i in range(10)]
+        results = client.submit_many(txs)
+        assert all(isinstance(r, str) for r in results), results
+        assert client.wait(txs[-1].tx_id, timeout_s=60).state == "committed"
+
+
+def test_add_and_remove_validators_by_governance_while_committing(tmp_path: Path) -> None:
+    runner = CliRunner()
+    net = tmp_path / "net"
+    with running_network(net) as nodes:
+        orgs = sorted(p.name for p in (net / "orgs").iterdir())
+        client = Identity.load(net / "orgs" / orgs[0] / "client.id")
+
+        def gov(node: NodeProcess, org: str, *args: str) -> dict:  # type: ignore[type-arg]
+            result = runner.invoke(cli, ["gov", *args, "--identity", str(net / "orgs" / org / "admin.id"),
+                                         "--node", node.gateway_url, "--json"])
+            assert result.exit_code == 0, result.output + logs(nodes)
+            return json.loads(result.output)
+
+        # a fifth node joins as an observer and syncs
+        entry = add_node(net, org=orgs[1], now_ms=__import__("time").time_ns() // 1_000_000)
+        newcomer = next(n for n in nodes_of(net) if n.name == entry["name"])
+        try:
+            start_node(newcomer)
+            assert wait_until(lambda: height(newcomer) >= height(nodes[0]) - 1 > 0, timeout_s=60), logs([*nodes, newcomer])
+            _commit_some(nodes[0], client, "before")
+
+            payload = (net / entry["home"] / "validator.json").read_text()
+            proposal = gov(nodes[0], orgs[0], "propose", "add_validator", payload)
+            proposal_id = str(proposal.get("id", proposal.get("proposal_id")))
+            gov(nodes[1], orgs[1], "approve", proposal_id)
+            done = gov(nodes[2], orgs[2], "approve", proposal_id)
+            assert done["status"] == "executed", done
+            assert wait_until(lambda: entry["name"] in _validators(nodes[0]), timeout_s=60), logs([*nodes, newcomer])
+            assert wait_until(lambda: (probe_status(newcomer.gateway_url) or {}).get("consensus", {}).get("validator") is True,
+                              timeout_s=60), logs([newcomer])
+            _commit_some(newcomer, client, "five")
+
+            leaving = nodes[3].name
+            proposal = gov(nodes[0], orgs[0], "propose", "remove_validator", json.dumps({"name": leaving}))
+            proposal_id = str(proposal.get("id", proposal.get("proposal_id")))
+            gov(nodes[1], orgs[1], "approve", proposal_id)
+            gov(nodes[2], orgs[2], "approve", proposal_id)
+            assert wait_until(lambda: leaving not in _validators(nodes[0]), timeout_s=60), logs(nodes)
+            _commit_some(nodes[1], client, "after")
+            assert sorted(_validators(nodes[0])) == sorted([n.name for n in nodes[:3]] + [entry["name"]])
+            assert_agreement([*nodes, newcomer])
+        finally:
+            from pilotchain.network.processes import stop_node
+
+            stop_node(newcomer, kill=True)
