@@ -56,7 +56,7 @@ class FakeApplication:
 
     commits: dict[int, tuple[Block, CommitCertificate]] = field(default_factory=dict)
 
-    def validate_payload(self, height: int, parent_hash: bytes, payload: bytes) -> bool:
+    def validate_payload(self, header: BlockHeader, payload: bytes) -> bool:
         return payload != b"invalid"
 
     def get_validator_set_update(self, height: int, payload: bytes) -> ValidatorSet | None:

@@ -12,7 +12,14 @@ from pathlib import Path
 import httpx
 
 from pilotchain.network.consortium import init_network, parse_orgs
-from pilotchain.network.processes import NodeProcess, nodes_of, probe_status, start_node, stop_node, wait_until
+from pilotchain.network.processes import (
+    NodeProcess,
+    nodes_of,
+    probe_status,
+    start_node,
+    stop_node,
+    wait_until,
+)
 
 
 def free_port_block(count: int) -> int:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from tests.ledger.helpers import FakeAuthenticator, make_certificate, make_tx
 
 from pilotchain.crypto import get_suite
 from pilotchain.ledger.tx import RejectCode, TxRejected, check_transaction
 from pilotchain.node.mempool import Mempool, MempoolLimits
-
-from tests.ledger.helpers import FakeAuthenticator, make_certificate, make_tx
 
 SUITE = get_suite("intl")
 AUTH = FakeAuthenticator(SUITE)

@@ -11,9 +11,10 @@ from pilotchain.cli.contract_cmd import app as contract_app
 from pilotchain.cli.crypto_cmd import app as crypto_app
 from pilotchain.cli.demo_cmd import demo
 from pilotchain.cli.gov_cmd import app as gov_app
+from pilotchain.cli.identity_cmd import app as identity_app
 from pilotchain.cli.network_cmd import app as network_app
 from pilotchain.cli.node_cmd import app as node_app
-from pilotchain.cli.identity_cmd import app as identity_app
+from pilotchain.cli.sim_cmd import sim
 
 app = typer.Typer(
     help="pilotchain: a permissioned consortium blockchain.",
@@ -26,6 +27,7 @@ app.add_typer(bench_app, name="bench")
 app.command(name="demo")(demo)
 app.add_typer(network_app, name="network")
 app.add_typer(node_app, name="node")
+app.command(name="sim")(sim)
 app.add_typer(tx_app, name="tx")
 app.add_typer(block_app, name="block")
 app.command(name="status")(status)

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pilotchain.consensus.types import Block, CommitCertificate, ValidatorSet
+from pilotchain.consensus.types import Block, BlockHeader, CommitCertificate, ValidatorSet
 
 __all__ = ["Application"]
 
 
 class Application(Protocol):
-    def validate_payload(self, height: int, parent_hash: bytes, payload: bytes) -> bool:
-        """valid(v): is ``payload`` acceptable as block ``height`` on top of ``parent_hash``?"""
+    def validate_payload(self, header: BlockHeader, payload: bytes) -> bool:
+        """valid(v): is ``payload`` acceptable as block ``header.height`` on top of
+        ``header.parent_hash``? The header is passed so the application can bind its own
+        block to the consensus one (same height, timestamp, proposer); the replica has already
+        checked the header itself (proposer, timestamp order, payload hash)."""
         ...
 
     def get_validator_set_update(self, height: int, payload: bytes) -> ValidatorSet | None:

@@ -1028,7 +1028,7 @@ class Replica:
             and header.validator_set_hash == self.validators.hash
             and len(block.payload) <= self.config.payload_bytes_max
             and header.payload_hash == self.suite.hash(block.payload)
-            and self.application.validate_payload(self.height, header.parent_hash, block.payload)
+            and self.application.validate_payload(header, block.payload)
         )
         if len(self._validity) < 4 * (self.config.rounds_kept_below + self.config.rounds_ahead_max + 2):
             self._validity[block_hash] = valid

@@ -24,7 +24,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pilotchain.network.consortium import init_network, load_manifest
-from pilotchain.network.processes import NodeProcess, nodes_of, probe_status, start_node, stop_node, wait_until
+from pilotchain.network.processes import (
+    NodeProcess,
+    nodes_of,
+    probe_status,
+    start_node,
+    stop_node,
+    wait_until,
+)
 from pilotchain.sdk import Identity, build_transaction
 
 __all__ = ["DemoResult", "run_demo"]
@@ -69,23 +76,23 @@ async def _workload(nodes: list[NodeProcess], identities: list[Identity], chain_
     sign_task = progress.add_task("committing", total=count)
 
     async def watch_commits() -> None:
-        async with httpx.AsyncClient(base_url=nodes[0].gateway_url, timeout=None) as http:
-            async with http.stream("GET", "/v1/events", params={"kinds": "tx"}) as response:
-                event_name = ""
-                async for line in response.aiter_lines():
-                    if line.startswith("event:"):
-                        event_name = line[6:].strip()
-                    elif line.startswith("data:") and event_name == "tx":
-                        import json
+        async with httpx.AsyncClient(base_url=nodes[0].gateway_url, timeout=None) as http, \
+                http.stream("GET", "/v1/events", params={"kinds": "tx"}) as response:
+            event_name = ""
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    event_name = line[6:].strip()
+                elif line.startswith("data:") and event_name == "tx":
+                    import json
 
-                        data = json.loads(line[5:])
-                        tx_id = data.get("tx_id")
-                        if tx_id in submitted_at and tx_id not in committed_at:
-                            committed_at[tx_id] = time.perf_counter()
-                            progress.advance(sign_task)
-                            if len(committed_at) + sum(rejected.values()) >= count:
-                                all_committed.set()
-                                return
+                    data = json.loads(line[5:])
+                    tx_id = data.get("tx_id")
+                    if tx_id in submitted_at and tx_id not in committed_at:
+                        committed_at[tx_id] = time.perf_counter()
+                        progress.advance(sign_task)
+                        if len(committed_at) + sum(rejected.values()) >= count:
+                            all_committed.set()
+                            return
 
     watcher = asyncio.create_task(watch_commits())
     await asyncio.sleep(0.3)  # let the event stream attach before the first submission

@@ -24,9 +24,9 @@ of effects that :meth:`ConsensusNode._drain` executes **in order**:
                      ``empty_block_delay_ms`` for transactions first;
 * ``EvidenceFound`` → logged and kept.
 
-The consensus payload is the canonical ledger block. Validators accept it (``validate_payload``)
-only when its height and timestamp equal the consensus header's, its proposer is the consensus
-proposer, and re-execution reproduces every root (:meth:`Ledger.verify_block`). A block that
+The consensus payload is the canonical ledger block. Validators accept it (``validate_payload``, which
+receives the consensus header) only when its height and timestamp equal the consensus header's,
+its proposer is the consensus proposer, and re-execution reproduces every root (:meth:`Ledger.verify_block`). A block that
 arrives with a valid commit certificate but cannot be applied is a broken invariant: the node
 halts rather than diverge.
 
@@ -124,14 +124,9 @@ class _LedgerApplication:
     def __init__(self, node: ConsensusNode) -> None:
         self.node = node
 
-    def validate_payload(self, height: int, parent_hash: bytes, payload: bytes,
-                         header: ConsensusHeader | None = None) -> bool:
+    def validate_payload(self, header: ConsensusHeader, payload: bytes) -> bool:
         ledger = self.node.ledger
-        if height == ledger.height + 2:
-            # the replica decided height - 1 and moved on within this same input; the Commit
-            # effect is queued but not applied yet. Executing the effects emitted so far, in
-            # order, keeps the effect contract and brings the ledger to height - 1.
-            self.node._drain()
+        height = header.height
         try:
             block = decode(payload, Block)
         except CodecError as exc:
@@ -141,15 +136,14 @@ class _LedgerApplication:
             _log.warning("refusing a proposal for height %d (ledger block says %d, head is %d)",
                          height, block.header.height, ledger.height)
             return False
-        if header is not None:
-            if block.header.timestamp_ms != header.timestamp_ms:
-                _log.warning("refusing a proposal whose ledger timestamp differs from the consensus timestamp")
-                return False
-            names = [v.name for v in ledger.validators_at(height)]
-            proposer = names[header.proposer_index] if header.proposer_index < len(names) else None
-            if block.header.proposer != proposer:
-                _log.warning("refusing a proposal that names proposer %r, not %r", block.header.proposer, proposer)
-                return False
+        if block.header.timestamp_ms != header.timestamp_ms:
+            _log.warning("refusing a proposal whose ledger timestamp differs from the consensus timestamp")
+            return False
+        names = [v.name for v in ledger.validators_at(height)]
+        proposer = names[header.proposer_index] if header.proposer_index < len(names) else None
+        if block.header.proposer != proposer:
+            _log.warning("refusing a proposal that names proposer %r, not %r", block.header.proposer, proposer)
+            return False
         try:
             ledger.verify_block(block)
         except BlockInvalid as exc:
@@ -547,7 +541,7 @@ class ConsensusNode(LocalNode):
     def _propose(self, request: RequestPayload) -> None:
         now_ms = self.clock_ms()
         # the replica stamps max(now, parent + 1); the ledger block must carry the same time
-        timestamp_ms = max(now_ms, self.replica.chain_tip.timestamp_ms + 1)
+        timestamp_ms = max(now_ms, self.replica.now_ms, self.replica.chain_tip.timestamp_ms + 1)
         params = self.genesis.params
         self.mempool.prune(now_ms)
         batch = self.mempool.take(params.block_txs_max, params.block_bytes_max)

@@ -190,7 +190,8 @@ class SimApplication:
         self.world = world
         self.disk = disk
 
-    def validate_payload(self, height: int, parent_hash: bytes, payload: bytes) -> bool:
+    def validate_payload(self, header: BlockHeader, payload: bytes) -> bool:
+        height = header.height
         if height != len(self.disk.blocks) + 1:
             self.world.safety_violations.append(
                 f"validate_payload({height}) called while the node's ledger is at {len(self.disk.blocks)}: "

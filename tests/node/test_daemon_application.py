@@ -1,0 +1,53 @@
+"""The consensus node's Application: a ledger block is bound to the consensus header around it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from pilotchain.codec import encode
+from pilotchain.consensus.types import BlockHeader as ConsensusHeader
+from pilotchain.network.consortium import init_network, parse_orgs
+from pilotchain.node.daemon import ConsensusNode, _LedgerApplication
+from pilotchain.sdk import Identity, build_transaction
+
+NOW = 1_790_000_000_000
+
+
+@pytest.fixture
+def node(tmp_path: Path):  # type: ignore[no-untyped-def]
+    init_network(tmp_path / "net", validators=4, orgs=parse_orgs("4"), base_port=39100, now_ms=NOW)
+    node = ConsensusNode.from_home(tmp_path / "net" / "nodes" / "bank-v1")
+    yield node, tmp_path / "net"
+    asyncio.run(node.close())
+
+
+def _header(node: ConsensusNode, block, **changes):  # type: ignore[no-untyped-def]
+    names = [v.name for v in node.ledger.validators_at(1)]
+    header = ConsensusHeader(
+        chain_id=b"pilot-city", height=1, round=0, parent_hash=b"\x00" * 32,
+        proposer_index=names.index(block.header.proposer), timestamp_ms=block.header.timestamp_ms,
+        validator_set_hash=b"\x00" * 32, payload_hash=b"\x00" * 32,
+    )
+    return msgspec.structs.replace(header, **changes)
+
+
+def test_a_ledger_block_must_match_its_consensus_header(node) -> None:  # type: ignore[no-untyped-def]
+    consensus_node, net = node
+    app = _LedgerApplication(consensus_node)
+    identity = Identity.load(net / "orgs" / "hospital" / "client.id")
+    tx = build_transaction(identity, "pilot-city", "kv", "put", {"key": "k", "value": 1}, now_ms=NOW + 5)
+    block = consensus_node.ledger.build_block([tx.raw], proposer="bank-v1", timestamp_ms=NOW + 10)
+    payload = encode(block)
+    assert app.validate_payload(_header(consensus_node, block), payload)
+    assert not app.validate_payload(_header(consensus_node, block, timestamp_ms=NOW + 11), payload)
+    other = (_header(consensus_node, block).proposer_index + 1) % 4
+    assert not app.validate_payload(_header(consensus_node, block, proposer_index=other), payload)
+    assert not app.validate_payload(_header(consensus_node, block, height=2), payload)
+    assert not app.validate_payload(_header(consensus_node, block), payload[:-1])
+    forged = msgspec.structs.replace(block, header=msgspec.structs.replace(block.header, state_root=b"\x01" * 32))
+    assert not app.validate_payload(_header(consensus_node, forged), encode(forged))
+    assert consensus_node.ledger.height == 0  # judging proposals changes nothing
