@@ -18,7 +18,7 @@ from pilotchain.identity.authority import CertificateAuthority
 from pilotchain.identity.files import IdentityBundle, load_ca
 from pilotchain.ledger.ledger import Ledger
 from pilotchain.ledger.tx import RejectCode
-from pilotchain.sdk import TxRejectedError
+from pilotchain.sdk import TxRejectedError, build_transaction
 from pilotchain.sdk._identity import Identity
 
 from .helpers import approve, deploy, deploy_payload, governed_chain, propose
@@ -384,3 +384,19 @@ def test_a_second_node_replaying_the_chain_agrees(tmp_path: Path) -> None:
             assert replica.head().state_root == source.head().state_root
         finally:
             replica.close()
+
+
+def test_block_size_set_by_governance_limits_the_next_blocks() -> None:
+    with governed_chain(orgs=2) as chain:
+        client = chain.client()
+        first, second = _admins(chain)
+        params = propose(client, first, "set_params", {"params": {"block_txs_max": 3}})
+        assert approve(client, second, params.result["id"]).result["status"] == "executed"
+        assert chain.node.ledger.params.block_txs_max == 3
+        txs = [build_transaction(chain.identity(), chain.chain_id, "kv", "put", {"key": f"p{i}", "value": i})
+               for i in range(7)]
+        assert all(isinstance(r, str) for r in client.submit_many(txs))
+        client.wait(txs[-1].tx_id, timeout_s=30)
+        heights = {client.get_tx(tx.tx_id).height for tx in txs}
+        sizes = [len(chain.node.ledger.get_block(h).txs) for h in heights]  # type: ignore[union-attr]
+        assert max(sizes) <= 3 and sum(sizes) == 7

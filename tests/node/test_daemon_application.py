@@ -51,3 +51,17 @@ def test_a_ledger_block_must_match_its_consensus_header(node) -> None:  # type: 
     forged = msgspec.structs.replace(block, header=msgspec.structs.replace(block.header, state_root=b"\x01" * 32))
     assert not app.validate_payload(_header(consensus_node, forged), encode(forged))
     assert consensus_node.ledger.height == 0  # judging proposals changes nothing
+
+
+def test_expiring_identities_are_warned_once_per_threshold(node, caplog) -> None:  # type: ignore[no-untyped-def]
+    consensus_node, _ = node
+    not_after = consensus_node.identity.certificate.not_after_ms
+    day = 86_400_000
+    with caplog.at_level("WARNING", logger="pilotchain.node"):
+        assert consensus_node.check_expiry(not_after - 40 * day, None) == []
+        first = consensus_node.check_expiry(not_after - 29 * day, not_after - 40 * day)
+        assert [w.threshold_days for w in first if w.subject == "bank-v1"] == [30]
+        assert consensus_node.check_expiry(not_after - 28 * day, not_after - 29 * day) == []
+        last = consensus_node.check_expiry(not_after + 1, not_after - 28 * day)
+        assert [w.severity for w in last if w.subject == "bank-v1"] == ["expired"]
+    assert any(getattr(r, "event", "") == "identity.expiring" for r in caplog.records)

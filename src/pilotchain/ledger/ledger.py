@@ -50,7 +50,13 @@ from pilotchain.ledger.execution import (
     TxContext,
     execute_transactions,
 )
-from pilotchain.ledger.genesis import GENESIS_STATE_KEY, Genesis, ValidatorInfo, validator_set_hash
+from pilotchain.ledger.genesis import (
+    GENESIS_STATE_KEY,
+    ChainParams,
+    Genesis,
+    ValidatorInfo,
+    validator_set_hash,
+)
 from pilotchain.ledger.tx import RejectCode, SignedTx, TxRejected, check_transaction
 from pilotchain.storage import LedgerStore, StateProof
 
@@ -107,6 +113,10 @@ class Ledger:
         #: the validators that certify block ``height`` (genesis's until governance changes them;
         #: the governed chain replaces this with a reader of the committed validator schedule)
         self.validators_at: Callable[[int], tuple[ValidatorInfo, ...]] = lambda height: genesis.validators
+        #: the chain parameters in force for the next block (genesis's until governance changes
+        #: them; the governed chain replaces this with a reader of committed state)
+        self.params_from_state: Callable[[], ChainParams] = lambda: genesis.params
+        self._params_cache: tuple[int, ChainParams] | None = None
         self._prepared: OrderedDict[bytes, _Prepared] = OrderedDict()
         # wire bytes -> None; a signature is a pure function of the bytes and the key the
         # certificate names, so a verified one need not be verified again (bounded, FIFO)
@@ -171,6 +181,14 @@ class Ledger:
         digest = self.store.last_block_hash
         assert digest is not None, "an open ledger always has block 0"
         return digest
+
+    @property
+    def params(self) -> ChainParams:
+        """Chain parameters for the next block (read once per committed height)."""
+        cached = self._params_cache
+        if cached is None or cached[0] != self.store.height:
+            cached = self._params_cache = (self.store.height, self.params_from_state())
+        return cached[1]
 
     def validator_set_hash_at(self, height: int) -> bytes:
         return validator_set_hash(self.suite.hash, self.validators_at(height))
@@ -241,7 +259,7 @@ class Ledger:
             chain_id=self.chain_id,
             now_ms=now_ms,
             signer_public_key=lambda cert: self.authenticator.public_key_of(cert, now_ms),
-            limits=self.genesis.params.tx_limits,
+            limits=self.params.tx_limits,
             verify_signature=verify_signature and not known,
         )
         if verify_signature and not known:
@@ -291,7 +309,7 @@ class Ledger:
         on_rejected: Callable[[bytes, TxRejected], None] | None = None,
     ) -> Block:
         """The next block from ``candidates`` (in order), executed on the committed state."""
-        params = self.genesis.params
+        params = self.params
         head = self.head()
         if timestamp_ms <= head.timestamp_ms:
             timestamp_ms = head.timestamp_ms + 1
@@ -368,7 +386,8 @@ class Ledger:
             (header.timestamp_ms > head.timestamp_ms, "timestamp does not advance past the parent's"),
             (header.validator_set_hash == self.validator_set_hash_at(header.height),
              "validator set hash does not match the validators in force at this height"),
-            (len(block.txs) <= self.genesis.params.block_txs_max, "too many transactions"),
+            (len(block.txs) <= self.params.block_txs_max, "too many transactions"),
+            (sum(len(raw) for raw in block.txs) <= self.params.block_bytes_max, "transactions exceed the block size"),
         ]
         for ok, reason in checks:
             if not ok:

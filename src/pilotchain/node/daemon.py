@@ -185,7 +185,10 @@ class ConsensusNode(LocalNode):
         self.home = home
         self.identity = identity
         genesis = ledger.genesis
-        params = genesis.params
+        # governed parameters: block limits apply from the next block on every node (the ledger
+        # reads them from committed state); consensus timeouts are read here, so a change takes
+        # effect on each node at its next start (timeouts are local liveness knobs, not safety)
+        params = ledger.params
         self.consensus_config = ConsensusConfig(
             chain_id=genesis.chain_id.encode(),
             timeout_propose_ms=params.timeout_propose_ms,
@@ -516,7 +519,7 @@ class ConsensusNode(LocalNode):
             if request is None:
                 continue
             parent_ms = self.replica.chain_tip.timestamp_ms
-            full = self.genesis.params.block_txs_max
+            full = self.ledger.params.block_txs_max
             while len(self.mempool) < full:
                 remaining = parent_ms + self.block_interval_ms_min - self.clock_ms()
                 if remaining <= 0:
@@ -542,7 +545,7 @@ class ConsensusNode(LocalNode):
         now_ms = self.clock_ms()
         # the replica stamps max(now, parent + 1); the ledger block must carry the same time
         timestamp_ms = max(now_ms, self.replica.now_ms, self.replica.chain_tip.timestamp_ms + 1)
-        params = self.genesis.params
+        params = self.ledger.params
         self.mempool.prune(now_ms)
         batch = self.mempool.take(params.block_txs_max, params.block_bytes_max)
 
@@ -570,8 +573,29 @@ class ConsensusNode(LocalNode):
                 del self._gossip_out[:count]
                 self.p2p.broadcast(MessageKind.MEMPOOL, encode(batch))
 
+    def check_expiry(self, now_ms: int, since_ms: int | None) -> list[Any]:
+        """Log (once per threshold: 30, 7, 1 days, expired) the org CAs and this node's identity
+        that expire soon; returns the warnings."""
+        from pilotchain.identity.expiry import WARNING_DAYS, expiry_warnings
+
+        horizon_ms = max(WARNING_DAYS) * 86_400_000
+        notices = self._current_membership().expiring(now_ms, horizon_ms, [self.identity.certificate])
+        warnings = list(expiry_warnings(notices, now_ms=now_ms, since_ms=since_ms))
+        for warning in warnings:
+            level = logging.WARNING if warning.severity == "warning" else logging.ERROR
+            _log.log(level, warning.message, extra={
+                "event": "identity.expiring", "kind": str(warning.kind), "org": warning.org_id,
+                "subject": warning.subject, "serial": warning.serial, "not_after_ms": warning.not_after_ms,
+                "days": warning.threshold_days, "severity": warning.severity,
+            })
+        return warnings
+
     async def _housekeeping_loop(self) -> None:
+        checked_ms: int | None = None
         while True:
+            now_ms = self.clock_ms()
+            self.check_expiry(now_ms, checked_ms)
+            checked_ms = now_ms
             await asyncio.sleep(5.0)
             for tx_id in self.mempool.prune(self.clock_ms()):
                 self._metrics.txs_refused.labels(code="EXPIRED").inc()

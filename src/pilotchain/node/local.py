@@ -363,7 +363,7 @@ class LocalNode:
         for tx_id in self.mempool.prune(now_ms):
             self._metrics.txs_refused.labels(code="EXPIRED").inc()
             _log.debug("expired in the mempool: %s", tx_id.hex())
-        params = self.genesis.params
+        params = self.ledger.params
         batch = self.mempool.take(params.block_txs_max, params.block_bytes_max)
         if not batch:
             self._metrics.mempool.set(len(self.mempool))
@@ -431,10 +431,11 @@ def open_governed_ledger(
     ledger = Ledger.open(data_dir, genesis, auth, registry if registry is not None else ChainContracts())
     if isinstance(auth, GovernedAuthenticator):
         auth.bind(ledger.store)
-    from pilotchain.contracts.governance import validator_set_at
+    from pilotchain.contracts.governance import governed_chain_params, validator_set_at
 
     store = ledger.store
     ledger.validators_at = lambda height: validator_set_at(genesis, store, height)
+    ledger.params_from_state = lambda: governed_chain_params(genesis, store)
     return ledger
 
 
