@@ -1,15 +1,25 @@
-"""`pilotchain bench ...`: benchmarks that print numbers and record them under bench/results/."""
+"""`pilotchain bench ...`: benchmarks that print numbers and record them under bench/results/.
+
+``pilotchain bench [--nodes 4] [--mode stress|spike|stability] [--crypto intl|gm] [--json]`` runs the
+network benchmark in the CAICT method (``pilotchain.bench.network``); ``pilotchain bench micro``
+the micro benchmarks (crypto, storage, ledger).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Benchmarks: print the numbers and record them under bench/results/.", no_args_is_help=True)
+app = typer.Typer(help="Benchmarks: print the numbers and record them under bench/results/. "
+                  "Without a subcommand: the network benchmark (CAICT method).")
 
 
 def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -81,3 +91,142 @@ def micro(
         return
     for section, results in document.items():
         console.print(_table(section, results))
+
+
+@app.callback(invoke_without_command=True)
+def network(
+    ctx: typer.Context,
+    nodes: int = typer.Option(4, help="validators, each its own OS process on this machine"),
+    mode: str = typer.Option("stress", help="stress | spike | stability"),
+    crypto: str = typer.Option("intl", help="intl | gm"),
+    duration: float = typer.Option(300.0, help="stability: seconds of load at 20 percent of the stress rate"),
+    rate: float = typer.Option(0.0, help="spike/stability: the stress rate in tx/s (0: run the stress ladder first)"),
+    step: float = typer.Option(10.0, help="stress: seconds per offered rate"),
+    rate_start: float = typer.Option(250.0, help="stress: first offered rate (tx/s)"),
+    rate_factor: float = typer.Option(1.4, help="stress: each step offers this many times the last"),
+    steps_max: int = typer.Option(12, help="stress: at most this many steps"),
+    deadline: float = typer.Option(10.0, help="a transaction succeeds when committed within this many seconds"),
+    batch: int = typer.Option(250, help="transactions per POST /v1/txs/batch"),
+    orgs: int = typer.Option(4, help="organisations (1..7)"),
+    clients_per_org: int = typer.Option(4, help="client identities per organisation (signing keys)"),
+    spike_s: float = typer.Option(5.0, help="spike: seconds per burst"),
+    spikes: int = typer.Option(2, help="spike: number of bursts"),
+    catchup: float = typer.Option(10.0, help="seconds of load while one node is down (0: skip catch-up)"),
+    query: float = typer.Option(3.0, help="seconds per query-throughput case (0: skip)"),
+    query_concurrency: int = typer.Option(32, help="concurrent readers"),
+    ceiling: float = typer.Option(2.0, help="seconds to measure the signature-verification ceiling"),
+    profile: float = typer.Option(0.0, help="py-spy the first node during the main phase, for at most this many seconds"),
+    workdir: Path = typer.Option(None, help="network folder (default: a temporary one, deleted)"),
+    keep: bool = typer.Option(False, help="keep the temporary network folder"),
+    json_output: bool = typer.Option(False, "--json", help="print one JSON document instead of tables"),
+    record: bool = typer.Option(True, help="write the result file (and chart) under bench/results/"),
+) -> None:
+    """Network benchmark in the CAICT method: a real n-node network on this machine, pre-signed
+    transactions from many client identities, offered through the gateways in batches."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from pilotchain.bench import network as bench_network
+    from pilotchain.bench import results as bench_results
+    from pilotchain.bench.chart import write_html
+
+    options = bench_network.BenchOptions(
+        nodes=nodes, mode=mode, suite=crypto, orgs=orgs, clients_per_org=clients_per_org, batch_size=batch,
+        step_s=step, rate_start=rate_start, rate_factor=rate_factor, steps_max=steps_max,
+        rate=rate or None, duration_s=duration, spike_s=spike_s, spike_count=spikes, deadline_s=deadline,
+        catchup_s=catchup, query_s=query, query_concurrency=query_concurrency, ceiling_s=ceiling,
+        profile_s=profile, workdir=workdir, keep_workdir=keep,
+    )
+    try:
+        options.check()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    console = Console(stderr=True)
+    profile_raw = Path(tempfile.mkstemp(prefix="pilotchain-bench-profile-", suffix=".txt")[1]) if profile > 0 else None
+    if profile_raw is not None:
+        options = dataclasses.replace(options, profile_output=profile_raw)
+    document = bench_network.run(options, log=lambda message: console.print(message, highlight=False))
+    if record:
+        kind = f"network-{mode}-{crypto}-{nodes}n"
+        path = bench_results.record(kind, document)
+        chart = write_html(document, path.with_suffix(".html"),
+                           f"pilotchain bench --mode {mode} --nodes {nodes} --crypto {crypto} ({path.stem})")
+        document["result_file"] = str(path)
+        document["chart_file"] = str(chart)
+        if profile_raw is not None and profile_raw.stat().st_size > 0:
+            raw_copy = path.with_suffix(".pyspy.txt")
+            shutil.move(str(profile_raw), raw_copy)
+            document["profile_file"] = str(raw_copy)
+        console.print(f"recorded {path}\nchart    {chart}")
+    if profile_raw is not None:
+        profile_raw.unlink(missing_ok=True)
+    if json_output:
+        typer.echo(json.dumps(document, sort_keys=True))
+        return
+    Console().print(*network_tables(document))
+
+
+def _ms(latency: dict[str, Any]) -> str:
+    return " / ".join("–" if latency.get(k) is None else f"{latency[k]:,.0f}" for k in ("p50", "p95", "p99"))
+
+
+def network_tables(document: dict[str, Any]) -> list[Table]:
+    """Human tables of a network benchmark document."""
+    config, summary = document["config"], document["summary"]
+    tables = []
+    head = Table(title=f"pilotchain bench: {config['mode']}, {config['nodes']} nodes, {config['suite']}",
+                 title_justify="left")
+    head.add_column("measure")
+    head.add_column("value", justify="right")
+    deployment, ceiling = document["deployment"], document["ceiling"]
+    rows = [
+        ("committed tx/s", f"{summary['committed_tps']:,.1f}"),
+        ("received tx/s", f"{summary['received_tps']:,.1f}"),
+        ("success (within deadline)", f"{summary['success_rate']:.1%}"),
+        ("latency p50 / p95 / p99 ms", _ms(summary["latency_ms"])),
+        ("verify ceiling /s (all cores)", f"{ceiling['verify_per_second']:,.0f} ({ceiling['signature']})"),
+        ("efficiency = committed × n ÷ ceiling", f"{summary['efficiency']:.1%}" if summary["efficiency"] else "–"),
+        ("init → first block s", f"{deployment['first_block_s']:.2f}"),
+    ]
+    if "ledger" in document and document["ledger"]["bytes_per_tx"]:
+        rows.append(("ledger bytes per tx", f"{document['ledger']['bytes_per_tx']:,.0f}"))
+    query = document.get("query", {})
+    if "kv_get_query" in query:
+        rows.append(("queries/s (kv.get)", f"{query['kv_get_query']['per_second']:,.0f}"))
+        rows.append(("state reads/s (with proof)", f"{query['state_read_with_proof']['per_second']:,.0f}"))
+    catchup = document.get("catchup")
+    if catchup and catchup.get("reached_head"):
+        rows.append(("catch-up blocks/s, tx/s", f"{catchup['blocks_per_s']:,.1f}, {catchup['txs_per_s']:,.0f} "
+                     f"({catchup['blocks_behind']} blocks, {catchup['restart_to_head_s']:.1f} s from restart)"))
+    if "spike" in document:
+        spike = document["spike"]
+        rows.append(("spike: burst success", f"{spike['burst_success_rate']:.1%} at {spike['burst_tps']:,.0f} tx/s"))
+        rows.append(("spike: recovery s (max)", f"{spike['recovery_s_max']:.2f}"))
+    if "stability" in document:
+        stability = document["stability"]
+        rows.append(("stability: p50 slope ms/min", str(stability["latency_p50_slope_ms_per_min"])))
+        rows.append(("stability: RSS slope MiB/min", ", ".join(
+            f"{v}" for v in stability["rss_slope_mb_per_min"].values())))
+    rows.append(("event-stream drops (backfilled txs)",
+                 f"{document['event_stream']['drops']} ({document['event_stream']['backfilled_txs']})"))
+    for key, value in rows:
+        head.add_row(key, value)
+    tables.append(head)
+    if "stress" in document:
+        steps = Table(title="stress ladder", title_justify="left")
+        for column in ("offered tx/s", "received tx/s", "committed tx/s", "success", "p50/p95/p99 ms", "keeps up"):
+            steps.add_column(column, justify="right")
+        for step in document["stress"]["steps"]:
+            steps.add_row(f"{step['offered_tps']:,.0f}", f"{step['received_tps']:,.0f}",
+                          f"{step['committed_tps']:,.0f}", f"{step['success_rate']:.1%}",
+                          _ms(step["latency_ms"]), "yes" if step["passed"] else "no")
+        tables.append(steps)
+    resources = Table(title="nodes during the main phase", title_justify="left")
+    for column in ("node", "CPU % mean", "CPU % max", "peak RSS MiB", "data bytes"):
+        resources.add_column(column, justify="right")
+    for name, numbers in document["resources"]["nodes"].items():
+        resources.add_row(name, str(numbers["cpu_percent_mean"]), str(numbers["cpu_percent_max"]),
+                          str(numbers["rss_mb_peak"]), f"{numbers['data_dir_bytes']:,}")
+    generator = document["resources"]["generator"]
+    resources.add_row("load generator", str(generator["cpu_percent_mean"]), "", str(generator["rss_mb_peak"]), "")
+    tables.append(resources)
+    return tables
