@@ -73,7 +73,48 @@ def test_add_and_remove_validators_by_governance_while_committing(tmp_path: Path
             _commit_some(nodes[1], client, "after")
             assert sorted(_validators(nodes[0])) == sorted([n.name for n in nodes[:3]] + [entry["name"]])
             assert_agreement([*nodes, newcomer])
+            _check_certificates(runner, net, nodes[0], height(nodes[0]))
         finally:
             from pilotchain.network.processes import stop_node
 
             stop_node(newcomer, kill=True)
+
+
+def _check_certificates(runner: CliRunner, net: Path, node: NodeProcess, head: int) -> None:
+    """Blocks before and after the validator changes verify against genesis + the schedule;
+    tampered contents or certificates do not."""
+    import base64
+
+    import httpx
+    import msgspec
+
+    from pilotchain.codec import decode, encode
+    from pilotchain.crypto import get_suite
+    from pilotchain.ledger.block import Block
+    from pilotchain.ledger.commit import CommitRecord, InvalidCertificate, verify_block_commit
+    from pilotchain.network.consortium import load_genesis
+
+    for at in (2, head):
+        result = runner.invoke(cli, ["block", "verify", str(at), "--genesis", str(net / "genesis.json"),
+                                     "--node", node.gateway_url, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["verified"] is True
+
+    genesis = load_genesis(net / "genesis.json")
+    suite = get_suite(genesis.suite)
+    block = decode(httpx.get(f"{node.gateway_url}/v1/blocks/2/raw").content, Block)
+    slot = base64.b64decode(httpx.get(f"{node.gateway_url}/v1/blocks/2").json()["certificate"])
+    verify_block_commit(block, slot, genesis.validators, suite)
+    record = decode(slot, CommitRecord)
+    altered = msgspec.structs.replace(block, header=msgspec.structs.replace(block.header, proposer="mallory"))
+    thin = msgspec.structs.replace(record, certificate=msgspec.structs.replace(
+        record.certificate, signatures=record.certificate.signatures[:2]))
+    forged = msgspec.structs.replace(record, certificate=msgspec.structs.replace(
+        record.certificate, signatures=tuple(msgspec.structs.replace(sig, signature=bytes(64))
+                                             for sig in record.certificate.signatures)))
+    strangers = [msgspec.structs.replace(v, public_key=suite.generate_private_key().public_key().to_der())
+                 for v in genesis.validators]
+    for bad_block, bad_record, validators in [(altered, record, genesis.validators), (block, thin, genesis.validators),
+                                              (block, forged, genesis.validators), (block, record, strangers)]:
+        with pytest.raises(InvalidCertificate):
+            verify_block_commit(bad_block, encode(bad_record), validators, suite)

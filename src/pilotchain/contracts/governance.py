@@ -581,6 +581,17 @@ class GovernanceContract:
                 for s in validator_schedule(tx.view)
                 if s.effective_height > tx.ctx.height
             ],
+            # every change since genesis with the keys, so an auditor can check certificates
+            "history": [
+                {
+                    "effective_height": s.effective_height,
+                    "validators": [
+                        {"name": v.name, "org": v.org, "power": v.power, "public_key": v.public_key}
+                        for v in s.validators
+                    ],
+                }
+                for s in validator_schedule(tx.view)
+            ],
         }
 
     def params(self, tx: _Tx, args: dict[str, Any]) -> dict[str, int]:

@@ -31,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pilotchain import __version__
-from pilotchain.codec import CodecError, decode
+from pilotchain.codec import CodecError, decode, encode
 from pilotchain.crypto import Suite, get_suite
 from pilotchain.gateway._middleware import (
     BodyLimitMiddleware,
@@ -255,6 +255,20 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
                 404, "NOT_FOUND", f"no block at height {height}; the head is at {head}", head=head
             )
         return block_json(block)
+
+    @app.get(
+        "/v1/blocks/{height}/raw",
+        summary="A committed block's canonical bytes (what the commit certificate covers)",
+        response_class=Response,
+        responses={200: {"content": {"application/octet-stream": {}}}},
+    )
+    async def get_block_raw(height: str) -> Response:
+        if not height.isdigit() or len(height) > 19:
+            raise _ApiError(400, "BAD_REQUEST", f"block height must be a non-negative integer, got {height!r}")
+        block = node.get_block(int(height))
+        if block is None:
+            raise _ApiError(404, "NOT_FOUND", f"no block at height {height}; the head is at {node.status().height}")
+        return Response(encode(block), media_type="application/octet-stream")
 
     @app.post(
         "/v1/txs",

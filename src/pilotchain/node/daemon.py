@@ -52,7 +52,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
-from pilotchain.codec import CodecError, Record, decode, encode
+from pilotchain.codec import CodecError, decode, encode
 from pilotchain.consensus.certificate import compute_block_hash
 from pilotchain.consensus.effects import (
     Broadcast,
@@ -70,13 +70,13 @@ from pilotchain.consensus.types import (
     ChainTip,
     CommitCertificate,
     ConsensusWal,
-    Validator,
     ValidatorSet,
     decode_message,
 )
 from pilotchain.identity.files import load_identity
 from pilotchain.ledger.auth import MembershipAuthenticator
 from pilotchain.ledger.block import Block
+from pilotchain.ledger.commit import CommitRecord, consensus_validator_set
 from pilotchain.ledger.ledger import BlockInvalid, Ledger
 from pilotchain.ledger.tx import TxRejected
 from pilotchain.network.consortium import NodeConfig, load_genesis, load_node_config
@@ -99,19 +99,6 @@ WAL_FILE = "consensus.wal"
 
 class NodeHalted(Exception):
     """A broken invariant: the node stops rather than sign or store something wrong."""
-
-
-class CommitRecord(Record):
-    """What the store keeps in a block's certificate slot: the consensus header that wrapped the
-    ledger block and the commit certificate over that header's hash."""
-
-    header: ConsensusHeader
-    certificate: CommitCertificate
-
-
-def consensus_validator_set(validators: Sequence[Any]) -> ValidatorSet:
-    """The consensus engine's view of ledger validators (order = validator index)."""
-    return ValidatorSet(validators=tuple(Validator(public_key=v.public_key, voting_power=v.power) for v in validators))
 
 
 def wall_clock_ms() -> int:
