@@ -35,7 +35,12 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -x -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/pilotchain bench micro $(BENCH_ARGS)
+	$(BIN)/pilotchain bench --mode stress --nodes 4 --crypto intl $(BENCH_ARGS)
+	$(BIN)/pilotchain bench micro
+
+PLENUM_PEER ?= ../shared/peers/plenum
+bench-compare: $(STAMP)
+	$(BIN)/pilotchain bench compare --plenum-peer $(PLENUM_PEER) $(COMPARE_ARGS)
 
 soak: $(STAMP)
 	$(BIN)/pilotchain sim --nodes 4 --seeds 10000 --faults all

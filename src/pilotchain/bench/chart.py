@@ -25,8 +25,8 @@ PHASE_FILLS = ("#f2f2f2", "#e6eef7")
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
+    magnitude = float(10 ** (len(str(int(value))) - 1))
+    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
         if value <= step * magnitude:
             return step * magnitude
     return 10 * magnitude

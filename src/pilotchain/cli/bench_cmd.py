@@ -102,7 +102,7 @@ def network(
     duration: float = typer.Option(300.0, help="stability: seconds of load at 20 percent of the stress rate"),
     rate: float = typer.Option(0.0, help="spike/stability: the stress rate in tx/s (0: run the stress ladder first)"),
     step: float = typer.Option(10.0, help="stress: seconds per offered rate"),
-    rate_start: float = typer.Option(250.0, help="stress: first offered rate (tx/s)"),
+    rate_start: float = typer.Option(0.0, help="stress: first offered rate in tx/s (0: 250 for intl, 50 for gm)"),
     rate_factor: float = typer.Option(1.4, help="stress: each step offers this many times the last"),
     steps_max: int = typer.Option(12, help="stress: at most this many steps"),
     deadline: float = typer.Option(10.0, help="a transaction succeeds when committed within this many seconds"),
@@ -230,3 +230,47 @@ def network_tables(document: dict[str, Any]) -> list[Table]:
     resources.add_row("load generator", str(generator["cpu_percent_mean"]), "", str(generator["rss_mb_peak"]), "")
     tables.append(resources)
     return tables
+
+
+@app.command()
+def compare(
+    plenum_peer: Path = typer.Option(Path("../shared/peers/plenum"), envvar="PLENUM_PEER",
+                                     help="the Plenum peer folder (run.sh)"),
+    plenum_duration: int = typer.Option(30, help="run.sh DURATION (s)"),
+    plenum_window: int = typer.Option(500, help="run.sh WINDOW (outstanding requests)"),
+    bench_args: str = typer.Option("", help="extra options for `pilotchain bench --mode stress --json`"),
+    json_output: bool = typer.Option(False, "--json", help="print one JSON document"),
+    record: bool = typer.Option(True, help="write the comparison under bench/results/"),
+) -> None:
+    """`pilotchain bench --mode stress --json`, then the Plenum peer's `run.sh 30 500`, back to back;
+    prints both and the ratio (a failing Plenum run is recorded with exactly why)."""
+    from pilotchain.bench import results as bench_results
+    from pilotchain.bench.compare import compare as run_compare
+
+    console = Console(stderr=True)
+    console.print("pilotchain bench --mode stress --json … then the Plenum peer (one after the other)")
+    document = run_compare(plenum_peer.resolve(), pilotchain_arguments=bench_args.split(),
+                           plenum_duration_s=plenum_duration, plenum_window=plenum_window)
+    if record:
+        path = bench_results.record("compare-plenum", document)
+        console.print(f"recorded {path}")
+    if json_output:
+        typer.echo(json.dumps(document, sort_keys=True))
+        return
+    table = Table(title="pilotchain vs indy-plenum 1.13.1 on this machine", title_justify="left")
+    table.add_column("")
+    table.add_column("pilotchain", justify="right")
+    table.add_column("plenum", justify="right")
+    ours = document["pilotchain"].get("result", {}).get("summary")
+    theirs = document["plenum"].get("result") if "error" not in document["plenum"] else None
+    table.add_row("committed writes/s", f"{ours['committed_tps']:,.1f}" if ours else "failed",
+                  f"{theirs['tps']:,.1f}" if theirs else "failed")
+    table.add_row("latency p50 / p99 ms",
+                  f"{ours['latency_ms']['p50']:,.0f} / {ours['latency_ms']['p99']:,.0f}" if ours else "–",
+                  f"{theirs['lat_ms_p50']:,.0f} / {theirs['lat_ms_p99']:,.0f}" if theirs else "–")
+    Console().print(table)
+    if "side_by_side" in document:
+        Console().print(f"ratio pilotchain ÷ plenum: {document['side_by_side']['throughput_ratio']:.2f}×")
+    for side in ("pilotchain", "plenum"):
+        if "error" in document[side]:
+            Console().print(f"[red]{side} failed:[/red] {document[side]['error']}\n{document[side].get('stderr_tail', '')}")
