@@ -99,6 +99,7 @@ class _Prepared:
     block: Block
     block_hash: bytes
     state: Any  # the store's prepared state diff
+    txs: tuple[SignedTx, ...]
 
 
 class Ledger:
@@ -117,6 +118,10 @@ class Ledger:
         #: them; the governed chain replaces this with a reader of committed state)
         self.params_from_state: Callable[[], ChainParams] = lambda: genesis.params
         self._params_cache: tuple[int, ChainParams] | None = None
+        self._head_cache: BlockHeader | None = None
+        #: the decoded transactions of the block last committed (node shells publish events
+        #: from them without decoding every transaction again)
+        self.last_committed_txs: tuple[SignedTx, ...] = ()
         self._prepared: OrderedDict[bytes, _Prepared] = OrderedDict()
         # wire bytes -> None; a signature is a pure function of the bytes and the key the
         # certificate names, so a verified one need not be verified again (bounded, FIFO)
@@ -198,8 +203,13 @@ class Ledger:
         return None if raw is None else decode(raw, Block)
 
     def head(self) -> BlockHeader:
+        """The committed head's header (decoded once per height, not once per call)."""
+        cached = self._head_cache
+        if cached is not None and cached.height == self.store.height:
+            return cached
         block = self.get_block(self.height)
         assert block is not None, "the committed head block must be readable"
+        self._head_cache = block.header
         return block.header
 
     def iter_blocks(self, start: int, stop: int) -> Iterator[Block]:
@@ -362,7 +372,8 @@ class Ledger:
             consensus_data=consensus_data,
         )
         block = Block(header=header, txs=raw_txs, receipts=result.receipts)
-        self._remember(_Prepared(block=block, block_hash=block_hash(self.suite, header), state=prepared_state))
+        self._remember(_Prepared(block=block, block_hash=block_hash(self.suite, header), state=prepared_state,
+                                 txs=tuple(txs)))
         return block
 
     def _remember(self, prepared: _Prepared) -> None:
@@ -424,6 +435,7 @@ class Ledger:
         self.store.commit_block(block.header.height, digest, encode(block), tx_ids, prepared.state,
                                 certificate=certificate)
         self._prepared.clear()  # every other prepared block was built on the old head
+        self.last_committed_txs = prepared.txs
         return digest
 
 

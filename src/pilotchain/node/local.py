@@ -30,7 +30,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -392,7 +392,7 @@ class LocalNode:
         self._metrics.txs_committed.inc(len(block.txs))
         self._metrics.height.set(block.header.height)
         self._metrics.mempool.set(len(self.mempool))
-        for event in block_events(self.suite, block, digest):
+        for event in block_events(self.suite, block, digest, self.ledger.last_committed_txs):
             self._publish(event)
         return block
 
@@ -456,7 +456,8 @@ def _tx_id_or_none(suite: Suite, raw: bytes) -> bytes | None:
         return None
 
 
-def block_events(suite: Suite, block: Block, digest: bytes) -> list[NodeEvent]:
+def block_events(suite: Suite, block: Block, digest: bytes,
+                 signed: Sequence[SignedTx] = ()) -> list[NodeEvent]:
     """The events a committed block publishes: the block, each transaction, each contract event.
 
     Payloads are JSON-ready (hex for ids and hashes, base64 for opaque data)."""
@@ -478,10 +479,11 @@ def block_events(suite: Suite, block: Block, digest: bytes) -> list[NodeEvent]:
             },
         )
     ]
+    known = len(signed) == len(block.txs)
     for index, (raw, receipt) in enumerate(zip(block.txs, block.receipts, strict=True)):
         contract = method = ""
         try:
-            body = decode_transaction(suite, raw).body
+            body = signed[index].body if known else decode_transaction(suite, raw).body
             contract, method = body.contract, body.method
         except TxRejected:  # pragma: no cover - a committed transaction always decodes
             pass
