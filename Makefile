@@ -29,6 +29,8 @@ demo: $(STAMP)
 	$(BIN)/pilotchain demo $(DEMO_ARGS)
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -72,7 +72,7 @@ def run(suite_name: str = "intl", blocks: int = 5, txs_per_block: int = 1000) ->
     results["verify_batch_tx_per_s"] = round(total / (time.perf_counter() - start))
 
     with tempfile.TemporaryDirectory(prefix="pilotchain-bench-") as tmp:
-        ledger = Ledger.open(Path(tmp) / "ledger", genesis, auth, registry)  # type: ignore[arg-type]
+        ledger = Ledger.open(Path(tmp) / "ledger", genesis, auth, registry)
         try:
             # 2. execution alone (kv put) against the committed state
             start = time.perf_counter()

@@ -479,7 +479,7 @@ def verify_block(
         record = verify_block_commit(block, base64.b64decode(document["certificate"]), in_force, suite)
     except InvalidCertificate as exc:
         _fail(f"block {height}: the commit certificate does NOT verify: {exc}", EXIT_REFUSED)
-    result = {
+    result: dict[str, Any] = {
         "height": height,
         "block_hash": block_hash(suite, block.header).hex(),
         "verified": True,

@@ -73,4 +73,4 @@ def decode(data: bytes, type_: type[T], *, max_bytes: int = MAX_ENCODED_BYTES) -
         raise CodecError(f"cannot decode {getattr(type_, '__name__', type_)}: {exc}") from exc
     if _encoder.encode(value) != bytes(data):
         raise CodecError(f"non-canonical encoding of {getattr(type_, '__name__', type_)}")
-    return value
+    return value  # type: ignore[no-any-return]

@@ -53,7 +53,7 @@ ZERO_HASH = bytes(32)
 STATUS_OK = "OK"
 
 
-class Event(Record):
+class Event(Record, frozen=True):
     """A typed event a contract emitted; ``data`` is the canonical encoding of its payload."""
 
     contract: str
@@ -61,7 +61,7 @@ class Event(Record):
     data: bytes
 
 
-class Receipt(Record):
+class Receipt(Record, frozen=True):
     tx_id: bytes
     #: "OK" or a RejectCode value (the transaction is in the block but changed nothing)
     status: str
@@ -72,7 +72,7 @@ class Receipt(Record):
     steps_used: int
 
 
-class BlockHeader(Record):
+class BlockHeader(Record, frozen=True):
     version: int
     chain_id: str
     height: int
@@ -90,13 +90,13 @@ class BlockHeader(Record):
     consensus_data: bytes = b""
 
 
-class Block(Record):
+class Block(Record, frozen=True):
     header: BlockHeader
     txs: tuple[bytes, ...]
     receipts: tuple[Receipt, ...]
 
 
-class TxProof(Record):
+class TxProof(Record, frozen=True):
     """Where a transaction sits in a block and the Merkle paths that show it."""
 
     height: int

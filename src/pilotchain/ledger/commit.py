@@ -28,7 +28,7 @@ from pilotchain.ledger.genesis import ValidatorInfo
 __all__ = ["CommitRecord", "InvalidCertificate", "consensus_validator_set", "verify_block_commit"]
 
 
-class CommitRecord(Record):
+class CommitRecord(Record, frozen=True):
     """The consensus header around a ledger block and the certificate over that header's hash."""
 
     header: ConsensusHeader

@@ -26,7 +26,7 @@ class GenesisError(ValueError):
     """A genesis document that cannot start a chain."""
 
 
-class ValidatorInfo(Record):
+class ValidatorInfo(Record, frozen=True):
     name: str
     org: str
     #: SubjectPublicKeyInfo DER of the validator's consensus key
@@ -34,7 +34,7 @@ class ValidatorInfo(Record):
     power: int = 1
 
 
-class ChainParams(Record):
+class ChainParams(Record, frozen=True):
     """Chain parameters (governance may change them later; see the contracts issue)."""
 
     block_txs_max: int = 4000
@@ -47,7 +47,7 @@ class ChainParams(Record):
     timeout_vote_ms: int = 500
 
 
-class Genesis(Record):
+class Genesis(Record, frozen=True):
     chain_id: str
     suite: str
     genesis_time_ms: int

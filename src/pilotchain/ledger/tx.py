@@ -56,7 +56,7 @@ TX_ID_DOMAIN = b"pilotchain/txid/v1\x00"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
-class TxLimits(Record):
+class TxLimits(Record, frozen=True):
     """Size and time bounds on transactions (genesis parameters, changeable by governance)."""
 
     tx_bytes_max: int = 64 * 1024
@@ -66,7 +66,7 @@ class TxLimits(Record):
     expiry_window_ms_max: int = 60 * 60 * 1000
 
 
-class TxBody(Record):
+class TxBody(Record, frozen=True):
     chain_id: str
     #: the signer's certificate (canonical bytes), so any node or client can check who signed
     signer_certificate: bytes
@@ -80,7 +80,7 @@ class TxBody(Record):
     args: bytes
 
 
-class Transaction(Record):
+class Transaction(Record, frozen=True):
     body: bytes
     signature: bytes
 
@@ -140,7 +140,7 @@ def encode_args(value: Any) -> bytes:
 
 def decode_args(data: bytes) -> Any:
     """The argument value of canonical ``data``; raises CodecError otherwise."""
-    value = decode(data, Any)  # type: ignore[arg-type]
+    value = decode(data, Any)
     _refuse_floats(value)
     return value
 

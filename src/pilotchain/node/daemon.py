@@ -289,7 +289,7 @@ class ConsensusNode(LocalNode):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:  # type: ignore[override]
+    async def start(self) -> None:
         """Start P2P, the gateway and consensus on the running loop."""
         from pilotchain.gateway.app import create_app
         from pilotchain.gateway.server import serve
