@@ -92,7 +92,7 @@ INFLIGHT_PER_GATEWAY: Final = 4
 SIGN_CHUNK: Final = 2_000
 #: How long the first block and a catching-up node may take before the run gives up.
 FIRST_BLOCK_TIMEOUT_S: Final = 120.0
-CATCHUP_TIMEOUT_S: Final = 180.0
+CATCHUP_TIMEOUT_S: Final = 90.0
 #: How long the end of a phase waits for missed blocks to be read after an event-stream drop.
 BACKFILL_WAIT_S: Final = 120.0
 #: Chain parameter: a transaction may expire at most one hour ahead (TxLimits.expiry_window_ms_max).
@@ -127,6 +127,8 @@ class BenchOptions:
     spike_count: int = 2
     spike_baseline_s: float = 10.0
     deadline_s: float = 10.0
+    #: chain parameter of the benchmarked network (0: the chain's default, ChainParams.block_txs_max)
+    block_txs_max: int = 0
     #: extras (0 turns one off)
     catchup_s: float = 10.0
     query_s: float = 3.0
@@ -210,6 +212,21 @@ def slope_per_minute(points: Sequence[tuple[float, float]]) -> float | None:
     if denominator == 0:
         return None
     return sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys, strict=True)) / denominator * 60
+
+
+def last_problem(home: Path) -> str:
+    """The last critical/error line of a node's JSON log (its message), or the last line."""
+    try:
+        lines = (home / "node.log").read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"no log: {exc}"
+    for line in reversed(lines):
+        if '"critical"' in line or '"error"' in line:
+            try:
+                return str(json.loads(line)["msg"])
+            except (ValueError, KeyError):
+                return line[-300:]
+    return lines[-1][-300:] if lines else "empty log"
 
 
 def directory_bytes(path: Path) -> int:
@@ -638,6 +655,8 @@ class Harness:
         id_set = set(ids)
         steady_commits = sum(1 for tx_id in id_set
                              if window_start <= tracker.committed_at.get(tx_id, -1.0) <= ended)
+        start_t, end_t = started - self.origin, ended - self.origin
+        cpu_rows = [sum(n["cpu"] for n in row["nodes"].values()) for row in self.samples if start_t <= row["t"] <= end_t]
         return {
             "target_tps": round(sum(p.target_tps * (p.ended - p.started) for p in phases) / send_s, 1),
             "sent": len(ids),
@@ -652,20 +671,24 @@ class Harness:
             "latency_ms": latency_summary_ms(latencies),
             "duration_s": round(send_s, 2),
             "backfilled": sum(1 for tx_id in ids if tx_id in tracker.backfilled),
+            # CPU of all nodes together while sending (100 = one core)
+            "node_cpu_percent_total": round(statistics.fmean(cpu_rows), 1) if cpu_rows else None,
         }
 
     # ---------------------------------------------------------------- network life
 
     async def deploy(self) -> dict[str, Any]:
+        from pilotchain.ledger.genesis import ChainParams
         from pilotchain.network.consortium import init_network, parse_orgs
         from pilotchain.network.processes import nodes_of, start_node
 
         options = self.options
         started = time.monotonic()
         base = free_port_block(2 * options.nodes)
+        params = ChainParams(block_txs_max=options.block_txs_max) if options.block_txs_max else None
         self.manifest = init_network(self.directory, suite_name=options.suite, validators=options.nodes,
                                      orgs=parse_orgs(str(options.orgs)), base_port=base,
-                                     now_ms=int(time.time() * 1000))
+                                     now_ms=int(time.time() * 1000), params=params)
         init_s = time.monotonic() - started
         self.nodes = nodes_of(self.directory)
         for node in self.nodes:
@@ -830,7 +853,7 @@ async def stability(harness: Harness, signer: Signer, stress_tps: float) -> dict
 
 async def catchup(harness: Harness, signer: Signer, rate_tps: float) -> dict[str, Any]:
     """Stop the last node, run load, restart it, time until it reaches the head."""
-    from pilotchain.network.processes import start_node, stop_node
+    from pilotchain.network.processes import node_pid, start_node, stop_node
 
     options = harness.options
     node = harness.nodes[-1]
@@ -850,7 +873,11 @@ async def catchup(harness: Harness, signer: Signer, rate_tps: float) -> dict[str
     first_height: int | None = None
     progress_at: float | None = None
     reached: float | None = None
+    exited = False
     while time.monotonic() - restarted < CATCHUP_TIMEOUT_S:
+        if node_pid(node.home) is None:
+            exited = True
+            break
         height = await harness.height(node.gateway_url)
         now = time.monotonic()
         if height >= 0 and answering is None:
@@ -868,6 +895,10 @@ async def catchup(harness: Harness, signer: Signer, rate_tps: float) -> dict[str
         "node": node.name, "stopped_at_height": stopped_height, "head": head, "blocks_behind": blocks,
         "txs_behind": txs_behind, "reached_head": reached is not None, "load": harness.phase_result([phase]),
     }
+    if reached is None:
+        result["error"] = (("the restarted node exited: " if exited else
+                            f"not at the head within {CATCHUP_TIMEOUT_S:.0f} s: ") + last_problem(node.home))
+        harness.log(f"  catch-up failed: {result['error']}")
     if reached is not None:
         total_s = reached - restarted
         sync_s = reached - (answering or restarted)

@@ -107,6 +107,7 @@ def network(
     steps_max: int = typer.Option(12, help="stress: at most this many steps"),
     deadline: float = typer.Option(10.0, help="a transaction succeeds when committed within this many seconds"),
     batch: int = typer.Option(250, help="transactions per POST /v1/txs/batch"),
+    block_txs_max: int = typer.Option(0, help="chain parameter block_txs_max of the benchmarked network (0: default)"),
     orgs: int = typer.Option(4, help="organisations (1..7)"),
     clients_per_org: int = typer.Option(4, help="client identities per organisation (signing keys)"),
     spike_s: float = typer.Option(5.0, help="spike: seconds per burst"),
@@ -132,7 +133,7 @@ def network(
     options = bench_network.BenchOptions(
         nodes=nodes, mode=mode, suite=crypto, orgs=orgs, clients_per_org=clients_per_org, batch_size=batch,
         step_s=step, rate_start=rate_start, rate_factor=rate_factor, steps_max=steps_max,
-        rate=rate or None, duration_s=duration, spike_s=spike_s, spike_count=spikes, deadline_s=deadline,
+        rate=rate or None, duration_s=duration, spike_s=spike_s, spike_count=spikes, deadline_s=deadline, block_txs_max=block_txs_max,
         catchup_s=catchup, query_s=query, query_concurrency=query_concurrency, ceiling_s=ceiling,
         profile_s=profile, workdir=workdir, keep_workdir=keep,
     )
