@@ -32,12 +32,14 @@ from pilotchain.network.processes import (
     stop_node,
     wait_until,
 )
-from pilotchain.sdk import Identity, build_transaction
+from pilotchain.sdk import AsyncClient, Identity, TxRejectedError, build_transaction
 
 __all__ = ["DemoResult", "run_demo"]
 
-#: transactions in flight per gateway
-WINDOW_PER_GATEWAY = 64
+#: signed transactions per submission request (each still signed by its own client key)
+BATCH_TXS = 100
+#: submission requests outstanding per gateway
+BATCHES_IN_FLIGHT = 2
 
 
 @dataclass
@@ -76,45 +78,44 @@ async def _workload(nodes: list[NodeProcess], identities: list[Identity], chain_
     sign_task = progress.add_task("committing", total=count)
 
     async def watch_commits() -> None:
-        async with httpx.AsyncClient(base_url=nodes[0].gateway_url, timeout=None) as http, \
-                http.stream("GET", "/v1/events", params={"kinds": "tx"}) as response:
-            event_name = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    event_name = line[6:].strip()
-                elif line.startswith("data:") and event_name == "tx":
-                    import json
-
-                    data = json.loads(line[5:])
-                    tx_id = data.get("tx_id")
-                    if tx_id in submitted_at and tx_id not in committed_at:
-                        committed_at[tx_id] = time.perf_counter()
+        """Commit times from block events (one per block), the block's transaction ids fetched."""
+        async with AsyncClient(nodes[0].gateway_url, timeout=60.0) as client:
+            async for event in client.subscribe(["block"]):
+                seen_at = time.perf_counter()
+                if not event.data.get("tx_count"):
+                    continue
+                block = await client.get_block(int(event.data["height"]))
+                for tx in block.transactions:
+                    if tx.tx_id in submitted_at and tx.tx_id not in committed_at:
+                        committed_at[tx.tx_id] = seen_at
                         progress.advance(sign_task)
-                        if len(committed_at) + sum(rejected.values()) >= count:
-                            all_committed.set()
-                            return
+                if len(committed_at) + sum(rejected.values()) >= count:
+                    all_committed.set()
+                    return
 
     watcher = asyncio.create_task(watch_commits())
     await asyncio.sleep(0.3)  # let the event stream attach before the first submission
     started = time.perf_counter()
 
     async def submit_through(node: NodeProcess, share: list[Any]) -> None:
-        limit = asyncio.Semaphore(WINDOW_PER_GATEWAY)
-        async with httpx.AsyncClient(base_url=node.gateway_url, timeout=30.0) as http:
-            async def one(tx: Any) -> None:
+        """Batches of BATCH_TXS signed transactions, BATCHES_IN_FLIGHT outstanding per gateway."""
+        limit = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+        async with AsyncClient(node.gateway_url, timeout=60.0) as client:
+            async def one(batch: list[Any]) -> None:
                 async with limit:
-                    submitted_at[tx.tx_id] = time.perf_counter()
-                    response = await http.post("/v1/txs", content=tx.raw,
-                                               headers={"content-type": "application/octet-stream"})
-                    if response.status_code >= 400:
-                        code = response.json().get("code", str(response.status_code))
-                        rejected[code] = rejected.get(code, 0) + 1
-                        submitted_at.pop(tx.tx_id, None)
-                        progress.advance(sign_task)
-                        if len(committed_at) + sum(rejected.values()) >= count:
-                            all_committed.set()
+                    sent_at = time.perf_counter()
+                    for tx in batch:
+                        submitted_at[tx.tx_id] = sent_at
+                    results = await client.submit_many(batch)
+                    for tx, result in zip(batch, results, strict=True):
+                        if isinstance(result, TxRejectedError):
+                            rejected[result.code] = rejected.get(result.code, 0) + 1
+                            submitted_at.pop(tx.tx_id, None)
+                            progress.advance(sign_task)
+                    if len(committed_at) + sum(rejected.values()) >= count:
+                        all_committed.set()
 
-            await asyncio.gather(*(one(tx) for tx in share))
+            await asyncio.gather(*(one(share[i:i + BATCH_TXS]) for i in range(0, len(share), BATCH_TXS)))
 
     shares = [raws[i::len(nodes)] for i in range(len(nodes))]
     await asyncio.gather(*(submit_through(node, share) for node, share in zip(nodes, shares, strict=True)))

@@ -51,7 +51,7 @@ __all__ = ["LocalNode", "Subscription", "wall_clock_ms"]
 _log = logging.getLogger(__name__)
 
 #: Events a subscriber may have waiting before it is dropped.
-SUBSCRIBER_QUEUE_MAX = 1024
+SUBSCRIBER_QUEUE_MAX = 20_000  # > the events of one full block (block, each tx, contract events)
 #: Subscribers at once (each holds a queue); more are refused.
 SUBSCRIBERS_MAX = 256
 #: Minimum time between two produced blocks.
