@@ -134,6 +134,7 @@ def test_short_stress_run_on_four_nodes_reports_every_field(tmp_path: Path) -> N
     assert len(resources["nodes"]) == 4
     for numbers in resources["nodes"].values():
         assert numbers["rss_mb_peak"] > 0 and numbers["data_dir_bytes"] > 0
+        assert "rss_anon_mb_peak" in numbers
         assert isinstance(numbers["cpu_percent_mean"], float)
     assert resources["generator"]["rss_mb_peak"] > 0
 

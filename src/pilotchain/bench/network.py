@@ -214,6 +214,19 @@ def slope_per_minute(points: Sequence[tuple[float, float]]) -> float | None:
     return sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys, strict=True)) / denominator * 60
 
 
+def anonymous_rss(pid: int) -> int | None:
+    """RssAnon of a Linux process in bytes: its heap, without file-backed pages (the ledger's
+    memory-mapped database counts in RSS as it is touched, and the kernel can drop it)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def last_problem(home: Path) -> str:
     """The last critical/error line of a node's JSON log (its message), or the last line."""
     try:
@@ -550,7 +563,8 @@ class Harness:
                 try:
                     with process.oneshot():
                         row["nodes"][node.name] = {"cpu": process.cpu_percent(None),
-                                                   "rss": process.memory_info().rss}
+                                                   "rss": process.memory_info().rss,
+                                                   "rss_anon": anonymous_rss(process.pid)}
                 except psutil.Error:
                     continue
             row["generator"] = {"cpu": self.generator_process.cpu_percent(None),
@@ -724,7 +738,8 @@ async def stress_ladder(harness: Harness, signer: Signer) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     failed_rate: float | None = None
-    rate = options.rate_start or RATE_START_DEFAULT[options.suite]
+    # more nodes share the same cores: start lower (the ladder climbs by rate_factor anyway)
+    rate = options.rate_start or RATE_START_DEFAULT[options.suite] * min(1.0, 4 / options.nodes)
 
     async def step(rate_tps: float) -> dict[str, Any]:
         txs = await asyncio.to_thread(signer.sign, max(1, int(rate_tps * options.step_s)))
@@ -830,11 +845,16 @@ async def stability(harness: Harness, signer: Signer, stress_tps: float) -> dict
                       for index, values in sorted(windows.items())]
     start_t, end_t = phase.started - harness.origin, phase.ended - harness.origin
     rss_slopes: dict[str, float | None] = {}
+    anon_slopes: dict[str, float | None] = {}
     for node in harness.nodes:
-        points = [(row["t"] - start_t, row["nodes"][node.name]["rss"] / 2**20) for row in harness.samples
-                  if start_t <= row["t"] <= end_t and node.name in row["nodes"]]
-        slope = slope_per_minute(points)
+        rows = [row["nodes"][node.name] for row in harness.samples
+                if start_t <= row["t"] <= end_t and node.name in row["nodes"]]
+        times = [row["t"] - start_t for row in harness.samples if start_t <= row["t"] <= end_t and node.name in row["nodes"]]
+        slope = slope_per_minute([(t, r["rss"] / 2**20) for t, r in zip(times, rows, strict=True)])
         rss_slopes[node.name] = None if slope is None else round(slope, 3)
+        anon = [(t, r["rss_anon"] / 2**20) for t, r in zip(times, rows, strict=True) if r.get("rss_anon") is not None]
+        anon_slope = slope_per_minute(anon)
+        anon_slopes[node.name] = None if anon_slope is None else round(anon_slope, 3)
     latency_slope = slope_per_minute(latency_points)
     mean_p50 = statistics.fmean(p[1] for p in latency_points) if latency_points else None
     return {
@@ -846,6 +866,7 @@ async def stability(harness: Harness, signer: Signer, stress_tps: float) -> dict
                                            round(latency_slope * options.duration_s / 60 / mean_p50 * 100, 1)),
         "latency_windows": [{"t_s": round(t, 1), "p50_ms": round(v, 1)} for t, v in latency_points],
         "rss_slope_mb_per_min": rss_slopes,
+        "rss_anon_slope_mb_per_min": anon_slopes,
     }
 
 
@@ -1013,10 +1034,13 @@ def node_resources(harness: Harness, start_t: float, end_t: float) -> dict[str, 
     for node in harness.nodes:
         cpu = [row["nodes"][node.name]["cpu"] for row in rows if node.name in row["nodes"]]
         rss_all = [row["nodes"][node.name]["rss"] for row in harness.samples if node.name in row["nodes"]]
+        anon_all = [row["nodes"][node.name]["rss_anon"] for row in harness.samples
+                    if node.name in row["nodes"] and row["nodes"][node.name].get("rss_anon") is not None]
         out[node.name] = {
             "cpu_percent_mean": round(statistics.fmean(cpu), 1) if cpu else None,
             "cpu_percent_max": round(max(cpu), 1) if cpu else None,
             "rss_mb_peak": round(max(rss_all) / 2**20, 1) if rss_all else None,
+            "rss_anon_mb_peak": round(max(anon_all) / 2**20, 1) if anon_all else None,
             "data_dir_bytes": directory_bytes(node.home / "data"),
         }
     generator = [row["generator"]["cpu"] for row in rows]

@@ -102,7 +102,7 @@ def network(
     duration: float = typer.Option(300.0, help="stability: seconds of load at 20 percent of the stress rate"),
     rate: float = typer.Option(0.0, help="spike/stability: the stress rate in tx/s (0: run the stress ladder first)"),
     step: float = typer.Option(10.0, help="stress: seconds per offered rate"),
-    rate_start: float = typer.Option(0.0, help="stress: first offered rate in tx/s (0: 250 for intl, 50 for gm)"),
+    rate_start: float = typer.Option(0.0, help="stress: first offered rate in tx/s (0: 250 for intl, 50 for gm, times 4/n above 4 nodes)"),
     rate_factor: float = typer.Option(1.4, help="stress: each step offers this many times the last"),
     steps_max: int = typer.Option(12, help="stress: at most this many steps"),
     deadline: float = typer.Option(10.0, help="a transaction succeeds when committed within this many seconds"),
@@ -207,6 +207,8 @@ def network_tables(document: dict[str, Any]) -> list[Table]:
         rows.append(("stability: p50 slope ms/min", str(stability["latency_p50_slope_ms_per_min"])))
         rows.append(("stability: RSS slope MiB/min", ", ".join(
             f"{v}" for v in stability["rss_slope_mb_per_min"].values())))
+        rows.append(("stability: anonymous RSS slope MiB/min", ", ".join(
+            f"{v}" for v in stability["rss_anon_slope_mb_per_min"].values())))
     rows.append(("event-stream drops (backfilled txs)",
                  f"{document['event_stream']['drops']} ({document['event_stream']['backfilled_txs']})"))
     for key, value in rows:
