@@ -155,7 +155,7 @@ class BenchOptions:
         if self.step_s <= 0 or self.rate_start < 0 or self.rate_factor <= 1 or self.deadline_s <= 0:
             raise ValueError("step_s and deadline_s must be positive, rate_start not negative, rate_factor above 1")
         if self.duration_s <= 0 or self.duration_s * 1000 + 300_000 > EXPIRY_MS_MAX + 300_000:
-            raise ValueError("duration_s must be positive and below 55 minutes (transactions expire within an hour)")
+            raise ValueError("duration_s must be positive and below 59 minutes (transactions expire within an hour)")
 
 
 # --------------------------------------------------------------------------- small helpers
