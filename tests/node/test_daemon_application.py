@@ -65,3 +65,14 @@ def test_expiring_identities_are_warned_once_per_threshold(node, caplog) -> None
         last = consensus_node.check_expiry(not_after + 1, not_after - 28 * day)
         assert [w.severity for w in last if w.subject == "bank-v1"] == ["expired"]
     assert any(getattr(r, "event", "") == "identity.expiring" for r in caplog.records)
+
+
+def test_proposals_are_bounded_by_what_fits_in_a_round(node) -> None:  # type: ignore[no-untyped-def]
+    consensus_node, _ = node
+    assert consensus_node._proposal_txs_max(4000) == 4000  # nothing measured yet
+    budget_us = consensus_node.consensus_config.timeout_propose_ms * 1000 // 3
+    consensus_node._build_cost_us_per_tx = budget_us // 500  # 500 transactions fill a third of the round
+    assert consensus_node._proposal_txs_max(4000) == 500
+    assert consensus_node._proposal_txs_max(300) == 300
+    consensus_node._build_cost_us_per_tx = budget_us  # absurdly slow: still make progress
+    assert consensus_node._proposal_txs_max(4000) == 100
