@@ -13,7 +13,7 @@ from pilotchain.network.consortium import add_node
 from pilotchain.network.processes import NodeProcess, nodes_of, probe_status, start_node, wait_until
 from pilotchain.sdk import Client, Identity, build_transaction
 
-from .live import assert_agreement, height, logs, running_network
+from .live import assert_agreement, free_port_block, height, logs, running_network
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -46,7 +46,9 @@ def test_add_and_remove_validators_by_governance_while_committing(tmp_path: Path
             return json.loads(result.output)
 
         # a fifth node joins as an observer and syncs
-        entry = add_node(net, org=orgs[1], now_ms=__import__("time").time_ns() // 1_000_000)
+        port = free_port_block(2)
+        entry = add_node(net, org=orgs[1], now_ms=__import__("time").time_ns() // 1_000_000,
+                         p2p_port=port, gateway_port=port + 1)
         newcomer = next(n for n in nodes_of(net) if n.name == entry["name"])
         try:
             start_node(newcomer)

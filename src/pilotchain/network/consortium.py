@@ -308,6 +308,30 @@ def init_network(
     return manifest
 
 
+def _free_pair_after(start: int, host: str, taken: set[int]) -> int:
+    """The first port >= ``start`` such that it and the next one are unused by the network and
+    can be bound on ``host`` right now (another program may hold the obvious next ports)."""
+    import socket
+
+    bind_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    for port in range(start, min(start + 2000, 65534)):
+        if port in taken or port + 1 in taken:
+            continue
+        sockets = []
+        try:
+            for candidate in (port, port + 1):
+                sock = socket.socket(socket.AF_INET6 if ":" in bind_host else socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind((bind_host, candidate))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise NetworkError(f"no two free ports after {start} on {host}; pass the ports explicitly")
+
+
 def add_node(
     directory: str | os.PathLike[str],
     *,
@@ -341,8 +365,8 @@ def add_node(
     used_ports = {int(n["p2p_addr"].rpartition(":")[2]) for n in manifest["nodes"]} | {
         int(n["gateway_url"].rpartition(":")[2]) for n in manifest["nodes"]
     }
-    next_port = max(used_ports) + 1
-    p2p_port = p2p_port or next_port
+    if p2p_port is None:
+        p2p_port = _free_pair_after(max(used_ports) + 1, host, used_ports)
     gateway_port = gateway_port or p2p_port + 1
     advertise = advertise_host or ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
     ca = load_ca(root / orgs[org]["ca_dir"])
