@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from pilotchain.codec import decode
+from pilotchain.codec import decode, encode
 from pilotchain.contracts.kv import KvContract
 from pilotchain.crypto import get_suite
 from pilotchain.identity.files import load_identity
@@ -70,7 +70,7 @@ def run(directory: Path, suite_name: str, *, blocks: int = 5, txs_per_block: int
                     owner = clients[slot % len(clients)]
                     body = TxBody(
                         chain_id=genesis.chain_id,
-                        signer_certificate=_cert_bytes(client),
+                        signer_certificate=encode(client.certificate),
                         nonce=os.urandom(16),
                         expires_at_ms=now_ms + 600_000,
                         contract="kv",
@@ -105,12 +105,6 @@ def run(directory: Path, suite_name: str, *, blocks: int = 5, txs_per_block: int
         )
     finally:
         ledger.close()
-
-
-def _cert_bytes(bundle: object) -> bytes:
-    from pilotchain.codec import encode
-
-    return encode(bundle.certificate)  # type: ignore[attr-defined]
 
 
 def print_summary(summary: WalkthroughSummary, console: Console) -> None:

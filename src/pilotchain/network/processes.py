@@ -14,14 +14,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from pilotchain.network.consortium import NetworkError, load_manifest
+from pilotchain.network.consortium import load_manifest
 
 __all__ = ["NodeProcess", "start_node", "stop_node", "node_pid", "probe_status", "wait_until", "nodes_of"]
 
@@ -133,18 +133,3 @@ def wait_until(condition: Callable[[], bool], *, timeout_s: float, interval_s: f
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval_s)
-
-
-def heights(nodes: Iterable[NodeProcess]) -> dict[str, int | None]:
-    result: dict[str, int | None] = {}
-    for node in nodes:
-        status = probe_status(node.gateway_url, timeout_s=1.0)
-        result[node.name] = None if status is None else int(status["height"])
-    return result
-
-
-def require_network(directory: Path) -> list[NodeProcess]:
-    try:
-        return nodes_of(directory)
-    except NetworkError:
-        raise
