@@ -101,7 +101,9 @@ def proposal_table(documents: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def _proposal_outcome(result: TxResult, as_json: bool) -> None:
+def proposal_outcome(result: TxResult, as_json: bool, *, done: str = "activated") -> None:
+    """Print what a governance transaction did to its proposal (``done`` names the effect when
+    the policy was met); exit 1 when governance refused it."""
     if not result.ok:
         assert result.receipt is not None
         if as_json:
@@ -116,8 +118,8 @@ def _proposal_outcome(result: TxResult, as_json: bool) -> None:
         return
     _out.print(proposal_table([document], f"proposal #{document['id']} (block {result.height})"))
     if document["status"] == "executed":
-        _out.print(f"activated: {document['summary']}")
-    else:
+        _out.print(f"{done}: {document['summary']}")
+    elif document["status"] == "open":
         still = document["needed"] - len(document["approvals"])
         _out.print(
             f"needs {still} more approval(s) ({document['policy']}); other organisations run: "
@@ -178,7 +180,7 @@ def deploy(
             {"kind": "deploy_contract", "payload": payload},
             timeout,
         )
-    _proposal_outcome(result, as_json)
+    proposal_outcome(result, as_json)
 
 
 def _find_deploy_proposal(client: Client, name: str, version: str) -> dict[str, Any]:
@@ -216,7 +218,7 @@ def approve(
                 f"(code hash {document['target'].get('code_hash', '?')})"
             )
         result = sign_and_wait(client, signer, "gov", "approve", {"id": document["id"]}, timeout)
-    _proposal_outcome(result, as_json)
+    proposal_outcome(result, as_json)
 
 
 @app.command("invoke")

@@ -14,18 +14,21 @@ from typing import Annotated, Any
 import typer
 
 from pilotchain.cli.client_cmd import (
-    EXIT_REFUSED,
     JsonOption,
     NodeOption,
     TimeoutOption,
-    _fail,
     _out,
     _parse_args,
     _print_json,
     _run,
-    tx_document,
 )
-from pilotchain.cli.contract_cmd import IdentityOption, load_signer, proposal_table, sign_and_wait
+from pilotchain.cli.contract_cmd import (
+    IdentityOption,
+    load_signer,
+    proposal_outcome,
+    proposal_table,
+    sign_and_wait,
+)
 from pilotchain.codec import CodecError, encode
 from pilotchain.identity.armor import armor_label, dearmor
 from pilotchain.identity.records import CaRotation, OrgCertificate, Revocation
@@ -73,29 +76,6 @@ def _record_field(path: Path) -> tuple[str, bytes]:
         raise typer.BadParameter(f"{path}: {exc}", param_hint="--record") from exc
 
 
-def _outcome(result: Any, as_json: bool) -> None:
-    if not result.ok:
-        if as_json:
-            _print_json(tx_document(result))
-        _fail(
-            f"governance refused it ({result.receipt.status}): {result.receipt.message}",
-            EXIT_REFUSED,
-        )
-    document = result.result
-    if as_json:
-        _print_json(document)
-        return
-    _out.print(proposal_table([document], f"proposal #{document['id']} (block {result.height})"))
-    if document["status"] == "executed":
-        _out.print(f"applied: {document['summary']}")
-    elif document["status"] == "open":
-        still = document["needed"] - len(document["approvals"])
-        _out.print(
-            f"needs {still} more approval(s) ({document['policy']}): "
-            f"pilotchain gov approve {document['id']} --identity orgs/<org>/admin.id"
-        )
-
-
 @app.command("propose")
 def propose(
     kind: Annotated[str, typer.Argument(metavar="KIND", help=f"One of: {', '.join(KINDS)}.")],
@@ -135,7 +115,7 @@ def propose(
         args["expires_in_ms"] = expires_in_s * 1000
     with Client(node, timeout=min(timeout, 30.0)) as client:
         result = sign_and_wait(client, signer, "gov", "propose", args, timeout)
-    _outcome(result, as_json)
+    proposal_outcome(result, as_json, done="applied")
 
 
 @app.command("approve")
@@ -152,7 +132,7 @@ def approve(
     signer = load_signer(identity, admin=True)
     with Client(node, timeout=min(timeout, 30.0)) as client:
         result = sign_and_wait(client, signer, "gov", "approve", {"id": proposal_id}, timeout)
-    _outcome(result, as_json)
+    proposal_outcome(result, as_json, done="applied")
 
 
 @app.command("withdraw")
@@ -167,7 +147,7 @@ def withdraw(
     signer = load_signer(identity, admin=True)
     with Client(node, timeout=min(timeout, 30.0)) as client:
         result = sign_and_wait(client, signer, "gov", "withdraw", {"id": proposal_id}, timeout)
-    _outcome(result, as_json)
+    proposal_outcome(result, as_json, done="applied")
 
 
 @app.command("list")
