@@ -541,6 +541,38 @@ def test_sse_delivers_block_tx_and_contract_events(consortium: Consortium, tmp_p
     run(main())
 
 
+def test_sse_sends_a_whole_block_of_events_in_order_and_keeps_the_limit(
+    consortium: Consortium, tmp_path: Path
+) -> None:
+    """A committed block queues many events at once; they go out batched, in order, and a
+    ``limit`` inside the batch is still exact."""
+    alice = consortium.clients["bigdata-bureau"]
+
+    async def main() -> None:
+        async with gateway(consortium, tmp_path / "d") as (node, client):
+            limited = asyncio.ensure_future(client.get("/v1/events", params={"limit": 7}))
+            whole = asyncio.ensure_future(client.get("/v1/events", params={"limit": 11}))
+            await wait_until(lambda: node.subscriber_count == 2, "two subscribers")
+            tx_ids = []
+            for index in range(5):
+                raw, tx_id = signed(alice, consortium, {"key": f"batch{index}", "value": index})
+                assert (await client.post("/v1/txs", content=raw, headers=OCTETS)).status_code == 202
+                tx_ids.append(tx_id)
+            block = node.produce_block()
+            assert block is not None and len(block.txs) == 5
+            events = _parse_sse((await asyncio.wait_for(whole, 10)).text)
+            assert [kind for kind, _ in events] == ["block"] + ["tx", "contract_event"] * 5 + ["close"]
+            assert sorted(data["tx_id"] for kind, data in events if kind == "tx") == sorted(tx_ids)
+            seen = [data["tx_id"] for kind, data in events if kind == "tx"]
+            assert seen == [receipt.tx_id.hex() for receipt in block.receipts]
+            first = _parse_sse((await asyncio.wait_for(limited, 10)).text)
+            assert [kind for kind, _ in first] == ["block"] + ["tx", "contract_event"] * 3 + "close".split()
+            assert "7 events" in first[-1][1]["reason"]
+            await wait_until(lambda: node.subscriber_count == 0, "subscribers to leave")
+
+    run(main())
+
+
 def test_sse_ends_when_the_gateway_closes(consortium: Consortium, tmp_path: Path) -> None:
     async def main() -> None:
         node = LocalNode.open(tmp_path / "d", consortium.genesis)

@@ -136,6 +136,7 @@ class BenchOptions:
     ceiling_s: float = 2.0
     #: py-spy on the first node during the main phase, for at most this many seconds (0: off)
     profile_s: float = 0.0
+    profile_node: int = 0
     profile_output: Path | None = None
     workdir: Path | None = None
     keep_workdir: bool = False
@@ -1014,15 +1015,16 @@ def start_profile(harness: Harness) -> tuple[subprocess.Popen[bytes], Path] | No
     if options.profile_s <= 0:
         return None
     py_spy = shutil.which("py-spy") or str(Path(os.sys.executable).with_name("py-spy"))  # type: ignore[attr-defined]
-    process = harness.process_of(harness.nodes[0])
+    node = harness.nodes[options.profile_node % len(harness.nodes)]
+    process = harness.process_of(node)
     if process is None or not Path(py_spy).exists():
         harness.log("profile: py-spy or the node process is missing; skipped")
         return None
-    output = harness.directory / "profile-node0.txt"
+    output = harness.directory / f"profile-{node.name}.txt"
     popen = subprocess.Popen([py_spy, "record", "-p", str(process.pid), "-d", str(int(options.profile_s)),
                               "-r", "100", "-f", "raw", "-o", str(output), "--nonblocking"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    harness.log(f"profile: py-spy on {harness.nodes[0].name} (pid {process.pid}) for {options.profile_s:g} s")
+    harness.log(f"profile: py-spy on {node.name} (pid {process.pid}) for {options.profile_s:g} s")
     return popen, output
 
 
@@ -1151,7 +1153,7 @@ async def _run(options: BenchOptions, directory: Path, signer: Signer,
                 popen.kill()
                 _, error = popen.communicate()
             if output.exists():
-                document["profile"] = {"node": harness.nodes[0].name, "seconds": options.profile_s,
+                document["profile"] = {"node": harness.nodes[options.profile_node % len(harness.nodes)].name, "seconds": options.profile_s,
                                        **profile_summary(output)}
                 if options.profile_output is not None:
                     shutil.copyfile(output, options.profile_output)

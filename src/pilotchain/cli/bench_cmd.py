@@ -116,7 +116,8 @@ def network(
     query: float = typer.Option(3.0, help="seconds per query-throughput case (0: skip)"),
     query_concurrency: int = typer.Option(32, help="concurrent readers"),
     ceiling: float = typer.Option(2.0, help="seconds to measure the signature-verification ceiling"),
-    profile: float = typer.Option(0.0, help="py-spy the first node during the main phase, for at most this many seconds"),
+    profile: float = typer.Option(0.0, help="py-spy one node during the main phase, for at most this many seconds"),
+    profile_node: int = typer.Option(0, help="which node --profile samples (0: the first, whose gateway also streams the events the benchmark times)"),
     workdir: Path = typer.Option(None, help="network folder (default: a temporary one, deleted)"),
     keep: bool = typer.Option(False, help="keep the temporary network folder"),
     json_output: bool = typer.Option(False, "--json", help="print one JSON document instead of tables"),
@@ -135,7 +136,7 @@ def network(
         step_s=step, rate_start=rate_start, rate_factor=rate_factor, steps_max=steps_max,
         rate=rate or None, duration_s=duration, spike_s=spike_s, spike_count=spikes, deadline_s=deadline, block_txs_max=block_txs_max,
         catchup_s=catchup, query_s=query, query_concurrency=query_concurrency, ceiling_s=ceiling,
-        profile_s=profile, workdir=workdir, keep_workdir=keep,
+        profile_s=profile, profile_node=profile_node, workdir=workdir, keep_workdir=keep,
     )
     try:
         options.check()

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -602,13 +603,21 @@ def status_json(status: NodeStatus) -> dict[str, Any]:
     }
 
 
+_JSON_ENCODER = msgspec.json.Encoder()
+
+#: Events the stream sends in one write when many are waiting (one block's worth, typically).
+SSE_EVENTS_PER_WRITE_MAX = 1024
+
+
 def _sse(event: str, data: Any, event_id: int | None = None) -> bytes:
     lines = []
     if event_id is not None:
         lines.append(f"id: {event_id}")
     lines.append(f"event: {event}")
-    lines.append("data: " + json.dumps(data, separators=(",", ":")))
-    return ("\n".join(lines) + "\n\n").encode()
+    lines.append("data: ")
+    # msgspec: several times faster than json.dumps, compact, and bytes inside contract event
+    # data become base64 strings instead of an error
+    return "\n".join(lines).encode() + _JSON_ENCODER.encode(data) + b"\n\n"
 
 
 async def _sse_stream(
@@ -643,8 +652,15 @@ async def _sse_stream(
                     "catch up with GET /v1/blocks/{height}"
                 )
                 break
-            yield _sse(event.kind.value, event.data, event.height)
-            sent += 1
+            # everything already queued goes out in the same write: per-event writes through
+            # the ASGI stack cost more than the events themselves when a block commits thousands
+            chunk = [_sse(event.kind.value, event.data, event.height)]
+            take_ready = getattr(iterator, "take_ready", None)
+            if take_ready is not None:
+                room = SSE_EVENTS_PER_WRITE_MAX - 1 if limit is None else min(SSE_EVENTS_PER_WRITE_MAX, limit - sent) - 1
+                chunk.extend(_sse(ready.kind.value, ready.data, ready.height) for ready in take_ready(room))
+            yield b"".join(chunk)
+            sent += len(chunk)
         else:
             reason = f"sent the {limit} events asked for"
         yield _sse("close", {"reason": reason})

@@ -40,7 +40,6 @@ from pilotchain.ledger.block import (
     make_tx_proof,
     receipt_root,
     tx_root,
-    verify_block_body,
 )
 from pilotchain.ledger.execution import (
     BlockOverlay,
@@ -58,7 +57,14 @@ from pilotchain.ledger.genesis import (
     ValidatorInfo,
     validator_set_hash,
 )
-from pilotchain.ledger.tx import RejectCode, SignedTx, TxRejected, check_transaction
+from pilotchain.ledger.tx import (
+    RejectCode,
+    SignedTx,
+    TxLimits,
+    TxRejected,
+    check_transaction,
+    recheck_transaction,
+)
 from pilotchain.storage import LedgerStore, StateProof
 
 __all__ = ["Ledger", "BlockInvalid", "SignerAuthenticator", "TxRecord"]
@@ -67,6 +73,9 @@ __all__ = ["Ledger", "BlockInvalid", "SignerAuthenticator", "TxRecord"]
 PREPARED_BLOCKS_MAX = 8
 #: Transactions (wire bytes) whose signature this node already verified (mempool, then block).
 VERIFIED_SIGNATURES_MAX = 200_000
+#: Of those, the most recent kept decoded, so a block of mempool transactions is not decoded again
+#: (the mempool's own bound: a transaction normally waits there between admission and block).
+DECODED_TXS_MAX = 50_000
 
 
 class BlockInvalid(Exception):
@@ -128,6 +137,11 @@ class Ledger:
         # key the certificate names, so a verified one need not be verified again (bounded,
         # FIFO; keyed by a 32-byte digest, not the bytes, so the bound is ~10 MiB, not ~90)
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        # digest of the wire bytes -> the transaction decoded from them, and the limits it was
+        # checked under. Decoding is a pure function of the bytes, so a block validator reuses
+        # the admission's decode; what depends on time, membership or committed state (expiry,
+        # the signer's certificate, duplicates) is checked again every time.
+        self._decoded: OrderedDict[bytes, tuple[SignedTx, TxLimits]] = OrderedDict()
 
     # ------------------------------------------------------------------ opening
 
@@ -264,47 +278,77 @@ class Ledger:
 
     def check_tx(self, raw: bytes, now_ms: int, *, verify_signature: bool = True) -> SignedTx:
         """Stateless and duplicate checks a transaction passes before mempool or block."""
-        known = _verified_key(raw) in self._verified
-        tx = check_transaction(
-            self.suite,
-            raw,
-            chain_id=self.chain_id,
-            now_ms=now_ms,
-            signer_public_key=lambda cert: self.authenticator.public_key_of(cert, now_ms),
-            limits=self.params.tx_limits,
-            verify_signature=verify_signature and not known,
-        )
-        if verify_signature and not known:
-            self._mark_verified(raw)
+        tx = self._check_tx(raw, _verified_key(raw), now_ms, verify_signature)
         if self.store.locate_tx(tx.tx_id) is not None:
             raise TxRejected(RejectCode.DUPLICATE, "this transaction is already committed", tx.tx_id)
         return tx
 
-    def _mark_verified(self, raw: bytes) -> None:
-        self._verified[_verified_key(raw)] = None
+    def _check_tx(self, raw: bytes, key: bytes, now_ms: int, verify_signature: bool) -> SignedTx:
+        """Everything :meth:`check_tx` checks but duplicates (the caller looks those up)."""
+        limits = self.params.tx_limits
+        known = key in self._verified
+        decoded = self._decoded.get(key)
+        if decoded is not None and decoded[1] == limits:
+            # the same bytes decoded and passed the shape checks under these limits before
+            tx = decoded[0]
+            recheck_transaction(
+                self.suite, tx, chain_id=self.chain_id, now_ms=now_ms,
+                signer_public_key=lambda cert: self.authenticator.public_key_of(cert, now_ms), limits=limits,
+                verify_signature=verify_signature and not known,
+            )
+        else:
+            tx = check_transaction(
+                self.suite,
+                raw,
+                chain_id=self.chain_id,
+                now_ms=now_ms,
+                signer_public_key=lambda cert: self.authenticator.public_key_of(cert, now_ms),
+                limits=limits,
+                verify_signature=verify_signature and not known,
+            )
+            self._decoded[key] = (tx, limits)
+            if len(self._decoded) > DECODED_TXS_MAX:
+                self._decoded.popitem(last=False)
+        if verify_signature and not known:
+            self._mark_verified(key)
+        return tx
+
+    def _mark_verified(self, key: bytes) -> None:
+        self._verified[key] = None
         if len(self._verified) > VERIFIED_SIGNATURES_MAX:
             self._verified.popitem(last=False)
 
     def check_txs(self, raws: Sequence[bytes], now_ms: int) -> list[SignedTx | TxRejected]:
         """:meth:`check_tx` for many: signatures not yet verified are checked as one batch
         (spread over the cores by the suite). One result per input, in order."""
-        pending: list[tuple[int, SignedTx, bytes]] = []
+        pending: list[tuple[int, SignedTx, bytes, bytes]] = []
         results: list[SignedTx | TxRejected] = []
         for raw in raws:
+            key = _verified_key(raw)
             try:
-                tx = self.check_tx(raw, now_ms, verify_signature=False)
+                tx = self._check_tx(raw, key, now_ms, False)
             except TxRejected as exc:
                 results.append(exc)
                 continue
             results.append(tx)
-            if _verified_key(raw) not in self._verified:
-                key = self.authenticator.public_key_of(tx.body.signer_certificate, now_ms)
-                pending.append((len(results) - 1, tx, key))
+            if key not in self._verified:
+                public_key = self.authenticator.public_key_of(tx.body.signer_certificate, now_ms)
+                pending.append((len(results) - 1, tx, public_key, key))
+        checked = [(index, tx) for index, tx in enumerate(results) if isinstance(tx, SignedTx)]
+        committed = self.store.locate_txs([tx.tx_id for _, tx in checked])
+        duplicates = {index for (index, _), where in zip(checked, committed, strict=True) if where is not None}
+        for index in duplicates:
+            duplicate = results[index]
+            assert isinstance(duplicate, SignedTx)
+            results[index] = TxRejected(RejectCode.DUPLICATE, "this transaction is already committed",
+                                        duplicate.tx_id)
+        pending = [item for item in pending if item[0] not in duplicates]
         if pending:
-            verdicts = self.suite.verify_batch([(key, tx.signed_message(), tx.signature) for _, tx, key in pending])
-            for (index, tx, _), ok in zip(pending, verdicts, strict=True):
+            verdicts = self.suite.verify_batch(
+                [(public_key, tx.signed_message(), tx.signature) for _, tx, public_key, _ in pending])
+            for (index, tx, _, key), ok in zip(pending, verdicts, strict=True):
                 if ok:
-                    self._mark_verified(tx.raw)
+                    self._mark_verified(key)
                 else:
                     results[index] = TxRejected(
                         RejectCode.BAD_SIGNATURE, "signature does not verify against the signer's certificate key", tx.tx_id
@@ -405,9 +449,11 @@ class Ledger:
         for ok, reason in checks:
             if not ok:
                 raise BlockInvalid(reason)
-        body_problem = verify_block_body(self.suite, block)
-        if body_problem:
-            raise BlockInvalid(body_problem)
+        # the counts now; the transaction and receipt roots are compared below with the header
+        # re-execution builds (computing them here as well doubled the hashing of every block)
+        if header.tx_count != len(block.txs) or len(block.receipts) != len(block.txs):
+            raise BlockInvalid(f"header says {header.tx_count} transactions, body has {len(block.txs)} "
+                               f"and {len(block.receipts)} receipts")
         txs: list[SignedTx] = []
         seen: set[bytes] = set()
         for tx in self.check_txs(block.txs, header.timestamp_ms):

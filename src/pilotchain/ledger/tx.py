@@ -46,6 +46,7 @@ __all__ = [
     "sign_transaction",
     "decode_transaction",
     "check_transaction",
+    "recheck_transaction",
     "encode_args",
     "decode_args",
 ]
@@ -217,6 +218,26 @@ def check_transaction(
         exc.tx_id = tx.tx_id
         raise
     return tx
+
+
+def recheck_transaction(
+    suite: Suite,
+    tx: SignedTx,
+    *,
+    chain_id: str,
+    now_ms: int,
+    signer_public_key: Any,
+    limits: TxLimits,
+    verify_signature: bool = True,
+) -> None:
+    """:func:`check_transaction` for a transaction already decoded from its wire bytes (the same
+    checks but the decode, which is a pure function of the bytes and cannot change; the caller
+    keeps it only for the limits it was decoded under, so the size bound held then holds now)."""
+    try:
+        _check_decoded(suite, tx, chain_id, now_ms, signer_public_key, limits, verify_signature)
+    except TxRejected as exc:
+        exc.tx_id = tx.tx_id
+        raise
 
 
 def _check_decoded(

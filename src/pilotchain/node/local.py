@@ -111,6 +111,21 @@ class Subscription:
             raise StopAsyncIteration
         return item
 
+    def take_ready(self, count_max: int) -> list[NodeEvent]:
+        """Up to ``count_max`` events already queued, without waiting (a streamer sends them as
+        one write instead of one per event); stops at the end of a dropped subscription."""
+        ready: list[NodeEvent] = []
+        while len(ready) < count_max:
+            try:
+                item = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if isinstance(item, _Dropped):
+                self.dropped = True  # the next __anext__ ends the stream
+                break
+            ready.append(item)
+        return ready
+
     async def aclose(self) -> None:
         self._node._unsubscribe(self)
         self.dropped = True

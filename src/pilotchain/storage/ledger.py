@@ -716,6 +716,21 @@ class LedgerStore:
             height, index = _TX.unpack(raw)
             return int(height), int(index)
 
+    def locate_txs(self, tx_ids: Sequence[bytes]) -> list[tuple[int, int] | None]:
+        """:meth:`locate_tx` for many, from one read transaction (one answer each, in order)."""
+        with self._lock:
+            self._check_open()
+            with _translate_errors("reading tx index"), self._env.begin(db=self._dbs["txs"]) as txn:
+                found = [txn.get(tx_id) for tx_id in tx_ids]
+            out: list[tuple[int, int] | None] = []
+            for raw in found:
+                if raw is None:
+                    out.append(None)
+                else:
+                    height, index = _TX.unpack(raw)
+                    out.append((int(height), int(index)))
+            return out
+
     def get_certificate(self, height: int) -> bytes | None:
         """The commit certificate stored for block ``height``, or None."""
         with self._lock:
