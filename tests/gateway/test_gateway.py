@@ -566,7 +566,7 @@ def test_sse_sends_a_whole_block_of_events_in_order_and_keeps_the_limit(
             seen = [data["tx_id"] for kind, data in events if kind == "tx"]
             assert seen == [receipt.tx_id.hex() for receipt in block.receipts]
             first = _parse_sse((await asyncio.wait_for(limited, 10)).text)
-            assert [kind for kind, _ in first] == ["block"] + ["tx", "contract_event"] * 3 + "close".split()
+            assert [kind for kind, _ in first] == ["block"] + ["tx", "contract_event"] * 3 + ["close"]
             assert "7 events" in first[-1][1]["reason"]
             await wait_until(lambda: node.subscriber_count == 0, "subscribers to leave")
 

@@ -139,3 +139,32 @@ def test_subscriber_bound_and_unsubscribe(consortium: Consortium, tmp_path: Path
             await node.close()
 
     run(main())
+
+
+def test_block_events_builds_only_the_kinds_asked_for(consortium: Consortium, tmp_path: Path) -> None:
+    from pilotchain.ledger.block import block_hash
+    from pilotchain.node.local import block_events
+
+    alice = consortium.clients["bigdata-bureau"]
+
+    async def main() -> None:
+        node = LocalNode.open(tmp_path / "d", consortium.genesis)
+        try:
+            for index in range(3):
+                await node.submit_tx(signed(alice, consortium, {"key": f"k{index}", "value": index})[0])
+            block = node.produce_block()
+            assert block is not None and len(block.txs) == 3
+            digest = block_hash(node.suite, block.header)
+            everything = block_events(node.suite, block, digest)
+            assert [e.kind for e in everything] == [EventKind.BLOCK] + [EventKind.TX, EventKind.CONTRACT_EVENT] * 3
+            assert block_events(node.suite, block, digest, kinds=frozenset()) == []
+            only_blocks = block_events(node.suite, block, digest, kinds=frozenset({EventKind.BLOCK}))
+            assert only_blocks == everything[:1]
+            only_txs = block_events(node.suite, block, digest, kinds=frozenset({EventKind.TX}))
+            assert only_txs == [e for e in everything if e.kind == EventKind.TX]
+            contract = block_events(node.suite, block, digest, kinds=frozenset({EventKind.CONTRACT_EVENT}))
+            assert contract == [e for e in everything if e.kind == EventKind.CONTRACT_EVENT]
+        finally:
+            await node.close()
+
+    run(main())

@@ -359,6 +359,19 @@ class LocalNode:
         self._subscribers.discard(subscription)
         self._metrics.subscribers.set(len(self._subscribers))
 
+    def _publish_block(self, block: Block, digest: bytes) -> None:
+        """Publish a committed block's events, building only the kinds someone subscribed to."""
+        if not self._subscribers:
+            return
+        kinds: set[EventKind] = set()
+        for subscription in self._subscribers:
+            if subscription.kinds is None:
+                kinds = set(EventKind)
+                break
+            kinds |= subscription.kinds
+        for event in block_events(self.suite, block, digest, self.ledger.last_committed_txs, frozenset(kinds)):
+            self._publish(event)
+
     def _publish(self, event: NodeEvent) -> None:
         for subscription in list(self._subscribers):
             if not subscription.offer(event):
@@ -407,8 +420,7 @@ class LocalNode:
         self._metrics.txs_committed.inc(len(block.txs))
         self._metrics.height.set(block.header.height)
         self._metrics.mempool.set(len(self.mempool))
-        for event in block_events(self.suite, block, digest, self.ledger.last_committed_txs):
-            self._publish(event)
+        self._publish_block(block, digest)
         return block
 
     async def _produce_forever(self) -> None:
@@ -472,15 +484,19 @@ def _tx_id_or_none(suite: Suite, raw: bytes) -> bytes | None:
 
 
 def block_events(suite: Suite, block: Block, digest: bytes,
-                 signed: Sequence[SignedTx] = ()) -> list[NodeEvent]:
-    """The events a committed block publishes: the block, each transaction, each contract event.
+                 signed: Sequence[SignedTx] = (), kinds: frozenset[EventKind] | None = None) -> list[NodeEvent]:
+    """The events a committed block publishes: the block, each transaction, each contract event
+    (only those of ``kinds`` when given: nobody listening, nothing built).
 
     Payloads are JSON-ready (hex for ids and hashes, base64 for opaque data)."""
     import base64
 
     header = block.header
-    events = [
-        NodeEvent(
+    events: list[NodeEvent] = []
+    want_txs = kinds is None or EventKind.TX in kinds
+    want_contract_events = kinds is None or EventKind.CONTRACT_EVENT in kinds
+    if kinds is None or EventKind.BLOCK in kinds:
+        events.append(NodeEvent(
             kind=EventKind.BLOCK,
             height=header.height,
             data={
@@ -492,31 +508,35 @@ def block_events(suite: Suite, block: Block, digest: bytes,
                 "tx_count": header.tx_count,
                 "state_root": header.state_root.hex(),
             },
-        )
-    ]
+        ))
+    if not (want_txs or want_contract_events):
+        return events
     known = len(signed) == len(block.txs)
     for index, (raw, receipt) in enumerate(zip(block.txs, block.receipts, strict=True)):
-        contract = method = ""
-        try:
-            body = signed[index].body if known else decode_transaction(suite, raw).body
-            contract, method = body.contract, body.method
-        except TxRejected:  # pragma: no cover - a committed transaction always decodes
-            pass
-        events.append(
-            NodeEvent(
-                kind=EventKind.TX,
-                height=header.height,
-                data={
-                    "tx_id": receipt.tx_id.hex(),
-                    "height": header.height,
-                    "index": index,
-                    "contract": contract,
-                    "method": method,
-                    "status": receipt.status,
-                    "message": receipt.message,
-                },
+        if want_txs:
+            contract = method = ""
+            try:
+                body = signed[index].body if known else decode_transaction(suite, raw).body
+                contract, method = body.contract, body.method
+            except TxRejected:  # pragma: no cover - a committed transaction always decodes
+                pass
+            events.append(
+                NodeEvent(
+                    kind=EventKind.TX,
+                    height=header.height,
+                    data={
+                        "tx_id": receipt.tx_id.hex(),
+                        "height": header.height,
+                        "index": index,
+                        "contract": contract,
+                        "method": method,
+                        "status": receipt.status,
+                        "message": receipt.message,
+                    },
+                )
             )
-        )
+        if not want_contract_events:
+            continue
         for event in receipt.events:
             try:
                 decoded: Any = decode_args(event.data)
