@@ -304,3 +304,16 @@ def test_lost_index_never_discards_blocks(tmp_path: Path) -> None:
     with pytest.raises(StorageCorrupted, match="no index"):
         open_store(tmp_path)
     assert (tmp_path / "blocks" / "00000000.seg").stat().st_size == segment_bytes
+
+
+def test_snapshot_reads_what_get_reads_and_closes(store: LedgerStore) -> None:
+    for _ in range(5):
+        commit_next(store)
+    keys = [key for key, _ in store.iter_state()][:50] + [b"absent key"]
+    with store.snapshot() as snapshot:
+        assert [snapshot.get(key) for key in keys] == [store.get(key) for key in keys]
+        assert snapshot.get(b"absent key") is None
+    with pytest.raises(StorageError, match="snapshot is closed"):
+        snapshot.get(keys[0])
+    with pytest.raises(LimitExceeded), store.snapshot() as snapshot:
+        snapshot.get(b"k" * (store.limits.key_bytes_max + 1))

@@ -24,8 +24,20 @@ _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
 
+#: Environment variable that sets the verification threads per process (default: one per core).
+VERIFY_WORKERS_ENV: Final = "PILOTCHAIN_VERIFY_WORKERS"
+
+
 def verify_worker_count() -> int:
-    """Threads used by :meth:`Suite.verify_batch` for a large batch (one per core)."""
+    """Threads used by :meth:`Suite.verify_batch` for a large batch: ``PILOTCHAIN_VERIFY_WORKERS``
+    when set (e.g. 1 when several nodes share a machine's cores), else one per core."""
+    configured = os.environ.get(VERIFY_WORKERS_ENV, "").strip()
+    if configured:
+        try:
+            count = int(configured)
+        except ValueError:
+            raise ValueError(f"{VERIFY_WORKERS_ENV}={configured!r} is not a whole number of threads") from None
+        return max(1, min(count, VERIFY_WORKERS_MAX))
     return max(1, min(os.cpu_count() or 1, VERIFY_WORKERS_MAX))
 
 

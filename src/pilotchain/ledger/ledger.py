@@ -392,15 +392,16 @@ class Ledger:
 
     def _execute(self, txs: Sequence[SignedTx], *, proposer: str, timestamp_ms: int,
                  parent: BlockHeader, consensus_data: bytes) -> Block:
-        result = execute_transactions(
-            txs,
-            base=self.store,
-            registry=self.registry,
-            chain_id=self.chain_id,
-            height=parent.height + 1,
-            timestamp_ms=timestamp_ms,
-            caller_of=lambda tx: self.authenticator.caller_of(tx.body.signer_certificate, timestamp_ms),
-        )
+        with self.store.snapshot() as committed:
+            result = execute_transactions(
+                txs,
+                base=committed,
+                registry=self.registry,
+                chain_id=self.chain_id,
+                height=parent.height + 1,
+                timestamp_ms=timestamp_ms,
+                caller_of=lambda tx: self.authenticator.caller_of(tx.body.signer_certificate, timestamp_ms),
+            )
         prepared_state = self.store.prepare_state(result.writes)
         raw_txs = tuple(tx.raw for tx in txs)
         header = BlockHeader(

@@ -146,18 +146,36 @@ def decode_args(data: bytes) -> Any:
     return value
 
 
+_ARGS_DEPTH_MAX = 32
+# exact types that can hold neither a float nor anything nested (msgspec decodes to exact types)
+_LEAF_TYPES = frozenset({str, int, bool, bytes, type(None)})
+
+
 def _refuse_floats(value: Any, depth: int = 0) -> None:
-    if depth > 32:
+    """Refuse floats anywhere in ``value`` and nesting deeper than 32 levels (an item at depth
+    33 is refused even when it is a leaf). Runs on every transaction's arguments at execution, so
+    leaves are recognised by exact type instead of a recursive call each."""
+    if depth > _ARGS_DEPTH_MAX:
         raise CodecError("arguments nest deeper than 32 levels")
+    kind = type(value)
+    if kind in _LEAF_TYPES:
+        return
     if isinstance(value, float):
         raise CodecError("floats are not allowed in replicated data; use integers (e.g. cents)")
     if isinstance(value, (list, tuple)):
+        if value and depth + 1 > _ARGS_DEPTH_MAX:
+            raise CodecError("arguments nest deeper than 32 levels")
         for item in value:
-            _refuse_floats(item, depth + 1)
+            if type(item) not in _LEAF_TYPES:
+                _refuse_floats(item, depth + 1)
     elif isinstance(value, dict):
+        if value and depth + 1 > _ARGS_DEPTH_MAX:
+            raise CodecError("arguments nest deeper than 32 levels")
         for key, item in value.items():
-            _refuse_floats(key, depth + 1)
-            _refuse_floats(item, depth + 1)
+            if type(key) not in _LEAF_TYPES:
+                _refuse_floats(key, depth + 1)
+            if type(item) not in _LEAF_TYPES:
+                _refuse_floats(item, depth + 1)
 
 
 def tx_id_of_body(suite: Suite, body_bytes: bytes) -> bytes:

@@ -50,12 +50,19 @@ from pilotchain.storage.errors import (
     StoreClosed,
     StoreLocked,
 )
-from pilotchain.storage.ledger import CRASH_POINTS, LedgerStore, PreparedState, StorageLimits
+from pilotchain.storage.ledger import (
+    CRASH_POINTS,
+    LedgerStore,
+    PreparedState,
+    StateSnapshot,
+    StorageLimits,
+)
 
 __all__ = [
     "LedgerStore",
     "PreparedState",
     "StorageLimits",
+    "StateSnapshot",
     "StateProof",
     "BucketTree",
     "bucket_of",

@@ -145,6 +145,27 @@ class PreparedState:
     store_token: object
 
 
+class StateSnapshot:
+    """Committed state as of one read transaction; valid inside :meth:`LedgerStore.snapshot`."""
+
+    __slots__ = ("_store", "_txn")
+
+    def __init__(self, store: LedgerStore, txn: Any) -> None:
+        self._store: LedgerStore | None = store
+        self._txn = txn
+
+    def get(self, key: bytes) -> bytes | None:
+        store = self._store
+        if store is None:
+            raise StorageError("this state snapshot is closed; read inside LedgerStore.snapshot()")
+        with _translate_errors("reading state"):
+            value: bytes | None = self._txn.get(store._state_key(key))
+        return value
+
+    def close(self) -> None:
+        self._store = None
+
+
 def _height_key(height: int) -> bytes:
     return _U64.pack(height)
 
@@ -484,6 +505,19 @@ class LedgerStore:
             with _translate_errors("reading state"), self._env.begin() as txn:
                 value: bytes | None = txn.get(state_key, db=self._dbs["state"])
             return value
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[StateSnapshot]:
+        """A reader of committed state through one LMDB read transaction (what executing a block
+        uses: a transaction per read was a fifth of the cost of a ``kv`` call)."""
+        with self._lock:
+            self._check_open()
+            with _translate_errors("reading state"), self._env.begin(db=self._dbs["state"]) as txn:
+                snapshot = StateSnapshot(self, txn)
+                try:
+                    yield snapshot
+                finally:
+                    snapshot.close()
 
     def get_with_proof(self, key: bytes) -> tuple[bytes | None, StateProof]:
         """The committed value of ``key`` (None: absent) and a proof against :attr:`state_root`."""
