@@ -182,3 +182,49 @@ def test_query_reads_without_writing(setup) -> None:  # type: ignore[no-untyped-
         ledger.query("nope", "get", {})
     assert info.value.code == RejectCode.UNKNOWN_CONTRACT
     assert ledger.store.state_root == root
+
+
+def test_checks_split_around_signature_verification(setup) -> None:  # type: ignore[no-untyped-def]
+    """precheck → verify anywhere → finish equals check_txs; a commit in between is caught."""
+    suite, _, ledger, users, _ = setup
+    key, cert = users["alice"]
+    good = make_tx(suite, key, cert, nonce=b"g1", args={"key": "g", "value": 1})
+    forged = bytearray(make_tx(suite, key, cert, nonce=b"f1", args={"key": "f", "value": 1}))
+    forged[-3] ^= 0x01  # inside the signature: decodes, does not verify
+    included = make_tx(suite, key, cert, nonce=b"i1", args={"key": "i", "value": 1})
+    raws = [good, bytes(forged), included, b"\x00junk"]
+    pending = ledger.precheck_txs(raws, T0 + 1)
+    assert len(pending.verify) == 3 and isinstance(pending.results[3], TxRejected)
+    with pytest.raises(ValueError, match="verdicts"):
+        ledger.finish_checks(pending, [True])
+    verdicts = suite.verify_batch(pending.signatures())
+    assert verdicts == [True, False, True]
+    # meanwhile a block commits one of them (the proposer had it too)
+    ledger.commit_block(ledger.build_block([included], proposer="v0", timestamp_ms=T0 + 2))
+    results = ledger.finish_checks(pending, verdicts)
+    assert not isinstance(results[0], TxRejected)
+    assert isinstance(results[1], TxRejected) and results[1].code == RejectCode.BAD_SIGNATURE
+    assert isinstance(results[2], TxRejected) and results[2].code == RejectCode.DUPLICATE
+    assert isinstance(results[3], TxRejected) and results[3].code == RejectCode.MALFORMED
+    # the good one is now known verified: checking it again verifies nothing
+    assert ledger.precheck_txs([good], T0 + 3).verify == []
+    # the forged one was not remembered as verified
+    again = ledger.check_txs([bytes(forged)], T0 + 3)
+    assert isinstance(again[0], TxRejected) and again[0].code == RejectCode.BAD_SIGNATURE
+
+
+def test_a_cached_decode_still_rechecks_time_and_signer(setup) -> None:  # type: ignore[no-untyped-def]
+    """The second check of the same bytes skips decoding, not expiry or the signer's standing."""
+    suite, _, ledger, users, _ = setup
+    key, cert = users["alice"]
+    raw = make_tx(suite, key, cert, nonce=b"c1", expires_at_ms=T0 + 100)
+    assert ledger.check_tx(raw, T0 + 1).body.nonce == b"c1"
+    with pytest.raises(TxRejected) as expired:
+        ledger.check_tx(raw, T0 + 101)
+    assert expired.value.code == RejectCode.EXPIRED
+    ledger.authenticator.revoked.add(cert)
+    with pytest.raises(TxRejected) as revoked:
+        ledger.check_tx(raw, T0 + 2)
+    assert revoked.value.code == RejectCode.SIGNER_REJECTED
+    ledger.authenticator.revoked.discard(cert)
+    assert ledger.check_tx(raw, T0 + 2).tx_id == ledger.check_txs([raw], T0 + 2)[0].tx_id  # type: ignore[union-attr]

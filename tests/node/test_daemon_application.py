@@ -76,3 +76,32 @@ def test_proposals_are_bounded_by_what_fits_in_a_round(node) -> None:  # type: i
     assert consensus_node._proposal_txs_max(300) == 300
     consensus_node._build_cost_us_per_tx = budget_us  # absurdly slow: still make progress
     assert consensus_node._proposal_txs_max(4000) == 100
+
+
+def test_gossip_waits_for_the_admission_task_and_its_backlog_is_bounded(node, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Received gossip is queued (the inbound loop never verifies signatures itself), admitted in
+    order by the admission task, and dropped, counted, beyond the backlog bound."""
+    from pilotchain.node import daemon
+
+    consensus_node, net = node
+    monkeypatch.setattr(daemon, "ADMISSION_BACKLOG_TXS_MAX", 3)
+    identity = Identity.load(net / "orgs" / "hospital" / "client.id")
+    raws = [build_transaction(identity, "pilot-city", "kv", "put", {"key": f"g{i}", "value": i}).raw
+            for i in range(4)]
+    consensus_node._admit_gossip("university-v1", encode(raws[:2]))
+    consensus_node._admit_gossip("university-v1", encode(raws[2:]))  # 2 + 2 > 3: dropped
+    assert consensus_node._admission_backlog == 2 and len(consensus_node.mempool) == 0
+    registry = consensus_node.metrics_registry()
+    assert registry.get_sample_value("pilotchain_mempool_gossip_dropped_total") == 2
+
+    async def admit() -> None:
+        from tests.gateway.helpers import wait_until
+
+        task = asyncio.create_task(consensus_node._admission_loop())
+        try:
+            await wait_until(lambda: len(consensus_node.mempool) == 2, "the queued batch admitted")
+        finally:
+            task.cancel()
+
+    asyncio.run(admit())
+    assert consensus_node._admission_backlog == 0 and len(consensus_node.mempool) == 2

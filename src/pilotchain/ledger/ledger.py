@@ -67,7 +67,7 @@ from pilotchain.ledger.tx import (
 )
 from pilotchain.storage import LedgerStore, StateProof
 
-__all__ = ["Ledger", "BlockInvalid", "SignerAuthenticator", "TxRecord"]
+__all__ = ["Ledger", "BlockInvalid", "PendingChecks", "SignerAuthenticator", "TxRecord"]
 
 #: Executed-but-uncommitted blocks kept between verify and commit.
 PREPARED_BLOCKS_MAX = 8
@@ -110,6 +110,22 @@ class _Prepared:
     block_hash: bytes
     state: Any  # the store's prepared state diff
     txs: tuple[SignedTx, ...]
+
+
+@dataclass
+class PendingChecks:
+    """Transactions checked up to their signatures (:meth:`Ledger.precheck_txs`)."""
+
+    #: one per input: the decoded transaction, or why it was refused
+    results: list[SignedTx | TxRejected]
+    #: (index in results, transaction, signer public key, verified-cache key) still to verify
+    verify: list[tuple[int, SignedTx, bytes, bytes]]
+    #: committed height when checked (a later commit may have included some of them)
+    height: int
+
+    def signatures(self) -> list[tuple[bytes, bytes, bytes]]:
+        """``(public key, message, signature)`` for :meth:`Suite.verify_batch`, in order."""
+        return [(public_key, tx.signed_message(), tx.signature) for _, tx, public_key, _ in self.verify]
 
 
 class Ledger:
@@ -321,7 +337,15 @@ class Ledger:
     def check_txs(self, raws: Sequence[bytes], now_ms: int) -> list[SignedTx | TxRejected]:
         """:meth:`check_tx` for many: signatures not yet verified are checked as one batch
         (spread over the cores by the suite). One result per input, in order."""
-        pending: list[tuple[int, SignedTx, bytes, bytes]] = []
+        pending = self.precheck_txs(raws, now_ms)
+        return self.finish_checks(pending, self.suite.verify_batch(pending.signatures()))
+
+    def precheck_txs(self, raws: Sequence[bytes], now_ms: int) -> PendingChecks:
+        """The first half of :meth:`check_txs`: every check but the signatures not verified yet.
+
+        A node shell verifies ``pending.signatures()`` where it likes (off its event loop) and
+        passes the verdicts, in order, to :meth:`finish_checks`."""
+        verify: list[tuple[int, SignedTx, bytes, bytes]] = []
         results: list[SignedTx | TxRejected] = []
         for raw in raws:
             key = _verified_key(raw)
@@ -333,7 +357,30 @@ class Ledger:
             results.append(tx)
             if key not in self._verified:
                 public_key = self.authenticator.public_key_of(tx.body.signer_certificate, now_ms)
-                pending.append((len(results) - 1, tx, public_key, key))
+                verify.append((len(results) - 1, tx, public_key, key))
+        duplicates = self._refuse_committed(results)
+        verify = [item for item in verify if item[0] not in duplicates]
+        return PendingChecks(results=results, verify=verify, height=self.store.height)
+
+    def finish_checks(self, pending: PendingChecks, verdicts: Sequence[bool]) -> list[SignedTx | TxRejected]:
+        """The second half of :meth:`check_txs`: apply the signature verdicts; if blocks were
+        committed since :meth:`precheck_txs`, look for duplicates again."""
+        results = pending.results
+        if len(verdicts) != len(pending.verify):
+            raise ValueError(f"{len(verdicts)} verdicts for {len(pending.verify)} signatures")
+        for (index, tx, _, key), ok in zip(pending.verify, verdicts, strict=True):
+            if ok:
+                self._mark_verified(key)
+            else:
+                results[index] = TxRejected(
+                    RejectCode.BAD_SIGNATURE, "signature does not verify against the signer's certificate key", tx.tx_id
+                )
+        if self.store.height != pending.height:
+            self._refuse_committed(results)
+        return results
+
+    def _refuse_committed(self, results: list[SignedTx | TxRejected]) -> set[int]:
+        """Replace every already committed transaction in ``results`` by a DUPLICATE refusal."""
         checked = [(index, tx) for index, tx in enumerate(results) if isinstance(tx, SignedTx)]
         committed = self.store.locate_txs([tx.tx_id for _, tx in checked])
         duplicates = {index for (index, _), where in zip(checked, committed, strict=True) if where is not None}
@@ -342,18 +389,7 @@ class Ledger:
             assert isinstance(duplicate, SignedTx)
             results[index] = TxRejected(RejectCode.DUPLICATE, "this transaction is already committed",
                                         duplicate.tx_id)
-        pending = [item for item in pending if item[0] not in duplicates]
-        if pending:
-            verdicts = self.suite.verify_batch(
-                [(public_key, tx.signed_message(), tx.signature) for _, tx, public_key, _ in pending])
-            for (index, tx, _, key), ok in zip(pending, verdicts, strict=True):
-                if ok:
-                    self._mark_verified(key)
-                else:
-                    results[index] = TxRejected(
-                        RejectCode.BAD_SIGNATURE, "signature does not verify against the signer's certificate key", tx.tx_id
-                    )
-        return results
+        return duplicates
 
     def build_block(
         self,

@@ -39,6 +39,7 @@ admit them without re-gossiping (the validator links are a full mesh).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -95,6 +96,9 @@ GOSSIP_BATCH_TXS_MAX = 2_000
 GOSSIP_BATCH_BYTES_MAX = 4 * 1024 * 1024
 #: transactions waiting to be gossiped (beyond this the oldest are gossiped next round)
 GOSSIP_QUEUE_TXS_MAX = 50_000
+#: received gossip waiting for admission; beyond this a batch is dropped (and counted): the
+#: transactions still reach blocks through the peers that have them
+ADMISSION_BACKLOG_TXS_MAX = 50_000
 WAL_FILE = "consensus.wal"
 #: a proposal may always carry at least this many transactions, however slow building was
 PROPOSAL_TXS_MIN = 100
@@ -233,6 +237,11 @@ class ConsensusNode(LocalNode):
         #: moving average of what building a block cost per transaction here (µs)
         self._build_cost_us_per_tx = 0
         self._decoded_blocks: OrderedDict[bytes, Block] = OrderedDict()
+        # gossip batches decoded and waiting for the admission task (signatures are verified off
+        # the event loop, so consensus messages are never queued behind a batch's verification)
+        self._admission: collections.deque[list[bytes]] = collections.deque()
+        self._admission_backlog = 0
+        self._admission_wake = asyncio.Event()
 
     # ------------------------------------------------------------------ construction
 
@@ -306,6 +315,7 @@ class ConsensusNode(LocalNode):
         self._timer_changed = asyncio.Event()
         self._gossip_wake = asyncio.Event()
         self._payload_wake = asyncio.Event()
+        self._admission_wake = asyncio.Event()
         await self.p2p.start()
         host, _, port = self.config.gateway_listen.rpartition(":")
         self._gateway = await serve(create_app(self), host, int(port))
@@ -315,7 +325,8 @@ class ConsensusNode(LocalNode):
         self._drain()
         for name, coroutine in (("inbound", self._inbound_loop()), ("timer", self._timer_loop()),
                                 ("gossip", self._gossip_loop()), ("payload", self._payload_loop()),
-                                ("housekeeping", self._housekeeping_loop())):
+                                ("housekeeping", self._housekeeping_loop()),
+                                ("admission", self._admission_loop())):
             self._tasks.append(asyncio.create_task(coroutine, name=f"{self.name}-{name}"))
 
     async def stop(self) -> None:
@@ -491,10 +502,25 @@ class ConsensusNode(LocalNode):
         if len(raws) > GOSSIP_BATCH_TXS_MAX:
             self._consensus_metrics.bad_messages.inc()
             return
-        # duplicates (the same transaction from several peers) cost a dictionary lookup: the
-        # signature cache and the mempool's DUPLICATE check catch them
-        self._admit_many(raws, self.clock_ms())
-        self._payload_wake.set()
+        if self._admission_backlog + len(raws) > ADMISSION_BACKLOG_TXS_MAX:
+            self._consensus_metrics.gossip_dropped.inc(len(raws))
+            return
+        self._admission.append(raws)
+        self._admission_backlog += len(raws)
+        self._admission_wake.set()
+
+    async def _admission_loop(self) -> None:
+        """Admit received gossip batches in arrival order, one at a time."""
+        while True:
+            await self._admission_wake.wait()
+            self._admission_wake.clear()
+            while self._admission:
+                raws = self._admission.popleft()
+                self._admission_backlog -= len(raws)
+                # duplicates (the same transaction from several peers) cost a dictionary lookup:
+                # the signature cache and the mempool's DUPLICATE check catch them
+                await self._admit_many(raws, self.clock_ms())
+                self._payload_wake.set()
 
     async def _timer_loop(self) -> None:
         while True:
@@ -628,6 +654,9 @@ class _ConsensusMetrics:
         self.round = Gauge("pilotchain_consensus_round", "Current consensus round", registry=registry)
         self.peers = Gauge("pilotchain_p2p_peers_connected", "Authenticated peer links up", registry=registry)
         self.bad_messages = Counter("pilotchain_p2p_bad_messages", "Peer messages that did not decode", registry=registry)
+        self.gossip_dropped = Counter("pilotchain_mempool_gossip_dropped",
+                                      "Gossiped transactions dropped because admission was this far behind",
+                                      registry=registry)
 
 
 # ---------------------------------------------------------------------- process entry point

@@ -310,15 +310,25 @@ class LocalNode:
     async def submit_txs(self, raws: list[bytes]) -> list[bytes | TxRejected]:
         if self._closed:
             raise RuntimeError("the node is closed")
-        results = self._admit_many(raws, self.clock_ms())
+        results = await self._admit_many(raws, self.clock_ms())
         if self._wake is not None:
             self._wake.set()
         return results
 
-    def _admit_many(self, raws: list[bytes], now_ms: int) -> list[bytes | TxRejected]:
-        """Check ``raws`` with one batched signature verification, then admit each."""
+    async def _admit_many(self, raws: list[bytes], now_ms: int) -> list[bytes | TxRejected]:
+        """Check ``raws`` (signatures in one batch, verified on a worker thread so the event loop
+        keeps serving consensus and reads meanwhile), then admit each."""
+        pending = self.ledger.precheck_txs(raws, now_ms)
+        signatures = pending.signatures()
+        verdicts = await asyncio.to_thread(self.suite.verify_batch, signatures) if signatures else []
+        if self._closed:
+            raise RuntimeError("the node closed while transactions were being checked")
+        return self._admit_checked(raws, self.ledger.finish_checks(pending, verdicts), now_ms)
+
+    def _admit_checked(self, raws: list[bytes], checks: list[SignedTx | TxRejected],
+                       now_ms: int) -> list[bytes | TxRejected]:
         results: list[bytes | TxRejected] = []
-        for raw, checked in zip(raws, self.ledger.check_txs(raws, now_ms), strict=True):
+        for raw, checked in zip(raws, checks, strict=True):
             if isinstance(checked, TxRejected):
                 if checked.tx_id is not None:
                     self.mempool.remember_rejection(checked.tx_id, checked)
