@@ -47,7 +47,6 @@ import os
 import signal
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -236,7 +235,7 @@ class ConsensusNode(LocalNode):
         self._consensus_metrics = _ConsensusMetrics(self.metrics_registry())
         #: moving average of what building a block cost per transaction here (µs)
         self._build_cost_us_per_tx = 0
-        self._decoded_blocks: OrderedDict[bytes, Block] = OrderedDict()
+        self._decoded_blocks: list[tuple[bytes, Block]] = []
         # gossip batches decoded and waiting for the admission task (signatures are verified off
         # the event loop, so consensus messages are never queued behind a batch's verification)
         self._admission: collections.deque[list[bytes]] = collections.deque()
@@ -424,16 +423,18 @@ class ConsensusNode(LocalNode):
 
     def block_of(self, payload: bytes) -> Block:
         """The ledger block a consensus payload carries (strict decode, remembered by payload)."""
-        block = self._decoded_blocks.get(payload)
-        if block is None:
-            block = decode(payload, Block)
-            self._remember_block(payload, block)
+        for known, block in reversed(self._decoded_blocks):
+            # the same object normally comes back (proposal -> validation -> commit); equal
+            # bytes from elsewhere compare by memcmp, never by hashing megabytes into a dict key
+            if known is payload or (len(known) == len(payload) and known == payload):
+                return block
+        block = decode(payload, Block)
+        self._remember_block(payload, block)
         return block
 
     def _remember_block(self, payload: bytes, block: Block) -> None:
-        self._decoded_blocks[payload] = block
-        while len(self._decoded_blocks) > DECODED_BLOCKS_MAX:
-            self._decoded_blocks.popitem(last=False)
+        self._decoded_blocks.append((payload, block))
+        del self._decoded_blocks[:-DECODED_BLOCKS_MAX]
 
     def _apply_commit(self, effect: Commit) -> None:
         header = effect.block.header
