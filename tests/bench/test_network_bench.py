@@ -65,6 +65,76 @@ def test_options_are_checked() -> None:
     network.BenchOptions().check()
 
 
+class _FakeSigner:
+    def sign(self, count: int) -> list[tuple[bytes, str]]:
+        return [(b"", str(i)) for i in range(count)]
+
+
+class _FakeHarness:
+    """A network that keeps up (in rate and in p99) up to ``capacity`` tx/s and falls behind above."""
+
+    def __init__(self, options: network.BenchOptions, capacity: float, p99_ms_at: Any) -> None:
+        self.options = options
+        self.capacity = capacity
+        self.p99_ms_at = p99_ms_at
+        self.offered: list[float] = []
+
+    def log(self, message: str) -> None:
+        pass
+
+    async def offer(self, name: str, txs: Any, rate_tps: float) -> float:
+        self.offered.append(rate_tps)
+        return rate_tps
+
+    async def drain(self, phases: Any) -> None:
+        pass
+
+    def phase_result(self, phases: list[float]) -> dict[str, Any]:
+        rate = phases[0]
+        committed = min(rate, self.capacity)
+        return {"target_tps": rate, "offered_tps": rate, "received_tps": rate, "committed_tps": committed,
+                "success_rate": 1.0 if rate <= self.capacity else 0.97,
+                "latency_ms": {"p50": 100.0, "p95": 150.0, "p99": self.p99_ms_at(rate)}}
+
+
+def _ladder(capacity: float, p99_ms_at: Any, **options: Any) -> tuple[dict[str, Any], list[float]]:
+    import asyncio
+
+    opts = network.BenchOptions(rate_start=1000, step_s=1, **options)
+    harness = _FakeHarness(opts, capacity, p99_ms_at)
+    result = asyncio.run(network.stress_ladder(harness, _FakeSigner()))  # type: ignore[arg-type]
+    return result, harness.offered
+
+
+def test_stress_ladder_bisects_to_the_highest_rate_that_keeps_up() -> None:
+    result, offered = _ladder(2100, lambda rate: 500.0)
+    assert offered[:4] == pytest.approx([1000, 1400, 1960, 2744])
+    assert result["found"] and result["first_failed_rate_tps"] < 2744
+    best = result["sustained_committed_tps"]
+    assert 2100 / 1.05 <= best <= 2100  # within the bisection precision below the capacity
+    assert len(offered) <= network.BenchOptions().steps_max
+
+
+def test_stress_ladder_counts_a_p99_over_the_bound_as_falling_behind() -> None:
+    # committed keeps up to 3,000 tx/s but p99 passes 2 s above 1,500: the sustained rate is <= 1,500
+    result, _ = _ladder(3000, lambda rate: 900.0 if rate <= 1500 else 2600.0)
+    assert result["sustained_committed_tps"] <= 1500
+    assert result["best_step"]["latency_ms"]["p99"] <= 2000
+    unbounded, _ = _ladder(3000, lambda rate: 900.0 if rate <= 1500 else 2600.0, latency_p99_max_s=0)
+    assert unbounded["sustained_committed_tps"] > 2500
+
+
+def test_floor_verdict_needs_rate_success_and_p99() -> None:
+    config = {"mode": "stress", "nodes": 4, "suite": "intl"}
+    good = {"success_rate": 0.99, "latency_ms": {"p99": 1900.0}}
+    assert network.floor_verdict(config, 2050, good)["met"]  # type: ignore[index]
+    assert not network.floor_verdict(config, 1990, good)["met"]  # type: ignore[index]
+    assert not network.floor_verdict(config, 2050, {**good, "latency_ms": {"p99": 2100.0}})["met"]  # type: ignore[index]
+    assert not network.floor_verdict(config, 2050, {**good, "success_rate": 0.9})["met"]  # type: ignore[index]
+    assert network.floor_verdict({**config, "suite": "gm"}, 850, good)["met"]  # type: ignore[index]
+    assert network.floor_verdict({**config, "nodes": 16}, 5000, good) is None
+
+
 def test_chart_is_self_contained_svg() -> None:
     document = {
         "timeline": [{"t": t, "sent": 10 * t, "committed": 9 * t, "p50_ms": 100.0, "p95_ms": None,

@@ -127,6 +127,11 @@ class BenchOptions:
     spike_count: int = 2
     spike_baseline_s: float = 10.0
     deadline_s: float = 10.0
+    #: a stress step keeps up only while its p99 latency stays within this (0: no latency bound)
+    latency_p99_max_s: float = 2.0
+    #: stress: after the first step that falls behind, bisect between it and the best step until
+    #: they are within this share of each other (or steps_max is reached)
+    bisect_precision: float = 0.05
     #: chain parameter of the benchmarked network (0: the chain's default, ChainParams.block_txs_max)
     block_txs_max: int = 0
     #: extras (0 turns one off)
@@ -153,6 +158,10 @@ class BenchOptions:
             raise ValueError("orgs takes 1..7")
         if self.clients_per_org < 1 or self.batch_size < 1:
             raise ValueError("clients_per_org and batch_size must be positive")
+        if self.latency_p99_max_s < 0:
+            raise ValueError("the p99 bound must be 0 (none) or positive seconds")
+        if not 0 < self.bisect_precision < 1:
+            raise ValueError("bisect_precision must lie between 0 and 1")
         if self.step_s <= 0 or self.rate_start < 0 or self.rate_factor <= 1 or self.deadline_s <= 0:
             raise ValueError("step_s and deadline_s must be positive, rate_start not negative, rate_factor above 1")
         if self.duration_s <= 0 or self.duration_s * 1000 + 300_000 > EXPIRY_MS_MAX + 300_000:
@@ -748,8 +757,11 @@ async def stress_ladder(harness: Harness, signer: Signer) -> dict[str, Any]:
         phase = await harness.offer(f"stress {rate_tps:.0f}", txs, rate_tps)
         await harness.drain([phase])
         result = harness.phase_result([phase])
+        p99_ms = result["latency_ms"]["p99"]
         result["passed"] = (result["success_rate"] >= SUCCESS_MIN["stress"]
-                            and result["committed_tps"] >= KEEP_UP_MIN * result["offered_tps"])
+                            and result["committed_tps"] >= KEEP_UP_MIN * result["offered_tps"]
+                            and (options.latency_p99_max_s <= 0
+                                 or (p99_ms is not None and p99_ms <= 1000 * options.latency_p99_max_s)))
         result["generator_bound"] = result["offered_tps"] < 0.9 * rate_tps
         harness.log(f"  received {result['received_tps']:,.0f} tx/s, committed {result['committed_tps']:,.0f} tx/s, "
                     f"success {result['success_rate']:.1%}, p50 {result['latency_ms']['p50']} ms -> "
@@ -767,10 +779,18 @@ async def stress_ladder(harness: Harness, signer: Signer) -> dict[str, Any]:
         else:
             failed_rate = rate
             break
-    if best is not None and failed_rate is not None and len(steps) < options.steps_max:
-        result = await step((best["target_tps"] + failed_rate) / 2)
-        if result["passed"] and result["committed_tps"] > best["committed_tps"]:
-            best = result
+    # bisect between the best rate that kept up and the first that did not
+    low = best["target_tps"] if best is not None else None
+    while (low is not None and failed_rate is not None and len(steps) < options.steps_max
+           and failed_rate > low * (1 + options.bisect_precision)):
+        middle = (low + failed_rate) / 2
+        result = await step(middle)
+        if result["passed"]:
+            low = middle
+            if best is None or result["committed_tps"] > best["committed_tps"]:
+                best = result
+        else:
+            failed_rate = middle
     if best is None:  # nothing kept up: report the least bad step so the run still says something
         best = max(steps, key=lambda s: s["committed_tps"])
     return {
@@ -1102,6 +1122,28 @@ def headline(document: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": best["latency_ms"],
         "efficiency": round(committed_tps * nodes / ceiling, 4) if ceiling else None,
         "verify_ceiling_per_second": ceiling,
+        "floor": floor_verdict(document["config"], committed_tps, best),
+    }
+
+
+#: The issue's floor for n = 4 on this machine: committed tx/s by suite, success, p99.
+FLOOR_TPS: Final = {"intl": 2000.0, "gm": 800.0}
+FLOOR_SUCCESS: Final = 0.95
+FLOOR_P99_MS: Final = 2000.0
+
+
+def floor_verdict(config: dict[str, Any], committed_tps: float, best: dict[str, Any]) -> dict[str, Any] | None:
+    """Whether a 4-node stress result meets the project's published floor (None otherwise)."""
+    if config["mode"] != "stress" or config["nodes"] != 4:
+        return None
+    target = FLOOR_TPS[config["suite"]]
+    p99 = best["latency_ms"]["p99"]
+    return {
+        "committed_tps_min": target,
+        "success_min": FLOOR_SUCCESS,
+        "p99_ms_max": FLOOR_P99_MS,
+        "met": (committed_tps >= target and best["success_rate"] >= FLOOR_SUCCESS
+                and p99 is not None and p99 <= FLOOR_P99_MS),
     }
 
 

@@ -106,6 +106,7 @@ def network(
     rate_factor: float = typer.Option(1.4, help="stress: each step offers this many times the last"),
     steps_max: int = typer.Option(12, help="stress: at most this many steps"),
     deadline: float = typer.Option(10.0, help="a transaction succeeds when committed within this many seconds"),
+    p99_max: float = typer.Option(2.0, help="stress: a step keeps up only with p99 latency within this many seconds (0: no bound)"),
     batch: int = typer.Option(250, help="transactions per POST /v1/txs/batch"),
     block_txs_max: int = typer.Option(0, help="chain parameter block_txs_max of the benchmarked network (0: default)"),
     orgs: int = typer.Option(4, help="organisations (1..7)"),
@@ -134,7 +135,7 @@ def network(
     options = bench_network.BenchOptions(
         nodes=nodes, mode=mode, suite=crypto, orgs=orgs, clients_per_org=clients_per_org, batch_size=batch,
         step_s=step, rate_start=rate_start, rate_factor=rate_factor, steps_max=steps_max,
-        rate=rate or None, duration_s=duration, spike_s=spike_s, spike_count=spikes, deadline_s=deadline, block_txs_max=block_txs_max,
+        rate=rate or None, duration_s=duration, spike_s=spike_s, spike_count=spikes, deadline_s=deadline, latency_p99_max_s=p99_max, block_txs_max=block_txs_max,
         catchup_s=catchup, query_s=query, query_concurrency=query_concurrency, ceiling_s=ceiling,
         profile_s=profile, profile_node=profile_node, workdir=workdir, keep_workdir=keep,
     )
@@ -189,6 +190,10 @@ def network_tables(document: dict[str, Any]) -> list[Table]:
         ("efficiency = committed × n ÷ ceiling", f"{summary['efficiency']:.1%}" if summary["efficiency"] else "–"),
         ("init → first block s", f"{deployment['first_block_s']:.2f}"),
     ]
+    floor = summary.get("floor")
+    if floor:
+        rows.insert(4, ("floor (≥ {:,.0f} tx/s, ≥ {:.0%}, p99 ≤ {:,.0f} ms)".format(
+            floor["committed_tps_min"], floor["success_min"], floor["p99_ms_max"]), "met" if floor["met"] else "NOT met"))
     if "ledger" in document and document["ledger"]["bytes_per_tx"]:
         rows.append(("ledger bytes per tx", f"{document['ledger']['bytes_per_tx']:,.0f}"))
     query = document.get("query", {})
