@@ -315,3 +315,47 @@ def test_verify_batch_works_in_a_forked_child(suite: Suite) -> None:
         os._exit(0 if suite.verify_batch(items) == expected else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 16, 101])
+def test_verify_batch_async_agrees_with_single_verify(suite: Suite, count: int) -> None:
+    import asyncio
+
+    items = _mixed_batch(suite, count)
+    expected = [suite.verify(*item) for item in items]
+    assert asyncio.run(suite.verify_batch_async(items)) == expected
+
+
+def test_verify_batch_async_runs_chunks_on_the_pool_off_the_loop(suite: Suite, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    items = _mixed_batch(suite, 40)
+    expected = [suite.verify(*item) for item in items]
+    monkeypatch.setattr(suite, "verify_batch_parallel_min", 2)
+    monkeypatch.setattr("pilotchain.crypto.base.verify_worker_count", lambda: 4)
+    chunk_threads: list[str] = []
+    serial = suite._verify_serial
+
+    def recording(chunk: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        chunk_threads.append(threading.current_thread().name)
+        return serial(chunk)
+
+    monkeypatch.setattr(suite, "_verify_serial", recording)
+    assert asyncio.run(suite.verify_batch_async(items)) == expected
+    assert len(chunk_threads) == 4 and all(name.startswith("pilotchain-verify") for name in chunk_threads)
+
+
+def test_verify_worker_count_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pilotchain.crypto.base import VERIFY_WORKERS_ENV, VERIFY_WORKERS_MAX, verify_worker_count
+
+    monkeypatch.setenv(VERIFY_WORKERS_ENV, "1")
+    assert verify_worker_count() == 1
+    monkeypatch.setenv(VERIFY_WORKERS_ENV, "100000")
+    assert verify_worker_count() == VERIFY_WORKERS_MAX
+    monkeypatch.setenv(VERIFY_WORKERS_ENV, "0")
+    assert verify_worker_count() == 1
+    monkeypatch.setenv(VERIFY_WORKERS_ENV, "two")
+    with pytest.raises(ValueError, match="whole number"):
+        verify_worker_count()
+    monkeypatch.delenv(VERIFY_WORKERS_ENV)
+    assert verify_worker_count() >= 1
