@@ -80,3 +80,49 @@ def test_membership_decides_who_may_transact(suite_name: str, tmp_path: Path) ->
             ledger.verify_block(forged)
     finally:
         ledger.close()
+
+
+@pytest.mark.parametrize("suite_name", ["intl", "gm"])
+def test_remembered_authentications_still_follow_time_and_membership(suite_name: str) -> None:
+    """The authenticator remembers a certificate's answer only for the window and membership
+    version it depends on: expiry, revocation, removal and a CA's cut-over all still apply."""
+    suite = get_suite(suite_name)
+    bank = CertificateAuthority.create(suite, suite.private_key_from_seed(b"bank-ca" * 5), org_id="bank-a",
+                                       display_name="Bank A", now_ms=T0, valid_ms=3650 * DAY_MS)
+    membership = Membership(suite, [bank.org_certificate])
+    auth = MembershipAuthenticator(membership)
+
+    def certificate(name: str, valid_ms: int, ca: CertificateAuthority = bank, at: int = T0) -> bytes:
+        key = suite.private_key_from_seed(name.encode() * 8)
+        return encode(ca.issue(name, ("client",), key.public_key().to_der(), now_ms=at, valid_ms=valid_ms))
+
+    def refused(cert: bytes, now_ms: int) -> RejectCode:
+        with pytest.raises(TxRejected) as info:
+            auth.public_key_of(cert, now_ms)
+        return info.value.code
+
+    short = certificate("temp", 10_000)
+    assert auth.caller_of(short, T0 + 1).name == "temp"
+    assert auth.caller_of(short, T0 + 9_999).org == "bank-a"  # remembered, inside the window
+    assert refused(short, T0 + 10_000) == RejectCode.SIGNER_REJECTED  # expired, though remembered
+    assert refused(short, T0 - 1) == RejectCode.SIGNER_REJECTED  # not valid yet
+
+    teller = certificate("teller", 365 * DAY_MS)
+    assert auth.public_key_of(teller, T0 + 5)
+    membership.apply_revocation(bank.revoke(2, "key lost", T0 + 2_000))
+    assert auth.public_key_of(teller, T0 + 1_999)  # revoked from T0 + 2000 only
+    assert refused(teller, T0 + 2_000) == RejectCode.SIGNER_REJECTED
+
+    # rotation: certificates of the old key are accepted until the cut-over, then refused
+    clerk = certificate("clerk", 365 * DAY_MS)
+    assert auth.public_key_of(clerk, T0 + 10)
+    new_bank, rotation = bank.rotate(suite.private_key_from_seed(b"bank-ca2" * 5), now_ms=T0 + 100,
+                                     valid_ms=3000 * DAY_MS, cutover_ms=T0 + 50_000)
+    membership.apply_rotation(rotation, T0 + 100)
+    assert auth.public_key_of(clerk, T0 + 49_999)
+    assert refused(clerk, T0 + 50_000) == RejectCode.SIGNER_REJECTED
+    fresh = certificate("clerk2", 365 * DAY_MS, ca=new_bank, at=T0 + 200)
+    assert auth.public_key_of(fresh, T0 + 60_000)
+
+    membership.remove_org("bank-a")
+    assert refused(fresh, T0 + 60_001) in {RejectCode.UNKNOWN_SIGNER, RejectCode.SIGNER_REJECTED}

@@ -110,7 +110,7 @@ def _reject(reason: RejectReason, message: str) -> IdentityRejected:
 class Membership:
     """The consortium's orgs, their CA keys and revocations; authenticates certificates."""
 
-    __slots__ = ("_suite", "_orgs", "_revocations", "_verified", "_verified_size_max")
+    __slots__ = ("_suite", "_orgs", "_revocations", "_verified", "_verified_size_max", "_version")
 
     def __init__(
         self,
@@ -126,6 +126,7 @@ class Membership:
         self._revocations: dict[tuple[str, int], Revocation] = {}
         self._verified: dict[bytes | Certificate, _Verified] = {}
         self._verified_size_max = verified_cache_size_max
+        self._version = 0
         for org_certificate in org_certificates:
             self.add_org(org_certificate)
 
@@ -138,6 +139,7 @@ class Membership:
         other._revocations = dict(self._revocations)
         other._verified = self._verified
         other._verified_size_max = self._verified_size_max
+        other._version = self._version
         return other
 
     # -- queries -----------------------------------------------------------------------------------
@@ -145,6 +147,11 @@ class Membership:
     @property
     def suite(self) -> Suite:
         return self._suite
+
+    @property
+    def version(self) -> int:
+        """Counts the changes (orgs added or removed, revocations, rotations) made to this object."""
+        return self._version
 
     def org_ids(self) -> tuple[str, ...]:
         """Member orgs (removed ones excluded), sorted."""
@@ -201,6 +208,27 @@ class Membership:
                 f"sign with an identity that has it, or ask org {cert.org_id!r} to issue one",
             )
         return verified.identity
+
+    def authenticate_window(self, certificate: bytes, now_ms: int) -> tuple[Identity, int, int]:
+        """:meth:`authenticate` at ``now_ms``, and the interval ``[from_ms, until_ms)`` around it
+        over which the answer stays the same while this membership is unchanged (:attr:`version`):
+        the certificate's and its issuer's validity, a retired issuer's cut-over, a revocation."""
+        identity = self.authenticate(certificate, now_ms)
+        verified = self._verified.get(certificate) or self._verify(certificate)
+        cert = verified.certificate
+        state = self._orgs[cert.org_id]
+        if cert.issuer_key_id == state.key_id:
+            ca, until_ms = state.ca, cert.not_after_ms
+        else:
+            ca, cutover_ms = state.retired[cert.issuer_key_id]
+            until_ms = min(cert.not_after_ms, cutover_ms)
+        until_ms = min(until_ms, ca.not_after_ms)
+        revocation = self._revocations.get(verified.revocation_key)
+        if revocation is not None:
+            until_ms = min(until_ms, revocation.revoked_at_ms)
+        from_ms = max(cert.not_before_ms, ca.not_before_ms)
+        assert from_ms <= now_ms < until_ms, "authenticate accepted outside the window it depends on"
+        return identity, from_ms, until_ms
 
     # -- the slow path: first sight of a certificate -----------------------------------------------
 
@@ -365,11 +393,13 @@ class Membership:
             raise UpdateRejected(_R.BAD_CA_SIGNATURE, f"{what} is not correctly self-signed")
         new_key_id = key_id(self._suite, org_certificate.public_key_der)
         self._orgs[org_certificate.org_id] = _OrgState(org_certificate, new_key_id)
+        self._version += 1
 
     def remove_org(self, org_id: str) -> None:
         """Expel an org (a governance decision): every identity it issued is refused from now on."""
         state = self._member_state(org_id, "removal")
         self._orgs[org_id] = _OrgState(state.ca, state.key_id, state.retired, removed=True)
+        self._version += 1
 
     def apply_revocation(self, revocation: Revocation) -> None:
         """Record ``revocation``; it must be signed by the org's current CA key."""
@@ -394,6 +424,7 @@ class Membership:
                 _R.LIMIT_EXCEEDED, f"membership holds at most {REVOCATIONS_MAX} revocations"
             )
         self._revocations[revocation_key] = revocation
+        self._version += 1
 
     def apply_rotation(self, rotation: CaRotation, now_ms: int) -> None:
         """Move an org to a new CA key. The old key must sign the rotation and be valid at
@@ -439,6 +470,7 @@ class Membership:
             )
         retired[state.key_id] = (state.ca, cutover_ms)
         self._orgs[rotation.org_id] = _OrgState(new_ca, new_key_id, retired)
+        self._version += 1
 
     # -- expiry ------------------------------------------------------------------------------------
 

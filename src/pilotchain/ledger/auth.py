@@ -24,9 +24,17 @@ TRANSACTING_ROLES = ("client", "admin")
 _UNKNOWN = {RejectReason.MALFORMED, RejectReason.UNKNOWN_ORG, RejectReason.UNKNOWN_ISSUER, RejectReason.WRONG_SUITE}
 
 
+#: Certificates whose authentication a MembershipAuthenticator remembers (each a few hundred bytes).
+AUTHENTICATED_MEMO_MAX = 10_000
+
+
 class MembershipAuthenticator:
     def __init__(self, membership: Membership) -> None:
         self.membership = membership
+        # certificate bytes -> (membership version, valid from, valid until, identity, caller):
+        # every transaction is authenticated at admission, again in the block and at execution,
+        # by the same few signers; within the window and membership version the answer is fixed
+        self._memo: dict[bytes, tuple[int, int, int, Identity, Caller]] = {}
 
     @classmethod
     def from_genesis(cls, genesis: Genesis) -> MembershipAuthenticator:
@@ -35,8 +43,15 @@ class MembershipAuthenticator:
         return cls(Membership(genesis.suite, orgs))
 
     def identity(self, certificate: bytes, now_ms: int) -> Identity:
+        return self._authenticated(certificate, now_ms)[3]
+
+    def _authenticated(self, certificate: bytes, now_ms: int) -> tuple[int, int, int, Identity, Caller]:
+        memo = self._memo.get(certificate)
+        version = self.membership.version
+        if memo is not None and memo[0] == version and memo[1] <= now_ms < memo[2]:
+            return memo
         try:
-            identity = self.membership.authenticate(certificate, now_ms)
+            identity, valid_from_ms, valid_until_ms = self.membership.authenticate_window(certificate, now_ms)
         except IdentityRejected as exc:
             code = RejectCode.UNKNOWN_SIGNER if exc.reason in _UNKNOWN else RejectCode.SIGNER_REJECTED
             raise TxRejected(code, f"signer {exc.reason.value}: {exc.message}") from exc
@@ -46,16 +61,20 @@ class MembershipAuthenticator:
                 f"{identity.subject} of {identity.org_id} holds roles [{', '.join(identity.roles)}]; "
                 "submitting transactions needs role client or admin",
             )
-        return identity
-
-    def public_key_of(self, certificate: bytes, now_ms: int) -> bytes:
-        return self.identity(certificate, now_ms).public_key_der
-
-    def caller_of(self, certificate: bytes, now_ms: int) -> Caller:
-        identity = self.identity(certificate, now_ms)
-        return Caller(
+        caller = Caller(
             name=identity.subject,
             org=identity.org_id,
             roles=tuple(str(role) for role in identity.roles),
             certificate_id=identity.certificate_id,
         )
+        memo = (version, valid_from_ms, valid_until_ms, identity, caller)
+        if len(self._memo) >= AUTHENTICATED_MEMO_MAX:
+            del self._memo[next(iter(self._memo))]
+        self._memo[certificate] = memo
+        return memo
+
+    def public_key_of(self, certificate: bytes, now_ms: int) -> bytes:
+        return self._authenticated(certificate, now_ms)[3].public_key_der
+
+    def caller_of(self, certificate: bytes, now_ms: int) -> Caller:
+        return self._authenticated(certificate, now_ms)[4]
