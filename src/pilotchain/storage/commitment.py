@@ -197,9 +197,11 @@ class BucketTree:
     def apply(self, changes: Mapping[int, bytes]) -> None:
         """Install node hashes computed by :meth:`compute_update` (or loaded from disk)."""
         nodes = self._nodes
+        if changes:
+            # checked once for the batch, not per node: this runs for every node a block changes
+            assert min(changes) >= 1 and max(changes) < len(nodes), "node index outside the tree"
+            assert all(len(digest) == DIGEST_BYTES for digest in changes.values())
         for index, digest in changes.items():
-            assert 1 <= index < len(nodes), index
-            assert len(digest) == DIGEST_BYTES
             nodes[index] = digest
 
     def rebuild_internal(self) -> None:

@@ -101,6 +101,8 @@ _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
 _U32 = struct.Struct(">I")
 _TX = struct.Struct(">QI")
+#: state keys whose bucket-prefixed LMDB key is remembered (a few blocks' writes)
+STATE_KEY_MEMO_MAX = 65_536
 _DATABASES = ("meta", "blocks", "hashes", "txs", "certs", "state", "leaves")
 #: LMDB's own key limit (511 bytes) minus the 4-byte bucket prefix of state keys.
 _LMDB_STATE_KEY_BYTES_MAX = 511 - 4
@@ -241,6 +243,7 @@ class LedgerStore:
         self._hash_fn = hash_fn
         self._bucket_bits = bucket_bits
         self._lock = threading.RLock()
+        self._state_keys: dict[bytes, bytes] = {}
         self._token = object()
         self._lock_fd: int | None = None
         self._env: Any = None
@@ -424,11 +427,20 @@ class LedgerStore:
     # -- state ------------------------------------------------------------------------------
 
     def _state_key(self, key: bytes) -> bytes:
+        known = self._state_keys.get(key)
+        if known is not None:
+            return known
         if not isinstance(key, bytes):
             raise TypeError(f"state keys are bytes, got {type(key).__name__}")
         if len(key) > self.limits.key_bytes_max:
             raise LimitExceeded(f"key is {len(key)} bytes, limit {self.limits.key_bytes_max}")
-        return _U32.pack(bucket_of(key, self._bucket_bits, self._hash_fn)) + key
+        state_key = _U32.pack(bucket_of(key, self._bucket_bits, self._hash_fn)) + key
+        # a block's execution reads a key and prepare_state writes it: hash it once (the memo is
+        # cleared when it grows past a block's worth of keys)
+        if len(self._state_keys) >= STATE_KEY_MEMO_MAX:
+            self._state_keys.clear()
+        self._state_keys[key] = state_key
+        return state_key
 
     def _bucket_entries(self, cursor: Any, bucket: int) -> list[tuple[bytes, bytes]]:
         prefix = _U32.pack(bucket)
