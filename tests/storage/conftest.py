@@ -23,3 +23,10 @@ def store(tmp_path: Path) -> Iterator[LedgerStore]:
     opened = open_store(tmp_path / "node")
     yield opened
     opened.close()
+
+
+@pytest.fixture(autouse=True)
+def small_tx_index_merges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Merge the batched tx-id index every 5 blocks here, so crash and reopen tests cross merges
+    (the crash tests' block 4 is a merge)."""
+    monkeypatch.setattr("pilotchain.storage.ledger.TX_INDEX_MERGE_BLOCKS", 5)

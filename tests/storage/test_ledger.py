@@ -317,3 +317,74 @@ def test_snapshot_reads_what_get_reads_and_closes(store: LedgerStore) -> None:
         snapshot.get(keys[0])
     with pytest.raises(LimitExceeded), store.snapshot() as snapshot:
         snapshot.get(b"k" * (store.limits.key_bytes_max + 1))
+
+
+def test_tx_index_merges_in_batches_and_survives_reopen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids live in the per-block log until a merge puts them, sorted, into the B-tree; lookups,
+    duplicate refusals and a reopen between merges see both."""
+    import lmdb as lmdb_module
+
+    from pilotchain.storage import ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "TX_INDEX_MERGE_BLOCKS", 4)
+    monkeypatch.setattr(ledger_module, "TX_INDEX_MERGE_TXS", 10_000)
+    store = open_store(tmp_path)
+    for _ in range(6):  # merge at height 3; heights 4, 5 recent
+        commit_next(store)
+    assert store._txs_merged == 3 and {h for h, _ in store._recent_txs.values()} <= {4, 5}
+    check_against_workload(store)
+    _, _, ids_of_5, _ = block_for(5)
+    _, _, ids_of_2, _ = block_for(2)
+    duplicate = [ids_of_2[0] if ids_of_2 else b"x" * 32, ids_of_5[0] if ids_of_5 else b"y" * 32]
+    store.close()
+
+    store = open_store(tmp_path)  # the recent ids come back from the per-block log
+    assert store._txs_merged == 3
+    check_against_workload(store)
+    height = store.height + 1
+    block_hash, block_bytes, _, writes = block_for(height)
+    for tx_id in duplicate:
+        if store.locate_tx(tx_id) is None:
+            continue
+        with pytest.raises(InvalidCommit, match="already in a block"):
+            store.commit_block(height, block_hash, block_bytes, [tx_id], store.prepare_state(writes))
+    for _ in range(5):
+        commit_next(store)
+    check_against_workload(store)
+    merged = store._txs_merged
+    store.close()
+
+    # a malformed entry is corruption
+    env = lmdb_module.open(str(tmp_path / "lmdb"), subdir=True, max_dbs=16)
+    meta = env.open_db(b"meta")
+    with env.begin(write=True) as txn:
+        saved = txn.get(b"txs_merged", db=meta)
+        txn.put(b"txs_merged", b"\x01", db=meta)
+    env.close()
+    with pytest.raises(StorageCorrupted, match="txs_merged"):
+        open_store(tmp_path)
+    env = lmdb_module.open(str(tmp_path / "lmdb"), subdir=True, max_dbs=16)
+    meta = env.open_db(b"meta")
+    with env.begin(write=True) as txn:
+        txn.put(b"txs_merged", saved, db=meta)
+    env.close()
+
+    # a store from before the batched index has no txs_merged (every id is in the B-tree): it is
+    # read as merged up to its height, and that is recorded
+    store = open_store(tmp_path)
+    assert store._txs_merged == merged
+    while store._txs_merged != store.height:
+        commit_next(store)
+    store.close()
+    env = lmdb_module.open(str(tmp_path / "lmdb"), subdir=True, max_dbs=16)
+    meta = env.open_db(b"meta")
+    with env.begin(write=True) as txn:
+        assert txn.delete(b"txs_merged", db=meta)
+    env.close()
+    store = open_store(tmp_path)
+    assert store._txs_merged == store.height and store._recent_txs == {}
+    check_against_workload(store)
+    store.close()
+    store = open_store(tmp_path)  # the upgrade was written down
+    assert store._txs_merged == store.height
+    store.close()

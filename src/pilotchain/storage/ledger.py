@@ -12,6 +12,8 @@ A data directory holds::
     blocks   height (8 bytes BE)            -> BlockLocation (segment, offset, length, hash)
     hashes   block hash                     -> height (8 bytes BE)
     txs      tx id                          -> height (8 bytes BE) || index in block (4 bytes BE)
+             (blocks up to meta b"txs_merged"; later ones are in block_txs, see below)
+    block_txs height (8 bytes BE)           -> the block's tx ids, canonical list
     certs    height (8 bytes BE)            -> commit certificate bytes
     state    bucket (4 bytes BE) || key     -> value
     leaves   bucket (4 bytes BE)            -> 32-byte bucket hash (buckets ever written)
@@ -25,6 +27,14 @@ Commit protocol (:meth:`LedgerStore.commit_block`):
    certificate indexes, and the new ``height``, ``state_root``, ``last_hash``. LMDB is opened
    with ``sync=True``, so its commit is durable and is *the* atomic point;
 4. only then update the in-memory tree and the cached height / root / hash.
+
+The tx-id index is written in batches. A block's ids go to ``block_txs`` under its height (a
+sequential key: one appended page) and into an in-memory map; every ``TX_INDEX_MERGE_BLOCKS``
+blocks (or ``TX_INDEX_MERGE_TXS`` ids) the map is merged, sorted, into ``txs`` in that block's
+transaction and ``txs_merged`` moves up. Random 32-byte ids inserted one block at a time dirtied a
+B-tree page each, and the commit wrote and synced all of them: commit time per transaction grew
+from ~1 to ~12 µs between 2 and 90 thousand transactions. Lookups read the map, then ``txs``;
+opening rebuilds the map from ``block_txs`` above ``txs_merged``.
 
 If step 2 or 3 fails (ENOSPC, LMDB map full, I/O error) the segment is truncated back and the
 store stays at its previous height, usable. If the process dies anywhere, the next open
@@ -103,7 +113,10 @@ _U32 = struct.Struct(">I")
 _TX = struct.Struct(">QI")
 #: state keys whose bucket-prefixed LMDB key is remembered (a few blocks' writes)
 STATE_KEY_MEMO_MAX = 65_536
-_DATABASES = ("meta", "blocks", "hashes", "txs", "certs", "state", "leaves")
+#: the tx-id index is merged into its B-tree after this many blocks or ids, whichever comes first
+TX_INDEX_MERGE_BLOCKS = 64
+TX_INDEX_MERGE_TXS = 100_000
+_DATABASES = ("meta", "blocks", "hashes", "txs", "certs", "state", "leaves", "block_txs")
 #: LMDB's own key limit (511 bytes) minus the 4-byte bucket prefix of state keys.
 _LMDB_STATE_KEY_BYTES_MAX = 511 - 4
 
@@ -244,6 +257,9 @@ class LedgerStore:
         self._bucket_bits = bucket_bits
         self._lock = threading.RLock()
         self._state_keys: dict[bytes, bytes] = {}
+        #: ids of transactions in blocks above ``_txs_merged`` -> (height, index)
+        self._recent_txs: dict[bytes, tuple[int, int]] = {}
+        self._txs_merged = -1
         self._token = object()
         self._lock_fd: int | None = None
         self._env: Any = None
@@ -295,8 +311,14 @@ class LedgerStore:
             self._state_root = self._meta(txn, b"state_root", DIGEST_BYTES)
             self._last_hash = self._meta(txn, b"last_hash", None) or None
             last = self._check_block_index(txn)
+            self._pending_meta: dict[bytes, bytes] = {}
+            self._load_recent_txs(txn)
             leaf_rows = self._load_leaves(txn)
             state_empty = txn.stat(self._dbs["state"])["entries"] == 0
+        if self._pending_meta:
+            with _translate_errors("upgrading store metadata"), self._env.begin(write=True, db=meta) as txn:
+                for key, value in self._pending_meta.items():
+                    txn.put(key, value)
         if leaf_rows == 0 and not state_empty:
             self._rebuild_leaves_from_state()
         with _translate_errors(f"recovering segment files in {self.path}"):
@@ -326,6 +348,7 @@ class LedgerStore:
             txn.put(b"height", _I64.pack(-1), db=meta)
             txn.put(b"state_root", self._tree.root, db=meta)
             txn.put(b"last_hash", b"", db=meta)
+            txn.put(b"txs_merged", _I64.pack(-1), db=meta)
 
     def _meta(self, txn: Any, key: bytes, size: int | None) -> bytes:
         value: bytes | None = txn.get(key, db=self._dbs["meta"])
@@ -361,6 +384,32 @@ class LedgerStore:
         if location.block_hash != self._last_hash:
             raise StorageCorrupted(f"last_hash does not match block {indexed_height}'s hash")
         return location
+
+    def _load_recent_txs(self, txn: Any) -> None:
+        merged_raw = txn.get(b"txs_merged", db=self._dbs["meta"])
+        if merged_raw is None:
+            # a store written before the batched index: every id is in txs (recorded at open)
+            merged_raw = _I64.pack(self._height)
+            self._pending_meta[b"txs_merged"] = merged_raw
+        if len(merged_raw) != 8:
+            raise StorageCorrupted(f"{self.path}: store metadata has a malformed txs_merged entry")
+        merged = _I64.unpack(merged_raw)[0]
+        if not -1 <= merged <= self._height:
+            raise StorageCorrupted(f"tx index merged up to block {merged}, but the store is at {self._height}")
+        recent: dict[bytes, tuple[int, int]] = {}
+        block_txs = self._dbs["block_txs"]
+        for height in range(merged + 1, self._height + 1):
+            raw = txn.get(_height_key(height), db=block_txs)
+            if raw is None:
+                raise StorageCorrupted(f"the tx ids of block {height} are missing (index merged to {merged})")
+            try:
+                tx_ids = decode(raw, list[bytes])
+            except CodecError as exc:
+                raise StorageCorrupted(f"the tx ids of block {height} are malformed: {exc}") from exc
+            for index, tx_id in enumerate(tx_ids):
+                recent[tx_id] = (height, index)
+        self._txs_merged = merged
+        self._recent_txs = recent
 
     def _load_leaves(self, txn: Any) -> int:
         """Load the persisted bucket hashes and recompute the internal nodes from them."""
@@ -586,6 +635,12 @@ class LedgerStore:
                 self._undo_append()
                 raise
             # committed: bring memory in line before anything else can interrupt
+            if self._merge_due(height, len(tx_ids)):
+                self._recent_txs = {}
+                self._txs_merged = height
+            else:
+                for index, tx_id in enumerate(tx_ids):
+                    self._recent_txs[tx_id] = (height, index)
             self._segments.confirm_append()
             self._tree.apply(prepared.node_changes)
             self._height = height
@@ -634,9 +689,15 @@ class LedgerStore:
             if txn.get(block_hash, db=self._dbs["hashes"]) is not None:
                 raise InvalidCommit(f"block hash {block_hash.hex()} is already stored")
             txs = self._dbs["txs"]
+            recent = self._recent_txs
             for tx_id in tx_ids:
-                if txn.get(tx_id, db=txs) is not None:
+                if tx_id in recent or txn.get(tx_id, db=txs) is not None:
                     raise InvalidCommit(f"transaction {tx_id.hex()} is already in a block")
+
+    def _merge_due(self, height: int, new_txs: int) -> bool:
+        """Whether committing ``height`` (with ``new_txs`` ids) merges the recent ids into ``txs``."""
+        return (height - self._txs_merged >= TX_INDEX_MERGE_BLOCKS
+                or len(self._recent_txs) + new_txs >= TX_INDEX_MERGE_TXS)
 
     def _check_certificate(self, certificate: bytes) -> None:
         if not isinstance(certificate, bytes):
@@ -678,10 +739,21 @@ class LedgerStore:
             assert stored, f"block {height} is already indexed above the committed height"
             stored = txn.put(block_hash, height_key, db=dbs["hashes"], overwrite=False)
             assert stored, "duplicate block hash passed the pre-check"
-            txs = dbs["txs"]
-            for index, tx_id in enumerate(tx_ids):
-                stored = txn.put(tx_id, _TX.pack(height, index), db=txs, overwrite=False)
-                assert stored, "duplicate tx id passed the pre-check"
+            block_txs = dbs["block_txs"]
+            if self._merge_due(height, len(tx_ids)):
+                rows = sorted([*self._recent_txs.items(), *((tx_id, (height, i)) for i, tx_id in enumerate(tx_ids))])
+                _, added = txn.cursor(db=dbs["txs"]).putmulti(
+                    [(tx_id, _TX.pack(at_height, index)) for tx_id, (at_height, index) in rows],
+                    overwrite=False,
+                )
+                assert added == len(rows), "a merged tx id was already indexed (passed the pre-check)"
+                # the per-block id lists below this height are in the B-tree now: drop them
+                for merged_height in range(self._txs_merged + 1, height):
+                    txn.delete(_height_key(merged_height), db=block_txs)
+                txn.put(b"txs_merged", _I64.pack(height), db=dbs["meta"])
+            else:
+                stored = txn.put(height_key, encode(list(tx_ids)), db=block_txs, overwrite=False)
+                assert stored, f"tx ids of block {height} are already stored above the committed height"
             if certificate is not None:
                 txn.put(height_key, certificate, db=dbs["certs"])
             meta = dbs["meta"]
@@ -755,6 +827,9 @@ class LedgerStore:
         """``(block height, index in block)`` of a committed transaction, or None."""
         with self._lock:
             self._check_open()
+            recent = self._recent_txs.get(tx_id)
+            if recent is not None:
+                return recent
             with _translate_errors("reading tx index"), self._env.begin() as txn:
                 raw = txn.get(tx_id, db=self._dbs["txs"])
             if raw is None:
@@ -766,12 +841,13 @@ class LedgerStore:
         """:meth:`locate_tx` for many, from one read transaction (one answer each, in order)."""
         with self._lock:
             self._check_open()
+            recent = self._recent_txs
             with _translate_errors("reading tx index"), self._env.begin(db=self._dbs["txs"]) as txn:
-                found = [txn.get(tx_id) for tx_id in tx_ids]
+                found = [recent.get(tx_id) or txn.get(tx_id) for tx_id in tx_ids]
             out: list[tuple[int, int] | None] = []
             for raw in found:
-                if raw is None:
-                    out.append(None)
+                if raw is None or isinstance(raw, tuple):
+                    out.append(raw)
                 else:
                     height, index = _TX.unpack(raw)
                     out.append((int(height), int(index)))
