@@ -230,11 +230,8 @@ def check_transaction(
     """
     limits = limits or TxLimits()
     tx = decode_transaction(suite, raw, limits)
-    try:
-        _check_decoded(suite, tx, chain_id, now_ms, signer_public_key, limits, verify_signature)
-    except TxRejected as exc:
-        exc.tx_id = tx.tx_id
-        raise
+    recheck_transaction(suite, tx, chain_id=chain_id, now_ms=now_ms, signer_public_key=signer_public_key,
+                        limits=limits, verify_signature=verify_signature)
     return tx
 
 
