@@ -218,7 +218,7 @@ def test_lmdb_map_full_is_storage_full(tmp_path: Path) -> None:
 
 
 def _tamper_lmdb(path: Path, db: bytes, key: bytes, value: bytes | None) -> None:
-    env = lmdb.open(str(path / "lmdb"), max_dbs=8, subdir=True)
+    env = lmdb.open(str(path / "lmdb"), max_dbs=16, subdir=True)
     handle = env.open_db(db)
     with env.begin(write=True, db=handle) as txn:
         if value is None:
@@ -387,4 +387,52 @@ def test_tx_index_merges_in_batches_and_survives_reopen(tmp_path: Path, monkeypa
     store.close()
     store = open_store(tmp_path)  # the upgrade was written down
     assert store._txs_merged == store.height
+    store.close()
+
+
+def test_bucket_hashes_are_logged_per_block_and_checkpointed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between checkpoints a reopen replays the per-block bucket-hash log; a damaged log row is
+    corruption; a store from before the log is read as checkpointed at its height."""
+    from pilotchain.storage import ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "LEAF_CHECKPOINT_BLOCKS", 4)
+    store = open_store(tmp_path)
+    for _ in range(6):  # checkpoint at height 3; heights 4, 5 in the log
+        commit_next(store)
+    assert store._leaves_at == 3 and store._leaves_pending
+    root = store.state_root
+    store.close()
+    store = open_store(tmp_path)
+    assert store._leaves_at == 3 and store.state_root == root
+    check_against_workload(store)
+    store.close()
+
+    _tamper_lmdb(tmp_path, b"leaf_log", (5).to_bytes(8, "big"), b"\x00" * 35)  # not a whole row
+    with pytest.raises(StorageCorrupted, match="log of block 5"):
+        open_store(tmp_path)
+    _tamper_lmdb(tmp_path, b"leaf_log", (5).to_bytes(8, "big"), b"\x00\x00\x00\x01" + b"\x07" * 32)
+    with pytest.raises(StorageCorrupted, match="state root"):  # a wrong hash: the root disagrees
+        open_store(tmp_path)
+    _tamper_lmdb(tmp_path, b"leaves", b"", None)  # checkpoint rows dropped: rebuilt from state
+    store = open_store(tmp_path)
+    assert store._leaves_at == store.height and not store._leaves_pending
+    check_against_workload(store)
+    for _ in range(5):
+        commit_next(store)
+    check_against_workload(store)
+    while store._leaves_at != store.height:
+        commit_next(store)
+    store.close()
+
+    _tamper_lmdb(tmp_path, b"meta", b"leaves_at", b"\x01")
+    with pytest.raises(StorageCorrupted, match="leaves_at"):
+        open_store(tmp_path)
+    env = lmdb.open(str(tmp_path / "lmdb"), max_dbs=16, subdir=True)
+    meta = env.open_db(b"meta")
+    with env.begin(write=True) as txn:
+        txn.delete(b"leaves_at", db=meta)  # as written before the log existed
+    env.close()
+    store = open_store(tmp_path)
+    assert store._leaves_at == store.height
+    check_against_workload(store)
     store.close()

@@ -16,7 +16,8 @@ A data directory holds::
     block_txs height (8 bytes BE)           -> the block's tx ids, canonical list
     certs    height (8 bytes BE)            -> commit certificate bytes
     state    bucket (4 bytes BE) || key     -> value
-    leaves   bucket (4 bytes BE)            -> 32-byte bucket hash (buckets ever written)
+    leaves   bucket (4 bytes BE)            -> 32-byte bucket hash (as of meta b"leaves_at")
+    leaf_log height (8 bytes BE)            -> that block's changed buckets: (bucket u32, hash)*
 
 Commit protocol (:meth:`LedgerStore.commit_block`):
 
@@ -35,6 +36,12 @@ transaction and ``txs_merged`` moves up. Random 32-byte ids inserted one block a
 B-tree page each, and the commit wrote and synced all of them: commit time per transaction grew
 from ~1 to ~12 µs between 2 and 90 thousand transactions. Lookups read the map, then ``txs``;
 opening rebuilds the map from ``block_txs`` above ``txs_merged``.
+
+Bucket hashes are persisted the same way: each block appends its changed buckets to
+``leaf_log``; every ``LEAF_CHECKPOINT_BLOCKS`` blocks the buckets changed since the last
+checkpoint are written into ``leaves`` (sorted) and ``leaves_at`` moves up. Rewriting ~2,000
+random rows of a 65,536-row table every block dirtied most of its pages each commit; opening now
+loads the checkpoint and replays the log above it.
 
 If step 2 or 3 fails (ENOSPC, LMDB map full, I/O error) the segment is truncated back and the
 store stays at its previous height, usable. If the process dies anywhere, the next open
@@ -116,7 +123,10 @@ STATE_KEY_MEMO_MAX = 65_536
 #: the tx-id index is merged into its B-tree after this many blocks or ids, whichever comes first
 TX_INDEX_MERGE_BLOCKS = 64
 TX_INDEX_MERGE_TXS = 100_000
-_DATABASES = ("meta", "blocks", "hashes", "txs", "certs", "state", "leaves", "block_txs")
+#: bucket hashes are checkpointed into ``leaves`` every this many blocks (per-block log between)
+LEAF_CHECKPOINT_BLOCKS = 64
+_LEAF_ROW = struct.Struct(">I32s")
+_DATABASES = ("meta", "blocks", "hashes", "txs", "certs", "state", "leaves", "block_txs", "leaf_log")
 #: LMDB's own key limit (511 bytes) minus the 4-byte bucket prefix of state keys.
 _LMDB_STATE_KEY_BYTES_MAX = 511 - 4
 
@@ -179,6 +189,12 @@ class StateSnapshot:
 
     def close(self) -> None:
         self._store = None
+
+
+def _changed_leaves(prepared: PreparedState, bucket_bits: int) -> dict[int, bytes]:
+    """Bucket -> new hash for the buckets a prepared state changes (its leaf-level nodes)."""
+    leaf_base = 1 << bucket_bits
+    return {index - leaf_base: digest for index, digest in prepared.node_changes.items() if index >= leaf_base}
 
 
 def _height_key(height: int) -> bytes:
@@ -260,6 +276,9 @@ class LedgerStore:
         #: ids of transactions in blocks above ``_txs_merged`` -> (height, index)
         self._recent_txs: dict[bytes, tuple[int, int]] = {}
         self._txs_merged = -1
+        #: buckets changed since the ``leaves`` checkpoint at ``_leaves_at`` -> their hash
+        self._leaves_pending: dict[int, bytes] = {}
+        self._leaves_at = -1
         self._token = object()
         self._lock_fd: int | None = None
         self._env: Any = None
@@ -319,7 +338,7 @@ class LedgerStore:
             with _translate_errors("upgrading store metadata"), self._env.begin(write=True, db=meta) as txn:
                 for key, value in self._pending_meta.items():
                     txn.put(key, value)
-        if leaf_rows == 0 and not state_empty:
+        if leaf_rows == 0 and self._leaves_at >= 0 and not state_empty:
             self._rebuild_leaves_from_state()
         with _translate_errors(f"recovering segment files in {self.path}"):
             self._segments.recover(last, self._height)
@@ -349,6 +368,7 @@ class LedgerStore:
             txn.put(b"state_root", self._tree.root, db=meta)
             txn.put(b"last_hash", b"", db=meta)
             txn.put(b"txs_merged", _I64.pack(-1), db=meta)
+            txn.put(b"leaves_at", _I64.pack(-1), db=meta)
 
     def _meta(self, txn: Any, key: bytes, size: int | None) -> bytes:
         value: bytes | None = txn.get(key, db=self._dbs["meta"])
@@ -412,7 +432,8 @@ class LedgerStore:
         self._recent_txs = recent
 
     def _load_leaves(self, txn: Any) -> int:
-        """Load the persisted bucket hashes and recompute the internal nodes from them."""
+        """Load the bucket-hash checkpoint, replay the per-block log above it and recompute the
+        internal nodes; returns the number of checkpoint rows."""
         rows = 0
         changes: dict[int, bytes] = {}
         bucket_count = 1 << self._bucket_bits
@@ -422,6 +443,29 @@ class LedgerStore:
                 raise StorageCorrupted(f"bucket hash row {key.hex()} is malformed")
             changes[self._tree.leaf_index(bucket)] = value
             rows += 1
+        leaves_at_raw = txn.get(b"leaves_at", db=self._dbs["meta"])
+        if leaves_at_raw is None:
+            # a store written before the log: every bucket hash is in leaves (recorded at open)
+            leaves_at_raw = _I64.pack(self._height)
+            self._pending_meta[b"leaves_at"] = leaves_at_raw
+        if len(leaves_at_raw) != 8:
+            raise StorageCorrupted(f"{self.path}: store metadata has a malformed leaves_at entry")
+        leaves_at = _I64.unpack(leaves_at_raw)[0]
+        if not -1 <= leaves_at <= self._height:
+            raise StorageCorrupted(f"bucket hashes checkpointed at block {leaves_at}, but the store is at {self._height}")
+        pending: dict[int, bytes] = {}
+        for height in range(leaves_at + 1, self._height + 1):
+            raw = txn.get(_height_key(height), db=self._dbs["leaf_log"])
+            if raw is None or len(raw) % _LEAF_ROW.size:
+                raise StorageCorrupted(f"the bucket-hash log of block {height} is missing or malformed")
+            for bucket, digest in _LEAF_ROW.iter_unpack(raw):
+                if bucket >= bucket_count:
+                    raise StorageCorrupted(f"the bucket-hash log of block {height} names bucket {bucket}")
+                pending[bucket] = digest
+        for bucket, digest in pending.items():
+            changes[self._tree.leaf_index(bucket)] = digest
+        self._leaves_at = leaves_at
+        self._leaves_pending = pending
         self._tree.apply(changes)
         self._tree.rebuild_internal()
         return rows
@@ -436,8 +480,12 @@ class LedgerStore:
             txn.cursor(db=self._dbs["leaves"]).putmulti(
                 [(_U32.pack(b), h) for b, h in sorted(leaves.items())]
             )
+            txn.drop(self._dbs["leaf_log"], delete=False)
+            txn.put(b"leaves_at", _I64.pack(self._height), db=self._dbs["meta"])
         tree.apply(changes)
         self._tree = tree
+        self._leaves_at = self._height
+        self._leaves_pending = {}
 
     def _check_tree(self) -> None:
         bad = self._tree.first_inconsistent_node()
@@ -635,6 +683,11 @@ class LedgerStore:
                 self._undo_append()
                 raise
             # committed: bring memory in line before anything else can interrupt
+            if self._leaf_checkpoint_due(height):
+                self._leaves_pending = {}
+                self._leaves_at = height
+            else:
+                self._leaves_pending.update(_changed_leaves(prepared, self._bucket_bits))
             if self._merge_due(height, len(tx_ids)):
                 self._recent_txs = {}
                 self._txs_merged = height
@@ -694,6 +747,9 @@ class LedgerStore:
                 if tx_id in recent or txn.get(tx_id, db=txs) is not None:
                     raise InvalidCommit(f"transaction {tx_id.hex()} is already in a block")
 
+    def _leaf_checkpoint_due(self, height: int) -> bool:
+        return height - self._leaves_at >= LEAF_CHECKPOINT_BLOCKS
+
     def _merge_due(self, height: int, new_txs: int) -> bool:
         """Whether committing ``height`` (with ``new_txs`` ids) merges the recent ids into ``txs``."""
         return (height - self._txs_merged >= TX_INDEX_MERGE_BLOCKS
@@ -727,14 +783,19 @@ class LedgerStore:
                         state.delete()
                 else:
                     state.put(state_key, value)
-            leaf_base = 1 << self._bucket_bits
-            txn.cursor(db=dbs["leaves"]).putmulti(
-                [
-                    (_U32.pack(i - leaf_base), h)
-                    for i, h in sorted(prepared.node_changes.items())
-                    if i >= leaf_base
-                ]
-            )
+            changed = _changed_leaves(prepared, self._bucket_bits)
+            if self._leaf_checkpoint_due(height):
+                checkpoint = {**self._leaves_pending, **changed}
+                txn.cursor(db=dbs["leaves"]).putmulti(
+                    [(_U32.pack(bucket), digest) for bucket, digest in sorted(checkpoint.items())]
+                )
+                for logged_height in range(self._leaves_at + 1, height):
+                    txn.delete(_height_key(logged_height), db=dbs["leaf_log"])
+                txn.put(b"leaves_at", _I64.pack(height), db=dbs["meta"])
+            else:
+                stored = txn.put(height_key, b"".join(_LEAF_ROW.pack(b, d) for b, d in sorted(changed.items())),
+                                 db=dbs["leaf_log"], overwrite=False)
+                assert stored, f"bucket-hash log of block {height} is already stored above the committed height"
             stored = txn.put(height_key, encode(location), db=dbs["blocks"], overwrite=False)
             assert stored, f"block {height} is already indexed above the committed height"
             stored = txn.put(block_hash, height_key, db=dbs["hashes"], overwrite=False)
