@@ -228,3 +228,16 @@ def test_a_cached_decode_still_rechecks_time_and_signer(setup) -> None:  # type:
     assert revoked.value.code == RejectCode.SIGNER_REJECTED
     ledger.authenticator.revoked.discard(cert)
     assert ledger.check_tx(raw, T0 + 2).tx_id == ledger.check_txs([raw], T0 + 2)[0].tx_id  # type: ignore[union-attr]
+
+
+def test_checks_accept_any_bytes_like_wire_form(setup) -> None:  # type: ignore[no-untyped-def]
+    suite, _, ledger, users, _ = setup
+    key, cert = users["alice"]
+    raw = make_tx(suite, key, cert, nonce=b"bytes-like")
+    assert ledger.check_tx(bytearray(raw), T0 + 1).raw == raw
+    assert ledger.precheck_txs([memoryview(raw)], T0 + 1).verify == []  # verified once, remembered
+    forged = bytearray(make_tx(suite, key, cert, nonce=b"bytes-like-2"))
+    forged[-3] ^= 0x01
+    with pytest.raises(TxRejected) as info:
+        ledger.check_tx(forged, T0 + 1)
+    assert info.value.code == RejectCode.BAD_SIGNATURE

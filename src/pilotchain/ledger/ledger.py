@@ -112,13 +112,22 @@ class _Prepared:
     txs: tuple[SignedTx, ...]
 
 
+class _Decoded:
+    __slots__ = ("tx", "limits", "verified")
+
+    def __init__(self, tx: SignedTx, limits: TxLimits, verified: bool) -> None:
+        self.tx = tx
+        self.limits = limits
+        self.verified = verified
+
+
 @dataclass
 class PendingChecks:
     """Transactions checked up to their signatures (:meth:`Ledger.precheck_txs`)."""
 
     #: one per input: the decoded transaction, or why it was refused
     results: list[SignedTx | TxRejected]
-    #: (index in results, transaction, signer public key, verified-cache key) still to verify
+    #: (index in results, transaction, signer public key, wire bytes) still to verify
     verify: list[tuple[int, SignedTx, bytes, bytes]]
     #: committed height when checked (a later commit may have included some of them)
     height: int
@@ -153,11 +162,12 @@ class Ledger:
         # key the certificate names, so a verified one need not be verified again (bounded,
         # FIFO; keyed by a 32-byte digest, not the bytes, so the bound is ~10 MiB, not ~90)
         self._verified: OrderedDict[bytes, None] = OrderedDict()
-        # digest of the wire bytes -> the transaction decoded from them, and the limits it was
-        # checked under. Decoding is a pure function of the bytes, so a block validator reuses
-        # the admission's decode; what depends on time, membership or committed state (expiry,
-        # the signer's certificate, duplicates) is checked again every time.
-        self._decoded: OrderedDict[bytes, tuple[SignedTx, TxLimits]] = OrderedDict()
+        # wire bytes -> the transaction decoded from them (its ``raw`` is the key object itself,
+        # so the key costs no memory), the limits it was checked under and whether its signature
+        # verified. Decoding is a pure function of the bytes, so a block validator reuses the
+        # admission's decode; what depends on time, membership or committed state (expiry, the
+        # signer's certificate, duplicates) is checked again every time.
+        self._decoded: OrderedDict[bytes, _Decoded] = OrderedDict()
 
     # ------------------------------------------------------------------ opening
 
@@ -294,43 +304,47 @@ class Ledger:
 
     def check_tx(self, raw: bytes, now_ms: int, *, verify_signature: bool = True) -> SignedTx:
         """Stateless and duplicate checks a transaction passes before mempool or block."""
-        tx = self._check_tx(raw, _verified_key(raw), now_ms, verify_signature)
+        signer = self._signer_key_at(now_ms)
+        tx, verified = self._check_tx(raw, now_ms, self.params.tx_limits, signer)
+        if verify_signature and not verified:
+            if not self.suite.verify(signer(tx.body.signer_certificate), tx.signed_message(), tx.signature):
+                raise TxRejected(RejectCode.BAD_SIGNATURE, "signature does not verify against the signer's certificate key",
+                                 tx.tx_id)
+            self._mark_verified(raw)
         if self.store.locate_tx(tx.tx_id) is not None:
             raise TxRejected(RejectCode.DUPLICATE, "this transaction is already committed", tx.tx_id)
         return tx
 
-    def _check_tx(self, raw: bytes, key: bytes, now_ms: int, verify_signature: bool) -> SignedTx:
-        """Everything :meth:`check_tx` checks but duplicates (the caller looks those up)."""
-        limits = self.params.tx_limits
-        known = key in self._verified
-        decoded = self._decoded.get(key)
-        if decoded is not None and decoded[1] == limits:
-            # the same bytes decoded and passed the shape checks under these limits before
-            tx = decoded[0]
-            recheck_transaction(
-                self.suite, tx, chain_id=self.chain_id, now_ms=now_ms,
-                signer_public_key=lambda cert: self.authenticator.public_key_of(cert, now_ms), limits=limits,
-                verify_signature=verify_signature and not known,
-            )
-        else:
-            tx = check_transaction(
-                self.suite,
-                raw,
-                chain_id=self.chain_id,
-                now_ms=now_ms,
-                signer_public_key=lambda cert: self.authenticator.public_key_of(cert, now_ms),
-                limits=limits,
-                verify_signature=verify_signature and not known,
-            )
-            self._decoded[key] = (tx, limits)
-            if len(self._decoded) > DECODED_TXS_MAX:
-                self._decoded.popitem(last=False)
-        if verify_signature and not known:
-            self._mark_verified(key)
-        return tx
+    def _signer_key_at(self, now_ms: int) -> Callable[[bytes], bytes]:
+        authenticator = self.authenticator
+        return lambda certificate: authenticator.public_key_of(certificate, now_ms)
 
-    def _mark_verified(self, key: bytes) -> None:
-        self._verified[key] = None
+    def _check_tx(self, raw: bytes, now_ms: int, limits: TxLimits,
+                  signer: Callable[[bytes], bytes]) -> tuple[SignedTx, bool]:
+        """Every check but the signature and duplicates; the transaction and whether its
+        signature is known to verify."""
+        if type(raw) is not bytes:
+            raw = bytes(raw)  # a bytearray or memoryview: the cache is keyed by immutable bytes
+        entry = self._decoded.get(raw)
+        if entry is not None and entry.limits == limits:
+            # the same bytes decoded and passed the shape checks under these limits before
+            tx = entry.tx
+            recheck_transaction(self.suite, tx, chain_id=self.chain_id, now_ms=now_ms, signer_public_key=signer,
+                                limits=limits, verify_signature=False)
+            return tx, entry.verified
+        tx = check_transaction(self.suite, raw, chain_id=self.chain_id, now_ms=now_ms, signer_public_key=signer,
+                               limits=limits, verify_signature=False)
+        verified = _verified_key(raw) in self._verified
+        self._decoded[tx.raw] = _Decoded(tx, limits, verified)
+        if len(self._decoded) > DECODED_TXS_MAX:
+            self._decoded.popitem(last=False)
+        return tx, verified
+
+    def _mark_verified(self, raw: bytes) -> None:
+        entry = self._decoded.get(raw if type(raw) is bytes else bytes(raw))
+        if entry is not None:
+            entry.verified = True
+        self._verified[_verified_key(raw)] = None
         if len(self._verified) > VERIFIED_SIGNATURES_MAX:
             self._verified.popitem(last=False)
 
@@ -347,17 +361,17 @@ class Ledger:
         passes the verdicts, in order, to :meth:`finish_checks`."""
         verify: list[tuple[int, SignedTx, bytes, bytes]] = []
         results: list[SignedTx | TxRejected] = []
+        limits = self.params.tx_limits
+        signer = self._signer_key_at(now_ms)
         for raw in raws:
-            key = _verified_key(raw)
             try:
-                tx = self._check_tx(raw, key, now_ms, False)
+                tx, verified = self._check_tx(raw, now_ms, limits, signer)
             except TxRejected as exc:
                 results.append(exc)
                 continue
             results.append(tx)
-            if key not in self._verified:
-                public_key = self.authenticator.public_key_of(tx.body.signer_certificate, now_ms)
-                verify.append((len(results) - 1, tx, public_key, key))
+            if not verified:
+                verify.append((len(results) - 1, tx, signer(tx.body.signer_certificate), raw))
         duplicates = self._refuse_committed(results)
         verify = [item for item in verify if item[0] not in duplicates]
         return PendingChecks(results=results, verify=verify, height=self.store.height)
@@ -368,9 +382,9 @@ class Ledger:
         results = pending.results
         if len(verdicts) != len(pending.verify):
             raise ValueError(f"{len(verdicts)} verdicts for {len(pending.verify)} signatures")
-        for (index, tx, _, key), ok in zip(pending.verify, verdicts, strict=True):
+        for (index, tx, _, raw), ok in zip(pending.verify, verdicts, strict=True):
             if ok:
-                self._mark_verified(key)
+                self._mark_verified(raw)
             else:
                 results[index] = TxRejected(
                     RejectCode.BAD_SIGNATURE, "signature does not verify against the signer's certificate key", tx.tx_id
