@@ -241,3 +241,12 @@ def test_checks_accept_any_bytes_like_wire_form(setup) -> None:  # type: ignore[
     with pytest.raises(TxRejected) as info:
         ledger.check_tx(forged, T0 + 1)
     assert info.value.code == RejectCode.BAD_SIGNATURE
+
+
+def test_commit_stores_the_given_canonical_encoding(setup) -> None:  # type: ignore[no-untyped-def]
+    suite, _, ledger, users, _ = setup
+    key, cert = users["alice"]
+    block = ledger.build_block([make_tx(suite, key, cert, nonce=b"enc")], proposer="v0", timestamp_ms=T0 + 1)
+    payload = encode(block)
+    ledger.commit_block(block, encoded=payload)
+    assert ledger.store.get_block(1) == payload and ledger.get_block(1) == block

@@ -526,12 +526,16 @@ class Ledger:
 
     # ------------------------------------------------------------------ committing
 
-    def commit_block(self, block: Block, certificate: bytes | None = None) -> bytes:
-        """Verify (unless already verified) and store ``block`` atomically; returns its hash."""
+    def commit_block(self, block: Block, certificate: bytes | None = None, *, encoded: bytes | None = None) -> bytes:
+        """Verify (unless already verified) and store ``block`` atomically; returns its hash.
+
+        ``encoded``: the block's canonical bytes when the caller has them (a consensus payload
+        that decoded strictly to ``block``), so they are not produced again."""
         digest = self.verify_block(block)
         prepared = self._prepared.pop(digest)
         tx_ids = [r.tx_id for r in block.receipts]
-        self.store.commit_block(block.header.height, digest, encode(block), tx_ids, prepared.state,
+        block_bytes = encode(block) if encoded is None else encoded
+        self.store.commit_block(block.header.height, digest, block_bytes, tx_ids, prepared.state,
                                 certificate=certificate)
         self._prepared.clear()  # every other prepared block was built on the old head
         # the new head is this block: reading it back from disk and decoding it (megabytes at a

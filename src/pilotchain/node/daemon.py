@@ -442,7 +442,9 @@ class ConsensusNode(LocalNode):
             raise NodeHalted(f"consensus committed height {header.height} but the ledger is at {self.ledger.height}")
         try:
             block = self.block_of(effect.block.payload)
-            digest = self.ledger.commit_block(block, certificate=encode(CommitRecord(header, effect.certificate)))
+            # the payload decoded strictly to this block, so it is the block's canonical encoding
+            digest = self.ledger.commit_block(block, certificate=encode(CommitRecord(header, effect.certificate)),
+                                              encoded=effect.block.payload)
         except (CodecError, BlockInvalid) as exc:
             self._halted = f"certified block {header.height} cannot be applied: {exc}"
             _log.critical(self._halted, extra={"event": "node.halted"})
