@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pilotchain.codec import CodecError, encode
 from pilotchain.ledger.block import STATUS_OK, Event, Receipt
@@ -64,8 +64,10 @@ class Caller:
     certificate_id: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class TxContext:
+class TxContext(NamedTuple):
+    """What a contract call knows about its transaction (a named tuple: one is made per
+    transaction, and a frozen dataclass costs several times as much to build)."""
+
     chain_id: str
     height: int
     timestamp_ms: int

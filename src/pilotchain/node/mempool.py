@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pilotchain.ledger.tx import RejectCode, SignedTx, TxRejected
 
@@ -38,8 +39,9 @@ class MempoolLimits:
     rejections_remembered_max: int = 100_000
 
 
-@dataclass(frozen=True, slots=True)
-class PoolEntry:
+class PoolEntry(NamedTuple):
+    """One waiting transaction (a named tuple: one is made per admitted transaction)."""
+
     tx: SignedTx
     signer: bytes
     added_ms: int
