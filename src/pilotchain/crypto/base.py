@@ -207,7 +207,21 @@ class Suite(abc.ABC):
         return results
 
     def _verify_serial(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
-        return [self.verify(pk, msg, sig) for pk, msg, sig in items]
+        # :meth:`verify` per item, with each distinct key resolved once per chunk (a batch comes
+        # from a few signers; this runs holding the GIL between the C calls)
+        keys: dict[bytes, PublicKey | None] = {}
+        results: list[bool] = []
+        for der, message, signature in items:
+            if der in keys:
+                key = keys[der]
+            else:
+                try:
+                    key = self.public_key(der)
+                except KeyFormatError:
+                    key = None
+                keys[der] = key
+            results.append(key is not None and key.verify(message, signature))
+        return results
 
     @abc.abstractmethod
     def aead_encrypt(
