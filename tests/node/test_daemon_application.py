@@ -105,3 +105,18 @@ def test_gossip_waits_for_the_admission_task_and_its_backlog_is_bounded(node, mo
 
     asyncio.run(admit())
     assert consensus_node._admission_backlog == 0 and len(consensus_node.mempool) == 2
+
+
+def test_tune_gc_sets_the_node_thresholds_and_freezes_start_up() -> None:
+    import gc
+
+    from pilotchain.node.daemon import NODE_GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == NODE_GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

