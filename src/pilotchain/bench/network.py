@@ -1254,9 +1254,19 @@ def run(options: BenchOptions, log: Callable[[str], None] = lambda message: None
         directory = Path(tempfile.mkdtemp(prefix="pilotchain-bench-"))
         cleanup = not options.keep_workdir
     signer = Signer(options.sign_workers or (os.cpu_count() or 1))
+    # the load generator keeps every sent transaction's times in dicts (hundreds of thousands of
+    # entries): the node's GC settings keep its collector from scanning them over and over
+    import gc
+
+    from pilotchain.node.daemon import tune_gc
+
+    thresholds = gc.get_threshold()
+    tune_gc()
     try:
         return asyncio.run(_run(options, directory, signer, log))
     finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
         signer.close()
         if cleanup:
             shutil.rmtree(directory, ignore_errors=True)
