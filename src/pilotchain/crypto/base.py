@@ -176,12 +176,9 @@ class Suite(abc.ABC):
         Large batches (``>= verify_batch_parallel_min``) are split into one contiguous chunk per
         core and verified on the shared pool; the answer is the same as verifying one by one.
         """
-        workers = verify_worker_count()
-        if workers == 1 or len(items) < self.verify_batch_parallel_min:
+        chunks = self._chunks(items)
+        if len(chunks) <= 1:
             return self._verify_serial(items)
-        chunk_size = -(-len(items) // workers)  # ceiling division: at most `workers` chunks
-        chunks = [items[start : start + chunk_size] for start in range(0, len(items), chunk_size)]
-        assert len(chunks) <= workers
         results: list[bool] = []
         for chunk_results in _verify_pool().map(self._verify_serial, chunks):
             results.extend(chunk_results)
@@ -194,17 +191,20 @@ class Suite(abc.ABC):
         if not items:
             return []
         loop = asyncio.get_running_loop()
-        workers = verify_worker_count()
-        if workers == 1 or len(items) < self.verify_batch_parallel_min:
-            chunks = [items]
-        else:
-            chunk_size = -(-len(items) // workers)
-            chunks = [items[start : start + chunk_size] for start in range(0, len(items), chunk_size)]
+        chunks = self._chunks(items)
         pool = _verify_pool()
         verdicts = await asyncio.gather(*(loop.run_in_executor(pool, self._verify_serial, chunk) for chunk in chunks))
         results = [ok for chunk_verdicts in verdicts for ok in chunk_verdicts]
         assert len(results) == len(items)
         return results
+
+    def _chunks(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[Sequence[tuple[bytes, bytes, bytes]]]:
+        """One contiguous chunk per verify worker for a large batch; the whole batch otherwise."""
+        workers = verify_worker_count()
+        if workers == 1 or len(items) < self.verify_batch_parallel_min:
+            return [items]
+        chunk_size = -(-len(items) // workers)  # ceiling division: at most `workers` chunks
+        return [items[start : start + chunk_size] for start in range(0, len(items), chunk_size)]
 
     def _verify_serial(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
         # :meth:`verify` per item, with each distinct key resolved once per chunk (a batch comes
