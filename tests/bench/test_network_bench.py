@@ -43,6 +43,59 @@ def test_slope_per_minute() -> None:
     assert network.slope_per_minute([(0, 1.0)]) is None
 
 
+def _windows(p50s: list[float], *, window_s: float = 60.0, txs: int = 24_000) -> list[network.LatencyWindow]:
+    return [network.LatencyWindow((i + 0.5) * window_s, p50, txs) for i, p50 in enumerate(p50s)]
+
+
+def _memory(mibs: list[float], *, every_s: float = 60.0) -> dict[str, list[tuple[float, float]]]:
+    return {"a-v1": [(i * every_s, mib) for i, mib in enumerate(mibs)],
+            "b-v1": [(i * every_s, 200.0) for i in range(len(mibs))]}
+
+
+def test_drift_verdict_passes_a_flat_run_after_its_warm_up() -> None:
+    # 30 min: latency and memory climb during the first 6 min (warm-up), then stay level
+    latency = _windows([60.0, 70, 80, 90, 100, 110] + [100.0, 104] * 12)
+    memory = _memory([80.0, 120, 160, 200, 230, 240] + [250.0] * 24)
+    verdict = network.drift_verdict(latency, memory, 1800)
+    assert verdict["warmup_s"] == 360.0 and verdict["split_at_s"] == 1080.0
+    assert verdict["latency"]["change_pct"] == 0.0 and verdict["latency"]["met"] is True
+    assert verdict["memory"]["nodes"]["a-v1"]["change_pct"] == 0.0
+    assert verdict["met"] is True
+
+
+def test_drift_verdict_fails_on_latency_that_keeps_rising() -> None:
+    latency = _windows([100.0 + 3 * i for i in range(30)])  # +3 ms a minute, all the way
+    verdict = network.drift_verdict(latency, _memory([200.0] * 30), 1800)
+    assert verdict["latency"]["first_half_p50_ms"] == 134.5 and verdict["latency"]["second_half_p50_ms"] == 170.5
+    assert verdict["latency"]["change_pct"] == 26.8
+    assert verdict["latency"]["met"] is False and verdict["memory"]["met"] is True
+    assert verdict["met"] is False
+
+
+def test_drift_verdict_fails_on_memory_that_keeps_growing_on_one_node() -> None:
+    memory = _memory([200.0 + 2 * i for i in range(30)])  # a leak of 2 MiB a minute on a-v1
+    verdict = network.drift_verdict(_windows([100.0] * 30), memory, 1800)
+    nodes = verdict["memory"]["nodes"]
+    assert nodes["a-v1"] == {"samples": [12, 12], "met": False, "first_half_peak_mib": 234.0,
+                             "second_half_peak_mib": 258.0, "change_pct": 10.3}
+    assert nodes["b-v1"]["met"] is True
+    assert verdict["memory"]["met"] is False and verdict["met"] is False
+
+
+def test_drift_verdict_leaves_out_a_partial_last_window() -> None:
+    # sending ran past the planned end: the 31st window holds a handful of slow transactions
+    latency = _windows([100.0] * 30) + [network.LatencyWindow(1830.0, 900.0, 40)]
+    latency += [network.LatencyWindow(1890.0, 900.0, 40), network.LatencyWindow(1950.0, 900.0, 40)]
+    verdict = network.drift_verdict(latency, _memory([200.0] * 30), 1800)
+    assert verdict["latency"]["windows"] == [12, 12] and verdict["latency"]["met"] is True
+
+
+def test_drift_verdict_does_not_pass_a_run_too_short_to_judge() -> None:
+    verdict = network.drift_verdict(_windows([100.0] * 12, window_s=5), _memory([200.0] * 60, every_s=1), 60)
+    assert verdict["met"] is None and "too short" in verdict["why"]
+    assert verdict["latency"]["windows"] == [0, 0]
+
+
 def test_profile_summary_of_a_raw_py_spy_file(tmp_path: Path) -> None:
     raw = tmp_path / "raw.txt"
     raw.write_text(
@@ -224,3 +277,14 @@ def test_short_stress_run_on_four_nodes_reports_every_field(tmp_path: Path) -> N
     assert [p["name"] for p in document["phases"]][-1] == "catch-up load"
     assert document["timeline"] and {"t", "sent", "committed", "p50_ms", "p95_ms"} <= set(document["timeline"][0])
     assert sum(row["committed"] for row in document["timeline"]) > 0
+
+
+def test_stability_line_in_the_table_says_the_verdict_and_its_limits() -> None:
+    from pilotchain.cli.bench_cmd import _stability_verdict
+
+    judged = network.drift_verdict(_windows([100.0 + 3 * i for i in range(30)]), _memory([200.0] * 30), 1800)
+    line = _stability_verdict({"passed": False, "drift": judged})
+    assert line.startswith("FAILED: p50 134 → 170 ms (+26.8 %, limit +20 %)")
+    assert "memory peak +0.0 % (limit +10 %)" in line and "after 360 s warm-up" in line
+    short = network.drift_verdict(_windows([100.0] * 12, window_s=5), _memory([200.0] * 60, every_s=1), 60)
+    assert _stability_verdict({"passed": False, "drift": short}).startswith("NOT judged: too short")

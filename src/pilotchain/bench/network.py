@@ -31,8 +31,10 @@ asyncio load generator in this process:
    * ``spike``: baseline at half the stress rate, bursts of ``spike_s`` seconds at twice the stress
      rate; success of the burst transactions must be ≥ 75 %; recovery = time from the end of a
      burst until everything sent before that moment has committed.
-   * ``stability``: 20 % of the stress rate for ``duration_s``; success ≥ 95 %; the slopes of p50
-     latency and of node memory over time show drift.
+   * ``stability``: 20 % of the stress rate for ``duration_s``; passes with success ≥ 95 % and no
+     drift (:func:`drift_verdict`): after a warm-up, the second half of the run's median p50
+     latency within +20 % of the first half's, and each node's peak anonymous memory within +10 %.
+     The slopes of p50 latency and of memory over the whole run are reported beside it.
    ``spike`` and ``stability`` take the stress rate from ``rate`` or run a stress ladder first.
 6. **Extras** on the same network: catch-up (stop one node, run load, restart it, time until it
    reaches the head), query throughput (concurrent ``POST /v1/query/kv/get`` and
@@ -61,10 +63,10 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import httpx
 import psutil
@@ -121,7 +123,7 @@ class BenchOptions:
     #: the stress rate, when known (spike/stability skip the ladder)
     rate: float | None = None
     #: stability run length
-    duration_s: float = 300.0
+    duration_s: float = 1800.0
     #: spike shape
     spike_s: float = 5.0
     spike_count: int = 2
@@ -852,7 +854,7 @@ async def stability(harness: Harness, signer: Signer, stress_tps: float) -> dict
     phase = await harness.offer("stability", txs, rate)
     await harness.drain([phase])
     result = harness.phase_result([phase])
-    # drift: p50 latency per 10-s window of submit time, and each node's RSS over the phase
+    # drift: p50 latency per window of submit time, and each node's memory over the phase
     window_s = max(5.0, options.duration_s / 30)
     windows: dict[int, list[float]] = {}
     tracker = harness.tracker
@@ -862,33 +864,115 @@ async def stability(harness: Harness, signer: Signer, stress_tps: float) -> dict
             continue
         sent = tracker.sent_at[tx_id]
         windows.setdefault(int((sent - phase.started) // window_s), []).append(at - sent)
-    latency_points = [((index + 0.5) * window_s, percentile(sorted(values), 50) * 1000)  # type: ignore[operator]
-                      for index, values in sorted(windows.items())]
+    latency_windows = [LatencyWindow((index + 0.5) * window_s, percentile(sorted(values), 50) * 1000,  # type: ignore[operator]
+                                     len(values))
+                       for index, values in sorted(windows.items())]
+    latency_points = [(w.t_s, w.p50_ms) for w in latency_windows]
     start_t, end_t = phase.started - harness.origin, phase.ended - harness.origin
     rss_slopes: dict[str, float | None] = {}
     anon_slopes: dict[str, float | None] = {}
+    anon_series: dict[str, list[tuple[float, float]]] = {}
     for node in harness.nodes:
-        rows = [row["nodes"][node.name] for row in harness.samples
+        rows = [(row["t"] - start_t, row["nodes"][node.name]) for row in harness.samples
                 if start_t <= row["t"] <= end_t and node.name in row["nodes"]]
-        times = [row["t"] - start_t for row in harness.samples if start_t <= row["t"] <= end_t and node.name in row["nodes"]]
-        slope = slope_per_minute([(t, r["rss"] / 2**20) for t, r in zip(times, rows, strict=True)])
+        slope = slope_per_minute([(t, r["rss"] / 2**20) for t, r in rows])
         rss_slopes[node.name] = None if slope is None else round(slope, 3)
-        anon = [(t, r["rss_anon"] / 2**20) for t, r in zip(times, rows, strict=True) if r.get("rss_anon") is not None]
+        anon = [(t, r["rss_anon"] / 2**20) for t, r in rows if r.get("rss_anon") is not None]
+        anon_series[node.name] = anon
         anon_slope = slope_per_minute(anon)
         anon_slopes[node.name] = None if anon_slope is None else round(anon_slope, 3)
     latency_slope = slope_per_minute(latency_points)
     mean_p50 = statistics.fmean(p[1] for p in latency_points) if latency_points else None
+    drift = drift_verdict(latency_windows, anon_series, options.duration_s)
     return {
         "stress_tps": stress_tps, "rate_tps": round(rate, 1), "duration_s": options.duration_s,
         "result": result,
-        "passed": result["success_rate"] >= SUCCESS_MIN["stability"],
+        "passed": result["success_rate"] >= SUCCESS_MIN["stability"] and drift["met"] is True,
+        "drift": drift,
         "latency_p50_slope_ms_per_min": None if latency_slope is None else round(latency_slope, 3),
         "latency_p50_drift_pct_over_run": (None if latency_slope is None or not mean_p50 else
                                            round(latency_slope * options.duration_s / 60 / mean_p50 * 100, 1)),
-        "latency_windows": [{"t_s": round(t, 1), "p50_ms": round(v, 1)} for t, v in latency_points],
+        "latency_windows": [{"t_s": round(w.t_s, 1), "p50_ms": round(w.p50_ms, 1), "txs": w.txs}
+                            for w in latency_windows],
         "rss_slope_mb_per_min": rss_slopes,
         "rss_anon_slope_mb_per_min": anon_slopes,
     }
+
+
+class LatencyWindow(NamedTuple):
+    """Transactions submitted in one window of a stability run: its middle (s from the start),
+    their p50 latency (ms) and how many committed."""
+
+    t_s: float
+    p50_ms: float
+    txs: int
+
+
+#: The stability verdict. The first part of the run is warm-up: the bounded caches fill (decoded
+#: transactions, digests, state keys, certificates) and the state tree grows its first levels.
+#: The rest is cut in two halves by time; the run drifts if the second half is worse than the
+#: first by more than the limits: median of the windows' p50 latency, and each node's peak
+#: anonymous memory (the heap; the ledger's memory map is file-backed and grows with the chain).
+STABILITY_WARMUP_S_MIN: Final = 60.0
+STABILITY_WARMUP_SHARE: Final = 0.2
+DRIFT_LATENCY_PCT_MAX: Final = 20.0
+DRIFT_MEMORY_PCT_MAX: Final = 10.0
+#: a window with fewer transactions than this share of the median window is partial (the last
+#: one, when sending ran a moment past the planned end) and is left out of the verdict
+PARTIAL_WINDOW_SHARE: Final = 0.5
+#: fewest windows and memory samples per half for a verdict
+DRIFT_POINTS_MIN: Final = 2
+
+
+def _change_pct(before: float, after: float) -> float:
+    return round((after / before - 1) * 100, 1) if before > 0 else 0.0
+
+
+def drift_verdict(latency_windows: Sequence[LatencyWindow], memory: Mapping[str, Sequence[tuple[float, float]]],
+                  duration_s: float) -> dict[str, Any]:
+    """Did latency or memory drift over a stability run? ``memory`` maps each node to (seconds
+    from the start, anonymous MiB) samples. ``met`` is None when the run is too short to judge
+    (fewer than two latency windows or memory samples in each half after the warm-up), and a
+    run that cannot be judged does not pass."""
+    warmup_s = max(STABILITY_WARMUP_S_MIN, STABILITY_WARMUP_SHARE * duration_s)
+    middle_s = warmup_s + (duration_s - warmup_s) / 2
+    verdict: dict[str, Any] = {
+        "warmup_s": round(warmup_s, 1), "split_at_s": round(middle_s, 1),
+        "latency_pct_max": DRIFT_LATENCY_PCT_MAX, "memory_pct_max": DRIFT_MEMORY_PCT_MAX,
+    }
+    counts = sorted(w.txs for w in latency_windows)
+    full = counts[len(counts) // 2] * PARTIAL_WINDOW_SHARE if counts else 0
+    judged = [w for w in latency_windows if w.txs >= full and w.t_s >= warmup_s]
+    first = [w.p50_ms for w in judged if w.t_s < middle_s]
+    second = [w.p50_ms for w in judged if w.t_s >= middle_s]
+    latency: dict[str, Any] = {"windows": [len(first), len(second)], "met": None}
+    if len(first) >= DRIFT_POINTS_MIN and len(second) >= DRIFT_POINTS_MIN:
+        before, after = statistics.median(first), statistics.median(second)
+        latency.update(first_half_p50_ms=round(before, 1), second_half_p50_ms=round(after, 1),
+                       change_pct=_change_pct(before, after))
+        latency["met"] = latency["change_pct"] <= DRIFT_LATENCY_PCT_MAX
+    nodes: dict[str, Any] = {}
+    for name, samples in sorted(memory.items()):
+        early = [mib for t, mib in samples if warmup_s <= t < middle_s]
+        late = [mib for t, mib in samples if t >= middle_s]
+        row: dict[str, Any] = {"samples": [len(early), len(late)], "met": None}
+        if len(early) >= DRIFT_POINTS_MIN and len(late) >= DRIFT_POINTS_MIN:
+            row.update(first_half_peak_mib=round(max(early), 1), second_half_peak_mib=round(max(late), 1),
+                       change_pct=_change_pct(max(early), max(late)))
+            row["met"] = row["change_pct"] <= DRIFT_MEMORY_PCT_MAX
+        nodes[name] = row
+    memory_met: bool | None = None
+    if nodes and all(row["met"] is not None for row in nodes.values()):
+        memory_met = all(row["met"] for row in nodes.values())
+    verdict["latency"] = latency
+    verdict["memory"] = {"nodes": nodes, "met": memory_met}
+    if latency["met"] is None or memory_met is None:
+        verdict["met"] = None
+        verdict["why"] = (f"too short to judge drift: needs at least {DRIFT_POINTS_MIN} latency windows and memory "
+                          f"samples per node on each side of {middle_s:.0f} s after a {warmup_s:.0f}-s warm-up")
+    else:
+        verdict["met"] = bool(latency["met"] and memory_met)
+    return verdict
 
 
 # --------------------------------------------------------------------------- extras

@@ -99,7 +99,7 @@ def network(
     nodes: int = typer.Option(4, help="validators, each its own OS process on this machine"),
     mode: str = typer.Option("stress", help="stress | spike | stability"),
     crypto: str = typer.Option("intl", help="intl | gm"),
-    duration: float = typer.Option(300.0, help="stability: seconds of load at 20 percent of the stress rate"),
+    duration: float = typer.Option(1800.0, help="stability: seconds of load at 20 percent of the stress rate (judged for drift after a warm-up of 20 percent)"),
     rate: float = typer.Option(0.0, help="spike/stability: the stress rate in tx/s (0: run the stress ladder first)"),
     step: float = typer.Option(10.0, help="stress: seconds per offered rate"),
     rate_start: float = typer.Option(0.0, help="stress: first offered rate in tx/s (0: 250 for intl, 50 for gm, times 4/n above 4 nodes)"),
@@ -210,6 +210,7 @@ def network_tables(document: dict[str, Any]) -> list[Table]:
         rows.append(("spike: recovery s (max)", f"{spike['recovery_s_max']:.2f}"))
     if "stability" in document:
         stability = document["stability"]
+        rows.append(("stability", _stability_verdict(stability)))
         rows.append(("stability: p50 slope ms/min", str(stability["latency_p50_slope_ms_per_min"])))
         rows.append(("stability: RSS slope MiB/min", ", ".join(
             f"{v}" for v in stability["rss_slope_mb_per_min"].values())))
@@ -283,3 +284,15 @@ def compare(
     for side in ("pilotchain", "plenum"):
         if "error" in document[side]:
             Console().print(f"[red]{side} failed:[/red] {document[side]['error']}\n{document[side].get('stderr_tail', '')}")
+
+
+def _stability_verdict(stability: dict[str, Any]) -> str:
+    """One line: passed or not, and the two drift measures against their limits."""
+    drift = stability["drift"]
+    if drift["met"] is None:
+        return f"NOT judged: {drift['why']}"
+    latency = drift["latency"]
+    growth = max(row["change_pct"] for row in drift["memory"]["nodes"].values())
+    return (f"{'passed' if stability['passed'] else 'FAILED'}: p50 {latency['first_half_p50_ms']:,.0f} → "
+            f"{latency['second_half_p50_ms']:,.0f} ms ({latency['change_pct']:+.1f} %, limit +{drift['latency_pct_max']:g} %), "
+            f"memory peak {growth:+.1f} % (limit +{drift['memory_pct_max']:g} %), after {drift['warmup_s']:.0f} s warm-up")
