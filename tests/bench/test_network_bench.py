@@ -285,6 +285,9 @@ def test_stability_line_in_the_table_says_the_verdict_and_its_limits() -> None:
     judged = network.drift_verdict(_windows([100.0 + 3 * i for i in range(30)]), _memory([200.0] * 30), 1800)
     line = _stability_verdict({"passed": False, "drift": judged})
     assert line.startswith("FAILED: p50 134 → 170 ms (+26.8 %, limit +20 %)")
-    assert "memory peak +0.0 % (limit +10 %)" in line and "after 360 s warm-up" in line
+    assert "memory peak +0.0 % (limit +10 %)" in line and line.endswith("after 360 s warm-up")
+    judged["machine_change_pct"] = -11.1
+    line = _stability_verdict({"passed": False, "drift": judged})
+    assert line.endswith("after 360 s warm-up; the machine's verify ceiling moved -11.1 % over the run")
     short = network.drift_verdict(_windows([100.0] * 12, window_s=5), _memory([200.0] * 60, every_s=1), 60)
     assert _stability_verdict({"passed": False, "drift": short}).startswith("NOT judged: too short")

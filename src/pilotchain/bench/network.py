@@ -1314,6 +1314,10 @@ async def _run(options: BenchOptions, directory: Path, signer: Signer,
                                "before_per_second": ceiling_before["verify_per_second"],
                                "after_per_second": ceiling_after["verify_per_second"]}
         log(f"verification ceiling after the run: {ceiling_after['verify_per_second']:,.0f}/s")
+        if "stability" in document and ceiling_before["verify_per_second"]:
+            # context for the drift verdict, not part of it: this VM's speed moves by itself
+            document["stability"]["drift"]["machine_change_pct"] = _change_pct(
+                ceiling_before["verify_per_second"], ceiling_after["verify_per_second"])
         document["phases"] = [{"name": p.name, "target_tps": round(p.target_tps, 1),
                                "start_s": round(p.started - harness.origin, 2),
                                "end_s": round(p.ended - harness.origin, 2)} for p in harness.phases]

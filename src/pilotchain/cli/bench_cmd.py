@@ -295,4 +295,6 @@ def _stability_verdict(stability: dict[str, Any]) -> str:
     growth = max(row["change_pct"] for row in drift["memory"]["nodes"].values())
     return (f"{'passed' if stability['passed'] else 'FAILED'}: p50 {latency['first_half_p50_ms']:,.0f} → "
             f"{latency['second_half_p50_ms']:,.0f} ms ({latency['change_pct']:+.1f} %, limit +{drift['latency_pct_max']:g} %), "
-            f"memory peak {growth:+.1f} % (limit +{drift['memory_pct_max']:g} %), after {drift['warmup_s']:.0f} s warm-up")
+            f"memory peak {growth:+.1f} % (limit +{drift['memory_pct_max']:g} %), after {drift['warmup_s']:.0f} s warm-up"
+            + (f"; the machine's verify ceiling moved {drift['machine_change_pct']:+.1f} % over the run"
+               if drift.get("machine_change_pct") is not None else ""))
