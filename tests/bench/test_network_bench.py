@@ -96,6 +96,34 @@ def test_drift_verdict_does_not_pass_a_run_too_short_to_judge() -> None:
     assert verdict["latency"]["windows"] == [0, 0]
 
 
+def test_reuse_needs_a_network_folder_that_matches_the_options(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="workdir and keep_workdir do not apply"):
+        network.BenchOptions(reuse=tmp_path, workdir=tmp_path).check()
+    with pytest.raises(ValueError, match="holds no network to reuse"):
+        network.reused_manifest(tmp_path, network.BenchOptions(reuse=tmp_path))
+    (tmp_path / "network.json").write_text(json.dumps({"suite": "gm", "nodes": [{}] * 4}))
+    with pytest.raises(ValueError, match="pass --crypto gm"):
+        network.reused_manifest(tmp_path, network.BenchOptions(reuse=tmp_path))
+    with pytest.raises(ValueError, match="has 4 nodes; pass --nodes 4"):
+        network.reused_manifest(tmp_path, network.BenchOptions(reuse=tmp_path, suite="gm", nodes=7))
+    assert network.reused_manifest(tmp_path, network.BenchOptions(reuse=tmp_path, suite="gm"))["suite"] == "gm"
+    runner = CliRunner()
+    bad = runner.invoke(app, ["bench", "--reuse", str(tmp_path), "--record", "--json"])
+    assert bad.exit_code == 2 and "pass --crypto gm" in bad.output
+
+
+def test_bench_clients_of_an_earlier_run_are_kept(tmp_path: Path) -> None:
+    from pilotchain.network.consortium import init_network, parse_orgs
+
+    manifest = init_network(tmp_path, suite_name="intl", validators=4, orgs=parse_orgs("4"), base_port=41000,
+                            now_ms=1_700_000_000_000)
+    first = network.issue_bench_clients(tmp_path, manifest, 3, 1_700_000_000_000)
+    contents = [path.read_bytes() for path in first]
+    again = network.issue_bench_clients(tmp_path, manifest, 3, 1_700_000_100_000)
+    assert again == first and len(first) == 12
+    assert [path.read_bytes() for path in again] == contents  # the same keys: nothing re-issued
+
+
 def test_profile_summary_of_a_raw_py_spy_file(tmp_path: Path) -> None:
     raw = tmp_path / "raw.txt"
     raw.write_text(
@@ -277,6 +305,20 @@ def test_short_stress_run_on_four_nodes_reports_every_field(tmp_path: Path) -> N
     assert [p["name"] for p in document["phases"]][-1] == "catch-up load"
     assert document["timeline"] and {"t", "sent", "committed", "p50_ms", "p95_ms"} <= set(document["timeline"][0])
     assert sum(row["committed"] for row in document["timeline"]) > 0
+
+    # the same network again, its nodes restarted on their ledgers (--reuse): a short stability run
+    again = network.run(network.BenchOptions(
+        nodes=4, mode="stability", suite="intl", rate=100.0, duration_s=3.0, deadline_s=10.0, catchup_s=0.0,
+        query_s=0.0, ceiling_s=0.2, clients_per_org=2, reuse=tmp_path / "net", sign_workers=1,
+    ))
+    assert again["deployment"]["reused"] is True
+    assert again["deployment"]["height_at_start"] >= catchup["head"]
+    assert again["clients"] == {"identities": 8, "orgs": 4}
+    stability = again["stability"]
+    assert stability["result"]["committed"] > 0 and stability["result"]["success_rate"] > 0
+    assert stability["drift"]["met"] is None and stability["passed"] is False  # 3 s: too short to judge
+    # bytes per transaction count what this run added, not the chain it started on
+    assert 0 < again["ledger"]["data_dir_bytes_per_node_mean"] < ledger["data_dir_bytes_per_node_mean"]
 
 
 def test_stability_line_in_the_table_says_the_verdict_and_its_limits() -> None:

@@ -147,6 +147,9 @@ class BenchOptions:
     profile_output: Path | None = None
     workdir: Path | None = None
     keep_workdir: bool = False
+    #: run on the network folder an earlier run left (``workdir``): restart its nodes on their
+    #: ledgers instead of creating a network, to measure a long chain beside a fresh one
+    reuse: Path | None = None
     sign_workers: int = 0  # 0: one per core
 
     def check(self) -> None:
@@ -168,6 +171,8 @@ class BenchOptions:
             raise ValueError("step_s and deadline_s must be positive, rate_start not negative, rate_factor above 1")
         if self.duration_s <= 0 or self.duration_s * 1000 + 300_000 > EXPIRY_MS_MAX + 300_000:
             raise ValueError("duration_s must be positive and below 59 minutes (transactions expire within an hour)")
+        if self.reuse is not None and (self.workdir is not None or self.keep_workdir):
+            raise ValueError("reuse runs on an existing network folder: workdir and keep_workdir do not apply")
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -330,8 +335,29 @@ class Signer:
         self._pool.shutdown(cancel_futures=True)
 
 
+#: how long the nodes of a reused network may take to open their ledgers and answer
+RESTART_TIMEOUT_S: Final = 180.0
+
+
+def reused_manifest(directory: Path, options: BenchOptions) -> dict[str, Any]:
+    """The manifest of the network folder to reuse, checked against the options."""
+    path = directory / "network.json"
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{directory} holds no network to reuse ({path}: {exc}); "
+                         "make one with --workdir DIR on an earlier run") from exc
+    if manifest.get("suite") != options.suite:
+        raise ValueError(f"the network in {directory} uses the {manifest.get('suite')} suite; pass --crypto {manifest.get('suite')}")
+    if len(manifest.get("nodes", ())) != options.nodes:
+        raise ValueError(f"the network in {directory} has {len(manifest.get('nodes', ()))} nodes; "
+                         f"pass --nodes {len(manifest.get('nodes', ()))}")
+    return manifest
+
+
 def issue_bench_clients(directory: Path, manifest: dict[str, Any], per_org: int, now_ms: int) -> list[Path]:
-    """Each organisation's client identity plus ``per_org - 1`` more issued by its CA."""
+    """Each organisation's client identity plus ``per_org - 1`` more issued by its CA (a reused
+    network keeps the ones an earlier run issued)."""
     from pilotchain.identity.files import IdentityBundle, load_ca, save_ca, save_identity
 
     paths: list[Path] = []
@@ -342,6 +368,10 @@ def issue_bench_clients(directory: Path, manifest: dict[str, Any], per_org: int,
         ca_dir = directory / org["ca_dir"]
         ca = load_ca(ca_dir)
         for number in range(2, per_org + 1):
+            existing = directory / "orgs" / org["org"] / f"bench-client-{number}.id"
+            if existing.exists():
+                paths.append(existing)
+                continue
             key = ca.suite.generate_private_key()
             cert = ca.issue(f"{org['org']}-bench-client-{number}", ("client",), key.public_key().to_der(),
                             now_ms=now_ms, valid_ms=86_400_000)
@@ -430,6 +460,8 @@ class Harness:
         self._backfills: set[asyncio.Task[None]] = set()
         self.stream_errors: list[str] = []
         self.nodes: list[Any] = []
+        #: each node's data folder size before the run (a reused network's chain so far)
+        self.data_bytes_at_start: list[int] = []
         self.down: set[str] = set()
         self._http: dict[str, httpx.AsyncClient] = {}
         self._stop = asyncio.Event()
@@ -709,6 +741,8 @@ class Harness:
         from pilotchain.network.processes import nodes_of, start_node
 
         options = self.options
+        if options.reuse is not None:
+            return await self.restart()
         started = time.monotonic()
         base = free_port_block(2 * options.nodes)
         params = ChainParams(block_txs_max=options.block_txs_max) if options.block_txs_max else None
@@ -717,6 +751,7 @@ class Harness:
                                      now_ms=int(time.time() * 1000), params=params)
         init_s = time.monotonic() - started
         self.nodes = nodes_of(self.directory)
+        self.data_bytes_at_start = [0] * len(self.nodes)
         for node in self.nodes:
             start_node(node)
         first: float | None = None
@@ -734,6 +769,31 @@ class Harness:
         assert first is not None
         return {"init_s": round(init_s, 3), "first_block_s": round(first - started, 3),
                 "all_nodes_first_block_s": round(time.monotonic() - started, 3), "base_port": base}
+
+    async def restart(self) -> dict[str, Any]:
+        """Start the nodes of an existing network folder on their ledgers; wait until every one
+        answers at the height they had (a node behind catches up first)."""
+        from pilotchain.network.processes import nodes_of, start_node
+
+        self.manifest = reused_manifest(self.directory, self.options)
+        self.nodes = nodes_of(self.directory)
+        data_bytes = [directory_bytes(node.home / "data") for node in self.nodes]
+        started = time.monotonic()
+        for node in self.nodes:
+            start_node(node)
+        heights: list[int] = []
+        while True:
+            if time.monotonic() - started > RESTART_TIMEOUT_S:
+                raise RuntimeError(f"the reused network did not answer within {RESTART_TIMEOUT_S:.0f} s; "
+                                   f"see {self.directory}/nodes/*/node.log")
+            heights = list(await asyncio.gather(*(self.height(node.gateway_url) for node in self.nodes)))
+            if min(heights) >= 1 and min(heights) == max(heights):
+                break
+            await asyncio.sleep(0.1)
+        self.data_bytes_at_start = data_bytes
+        return {"reused": True, "height_at_start": heights[0], "restart_s": round(time.monotonic() - started, 3),
+                "data_dir_bytes_per_node_mean_at_start": round(statistics.fmean(data_bytes)),
+                "init_s": None, "first_block_s": None, "all_nodes_first_block_s": None, "base_port": None}
 
     def stop_all(self) -> None:
         from pilotchain.network.processes import stop_node
@@ -1245,7 +1305,11 @@ async def _run(options: BenchOptions, directory: Path, signer: Signer,
         log(f"  {ceiling_before['verify_per_second']:,.0f} verifications/s")
         log(f"network init + start of {options.nodes} nodes ({options.suite}) in {directory}…")
         document["deployment"] = await harness.deploy()
-        log(f"  first block {document['deployment']['first_block_s']:.2f} s after init started")
+        if options.reuse is not None:
+            log(f"  restarted at height {document['deployment']['height_at_start']:,} "
+                f"in {document['deployment']['restart_s']:.1f} s")
+        else:
+            log(f"  first block {document['deployment']['first_block_s']:.2f} s after init started")
         identities = issue_bench_clients(directory, harness.manifest, options.clients_per_org, int(time.time() * 1000))
         signer.use(identities, harness.manifest["chain_id"])
         document["clients"] = {"identities": len(identities), "orgs": options.orgs}
@@ -1296,7 +1360,8 @@ async def _run(options: BenchOptions, directory: Path, signer: Signer,
             document["query"] = await query_throughput(harness, committed_keys)
 
         committed_total = len(harness.tracker.committed_at)
-        data_bytes = [directory_bytes(node.home / "data") for node in harness.nodes]
+        data_bytes = [directory_bytes(node.home / "data") - before
+                      for node, before in zip(harness.nodes, harness.data_bytes_at_start, strict=True)]
         document["ledger"] = {
             "committed_txs": committed_total,
             "data_dir_bytes_per_node_mean": round(statistics.fmean(data_bytes)),
@@ -1332,7 +1397,11 @@ async def _run(options: BenchOptions, directory: Path, signer: Signer,
 def run(options: BenchOptions, log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Run one benchmark; returns the result document (see the module docstring)."""
     options.check()
-    if options.workdir is not None:
+    if options.reuse is not None:
+        directory = options.reuse
+        reused_manifest(directory, options)  # a clear error before anything starts
+        cleanup = False
+    elif options.workdir is not None:
         directory = options.workdir
         if directory.exists() and any(directory.iterdir()):
             raise ValueError(f"{directory} is not empty")

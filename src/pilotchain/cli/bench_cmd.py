@@ -121,6 +121,7 @@ def network(
     profile_node: int = typer.Option(0, help="which node --profile samples (0: the first, whose gateway also streams the events the benchmark times)"),
     workdir: Path = typer.Option(None, help="network folder (default: a temporary one, deleted)"),
     keep: bool = typer.Option(False, help="keep the temporary network folder"),
+    reuse: Path = typer.Option(None, help="run on the network an earlier run left in this folder (--workdir): restart its nodes on their ledgers, e.g. to measure a long chain"),
     json_output: bool = typer.Option(False, "--json", help="print one JSON document instead of tables"),
     record: bool = typer.Option(True, help="write the result file (and chart) under bench/results/"),
 ) -> None:
@@ -137,10 +138,12 @@ def network(
         step_s=step, rate_start=rate_start, rate_factor=rate_factor, steps_max=steps_max,
         rate=rate or None, duration_s=duration, spike_s=spike_s, spike_count=spikes, deadline_s=deadline, latency_p99_max_s=p99_max, block_txs_max=block_txs_max,
         catchup_s=catchup, query_s=query, query_concurrency=query_concurrency, ceiling_s=ceiling,
-        profile_s=profile, profile_node=profile_node, workdir=workdir, keep_workdir=keep,
+        profile_s=profile, profile_node=profile_node, workdir=workdir, keep_workdir=keep, reuse=reuse,
     )
     try:
         options.check()
+        if reuse is not None:
+            bench_network.reused_manifest(reuse, options)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     console = Console(stderr=True)
@@ -188,7 +191,8 @@ def network_tables(document: dict[str, Any]) -> list[Table]:
         ("latency p50 / p95 / p99 ms", _ms(summary["latency_ms"])),
         ("verify ceiling /s (all cores)", f"{ceiling['verify_per_second']:,.0f} ({ceiling['signature']})"),
         ("efficiency = committed × n ÷ ceiling", f"{summary['efficiency']:.1%}" if summary["efficiency"] else "–"),
-        ("init → first block s", f"{deployment['first_block_s']:.2f}"),
+        ("init → first block s", f"{deployment['first_block_s']:.2f}") if not deployment.get("reused") else
+        ("reused network: restarted at height", f"{deployment['height_at_start']:,} in {deployment['restart_s']:.1f} s"),
     ]
     floor = summary.get("floor")
     if floor:
