@@ -120,3 +120,27 @@ def test_tune_gc_sets_the_node_thresholds_and_freezes_start_up() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_each_validator_gets_its_own_storage_maintenance_heights(tmp_path: Path) -> None:
+    """Validators in genesis order take the store's spread phases; a node outside genesis takes
+    a slot from its name; a node opened from its home uses its own."""
+    from pilotchain.network.consortium import load_genesis
+    from pilotchain.node.local import maintenance_phase
+    from pilotchain.storage import LedgerStore
+
+    init_network(tmp_path / "net", orgs=parse_orgs("4"), validators=4, base_port=43000, now_ms=1_700_000_000_000)
+    genesis = load_genesis(tmp_path / "net" / "genesis.json")
+    names = [validator.name for validator in genesis.validators]
+    phases = [maintenance_phase(genesis, name) for name in names]
+    assert phases == [LedgerStore.spread_phases(slot, 4) for slot in range(4)]
+    assert len({merge for merge, _ in phases}) == 4 and len({checkpoint for _, checkpoint in phases}) == 4
+    assert maintenance_phase(genesis, None) == (0, 0)
+    assert maintenance_phase(genesis, "observer-9") in phases
+    home = next((tmp_path / "net" / "nodes").iterdir())
+    opened = ConsensusNode.from_home(home)
+    try:
+        store = opened.ledger.store
+        assert (store._merge_phase, store._checkpoint_phase) == maintenance_phase(genesis, home.name)
+    finally:
+        asyncio.run(opened.close())

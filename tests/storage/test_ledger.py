@@ -436,3 +436,49 @@ def test_bucket_hashes_are_logged_per_block_and_checkpointed(tmp_path: Path, mon
     assert store._leaves_at == store.height
     check_against_workload(store)
     store.close()
+
+
+def test_spread_phases_give_each_validator_its_own_maintenance_heights() -> None:
+    from pilotchain.storage import ledger as ledger_module
+
+    assert ledger_module.TX_INDEX_MERGE_BLOCKS == 5  # this folder's fixture
+    assert LedgerStore.spread_phases(0, 1) == (0, 2)
+    assert [LedgerStore.spread_phases(slot, 4) for slot in range(4)] == [(0, 0), (1, 1), (2, 3), (3, 4)]
+
+
+def test_staggered_stores_never_merge_or_checkpoint_at_the_same_height(tmp_path: Path) -> None:
+    """Four stores committing the same blocks, each with its slot's phases: the tx-index merges
+    fall on four different heights of every period, as do the checkpoints; each store still
+    merges at least every period, and every store answers the same lookups and roots."""
+    stores = [open_store(tmp_path / f"v{slot}", maintenance_phase=LedgerStore.spread_phases(slot, 4))
+              for slot in range(4)]
+    merges: dict[int, list[int]] = {slot: [] for slot in range(4)}
+    checkpoints: dict[int, list[int]] = {slot: [] for slot in range(4)}
+    for _ in range(23):
+        for slot, store in enumerate(stores):
+            commit_next(store)
+            if store._txs_merged == store.height:
+                merges[slot].append(store.height)
+            if store._leaves_at == store.height:
+                checkpoints[slot].append(store.height)
+    assert merges == {0: [4, 9, 14, 19], 1: [3, 8, 13, 18], 2: [2, 7, 12, 17, 22], 3: [1, 6, 11, 16, 21]}
+    every_merge = [height for heights in merges.values() for height in heights]
+    assert len(every_merge) == len(set(every_merge))  # never two stores at one height
+    every_checkpoint = [height for heights in checkpoints.values() for height in heights]
+    assert len(every_checkpoint) == len(set(every_checkpoint))
+    for slot in range(4):
+        gaps = [b - a for a, b in zip([-1, *merges[slot]], merges[slot], strict=False)]
+        assert max(gaps) <= 5
+    assert len({store.state_root for store in stores}) == 1
+    for store in stores:
+        check_against_workload(store)
+        store.close()
+    # reopened with another phase (a governance change moved the node's slot): the backlog is
+    # still bounded and the next aligned height merges
+    store = open_store(tmp_path / "v0", maintenance_phase=LedgerStore.spread_phases(3, 4))
+    merged_before = store._txs_merged
+    while store._txs_merged == merged_before:
+        commit_next(store)
+    assert store._txs_merged == store.height and store.height - merged_before <= 5
+    check_against_workload(store)
+    store.close()

@@ -178,11 +178,15 @@ class Ledger:
         genesis: Genesis,
         authenticator: SignerAuthenticator,
         registry: ContractResolver,
+        *,
+        maintenance_phase: tuple[int, int] = (0, 0),
     ) -> Ledger:
-        """Open (recovering) or create the ledger at ``path``; writes block 0 when empty."""
+        """Open (recovering) or create the ledger at ``path``; writes block 0 when empty.
+        ``maintenance_phase``: when the store does its heavy commits (``LedgerStore.open``)."""
         genesis.check()
         suite = get_suite(genesis.suite)
-        store = LedgerStore.open(path, suite.hash, bucket_bits=genesis.params.state_bucket_bits)
+        store = LedgerStore.open(path, suite.hash, bucket_bits=genesis.params.state_bucket_bits,
+                                 maintenance_phase=maintenance_phase)
         ledger = cls(store, genesis, authenticator, registry)
         if store.height < 0:
             ledger._commit_genesis()

@@ -254,7 +254,7 @@ class ConsensusNode(LocalNode):
         if identity.certificate.subject != config.name:
             raise ValueError(f"{config.identity_file} is the identity of {identity.certificate.subject!r}, "
                              f"but node.json names this node {config.name!r}")
-        ledger = open_governed_ledger(home_path / config.data_dir / "ledger", genesis)
+        ledger = open_governed_ledger(home_path / config.data_dir / "ledger", genesis, node_name=config.name)
         return cls(ledger, config=config, home=home_path, identity=identity, **options)
 
     def _chain_tip(self) -> ChainTip:

@@ -247,15 +247,20 @@ class LedgerStore:
         bucket_bits: int = 16,
         limits: StorageLimits | None = None,
         verify_state: bool = False,
+        maintenance_phase: tuple[int, int] = (0, 0),
     ) -> LedgerStore:
         """Open (creating if empty) the store at ``path`` and recover it to its last commit.
 
         ``bucket_bits`` is fixed when the store is created; reopening with another value raises.
         ``verify_state=True`` also recomputes every bucket hash from the state (O(state)).
+        ``maintenance_phase`` = (tx-index merge, bucket-hash checkpoint): at which heights modulo
+        their periods this store does the two heavy commits (:meth:`spread_phases`); it changes
+        nothing that is stored or replicated, only when the work happens.
         """
         check_bucket_bits(bucket_bits)
         self = object.__new__(cls)
         self._init_fields(Path(path), hash_fn, bucket_bits, limits or StorageLimits())
+        self._merge_phase, self._checkpoint_phase = maintenance_phase
         try:
             self._open_files()
             self._recover(verify_state)
@@ -276,6 +281,9 @@ class LedgerStore:
         #: ids of transactions in blocks above ``_txs_merged`` -> (height, index)
         self._recent_txs: dict[bytes, tuple[int, int]] = {}
         self._txs_merged = -1
+        #: heights (modulo the periods) of this store's tx-index merges and bucket-hash checkpoints
+        self._merge_phase = 0
+        self._checkpoint_phase = 0
         #: buckets changed since the ``leaves`` checkpoint at ``_leaves_at`` -> their hash
         self._leaves_pending: dict[int, bytes] = {}
         self._leaves_at = -1
@@ -747,12 +755,25 @@ class LedgerStore:
                 if tx_id in recent or txn.get(tx_id, db=txs) is not None:
                     raise InvalidCommit(f"transaction {tx_id.hex()} is already in a block")
 
+    @staticmethod
+    def spread_phases(slot: int, slots: int) -> tuple[int, int]:
+        """Maintenance phases for the ``slot``-th of ``slots`` stores that commit the same heights
+        (a network's validators): their tx-index merges and bucket-hash checkpoints fall on
+        different heights, so no two stores stall a commit at once and a BFT quorum can go on
+        without the one that is busy. Merges and checkpoints interleave too."""
+        slots = max(1, slots)
+        merge = slot % slots * TX_INDEX_MERGE_BLOCKS // slots
+        checkpoint = (slot % slots * 2 + 1) * LEAF_CHECKPOINT_BLOCKS // (2 * slots)
+        return merge, checkpoint
+
     def _leaf_checkpoint_due(self, height: int) -> bool:
-        return height - self._leaves_at >= LEAF_CHECKPOINT_BLOCKS
+        return (height - self._leaves_at >= LEAF_CHECKPOINT_BLOCKS
+                or (height + 1 + self._checkpoint_phase) % LEAF_CHECKPOINT_BLOCKS == 0)
 
     def _merge_due(self, height: int, new_txs: int) -> bool:
         """Whether committing ``height`` (with ``new_txs`` ids) merges the recent ids into ``txs``."""
         return (height - self._txs_merged >= TX_INDEX_MERGE_BLOCKS
+                or (height + 1 + self._merge_phase) % TX_INDEX_MERGE_BLOCKS == 0
                 or len(self._recent_txs) + new_txs >= TX_INDEX_MERGE_TXS)
 
     def _check_certificate(self, certificate: bytes) -> None:
