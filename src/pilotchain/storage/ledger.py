@@ -167,6 +167,8 @@ class PreparedState:
     writes: tuple[tuple[bytes, bytes | None], ...]
     #: tree node index -> new hash (changed leaves and their ancestors)
     node_changes: Mapping[int, bytes]
+    #: bucket -> new hash, for the buckets whose hash changes (the leaf level of node_changes)
+    leaf_changes: Mapping[int, bytes]
     store_token: object
 
 
@@ -189,12 +191,6 @@ class StateSnapshot:
 
     def close(self) -> None:
         self._store = None
-
-
-def _changed_leaves(prepared: PreparedState, bucket_bits: int) -> dict[int, bytes]:
-    """Bucket -> new hash for the buckets a prepared state changes (its leaf-level nodes)."""
-    leaf_base = 1 << bucket_bits
-    return {index - leaf_base: digest for index, digest in prepared.node_changes.items() if index >= leaf_base}
 
 
 def _height_key(height: int) -> bytes:
@@ -604,6 +600,9 @@ class LedgerStore:
                             entries[key] = value
                     leaves[bucket] = leaf_hash(sorted(entries.items()), self._hash_fn)
             changes = self._tree.compute_update(leaves)
+            leaf_base = 1 << self._bucket_bits
+            # the leaf level of the changes, from the ~writes buckets (not the ~10x more nodes)
+            changed_leaves = {bucket: digest for bucket, digest in leaves.items() if leaf_base + bucket in changes}
             lmdb_writes.sort(key=lambda item: item[0])
             return PreparedState(
                 root=changes.get(1, self._tree.root),
@@ -611,6 +610,7 @@ class LedgerStore:
                 base_root=self._state_root,
                 writes=tuple(lmdb_writes),
                 node_changes=MappingProxyType(changes),
+                leaf_changes=MappingProxyType(changed_leaves),
                 store_token=self._token,
             )
 
@@ -695,7 +695,7 @@ class LedgerStore:
                 self._leaves_pending = {}
                 self._leaves_at = height
             else:
-                self._leaves_pending.update(_changed_leaves(prepared, self._bucket_bits))
+                self._leaves_pending.update(prepared.leaf_changes)
             if self._merge_due(height, len(tx_ids)):
                 self._recent_txs = {}
                 self._txs_merged = height
@@ -804,7 +804,7 @@ class LedgerStore:
                         state.delete()
                 else:
                     state.put(state_key, value)
-            changed = _changed_leaves(prepared, self._bucket_bits)
+            changed = prepared.leaf_changes
             if self._leaf_checkpoint_due(height):
                 checkpoint = {**self._leaves_pending, **changed}
                 txn.cursor(db=dbs["leaves"]).putmulti(
