@@ -9,6 +9,7 @@ from pathlib import Path
 import lmdb
 import pytest
 
+from pilotchain.codec import decode, encode
 from pilotchain.storage import (
     InvalidCommit,
     LedgerStore,
@@ -22,6 +23,7 @@ from pilotchain.storage import (
     compute_state_root,
     verify_state_proof,
 )
+from pilotchain.storage.commitment import bucket_of
 
 from .conftest import SMALL_LIMITS, open_store
 from .workload import BUCKET_BITS, block_for, check_against_workload, commit_next, hash_fn
@@ -261,13 +263,44 @@ def test_corrupted_tree_or_root_is_detected(tmp_path: Path) -> None:
         b"state_root",
         compute_state_root([(k, v) for k, v in _replay(4).items()], BUCKET_BITS, hash_fn),
     )
-    _tamper_lmdb(tmp_path, b"state", b"\x00\x00\x00\x00zzz", b"planted")
-    store = open_store(tmp_path)  # a planted row is only seen by the full audit
+    state = _replay(4)
+    key = min(state)
+    row_key = bucket_of(key, BUCKET_BITS, hash_fn).to_bytes(4, "big")
+    row = _read_lmdb(tmp_path, b"state", row_key)
+    entries = decode(row, list[tuple[bytes, bytes]])
+    # a well-formed bucket row whose value changed: only the full audit sees it (root mismatch)
+    changed = [(k, v + b"!" if k == key else v) for k, v in entries]
+    _tamper_lmdb(tmp_path, b"state", row_key, encode(changed))
+    store = open_store(tmp_path)
     with pytest.raises(StorageCorrupted, match="state entries"):
         store.verify_integrity()
     store.close()
     with pytest.raises(StorageCorrupted):
         open_store(tmp_path, verify_state=True)
+    # rows the store would never write: unsorted, a key of another bucket, not an entry list
+    stranger = next(k for k in (b"k%d" % i for i in range(1000))
+                    if bucket_of(k, BUCKET_BITS, hash_fn) != int.from_bytes(row_key, "big"))
+    for bad, message in (
+        (encode(entries[::-1]) if len(entries) > 1 else encode(entries * 2), "sorted"),
+        (encode(sorted([*entries, (stranger, b"v")])), "another bucket"),
+        (b"planted", "malformed"),
+    ):
+        _tamper_lmdb(tmp_path, b"state", row_key, bad)
+        store = open_store(tmp_path)
+        with pytest.raises(StorageCorrupted, match=message):
+            store.verify_integrity()
+        store.close()
+    _tamper_lmdb(tmp_path, b"state", row_key, row)
+    open_store(tmp_path, verify_state=True).close()
+
+
+def _read_lmdb(path: Path, db: bytes, key: bytes) -> bytes:
+    env = lmdb.open(str(path / "lmdb"), max_dbs=16, subdir=True, readonly=True)
+    with env.begin(db=env.open_db(db, create=False)) as txn:
+        value = txn.get(key)
+    env.close()
+    assert value is not None
+    return bytes(value)
 
 
 def _replay(height: int) -> dict[bytes, bytes]:
@@ -482,3 +515,47 @@ def test_staggered_stores_never_merge_or_checkpoint_at_the_same_height(tmp_path:
     assert store._txs_merged == store.height and store.height - merged_before <= 5
     check_against_workload(store)
     store.close()
+
+
+def _rewrite_as_v1(path: Path) -> int:
+    """Turn a store's state into the pilotchain-storage/1 layout (one row per key)."""
+    env = lmdb.open(str(path / "lmdb"), max_dbs=16, subdir=True)
+    state, meta = env.open_db(b"state"), env.open_db(b"meta")
+    with env.begin(write=True) as txn:
+        rows = list(txn.cursor(db=state))
+        txn.drop(state, delete=False)
+        for row_key, row in rows:
+            for key, value in decode(bytes(row), list[tuple[bytes, bytes]]):
+                txn.put(bytes(row_key) + key, value, db=state)
+        txn.put(b"format", b"pilotchain-storage/1", db=meta)
+        entries = int(txn.stat(state)["entries"])
+    env.close()
+    return entries
+
+
+def test_a_store_of_the_one_row_per_key_layout_is_converted_when_opened(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    for _ in range(6):
+        commit_next(store)
+    root, keys = store.state_root, len(list(store.iter_state()))
+    store.close()
+    assert _rewrite_as_v1(tmp_path) == keys  # one row per key now
+    store = open_store(tmp_path, verify_state=True)  # converted, then audited
+    assert store.state_root == root
+    check_against_workload(store)
+    commit_next(store)  # and it goes on committing in the new layout
+    check_against_workload(store)
+    store.close()
+    env = lmdb.open(str(tmp_path / "lmdb"), max_dbs=16, subdir=True, readonly=True)
+    meta, state = env.open_db(b"meta", create=False), env.open_db(b"state", create=False)
+    with env.begin() as txn:
+        assert txn.get(b"format", db=meta) == b"pilotchain-storage/2"
+        assert all(len(key) == 4 for key, _ in txn.cursor(db=state))
+    env.close()
+
+
+def test_an_unknown_storage_format_is_refused(tmp_path: Path) -> None:
+    open_store(tmp_path).close()
+    _tamper_lmdb(tmp_path, b"meta", b"format", b"pilotchain-storage/9")
+    with pytest.raises(StorageError, match="unknown storage format"):
+        open_store(tmp_path)

@@ -56,6 +56,7 @@ __all__ = [
     "DIGEST_BYTES",
     "bucket_of",
     "leaf_hash",
+    "leaf_hash_of_row",
     "node_hash",
     "empty_subtree_hashes",
     "compute_state_root",
@@ -72,6 +73,7 @@ DIGEST_BYTES = 32
 
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
+_EMPTY_ROW = encode(())
 
 
 class StateProof(Record, frozen=True):
@@ -103,6 +105,11 @@ def bucket_of(key: bytes, bucket_bits: int, hash_fn: HashFn) -> int:
 def leaf_hash(entries: Sequence[tuple[bytes, bytes]], hash_fn: HashFn) -> bytes:
     """The hash of one bucket's sorted ``(key, value)`` entries."""
     return hash_fn(_LEAF_PREFIX + encode(entries))
+
+
+def leaf_hash_of_row(row: bytes | None, hash_fn: HashFn) -> bytes:
+    """:func:`leaf_hash` from the entries' canonical encoding (None: the empty bucket)."""
+    return hash_fn(_LEAF_PREFIX + (row if row is not None else _EMPTY_ROW))
 
 
 def node_hash(left: bytes, right: bytes, hash_fn: HashFn) -> bytes:

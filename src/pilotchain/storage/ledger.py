@@ -15,7 +15,7 @@ A data directory holds::
              (blocks up to meta b"txs_merged"; later ones are in block_txs, see below)
     block_txs height (8 bytes BE)           -> the block's tx ids, canonical list
     certs    height (8 bytes BE)            -> commit certificate bytes
-    state    bucket (4 bytes BE) || key     -> value
+    state    bucket (4 bytes BE)            -> the bucket's entries: encode(sorted [(key, value)])
     leaves   bucket (4 bytes BE)            -> 32-byte bucket hash (as of meta b"leaves_at")
     leaf_log height (8 bytes BE)            -> that block's changed buckets: (bucket u32, hash)*
 
@@ -28,6 +28,14 @@ Commit protocol (:meth:`LedgerStore.commit_block`):
    certificate indexes, and the new ``height``, ``state_root``, ``last_hash``. LMDB is opened
    with ``sync=True``, so its commit is durable and is *the* atomic point;
 4. only then update the in-memory tree and the cached height / root / hash.
+
+State is stored one row per bucket, and the row is exactly the bytes the bucket's leaf hash
+commits to (``leaf_hash = hash(0x00 || row)``, see :mod:`pilotchain.storage.commitment`). A write
+reads its bucket's row (one B-tree lookup and one C-level decode), changes the entry and writes the
+row back; a read decodes the row and bisects it. One row per key (``bucket || key -> value``, the
+layout of ``pilotchain-storage/1``) made every write walk its bucket's rows with a Python cursor:
+a cost that grew with the number of keys per bucket, i.e. with the chain (~12 keys per bucket at
+800,000 keys, 2^16 buckets). A ``/1`` store is converted in place, in one transaction, when opened.
 
 The tx-id index is written in batches. A block's ids go to ``block_txs`` under its height (a
 sequential key: one appended page) and into an in-memory map; every ``TX_INDEX_MERGE_BLOCKS``
@@ -71,6 +79,7 @@ import fcntl
 import os
 import struct
 import threading
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +87,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 import lmdb
+import msgspec
 
 from pilotchain.codec import CodecError, decode, encode
 from pilotchain.storage.commitment import (
@@ -87,7 +97,7 @@ from pilotchain.storage.commitment import (
     StateProof,
     bucket_of,
     check_bucket_bits,
-    leaf_hash,
+    leaf_hash_of_row,
 )
 from pilotchain.storage.errors import (
     CrashInjected,
@@ -103,7 +113,9 @@ from pilotchain.storage.segments import BlockLocation, SegmentLog
 
 __all__ = ["LedgerStore", "PreparedState", "StorageLimits", "CRASH_POINTS", "FORMAT"]
 
-FORMAT = b"pilotchain-storage/1"
+FORMAT = b"pilotchain-storage/2"
+#: the layout with one LMDB row per state key; converted to ``FORMAT`` when opened
+FORMAT_V1 = b"pilotchain-storage/1"
 #: Named points of the commit path where the test hook can inject a crash.
 CRASH_POINTS = (
     "before_append",
@@ -118,7 +130,7 @@ _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
 _U32 = struct.Struct(">I")
 _TX = struct.Struct(">QI")
-#: state keys whose bucket-prefixed LMDB key is remembered (a few blocks' writes)
+#: state keys whose bucket row key is remembered (a few blocks' writes)
 STATE_KEY_MEMO_MAX = 65_536
 #: the tx-id index is merged into its B-tree after this many blocks or ids, whichever comes first
 TX_INDEX_MERGE_BLOCKS = 64
@@ -126,6 +138,8 @@ TX_INDEX_MERGE_TXS = 100_000
 #: bucket hashes are checkpointed into ``leaves`` every this many blocks (per-block log between)
 LEAF_CHECKPOINT_BLOCKS = 64
 _LEAF_ROW = struct.Struct(">I32s")
+#: a bucket row as stored (the canonical encoding of its sorted entries; checked by audits)
+_decode_bucket = msgspec.msgpack.Decoder(list[tuple[bytes, bytes]]).decode
 _DATABASES = ("meta", "blocks", "hashes", "txs", "certs", "state", "leaves", "block_txs", "leaf_log")
 #: LMDB's own key limit (511 bytes) minus the 4-byte bucket prefix of state keys.
 _LMDB_STATE_KEY_BYTES_MAX = 511 - 4
@@ -163,7 +177,7 @@ class PreparedState:
     root: bytes
     base_height: int
     base_root: bytes
-    #: (LMDB state key, value or None for delete), sorted
+    #: (bucket row key, the bucket's new encoded entries or None when it becomes empty), sorted
     writes: tuple[tuple[bytes, bytes | None], ...]
     #: tree node index -> new hash (changed leaves and their ancestors)
     node_changes: Mapping[int, bytes]
@@ -186,8 +200,8 @@ class StateSnapshot:
         if store is None:
             raise StorageError("this state snapshot is closed; read inside LedgerStore.snapshot()")
         with _translate_errors("reading state"):
-            value: bytes | None = self._txn.get(store._state_key(key))
-        return value
+            row_key = store._state_key(key)
+            return store._lookup(self._txn.get(row_key), row_key, key)
 
     def close(self) -> None:
         self._store = None
@@ -326,6 +340,8 @@ class LedgerStore:
         if stored_format is None:
             self._refuse_orphan_segments()
             self._initialise(hash_probe)
+        elif stored_format == FORMAT_V1:
+            self._convert_v1_state()
         elif stored_format != FORMAT:
             raise StorageError(f"{self.path}: unknown storage format {stored_format!r}")
         with _translate_errors("reading store metadata"), self._env.begin() as txn:
@@ -361,6 +377,28 @@ class LedgerStore:
                 f"{directory} holds {sum(sizes)} bytes of blocks but {self.path / 'lmdb'} has no "
                 "index: refusing to initialise (recovery would discard the blocks)"
             )
+
+    def _convert_v1_state(self) -> None:
+        """Rewrite a ``pilotchain-storage/1`` state (one row per key) as one row per bucket, and
+        the format, in one write transaction: a crash leaves the old layout, converted again."""
+        state = self._dbs["state"]
+        with _translate_errors("converting state to one row per bucket"), self._env.begin(write=True) as txn:
+            rows: list[tuple[bytes, bytes]] = []
+            prefix = b""
+            entries: list[tuple[bytes, bytes]] = []
+            for lmdb_key, value in txn.cursor(db=state):
+                if len(lmdb_key) < 5:
+                    raise StorageCorrupted(f"state row {lmdb_key.hex()} of a /1 store is malformed")
+                if lmdb_key[:4] != prefix:
+                    if entries:
+                        rows.append((prefix, encode(entries)))
+                    prefix, entries = lmdb_key[:4], []
+                entries.append((lmdb_key[4:], value))
+            if entries:
+                rows.append((prefix, encode(entries)))
+            txn.drop(state, delete=False)
+            txn.cursor(db=state).putmulti(rows, append=True)
+            txn.put(b"format", FORMAT, db=self._dbs["meta"])
 
     def _initialise(self, hash_probe: bytes) -> None:
         with _translate_errors("initialising store"), self._env.begin(write=True) as txn:
@@ -478,7 +516,7 @@ class LedgerStore:
         """Recompute every bucket hash from the state and persist them (rows missing)."""
         tree = BucketTree(self._bucket_bits, self._hash_fn)
         with _translate_errors("rebuilding bucket hashes"), self._env.begin() as txn:
-            leaves = {b: leaf_hash(e, self._hash_fn) for b, e in self._iter_buckets(txn)}
+            leaves = {b: leaf_hash_of_row(row, self._hash_fn) for b, row in self._iter_buckets(txn)}
         changes = tree.compute_update(leaves)
         with _translate_errors("rebuilding bucket hashes"), self._env.begin(write=True) as txn:
             txn.cursor(db=self._dbs["leaves"]).putmulti(
@@ -535,7 +573,7 @@ class LedgerStore:
             raise TypeError(f"state keys are bytes, got {type(key).__name__}")
         if len(key) > self.limits.key_bytes_max:
             raise LimitExceeded(f"key is {len(key)} bytes, limit {self.limits.key_bytes_max}")
-        state_key = _U32.pack(bucket_of(key, self._bucket_bits, self._hash_fn)) + key
+        state_key = _U32.pack(bucket_of(key, self._bucket_bits, self._hash_fn))
         # a block's execution reads a key and prepare_state writes it: hash it once (the memo is
         # cleared when it grows past a block's worth of keys)
         if len(self._state_keys) >= STATE_KEY_MEMO_MAX:
@@ -543,29 +581,32 @@ class LedgerStore:
         self._state_keys[key] = state_key
         return state_key
 
-    def _bucket_entries(self, cursor: Any, bucket: int) -> list[tuple[bytes, bytes]]:
-        prefix = _U32.pack(bucket)
-        entries: list[tuple[bytes, bytes]] = []
-        if not cursor.set_range(prefix):
-            return entries
-        for lmdb_key, value in cursor:
-            if lmdb_key[:4] != prefix:
-                break
-            entries.append((lmdb_key[4:], value))
+    def _entries(self, row: bytes | None, row_key: bytes) -> list[tuple[bytes, bytes]]:
+        """A bucket row's entries (sorted by key); [] for an absent row."""
+        if row is None:
+            return []
+        try:
+            entries: list[tuple[bytes, bytes]] = _decode_bucket(row)
+        except msgspec.DecodeError as exc:
+            raise StorageCorrupted(f"state bucket {row_key.hex()} is malformed: {exc}") from exc
         return entries
 
-    def _iter_buckets(self, txn: Any) -> Iterator[tuple[int, list[tuple[bytes, bytes]]]]:
-        bucket = -1
-        entries: list[tuple[bytes, bytes]] = []
-        for lmdb_key, value in txn.cursor(db=self._dbs["state"]):
-            current = _U32.unpack_from(lmdb_key)[0]
-            if current != bucket:
-                if entries:
-                    yield bucket, entries
-                bucket, entries = current, []
-            entries.append((lmdb_key[4:], value))
-        if entries:
-            yield bucket, entries
+    def _lookup(self, row: bytes | None, row_key: bytes, key: bytes) -> bytes | None:
+        """``key``'s value in a bucket row (None: absent)."""
+        if row is None:
+            return None
+        entries = self._entries(row, row_key)
+        index = bisect_left(entries, (key,))
+        if index < len(entries) and entries[index][0] == key:
+            return entries[index][1]
+        return None
+
+    def _iter_buckets(self, txn: Any) -> Iterator[tuple[int, bytes]]:
+        """Every non-empty bucket and its row (the leaf hash's preimage), in bucket order."""
+        for row_key, row in txn.cursor(db=self._dbs["state"]):
+            if len(row_key) != 4 or not row:
+                raise StorageCorrupted(f"state row {row_key.hex()} is malformed")
+            yield _U32.unpack(row_key)[0], row
 
     def prepare_state(self, writes: Mapping[bytes, bytes | None]) -> PreparedState:
         """Compute the root of committed state + ``writes`` (None deletes). Changes nothing."""
@@ -577,28 +618,34 @@ class LedgerStore:
                 )
             value_max = self.limits.value_bytes_max
             by_bucket: dict[bytes, dict[bytes, bytes | None]] = {}
-            lmdb_writes: list[tuple[bytes, bytes | None]] = []
             for key, value in writes.items():
-                state_key = self._state_key(key)
+                row_key = self._state_key(key)
                 if value is not None:
                     if not isinstance(value, bytes):
                         raise TypeError(f"state values are bytes, got {type(value).__name__}")
                     if len(value) > value_max:
                         raise LimitExceeded(f"value is {len(value)} bytes, limit {value_max}")
-                by_bucket.setdefault(state_key[:4], {})[key] = value
-                lmdb_writes.append((state_key, value))
+                by_bucket.setdefault(row_key, {})[key] = value
             leaves: dict[int, bytes] = {}
+            lmdb_writes: list[tuple[bytes, bytes | None]] = []
+            hash_fn = self._hash_fn
             with _translate_errors("reading state"), self._env.begin(db=self._dbs["state"]) as txn:
-                cursor = txn.cursor()
-                for prefix, bucket_writes in by_bucket.items():
-                    bucket = _U32.unpack(prefix)[0]
-                    entries = dict(self._bucket_entries(cursor, bucket))
+                for row_key, bucket_writes in by_bucket.items():
+                    # the row is sorted: bisect each written key into it (no dict, no re-sort)
+                    entries = self._entries(txn.get(row_key), row_key)
                     for key, value in bucket_writes.items():
+                        index = bisect_left(entries, (key,))
+                        found = index < len(entries) and entries[index][0] == key
                         if value is None:
-                            entries.pop(key, None)
+                            if found:
+                                del entries[index]
+                        elif found:
+                            entries[index] = (key, value)
                         else:
-                            entries[key] = value
-                    leaves[bucket] = leaf_hash(sorted(entries.items()), self._hash_fn)
+                            entries.insert(index, (key, value))
+                    row = encode(entries) if entries else None
+                    leaves[_U32.unpack(row_key)[0]] = leaf_hash_of_row(row, hash_fn)
+                    lmdb_writes.append((row_key, row))
             changes = self._tree.compute_update(leaves)
             leaf_base = 1 << self._bucket_bits
             # the leaf level of the changes, from the ~writes buckets (not the ~10x more nodes)
@@ -618,10 +665,9 @@ class LedgerStore:
         """The committed value of ``key``; None when absent."""
         with self._lock:
             self._check_open()
-            state_key = self._state_key(key)
+            row_key = self._state_key(key)
             with _translate_errors("reading state"), self._env.begin() as txn:
-                value: bytes | None = txn.get(state_key, db=self._dbs["state"])
-            return value
+                return self._lookup(txn.get(row_key, db=self._dbs["state"]), row_key, key)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[StateSnapshot]:
@@ -640,11 +686,12 @@ class LedgerStore:
         """The committed value of ``key`` (None: absent) and a proof against :attr:`state_root`."""
         with self._lock:
             self._check_open()
-            state_key = self._state_key(key)
-            bucket = _U32.unpack_from(state_key)[0]
+            row_key = self._state_key(key)
+            bucket = _U32.unpack(row_key)[0]
             with _translate_errors("reading state"), self._env.begin(db=self._dbs["state"]) as txn:
-                value: bytes | None = txn.get(state_key)
-                entries = self._bucket_entries(txn.cursor(), bucket)
+                row: bytes | None = txn.get(row_key)
+            entries = self._entries(row, row_key)
+            value = self._lookup(row, row_key, key)
             proof = StateProof(
                 bucket_bits=self._bucket_bits,
                 bucket=bucket,
@@ -657,8 +704,8 @@ class LedgerStore:
         """Every committed (key, value), in bucket order, from one consistent snapshot."""
         self._check_open()
         with _translate_errors("reading state"), self._env.begin() as txn:
-            for _, entries in self._iter_buckets(txn):
-                yield from entries
+            for bucket, row in self._iter_buckets(txn):
+                yield from self._entries(row, _U32.pack(bucket))
 
     # -- blocks -----------------------------------------------------------------------------
 
@@ -974,11 +1021,22 @@ class LedgerStore:
             if state:
                 expected = BucketTree(self._bucket_bits, self._hash_fn)
                 with _translate_errors("auditing state"), self._env.begin() as txn:
-                    leaves = {b: leaf_hash(e, self._hash_fn) for b, e in self._iter_buckets(txn)}
+                    leaves = {b: self._audited_leaf(b, row) for b, row in self._iter_buckets(txn)}
                 expected.apply(expected.compute_update(leaves))
                 if expected.root != self._state_root:
                     raise StorageCorrupted("state entries do not hash to the committed root")
             self._check_tree()
+
+    def _audited_leaf(self, bucket: int, row: bytes) -> bytes:
+        """A bucket row's leaf hash after checking the row is what the store would write: sorted,
+        unique keys, each key in this bucket, canonical bytes."""
+        entries = self._entries(row, _U32.pack(bucket))
+        keys = [key for key, _ in entries]
+        if encode(entries) != row or sorted(set(keys)) != keys or not keys:
+            raise StorageCorrupted(f"state bucket {bucket} is not a sorted, canonical entry list")
+        if any(bucket_of(key, self._bucket_bits, self._hash_fn) != bucket for key in keys):
+            raise StorageCorrupted(f"state bucket {bucket} holds a key of another bucket")
+        return leaf_hash_of_row(row, self._hash_fn)
 
     # -- lifecycle --------------------------------------------------------------------------
 
