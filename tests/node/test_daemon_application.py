@@ -110,16 +110,36 @@ def test_gossip_waits_for_the_admission_task_and_its_backlog_is_bounded(node, mo
 def test_tune_gc_sets_the_node_thresholds_and_freezes_start_up() -> None:
     import gc
 
+    from pilotchain.node import daemon
     from pilotchain.node.daemon import NODE_GC_THRESHOLDS, tune_gc
 
     before = gc.get_threshold()
     try:
         tune_gc()
+        tune_gc()  # twice: one pause logger, not two
         assert gc.get_threshold() == NODE_GC_THRESHOLDS
         assert gc.get_freeze_count() > 0
+        assert gc.callbacks.count(daemon._log_gc_pause) == 1
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+        while daemon._log_gc_pause in gc.callbacks:
+            gc.callbacks.remove(daemon._log_gc_pause)
+
+
+def test_a_long_collector_pause_is_logged_and_a_short_one_is_not(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pilotchain.node import daemon
+
+    clock = iter([0, 99_000_000, 1_000_000_000, 1_000_000_000 + daemon.SLOW_PAUSE_MS * 1_000_000])
+    monkeypatch.setattr(daemon.time, "perf_counter_ns", lambda: next(clock))
+    with caplog.at_level("WARNING", logger=daemon._log.name):
+        for _ in range(2):
+            daemon._log_gc_pause("start", {"generation": 2})
+            daemon._log_gc_pause("stop", {"generation": 2, "collected": 7})
+    slow = [r for r in caplog.records if getattr(r, "event", None) == "node.slow"]
+    assert [(r.cause, r.ms, r.generation, r.collected) for r in slow] == [("gc", daemon.SLOW_PAUSE_MS, 2, 7)]
 
 
 def test_each_validator_gets_its_own_storage_maintenance_heights(tmp_path: Path) -> None:

@@ -444,8 +444,13 @@ class ConsensusNode(LocalNode):
         try:
             block = self.block_of(effect.block.payload)
             # the payload decoded strictly to this block, so it is the block's canonical encoding
+            started_ns = time.perf_counter_ns()
             digest = self.ledger.commit_block(block, certificate=encode(CommitRecord(header, effect.certificate)),
                                               encoded=effect.block.payload)
+            commit_ms = (time.perf_counter_ns() - started_ns) // 1_000_000
+            if commit_ms >= SLOW_PAUSE_MS:
+                _log.warning("slow block commit", extra={"event": "node.slow", "cause": "commit", "ms": commit_ms,
+                                                         "height": header.height, "txs": len(block.txs)})
         except (CodecError, BlockInvalid) as exc:
             self._halted = f"certified block {header.height} cannot be applied: {exc}"
             _log.critical(self._halted, extra={"event": "node.halted"})
@@ -701,11 +706,34 @@ def configure_logging(level: str) -> None:
 NODE_GC_THRESHOLDS: Final = (50_000, 20, 100)
 
 
+#: a cyclic-GC pause or a block commit at least this long is logged (``node.slow``): latency
+#: spikes in a long run can then be told apart (collector, storage, or neither)
+SLOW_PAUSE_MS: Final = 100
+
+
 def tune_gc() -> None:
-    """Freeze what start-up allocated (never scanned again) and collect less often."""
+    """Freeze what start-up allocated (never scanned again) and collect less often; log long
+    collector pauses."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*NODE_GC_THRESHOLDS)
+    if _log_gc_pause not in gc.callbacks:
+        gc.callbacks.append(_log_gc_pause)
+
+
+_gc_started_ns = 0
+
+
+def _log_gc_pause(phase: str, info: dict[str, int]) -> None:
+    global _gc_started_ns
+    if phase == "start":
+        _gc_started_ns = time.perf_counter_ns()
+        return
+    pause_ms = (time.perf_counter_ns() - _gc_started_ns) // 1_000_000
+    if pause_ms >= SLOW_PAUSE_MS:
+        _log.warning("cyclic GC paused the node", extra={
+            "event": "node.slow", "cause": "gc", "ms": pause_ms,
+            "generation": info.get("generation"), "collected": info.get("collected")})
 
 
 async def _run(home: Path, options: dict[str, Any]) -> int:
