@@ -559,3 +559,22 @@ def test_an_unknown_storage_format_is_refused(tmp_path: Path) -> None:
     _tamper_lmdb(tmp_path, b"meta", b"format", b"pilotchain-storage/9")
     with pytest.raises(StorageError, match="unknown storage format"):
         open_store(tmp_path)
+
+
+def test_a_malformed_row_of_a_one_row_per_key_store_halts_the_conversion(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    commit_next(store)
+    store.close()
+    _rewrite_as_v1(tmp_path)
+    _tamper_lmdb(tmp_path, b"state", b"\x00\x00\x00\x00", b"no key")  # a bucket prefix alone
+    with pytest.raises(StorageCorrupted, match="malformed"):
+        open_store(tmp_path)
+    # the conversion never committed: the store is still /1, its rows untouched
+    env = lmdb.open(str(tmp_path / "lmdb"), max_dbs=16, subdir=True, readonly=True)
+    meta = env.open_db(b"meta", create=False)
+    state = env.open_db(b"state", create=False)
+    with env.begin() as txn:
+        assert txn.get(b"format", db=meta) == b"pilotchain-storage/1"
+        assert all(len(key) > 4 for key, _ in txn.cursor(db=state) if key != b"\x00\x00\x00\x00")
+        assert txn.stat(state)["entries"] > 1
+    env.close()

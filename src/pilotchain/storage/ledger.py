@@ -380,24 +380,24 @@ class LedgerStore:
 
     def _convert_v1_state(self) -> None:
         """Rewrite a ``pilotchain-storage/1`` state (one row per key) as one row per bucket, and
-        the format, in one write transaction: a crash leaves the old layout, converted again."""
-        state = self._dbs["state"]
+        the format, in one write transaction: a crash leaves the old layout, converted again.
+        Streams bucket by bucket (a bucket's row sorts before its old per-key rows), so memory
+        holds one bucket, not the state."""
         with _translate_errors("converting state to one row per bucket"), self._env.begin(write=True) as txn:
-            rows: list[tuple[bytes, bytes]] = []
-            prefix = b""
-            entries: list[tuple[bytes, bytes]] = []
-            for lmdb_key, value in txn.cursor(db=state):
-                if len(lmdb_key) < 5:
-                    raise StorageCorrupted(f"state row {lmdb_key.hex()} of a /1 store is malformed")
-                if lmdb_key[:4] != prefix:
-                    if entries:
-                        rows.append((prefix, encode(entries)))
-                    prefix, entries = lmdb_key[:4], []
-                entries.append((lmdb_key[4:], value))
-            if entries:
-                rows.append((prefix, encode(entries)))
-            txn.drop(state, delete=False)
-            txn.cursor(db=state).putmulti(rows, append=True)
+            cursor = txn.cursor(db=self._dbs["state"])
+            more = cursor.first()
+            while more:
+                lmdb_key = cursor.key()
+                prefix = lmdb_key[:4]
+                entries: list[tuple[bytes, bytes]] = []
+                while lmdb_key[:4] == prefix and lmdb_key:
+                    if len(lmdb_key) < 5:
+                        raise StorageCorrupted(f"state row {lmdb_key.hex()} of a /1 store is malformed")
+                    entries.append((lmdb_key[4:], cursor.value()))
+                    cursor.delete()  # moves to the next row
+                    lmdb_key = cursor.key()  # b"" past the last row
+                cursor.put(prefix, encode(entries))
+                more = cursor.next()
             txn.put(b"format", FORMAT, db=self._dbs["meta"])
 
     def _initialise(self, hash_probe: bytes) -> None:
