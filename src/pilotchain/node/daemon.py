@@ -762,6 +762,9 @@ async def _run(home: Path, options: dict[str, Any]) -> int:
         _log.info("node stopping", extra={"event": "node.stopping"})
         await node.close()
         _log.info("node stopped", extra={"event": "node.stopped", "height": node.ledger.height})
+        # collections while the process unwinds are not pauses of a running node
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(_log_gc_pause)
     return code
 
 
