@@ -141,8 +141,6 @@ _LEAF_ROW = struct.Struct(">I32s")
 #: a bucket row as stored (the canonical encoding of its sorted entries; checked by audits)
 _decode_bucket = msgspec.msgpack.Decoder(list[tuple[bytes, bytes]]).decode
 _DATABASES = ("meta", "blocks", "hashes", "txs", "certs", "state", "leaves", "block_txs", "leaf_log")
-#: LMDB's own key limit (511 bytes) minus the 4-byte bucket prefix of state keys.
-_LMDB_STATE_KEY_BYTES_MAX = 511 - 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +158,8 @@ class StorageLimits:
     map_size_bytes: int = 64 * 1024 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        assert 0 < self.key_bytes_max <= _LMDB_STATE_KEY_BYTES_MAX, "LMDB caps keys at 511 bytes"
+        # state keys live inside their bucket's row, so LMDB's 511-byte key limit does not bind them
+        assert self.key_bytes_max > 0
         assert 0 < self.block_bytes_max < 2**31
         assert self.segment_bytes_max > 0
         assert self.map_size_bytes > 0
@@ -566,6 +565,7 @@ class LedgerStore:
     # -- state ------------------------------------------------------------------------------
 
     def _state_key(self, key: bytes) -> bytes:
+        """The LMDB key of the row holding ``key``: its bucket, 4 bytes big-endian."""
         known = self._state_keys.get(key)
         if known is not None:
             return known
@@ -573,13 +573,13 @@ class LedgerStore:
             raise TypeError(f"state keys are bytes, got {type(key).__name__}")
         if len(key) > self.limits.key_bytes_max:
             raise LimitExceeded(f"key is {len(key)} bytes, limit {self.limits.key_bytes_max}")
-        state_key = _U32.pack(bucket_of(key, self._bucket_bits, self._hash_fn))
+        row_key = _U32.pack(bucket_of(key, self._bucket_bits, self._hash_fn))
         # a block's execution reads a key and prepare_state writes it: hash it once (the memo is
         # cleared when it grows past a block's worth of keys)
         if len(self._state_keys) >= STATE_KEY_MEMO_MAX:
             self._state_keys.clear()
-        self._state_keys[key] = state_key
-        return state_key
+        self._state_keys[key] = row_key
+        return row_key
 
     def _entries(self, row: bytes | None, row_key: bytes) -> list[tuple[bytes, bytes]]:
         """A bucket row's entries (sorted by key); [] for an absent row."""
