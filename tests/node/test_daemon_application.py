@@ -117,8 +117,10 @@ def test_tune_gc_sets_the_node_thresholds_and_freezes_start_up(monkeypatch: pyte
     monkeypatch.setattr(daemon, "SLOW_PAUSE_MS", 10**9)
     before = gc.get_threshold()
     try:
-        tune_gc()
-        tune_gc()  # twice: one pause logger, not two
+        tune_gc()  # the load generator's: no pause logger
+        assert daemon._log_gc_pause not in gc.callbacks
+        tune_gc(log_pauses=True)
+        tune_gc(log_pauses=True)  # twice: one pause logger, not two
         assert gc.get_threshold() == NODE_GC_THRESHOLDS
         assert gc.get_freeze_count() > 0
         assert gc.callbacks.count(daemon._log_gc_pause) == 1

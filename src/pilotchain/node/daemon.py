@@ -711,13 +711,13 @@ NODE_GC_THRESHOLDS: Final = (50_000, 20, 100)
 SLOW_PAUSE_MS: Final = 100
 
 
-def tune_gc() -> None:
-    """Freeze what start-up allocated (never scanned again) and collect less often; log long
-    collector pauses."""
+def tune_gc(*, log_pauses: bool = False) -> None:
+    """Freeze what start-up allocated (never scanned again) and collect less often; with
+    ``log_pauses`` (a node process), log collector pauses of SLOW_PAUSE_MS or more."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*NODE_GC_THRESHOLDS)
-    if _log_gc_pause not in gc.callbacks:
+    if log_pauses and _log_gc_pause not in gc.callbacks:
         gc.callbacks.append(_log_gc_pause)
 
 
@@ -738,7 +738,7 @@ def _log_gc_pause(phase: str, info: dict[str, int]) -> None:
 
 async def _run(home: Path, options: dict[str, Any]) -> int:
     node = ConsensusNode.from_home(home, **options)
-    tune_gc()
+    tune_gc(log_pauses=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
