@@ -206,6 +206,12 @@ class StateSnapshot:
         self._store = None
 
 
+def _find(entries: Sequence[tuple[bytes, bytes]], key: bytes) -> bytes | None:
+    """``key``'s value in a bucket's sorted entries (None: absent)."""
+    index = bisect_left(entries, (key,))
+    return entries[index][1] if index < len(entries) and entries[index][0] == key else None
+
+
 def _height_key(height: int) -> bytes:
     return _U64.pack(height)
 
@@ -593,13 +599,7 @@ class LedgerStore:
 
     def _lookup(self, row: bytes | None, row_key: bytes, key: bytes) -> bytes | None:
         """``key``'s value in a bucket row (None: absent)."""
-        if row is None:
-            return None
-        entries = self._entries(row, row_key)
-        index = bisect_left(entries, (key,))
-        if index < len(entries) and entries[index][0] == key:
-            return entries[index][1]
-        return None
+        return None if row is None else _find(self._entries(row, row_key), key)
 
     def _iter_buckets(self, txn: Any) -> Iterator[tuple[int, bytes]]:
         """Every non-empty bucket and its row (the leaf hash's preimage), in bucket order."""
@@ -691,7 +691,7 @@ class LedgerStore:
             with _translate_errors("reading state"), self._env.begin(db=self._dbs["state"]) as txn:
                 row: bytes | None = txn.get(row_key)
             entries = self._entries(row, row_key)
-            value = self._lookup(row, row_key, key)
+            value = _find(entries, key)
             proof = StateProof(
                 bucket_bits=self._bucket_bits,
                 bucket=bucket,
