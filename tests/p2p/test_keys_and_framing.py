@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pilotchain.crypto import CryptoError, get_suite
+from pilotchain.crypto.kex import hkdf_expand, hkdf_extract, key_exchange_for
 from pilotchain.p2p import FrameOpener, FrameRejected, FrameSealer, reconnect_delay_ms
 from pilotchain.p2p.framing import FRAME_OVERHEAD_BYTES, MessageKind, encode_length, parse_length
-from pilotchain.p2p.keys import hkdf_expand, hkdf_extract, key_exchange_for
 
 from .helpers import SUITE_PARAMS, suite_available
 

@@ -15,6 +15,10 @@ encoding (gm: named curve, uncompressed point), so keys can be compared as bytes
 :meth:`Suite.verify_batch` spreads large batches over one thread per core. Details, the OpenSSL
 binding behind SM2 and measured numbers: ``docs/crypto.md``.
 
+Key agreement (X25519 for ``intl``, ECDH on the SM2 curve for ``gm``) and HKDF over the suite's
+hash live in :mod:`pilotchain.crypto.kex`; :func:`key_exchange_for`, :func:`hkdf_extract`,
+:func:`hkdf_expand` and :func:`hmac_digest` are re-exported here.
+
 Error tree::
 
     CryptoError
@@ -32,9 +36,17 @@ from pilotchain.crypto.base import (
     Suite,
     UnsupportedSuite,
 )
+from pilotchain.crypto.kex import (
+    KeyExchange,
+    hkdf_expand,
+    hkdf_extract,
+    hmac_digest,
+    key_exchange_for,
+)
 
 __all__ = [
     "CryptoError",
+    "KeyExchange",
     "KeyFormatError",
     "PrivateKey",
     "PublicKey",
@@ -42,6 +54,10 @@ __all__ = [
     "UnsupportedSuite",
     "SUITE_NAMES",
     "get_suite",
+    "hkdf_expand",
+    "hkdf_extract",
+    "hmac_digest",
+    "key_exchange_for",
 ]
 
 SUITE_NAMES = ("intl", "gm")

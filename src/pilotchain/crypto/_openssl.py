@@ -33,9 +33,10 @@ Rules this module keeps:
   operation creates its own ``EVP_PKEY_CTX`` and ``EVP_MD_CTX``), the fetched ``EVP_MD`` is an
   immutable shared object, and the error queue is per thread.
 
-``_lib`` and ``_openssl_errors`` are shared with :mod:`pilotchain.p2p._gm_kex` (SM2-curve ECDH),
-which declares its own, disjoint set of functions on the same handle: keep both names stable and
-never redeclare a function with different types (``argtypes`` live on the shared handle).
+``_lib``, ``_declare`` and ``_fail`` are shared with :mod:`pilotchain.crypto._sm2_ecdh`
+(SM2-curve ECDH), which declares its own, disjoint set of functions on the same handle: keep the
+names stable and never redeclare a function with different types (``argtypes`` live on the
+shared handle).
 
 Nothing here is imported unless the ``gm`` suite is used, so an ``intl`` network does not need
 ``libcrypto.so.3``.

@@ -56,11 +56,11 @@ from typing import Final
 
 from pilotchain.codec import CodecError, Record, decode, encode
 from pilotchain.crypto import CryptoError, PrivateKey, Suite
+from pilotchain.crypto.kex import hkdf_expand, hkdf_extract, hmac_digest, key_exchange_for
 from pilotchain.identity.errors import IdentityRejected
 from pilotchain.identity.membership import Identity, Membership
 from pilotchain.identity.records import Certificate, Role, decode_record
 from pilotchain.p2p.errors import HandshakeFailed, HandshakeFailure
-from pilotchain.p2p.keys import hkdf_expand, hkdf_extract, hmac_digest, key_exchange_for
 
 __all__ = [
     "AEAD_IV_BYTES",
