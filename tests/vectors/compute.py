@@ -185,7 +185,8 @@ RECORDS: dict[str, Any] = {
     "consensus.Proposal": Proposal,
     "consensus.CommitCertificate": CommitCertificate,
 }
-#: records with their own decoder (``args``: contract arguments; ``message``: a consensus message)
+#: records with their own decoder (``args``: contract arguments; ``consensus.message``: a tagged
+#: consensus wire message, read with decode_message)
 DECODERS: dict[str, Callable[[bytes], Any]] = {"args": decode_args, "consensus.message": decode_message}
 
 
