@@ -220,3 +220,117 @@ def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
         app, ["crypto", "keygen", "--suite", "rsa", "--out", str(tmp_path / "k.pem")]
     )
     assert result.exit_code == 2 and "intl" in result.output and "gm" in result.output
+
+
+# -- encrypt / decrypt ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 1024 * 1024])
+def test_encrypt_decrypt_round_trip(
+    tmp_path: Path, keypair: tuple[Path, Path], suite_name: str, size: int
+) -> None:
+    key, public = keypair
+    plain, sealed, back = tmp_path / "plain", tmp_path / "plain.sealed", tmp_path / "back"
+    plain.write_bytes(bytes(index % 253 for index in range(size)))
+    code, output = run("encrypt", "-s", suite_name, "-p", public, "-i", plain, "-o", sealed)
+    assert code == 0 and f"wrote {sealed}" in output
+    bare = suite_name == "gm" and 1 <= size <= 255
+    assert sealed.read_bytes()[:1] == (b"\x30" if bare else b"P")
+    code, output = run("decrypt", "-s", suite_name, "-k", key, "-i", sealed, "-o", back)
+    assert code == 0 and f"wrote {back} ({size} bytes" in output
+    assert back.read_bytes() == plain.read_bytes()
+    assert stat.S_IMODE(back.stat().st_mode) == 0o600
+
+
+def test_encrypt_decrypt_json(tmp_path: Path, keypair: tuple[Path, Path], suite_name: str) -> None:
+    key, public = keypair
+    plain, sealed = tmp_path / "plain", tmp_path / "sealed"
+    plain.write_bytes(b"data key")
+    code, output = run(
+        "encrypt", "-s", suite_name, "-p", public, "-i", plain, "-o", sealed, "--json"
+    )
+    assert code == 0 and json.loads(output) == {
+        "ok": True,
+        "suite": suite_name,
+        "out": str(sealed),
+        "plaintext_bytes": 8,
+        "sealed_bytes": sealed.stat().st_size,
+        "format": "sm2-der" if suite_name == "gm" else "envelope-v1",
+    }
+    code, output = run(
+        "decrypt", "-s", suite_name, "-k", key, "-i", sealed, "-o", tmp_path / "b", "--json"
+    )
+    assert code == 0 and json.loads(output) == {
+        "ok": True,
+        "suite": suite_name,
+        "out": str(tmp_path / "b"),
+        "plaintext_bytes": 8,
+    }
+    code, output = run(
+        "decrypt", "-s", suite_name, "-k", key, "-i", plain, "-o", tmp_path / "c", "--json"
+    )
+    document = json.loads(output)
+    assert code == 1 and document["ok"] is False and "not a pilotchain sealed" in document["error"]
+    assert document["hint"]
+
+
+def test_encrypt_decrypt_every_way_to_fail(
+    tmp_path: Path, keypair: tuple[Path, Path], suite_name: str
+) -> None:
+    key, public = keypair
+    plain, sealed = tmp_path / "plain", tmp_path / "sealed"
+    plain.write_bytes(b"secret")
+    assert run("encrypt", "-s", suite_name, "-p", public, "-i", plain, "-o", sealed)[0] == 0
+
+    def fails(command: str, *arguments: str | Path) -> str:
+        code, output = run(command, *arguments)
+        assert code == 1
+        assert output.count("\n") == 1 and output.startswith("error: "), output
+        return output
+
+    def decrypt_fails(*arguments: str | Path) -> str:
+        return fails("decrypt", "-s", suite_name, *arguments, "-o", tmp_path / "out")
+
+    assert run("keygen", "-s", suite_name, "--out", tmp_path / "stranger.pem")[0] == 0
+    wrong = decrypt_fails("-k", tmp_path / "stranger.pem", "-i", sealed)
+    assert "cannot decrypt" in wrong and "pilotchain crypto pubkey" in wrong
+    changed = bytearray(sealed.read_bytes())
+    changed[-1] ^= 0x01
+    (tmp_path / "changed").write_bytes(bytes(changed))
+    assert "cannot decrypt" in decrypt_fails("-k", key, "-i", tmp_path / "changed")
+    (tmp_path / "cut").write_bytes(sealed.read_bytes()[:3])
+    cut = decrypt_fails("-k", key, "-i", tmp_path / "cut")  # "PCS" / a DER fragment
+    assert ("truncated to 3 bytes" if suite_name == "intl" else "cannot decrypt") in cut
+    assert "is a public key, not a private key" in decrypt_fails("-k", public, "-i", sealed)
+    assert "cannot read encrypted file" in decrypt_fails("-k", key, "-i", tmp_path / "missing")
+    other = "gm" if suite_name == "intl" else "intl"
+    assert run("keygen", "-s", other, "--out", tmp_path / "other.pem")[0] == 0
+    assert f"not a private key of the {suite_name} suite" in decrypt_fails(
+        "-k", tmp_path / "other.pem", "-i", sealed
+    )
+    code, output = run(
+        "decrypt", "-s", other, "-k", tmp_path / "other.pem", "-i", sealed, "-o", tmp_path / "o"
+    )
+    assert code == 1 and f"sealed for the {suite_name} suite" in output
+    assert f"pass --suite {suite_name}" in output
+    assert "is a private key" in fails(
+        "encrypt", "-s", suite_name, "-p", key, "-i", plain, "-o", tmp_path / "x"
+    )
+    other_public = tmp_path / "other.pub.pem"
+    assert f"not a public key of the {suite_name} suite" in fails(
+        "encrypt", "-s", suite_name, "-p", other_public, "-i", plain, "-o", tmp_path / "x"
+    )
+    assert "--force" in fails("encrypt", "-s", suite_name, "-p", public, "-i", plain, "-o", sealed)
+    assert not (tmp_path / "out").exists()
+
+
+def test_encrypt_and_decrypt_help_say_what_they_take() -> None:
+    for command, words in [
+        ("encrypt", ["--pubkey", "X25519 or Ed25519", "SM2", "openssl pkeyutl -decrypt"]),
+        ("decrypt", ["--key", "openssl genpkey -algorithm SM2", "mode 0600"]),
+    ]:
+        code, output = run(command, "--help")
+        assert code == 0
+        flat = " ".join(output.replace("│", " ").split())
+        for word in words:
+            assert word in flat, (command, word)

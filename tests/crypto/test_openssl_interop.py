@@ -251,3 +251,107 @@ def test_gm_refuses_non_canonical_keys_openssl_can_write(tmp_path: Path) -> None
     with pytest.raises(KeyFormatError, match="named_curve"):
         suite.load_private_key_pem(explicit_key.read_bytes())
     assert suite.load_public_key_pem(public.read_bytes()).to_pem() == public.read_bytes()
+
+
+# -- encryption: SM2 both ways (GB/T 35276 DER), intl keys openssl writes ---------------------
+
+
+@pytest.fixture
+def openssl_sm2_key(tmp_path: Path) -> tuple[Path, Path]:
+    key, public = tmp_path / "sm2.pem", tmp_path / "sm2.pub.pem"
+    openssl_ok("genpkey", "-algorithm", "SM2", "-out", key)
+    openssl_ok("pkey", "-in", key, "-pubout", "-out", public)
+    return key, public
+
+
+@pytest.mark.parametrize("size", [1, 16, 255, 256, 1000])
+def test_gm_openssl_encrypts_pilotchain_decrypts(
+    tmp_path: Path, openssl_sm2_key: tuple[Path, Path], size: int
+) -> None:
+    key, public = openssl_sm2_key
+    plain, sealed, back = tmp_path / "plain", tmp_path / "sealed", tmp_path / "back"
+    plain.write_bytes(bytes((index * 31 + 7) % 256 for index in range(size)))
+    openssl_ok("pkeyutl", "-encrypt", "-pubin", "-inkey", public, "-in", plain, "-out", sealed)
+    code, output = pilotchain(
+        "decrypt", "--suite", "gm", "--key", key, "--in", sealed, "--out", back
+    )
+    assert code == 0, output
+    assert back.read_bytes() == plain.read_bytes()
+    # one changed byte in openssl's ciphertext, or one byte appended, and pilotchain refuses
+    changed = bytearray(sealed.read_bytes())
+    changed[-1] ^= 0x80
+    sealed.write_bytes(bytes(changed))
+    code, output = pilotchain(
+        "decrypt", "--suite", "gm", "--key", key, "--in", sealed, "--out", tmp_path / "x"
+    )
+    assert code == 1 and "cannot decrypt" in output
+    sealed.write_bytes(bytes(changed[:-1]) + bytes([changed[-1] ^ 0x80]) + b"\x00")
+    code, output = pilotchain(
+        "decrypt", "--suite", "gm", "--key", key, "--in", sealed, "--out", tmp_path / "y"
+    )
+    assert code == 1 and "cannot decrypt" in output
+
+
+@pytest.mark.parametrize("size", [1, 32, 255])
+def test_gm_pilotchain_encrypts_openssl_decrypts(
+    tmp_path: Path, openssl_sm2_key: tuple[Path, Path], size: int
+) -> None:
+    key, public = openssl_sm2_key
+    plain, sealed = tmp_path / "plain", tmp_path / "sealed"
+    plain.write_bytes(bytes(range(256))[:size])
+    code, output = pilotchain(
+        "encrypt", "--suite", "gm", "--pubkey", public, "--in", plain, "--out", sealed
+    )
+    assert code == 0 and "openssl also reads" in output
+    decrypted = subprocess.run(
+        [OPENSSL or "openssl", "pkeyutl", "-decrypt", "-inkey", str(key), "-in", str(sealed)],
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert decrypted.returncode == 0, decrypted.stderr
+    assert decrypted.stdout == plain.read_bytes()
+    # and openssl parses it as GB/T 35276: SEQUENCE { INTEGER x, INTEGER y, hash, ciphertext }
+    structure = openssl_ok("asn1parse", "-inform", "DER", "-in", sealed)
+    kinds = [line.split("prim: ")[1].split("  ")[0] for line in structure.splitlines()[1:]]
+    assert kinds == ["INTEGER", "INTEGER", "OCTET STRING", "OCTET STRING"], structure
+    assert f"l={size:>4} prim: OCTET STRING" in structure.splitlines()[-1]
+
+
+def test_gm_keys_pilotchain_makes_work_with_openssl_encryption(tmp_path: Path) -> None:
+    key, public = tmp_path / "node.pem", tmp_path / "node.pub.pem"
+    assert pilotchain("keygen", "--suite", "gm", "--out", key)[0] == 0
+    plain, sealed = tmp_path / "plain", tmp_path / "sealed"
+    plain.write_bytes(b"a 16-byte SM4 key")
+    openssl_ok("pkeyutl", "-encrypt", "-pubin", "-inkey", public, "-in", plain, "-out", sealed)
+    assert pilotchain(
+        "decrypt", "--suite", "gm", "--key", key, "--in", sealed, "--out", tmp_path / "back"
+    )[0] == 0
+    assert (tmp_path / "back").read_bytes() == plain.read_bytes()
+
+
+@pytest.mark.parametrize("algorithm", ["X25519", "ED25519"])
+def test_intl_encrypts_to_keys_openssl_writes(
+    tmp_path: Path, message: Path, algorithm: str
+) -> None:
+    key, public = tmp_path / "key.pem", tmp_path / "pub.pem"
+    openssl_ok("genpkey", "-algorithm", algorithm, "-out", key)
+    openssl_ok("pkey", "-in", key, "-pubout", "-out", public)
+    sealed, back = tmp_path / "sealed", tmp_path / "back"
+    assert pilotchain(
+        "encrypt", "--suite", "intl", "--pubkey", public, "--in", message, "--out", sealed
+    )[0] == 0
+    assert pilotchain(
+        "decrypt", "--suite", "intl", "--key", key, "--in", sealed, "--out", back
+    )[0] == 0
+    assert back.read_bytes() == message.read_bytes()
+
+
+def test_openssl_sm2_key_is_refused_for_intl_encryption(
+    tmp_path: Path, message: Path, openssl_sm2_key: tuple[Path, Path]
+) -> None:
+    _, public = openssl_sm2_key
+    code, output = pilotchain(
+        "encrypt", "--suite", "intl", "--pubkey", public, "--in", message, "--out", tmp_path / "s"
+    )
+    assert code == 1 and "X25519 or Ed25519" in output and "--suite" in output

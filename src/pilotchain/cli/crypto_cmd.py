@@ -1,8 +1,9 @@
-"""`pilotchain crypto ...`: keys, signatures and digests for integrators.
+"""`pilotchain crypto ...`: keys, signatures, digests and encryption for integrators.
 
 Every command takes ``--suite {intl,gm}`` and ``--json``. Files are the same bytes the
 ``openssl`` command line reads and writes: PKCS#8 PEM private keys, SubjectPublicKeyInfo PEM
-public keys, raw signature files (64 bytes for Ed25519, DER ``SEQUENCE{r, s}`` for SM2).
+public keys, raw signature files (64 bytes for Ed25519, DER ``SEQUENCE{r, s}`` for SM2), and for
+gm a small encrypted file is the GB/T 35276 DER SM2 ciphertext of ``openssl pkeyutl -encrypt``.
 
 User errors (a missing file, a key of the other suite, a bad signature) print one line saying
 what went wrong and what to do next, and exit with status 1 — never a traceback. With ``--json``
@@ -22,12 +23,27 @@ from typing import Annotated, Any, Final, NoReturn
 
 import typer
 
-from pilotchain.crypto import CryptoError, KeyFormatError, PrivateKey, Suite, get_suite
+from pilotchain.crypto import (
+    CryptoError,
+    KeyFormatError,
+    PrivateKey,
+    SealError,
+    SealFailure,
+    SealPrivateKey,
+    SealPublicKey,
+    Suite,
+    get_suite,
+    load_seal_private_key,
+    load_seal_public_key,
+    open_sealed,
+    seal,
+)
+from pilotchain.crypto.seal import GM_DIRECT_MAX
 
 __all__ = ["app", "public_key_path_for"]
 
 app = typer.Typer(
-    help="Keys, signatures and digests (intl: Ed25519/SHA-256, gm: SM2/SM3).",
+    help="Keys, signatures, digests and encryption (intl: Ed25519/SHA-256, gm: SM2/SM3).",
     no_args_is_help=True,
 )
 
@@ -37,9 +53,13 @@ KEY_FILE_SIZE_MAX: Final = 64 * 1024
 SIGNATURE_FILE_SIZE_MAX: Final = 1024
 #: Bound on a file to sign or verify: signatures need the whole message in memory.
 MESSAGE_FILE_SIZE_MAX: Final = 1024 * 1024 * 1024
+#: Bound on an encrypted file: the largest file to encrypt plus the envelope (under 200 bytes).
+SEALED_FILE_SIZE_MAX: Final = MESSAGE_FILE_SIZE_MAX + 4096
 #: Read size when hashing (hashing streams, so it has no size bound).
 HASH_CHUNK_SIZE: Final = 1024 * 1024
 PRIVATE_KEY_FILE_MODE: Final = 0o600
+#: Decrypted files hold what someone thought worth encrypting: readable by the owner only.
+DECRYPTED_FILE_MODE: Final = 0o600
 
 
 class SuiteName(enum.StrEnum):
@@ -51,6 +71,7 @@ SuiteOption = Annotated[
     SuiteName, typer.Option("--suite", "-s", help="Crypto suite: intl (Ed25519) or gm (SM2).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts).")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")]
 
 
 class UserError(Exception):
@@ -107,21 +128,54 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _load_private(suite: Suite, path: Path) -> PrivateKey:
+def _read_private_pem(suite: Suite, path: Path) -> bytes:
     pem = _read(path, "private key", KEY_FILE_SIZE_MAX)
     if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem:
         raise UserError(
             f"{path} is an encrypted private key; pilotchain reads unencrypted PKCS#8 keys",
             f"decrypt it with `openssl pkey -in {path} -out PLAIN.pem` and keep PLAIN.pem mode 0600",
         )
+    if b"PUBLIC KEY-----" in pem and b"PRIVATE KEY-----" not in pem:
+        raise UserError(
+            f"{path} is a public key, not a private key",
+            f"pass the private key it belongs to (`pilotchain crypto keygen --suite {suite.name} "
+            "--out KEY.pem` writes both: KEY.pem is the private one)",
+        )
+    return pem
+
+
+def _wrong_private_key(suite: Suite, path: Path, exc: KeyFormatError, kinds: str) -> UserError:
+    return UserError(
+        f"{path} is not a private key of the {suite.name} suite ({kinds}): {exc}",
+        f"make one with `pilotchain crypto keygen --suite {suite.name} --out KEY.pem`, "
+        "or pass the --suite the key was made for",
+    )
+
+
+def _load_private(suite: Suite, path: Path) -> PrivateKey:
+    pem = _read_private_pem(suite, path)
     try:
         return suite.load_private_key_pem(pem)
     except KeyFormatError as exc:
+        raise _wrong_private_key(suite, path, exc, suite.signature_name) from exc
+
+
+def _read_public_pem(suite: Suite, path: Path) -> bytes:
+    pem = _read(path, "public key", KEY_FILE_SIZE_MAX)
+    if b"PRIVATE KEY-----" in pem:
         raise UserError(
-            f"{path} is not a private key of the {suite.name} suite: {exc}",
-            f"make one with `pilotchain crypto keygen --suite {suite.name} --out KEY.pem`, "
-            "or pass the --suite the key was made for",
-        ) from exc
+            f"{path} is a private key, not a public key",
+            f"pass its public key instead: `pilotchain crypto pubkey --suite {suite.name} "
+            f"--key {path}` prints it",
+        )
+    return pem
+
+
+def _wrong_public_key(suite: Suite, path: Path, exc: KeyFormatError, kinds: str) -> UserError:
+    return UserError(
+        f"{path} is not a public key of the {suite.name} suite ({kinds}): {exc}",
+        "pass the --suite the key was made for",
+    )
 
 
 def _write_new(path: Path, data: bytes, mode: int, force: bool) -> None:
@@ -184,7 +238,7 @@ def pubkey(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write the PEM here instead of stdout.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Print (or write) the public key of a private key, as SubjectPublicKeyInfo PEM."""
@@ -211,7 +265,7 @@ def sign(
     key_path: Annotated[Path, typer.Option("--key", "-k", help="Private key file (PEM).")],
     in_path: Annotated[Path, typer.Option("--in", "-i", help="File to sign.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Signature file (raw bytes).")],
-    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Sign a file; the signature file is what `openssl` reads with -signature / -sigfile."""
@@ -241,20 +295,11 @@ def verify(
     """Check a signature: prints "valid" and exits 0, or prints why not and exits 1."""
     with _reporting(as_json):
         suite = get_suite(suite_name.value)
-        pem = _read(pubkey_path, "public key", KEY_FILE_SIZE_MAX)
-        if b"PRIVATE KEY-----" in pem:
-            raise UserError(
-                f"{pubkey_path} is a private key, not a public key",
-                f"pass its public key instead: `pilotchain crypto pubkey --suite {suite.name} "
-                f"--key {pubkey_path}` prints it",
-            )
+        pem = _read_public_pem(suite, pubkey_path)
         try:
             public = suite.load_public_key_pem(pem)
         except KeyFormatError as exc:
-            raise UserError(
-                f"{pubkey_path} is not a public key of the {suite.name} suite: {exc}",
-                "pass the --suite the key was made for",
-            ) from exc
+            raise _wrong_public_key(suite, pubkey_path, exc, suite.signature_name) from exc
         message = _read(in_path, "signed file", MESSAGE_FILE_SIZE_MAX)
         signature = _read(sig_path, "signature", SIGNATURE_FILE_SIZE_MAX)
         if not public.verify(message, signature):
@@ -294,4 +339,120 @@ def hash_file(
             "file": str(path),
             "digest_hex": digest.hex(),
         },
+    )
+
+
+#: what each suite accepts as an encryption key (the names in error messages)
+_SEAL_KEY_KINDS: Final = {"intl": "X25519 or Ed25519", "gm": "SM2"}
+
+
+def _load_seal_public(suite: Suite, path: Path) -> SealPublicKey:
+    pem = _read_public_pem(suite, path)
+    try:
+        return load_seal_public_key(suite, pem)
+    except KeyFormatError as exc:
+        raise _wrong_public_key(suite, path, exc, _SEAL_KEY_KINDS[suite.name]) from exc
+
+
+def _load_seal_private(suite: Suite, path: Path) -> SealPrivateKey:
+    pem = _read_private_pem(suite, path)
+    try:
+        return load_seal_private_key(suite, pem)
+    except KeyFormatError as exc:
+        raise _wrong_private_key(suite, path, exc, _SEAL_KEY_KINDS[suite.name]) from exc
+
+
+def _open_error(error: SealError, suite: Suite, key_path: Path, in_path: Path) -> UserError:
+    if error.reason is SealFailure.WRONG_SUITE:
+        other = "gm" if suite.name == "intl" else "intl"
+        return UserError(f"{in_path}: {error}", f"pass --suite {other} and a key of that suite")
+    if error.reason is SealFailure.MALFORMED:
+        return UserError(
+            f"{in_path}: {error}",
+            "pass a file that `pilotchain crypto encrypt` or `openssl pkeyutl -encrypt` wrote, "
+            "complete and unchanged",
+        )
+    return UserError(
+        f"cannot decrypt {in_path} with {key_path}: it was not encrypted to this key, or it was "
+        "changed or cut short",
+        f"check that the sender encrypted to the public key of {key_path} "
+        f"(`pilotchain crypto pubkey --suite {suite.name} --key {key_path}` prints it)",
+    )
+
+
+@app.command(
+    help="Encrypt a file to a public key: only the matching private key decrypts it.\n\n"
+    "intl: ephemeral X25519, HKDF-SHA-256, AES-256-GCM. gm: SM2 encryption (GB/T 32918.4); "
+    "a file of 1 to 255 bytes becomes the standard SM2 ciphertext that "
+    "`openssl pkeyutl -decrypt` reads, anything else an SM2-encrypted SM4 key plus SM4-GCM. "
+    "Layouts: docs/crypto.md."
+)
+def encrypt(
+    suite_name: SuiteOption,
+    pubkey_path: Annotated[
+        Path,
+        typer.Option(
+            "--pubkey",
+            "-p",
+            help="Recipient's public key, SubjectPublicKeyInfo PEM: X25519 or Ed25519 for intl "
+            "(a `keygen` .pub.pem works), SM2 for gm (`openssl pkey -pubout` works).",
+        ),
+    ],
+    in_path: Annotated[Path, typer.Option("--in", "-i", help="File to encrypt.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Encrypted file to write.")],
+    force: ForceOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    with _reporting(as_json):
+        suite = get_suite(suite_name.value)
+        recipient = _load_seal_public(suite, pubkey_path)
+        plaintext = _read(in_path, "file to encrypt", MESSAGE_FILE_SIZE_MAX)
+        sealed = seal(recipient, plaintext)
+        _write_new(out, sealed, 0o644, force)
+    bare_sm2 = suite.name == "gm" and 1 <= len(plaintext) <= GM_DIRECT_MAX
+    _emit(
+        as_json,
+        f"wrote {out} ({len(sealed)} bytes, "
+        + ("an SM2 ciphertext openssl also reads)" if bare_sm2 else "a pilotchain envelope)"),
+        {
+            "suite": suite.name,
+            "out": str(out),
+            "plaintext_bytes": len(plaintext),
+            "sealed_bytes": len(sealed),
+            "format": "sm2-der" if bare_sm2 else "envelope-v1",
+        },
+    )
+
+
+@app.command()
+def decrypt(
+    suite_name: SuiteOption,
+    key_path: Annotated[
+        Path,
+        typer.Option(
+            "--key",
+            "-k",
+            help="Your private key, unencrypted PEM: X25519 or Ed25519 for intl (a `keygen` key "
+            "works), SM2 for gm (`openssl genpkey -algorithm SM2` works).",
+        ),
+    ],
+    in_path: Annotated[Path, typer.Option("--in", "-i", help="Encrypted file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Decrypted file (mode 0600).")],
+    force: ForceOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Decrypt a file encrypted to your public key (by `encrypt`, or for gm by openssl)."""
+    with _reporting(as_json):
+        suite = get_suite(suite_name.value)
+        key = _load_seal_private(suite, key_path)
+        sealed = _read(in_path, "encrypted file", SEALED_FILE_SIZE_MAX)
+        try:
+            plaintext = open_sealed(key, sealed)
+        except SealError as error:
+            raise _open_error(error, suite, key_path, in_path) from error
+        _write_new(out, plaintext, DECRYPTED_FILE_MODE, force)
+    _emit(
+        as_json,
+        f"wrote {out} ({len(plaintext)} bytes, mode 0600)",
+        {"suite": suite.name, "out": str(out), "plaintext_bytes": len(plaintext)},
     )

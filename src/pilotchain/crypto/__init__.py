@@ -19,11 +19,19 @@ Key agreement (X25519 for ``intl``, ECDH on the SM2 curve for ``gm``) and HKDF o
 hash live in :mod:`pilotchain.crypto.kex`; :func:`key_exchange_for`, :func:`hkdf_extract`,
 :func:`hkdf_expand` and :func:`hmac_digest` are re-exported here.
 
+Sealing to a recipient's public key (ephemeral X25519 + HKDF-SHA-256 + AES-256-GCM for
+``intl``; SM2 encryption, GB/T 32918.4, with an SM4-GCM envelope for longer data, for ``gm``) is
+:mod:`pilotchain.crypto.seal`: :func:`load_seal_public_key`, :func:`seal`,
+:func:`load_seal_private_key`, :func:`open_sealed`, re-exported here.
+
 Error tree::
 
     CryptoError
     ├── KeyFormatError      a key that is not a valid PEM/DER key of this suite
-    └── UnsupportedSuite    a suite name pilotchain does not know
+    ├── UnsupportedSuite    a suite name pilotchain does not know
+    └── SealError           sealed bytes that cannot be opened; .reason is a SealFailure:
+                            MALFORMED, WRONG_SUITE or CANNOT_DECRYPT (wrong key, altered or
+                            cut-off bytes, other associated data: never said which)
 """
 
 from __future__ import annotations
@@ -43,6 +51,17 @@ from pilotchain.crypto.kex import (
     hmac_digest,
     key_exchange_for,
 )
+from pilotchain.crypto.seal import (
+    SealError,
+    SealFailure,
+    SealPrivateKey,
+    SealPublicKey,
+    load_seal_private_key,
+    load_seal_public_key,
+    open_sealed,
+    seal,
+    sealed_suite,
+)
 
 __all__ = [
     "CryptoError",
@@ -50,6 +69,10 @@ __all__ = [
     "KeyFormatError",
     "PrivateKey",
     "PublicKey",
+    "SealError",
+    "SealFailure",
+    "SealPrivateKey",
+    "SealPublicKey",
     "Suite",
     "UnsupportedSuite",
     "SUITE_NAMES",
@@ -58,6 +81,11 @@ __all__ = [
     "hkdf_extract",
     "hmac_digest",
     "key_exchange_for",
+    "load_seal_private_key",
+    "load_seal_public_key",
+    "open_sealed",
+    "seal",
+    "sealed_suite",
 ]
 
 SUITE_NAMES = ("intl", "gm")

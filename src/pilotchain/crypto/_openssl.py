@@ -1,4 +1,4 @@
-"""A small ctypes binding to the system's OpenSSL 3 ``libcrypto.so.3``, for SM2 signatures.
+"""A small ctypes binding to the system's OpenSSL 3 ``libcrypto.so.3``, for SM2.
 
 Why it exists: the ``cryptography`` wheel has SM3 and SM4 but no SM2 signing, and a pure-Python
 SM2 manages about 90 verifies per second. OpenSSL 3 implements SM2 (GB/T 32918) natively, so this
@@ -17,6 +17,8 @@ sign / verify with SM3 and the Z value          ``EVP_PKEY_CTX_new_from_pkey``,
                                                 ``EVP_MD_CTX_set_pkey_ctx``,
                                                 ``EVP_DigestSignInit`` / ``EVP_DigestSign``,
                                                 ``EVP_DigestVerifyInit`` / ``EVP_DigestVerify``
+encrypt / decrypt (GB/T 32918.4 with SM3,      ``EVP_PKEY_encrypt_init``, ``EVP_PKEY_encrypt``,
+DER ciphertext of GB/T 35276)                   ``EVP_PKEY_decrypt_init``, ``EVP_PKEY_decrypt``
 errors                                          ``ERR_get_error``, ``ERR_error_string_n``,
                                                 ``ERR_clear_error``
 ==============================================  ===============================================
@@ -143,6 +145,10 @@ _declare("EVP_DigestSignInit", _int, _p, _p, _p, _p, _p)
 _declare("EVP_DigestSign", _int, _p, _buf, ctypes.POINTER(_size), _buf, _size)
 _declare("EVP_DigestVerifyInit", _int, _p, _p, _p, _p, _p)
 _declare("EVP_DigestVerify", _int, _p, _buf, _size, _buf, _size)
+_declare("EVP_PKEY_encrypt_init", _int, _p)
+_declare("EVP_PKEY_encrypt", _int, _p, _buf, ctypes.POINTER(_size), _buf, _size)
+_declare("EVP_PKEY_decrypt_init", _int, _p)
+_declare("EVP_PKEY_decrypt", _int, _p, _buf, ctypes.POINTER(_size), _buf, _size)
 
 
 def openssl_version() -> str:
@@ -212,6 +218,23 @@ def _sm2_key_problem(pkey: int) -> str | None:
     if group.value != b"SM2":
         return f"an SM2 key on curve {group.value.decode(errors='replace')}"
     return None
+
+
+def _der_sequence_size(data: bytes) -> int | None:
+    """Total size (header included) of the DER SEQUENCE ``data`` starts with, or None when
+    ``data`` does not start with a definite-length SEQUENCE header."""
+    if len(data) < 2 or data[0] != 0x30:
+        return None
+    first = data[1]
+    if first < 0x80:
+        return 2 + first
+    count = first & 0x7F
+    if not 1 <= count <= 4 or len(data) < 2 + count:
+        return None
+    length = int.from_bytes(data[2 : 2 + count], "big")
+    if length < 0x80 or data[2] == 0:
+        return None  # DER takes the short form below 128 and no leading zero length octet
+    return 2 + count + length
 
 
 class Sm2Key:
@@ -393,3 +416,65 @@ class Sm2Key:
             _lib.ERR_clear_error()
             return False
         return True
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        """SM2 public-key encryption (GB/T 32918.4, KDF and C3 hash SM3) of 1 or more bytes: the
+        GB/T 35276 DER ``SEQUENCE { INTEGER x, INTEGER y, OCTET STRING hash, OCTET STRING
+        ciphertext }``, exactly what ``openssl pkeyutl -encrypt`` writes. OpenSSL draws the
+        ephemeral scalar k from its own CSPRNG."""
+        if not plaintext or len(plaintext) > _INT_MAX:
+            raise CryptoError("SM2 encryption takes 1 byte or more (OpenSSL refuses an empty input)")
+        pctx = _lib.EVP_PKEY_CTX_new_from_pkey(None, self._pkey, None)
+        if not pctx:
+            raise _fail("EVP_PKEY_CTX_new_from_pkey failed")
+        try:
+            if _lib.EVP_PKEY_encrypt_init(pctx) != 1:
+                raise _fail("EVP_PKEY_encrypt_init (SM2) failed")
+            size = _size(0)
+            if _lib.EVP_PKEY_encrypt(pctx, None, ctypes.byref(size), plaintext, len(plaintext)) != 1:
+                raise _fail("SM2 encryption failed (sizing the output)")
+            out = ctypes.create_string_buffer(size.value)
+            if _lib.EVP_PKEY_encrypt(pctx, out, ctypes.byref(size), plaintext, len(plaintext)) != 1:
+                raise _fail("SM2 encryption failed")
+        finally:
+            _lib.EVP_PKEY_CTX_free(pctx)
+        return out.raw[: size.value]
+
+    def decrypt(self, ciphertext: bytes) -> bytes | None:
+        """The plaintext of an SM2 DER ciphertext, or None when it does not decrypt (malformed
+        DER, a point off the curve, the wrong key, an altered byte): deliberately one answer for
+        every failure, and the OpenSSL error queue is dropped, not reported."""
+        if not self.has_private:
+            raise CryptoError("cannot decrypt with a public SM2 key")
+        if _der_sequence_size(ciphertext) != len(ciphertext):
+            # OpenSSL decodes the first SEQUENCE and ignores what follows: refuse a ciphertext
+            # with bytes appended or missing here, so one ciphertext has one byte string
+            return None
+        pctx = _lib.EVP_PKEY_CTX_new_from_pkey(None, self._pkey, None)
+        if not pctx:
+            raise _fail("EVP_PKEY_CTX_new_from_pkey failed")
+        try:
+            if _lib.EVP_PKEY_decrypt_init(pctx) != 1:
+                raise _fail("EVP_PKEY_decrypt_init (SM2) failed")
+            size = _size(0)
+            out: ctypes.Array[ctypes.c_char] | None = None
+            ok = (
+                _lib.EVP_PKEY_decrypt(pctx, None, ctypes.byref(size), ciphertext, len(ciphertext))
+                == 1
+            )
+            if ok:
+                out = ctypes.create_string_buffer(max(size.value, 1))
+                ok = (
+                    _lib.EVP_PKEY_decrypt(
+                        pctx, out, ctypes.byref(size), ciphertext, len(ciphertext)
+                    )
+                    == 1
+                )
+        finally:
+            _lib.EVP_PKEY_CTX_free(pctx)
+        if not ok or out is None:
+            _lib.ERR_clear_error()
+            return None
+        plaintext = out.raw[: size.value]
+        ctypes.memset(out, 0, len(out))  # best effort: do not leave the plaintext in a freed buffer
+        return plaintext
