@@ -255,9 +255,7 @@ def _fresh(value: bytes | None, size: int, name: str) -> bytes:
 
 
 def _intl_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
-    from pilotchain.crypto import get_suite
-
-    suite = get_suite("intl")
+    suite = _suite("intl")
     prk = hkdf_extract(suite, b"", shared)
     info = INTL_INFO_DOMAIN + ephemeral_public + recipient_public
     return hkdf_expand(suite, prk, info, _INTL_AES_KEY_SIZE)
@@ -277,7 +275,8 @@ def seal(
     ``associated_data`` is authenticated, not encrypted, and not stored: :func:`open_sealed`
     must be given the same bytes. The keyword arguments after it fix the randomness, for test
     vectors only: ``ephemeral_private`` (32 bytes, intl), ``data_key`` (16 bytes, gm envelope)
-    and ``nonce`` (12 bytes); by default each is fresh from the CSPRNG.
+    and ``nonce`` (12 bytes); by default each is fresh from the CSPRNG. A fixed ``data_key``
+    makes gm write the envelope even for 1 to 255 bytes.
     """
     plaintext = bytes(plaintext)
     associated_data = bytes(associated_data)
@@ -291,7 +290,7 @@ def seal(
             _X25519.shared_secret(ephemeral, recipient._x25519), ephemeral_public, recipient._x25519
         )
         prefix = _header("intl") + ephemeral_public + _fresh(nonce, _NONCE_SIZE, "nonce")
-        return prefix + _aead("intl").aead_encrypt(
+        return prefix + _suite("intl").aead_encrypt(
             key, prefix[-_NONCE_SIZE:], plaintext, prefix + associated_data
         )
     assert recipient.suite_name == "gm" and recipient._sm2 is not None
@@ -307,13 +306,13 @@ def seal(
         + sealed_key
         + _fresh(nonce, _NONCE_SIZE, "nonce")
     )
-    return prefix + _aead("gm").aead_encrypt(
+    return prefix + _suite("gm").aead_encrypt(
         key, prefix[-_NONCE_SIZE:], plaintext, prefix + associated_data
     )
 
 
-def _aead(suite_name: str) -> Suite:
-    from pilotchain.crypto import get_suite
+def _suite(suite_name: str) -> Suite:
+    from pilotchain.crypto import get_suite  # not at import time: the package imports this module
 
     return get_suite(suite_name)
 
@@ -373,7 +372,7 @@ def _open_intl(key: SealPrivateKey, sealed: bytes, associated_data: bytes) -> by
     try:
         shared = _X25519.shared_secret(key._x25519, ephemeral_public)
         aes_key = _intl_key(shared, ephemeral_public, recipient_public)
-        return _aead("intl").aead_decrypt(
+        return _suite("intl").aead_decrypt(
             aes_key, prefix[-_NONCE_SIZE:], sealed[_INTL_PREFIX_SIZE:], prefix + associated_data
         )
     except CryptoError:  # a low-order ephemeral key or a failed tag: the same answer
@@ -404,7 +403,7 @@ def _open_gm(key: SealPrivateKey, sealed: bytes, associated_data: bytes) -> byte
         raise _cannot_decrypt()
     prefix = sealed[:prefix_end]
     try:
-        return _aead("gm").aead_decrypt(
+        return _suite("gm").aead_decrypt(
             data_key, prefix[-_NONCE_SIZE:], sealed[prefix_end:], prefix + associated_data
         )
     except CryptoError:
