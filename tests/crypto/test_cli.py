@@ -24,6 +24,14 @@ def run(*arguments: str | Path, stdin: bytes | None = None) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def fails(*arguments: str | Path) -> str:
+    """Run a command that must fail: exit status 1 and one line starting with "error: "."""
+    code, output = run(*arguments)
+    assert code == 1
+    assert output.count("\n") == 1 and output.startswith("error: "), output
+    return output
+
+
 @pytest.fixture(params=["intl", "gm"])
 def suite_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -146,34 +154,31 @@ def test_sign_verify_and_every_way_to_fail(
         "verify", "--suite", suite_name, "--pubkey", public, "--in", message, "--sig", signature
     ) == (0, "valid\n")
 
-    def fails(*arguments: str | Path) -> str:
-        code, output = run("verify", "--suite", suite_name, *arguments)
-        assert code == 1
-        assert output.count("\n") == 1 and output.startswith("error: "), output
-        return output
+    def verify_fails(*arguments: str | Path) -> str:
+        return fails("verify", "--suite", suite_name, *arguments)
 
     base = ("--pubkey", public, "--in", message, "--sig", signature)
     message.write_bytes(b"payload!")
-    assert "invalid" in fails(*base)
+    assert "invalid" in verify_fails(*base)
     message.write_bytes(b"payload")
     signature.write_bytes(b"\x00" * 10)
-    assert "invalid" in fails(*base)
+    assert "invalid" in verify_fails(*base)
     signature.write_bytes(b"")
-    assert "invalid" in fails(*base)
-    assert "cannot read signature" in fails(
+    assert "invalid" in verify_fails(*base)
+    assert "cannot read signature" in verify_fails(
         "--pubkey", public, "--in", message, "--sig", tmp_path / "missing"
     )
-    assert "cannot read signed file" in fails(
+    assert "cannot read signed file" in verify_fails(
         "--pubkey", public, "--in", tmp_path, "--sig", signature
     )
-    assert "is a private key" in fails("--pubkey", key, "--in", message, "--sig", signature)
+    assert "is a private key" in verify_fails("--pubkey", key, "--in", message, "--sig", signature)
     other = "gm" if suite_name == "intl" else "intl"
     assert run("keygen", "--suite", other, "--out", tmp_path / "other.pem")[0] == 0
-    assert f"not a public key of the {suite_name} suite" in fails(
+    assert f"not a public key of the {suite_name} suite" in verify_fails(
         "--pubkey", tmp_path / "other.pub.pem", "--in", message, "--sig", signature
     )
     (tmp_path / "big.sig").write_bytes(b"\x00" * 5000)
-    assert "larger than any signature" in fails(
+    assert "larger than any signature" in verify_fails(
         "--pubkey", public, "--in", message, "--sig", tmp_path / "big.sig"
     )
 
@@ -281,12 +286,6 @@ def test_encrypt_decrypt_every_way_to_fail(
     plain, sealed = tmp_path / "plain", tmp_path / "sealed"
     plain.write_bytes(b"secret")
     assert run("encrypt", "-s", suite_name, "-p", public, "-i", plain, "-o", sealed)[0] == 0
-
-    def fails(command: str, *arguments: str | Path) -> str:
-        code, output = run(command, *arguments)
-        assert code == 1
-        assert output.count("\n") == 1 and output.startswith("error: "), output
-        return output
 
     def decrypt_fails(*arguments: str | Path) -> str:
         return fails("decrypt", "-s", suite_name, *arguments, "-o", tmp_path / "out")

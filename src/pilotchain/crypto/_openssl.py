@@ -186,11 +186,14 @@ def _fetch_sm3() -> int:
 _SM3: Final = _fetch_sm3()
 
 
-def _new_pkey_ctx(pkey: int, distinguishing_id: bytes) -> int:
-    """An ``EVP_PKEY_CTX`` for ``pkey`` carrying the SM2 distinguishing ID (caller frees it)."""
+def _new_pkey_ctx(pkey: int, distinguishing_id: bytes | None = None) -> int:
+    """An ``EVP_PKEY_CTX`` for ``pkey``, carrying the SM2 distinguishing ID when one is given
+    (signatures need it; encryption has none). The caller frees it."""
     pctx = _lib.EVP_PKEY_CTX_new_from_pkey(None, pkey, None)
     if not pctx:
         raise _fail("EVP_PKEY_CTX_new_from_pkey failed")
+    if distinguishing_id is None:
+        return int(pctx)
     if _lib.EVP_PKEY_CTX_set1_id(pctx, distinguishing_id, len(distinguishing_id)) != 1:
         _lib.EVP_PKEY_CTX_free(pctx)
         raise _fail("could not set the SM2 distinguishing ID")
@@ -424,9 +427,7 @@ class Sm2Key:
         ephemeral scalar k from its own CSPRNG."""
         if not plaintext or len(plaintext) > _INT_MAX:
             raise CryptoError("SM2 encryption takes 1 byte or more (OpenSSL refuses an empty input)")
-        pctx = _lib.EVP_PKEY_CTX_new_from_pkey(None, self._pkey, None)
-        if not pctx:
-            raise _fail("EVP_PKEY_CTX_new_from_pkey failed")
+        pctx = _new_pkey_ctx(self._pkey)
         try:
             if _lib.EVP_PKEY_encrypt_init(pctx) != 1:
                 raise _fail("EVP_PKEY_encrypt_init (SM2) failed")
@@ -450,9 +451,7 @@ class Sm2Key:
             # OpenSSL decodes the first SEQUENCE and ignores what follows: refuse a ciphertext
             # with bytes appended or missing here, so one ciphertext has one byte string
             return None
-        pctx = _lib.EVP_PKEY_CTX_new_from_pkey(None, self._pkey, None)
-        if not pctx:
-            raise _fail("EVP_PKEY_CTX_new_from_pkey failed")
+        pctx = _new_pkey_ctx(self._pkey)
         try:
             if _lib.EVP_PKEY_decrypt_init(pctx) != 1:
                 raise _fail("EVP_PKEY_decrypt_init (SM2) failed")
