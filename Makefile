@@ -13,7 +13,7 @@ help:
 	@echo "make test       - create .venv if needed, install, run the whole test suite"
 	@echo "make bench      - benchmarks (crypto, ledger, state commitment); results in bench/results/"
 	@echo "make soak       - long deterministic-simulation runs (tens of thousands of seeds)"
-	@echo "make lint       - ruff + mypy"
+	@echo "make lint       - ruff + mypy + the layer contract (import-linter)"
 
 $(STAMP): pyproject.toml scripts/system-deps.sh
 	@bash scripts/system-deps.sh
@@ -31,6 +31,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -52,6 +53,7 @@ soak: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,7 @@ from pilotchain.contracts.resolver import ChainContracts
 from pilotchain.node.local import LocalNode
 from pilotchain.sdk import Client, TxResult
 from pilotchain.sdk._identity import Identity
-from pilotchain.sdk.testing import LocalChain, _LoopThread, create_consortium
+from pilotchain.testing import LocalChain, _LoopThread, create_consortium
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "contracts"
 

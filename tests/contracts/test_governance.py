@@ -16,8 +16,8 @@ from pilotchain.contracts.membership import GovernedAuthenticator, governed_memb
 from pilotchain.contracts.resolver import ChainContracts
 from pilotchain.identity.authority import CertificateAuthority
 from pilotchain.identity.files import IdentityBundle, load_ca
-from pilotchain.ledger.ledger import Ledger
 from pilotchain.ledger.tx import RejectCode
+from pilotchain.node.chain import Ledger
 from pilotchain.sdk import TxRejectedError, build_transaction
 from pilotchain.sdk._identity import Identity
 

@@ -21,6 +21,7 @@ from pilotchain.crypto import (
     UnsupportedSuite,
     get_suite,
 )
+from pilotchain.crypto.parallel import verify_batch_async, verify_batch_parallel
 
 SEED = bytes(range(32))
 
@@ -235,7 +236,7 @@ def test_verify_batch_on_the_pool_agrees_too(suite: Suite, monkeypatch: pytest.M
     items = _mixed_batch(suite, 40)
     expected = [suite.verify(*item) for item in items]
     monkeypatch.setattr(suite, "verify_batch_parallel_min", 2)
-    monkeypatch.setattr("pilotchain.crypto.base.verify_worker_count", lambda: 4)
+    monkeypatch.setattr("pilotchain.crypto.parallel.verify_worker_count", lambda: 4)
     chunk_threads: list[str] = []
     serial = suite._verify_serial
 
@@ -244,7 +245,7 @@ def test_verify_batch_on_the_pool_agrees_too(suite: Suite, monkeypatch: pytest.M
         return serial(chunk)
 
     monkeypatch.setattr(suite, "_verify_serial", recording)
-    assert suite.verify_batch(items) == expected
+    assert verify_batch_parallel(suite, items) == expected
     assert len(chunk_threads) == 4  # one contiguous chunk per worker, order preserved
     assert all(name.startswith("pilotchain-verify") for name in chunk_threads)
 
@@ -306,13 +307,15 @@ def test_aead_round_trips_any_input(suite: Suite, plaintext: bytes, associated: 
     assert suite.aead_decrypt(key, nonce, sealed, associated) == plaintext
 
 
-def test_verify_batch_works_in_a_forked_child(suite: Suite) -> None:
+def test_verify_batch_works_in_a_forked_child(suite: Suite, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(suite, "verify_batch_parallel_min", 2)
+    monkeypatch.setattr("pilotchain.crypto.parallel.verify_worker_count", lambda: 2)
     items = _mixed_batch(suite, 24)
     expected = [suite.verify(*item) for item in items]
-    suite.verify_batch(items)  # make sure the parent has a pool
+    verify_batch_parallel(suite, items)  # make sure the parent has a pool
     pid = os.fork()
     if pid == 0:  # child: exit status says whether the batch matched
-        os._exit(0 if suite.verify_batch(items) == expected else 1)
+        os._exit(0 if verify_batch_parallel(suite, items) == expected else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
 
@@ -323,7 +326,7 @@ def test_verify_batch_async_agrees_with_single_verify(suite: Suite, count: int) 
 
     items = _mixed_batch(suite, count)
     expected = [suite.verify(*item) for item in items]
-    assert asyncio.run(suite.verify_batch_async(items)) == expected
+    assert asyncio.run(verify_batch_async(suite, items)) == expected
 
 
 def test_verify_batch_async_runs_chunks_on_the_pool_off_the_loop(suite: Suite, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -332,7 +335,7 @@ def test_verify_batch_async_runs_chunks_on_the_pool_off_the_loop(suite: Suite, m
     items = _mixed_batch(suite, 40)
     expected = [suite.verify(*item) for item in items]
     monkeypatch.setattr(suite, "verify_batch_parallel_min", 2)
-    monkeypatch.setattr("pilotchain.crypto.base.verify_worker_count", lambda: 4)
+    monkeypatch.setattr("pilotchain.crypto.parallel.verify_worker_count", lambda: 4)
     chunk_threads: list[str] = []
     serial = suite._verify_serial
 
@@ -341,12 +344,16 @@ def test_verify_batch_async_runs_chunks_on_the_pool_off_the_loop(suite: Suite, m
         return serial(chunk)
 
     monkeypatch.setattr(suite, "_verify_serial", recording)
-    assert asyncio.run(suite.verify_batch_async(items)) == expected
+    assert asyncio.run(verify_batch_async(suite, items)) == expected
     assert len(chunk_threads) == 4 and all(name.startswith("pilotchain-verify") for name in chunk_threads)
 
 
 def test_verify_worker_count_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pilotchain.crypto.base import VERIFY_WORKERS_ENV, VERIFY_WORKERS_MAX, verify_worker_count
+    from pilotchain.crypto.parallel import (
+        VERIFY_WORKERS_ENV,
+        VERIFY_WORKERS_MAX,
+        verify_worker_count,
+    )
 
     monkeypatch.setenv(VERIFY_WORKERS_ENV, "1")
     assert verify_worker_count() == 1

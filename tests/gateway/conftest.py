@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pilotchain.sdk.testing import Consortium, create_consortium
+from pilotchain.testing import Consortium, create_consortium
 
 
 @pytest.fixture(scope="session")

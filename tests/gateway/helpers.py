@@ -14,7 +14,7 @@ import httpx
 from pilotchain.gateway import GatewayOptions, create_app
 from pilotchain.node.local import LocalNode
 from pilotchain.sdk import Identity, build_transaction
-from pilotchain.sdk.testing import Consortium
+from pilotchain.testing import Consortium
 
 T = TypeVar("T")
 

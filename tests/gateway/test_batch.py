@@ -10,7 +10,7 @@ import pytest
 
 from pilotchain.codec import encode
 from pilotchain.sdk import TxRejectedError, build_transaction
-from pilotchain.sdk.testing import async_local_chain
+from pilotchain.testing import async_local_chain
 
 
 @pytest.mark.parametrize("suite", ["intl", "gm"])

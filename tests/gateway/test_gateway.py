@@ -17,7 +17,6 @@ from pilotchain.ledger.block import block_hash, verify_tx_proof
 from pilotchain.node.local import LocalNode
 from pilotchain.node.mempool import MempoolLimits
 from pilotchain.sdk import build_transaction
-from pilotchain.sdk.testing import Consortium
 from pilotchain.sdk.wire import (
     b64,
     header_from_json,
@@ -27,6 +26,7 @@ from pilotchain.sdk.wire import (
     unb64,
 )
 from pilotchain.storage import verify_state_proof
+from pilotchain.testing import Consortium
 from tests.gateway.helpers import BASE_URL, gateway, run, signed, wait_until
 
 OCTETS = {"content-type": "application/octet-stream"}

@@ -9,7 +9,7 @@ import pytest
 from pilotchain.ledger.tx import RejectCode, TxRejected
 from pilotchain.node.api import EventKind, TxState
 from pilotchain.node.local import LocalNode
-from pilotchain.sdk.testing import Consortium
+from pilotchain.testing import Consortium
 from tests.gateway.helpers import run, signed, wait_until
 
 NOW = 1_800_000_000_000

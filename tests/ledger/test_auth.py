@@ -14,8 +14,8 @@ from pilotchain.identity.membership import Membership
 from pilotchain.ledger.auth import MembershipAuthenticator
 from pilotchain.ledger.execution import ContractRegistry
 from pilotchain.ledger.genesis import Genesis, ValidatorInfo
-from pilotchain.ledger.ledger import BlockInvalid, Ledger
 from pilotchain.ledger.tx import RejectCode, TxRejected
+from pilotchain.node.chain import BlockInvalid, Ledger
 
 from .helpers import make_tx
 

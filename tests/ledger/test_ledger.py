@@ -12,8 +12,8 @@ from pilotchain.crypto import get_suite
 from pilotchain.ledger.block import Block, block_hash, verify_tx_proof
 from pilotchain.ledger.execution import ContractRegistry
 from pilotchain.ledger.genesis import Genesis, ValidatorInfo
-from pilotchain.ledger.ledger import BlockInvalid, Ledger
 from pilotchain.ledger.tx import RejectCode, TxRejected, decode_args
+from pilotchain.node.chain import BlockInvalid, Ledger
 from pilotchain.storage import verify_state_proof
 
 from .helpers import FakeAuthenticator, make_certificate, make_tx

@@ -150,7 +150,7 @@ def test_each_validator_gets_its_own_storage_maintenance_heights(tmp_path: Path)
     """Validators in genesis order take the store's spread phases; a node outside genesis takes
     a slot from its name; a node opened from its home uses its own."""
     from pilotchain.network.consortium import load_genesis
-    from pilotchain.node.local import maintenance_phase
+    from pilotchain.node.chain import maintenance_phase
     from pilotchain.storage import LedgerStore
 
     init_network(tmp_path / "net", orgs=parse_orgs("4"), validators=4, base_port=43000, now_ms=1_700_000_000_000)

@@ -29,8 +29,8 @@ from pilotchain.sdk import (
     Unavailable,
     build_transaction,
 )
-from pilotchain.sdk.testing import IN_PROCESS_URL, LocalChain, async_local_chain, local_chain
 from pilotchain.sdk.wire import b64, unb64
+from pilotchain.testing import IN_PROCESS_URL, LocalChain, async_local_chain, local_chain
 
 Mutation = Callable[[dict[str, Any]], None]
 

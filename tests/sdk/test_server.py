@@ -21,7 +21,7 @@ from pilotchain.cli.client_cmd import (
 )
 from pilotchain.gateway import serve
 from pilotchain.sdk import ChainEvent, Client, TransportError
-from pilotchain.sdk.testing import local_chain
+from pilotchain.testing import local_chain
 from tests.gateway.helpers import wait_until
 
 JOIN_S_MAX = 10.0

@@ -29,5 +29,5 @@ def store(tmp_path: Path) -> Iterator[LedgerStore]:
 def small_tx_index_merges(monkeypatch: pytest.MonkeyPatch) -> None:
     """Merge the batched tx-id index and checkpoint the bucket hashes every 5 blocks here, so
     crash and reopen tests cross merges and checkpoints (the crash tests' block 4 is both)."""
-    monkeypatch.setattr("pilotchain.storage.ledger.TX_INDEX_MERGE_BLOCKS", 5)
-    monkeypatch.setattr("pilotchain.storage.ledger.LEAF_CHECKPOINT_BLOCKS", 5)
+    monkeypatch.setattr("pilotchain.storage.store.TX_INDEX_MERGE_BLOCKS", 5)
+    monkeypatch.setattr("pilotchain.storage.store.LEAF_CHECKPOINT_BLOCKS", 5)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pilotchain.codec import decode, encode
-from pilotchain.storage.commitment import (
+from pilotchain.ledger.commitment import (
     BucketTree,
     StateProof,
     bucket_of,
@@ -155,7 +155,7 @@ def test_commitment_module_is_pure() -> None:
     import ast
     import inspect
 
-    import pilotchain.storage.commitment as commitment
+    import pilotchain.ledger.commitment as commitment
 
     banned = {"os", "time", "random", "socket", "asyncio", "lmdb", "threading", "pathlib"}
     tree = ast.parse(inspect.getsource(commitment))

@@ -8,7 +8,7 @@ asyncio load generator in this process:
 
 1. **Deployment**: time from the start of ``init_network`` to the first block committed.
 2. **Ceiling**: signature verifications per second on all cores for the suite in use
-   (``suite.verify_batch`` on a large batch), measured before the nodes start, so that
+   (``verify_batch_parallel`` on a large batch), measured before the nodes start, so that
    ``efficiency = committed tx/s × n ÷ ceiling`` says how much of the machine's raw verification
    capacity ends up as committed transactions (every node verifies every transaction).
 3. **Clients**: every organisation's client identity plus ``clients_per_org - 1`` more issued by
@@ -383,9 +383,9 @@ def issue_bench_clients(directory: Path, manifest: dict[str, Any], per_org: int,
 
 
 def verify_ceiling(suite_name: str, seconds: float) -> dict[str, Any]:
-    """Signature verifications per second on all cores (``suite.verify_batch`` on a large batch)."""
+    """Signature verifications per second on all cores (``verify_batch_parallel`` on a large batch)."""
     from pilotchain.crypto import get_suite
-    from pilotchain.crypto.base import verify_worker_count
+    from pilotchain.crypto.parallel import verify_batch_parallel, verify_worker_count
 
     suite = get_suite(suite_name)
     keys = [suite.private_key_from_seed(bytes([index + 1]) * 32) for index in range(16)]
@@ -396,11 +396,11 @@ def verify_ceiling(suite_name: str, seconds: float) -> dict[str, Any]:
         key = keys[index % len(keys)]
         payload = message[:-8] + index.to_bytes(8, "big")
         items.append((key.public_key().to_der(), payload, key.sign(payload)))
-    assert all(suite.verify_batch(items))
+    assert all(verify_batch_parallel(suite, items))
     verified = 0
     start = time.perf_counter()
     while True:
-        suite.verify_batch(items)
+        verify_batch_parallel(suite, items)
         verified += size
         elapsed = time.perf_counter() - start
         if elapsed >= seconds and verified >= 2 * size:

@@ -72,7 +72,7 @@ def micro(
             status.update("storage: block commits, state commitment, proofs…")
             document["storage"] = storage.run()
         if "ledger" in wanted:
-            from pilotchain.bench import ledger
+            from pilotchain.bench import ledger_micro as ledger
 
             document["ledger"] = {}
             for suite in ("intl", "gm"):

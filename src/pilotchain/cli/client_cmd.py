@@ -449,11 +449,11 @@ def verify_block(
     from pilotchain.crypto import get_suite
     from pilotchain.ledger.block import Block, block_hash
     from pilotchain.ledger.commit import InvalidCertificate, verify_block_commit
-    from pilotchain.network.consortium import NetworkError, load_genesis
+    from pilotchain.node.config import ConfigError, load_genesis
 
     try:
         chain = load_genesis(genesis)
-    except NetworkError as exc:
+    except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     suite = get_suite(chain.suite)
     try:

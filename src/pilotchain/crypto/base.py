@@ -1,64 +1,16 @@
 """The suite interface every crypto suite implements.
 
-Batch verification: :meth:`Suite.verify_batch` verifies small batches on the calling thread and
-spreads large ones over a process-wide thread pool with one worker per core, in contiguous
-chunks (one chunk per worker). Both suites' verifiers are C calls that release the GIL (PyNaCl's
-cffi calls and ctypes calls both do), so the threads really run in parallel; see
-``docs/crypto.md`` for the measurements behind the thresholds.
+Pure: hashing, signing and verifying are functions of their inputs. :meth:`Suite.verify_batch`
+verifies on the calling thread; spreading a large batch over a thread pool (one worker per core)
+is the shell's business, in :mod:`pilotchain.crypto.parallel`, which the deterministic core never
+imports.
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
-import os
-import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Final
-
-#: Upper bound on the verification pool's size, whatever os.cpu_count() says.
-VERIFY_WORKERS_MAX: Final = 64
-
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-
-
-#: Environment variable that sets the verification threads per process (default: one per core).
-VERIFY_WORKERS_ENV: Final = "PILOTCHAIN_VERIFY_WORKERS"
-
-
-def verify_worker_count() -> int:
-    """Threads used by :meth:`Suite.verify_batch` for a large batch: ``PILOTCHAIN_VERIFY_WORKERS``
-    when set (e.g. 1 when several nodes share a machine's cores), else one per core."""
-    configured = os.environ.get(VERIFY_WORKERS_ENV, "").strip()
-    if configured:
-        try:
-            count = int(configured)
-        except ValueError:
-            raise ValueError(f"{VERIFY_WORKERS_ENV}={configured!r} is not a whole number of threads") from None
-        return max(1, min(count, VERIFY_WORKERS_MAX))
-    return max(1, min(os.cpu_count() or 1, VERIFY_WORKERS_MAX))
-
-
-def _forget_pool_in_child() -> None:
-    # A forked child inherits the executor object but not its threads: start a fresh one.
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool_in_child)
-
-
-def _verify_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=verify_worker_count(), thread_name_prefix="pilotchain-verify"
-            )
-        return _pool
 
 
 class CryptoError(Exception):
@@ -122,7 +74,8 @@ class Suite(abc.ABC):
     #: human-readable algorithm names, for the CLI and the docs
     signature_name: str
     aead_name: str
-    #: batches at least this long are spread over the verification pool (below: the calling thread)
+    #: batches at least this long are worth spreading over the verification pool (below: the
+    #: calling thread); read by :mod:`pilotchain.crypto.parallel`
     verify_batch_parallel_min: int = 64
 
     @abc.abstractmethod
@@ -171,40 +124,10 @@ class Suite(abc.ABC):
         return key.verify(message, signature)
 
     def verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
-        """Verify many ``(public_key_der, message, signature)`` triples; one bool each, in order.
-
-        Large batches (``>= verify_batch_parallel_min``) are split into one contiguous chunk per
-        core and verified on the shared pool; the answer is the same as verifying one by one.
-        """
-        chunks = self._chunks(items)
-        if len(chunks) <= 1:
-            return self._verify_serial(items)
-        results: list[bool] = []
-        for chunk_results in _verify_pool().map(self._verify_serial, chunks):
-            results.extend(chunk_results)
-        assert len(results) == len(items)
-        return results
-
-    async def verify_batch_async(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
-        """:meth:`verify_batch` without blocking the running event loop: the chunks run on the
-        shared pool directly (no thread that only waits for the others)."""
-        if not items:
-            return []
-        loop = asyncio.get_running_loop()
-        chunks = self._chunks(items)
-        pool = _verify_pool()
-        verdicts = await asyncio.gather(*(loop.run_in_executor(pool, self._verify_serial, chunk) for chunk in chunks))
-        results = [ok for chunk_verdicts in verdicts for ok in chunk_verdicts]
-        assert len(results) == len(items)
-        return results
-
-    def _chunks(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[Sequence[tuple[bytes, bytes, bytes]]]:
-        """One contiguous chunk per verify worker for a large batch; the whole batch otherwise."""
-        workers = verify_worker_count()
-        if workers == 1 or len(items) < self.verify_batch_parallel_min:
-            return [items]
-        chunk_size = -(-len(items) // workers)  # ceiling division: at most `workers` chunks
-        return [items[start : start + chunk_size] for start in range(0, len(items), chunk_size)]
+        """Verify many ``(public_key_der, message, signature)`` triples on this thread; one bool
+        each, in order (the same answers as :meth:`verify` one by one). For a large batch on all
+        cores, see :func:`pilotchain.crypto.parallel.verify_batch_parallel`."""
+        return self._verify_serial(items)
 
     def _verify_serial(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
         # :meth:`verify` per item, with each distinct key resolved once per chunk (a batch comes

@@ -23,11 +23,11 @@ from pilotchain.crypto import get_suite
 from pilotchain.identity.files import load_identity
 from pilotchain.ledger.auth import MembershipAuthenticator
 from pilotchain.ledger.block import verify_tx_proof
+from pilotchain.ledger.commitment import verify_state_proof
 from pilotchain.ledger.execution import ContractRegistry
-from pilotchain.ledger.ledger import Ledger
 from pilotchain.ledger.tx import TxBody, encode_args, sign_transaction
 from pilotchain.network.consortium import init_network, load_genesis
-from pilotchain.storage import verify_state_proof
+from pilotchain.node.chain import Ledger
 
 
 @dataclass

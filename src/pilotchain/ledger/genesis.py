@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 
 from pilotchain.codec import Record, encode
-from pilotchain.crypto import SUITE_NAMES
+from pilotchain.crypto import SUITE_NAMES, Suite
 from pilotchain.ledger.merkle import HashFn
 from pilotchain.ledger.tx import TxLimits
 
-__all__ = ["ValidatorInfo", "ChainParams", "Genesis", "GenesisError", "GENESIS_STATE_KEY", "validator_set_hash"]
+__all__ = ["ValidatorInfo", "ChainParams", "Genesis", "GenesisError", "GENESIS_STATE_KEY", "genesis_hash",
+           "validator_set_hash"]
 
 GENESIS_STATE_KEY = b"sys\x00genesis"
 _CHAIN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -80,3 +81,8 @@ class Genesis(Record, frozen=True):
 
 def validator_set_hash(hash_fn: HashFn, validators: tuple[ValidatorInfo, ...]) -> bytes:
     return hash_fn(b"pilotchain/validators/v1\x00" + encode(validators))
+
+
+def genesis_hash(suite: Suite, genesis: Genesis) -> bytes:
+    """The network's identity: what a gateway reports and a client or node compares."""
+    return suite.hash(b"pilotchain/genesis/v1\x00" + encode(genesis))

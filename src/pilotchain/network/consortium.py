@@ -29,11 +29,12 @@ from typing import Any
 
 import msgspec
 
-from pilotchain.codec import decode, encode
+from pilotchain.codec import encode
 from pilotchain.crypto import SUITE_NAMES, Suite, get_suite
 from pilotchain.identity.authority import CertificateAuthority
 from pilotchain.identity.files import IdentityBundle, save_ca, save_identity
-from pilotchain.ledger.genesis import ChainParams, Genesis, ValidatorInfo
+from pilotchain.ledger.genesis import ChainParams, Genesis, ValidatorInfo, genesis_hash
+from pilotchain.node.config import ConfigError, NodeConfig, load_genesis, load_node_config
 
 __all__ = [
     "OrgSpec",
@@ -54,7 +55,7 @@ VALIDATORS_MAX = 64
 _ORG_ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 
-class NetworkError(Exception):
+class NetworkError(ConfigError):
     """A network folder or specification that cannot be used (the message says how to fix it)."""
 
 
@@ -74,26 +75,6 @@ DEFAULT_ORGS: tuple[OrgSpec, ...] = (
     OrgSpec("power", "Grid Power Company"),
     OrgSpec("central-bank", "Central Bank (digital currency)"),
 )
-
-
-class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """node.json: everything a node needs to start (paths relative to the node's home)."""
-
-    name: str
-    org: str
-    chain_id: str
-    suite: str
-    identity_file: str
-    genesis_file: str
-    data_dir: str
-    #: where the node listens for peers, and the address peers dial
-    p2p_listen: str
-    p2p_advertise: str
-    #: peer name -> "host:port"
-    peers: dict[str, str]
-    gateway_listen: str
-    gateway_url: str
-    log_level: str = "info"
 
 
 def parse_orgs(spec: str | None) -> tuple[OrgSpec, ...]:
@@ -122,10 +103,6 @@ def parse_orgs(spec: str | None) -> tuple[OrgSpec, ...]:
     return tuple(orgs)
 
 
-def genesis_hash(suite: Suite, genesis: Genesis) -> bytes:
-    return suite.hash(b"pilotchain/genesis/v1\x00" + encode(genesis))
-
-
 def _write_json(path: Path, document: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -141,29 +118,6 @@ def _genesis_document(suite: Suite, genesis: Genesis) -> dict[str, Any]:
         "hash": genesis_hash(suite, genesis).hex(),
         "canonical_base64": base64.b64encode(encode(genesis)).decode("ascii"),
     }
-
-
-def load_genesis(path: str | os.PathLike[str]) -> Genesis:
-    file_path = Path(path)
-    try:
-        document = json.loads(file_path.read_text())
-        genesis = decode(base64.b64decode(document["canonical_base64"], validate=True), Genesis)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise NetworkError(f"{file_path} is not a pilotchain genesis file: {exc}") from exc
-    if genesis_hash(get_suite(genesis.suite), genesis).hex() != document.get("hash"):
-        raise NetworkError(f"{file_path}: the genesis hash does not match its contents (edited or corrupted?)")
-    genesis.check()
-    return genesis
-
-
-def load_node_config(home: str | os.PathLike[str]) -> NodeConfig:
-    path = Path(home) / "node.json"
-    try:
-        return msgspec.json.decode(path.read_bytes(), type=NodeConfig)
-    except OSError as exc:
-        raise NetworkError(f"cannot read {path}: {exc.strerror or exc}; is --home a node folder made by `pilotchain network init`?") from exc
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise NetworkError(f"{path} is not a valid node configuration: {exc}") from exc
 
 
 def load_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:

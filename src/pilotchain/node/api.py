@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 from pilotchain.crypto import Suite
 from pilotchain.ledger.block import Block, BlockHeader, Receipt, TxProof
+from pilotchain.ledger.commitment import StateProof
 from pilotchain.ledger.genesis import Genesis
 from pilotchain.ledger.tx import TxRejected
-from pilotchain.storage import StateProof
 
 __all__ = ["NodeAPI", "NodeStatus", "TxState", "TxStatus", "StateRead", "NodeEvent", "EventKind"]
 

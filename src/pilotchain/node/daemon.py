@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 One asyncio event loop per node process. The deterministic cores (the Tendermint
-:class:`~pilotchain.consensus.replica.Replica`, the :class:`~pilotchain.ledger.ledger.Ledger`'s
+:class:`~pilotchain.consensus.replica.Replica`, the :class:`~pilotchain.node.chain.Ledger`'s
 checks and execution, the :class:`~pilotchain.node.mempool.Mempool`) are called from it; this
 module alone touches sockets (``PeerNetwork``, the gateway), disk (the consensus WAL; the ledger
 store) and the clock.
@@ -79,11 +79,11 @@ from pilotchain.identity.files import load_identity
 from pilotchain.ledger.auth import MembershipAuthenticator
 from pilotchain.ledger.block import Block
 from pilotchain.ledger.commit import CommitRecord, consensus_validator_set
-from pilotchain.ledger.ledger import BlockInvalid, Ledger
 from pilotchain.ledger.tx import TxRejected
-from pilotchain.network.consortium import NodeConfig, load_genesis, load_node_config
 from pilotchain.node.api import NodeStatus
-from pilotchain.node.local import LocalNode, open_governed_ledger
+from pilotchain.node.chain import BlockInvalid, Ledger, open_governed_ledger
+from pilotchain.node.config import NodeConfig, load_genesis, load_node_config
+from pilotchain.node.local import LocalNode
 from pilotchain.p2p import MessageKind, NetworkConfig, PeerNetwork
 
 __all__ = ["CommitRecord", "ConsensusNode", "run_node", "NodeHalted"]

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 :class:`LocalNode` implements :class:`~pilotchain.node.api.NodeAPI` over one
-:class:`~pilotchain.ledger.ledger.Ledger` and one :class:`~pilotchain.node.mempool.Mempool`.
+:class:`~pilotchain.node.chain.Ledger` and one :class:`~pilotchain.node.mempool.Mempool`.
 It is what the gateway and SDK tests run against, and the engine of a ``pilotchain node dev``
 style single-node mode. It proposes and commits its own blocks; nothing here is consensus:
 
@@ -30,7 +30,6 @@ import contextlib
 import logging
 import os
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -38,15 +37,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from pilotchain.codec import CodecError
 from pilotchain.crypto import Suite, get_suite
+from pilotchain.crypto.parallel import verify_batch_async
 from pilotchain.ledger.block import Block
 from pilotchain.ledger.execution import Caller, ContractResolver
-from pilotchain.ledger.genesis import Genesis
-from pilotchain.ledger.ledger import Ledger, SignerAuthenticator
+from pilotchain.ledger.genesis import Genesis, genesis_hash
 from pilotchain.ledger.tx import SignedTx, TxRejected, decode_args, decode_transaction
-from pilotchain.network.consortium import genesis_hash
 from pilotchain.node.api import EventKind, NodeEvent, NodeStatus, StateRead, TxState, TxStatus
+from pilotchain.node.chain import Ledger, SignerAuthenticator, open_governed_ledger
 from pilotchain.node.mempool import Mempool, MempoolLimits
-from pilotchain.storage import LedgerStore
 
 __all__ = ["LocalNode", "Subscription", "wall_clock_ms"]
 
@@ -322,7 +320,7 @@ class LocalNode:
         keeps serving consensus and reads meanwhile), then admit each."""
         pending = self.ledger.precheck_txs(raws, now_ms)
         signatures = pending.signatures()
-        verdicts = await self.suite.verify_batch_async(signatures)
+        verdicts = await verify_batch_async(self.suite, signatures)
         if self._closed:
             raise RuntimeError("the node closed while transactions were being checked")
         return self._admit_checked(raws, self.ledger.finish_checks(pending, verdicts), now_ms)
@@ -454,48 +452,6 @@ class LocalNode:
                 # the batch was all refused or limited; come back after an interval
                 await asyncio.sleep(interval_s)
                 self._wake.set()
-
-
-def open_governed_ledger(
-    data_dir: str | os.PathLike[str],
-    genesis: Genesis,
-    *,
-    authenticator: SignerAuthenticator | None = None,
-    registry: ContractResolver | None = None,
-    node_name: str | None = None,
-) -> Ledger:
-    """A ledger whose contracts (kv, gov, deployed Python contracts) and membership (genesis plus
-    governance's changes, from committed state) are the chain's, as every node must use them.
-    ``node_name`` spreads this node's storage maintenance against the other validators'
-    (:func:`maintenance_phase`)."""
-    from pilotchain.contracts.membership import GovernedAuthenticator
-    from pilotchain.contracts.resolver import ChainContracts
-
-    auth = authenticator if authenticator is not None else GovernedAuthenticator(genesis)
-    ledger = Ledger.open(data_dir, genesis, auth, registry if registry is not None else ChainContracts(),
-                         maintenance_phase=maintenance_phase(genesis, node_name))
-    if isinstance(auth, GovernedAuthenticator):
-        auth.bind(ledger.store)
-    from pilotchain.contracts.governance import governed_chain_params, validator_set_at
-
-    store = ledger.store
-    ledger.validators_at = lambda height: validator_set_at(genesis, store, height)
-    ledger.params_from_state = lambda: governed_chain_params(genesis, store)
-    return ledger
-
-
-def maintenance_phase(genesis: Genesis, node_name: str | None) -> tuple[int, int]:
-    """This node's slot among the genesis validators (by their order there), so that no two of
-    them merge their tx index or checkpoint bucket hashes at the same height: every validator
-    commits every height, and four stores syncing megabytes at once stalled the network for
-    ~0.4 s every 64 blocks on a long chain. A node that is not a genesis validator takes a slot
-    from its name's CRC. Local scheduling only: nothing stored or replicated depends on it."""
-    if node_name is None:
-        return (0, 0)
-    names = [validator.name for validator in genesis.validators]
-    slots = max(1, len(names))
-    slot = names.index(node_name) if node_name in names else zlib.crc32(node_name.encode()) % slots
-    return LedgerStore.spread_phases(slot, slots)
 
 
 def _prechecked(tx: SignedTx) -> Callable[[bytes, int], SignedTx]:

@@ -12,7 +12,7 @@ Quick start::
 
 :class:`AsyncClient` has the same methods, awaitable. Every error is a :class:`PilotchainError`
 (the tree is in :mod:`pilotchain.sdk._errors`). To test without a network, see
-:mod:`pilotchain.sdk.testing`. How far proof verification goes: :mod:`pilotchain.sdk._models`.
+:mod:`pilotchain.testing`. How far proof verification goes: :mod:`pilotchain.sdk._models`.
 """
 
 from __future__ import annotations

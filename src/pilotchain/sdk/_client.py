@@ -255,7 +255,7 @@ class _Backoff:
 class Client:
     """A synchronous client for one node's gateway.
 
-    ``transport`` replaces the network (e.g. :func:`pilotchain.sdk.testing.local_chain`'s
+    ``transport`` replaces the network (e.g. :func:`pilotchain.testing.local_chain`'s
     in-process transport, or ``httpx.MockTransport``). With ``verify=True`` every proof is checked
     (see :mod:`pilotchain.sdk._models` for how far that trust goes); ``verify_header`` adds the
     light-client check of each header's commit certificate."""

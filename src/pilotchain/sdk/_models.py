@@ -28,6 +28,7 @@ from pilotchain.ledger.block import (
     verify_block_body,
     verify_tx_proof,
 )
+from pilotchain.ledger.commitment import StateProof, verify_state_proof
 from pilotchain.ledger.tx import decode_args
 from pilotchain.sdk._errors import ProofError, ResponseError
 from pilotchain.sdk.wire import (
@@ -39,7 +40,6 @@ from pilotchain.sdk.wire import (
     tx_proof_from_json,
     unb64,
 )
-from pilotchain.storage import StateProof, verify_state_proof
 
 __all__ = [
     "HeaderVerifier",

@@ -24,8 +24,8 @@ from pilotchain.codec import CodecError
 from pilotchain.crypto import Suite
 from pilotchain.identity.records import Certificate, decode_record
 from pilotchain.ledger.block import BlockHeader, Event, Receipt, TxProof
+from pilotchain.ledger.commitment import StateProof
 from pilotchain.ledger.tx import TxRejected, decode_args, decode_transaction
-from pilotchain.storage import StateProof
 
 __all__ = [
     "WireError",

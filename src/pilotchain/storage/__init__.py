@@ -6,7 +6,7 @@ Theory of operation
 to checksummed segment files; every index (height, block hash, transaction id, certificates)
 and the world state live in one LMDB environment, whose write-transaction commit is the single
 atomic point of :meth:`LedgerStore.commit_block`. The world state is committed to by a bucket
-tree (:mod:`pilotchain.storage.commitment`): :meth:`LedgerStore.get_with_proof` returns a
+tree (:mod:`pilotchain.ledger.commitment`): :meth:`LedgerStore.get_with_proof` returns a
 :class:`StateProof` that any client checks with the pure :func:`verify_state_proof`, for
 present and for absent keys. Hashing is the network suite's ``hash_fn``, passed in.
 
@@ -33,7 +33,7 @@ See docs/storage.md for the on-disk format, recovery rules and measured costs.
 
 from __future__ import annotations
 
-from pilotchain.storage.commitment import (
+from pilotchain.ledger.commitment import (
     BucketTree,
     StateProof,
     bucket_of,
@@ -50,7 +50,7 @@ from pilotchain.storage.errors import (
     StoreClosed,
     StoreLocked,
 )
-from pilotchain.storage.ledger import (
+from pilotchain.storage.store import (
     CRASH_POINTS,
     LedgerStore,
     PreparedState,

@@ -95,9 +95,12 @@ def _fsync_directory(directory: Path) -> None:
 class SegmentLog:
     """The segment files of one store. Not thread-safe: the owning LedgerStore serialises."""
 
-    def __init__(self, directory: Path, segment_bytes_max: int) -> None:
-        assert segment_bytes_max > HEADER_BYTES
+    def __init__(self, directory: Path, segment_bytes_max: int, *, durable: bool = True) -> None:
+        if segment_bytes_max <= HEADER_BYTES:
+            raise ValueError(f"segment_bytes_max must exceed the {HEADER_BYTES}-byte record header")
         self.directory = directory
+        #: False (the simulator only): appends are not fsynced
+        self.durable = durable
         self.segment_bytes_max = segment_bytes_max
         self.directory.mkdir(parents=True, exist_ok=True)
         self.segment = 0
@@ -177,7 +180,8 @@ class SegmentLog:
             fault("mid_append")
             _write_all(fd, view[half:], offset + half)
             fault("after_append")
-            os.fsync(fd)
+            if self.durable:
+                os.fsync(fd)
             fault("after_segment_fsync")
         except OSError as exc:
             self._roll_back(previous, rolled_over)

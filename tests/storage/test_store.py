@@ -10,6 +10,7 @@ import lmdb
 import pytest
 
 from pilotchain.codec import decode, encode
+from pilotchain.ledger.commitment import bucket_of
 from pilotchain.storage import (
     InvalidCommit,
     LedgerStore,
@@ -23,7 +24,6 @@ from pilotchain.storage import (
     compute_state_root,
     verify_state_proof,
 )
-from pilotchain.storage.commitment import bucket_of
 
 from .conftest import SMALL_LIMITS, open_store
 from .workload import BUCKET_BITS, block_for, check_against_workload, commit_next, hash_fn
@@ -357,7 +357,7 @@ def test_tx_index_merges_in_batches_and_survives_reopen(tmp_path: Path, monkeypa
     duplicate refusals and a reopen between merges see both."""
     import lmdb as lmdb_module
 
-    from pilotchain.storage import ledger as ledger_module
+    from pilotchain.storage import store as ledger_module
 
     monkeypatch.setattr(ledger_module, "TX_INDEX_MERGE_BLOCKS", 4)
     monkeypatch.setattr(ledger_module, "TX_INDEX_MERGE_TXS", 10_000)
@@ -426,7 +426,7 @@ def test_tx_index_merges_in_batches_and_survives_reopen(tmp_path: Path, monkeypa
 def test_bucket_hashes_are_logged_per_block_and_checkpointed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Between checkpoints a reopen replays the per-block bucket-hash log; a damaged log row is
     corruption; a store from before the log is read as checkpointed at its height."""
-    from pilotchain.storage import ledger as ledger_module
+    from pilotchain.storage import store as ledger_module
 
     monkeypatch.setattr(ledger_module, "LEAF_CHECKPOINT_BLOCKS", 4)
     store = open_store(tmp_path)
@@ -472,7 +472,7 @@ def test_bucket_hashes_are_logged_per_block_and_checkpointed(tmp_path: Path, mon
 
 
 def test_spread_phases_give_each_validator_its_own_maintenance_heights() -> None:
-    from pilotchain.storage import ledger as ledger_module
+    from pilotchain.storage import store as ledger_module
 
     assert ledger_module.TX_INDEX_MERGE_BLOCKS == 5  # this folder's fixture
     assert LedgerStore.spread_phases(0, 1) == (0, 2)

@@ -5,7 +5,7 @@ A :class:`LocalChain` is a throw-away consortium (real CAs, identities and genes
 transactions arrive, and the real gateway app — wired to the SDK through an in-process
 transport. Synchronous code::
 
-    from pilotchain.sdk.testing import local_chain
+    from pilotchain.testing import local_chain
 
     def test_my_app() -> None:
         with local_chain(suite="intl", orgs=2) as chain:

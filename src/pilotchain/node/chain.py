@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pilotchain.codec import CodecError, decode, encode
+from pilotchain.contracts.governance import governed_chain_params, validator_set_at
+from pilotchain.contracts.membership import GovernedAuthenticator
+from pilotchain.contracts.resolver import ChainContracts
 from pilotchain.crypto import Suite, get_suite
 from pilotchain.ledger.block import (
     BLOCK_VERSION,
@@ -41,6 +45,7 @@ from pilotchain.ledger.block import (
     receipt_root,
     tx_root,
 )
+from pilotchain.ledger.commitment import StateProof
 from pilotchain.ledger.execution import (
     BlockOverlay,
     Caller,
@@ -65,9 +70,20 @@ from pilotchain.ledger.tx import (
     check_transaction,
     recheck_transaction,
 )
-from pilotchain.storage import LedgerStore, StateProof
+from pilotchain.storage import LedgerStore
 
-__all__ = ["Ledger", "BlockInvalid", "PendingChecks", "SignerAuthenticator", "TxRecord"]
+__all__ = [
+    "BlockInvalid",
+    "ChainRules",
+    "GenesisRules",
+    "GovernedRules",
+    "Ledger",
+    "PendingChecks",
+    "SignerAuthenticator",
+    "TxRecord",
+    "maintenance_phase",
+    "open_governed_ledger",
+]
 
 #: Executed-but-uncommitted blocks kept between verify and commit.
 PREPARED_BLOCKS_MAX = 8
@@ -137,21 +153,54 @@ class PendingChecks:
         return [(public_key, tx.signed_message(), tx.signature) for _, tx, public_key, _ in self.verify]
 
 
+class ChainRules(Protocol):
+    """What committed state says about the chain itself: the validators that certify a height
+    and the parameters in force for the next block. Deterministic functions of the state."""
+
+    def validators_at(self, state: LedgerStore, height: int) -> tuple[ValidatorInfo, ...]: ...
+
+    def params(self, state: LedgerStore) -> ChainParams: ...
+
+
+class GenesisRules:
+    """The genesis validators and parameters, forever (a chain without governance)."""
+
+    def __init__(self, genesis: Genesis) -> None:
+        self.genesis = genesis
+
+    def validators_at(self, state: LedgerStore, height: int) -> tuple[ValidatorInfo, ...]:
+        return self.genesis.validators
+
+    def params(self, state: LedgerStore) -> ChainParams:
+        return self.genesis.params
+
+
+class GovernedRules:
+    """The validator schedule and parameters that the ``gov`` contract keeps in committed state
+    (genesis's until governance changes them)."""
+
+    def __init__(self, genesis: Genesis) -> None:
+        self.genesis = genesis
+
+    def validators_at(self, state: LedgerStore, height: int) -> tuple[ValidatorInfo, ...]:
+        return validator_set_at(self.genesis, state, height)
+
+    def params(self, state: LedgerStore) -> ChainParams:
+        return governed_chain_params(self.genesis, state)
+
+
 class Ledger:
     def __init__(self, store: LedgerStore, genesis: Genesis, authenticator: SignerAuthenticator,
-                 registry: ContractResolver) -> None:
+                 registry: ContractResolver, rules: ChainRules | None = None) -> None:
         self.store = store
         self.genesis = genesis
         self.suite: Suite = get_suite(genesis.suite)
         self.chain_id = genesis.chain_id
         self.authenticator = authenticator
         self.registry = registry
-        #: the validators that certify block ``height`` (genesis's until governance changes them;
-        #: the governed chain replaces this with a reader of the committed validator schedule)
-        self.validators_at: Callable[[int], tuple[ValidatorInfo, ...]] = lambda height: genesis.validators
-        #: the chain parameters in force for the next block (genesis's until governance changes
-        #: them; the governed chain replaces this with a reader of committed state)
-        self.params_from_state: Callable[[], ChainParams] = lambda: genesis.params
+        #: who certifies a height and which parameters are in force (genesis's, or governance's
+        #: as committed in state: :class:`GovernedRules`)
+        self.rules: ChainRules = rules if rules is not None else GenesisRules(genesis)
         self._params_cache: tuple[int, ChainParams] | None = None
         self._head_cache: BlockHeader | None = None
         #: the decoded transactions of the block last committed (node shells publish events
@@ -179,15 +228,18 @@ class Ledger:
         authenticator: SignerAuthenticator,
         registry: ContractResolver,
         *,
+        rules: ChainRules | None = None,
         maintenance_phase: tuple[int, int] = (0, 0),
+        durable: bool = True,
     ) -> Ledger:
         """Open (recovering) or create the ledger at ``path``; writes block 0 when empty.
-        ``maintenance_phase``: when the store does its heavy commits (``LedgerStore.open``)."""
+        ``maintenance_phase``: when the store does its heavy commits (``LedgerStore.open``);
+        ``durable=False`` (the simulator only): commits are not fsynced."""
         genesis.check()
         suite = get_suite(genesis.suite)
         store = LedgerStore.open(path, suite.hash, bucket_bits=genesis.params.state_bucket_bits,
-                                 maintenance_phase=maintenance_phase)
-        ledger = cls(store, genesis, authenticator, registry)
+                                 maintenance_phase=maintenance_phase, durable=durable)
+        ledger = cls(store, genesis, authenticator, registry, rules)
         if store.height < 0:
             ledger._commit_genesis()
         else:
@@ -238,8 +290,12 @@ class Ledger:
         """Chain parameters for the next block (read once per committed height)."""
         cached = self._params_cache
         if cached is None or cached[0] != self.store.height:
-            cached = self._params_cache = (self.store.height, self.params_from_state())
+            cached = self._params_cache = (self.store.height, self.rules.params(self.store))
         return cached[1]
+
+    def validators_at(self, height: int) -> tuple[ValidatorInfo, ...]:
+        """The validators that certify block ``height`` (as committed state says now)."""
+        return self.rules.validators_at(self.store, height)
 
     def validator_set_hash_at(self, height: int) -> bytes:
         return validator_set_hash(self.suite.hash, self.validators_at(height))
@@ -559,3 +615,39 @@ def decode_block(raw: bytes) -> Block:
         return decode(raw, Block)
     except CodecError as exc:
         raise BlockInvalid(f"not a canonical block: {exc}") from exc
+
+
+def open_governed_ledger(
+    data_dir: str | os.PathLike[str],
+    genesis: Genesis,
+    *,
+    authenticator: SignerAuthenticator | None = None,
+    registry: ContractResolver | None = None,
+    node_name: str | None = None,
+    durable: bool = True,
+) -> Ledger:
+    """A ledger whose contracts (kv, gov, deployed Python contracts), membership (genesis plus
+    governance's changes), validators and parameters are the chain's, as every node must use
+    them. ``node_name`` spreads this node's storage maintenance against the other validators'
+    (:func:`maintenance_phase`)."""
+    auth = authenticator if authenticator is not None else GovernedAuthenticator(genesis)
+    ledger = Ledger.open(data_dir, genesis, auth, registry if registry is not None else ChainContracts(),
+                         rules=GovernedRules(genesis), maintenance_phase=maintenance_phase(genesis, node_name),
+                         durable=durable)
+    if isinstance(auth, GovernedAuthenticator):
+        auth.bind(ledger.store)
+    return ledger
+
+
+def maintenance_phase(genesis: Genesis, node_name: str | None) -> tuple[int, int]:
+    """This node's slot among the genesis validators (by their order there), so that no two of
+    them merge their tx index or checkpoint bucket hashes at the same height: every validator
+    commits every height, and four stores syncing megabytes at once stalled the network for
+    ~0.4 s every 64 blocks on a long chain. A node that is not a genesis validator takes a slot
+    from its name's CRC. Local scheduling only: nothing stored or replicated depends on it."""
+    if node_name is None:
+        return (0, 0)
+    names = [validator.name for validator in genesis.validators]
+    slots = max(1, len(names))
+    slot = names.index(node_name) if node_name in names else zlib.crc32(node_name.encode()) % slots
+    return LedgerStore.spread_phases(slot, slots)

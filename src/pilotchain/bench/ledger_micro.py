@@ -15,11 +15,12 @@ from typing import Any
 from pilotchain.codec import encode
 from pilotchain.contracts.kv import KvContract
 from pilotchain.crypto import get_suite
+from pilotchain.crypto.parallel import verify_batch_parallel
 from pilotchain.ledger.block import receipt_root, tx_root
 from pilotchain.ledger.execution import Caller, ContractRegistry, execute_transactions
 from pilotchain.ledger.genesis import Genesis, ValidatorInfo
-from pilotchain.ledger.ledger import Ledger
 from pilotchain.ledger.tx import TxBody, decode_transaction, encode_args, sign_transaction
+from pilotchain.node.chain import Ledger
 
 
 class _BenchAuthenticator:
@@ -68,7 +69,7 @@ def run(suite_name: str = "intl", blocks: int = 5, txs_per_block: int = 1000) ->
     results["verify_serial_tx_per_s"] = round(total / (time.perf_counter() - start))
     start = time.perf_counter()
     for txs in decoded:
-        suite.verify_batch([(auth.keys[tx.body.signer_certificate], tx.signed_message(), tx.signature) for tx in txs])
+        verify_batch_parallel(suite, [(auth.keys[tx.body.signer_certificate], tx.signed_message(), tx.signature) for tx in txs])
     results["verify_batch_tx_per_s"] = round(total / (time.perf_counter() - start))
 
     with tempfile.TemporaryDirectory(prefix="pilotchain-bench-") as tmp:

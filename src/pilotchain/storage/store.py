@@ -30,7 +30,7 @@ Commit protocol (:meth:`LedgerStore.commit_block`):
 4. only then update the in-memory tree and the cached height / root / hash.
 
 State is stored one row per bucket, and the row is exactly the bytes the bucket's leaf hash
-commits to (``leaf_hash = hash(0x00 || row)``, see :mod:`pilotchain.storage.commitment`). A write
+commits to (``leaf_hash = hash(0x00 || row)``, see :mod:`pilotchain.ledger.commitment`). A write
 reads its bucket's row (one B-tree lookup and one C-level decode), changes the entry and writes the
 row back; a read decodes the row and bisects it. One row per key (``bucket || key -> value``, the
 layout of ``pilotchain-storage/1``) made every write walk its bucket's rows with a Python cursor:
@@ -90,7 +90,7 @@ import lmdb
 import msgspec
 
 from pilotchain.codec import CodecError, decode, encode
-from pilotchain.storage.commitment import (
+from pilotchain.ledger.commitment import (
     DIGEST_BYTES,
     BucketTree,
     HashFn,
@@ -263,6 +263,7 @@ class LedgerStore:
         limits: StorageLimits | None = None,
         verify_state: bool = False,
         maintenance_phase: tuple[int, int] = (0, 0),
+        durable: bool = True,
     ) -> LedgerStore:
         """Open (creating if empty) the store at ``path`` and recover it to its last commit.
 
@@ -271,10 +272,13 @@ class LedgerStore:
         ``maintenance_phase`` = (tx-index merge, bucket-hash checkpoint): at which heights modulo
         their periods this store does the two heavy commits (:meth:`spread_phases`); it changes
         nothing that is stored or replicated, only when the work happens.
+        ``durable=False`` skips every fsync (LMDB ``sync``/``metasync`` and the segment files): for
+        the simulator, whose simulated crashes end a node object, not the machine, so nothing it
+        wrote is lost. Never for a real node: a power cut could then lose committed blocks.
         """
         check_bucket_bits(bucket_bits)
         self = object.__new__(cls)
-        self._init_fields(Path(path), hash_fn, bucket_bits, limits or StorageLimits())
+        self._init_fields(Path(path), hash_fn, bucket_bits, limits or StorageLimits(), durable)
         self._merge_phase, self._checkpoint_phase = maintenance_phase
         try:
             self._open_files()
@@ -285,9 +289,10 @@ class LedgerStore:
         return self
 
     def _init_fields(
-        self, path: Path, hash_fn: HashFn, bucket_bits: int, limits: StorageLimits
+        self, path: Path, hash_fn: HashFn, bucket_bits: int, limits: StorageLimits, durable: bool = True
     ) -> None:
         self.path = path
+        self._durable = durable
         self.limits = limits
         self._hash_fn = hash_fn
         self._bucket_bits = bucket_bits
@@ -306,7 +311,7 @@ class LedgerStore:
         self._lock_fd: int | None = None
         self._env: Any = None
         self._dbs: dict[str, Any] = {}
-        self._segments = SegmentLog(path / "blocks", limits.segment_bytes_max)
+        self._segments = SegmentLog(path / "blocks", limits.segment_bytes_max, durable=durable)
         self._tree = BucketTree(bucket_bits, hash_fn)
         self._height = -1
         self._state_root = self._tree.root
@@ -328,8 +333,8 @@ class LedgerStore:
                 map_size=self.limits.map_size_bytes,
                 subdir=True,
                 max_dbs=len(_DATABASES),
-                sync=True,
-                metasync=True,
+                sync=self._durable,
+                metasync=self._durable,
                 readahead=False,
                 max_readers=126,
             )

@@ -1,0 +1,68 @@
+"""A node's configuration files: ``node.json`` and the genesis file it names.
+
+Reading them is the node's own business (the ``network`` tooling writes them), so the node does
+not depend on the tooling that creates a consortium.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import msgspec
+
+from pilotchain.codec import decode
+from pilotchain.crypto import get_suite
+from pilotchain.ledger.genesis import Genesis, genesis_hash
+
+__all__ = ["ConfigError", "NodeConfig", "load_genesis", "load_node_config"]
+
+
+class ConfigError(Exception):
+    """A node or genesis file is missing, unreadable or inconsistent; the message says which and
+    what to do."""
+
+
+class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """node.json: everything a node needs to start (paths relative to the node's home)."""
+
+    name: str
+    org: str
+    chain_id: str
+    suite: str
+    identity_file: str
+    genesis_file: str
+    data_dir: str
+    #: where the node listens for peers, and the address peers dial
+    p2p_listen: str
+    p2p_advertise: str
+    #: peer name -> "host:port"
+    peers: dict[str, str]
+    gateway_listen: str
+    gateway_url: str
+    log_level: str = "info"
+
+
+def load_genesis(path: str | os.PathLike[str]) -> Genesis:
+    file_path = Path(path)
+    try:
+        document = json.loads(file_path.read_text())
+        genesis = decode(base64.b64decode(document["canonical_base64"], validate=True), Genesis)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{file_path} is not a pilotchain genesis file: {exc}") from exc
+    if genesis_hash(get_suite(genesis.suite), genesis).hex() != document.get("hash"):
+        raise ConfigError(f"{file_path}: the genesis hash does not match its contents (edited or corrupted?)")
+    genesis.check()
+    return genesis
+
+
+def load_node_config(home: str | os.PathLike[str]) -> NodeConfig:
+    path = Path(home) / "node.json"
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=NodeConfig)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}; is --home a node folder made by `pilotchain network init`?") from exc
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ConfigError(f"{path} is not a valid node configuration: {exc}") from exc

@@ -1,0 +1,340 @@
+"""The node core: consensus, ledger and mempool glued together as one sans-IO state machine.
+
+Theory of operation
+-------------------
+:class:`NodeCore` owns a :class:`~pilotchain.consensus.replica.Replica`, the node's
+:class:`~pilotchain.node.chain.Ledger` and its :class:`~pilotchain.node.mempool.Mempool`, and
+is the consensus :class:`~pilotchain.consensus.application.Application` over the ledger. It
+reads no clock, opens no socket and starts no task: a shell feeds it inputs and executes the
+effects it returns. Two shells run it — the validator process
+(:class:`~pilotchain.node.daemon.ConsensusNode`: sockets, WAL file, timers, gateway) and the
+simulator (:mod:`pilotchain.sim`: a virtual network, clock and disk, faults by seed) — so a seed
+that finds a bug in the ledger glue, a validator change or a halt finds it in the code the
+validators run.
+
+Inputs (each takes the shell's ``now_ms``)::
+
+    start(now_ms)                          once, after construction
+    receive(message, sender, now_ms)       a consensus message from peer ``sender``
+    tick(now_ms)                           the deadline of the last SetTimer passed
+    propose(request, now_ms, txs_max)      answer a RequestPayload: build a block from the mempool
+
+After each input the shell iterates :meth:`NodeCore.drain` and executes every effect **in
+order** before taking the next one (so a ``Persist`` is durable before the ``Send`` it covers,
+exactly as the replica's contract says). The core handles a replica ``Commit`` itself when the
+shell reaches it: the certified ledger block is committed atomically with its
+:class:`~pilotchain.ledger.commit.CommitRecord`, the mempool forgets its transactions, and the
+shell receives :class:`Committed` in its place. Effects::
+
+    Persist, Send, Broadcast, SetTimer, RequestPayload, EvidenceFound   (the replica's, as they are)
+    Committed(block, digest, header, certificate)                       (a block was applied)
+    Note(level, event, message, fields)                                 (something worth a log line)
+
+Validation (:meth:`validate_payload`) accepts a proposal only when the ledger block's height and
+timestamp equal the consensus header's, its proposer is the consensus proposer and re-execution
+reproduces every root. Validator-set changes come from governance's schedule in committed state
+(approval height + 2), so the set for ``h + 1`` is known when ``h`` is decided.
+
+Halting: a certified block that the ledger cannot apply, or a commit at a height that does not
+follow the ledger's, is a broken invariant. :meth:`drain` raises :class:`NodeHalted` and every
+later input is refused with it: the node stops rather than sign or store something wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from pilotchain.codec import CodecError, decode, encode
+from pilotchain.consensus.certificate import compute_block_hash
+from pilotchain.consensus.effects import (
+    Broadcast,
+    Commit,
+    EvidenceFound,
+    Persist,
+    RequestPayload,
+    Send,
+    SetTimer,
+)
+from pilotchain.consensus.replica import ConsensusConfig, Replica
+from pilotchain.consensus.types import Block as ConsensusBlock
+from pilotchain.consensus.types import BlockHeader as ConsensusHeader
+from pilotchain.consensus.types import (
+    ChainTip,
+    CommitCertificate,
+    ConsensusMessage,
+    ConsensusWal,
+    ValidatorSet,
+)
+from pilotchain.crypto import PrivateKey
+from pilotchain.ledger.block import Block
+from pilotchain.ledger.commit import CommitRecord, consensus_validator_set
+from pilotchain.ledger.tx import TxRejected
+from pilotchain.node.chain import BlockInvalid, Ledger
+from pilotchain.node.mempool import Mempool
+
+__all__ = ["Committed", "NodeCore", "NodeEffect", "NodeHalted", "Note", "consensus_config_for"]
+
+#: Ledger blocks kept decoded by their consensus payload (built, validated) so the same payload is
+#: not decoded again at commit: a strict decode of a 2,000-transaction block is ~2 MB re-encoded.
+DECODED_BLOCKS_MAX = 4
+
+
+class NodeHalted(Exception):
+    """A broken invariant: the node stops rather than sign or store something wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """The ledger applied ``block`` (hash ``digest``), decided with ``header`` and ``certificate``."""
+
+    block: Block
+    digest: bytes
+    header: ConsensusHeader
+    certificate: CommitCertificate
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something the shell should log (the core has no logger)."""
+
+    level: str  # "info" | "warning" | "critical"
+    event: str
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+NodeEffect: TypeAlias = Persist | Send | Broadcast | SetTimer | RequestPayload | EvidenceFound | Committed | Note
+
+
+def consensus_config_for(ledger: Ledger, **overrides: Any) -> ConsensusConfig:
+    """The consensus configuration of ``ledger``'s chain: the chain id, and the timeouts from the
+    governed parameters in force now (local liveness knobs: a change takes effect on each node at
+    its next start). ``overrides`` set any other :class:`ConsensusConfig` field."""
+    params = ledger.params
+    options: dict[str, Any] = {
+        "chain_id": ledger.genesis.chain_id.encode(),
+        "timeout_propose_ms": params.timeout_propose_ms,
+        "timeout_prevote_ms": params.timeout_vote_ms,
+        "timeout_precommit_ms": params.timeout_vote_ms,
+    }
+    options.update(overrides)
+    return ConsensusConfig(**options)
+
+
+class NodeCore:
+    """Replica + ledger + mempool of one node, driven by a shell (see the module docstring)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        mempool: Mempool,
+        *,
+        name: str,
+        private_key: PrivateKey,
+        config: ConsensusConfig,
+        wal: ConsensusWal | None = None,
+        replica_factory: Callable[..., Replica] = Replica,
+    ) -> None:
+        self.ledger = ledger
+        self.mempool = mempool
+        self.name = name
+        self.suite = ledger.suite
+        self.config = config
+        self._halted: str | None = None
+        self._notes: list[Note] = []
+        self._decoded_blocks: list[tuple[bytes, Block]] = []
+        if wal is not None and wal.height != ledger.height + 1:
+            wal = None  # a record of a height this ledger has already passed
+        self.replica = replica_factory(
+            config=config,
+            suite=self.suite,
+            private_key=private_key,
+            application=self,
+            chain_tip=self._chain_tip(),
+            wal=wal,
+        )
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def halted(self) -> str | None:
+        """Why the node halted, or None while it runs."""
+        return self._halted
+
+    def _chain_tip(self) -> ChainTip:
+        ledger = self.ledger
+        height = ledger.height
+        if height == 0:
+            return ChainTip(height=0, block_hash=ledger.head_hash, timestamp_ms=ledger.head().timestamp_ms,
+                            validator_set=consensus_validator_set(ledger.validators_at(1)))
+        slot = ledger.store.get_certificate(height)
+        if slot is None:
+            raise NodeHalted(f"block {height} has no commit record; the store is not a consensus node's store")
+        record = decode(slot, CommitRecord)
+        return ChainTip(height=height, block_hash=compute_block_hash(self.suite, record.header),
+                        timestamp_ms=record.header.timestamp_ms,
+                        validator_set=consensus_validator_set(ledger.validators_at(height + 1)))
+
+    # ------------------------------------------------------------------ inputs
+
+    def _check_running(self) -> None:
+        if self._halted is not None:
+            raise NodeHalted(self._halted)
+
+    def start(self, now_ms: int) -> None:
+        self._check_running()
+        self.replica.start(now_ms)
+
+    def receive(self, message: ConsensusMessage, sender: int, now_ms: int) -> None:
+        self._check_running()
+        self.replica.receive(message, sender, now_ms)
+
+    def tick(self, now_ms: int) -> None:
+        self._check_running()
+        self.replica.tick(now_ms)
+
+    def propose(self, request: RequestPayload, now_ms: int, txs_max: int | None = None) -> Block | None:
+        """Build a ledger block from the mempool on the committed state and propose it; returns
+        the block, or None when ``request`` is stale (the replica moved on)."""
+        self._check_running()
+        replica = self.replica
+        if replica.height != request.height or request.height != self.ledger.height + 1:
+            return None
+        # the replica stamps max(now, parent + 1); the ledger block must carry the same time
+        timestamp_ms = max(now_ms, replica.now_ms, replica.chain_tip.timestamp_ms + 1)
+        params = self.ledger.params
+        self.mempool.prune(now_ms)
+        limit = params.block_txs_max if txs_max is None else max(1, min(txs_max, params.block_txs_max))
+        batch = self.mempool.take(limit, params.block_bytes_max)
+
+        def refused(raw: bytes, exc: TxRejected) -> None:
+            if exc.tx_id is not None:
+                self.mempool.remember_rejection(exc.tx_id, exc)
+                self.mempool.remove_committed([exc.tx_id])
+
+        block = self.ledger.build_block(batch, proposer=self.name, timestamp_ms=timestamp_ms, on_rejected=refused)
+        payload = encode(block)
+        self._remember_block(payload, block)
+        replica.propose_payload(request.height, request.round, payload, timestamp_ms)
+        return block
+
+    # ------------------------------------------------------------------ effects
+
+    def drain(self) -> Iterator[NodeEffect]:
+        """The effects of the inputs so far, in order. A ``Commit`` is applied to the ledger when
+        the iteration reaches it (after the shell executed every effect before it) and comes out
+        as :class:`Committed`; a block that cannot be applied raises :class:`NodeHalted`."""
+        while True:
+            if self._notes:
+                notes, self._notes = self._notes, []
+                yield from notes
+            effects = self.replica.take_effects()
+            if not effects:
+                return
+            for effect in effects:
+                if isinstance(effect, Commit):
+                    committed = self._apply_commit(effect)
+                    yield from self._take_notes()
+                    yield committed
+                else:
+                    yield effect
+                    yield from self._take_notes()
+
+    def _take_notes(self) -> list[Note]:
+        notes, self._notes = self._notes, []
+        return notes
+
+    def _note(self, level: str, event: str, message: str, **fields: Any) -> None:
+        self._notes.append(Note(level, event, message, fields))
+
+    def _halt(self, reason: str) -> NodeHalted:
+        self._halted = reason
+        self._note("critical", "node.halted", reason)
+        return NodeHalted(reason)
+
+    def _apply_commit(self, effect: Commit) -> Committed:
+        header = effect.block.header
+        ledger = self.ledger
+        if header.height != ledger.height + 1:
+            raise self._halt(f"consensus committed height {header.height} but the ledger is at {ledger.height}")
+        try:
+            block = self.block_of(effect.block.payload)
+            # the payload decoded strictly to this block, so it is the block's canonical encoding
+            digest = ledger.commit_block(block, certificate=encode(CommitRecord(header, effect.certificate)),
+                                         encoded=effect.block.payload)
+        except (CodecError, BlockInvalid) as exc:
+            raise self._halt(f"certified block {header.height} cannot be applied: {exc}") from exc
+        if ledger.height != header.height:
+            raise self._halt(f"the ledger is at {ledger.height} after committing block {header.height}")
+        self.mempool.remove_committed(receipt.tx_id for receipt in block.receipts)
+        return Committed(block, digest, header, effect.certificate)
+
+    def block_of(self, payload: bytes) -> Block:
+        """The ledger block a consensus payload carries (strict decode, remembered by payload)."""
+        for known, block in reversed(self._decoded_blocks):
+            # the same object normally comes back (proposal -> validation -> commit); equal
+            # bytes from elsewhere compare by memcmp, never by hashing megabytes into a dict key
+            if known is payload or (len(known) == len(payload) and known == payload):
+                return block
+        block = decode(payload, Block)
+        self._remember_block(payload, block)
+        return block
+
+    def _remember_block(self, payload: bytes, block: Block) -> None:
+        self._decoded_blocks.append((payload, block))
+        del self._decoded_blocks[:-DECODED_BLOCKS_MAX]
+
+    # ------------------------------------------------------------------ Application (for the replica)
+
+    def validate_payload(self, header: ConsensusHeader, payload: bytes) -> bool:
+        ledger = self.ledger
+        height = header.height
+        try:
+            block = self.block_of(payload)
+        except CodecError as exc:
+            self._note("warning", "proposal.refused", f"refusing a proposal whose payload is not a ledger block: {exc}")
+            return False
+        if block.header.height != height or height != ledger.height + 1:
+            self._note("warning", "proposal.refused", f"refusing a proposal for height {height} (ledger block says "
+                       f"{block.header.height}, head is {ledger.height})")
+            return False
+        if block.header.timestamp_ms != header.timestamp_ms:
+            self._note("warning", "proposal.refused",
+                       "refusing a proposal whose ledger timestamp differs from the consensus timestamp")
+            return False
+        names = [v.name for v in ledger.validators_at(height)]
+        proposer = names[header.proposer_index] if header.proposer_index < len(names) else None
+        if block.header.proposer != proposer:
+            self._note("warning", "proposal.refused",
+                       f"refusing a proposal that names proposer {block.header.proposer!r}, not {proposer!r}")
+            return False
+        try:
+            ledger.verify_block(block)
+        except BlockInvalid as exc:
+            self._note("warning", "proposal.refused", f"refusing an invalid proposal at height {height}: {exc}")
+            return False
+        return True
+
+    def get_validator_set_update(self, height: int, payload: bytes) -> ValidatorSet | None:
+        """Governance schedules validator changes two blocks after the approving block, so the
+        set for ``height + 1`` is already in committed state when block ``height`` is decided."""
+        ledger = self.ledger
+        following = ledger.validators_at(height + 1)
+        if following == ledger.validators_at(height):
+            return None
+        self._note("info", "validators.changed", "validator set changes", height=height + 1,
+                   validators=",".join(v.name for v in following))
+        return consensus_validator_set(following)
+
+    def load_commit(self, height: int) -> tuple[ConsensusBlock, CommitCertificate] | None:
+        store = self.ledger.store
+        if height < 1 or height > store.height:
+            return None
+        raw = store.get_block(height)
+        slot = store.get_certificate(height)
+        if raw is None or slot is None:
+            return None
+        record = decode(slot, CommitRecord)
+        return ConsensusBlock(record.header, raw), record.certificate
