@@ -33,7 +33,7 @@ from pilotchain.crypto import (
     sealed_suite,
 )
 from pilotchain.crypto.gm import sm2_private_key_pkcs8_der
-from pilotchain.crypto.seal import GM_DIRECT_MAX, INTL_INFO_DOMAIN, SEAL_MAGIC
+from pilotchain.crypto.sealing import GM_DIRECT_MAX, INTL_INFO_DOMAIN, SEAL_MAGIC
 
 from .helpers import SUITE_NAMES, pem
 

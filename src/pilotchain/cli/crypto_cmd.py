@@ -38,7 +38,7 @@ from pilotchain.crypto import (
     open_sealed,
     seal,
 )
-from pilotchain.crypto.seal import GM_DIRECT_MAX
+from pilotchain.crypto.sealing import GM_DIRECT_MAX
 
 __all__ = ["app", "public_key_path_for"]
 

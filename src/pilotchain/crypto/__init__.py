@@ -21,7 +21,7 @@ hash live in :mod:`pilotchain.crypto.kex`; :func:`key_exchange_for`, :func:`hkdf
 
 Sealing to a recipient's public key (ephemeral X25519 + HKDF-SHA-256 + AES-256-GCM for
 ``intl``; SM2 encryption, GB/T 32918.4, with an SM4-GCM envelope for longer data, for ``gm``) is
-:mod:`pilotchain.crypto.seal`: :func:`load_seal_public_key`, :func:`seal`,
+:mod:`pilotchain.crypto.sealing`: :func:`load_seal_public_key`, :func:`seal`,
 :func:`load_seal_private_key`, :func:`open_sealed`, re-exported here.
 
 Error tree::
@@ -51,7 +51,7 @@ from pilotchain.crypto.kex import (
     hmac_digest,
     key_exchange_for,
 )
-from pilotchain.crypto.seal import (
+from pilotchain.crypto.sealing import (
     SealError,
     SealFailure,
     SealPrivateKey,

@@ -1,6 +1,6 @@
 """Ephemeral key agreement and HKDF (pure: randomness is an argument, nothing is drawn here).
 
-Used by the p2p link handshake and by :mod:`pilotchain.crypto.seal`.
+Used by the p2p link handshake and by :mod:`pilotchain.crypto.sealing`.
 
 ========  =====================================  ====================  ==================
 suite     ephemeral key agreement                KDF                   link AEAD
