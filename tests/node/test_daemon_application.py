@@ -1,4 +1,4 @@
-"""The consensus node's Application: a ledger block is bound to the consensus header around it."""
+"""The consensus node: its core binds a ledger block to the consensus header around it; the shell around it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from pilotchain.codec import encode
 from pilotchain.consensus.types import BlockHeader as ConsensusHeader
 from pilotchain.network.consortium import init_network, parse_orgs
-from pilotchain.node.daemon import ConsensusNode, _LedgerApplication
+from pilotchain.node.daemon import ConsensusNode
 from pilotchain.sdk import Identity, build_transaction
 
 NOW = 1_790_000_000_000
@@ -37,7 +37,7 @@ def _header(node: ConsensusNode, block, **changes):  # type: ignore[no-untyped-d
 
 def test_a_ledger_block_must_match_its_consensus_header(node) -> None:  # type: ignore[no-untyped-def]
     consensus_node, net = node
-    app = _LedgerApplication(consensus_node)
+    app = consensus_node.core  # the consensus Application over the ledger
     identity = Identity.load(net / "orgs" / "hospital" / "client.id")
     tx = build_transaction(identity, "pilot-city", "kv", "put", {"key": "k", "value": 1}, now_ms=NOW + 5)
     block = consensus_node.ledger.build_block([tx.raw], proposer="bank-v1", timestamp_ms=NOW + 10)

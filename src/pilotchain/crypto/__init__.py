@@ -12,7 +12,8 @@ Everything above this package sees only :class:`Suite`, :class:`PrivateKey` and
 identities and the chain store); :meth:`Suite.public_key` turns them into verifier objects and
 caches them, so a hot verifier does not re-parse keys. A key has exactly one accepted DER
 encoding (gm: named curve, uncompressed point), so keys can be compared as bytes.
-:meth:`Suite.verify_batch` spreads large batches over one thread per core. Details, the OpenSSL
+:mod:`pilotchain.crypto.parallel` (a shell module, not re-exported here) spreads large batches
+over one thread per core. Details, the OpenSSL
 binding behind SM2 and measured numbers: ``docs/crypto.md``.
 
 Key agreement (X25519 for ``intl``, ECDH on the SM2 curve for ``gm``) and HKDF over the suite's

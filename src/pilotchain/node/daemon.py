@@ -1,34 +1,33 @@
-"""The validator node: the I/O shell that drives consensus, ledger, mempool, P2P and gateway.
+"""The validator node process: the I/O shell around the sans-IO node core.
 
 Theory of operation
 -------------------
-One asyncio event loop per node process. The deterministic cores (the Tendermint
-:class:`~pilotchain.consensus.replica.Replica`, the :class:`~pilotchain.node.chain.Ledger`'s
-checks and execution, the :class:`~pilotchain.node.mempool.Mempool`) are called from it; this
-module alone touches sockets (``PeerNetwork``, the gateway), disk (the consensus WAL; the ledger
-store) and the clock.
+One asyncio event loop per node process. :class:`ConsensusNode` is a
+:class:`~pilotchain.node.frontend.NodeFrontend` (the NodeAPI, admission, events and metrics it
+shares with the development node) that drives a :class:`~pilotchain.node.core.NodeCore` —
+the replica, ledger and mempool glue that the simulator runs too. This module alone touches
+sockets (``PeerNetwork``, the gateway), disk (the consensus WAL; the ledger store) and the clock.
 
-Inputs to the replica — messages from peers, timer expiries, proposals — each produce a batch
-of effects that :meth:`ConsensusNode._drain` executes **in order**:
+Every input to the core (a peer's consensus message, a timer expiry, a proposal built after the
+block interval) is followed by :meth:`ConsensusNode._drain`, which executes the core's effects
+**in order**:
 
 * ``Persist``      → the consensus WAL is replaced atomically and fsynced *before* anything later
                      (so a vote is durable before it is sent);
 * ``Send`` / ``Broadcast`` → queued on the authenticated P2P links;
-* ``Commit``       → the ledger block (the consensus payload) is committed atomically with the
-                     consensus header and certificate in the store's certificate slot, the
-                     mempool forgets its transactions, subscribers get events;
-* ``SetTimer``     → the timer task wakes the replica at that deadline;
-* ``RequestPayload`` → the node builds a ledger block from the mempool on the committed state
-                     (execution happens here, so the header carries the post-state root) and
-                     answers with ``propose_payload``; with an empty mempool it waits up to
-                     ``empty_block_delay_ms`` for transactions first;
-* ``EvidenceFound`` → logged and kept.
+* ``Committed``    → the core has committed the certified ledger block (with its commit record)
+                     and the mempool forgot its transactions; the shell re-checks P2P links
+                     against a changed membership, updates metrics and publishes events;
+* ``SetTimer``     → the timer task wakes the core at that deadline;
+* ``RequestPayload`` → the payload task waits (``block_interval_ms_min`` after the parent, or
+                     ``empty_block_delay_ms`` with an empty mempool) and then calls
+                     ``NodeCore.propose``, bounded by what this node can build in a third of the
+                     propose timeout;
+* ``EvidenceFound`` / ``Note`` → logged.
 
-The consensus payload is the canonical ledger block. Validators accept it (``validate_payload``, which
-receives the consensus header) only when its height and timestamp equal the consensus header's,
-its proposer is the consensus proposer, and re-execution reproduces every root (:meth:`Ledger.verify_block`). A block that
-arrives with a valid commit certificate but cannot be applied is a broken invariant: the node
-halts rather than diverge.
+A broken invariant (a certified block the ledger cannot apply) raises
+:class:`~pilotchain.node.core.NodeHalted` from the core: the task that fed the input ends and the
+process exits with code 3 rather than diverge.
 
 Transactions: the gateway's ``submit_tx`` admits to the mempool (all checks, signature verified
 once) and queues the wire bytes for gossip; the gossip task broadcasts batches every
@@ -55,38 +54,26 @@ from typing import Any, Final
 from prometheus_client import Gauge
 
 from pilotchain.codec import CodecError, decode, encode
-from pilotchain.consensus.certificate import compute_block_hash
 from pilotchain.consensus.effects import (
     Broadcast,
-    Commit,
     EvidenceFound,
     Persist,
     RequestPayload,
     Send,
     SetTimer,
 )
-from pilotchain.consensus.replica import ConsensusConfig, Replica
-from pilotchain.consensus.types import Block as ConsensusBlock
-from pilotchain.consensus.types import BlockHeader as ConsensusHeader
-from pilotchain.consensus.types import (
-    ChainTip,
-    CommitCertificate,
-    ConsensusWal,
-    ValidatorSet,
-    decode_message,
-)
+from pilotchain.consensus.replica import Replica
+from pilotchain.consensus.types import ConsensusWal, decode_message
 from pilotchain.identity.files import load_identity
 from pilotchain.ledger.auth import MembershipAuthenticator
-from pilotchain.ledger.block import Block
-from pilotchain.ledger.commit import CommitRecord, consensus_validator_set
-from pilotchain.ledger.tx import TxRejected
 from pilotchain.node.api import NodeStatus
-from pilotchain.node.chain import BlockInvalid, Ledger, open_governed_ledger
+from pilotchain.node.chain import Ledger, open_governed_ledger
 from pilotchain.node.config import NodeConfig, load_genesis, load_node_config
-from pilotchain.node.local import LocalNode
+from pilotchain.node.core import Committed, NodeCore, NodeHalted, Note, consensus_config_for
+from pilotchain.node.frontend import NodeFrontend, wall_clock_ms
 from pilotchain.p2p import MessageKind, NetworkConfig, PeerNetwork
 
-__all__ = ["CommitRecord", "ConsensusNode", "run_node", "NodeHalted"]
+__all__ = ["ConsensusNode", "NodeHalted", "run_node"]
 
 _log = logging.getLogger("pilotchain.node")
 
@@ -102,82 +89,17 @@ ADMISSION_BACKLOG_TXS_MAX = 50_000
 WAL_FILE = "consensus.wal"
 #: a proposal may always carry at least this many transactions, however slow building was
 PROPOSAL_TXS_MIN = 100
-#: Ledger blocks kept decoded by their consensus payload (built, validated) so the same payload is
-#: not decoded again at commit: a strict decode of a 2,000-transaction block is ~2 MB re-encoded.
-DECODED_BLOCKS_MAX = 4
+_LOG_LEVELS: Final = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
 
 
-class NodeHalted(Exception):
-    """A broken invariant: the node stops rather than sign or store something wrong."""
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-class _LedgerApplication:
-    """The consensus Application backed by the ledger (deterministic: no clock, no network)."""
-
-    def __init__(self, node: ConsensusNode) -> None:
-        self.node = node
-
-    def validate_payload(self, header: ConsensusHeader, payload: bytes) -> bool:
-        ledger = self.node.ledger
-        height = header.height
-        try:
-            block = self.node.block_of(payload)
-        except CodecError as exc:
-            _log.warning("refusing a proposal whose payload is not a ledger block: %s", exc)
-            return False
-        if block.header.height != height or height != ledger.height + 1:
-            _log.warning("refusing a proposal for height %d (ledger block says %d, head is %d)",
-                         height, block.header.height, ledger.height)
-            return False
-        if block.header.timestamp_ms != header.timestamp_ms:
-            _log.warning("refusing a proposal whose ledger timestamp differs from the consensus timestamp")
-            return False
-        names = [v.name for v in ledger.validators_at(height)]
-        proposer = names[header.proposer_index] if header.proposer_index < len(names) else None
-        if block.header.proposer != proposer:
-            _log.warning("refusing a proposal that names proposer %r, not %r", block.header.proposer, proposer)
-            return False
-        try:
-            ledger.verify_block(block)
-        except BlockInvalid as exc:
-            _log.warning("refusing an invalid proposal at height %d: %s", height, exc)
-            return False
-        return True
-
-    def get_validator_set_update(self, height: int, payload: bytes) -> ValidatorSet | None:
-        """Governance schedules validator changes two blocks after the approving block, so the
-        set for ``height + 1`` is already in committed state when block ``height`` is decided."""
-        ledger = self.node.ledger
-        following = ledger.validators_at(height + 1)
-        if following == ledger.validators_at(height):
-            return None
-        _log.info("validator set changes", extra={"event": "validators.changed", "height": height + 1,
-                                                 "validators": ",".join(v.name for v in following)})
-        return consensus_validator_set(following)
-
-    def load_commit(self, height: int) -> tuple[ConsensusBlock, CommitCertificate] | None:
-        store = self.node.ledger.store
-        if height < 1 or height > store.height:
-            return None
-        raw = store.get_block(height)
-        slot = store.get_certificate(height)
-        if raw is None or slot is None:
-            return None
-        record = decode(slot, CommitRecord)
-        return ConsensusBlock(record.header, raw), record.certificate
-
-
-class ConsensusNode(LocalNode):
-    """A validator (or observer) node of a consortium. Build with :meth:`from_home`."""
+class ConsensusNode(NodeFrontend):
+    """A validator (or observer) node of a consortium: the I/O shell around a
+    :class:`~pilotchain.node.core.NodeCore`. Build with :meth:`from_home`."""
 
     def __init__(self, ledger: Ledger, *, config: NodeConfig, home: Path, identity: Any,
                  clock_ms: Any = wall_clock_ms, gossip_interval_ms: int = 10,
                  empty_block_delay_ms: int | None = None, block_interval_ms_min: int = 200) -> None:
-        super().__init__(ledger, name=config.name, org=config.org, clock_ms=clock_ms, block_interval_ms=0)
+        super().__init__(ledger, name=config.name, org=config.org, clock_ms=clock_ms)
         self.config = config
         self.home = home
         self.identity = identity
@@ -185,13 +107,8 @@ class ConsensusNode(LocalNode):
         # governed parameters: block limits apply from the next block on every node (the ledger
         # reads them from committed state); consensus timeouts are read here, so a change takes
         # effect on each node at its next start (timeouts are local liveness knobs, not safety)
+        self.consensus_config = consensus_config_for(ledger)
         params = ledger.params
-        self.consensus_config = ConsensusConfig(
-            chain_id=genesis.chain_id.encode(),
-            timeout_propose_ms=params.timeout_propose_ms,
-            timeout_prevote_ms=params.timeout_vote_ms,
-            timeout_precommit_ms=params.timeout_vote_ms,
-        )
         self.empty_block_delay_ms = (
             empty_block_delay_ms if empty_block_delay_ms is not None else min(500, params.timeout_propose_ms // 2)
         )
@@ -204,14 +121,8 @@ class ConsensusNode(LocalNode):
         # that is still syncing before governance adds it) gets one, stable for the process
         self._peer_ids: dict[str, int] = {}
         self._peer_names: dict[int, str] = {}
-        self.replica = Replica(
-            config=self.consensus_config,
-            suite=self.suite,
-            private_key=identity.private_key,
-            application=_LedgerApplication(self),
-            chain_tip=self._chain_tip(),
-            wal=self._load_wal(),
-        )
+        self.core = NodeCore(ledger, self.mempool, name=config.name, private_key=identity.private_key,
+                             config=self.consensus_config, wal=self._load_wal())
         membership = self._current_membership()
         self._p2p_membership = membership
         peers = {name: address for name, address in config.peers.items()}
@@ -231,17 +142,23 @@ class ConsensusNode(LocalNode):
         self._pending_payload: RequestPayload | None = None
         self._payload_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._halted: str | None = None
         self._gateway: Any = None
         self._consensus_metrics = _ConsensusMetrics(self.metrics_registry())
         #: moving average of what building a block cost per transaction here (µs)
         self._build_cost_us_per_tx = 0
-        self._decoded_blocks: list[tuple[bytes, Block]] = []
         # gossip batches decoded and waiting for the admission task (signatures are verified off
         # the event loop, so consensus messages are never queued behind a batch's verification)
         self._admission: collections.deque[list[bytes]] = collections.deque()
         self._admission_backlog = 0
         self._admission_wake = asyncio.Event()
+
+    @property
+    def replica(self) -> Replica:
+        return self.core.replica
+
+    @property
+    def _halted(self) -> str | None:
+        return self.core.halted
 
     # ------------------------------------------------------------------ construction
 
@@ -257,20 +174,6 @@ class ConsensusNode(LocalNode):
         ledger = open_governed_ledger(home_path / config.data_dir / "ledger", genesis, node_name=config.name)
         return cls(ledger, config=config, home=home_path, identity=identity, **options)
 
-    def _chain_tip(self) -> ChainTip:
-        ledger = self.ledger
-        height = ledger.height
-        if height == 0:
-            return ChainTip(height=0, block_hash=ledger.head_hash, timestamp_ms=ledger.head().timestamp_ms,
-                            validator_set=consensus_validator_set(ledger.validators_at(1)))
-        slot = ledger.store.get_certificate(height)
-        if slot is None:
-            raise NodeHalted(f"block {height} has no commit record; the store is not a consensus node's store")
-        record = decode(slot, CommitRecord)
-        return ChainTip(height=height, block_hash=compute_block_hash(self.suite, record.header),
-                        timestamp_ms=record.header.timestamp_ms,
-                        validator_set=consensus_validator_set(ledger.validators_at(height + 1)))
-
     def _current_membership(self) -> Any:
         """The consortium's membership as of the committed head (genesis + governance)."""
         authenticator = self.ledger.authenticator
@@ -283,11 +186,10 @@ class ConsensusNode(LocalNode):
         except FileNotFoundError:
             return None
         try:
-            wal = decode(data, ConsensusWal)
+            return decode(data, ConsensusWal)
         except CodecError as exc:
             # written atomically (rename), so a torn file means the disk lied: refuse to guess
             raise NodeHalted(f"{self._wal_path} is unreadable ({exc}); restore it or the data folder from backup") from exc
-        return wal if wal.height == self.ledger.height + 1 else None
 
     def _persist_wal(self, record: ConsensusWal) -> None:
         data = encode(record)
@@ -321,8 +223,7 @@ class ConsensusNode(LocalNode):
         self._gateway = await serve(create_app(self), host, int(port))
         _log.info("node started", extra={"event": "node.started", "height": self.ledger.height,
                                          "gateway": self._gateway.url, "p2p": self.config.p2p_listen})
-        self.replica.start(self.clock_ms())
-        self._drain()
+        self._input(self.core.start, self.clock_ms())
         for name, coroutine in (("inbound", self._inbound_loop()), ("timer", self._timer_loop()),
                                 ("gossip", self._gossip_loop()), ("payload", self._payload_loop()),
                                 ("housekeeping", self._housekeeping_loop()),
@@ -340,7 +241,14 @@ class ConsensusNode(LocalNode):
             await self._gateway.close()
             self._gateway = None
         await self.p2p.close()
-        await super().stop()
+        self._end_subscriptions()
+
+    async def close(self) -> None:
+        """Stop and close the ledger."""
+        await self.stop()
+        if not self._closed:
+            self._closed = True
+            self.ledger.close()
 
     def wait_failed(self) -> asyncio.Future[Any]:
         """Completes when a node task ends unexpectedly (a halt or a crash)."""
@@ -349,26 +257,21 @@ class ConsensusNode(LocalNode):
     # ------------------------------------------------------------------ NodeAPI overrides
 
     def status(self) -> NodeStatus:
-        base = super().status()
-        peers = {name: status.connected for name, status in self.p2p.peers().items()}
-        return NodeStatus(
-            chain_id=base.chain_id, node=base.node, org=base.org, suite=base.suite, height=base.height,
-            last_block_hash=base.last_block_hash, last_block_time_ms=base.last_block_time_ms,
-            state_root=base.state_root,
+        replica = self.replica
+        return self._status(
             validators=tuple(v.name for v in self.ledger.validators_at(self.ledger.height + 1)),
-            genesis_hash=base.genesis_hash,
-            peers=peers, mempool_size=base.mempool_size,
+            peers={name: status.connected for name, status in self.p2p.peers().items()},
             consensus={
                 "engine": "tendermint",
-                "height": self.replica.height,
-                "round": self.replica.round,
-                "step": self.replica.step.name.lower(),
-                "validator": self.replica.is_validator,
-                "evidence": len(self.replica.evidence),
-                "drops": dict(self.replica.drops),
+                "height": replica.height,
+                "round": replica.round,
+                "step": replica.step.name.lower(),
+                "validator": replica.is_validator,
+                "evidence": len(replica.evidence),
+                "drops": dict(replica.drops),
                 "halted": self._halted,
             },
-            syncing=self.replica.height > self.ledger.height + 1,
+            syncing=replica.height > self.ledger.height + 1,
         )
 
     def healthy(self) -> tuple[bool, str]:
@@ -379,28 +282,31 @@ class ConsensusNode(LocalNode):
                 return False, f"task {task.get_name()} stopped; see the node log"
         return True, "ok"
 
-    async def submit_tx(self, raw: bytes) -> bytes:
-        tx_id = await super().submit_tx(raw)
-        if len(self._gossip_out) < GOSSIP_QUEUE_TXS_MAX:
-            self._gossip_out.append(raw)
-            self._gossip_wake.set()
-        self._payload_wake.set()
-        return tx_id
-
-    async def submit_txs(self, raws: list[bytes]) -> list[bytes | TxRejected]:
-        results = await super().submit_txs(raws)
-        admitted = [raw for raw, result in zip(raws, results, strict=True) if isinstance(result, bytes)]
+    def _on_admitted(self, raws: list[bytes]) -> None:
         room = GOSSIP_QUEUE_TXS_MAX - len(self._gossip_out)
-        if admitted and room > 0:
-            self._gossip_out.extend(admitted[:room])
+        if raws and room > 0:
+            self._gossip_out.extend(raws[:room])
             self._gossip_wake.set()
         self._payload_wake.set()
-        return results
 
     # ------------------------------------------------------------------ effects
 
+    def _input(self, action: Any, *args: Any) -> None:
+        """Run one core input and execute its effects in order. A halt (a broken invariant) is
+        logged by the core's note and raised: the task that fed the input ends, and with it the
+        node process (exit code 3)."""
+        if self._halted:
+            return
+        action(*args)
+        self._drain()
+
     def _drain(self) -> None:
-        for effect in self.replica.take_effects():
+        effects = self.core.drain()
+        while True:
+            started_ns = time.perf_counter_ns()
+            effect = next(effects, None)  # a Committed is applied to the ledger inside this call
+            if effect is None:
+                break
             if isinstance(effect, Persist):
                 self._persist_wal(effect.record)
             elif isinstance(effect, Send):
@@ -409,8 +315,12 @@ class ConsensusNode(LocalNode):
                     self.p2p.send(name, MessageKind.CONSENSUS, encode(effect.message))
             elif isinstance(effect, Broadcast):
                 self.p2p.broadcast(MessageKind.CONSENSUS, encode(effect.message))
-            elif isinstance(effect, Commit):
-                self._apply_commit(effect)
+            elif isinstance(effect, Committed):
+                commit_ms = (time.perf_counter_ns() - started_ns) // 1_000_000
+                if commit_ms >= SLOW_PAUSE_MS:
+                    _log.warning("slow block commit", extra={"event": "node.slow", "cause": "commit", "ms": commit_ms,
+                                                             "height": effect.header.height, "txs": len(effect.block.txs)})
+                self._after_commit(effect)
             elif isinstance(effect, SetTimer):
                 self._timer_deadline_ms = effect.deadline_ms
                 self._timer_changed.set()
@@ -420,42 +330,13 @@ class ConsensusNode(LocalNode):
             elif isinstance(effect, EvidenceFound):
                 _log.warning("equivocation evidence", extra={"event": "consensus.evidence",
                                                              "validator": effect.evidence.vote_a.validator_index})
+            elif isinstance(effect, Note):
+                _log.log(_LOG_LEVELS.get(effect.level, logging.WARNING), effect.message,
+                         extra={"event": effect.event, **effect.fields})
         self._consensus_metrics.round.set(self.replica.round)
 
-    def block_of(self, payload: bytes) -> Block:
-        """The ledger block a consensus payload carries (strict decode, remembered by payload)."""
-        for known, block in reversed(self._decoded_blocks):
-            # the same object normally comes back (proposal -> validation -> commit); equal
-            # bytes from elsewhere compare by memcmp, never by hashing megabytes into a dict key
-            if known is payload or (len(known) == len(payload) and known == payload):
-                return block
-        block = decode(payload, Block)
-        self._remember_block(payload, block)
-        return block
-
-    def _remember_block(self, payload: bytes, block: Block) -> None:
-        self._decoded_blocks.append((payload, block))
-        del self._decoded_blocks[:-DECODED_BLOCKS_MAX]
-
-    def _apply_commit(self, effect: Commit) -> None:
-        header = effect.block.header
-        if header.height != self.ledger.height + 1:
-            raise NodeHalted(f"consensus committed height {header.height} but the ledger is at {self.ledger.height}")
-        try:
-            block = self.block_of(effect.block.payload)
-            # the payload decoded strictly to this block, so it is the block's canonical encoding
-            started_ns = time.perf_counter_ns()
-            digest = self.ledger.commit_block(block, certificate=encode(CommitRecord(header, effect.certificate)),
-                                              encoded=effect.block.payload)
-            commit_ms = (time.perf_counter_ns() - started_ns) // 1_000_000
-            if commit_ms >= SLOW_PAUSE_MS:
-                _log.warning("slow block commit", extra={"event": "node.slow", "cause": "commit", "ms": commit_ms,
-                                                         "height": header.height, "txs": len(block.txs)})
-        except (CodecError, BlockInvalid) as exc:
-            self._halted = f"certified block {header.height} cannot be applied: {exc}"
-            _log.critical(self._halted, extra={"event": "node.halted"})
-            raise NodeHalted(self._halted) from exc
-        self.mempool.remove_committed(receipt.tx_id for receipt in block.receipts)
+    def _after_commit(self, committed: Committed) -> None:
+        block, digest, header = committed.block, committed.digest, committed.header
         membership = self._current_membership()
         if membership is not self._p2p_membership:
             # governance changed the consortium (an org added or removed, a revocation, a CA
@@ -474,13 +355,6 @@ class ConsensusNode(LocalNode):
 
     # ------------------------------------------------------------------ loops
 
-    def _input(self, action: Any, *args: Any) -> None:
-        """Run one replica input and its effects; a halt stops the node."""
-        if self._halted:
-            return
-        action(*args)
-        self._drain()
-
     async def _inbound_loop(self) -> None:
         while True:
             message = await self.p2p.receive()
@@ -491,7 +365,7 @@ class ConsensusNode(LocalNode):
                 except CodecError:
                     self._consensus_metrics.bad_messages.inc()
                     continue
-                self._input(self.replica.receive, decoded, sender, self.clock_ms())
+                self._input(self.core.receive, decoded, sender, self.clock_ms())
             elif message.kind == MessageKind.MEMPOOL:
                 self._admit_gossip(message.peer, message.payload)
 
@@ -542,7 +416,7 @@ class ConsensusNode(LocalNode):
             now_ms = self.clock_ms()
             if deadline is not None and now_ms >= deadline:
                 self._timer_deadline_ms = None
-                self._input(self.replica.tick, now_ms)
+                self._input(self.core.tick, now_ms)
 
     async def _payload_loop(self) -> None:
         """Answer RequestPayload: once block_interval_ms_min has passed since the parent block
@@ -577,26 +451,13 @@ class ConsensusNode(LocalNode):
             self._propose(request)
 
     def _propose(self, request: RequestPayload) -> None:
-        now_ms = self.clock_ms()
-        # the replica stamps max(now, parent + 1); the ledger block must carry the same time
-        timestamp_ms = max(now_ms, self.replica.now_ms, self.replica.chain_tip.timestamp_ms + 1)
-        params = self.ledger.params
-        self.mempool.prune(now_ms)
-        batch = self.mempool.take(self._proposal_txs_max(params.block_txs_max), params.block_bytes_max)
-
-        def refused(raw: bytes, exc: TxRejected) -> None:
-            if exc.tx_id is not None:
-                self.mempool.remember_rejection(exc.tx_id, exc)
-                self.mempool.remove_committed([exc.tx_id])
-
         started = time.perf_counter_ns()
-        block = self.ledger.build_block(batch, proposer=self.name, timestamp_ms=timestamp_ms, on_rejected=refused)
-        if block.txs:
+        txs_max = self._proposal_txs_max(self.ledger.params.block_txs_max)
+        block = self.core.propose(request, self.clock_ms(), txs_max)
+        if block is not None and block.txs:
             cost_us = (time.perf_counter_ns() - started) // 1000 // len(block.txs)
             self._build_cost_us_per_tx = (3 * self._build_cost_us_per_tx + cost_us) // 4 or cost_us
-        payload = encode(block)
-        self._remember_block(payload, block)
-        self._input(self.replica.propose_payload, request.height, request.round, payload, timestamp_ms)
+        self._drain()
 
     def _proposal_txs_max(self, block_txs_max: int) -> int:
         """At most what this node can build (and, by the same work, validators can check) within a

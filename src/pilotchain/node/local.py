@@ -2,25 +2,19 @@
 
 Theory of operation
 -------------------
-:class:`LocalNode` implements :class:`~pilotchain.node.api.NodeAPI` over one
-:class:`~pilotchain.node.chain.Ledger` and one :class:`~pilotchain.node.mempool.Mempool`.
-It is what the gateway and SDK tests run against, and the engine of a ``pilotchain node dev``
-style single-node mode. It proposes and commits its own blocks; nothing here is consensus:
+:class:`LocalNode` is a :class:`~pilotchain.node.frontend.NodeFrontend` (the NodeAPI over one
+ledger and one mempool, shared with the validator process) plus a block producer. It is what the
+gateway and SDK tests and :mod:`pilotchain.testing` run against. It proposes and commits its own
+blocks; nothing here is consensus (the validator process,
+:class:`~pilotchain.node.daemon.ConsensusNode`, is its sibling, not its subclass):
 
-* :meth:`LocalNode.submit_tx` runs the ledger's admission checks through ``Mempool.add`` and
-  wakes the block producer;
+* ``submit_tx`` runs the ledger's admission checks through ``Mempool.add`` and wakes the block
+  producer;
 * :meth:`LocalNode.produce_block` (callable directly in tests) takes a batch from the mempool,
   ``build_block`` + ``commit_block``, removes the committed transactions from the mempool,
-  remembers the ones the ledger refused, and publishes :class:`NodeEvent` s;
+  remembers the ones the ledger refused, and publishes :class:`~pilotchain.node.api.NodeEvent` s;
 * the block producer (an asyncio task, :meth:`start` / :meth:`stop`) calls ``produce_block``
   whenever transactions wait, at most once per ``block_interval_ms``, and prunes expired ones.
-
-Subscribers each get a bounded queue (``subscriber_queue_max`` events). Publishing never waits:
-a subscriber whose queue is full is dropped — its iterator ends after the events it already
-holds, and it can catch up by reading blocks.
-
-Everything runs on the node's event loop thread; the clock is injected (``clock_ms``) so tests
-can pin it. The only I/O is the ledger's storage.
 """
 
 from __future__ import annotations
@@ -30,108 +24,36 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-from pilotchain.codec import CodecError
-from pilotchain.crypto import Suite, get_suite
-from pilotchain.crypto.parallel import verify_batch_async
 from pilotchain.ledger.block import Block
-from pilotchain.ledger.execution import Caller, ContractResolver
-from pilotchain.ledger.genesis import Genesis, genesis_hash
-from pilotchain.ledger.tx import SignedTx, TxRejected, decode_args, decode_transaction
-from pilotchain.node.api import EventKind, NodeEvent, NodeStatus, StateRead, TxState, TxStatus
+from pilotchain.ledger.execution import ContractResolver
+from pilotchain.ledger.genesis import Genesis
+from pilotchain.ledger.tx import TxRejected
+from pilotchain.node.api import NodeStatus
 from pilotchain.node.chain import Ledger, SignerAuthenticator, open_governed_ledger
-from pilotchain.node.mempool import Mempool, MempoolLimits
+from pilotchain.node.frontend import (
+    SUBSCRIBER_QUEUE_MAX,
+    NodeFrontend,
+    Subscription,
+    block_events,
+    tx_id_or_none,
+    wall_clock_ms,
+)
+from pilotchain.node.mempool import MempoolLimits
 
-__all__ = ["LocalNode", "Subscription", "wall_clock_ms"]
+__all__ = ["LocalNode", "Subscription", "block_events", "wall_clock_ms"]
 
 _log = logging.getLogger(__name__)
 
-#: Events a subscriber may have waiting before it is dropped.
-SUBSCRIBER_QUEUE_MAX = 20_000  # > the events of one full block (block, each tx, contract events)
-#: Subscribers at once (each holds a queue); more are refused.
-SUBSCRIBERS_MAX = 256
 #: Minimum time between two produced blocks.
 BLOCK_INTERVAL_MS = 100
 #: How often the producer prunes expired transactions when idle.
 PRUNE_INTERVAL_MS = 5_000
 
 
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class _Dropped:
-    """Queue sentinel: the subscriber fell behind and was disconnected."""
-
-
-_DROPPED = _Dropped()
-
-
-class Subscription:
-    """An async iterator over :class:`NodeEvent` s, registered from the moment it is created.
-
-    Ends (``StopAsyncIteration``) when the node drops the subscriber for falling behind or the
-    node stops; :meth:`aclose` unregisters it."""
-
-    def __init__(self, node: LocalNode, kinds: frozenset[EventKind] | None, queue_max: int) -> None:
-        self._node = node
-        self.kinds = kinds
-        self.queue: asyncio.Queue[NodeEvent | _Dropped] = asyncio.Queue(maxsize=queue_max)
-        self.dropped = False
-
-    def offer(self, event: NodeEvent) -> bool:
-        """Queue ``event`` without waiting; False (and drop the subscriber) when full."""
-        if self.kinds is not None and event.kind not in self.kinds:
-            return True
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.end()
-            return False
-        return True
-
-    def end(self) -> None:
-        """Mark the subscription finished; the reader sees the end after one slot frees up or now."""
-        self.dropped = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(_DROPPED)
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> NodeEvent:
-        if self.dropped and self.queue.empty():
-            raise StopAsyncIteration
-        item = await self.queue.get()
-        if isinstance(item, _Dropped):
-            raise StopAsyncIteration
-        return item
-
-    def take_ready(self, count_max: int) -> list[NodeEvent]:
-        """Up to ``count_max`` events already queued, without waiting (a streamer sends them as
-        one write instead of one per event); stops at the end of a dropped subscription."""
-        ready: list[NodeEvent] = []
-        while len(ready) < count_max:
-            try:
-                item = self.queue.get_nowait()
-            except asyncio.QueueEmpty:
-                break
-            if isinstance(item, _Dropped):
-                self.dropped = True  # the next __anext__ ends the stream
-                break
-            ready.append(item)
-        return ready
-
-    async def aclose(self) -> None:
-        self._node._unsubscribe(self)
-        self.dropped = True
-
-
-class LocalNode:
+class LocalNode(NodeFrontend):
     """A NodeAPI with a real ledger and mempool that proposes and commits its own blocks."""
 
     def __init__(
@@ -145,24 +67,13 @@ class LocalNode:
         block_interval_ms: int = BLOCK_INTERVAL_MS,
         subscriber_queue_max: int = SUBSCRIBER_QUEUE_MAX,
     ) -> None:
-        assert block_interval_ms >= 0 and subscriber_queue_max >= 1
-        self.ledger = ledger
-        self.genesis: Genesis = ledger.genesis
-        self.suite: Suite = get_suite(ledger.genesis.suite)
-        self.name = name
-        self.org = org
-        self.clock_ms = clock_ms
-        self.mempool = Mempool(mempool_limits)
+        if block_interval_ms < 0:
+            raise ValueError("block_interval_ms must not be negative")
+        super().__init__(ledger, name=name, org=org, clock_ms=clock_ms, mempool_limits=mempool_limits,
+                         subscriber_queue_max=subscriber_queue_max)
         self.block_interval_ms = block_interval_ms
-        self.subscriber_queue_max = subscriber_queue_max
-        self._subscribers: set[Subscription] = set()
         self._wake: asyncio.Event | None = None
         self._producer: asyncio.Task[None] | None = None
-        self._closed = False
-        self._genesis_hash = genesis_hash(self.suite, self.genesis)
-        self._registry = CollectorRegistry()
-        self._metrics = _NodeMetrics(self._registry)
-        self._metrics.height.set(ledger.height)
 
     # ------------------------------------------------------------------ opening
 
@@ -198,9 +109,7 @@ class LocalNode:
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
-        for subscription in list(self._subscribers):
-            subscription.end()
-        self._subscribers.clear()
+        self._end_subscriptions()
 
     async def close(self) -> None:
         """Stop and close the ledger."""
@@ -216,73 +125,12 @@ class LocalNode:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    # ------------------------------------------------------------------ NodeAPI: reading
+    # ------------------------------------------------------------------ NodeAPI
 
     def status(self) -> NodeStatus:
-        head = self.ledger.head()
-        return NodeStatus(
-            chain_id=self.genesis.chain_id,
-            node=self.name,
-            org=self.org,
-            suite=self.genesis.suite,
-            height=head.height,
-            last_block_hash=self.ledger.head_hash,
-            last_block_time_ms=head.timestamp_ms,
-            state_root=head.state_root,
-            validators=tuple(v.name for v in self.genesis.validators),
-            genesis_hash=self._genesis_hash,
-            peers={},
-            mempool_size=len(self.mempool),
-            consensus={"engine": "local", "producing": self._producer is not None},
-            syncing=False,
-        )
-
-    def get_block(self, height: int) -> Block | None:
-        if height < 0 or height > self.ledger.height:
-            return None
-        return self.ledger.get_block(height)
-
-    def get_certificate(self, height: int) -> bytes | None:
-        return self.ledger.store.get_certificate(height)
-
-    def tx_status(self, tx_id: bytes) -> TxStatus:
-        record = self.ledger.get_transaction(tx_id)
-        if record is not None:
-            return TxStatus(
-                tx_id=tx_id,
-                state=TxState.COMMITTED,
-                height=record.header.height,
-                tx_raw=record.tx_raw,
-                receipt=record.receipt,
-                header=record.header,
-                proof=record.proof,
-            )
-        if tx_id in self.mempool:
-            return TxStatus(tx_id=tx_id, state=TxState.PENDING)
-        refusal = self.mempool.rejection(tx_id)
-        if refusal is not None:
-            return TxStatus(
-                tx_id=tx_id,
-                state=TxState.REJECTED,
-                reason_code=refusal.code.value,
-                reason=refusal.message,
-            )
-        return TxStatus(tx_id=tx_id, state=TxState.UNKNOWN)
-
-    def read_state(self, contract: str, key: bytes) -> StateRead:
-        value, proof = self.ledger.read_state(contract, key)
-        return StateRead(
-            contract=contract, key=key, value=value, proof=proof, header=self.ledger.head()
-        )
-
-    def query(self, contract: str, method: str, args: Any, caller_certificate: bytes | None) -> Any:
-        caller: Caller | None = None
-        if caller_certificate is not None:
-            caller = self.ledger.authenticator.caller_of(caller_certificate, self.clock_ms())
-        return self.ledger.query(contract, method, args, caller)
-
-    def metrics_registry(self) -> CollectorRegistry:
-        return self._registry
+        return self._status(validators=tuple(v.name for v in self.genesis.validators), peers={},
+                            consensus={"engine": "local", "producing": self._producer is not None},
+                            syncing=False)
 
     def healthy(self) -> tuple[bool, str]:
         if self._closed:
@@ -291,114 +139,16 @@ class LocalNode:
             return False, "the block producer stopped; see the node log"
         return True, "ok"
 
-    # ------------------------------------------------------------------ NodeAPI: submitting
-
-    async def submit_tx(self, raw: bytes) -> bytes:
-        if self._closed:
-            raise RuntimeError("the node is closed")
-        try:
-            tx = self.mempool.add(raw, self.clock_ms(), self.ledger.check_tx)
-        except TxRejected as exc:
-            self._metrics.txs_refused.labels(code=exc.code.value).inc()
-            raise
-        self._metrics.txs_admitted.inc()
-        self._metrics.mempool.set(len(self.mempool))
+    def _on_admitted(self, raws: list[bytes]) -> None:
         if self._wake is not None:
             self._wake.set()
-        return tx.tx_id
-
-    async def submit_txs(self, raws: list[bytes]) -> list[bytes | TxRejected]:
-        if self._closed:
-            raise RuntimeError("the node is closed")
-        results = await self._admit_many(raws, self.clock_ms())
-        if self._wake is not None:
-            self._wake.set()
-        return results
-
-    async def _admit_many(self, raws: list[bytes], now_ms: int) -> list[bytes | TxRejected]:
-        """Check ``raws`` (signatures in one batch, verified on a worker thread so the event loop
-        keeps serving consensus and reads meanwhile), then admit each."""
-        pending = self.ledger.precheck_txs(raws, now_ms)
-        signatures = pending.signatures()
-        verdicts = await verify_batch_async(self.suite, signatures)
-        if self._closed:
-            raise RuntimeError("the node closed while transactions were being checked")
-        return self._admit_checked(raws, self.ledger.finish_checks(pending, verdicts), now_ms)
-
-    def _admit_checked(self, raws: list[bytes], checks: list[SignedTx | TxRejected],
-                       now_ms: int) -> list[bytes | TxRejected]:
-        results: list[bytes | TxRejected] = []
-        admitted = 0
-        for raw, checked in zip(raws, checks, strict=True):
-            if isinstance(checked, TxRejected):
-                if checked.tx_id is not None:
-                    self.mempool.remember_rejection(checked.tx_id, checked)
-                self._metrics.txs_refused.labels(code=checked.code.value).inc()
-                results.append(checked)
-                continue
-            try:
-                tx = self.mempool.add(raw, now_ms, _prechecked(checked))
-            except TxRejected as exc:
-                self._metrics.txs_refused.labels(code=exc.code.value).inc()
-                results.append(exc)
-                continue
-            admitted += 1
-            results.append(tx.tx_id)
-        self._metrics.txs_admitted.inc(admitted)  # once per batch: a metric update takes a lock
-        self._metrics.mempool.set(len(self.mempool))
-        return results
-
-    # ------------------------------------------------------------------ NodeAPI: events
-
-    def subscribe(self, kinds: frozenset[EventKind] | None = None) -> AsyncIterator[NodeEvent]:
-        if len(self._subscribers) >= SUBSCRIBERS_MAX:
-            raise RuntimeError(
-                f"this node already serves {SUBSCRIBERS_MAX} event subscribers; try again later"
-            )
-        subscription = Subscription(self, kinds, self.subscriber_queue_max)
-        if self._closed:
-            subscription.end()
-        else:
-            self._subscribers.add(subscription)
-        self._metrics.subscribers.set(len(self._subscribers))
-        return subscription
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
-    def _unsubscribe(self, subscription: Subscription) -> None:
-        self._subscribers.discard(subscription)
-        self._metrics.subscribers.set(len(self._subscribers))
-
-    def _publish_block(self, block: Block, digest: bytes) -> None:
-        """Publish a committed block's events, building only the kinds someone subscribed to."""
-        if not self._subscribers:
-            return
-        kinds: set[EventKind] = set()
-        for subscription in self._subscribers:
-            if subscription.kinds is None:
-                kinds = set(EventKind)
-                break
-            kinds |= subscription.kinds
-        for event in block_events(self.suite, block, digest, self.ledger.last_committed_txs, frozenset(kinds)):
-            self._publish(event)
-
-    def _publish(self, event: NodeEvent) -> None:
-        for subscription in list(self._subscribers):
-            if not subscription.offer(event):
-                _log.warning(
-                    "dropping an event subscriber that fell %d events behind",
-                    self.subscriber_queue_max,
-                )
-                self._metrics.subscribers_dropped.inc()
-                self._unsubscribe(subscription)
 
     # ------------------------------------------------------------------ producing blocks
 
     def produce_block(self) -> Block | None:
         """Build and commit one block from the mempool; None when nothing could be included."""
-        assert not self._closed, "produce_block on a closed node"
+        if self._closed:
+            raise RuntimeError("produce_block on a closed node")
         now_ms = self.clock_ms()
         for tx_id in self.mempool.prune(now_ms):
             self._metrics.txs_refused.labels(code="EXPIRED").inc()
@@ -411,7 +161,7 @@ class LocalNode:
         refused: list[bytes] = []
 
         def on_rejected(raw: bytes, exc: TxRejected) -> None:
-            tx_id = exc.tx_id if exc.tx_id is not None else _tx_id_or_none(self.suite, raw)
+            tx_id = exc.tx_id if exc.tx_id is not None else tx_id_or_none(self.suite, raw)
             if tx_id is not None:
                 self.mempool.remember_rejection(tx_id, exc)
                 refused.append(tx_id)
@@ -436,12 +186,14 @@ class LocalNode:
         return block
 
     async def _produce_forever(self) -> None:
-        assert self._wake is not None
+        wake = self._wake
+        if wake is None:
+            raise RuntimeError("the producer runs only after start()")
         interval_s = self.block_interval_ms / 1000
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), PRUNE_INTERVAL_MS / 1000)
-            self._wake.clear()
+                await asyncio.wait_for(wake.wait(), PRUNE_INTERVAL_MS / 1000)
+            wake.clear()
             try:
                 while self.produce_block() is not None and len(self.mempool):
                     await asyncio.sleep(interval_s)
@@ -451,137 +203,4 @@ class LocalNode:
             if len(self.mempool):
                 # the batch was all refused or limited; come back after an interval
                 await asyncio.sleep(interval_s)
-                self._wake.set()
-
-
-def _prechecked(tx: SignedTx) -> Callable[[bytes, int], SignedTx]:
-    """A mempool check that returns an already checked transaction."""
-
-    def check(raw: bytes, now_ms: int) -> SignedTx:
-        assert raw == tx.raw
-        return tx
-
-    return check
-
-
-def _tx_id_or_none(suite: Suite, raw: bytes) -> bytes | None:
-    try:
-        return decode_transaction(suite, raw).tx_id
-    except TxRejected:
-        return None
-
-
-def block_events(suite: Suite, block: Block, digest: bytes,
-                 signed: Sequence[SignedTx] = (), kinds: frozenset[EventKind] | None = None) -> list[NodeEvent]:
-    """The events a committed block publishes: the block, each transaction, each contract event
-    (only those of ``kinds`` when given: nobody listening, nothing built).
-
-    Payloads are JSON-ready (hex for ids and hashes, base64 for opaque data)."""
-    import base64
-
-    header = block.header
-    events: list[NodeEvent] = []
-    want_txs = kinds is None or EventKind.TX in kinds
-    want_contract_events = kinds is None or EventKind.CONTRACT_EVENT in kinds
-    if kinds is None or EventKind.BLOCK in kinds:
-        events.append(NodeEvent(
-            kind=EventKind.BLOCK,
-            height=header.height,
-            data={
-                "height": header.height,
-                "hash": digest.hex(),
-                "parent_hash": header.parent_hash.hex(),
-                "proposer": header.proposer,
-                "timestamp_ms": header.timestamp_ms,
-                "tx_count": header.tx_count,
-                "state_root": header.state_root.hex(),
-            },
-        ))
-    if not (want_txs or want_contract_events):
-        return events
-    known = len(signed) == len(block.txs)
-    for index, (raw, receipt) in enumerate(zip(block.txs, block.receipts, strict=True)):
-        if want_txs:
-            contract = method = ""
-            try:
-                body = signed[index].body if known else decode_transaction(suite, raw).body
-                contract, method = body.contract, body.method
-            except TxRejected:  # pragma: no cover - a committed transaction always decodes
-                pass
-            events.append(
-                NodeEvent(
-                    kind=EventKind.TX,
-                    height=header.height,
-                    data={
-                        "tx_id": receipt.tx_id.hex(),
-                        "height": header.height,
-                        "index": index,
-                        "contract": contract,
-                        "method": method,
-                        "status": receipt.status,
-                        "message": receipt.message,
-                    },
-                )
-            )
-        if not want_contract_events:
-            continue
-        for event in receipt.events:
-            try:
-                decoded: Any = decode_args(event.data)
-            except CodecError:
-                decoded = None
-            events.append(
-                NodeEvent(
-                    kind=EventKind.CONTRACT_EVENT,
-                    height=header.height,
-                    data={
-                        "tx_id": receipt.tx_id.hex(),
-                        "height": header.height,
-                        "contract": event.contract,
-                        "name": event.name,
-                        "data_base64": base64.b64encode(event.data).decode("ascii"),
-                        "data": decoded,
-                    },
-                )
-            )
-    return events
-
-
-class _NodeMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.height = Gauge(
-            "pilotchain_node_height", "Height of the committed head block", registry=registry
-        )
-        self.mempool = Gauge(
-            "pilotchain_mempool_transactions",
-            "Transactions waiting in the mempool",
-            registry=registry,
-        )
-        self.blocks = Counter(
-            "pilotchain_blocks_committed", "Blocks this node committed", registry=registry
-        )
-        self.txs_committed = Counter(
-            "pilotchain_txs_committed", "Transactions committed in blocks", registry=registry
-        )
-        self.txs_admitted = Counter(
-            "pilotchain_txs_admitted", "Transactions admitted to the mempool", registry=registry
-        )
-        self.txs_refused = Counter(
-            "pilotchain_txs_refused",
-            "Transactions refused (admission, block building, expiry)",
-            ["code"],
-            registry=registry,
-        )
-        self.block_seconds = Histogram(
-            "pilotchain_block_build_commit_seconds",
-            "Time to build and commit one block",
-            registry=registry,
-        )
-        self.subscribers = Gauge(
-            "pilotchain_event_subscribers", "Event subscribers connected", registry=registry
-        )
-        self.subscribers_dropped = Counter(
-            "pilotchain_event_subscribers_dropped",
-            "Event subscribers dropped for falling behind",
-            registry=registry,
-        )
+                wake.set()
