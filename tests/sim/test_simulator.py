@@ -18,7 +18,12 @@ from pilotchain.sim import (
     run_seed,
     run_seeds,
 )
-from pilotchain.sim.broken import ReplicaForgettingWal, ReplicaNeverChangingRound
+from pilotchain.sim.broken import (
+    CoreApplyingCommitTwice,
+    CoreSkippingReexecution,
+    ReplicaForgettingWal,
+    ReplicaNeverChangingRound,
+)
 
 ALL = frozenset(FAULTS)
 
@@ -76,6 +81,56 @@ def test_forgetting_the_wal_is_caught_as_honest_equivocation() -> None:
 def test_a_replica_that_never_changes_round_is_caught_as_a_liveness_failure() -> None:
     summary = run_seeds(4, range(100), frozenset({"crash", "loss"}), replica_factory=ReplicaNeverChangingRound, stop_on_failure=True)
     assert summary.liveness_failures == 1 and summary.safety_violations == 0
+
+
+def test_a_core_applying_a_commit_twice_is_caught_at_the_first_block() -> None:
+    summary = run_seeds(4, range(3), frozenset(), core_factory=CoreApplyingCommitTwice, broken="commit-twice",
+                        stop_on_failure=True)
+    assert summary.seeds_run == 1 and summary.safety_violations == 1
+    violations = summary.failing_seeds[0]["safety_violations"]
+    assert any("raised BlockInvalid" in violation for violation in violations), violations
+    assert summary.failing_seeds[0]["replay"].endswith("--broken commit-twice")
+
+
+#: a seed whose byzantine validator proposes a block with a state root execution does not produce
+BAD_STATE_ROOT_SEED = 25
+
+
+def test_validators_refuse_a_block_with_a_wrong_state_root() -> None:
+    """The honest core re-executes every proposal: the byzantine proposer's forged state root is
+    refused (its round is lost) and the seed passes."""
+    result = run_seed(4, BAD_STATE_ROOT_SEED, frozenset({"byzantine"}))
+    assert "bad-state-root" in result.byzantine.values()
+    assert result.ok, result.safety_violations or result.liveness_failure
+
+
+def test_a_core_that_skips_reexecution_is_caught_as_a_halt() -> None:
+    """Without re-execution the forged block gets certified; the ledger cannot apply it."""
+    result = run_seed(4, BAD_STATE_ROOT_SEED, frozenset({"byzantine"}), core_factory=CoreSkippingReexecution)
+    assert any("halted" in v and "state_root" in v for v in result.safety_violations), result.safety_violations
+
+
+def test_the_simulator_runs_the_real_ledger_and_governance() -> None:
+    """Client transactions execute in the kv contract and governance replaces a validator."""
+    from pilotchain.crypto import get_suite
+    from pilotchain.ledger.commit import consensus_validator_set
+    from pilotchain.sim import CachingSuite, SimParameters, World
+
+    with World(3, SimParameters(nodes=4, faults=frozenset({"reconfigure"}), heal_at_ms=6000),
+               CachingSuite(get_suite("intl"))) as world:
+        assert "reconfigure" in world.faults and world.governance is not None
+        world.run()
+        assert world.safety_violations == [] and world.liveness_failure is None
+        assert world.governance.step == "done"
+        ledger = world.nodes[0].ledger
+        assert ledger is not None and ledger.height == world.nodes[0].height
+        assert ledger.query("kv", "get", {"key": "k1"}) is not None
+        final = consensus_validator_set(ledger.validators_at(ledger.height + 1))
+        keys = {v.public_key for v in final.validators}
+        assert world.governance.newcomer.public_key in keys
+        assert world.governance.replaced.public_key not in keys
+        assert len(world.committed_txs) > 20
+    assert not world.directory.exists()  # the stores are removed with the world
 
 
 def test_parse_seeds_and_faults() -> None:

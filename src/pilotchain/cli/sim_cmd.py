@@ -1,4 +1,4 @@
-"""`pilotchain sim`: run the deterministic consensus simulator over many seeds.
+"""`pilotchain sim`: run the deterministic simulator of the node core over many seeds.
 
 Mount it in ``cli/main.py`` with either of::
 
@@ -16,12 +16,22 @@ import json
 import typer
 
 from pilotchain.consensus import Replica
-from pilotchain.sim import BROKEN_REPLICAS, FAULTS, SeedResult, parse_faults, parse_seeds, run_seeds
+from pilotchain.node.core import NodeCore
+from pilotchain.sim import (
+    BROKEN,
+    BROKEN_CORES,
+    BROKEN_REPLICAS,
+    FAULTS,
+    SeedResult,
+    parse_faults,
+    parse_seeds,
+    run_seeds,
+)
 
 __all__ = ["app", "sim"]
 
 app = typer.Typer(
-    help="Deterministic fault simulation of the BFT consensus engine.",
+    help="Deterministic fault simulation of the validators' node core (consensus, ledger, governance).",
     invoke_without_command=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -35,7 +45,7 @@ def sim(
     faults: str = typer.Option("all", "--faults", help=f"all, none, or a comma list of: {', '.join(FAULTS)}."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
     broken: str | None = typer.Option(
-        None, "--broken", help=f"Run a deliberately broken replica ({', '.join(BROKEN_REPLICAS)}) to see the checker fail."
+        None, "--broken", help=f"Run a deliberately broken replica or node core ({', '.join(BROKEN)}) to see the checker fail."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="One line per seed."),
 ) -> None:
@@ -45,9 +55,10 @@ def sim(
         seed_range = range(seed, seed + 1) if seed is not None else parse_seeds(seeds)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    if broken is not None and broken not in BROKEN_REPLICAS:
-        raise typer.BadParameter(f"unknown broken replica {broken!r}; choose one of {', '.join(BROKEN_REPLICAS)}")
-    factory = BROKEN_REPLICAS[broken] if broken is not None else Replica
+    if broken is not None and broken not in BROKEN:
+        raise typer.BadParameter(f"unknown broken part {broken!r}; choose one of {', '.join(BROKEN)}")
+    factory = BROKEN_REPLICAS.get(broken or "", Replica)
+    core_factory = BROKEN_CORES.get(broken or "", NodeCore)
 
     def report(result: SeedResult) -> None:
         if json_output:
@@ -65,7 +76,8 @@ def sim(
                 f"faults {','.join(result.active_faults) or 'none'}"
             )
 
-    summary = run_seeds(nodes, seed_range, fault_set, replica_factory=factory, broken=broken, on_result=report)
+    summary = run_seeds(nodes, seed_range, fault_set, replica_factory=factory, core_factory=core_factory,
+                        broken=broken, on_result=report)
     if json_output:
         typer.echo(json.dumps(summary.as_dict(), indent=2, sort_keys=True))
     else:

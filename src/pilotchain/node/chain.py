@@ -191,10 +191,13 @@ class GovernedRules:
 
 class Ledger:
     def __init__(self, store: LedgerStore, genesis: Genesis, authenticator: SignerAuthenticator,
-                 registry: ContractResolver, rules: ChainRules | None = None) -> None:
+                 registry: ContractResolver, rules: ChainRules | None = None, suite: Suite | None = None) -> None:
         self.store = store
         self.genesis = genesis
-        self.suite: Suite = get_suite(genesis.suite)
+        if suite is not None and suite.name != genesis.suite:
+            raise ValueError(f"the genesis names suite {genesis.suite!r}, not {suite.name!r}")
+        #: the genesis suite (an equivalent object may be passed, e.g. the simulator's caching one)
+        self.suite: Suite = suite if suite is not None else get_suite(genesis.suite)
         self.chain_id = genesis.chain_id
         self.authenticator = authenticator
         self.registry = registry
@@ -231,6 +234,7 @@ class Ledger:
         rules: ChainRules | None = None,
         maintenance_phase: tuple[int, int] = (0, 0),
         durable: bool = True,
+        suite: Suite | None = None,
     ) -> Ledger:
         """Open (recovering) or create the ledger at ``path``; writes block 0 when empty.
         ``maintenance_phase``: when the store does its heavy commits (``LedgerStore.open``);
@@ -239,7 +243,7 @@ class Ledger:
         suite = get_suite(genesis.suite)
         store = LedgerStore.open(path, suite.hash, bucket_bits=genesis.params.state_bucket_bits,
                                  maintenance_phase=maintenance_phase, durable=durable)
-        ledger = cls(store, genesis, authenticator, registry, rules)
+        ledger = cls(store, genesis, authenticator, registry, rules, suite)
         if store.height < 0:
             ledger._commit_genesis()
         else:
@@ -625,6 +629,7 @@ def open_governed_ledger(
     registry: ContractResolver | None = None,
     node_name: str | None = None,
     durable: bool = True,
+    suite: Suite | None = None,
 ) -> Ledger:
     """A ledger whose contracts (kv, gov, deployed Python contracts), membership (genesis plus
     governance's changes), validators and parameters are the chain's, as every node must use
@@ -633,7 +638,7 @@ def open_governed_ledger(
     auth = authenticator if authenticator is not None else GovernedAuthenticator(genesis)
     ledger = Ledger.open(data_dir, genesis, auth, registry if registry is not None else ChainContracts(),
                          rules=GovernedRules(genesis), maintenance_phase=maintenance_phase(genesis, node_name),
-                         durable=durable)
+                         durable=durable, suite=suite)
     if isinstance(auth, GovernedAuthenticator):
         auth.bind(ledger.store)
     return ledger

@@ -1,15 +1,29 @@
-"""Deliberately broken replicas: the simulator must catch each of them.
+"""Deliberately broken replicas and node cores: the simulator must catch each of them.
 
-They exist to prove the simulator has teeth (a checker that never fails proves nothing).
+They exist to prove the simulator has teeth (a checker that never fails proves nothing): the
+replicas break the consensus rules, the cores break the ledger glue that the validator process
+runs (:class:`~pilotchain.node.core.NodeCore`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pilotchain.consensus.effects import Commit
 from pilotchain.consensus.replica import Replica
+from pilotchain.consensus.types import BlockHeader
+from pilotchain.node.core import Committed, NodeCore
 
-__all__ = ["BROKEN_REPLICAS", "ReplicaForgettingWal", "ReplicaNeverChangingRound", "ReplicaSkippingLockCheck"]
+__all__ = [
+    "BROKEN",
+    "BROKEN_CORES",
+    "BROKEN_REPLICAS",
+    "CoreApplyingCommitTwice",
+    "CoreSkippingReexecution",
+    "ReplicaForgettingWal",
+    "ReplicaNeverChangingRound",
+    "ReplicaSkippingLockCheck",
+]
 
 
 class ReplicaSkippingLockCheck(Replica):
@@ -54,3 +68,36 @@ BROKEN_REPLICAS: dict[str, type[Replica]] = {
     "skip-lock-check": ReplicaSkippingLockCheck,
     "forget-wal": ReplicaForgettingWal,
 }
+
+
+class CoreApplyingCommitTwice(NodeCore):
+    """Applies a certified block to the ledger, then applies it again (a retried commit that the
+    glue does not recognise as done). The second application fails: the node halts."""
+
+    def _apply_commit(self, effect: Commit) -> Committed:
+        committed = super()._apply_commit(effect)
+        self.ledger.commit_block(committed.block)
+        return committed
+
+
+class CoreSkippingReexecution(NodeCore):
+    """Accepts a proposal whose ledger block is bound to its consensus header (height, time,
+    proposer) without re-executing it, so the state root is never checked before voting. A
+    byzantine proposer's block with a state root that execution does not produce gets certified;
+    the ledger then cannot apply it and the honest nodes halt."""
+
+    def validate_payload(self, header: BlockHeader, payload: bytes) -> bool:
+        block = self.block_of(payload)
+        names = [v.name for v in self.ledger.validators_at(header.height)]
+        return (block.header.height == header.height == self.ledger.height + 1
+                and block.header.timestamp_ms == header.timestamp_ms
+                and header.proposer_index < len(names) and block.header.proposer == names[header.proposer_index])
+
+
+BROKEN_CORES: dict[str, type[NodeCore]] = {
+    "commit-twice": CoreApplyingCommitTwice,
+    "skip-reexecution": CoreSkippingReexecution,
+}
+
+#: every broken part the CLI's ``--broken`` knows
+BROKEN: tuple[str, ...] = (*BROKEN_REPLICAS, *BROKEN_CORES)

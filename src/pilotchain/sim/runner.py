@@ -1,6 +1,6 @@
 """Run seeds, collect results, print replay commands.
 
-A seed's run is a pure function of (nodes, seed, faults, replica): the same arguments always
+A seed's run is a pure function of (nodes, seed, faults, replica, core): the same arguments always
 give the same :class:`SeedResult`, so every failure replays with the command it prints.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from pilotchain.consensus import Replica
 from pilotchain.crypto import Suite, get_suite
+from pilotchain.node.core import NodeCore
 from pilotchain.sim.world import FAULTS, CachingSuite, SimParameters, World
 
 __all__ = ["SeedResult", "Summary", "parse_faults", "parse_seeds", "replay_command", "run_seed", "run_seeds"]
@@ -120,6 +121,7 @@ def run_seed(
     faults: frozenset[str],
     *,
     replica_factory: Callable[..., Replica] = Replica,
+    core_factory: Callable[..., NodeCore] = NodeCore,
     broken: str | None = None,
     suite: Suite | None = None,
     parameters: SimParameters | None = None,
@@ -128,8 +130,8 @@ def run_seed(
         raise ValueError("need at least one node")
     suite = suite if suite is not None else CachingSuite(get_suite("intl"))
     parameters = parameters if parameters is not None else SimParameters(nodes=nodes, faults=faults)
-    world = World(seed, parameters, suite, replica_factory=replica_factory)
-    world.run()
+    with World(seed, parameters, suite, replica_factory=replica_factory, core_factory=core_factory) as world:
+        world.run()
     honest_heights = [world.nodes[i].height for i in world.honest_ids]
     return SeedResult(
         seed=seed,
@@ -152,6 +154,7 @@ def run_seeds(
     faults: frozenset[str],
     *,
     replica_factory: Callable[..., Replica] = Replica,
+    core_factory: Callable[..., NodeCore] = NodeCore,
     broken: str | None = None,
     on_result: Callable[[SeedResult], None] | None = None,
     stop_on_failure: bool = False,
@@ -161,7 +164,8 @@ def run_seeds(
     summary = Summary(nodes=nodes, faults=sorted(faults))
     for seed in seeds:
         suite._cache.clear()  # bound memory; results never depend on the cache
-        result = run_seed(nodes, seed, faults, replica_factory=replica_factory, broken=broken, suite=suite)
+        result = run_seed(nodes, seed, faults, replica_factory=replica_factory, core_factory=core_factory,
+                          broken=broken, suite=suite)
         summary.add(result)
         if on_result is not None:
             on_result(result)

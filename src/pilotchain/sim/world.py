@@ -1,40 +1,55 @@
-"""The simulated world: network, clocks, disks, clients and faults around real replicas.
+"""The simulated world: network, clocks, disks, clients and faults around real node cores.
 
 Theory of operation
 -------------------
-One :class:`World` runs ``n`` unmodified :class:`~pilotchain.consensus.Replica` instances in one
-process. Everything nondeterministic lives here and comes from one ``random.Random(seed)``:
-message delay, loss, duplication and reordering, partitions, crashes (with a torn last WAL
-write), clock offset and rate drift, client submissions and byzantine behaviour. Time is a
-virtual integer millisecond counter advanced by a heap of events, so a seed replays exactly.
+One :class:`World` runs ``n`` validators (plus an observer for the ``reconfigure`` fault) in one
+process. Each is the node core the validator process runs — a
+:class:`~pilotchain.node.core.NodeCore`: the real replica, the real governed ledger (real
+transaction checks, execution, commit, governance, validator schedule) on its own store in a
+temporary folder, and a mempool. Everything nondeterministic lives here and comes from one
+``random.Random(seed)``: message delay, loss, duplication and reordering, partitions, crashes
+(with a torn last WAL write), clock offset and rate drift, client transactions, governance and
+byzantine behaviour. Time is a virtual integer millisecond counter advanced by a heap of events,
+so a seed replays exactly.
 
-The shell contract is honoured exactly as a real node would: effects are executed in order,
-a ``Persist`` is "durable" before any later ``Send``; a crash can strike *during* a Persist (the
-write is torn, i.e. lost, and nothing after it happens) -- which is the only way a torn write
-can occur if the disk honours fsync.
+The shell contract is honoured exactly as the validator process honours it: the core's effects
+are executed in order, a ``Persist`` is "durable" before any later ``Send``; a crash can strike
+*during* a Persist (the write is torn, i.e. lost, and nothing after it happens — the core is
+discarded mid-drain, so a Commit after it is never applied). A crashed node restarts from what
+survived: its WAL record and its ledger store (stores are opened with ``durable=False``: a
+simulated crash ends the node object, not the machine, so nothing written is lost).
+
+Clients sign real ``kv`` transactions with identities issued by each organisation's CA; the
+``reconfigure`` fault has the organisations' admins replace a validator with the observer
+through ``gov`` proposals and approvals (add, then remove), as an operator would.
 
 Every honest commit is checked as it happens (:meth:`World._check_commit`): agreement per height,
-hash links, certificate validity against the validator set of that height, and that every
-transaction in the payload was really submitted by a simulated client.
+hash links, certificate validity against the validator set of that height, the ledger block bound
+to its consensus header, the ledger's head and state root after the commit, every transaction
+submitted by a client and committed once, and validator sets changed only as governance asked.
+An honest node that halts or raises is a safety violation: a real validator would have stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import random
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from pilotchain.codec import CodecError, Record, decode, encode
+from pilotchain.codec import CodecError, decode, encode
 from pilotchain.consensus import (
     BLOCK_HASH_NIL,
     Block,
     BlockHeader,
     BlockResponse,
     Broadcast,
-    ChainTip,
-    Commit,
     CommitCertificate,
     CommitSignature,
     CommittedBlock,
@@ -49,7 +64,6 @@ from pilotchain.consensus import (
     RequestPayload,
     Send,
     SetTimer,
-    Validator,
     ValidatorSet,
     Vote,
     compute_block_hash,
@@ -59,8 +73,23 @@ from pilotchain.consensus import (
     verify_commit_certificate,
 )
 from pilotchain.crypto import PrivateKey, PublicKey, Suite
+from pilotchain.identity.authority import CertificateAuthority
+from pilotchain.ledger.block import Block as LedgerBlock
+from pilotchain.ledger.commit import consensus_validator_set
+from pilotchain.ledger.genesis import ChainParams, Genesis, ValidatorInfo
+from pilotchain.ledger.tx import (
+    TxBody,
+    TxRejected,
+    decode_args,
+    encode_args,
+    sign_transaction,
+    tx_id_of_body,
+)
+from pilotchain.node.chain import Ledger, open_governed_ledger
+from pilotchain.node.core import Committed, NodeCore, NodeHalted, Note
+from pilotchain.node.mempool import Mempool
 
-__all__ = ["FAULTS", "CachingSuite", "SimParameters", "SimPayload", "World"]
+__all__ = ["FAULTS", "CachingSuite", "SimConsortium", "SimParameters", "World"]
 
 #: Every fault the simulator can inject (``--faults all``).
 FAULTS = (
@@ -88,26 +117,26 @@ BYZANTINE_BEHAVIOURS = (
     "replay",
     "lock-breaker",
     "lock-attack",
+    "bad-state-root",
 )
 #: The lock attack is the one that needs luck with timing; give it more seeds.
 BYZANTINE_WEIGHTS = {"lock-attack": 4}
-TXS_PER_BLOCK_MAX = 32
-TX_BYTES = 16
 MEMPOOL_TXS_MAX = 512
 CLIENT_TXS_MAX = 2000
 REPLAY_BUFFER_MAX = 64
-
-
-class SimPayload(Record, frozen=True):
-    """The simulated application's block payload."""
-
-    txs: tuple[bytes, ...]
-    validator_set: ValidatorSet | None
+#: how long a client transaction stays valid (the chain refuses it after)
+TX_TTL_MS = 60_000
+#: blocks carry at most this many transactions in the simulation (small blocks, many heights)
+SIM_BLOCK_TXS_MAX = 32
+#: governance transactions are sent again this often until the step they belong to is done
+GOVERNANCE_RETRY_MS = 700
+#: identities and CAs are valid for this long from time 0 (the whole of any simulation)
+VALID_MS = 10**12
 
 
 class CachingSuite(Suite):
-    """A suite whose ``verify`` is memoised: every node verifies the same vote, so the
-    simulator checks each distinct (key, message, signature) once. Verification is a pure
+    """A suite whose ``verify`` is memoised: every node verifies the same vote and transaction,
+    so the simulator checks each distinct (key, message, signature) once. Verification is a pure
     function, so this changes no outcome, only the run time."""
 
     VERIFY_CACHE_MAX = 200_000
@@ -119,6 +148,8 @@ class CachingSuite(Suite):
         self.digest_size = inner.digest_size
         self.aead_key_size = inner.aead_key_size
         self.aead_nonce_size = inner.aead_nonce_size
+        self.signature_name = inner.signature_name
+        self.aead_name = inner.aead_name
         self._cache: dict[tuple[bytes, bytes, bytes], bool] = {}
 
     def hash(self, data: bytes) -> bytes:
@@ -172,70 +203,94 @@ class SimParameters:
     heal_at_ms: int | None = None
 
 
+@dataclass(frozen=True)
+class SimIdentity:
+    name: str
+    org: str
+    key: PrivateKey
+    certificate: bytes
+
+
+class SimConsortium:
+    """One seed's consortium, all from the seed: an organisation per genesis validator, each with
+    a CA, an admin and a client identity; the validators' consensus keys; the genesis."""
+
+    def __init__(self, seed: int, suite: Suite, validators: int, observers: int, powers: Sequence[int]) -> None:
+        self.chain_id = f"sim-{seed}"
+        self.orgs = [f"org{i}" for i in range(validators)]
+        admins: list[SimIdentity] = []
+        clients: list[SimIdentity] = []
+        authorities: list[CertificateAuthority] = []
+        for index, org in enumerate(self.orgs):
+            ca = CertificateAuthority.create(
+                suite, suite.private_key_from_seed(_seed_bytes(b"ca", seed, index)), org_id=org,
+                display_name=f"Organisation {index}", now_ms=0, valid_ms=VALID_MS,
+            )
+            authorities.append(ca)
+            for role, group in (("admin", admins), ("client", clients)):
+                key = suite.private_key_from_seed(_seed_bytes(role.encode(), seed, index))
+                certificate = ca.issue(f"{org}-{role}", (role,), key.public_key().to_der(), now_ms=0, valid_ms=VALID_MS)
+                group.append(SimIdentity(f"{org}-{role}", org, key, encode(certificate)))
+        self.admins = admins
+        self.clients = clients
+        self.node_keys = [suite.private_key_from_seed(_seed_bytes(b"validator", seed, i))
+                          for i in range(validators + observers)]
+        self.node_names = [f"v{i}" for i in range(validators + observers)]
+        self.genesis = Genesis(
+            chain_id=self.chain_id,
+            suite=suite.name,
+            genesis_time_ms=0,
+            organizations=tuple(encode(ca.org_certificate) for ca in authorities),
+            validators=tuple(
+                ValidatorInfo(name=self.node_names[i], org=self.orgs[i], public_key=self.node_keys[i].public_key().to_der(),
+                              power=powers[i])
+                for i in range(validators)
+            ),
+            params=ChainParams(block_txs_max=SIM_BLOCK_TXS_MAX, state_bucket_bits=8),
+        )
+        self.genesis.check()
+
+
+def _seed_bytes(kind: bytes, seed: int, index: int) -> bytes:
+    return hashlib.sha256(b"pilotchain sim %s %d/%d" % (kind, seed, index)).digest()
+
+
 @dataclass
 class Disk:
-    """What survives a crash: the WAL record and the committed chain."""
+    """What survives a crash: the WAL record, the ledger store (in ``directory``) and, for the
+    checks, the consensus view of what that store committed."""
 
+    directory: Path
     wal: bytes | None = None
     blocks: list[tuple[Block, bytes, CommitCertificate]] = field(default_factory=list)
-    next_validator_set: ValidatorSet | None = None
-    committed_txs: set[bytes] = field(default_factory=set)
-    applied_updates: set[bytes] = field(default_factory=set)
-
-
-class SimApplication:
-    """The node's side of the Application protocol, backed by the node's simulated disk."""
-
-    def __init__(self, world: World, disk: Disk) -> None:
-        self.world = world
-        self.disk = disk
-
-    def validate_payload(self, header: BlockHeader, payload: bytes) -> bool:
-        height = header.height
-        if height != len(self.disk.blocks) + 1:
-            self.world.safety_violations.append(
-                f"validate_payload({height}) called while the node's ledger is at {len(self.disk.blocks)}: "
-                "the replica must not judge a block before the shell has run the parent's Commit"
-            )
-        try:
-            decoded = decode(payload, SimPayload)
-        except CodecError:
-            return False
-        if len(decoded.txs) > TXS_PER_BLOCK_MAX or len(set(decoded.txs)) != len(decoded.txs):
-            return False
-        for tx in decoded.txs:
-            if not self.world.is_well_formed_tx(tx) or tx in self.disk.committed_txs:
-                return False
-        return decoded.validator_set is None or encode(decoded.validator_set) in self.world.authorised_updates
-
-    def get_validator_set_update(self, height: int, payload: bytes) -> ValidatorSet | None:
-        return decode(payload, SimPayload).validator_set
-
-    def load_commit(self, height: int) -> tuple[Block, CommitCertificate] | None:
-        if 1 <= height <= len(self.disk.blocks):
-            block, _, certificate = self.disk.blocks[height - 1]
-            return block, certificate
-        return None
 
 
 class Node:
-    def __init__(self, world: World, node_id: int, private_key: PrivateKey) -> None:
+    def __init__(self, world: World, node_id: int, name: str, private_key: PrivateKey, directory: Path) -> None:
         self.world = world
         self.node_id = node_id
+        self.name = name
         self.private_key = private_key
         self.public_key = private_key.public_key().to_der()
-        self.disk = Disk()
-        self.application = SimApplication(world, self.disk)
-        self.replica: Replica | None = None
+        self.disk = Disk(directory)
+        self.core: NodeCore | None = None
         self.timer_generation = 0
         self.incarnation = 0  # bumped at every start, so events of a crashed run are ignored
         self.clock_offset_ms = 0
         self.clock_rate_ppm = 0
         self.crash_on_next_persist = False
-        self.mempool: dict[bytes, None] = {}
         self.byzantine: str | None = None
         self.replay_buffer: list[bytes] = []
         self.attacks: dict[int, tuple[int, int]] = {}  # lock-attack: height -> (round, target)
+        self.halted: str | None = None
+
+    @property
+    def replica(self) -> Replica | None:
+        return self.core.replica if self.core is not None else None
+
+    @property
+    def ledger(self) -> Ledger | None:
+        return self.core.ledger if self.core is not None else None
 
     def local_time(self, global_ms: int) -> int:
         return global_ms + self.clock_offset_ms + (global_ms * self.clock_rate_ppm) // 1_000_000
@@ -253,7 +308,8 @@ class Node:
 
 
 class World:
-    """One seed's simulation. ``run()`` returns nothing; read ``safety_violations`` etc."""
+    """One seed's simulation. ``run()`` returns nothing; read ``safety_violations`` etc. Holds a
+    temporary folder (the nodes' stores) until :meth:`close` (or the ``with`` block) ends it."""
 
     def __init__(
         self,
@@ -262,12 +318,14 @@ class World:
         suite: Suite,
         *,
         replica_factory: Callable[..., Replica] = Replica,
+        core_factory: Callable[..., NodeCore] = NodeCore,
     ) -> None:
         self.seed = seed
         self.parameters = parameters
         self.rng = random.Random(seed)
         self.suite = suite
         self.replica_factory = replica_factory
+        self.core_factory = core_factory
         self.now_ms = 0
         self._events: list[tuple[int, int, str, tuple[object, ...]]] = []
         self._event_sequence = 0
@@ -275,6 +333,7 @@ class World:
         self.safety_violations: list[str] = []
         self.liveness_failure: str | None = None
         self.evidence_count = 0
+        self.notes = 0
         self.chain_id = b"sim-%d" % seed
         self.config = ConsensusConfig(
             chain_id=self.chain_id,
@@ -290,11 +349,11 @@ class World:
             catchup_retry_ms=300,
             clock_drift_max_ms=1000,
         )
-        self.tx_secret = hashlib.sha256(b"sim tx secret %d" % seed).digest()
         self.submitted: set[bytes] = set()
-        self.authorised_updates: set[bytes] = set()
-        self.canonical: list[bytes] = []  # block hash per height (index = height - 1)
+        self.committed_txs: dict[bytes, int] = {}  # tx id -> the height that committed it
+        self.canonical: list[bytes] = []  # consensus block hash per height (index = height - 1)
         self.validator_sets: list[ValidatorSet] = []  # the set of height h at index h - 1
+        self.allowed_validator_keys: set[bytes] = set()
         self.healed = False
         self.liveness_target = 0
         self.liveness_deadline_ms = 0
@@ -305,24 +364,56 @@ class World:
         self.slow_rate = 0.0
         self.blocked_links: set[tuple[int, int]] = set()
         self.nodes: list[Node] = []
+        self.governance: _Governance | None = None
         #: called after every event (scripted scenarios inject faults from here)
         self.after_event_hooks: list[Callable[[World], None]] = []
-        self.genesis_hash = suite.hash(b"pilotchain simulated genesis " + self.chain_id)
-        self.draw()
+        root = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+        self.directory = Path(tempfile.mkdtemp(prefix=f"pilotchain-sim-{seed}-", dir=root))
+        try:
+            self.draw()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close every store and remove the world's folder (idempotent)."""
+        for node in self.nodes:
+            if node.core is not None:
+                node.core.ledger.close()
+                node.core = None
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> World:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ setup
 
     def draw(self) -> None:
-        """Draw this seed's fault mix and build the nodes."""
+        """Draw this seed's fault mix, build the consortium and start the nodes."""
         rng = self.rng
         enabled = self.parameters.faults
         self.faults = frozenset(fault for fault in sorted(enabled) if rng.random() < 0.7)
         n = self.parameters.nodes
         f = (n - 1) // 3
         observer = "reconfigure" in self.faults
-        total = n + (1 if observer else 0)
-        keys = [self.suite.private_key_from_seed(b"sim validator key %d/%d " % (self.seed, i) + bytes(32)) for i in range(total)]
-        self.nodes = [Node(self, i, keys[i]) for i in range(total)]
+        byzantine_ids: list[int] = []
+        behaviours: dict[int, str] = {}
+        if "byzantine" in self.faults and f > 0:
+            byzantine_ids = rng.sample(range(n), rng.randint(1, f))
+            for node_id in byzantine_ids:
+                weights = [BYZANTINE_WEIGHTS.get(name, 1) for name in BYZANTINE_BEHAVIOURS]
+                behaviours[node_id] = rng.choices(BYZANTINE_BEHAVIOURS, weights)[0]
+        powers = self._draw_voting_powers(n, byzantine_ids)
+        self.consortium = SimConsortium(self.seed, self.suite, n, 1 if observer else 0, powers)
+        self.tx_suite = self.suite
+        names = self.consortium.node_names
+        self.nodes = [Node(self, i, names[i], self.consortium.node_keys[i], self.directory / names[i])
+                      for i in range(len(names))]
+        for node_id, behaviour in behaviours.items():
+            self.nodes[node_id].byzantine = behaviour
         if "clock-drift" in self.faults:
             for node in self.nodes:
                 node.clock_offset_ms = rng.randint(-200, 200)
@@ -335,24 +426,20 @@ class World:
             self.delay_ms_max = rng.choice((50, 100, 200))
         if "delay" in self.faults:
             self.slow_rate = rng.uniform(0.0, 0.1)
-        byzantine_ids: list[int] = []
-        if "byzantine" in self.faults and f > 0:
-            byzantine_ids = rng.sample(range(n), rng.randint(1, f))
-            for node_id in byzantine_ids:
-                weights = [BYZANTINE_WEIGHTS.get(name, 1) for name in BYZANTINE_BEHAVIOURS]
-                self.nodes[node_id].byzantine = rng.choices(BYZANTINE_BEHAVIOURS, weights)[0]
         self.honest_ids = [node.node_id for node in self.nodes if node.byzantine is None]
-        powers = self._draw_voting_powers(n, byzantine_ids)
-        genesis_set = ValidatorSet(tuple(Validator(self.nodes[i].public_key, powers[i]) for i in range(n)))
-        self.validator_sets.append(genesis_set)
-        for node in self.nodes:
-            node.disk.next_validator_set = genesis_set
+        genesis = self.consortium.genesis
+        self.validator_sets.append(consensus_validator_set(genesis.validators))
+        self.allowed_validator_keys = {v.public_key for v in genesis.validators}
         safety_ms = self.parameters.safety_phase_ms
         self.heal_at_ms = rng.randint(safety_ms // 2, safety_ms)
         if self.parameters.heal_at_ms is not None:
             self.heal_at_ms = self.parameters.heal_at_ms
         for node in self.nodes:
             self._start_node(node, at_ms=rng.randint(0, 50))
+        first = next(node for node in self.nodes if node.core is not None)
+        assert first.core is not None
+        #: the ledger's block 0: the parent of height 1 at every node
+        self.genesis_hash = first.core.ledger.head_hash
         self._schedule_clients()
         self._schedule_faults(n, byzantine_ids, observer)
         self._push(self.heal_at_ms, "heal", ())
@@ -367,7 +454,7 @@ class World:
             if 3 * sum(powers[i] for i in byzantine_ids) < sum(powers):
                 return powers
             powers[self.rng.choice(honest)] += 1
-        raise AssertionError("could not keep byzantine power below one third")
+        raise RuntimeError("could not keep byzantine power below one third")
 
     def _schedule_clients(self) -> None:
         at_ms = 0
@@ -406,15 +493,9 @@ class World:
                 self._push(at_ms, "isolate-leader", (rng.randint(100, 2000),))
         if observer:
             replaced = rng.choice([i for i in range(n) if i not in byzantine_ids])
-            current = self.validator_sets[0].validators
-            update = ValidatorSet(
-                tuple(
-                    Validator(self.nodes[n].public_key, v.voting_power) if i == replaced else v
-                    for i, v in enumerate(current)
-                )
-            )
-            self.authorised_updates.add(encode(update))
-            self._push(rng.randint(0, end), "governance", (update,))
+            self.governance = _Governance(self, replaced=replaced, newcomer=n)
+            self.allowed_validator_keys.add(self.nodes[n].public_key)
+            self._push(rng.randint(0, end), "governance", ())
 
     # ------------------------------------------------------------------ event loop
 
@@ -426,7 +507,8 @@ class World:
         parameters = self.parameters
         while self._events:
             at_ms, _, kind, data = heapq.heappop(self._events)
-            assert at_ms >= self.now_ms
+            if at_ms < self.now_ms:
+                raise RuntimeError(f"the event heap went back in time: {at_ms} < {self.now_ms}")
             self.now_ms = at_ms
             self.events_processed += 1
             if self.events_processed > parameters.events_max:
@@ -466,26 +548,45 @@ class World:
         for node_id in self.honest_ids:
             node = self.nodes[node_id]
             node.crash_on_next_persist = False
-            if node.replica is None:
+            if node.core is None and node.halted is None:
                 self._start_node(node, at_ms=self.now_ms)
         self.liveness_target = max(self.nodes[i].height for i in self.honest_ids) + self.parameters.liveness_heights
         self.liveness_deadline_ms = self.now_ms + self.parameters.liveness_bound_ms
 
     def _on_client(self, index: int) -> None:
-        tx_id = self.rng.getrandbits(64).to_bytes(8, "big")
-        tx = tx_id + hashlib.sha256(self.tx_secret + tx_id).digest()[:8]
-        self.submitted.add(tx)
-        for node in self.rng.sample(self.nodes, self.rng.randint(1, len(self.nodes))):
-            if len(node.mempool) < MEMPOOL_TXS_MAX:
-                node.mempool[tx] = None
+        client = self.consortium.clients[self.rng.randrange(len(self.consortium.clients))]
+        body = TxBody(
+            chain_id=self.consortium.chain_id,
+            signer_certificate=client.certificate,
+            nonce=self.rng.getrandbits(64).to_bytes(8, "big"),
+            expires_at_ms=self.now_ms + TX_TTL_MS,
+            contract="kv",
+            method="put",
+            args=encode_args({"key": f"k{index % 64}", "value": index}),
+        )
+        self.submit(sign_transaction(self.tx_suite, client.key, body), body)
 
-    def is_well_formed_tx(self, tx: bytes) -> bool:
-        return len(tx) == TX_BYTES and hashlib.sha256(self.tx_secret + tx[:8]).digest()[:8] == tx[8:]
+    def submit(self, raw: bytes, body: TxBody, targets: Sequence[Node] | None = None) -> None:
+        """A client hands ``raw`` to some nodes (a random non-empty subset unless ``targets``)."""
+        self.submitted.add(tx_id_of_body(self.tx_suite, encode(body)))
+        if targets is None:
+            targets = self.rng.sample(self.nodes, self.rng.randint(1, len(self.nodes)))
+        for node in targets:
+            core = node.core
+            if core is None or len(core.mempool) >= MEMPOOL_TXS_MAX:
+                continue
+            # refused (a duplicate, expired, already committed): the client moves on
+            with contextlib.suppress(TxRejected):
+                core.mempool.add(raw, node.local_time(self.now_ms), core.ledger.check_tx)
 
-    def _on_governance(self, update: ValidatorSet) -> None:
-        self.pending_update = update
+    def _on_governance(self) -> None:
+        if self.governance is not None:
+            self.governance.begin()
 
-    pending_update: ValidatorSet | None = None
+    def _on_gov_retry(self) -> None:
+        if self.governance is not None and self.governance.step != "done":
+            self.governance.retry()
+            self._push(self.now_ms + GOVERNANCE_RETRY_MS, "gov-retry", ())
 
     def schedule(self, at_ms: int, kind: str, *data: object) -> None:
         """Script an event: crash(node_id, torn), restart(node_id), block(links), unblock(links)."""
@@ -499,7 +600,7 @@ class World:
 
     def _on_crash(self, node_id: int, torn: bool) -> None:
         node = self.nodes[node_id]
-        if node.replica is None or self.healed:
+        if node.core is None or self.healed:
             return
         if torn:
             node.crash_on_next_persist = True
@@ -507,13 +608,15 @@ class World:
             self._crash(node)
 
     def _crash(self, node: Node) -> None:
-        node.replica = None
+        if node.core is not None:
+            node.core.ledger.close()
+        node.core = None
         node.crash_on_next_persist = False
         node.timer_generation += 1
 
     def _on_restart(self, node_id: int) -> None:
         node = self.nodes[node_id]
-        if node.replica is None:
+        if node.core is None and node.halted is None:
             self._start_node(node, at_ms=self.now_ms)
 
     def _on_block(self, links: frozenset[tuple[int, int]]) -> None:
@@ -537,7 +640,8 @@ class World:
 
     def _on_deliver(self, source: int, target: int, data: bytes) -> None:
         node = self.nodes[target]
-        if node.replica is None:
+        core = node.core
+        if core is None:
             return
         try:
             message = decode_message(data)
@@ -547,81 +651,94 @@ class World:
             return  # stays undecided so that it can vote for a second value at this height
         if node.byzantine == "replay" and len(node.replay_buffer) < REPLAY_BUFFER_MAX:
             node.replay_buffer.append(data)
-        node.replica.receive(message, source, node.local_time(self.now_ms))
-        self._run_effects(node)
+        self._input(node, core.receive, message, source, node.local_time(self.now_ms))
 
     def _on_payload(self, node_id: int, incarnation: int, request: RequestPayload) -> None:
         node = self.nodes[node_id]
-        if node.replica is None or incarnation != node.incarnation or node.replica.height != request.height:
+        core = node.core
+        if core is None or incarnation != node.incarnation or core.replica.height != request.height:
             return
-        payload = self._make_payload(node)
-        node.replica.propose_payload(request.height, request.round, payload, node.local_time(self.now_ms))
-        self._run_effects(node)
+        self._input(node, core.propose, request, node.local_time(self.now_ms))
 
     def _on_tick(self, node_id: int, generation: int) -> None:
         node = self.nodes[node_id]
-        if node.replica is None or generation != node.timer_generation:
+        core = node.core
+        if core is None or generation != node.timer_generation:
             return
-        node.replica.tick(node.local_time(self.now_ms))
-        self._run_effects(node)
+        self._input(node, core.tick, node.local_time(self.now_ms))
         if node.byzantine in ("forge-certificate", "replay"):
             self._misbehave_periodically(node)
 
     # ------------------------------------------------------------------ node shell
 
     def _start_node(self, node: Node, at_ms: int) -> None:
-        disk = node.disk
-        if disk.blocks:
-            block, block_hash, _ = disk.blocks[-1]
-            tip = ChainTip(block.header.height, block_hash, block.header.timestamp_ms, disk.next_validator_set)  # type: ignore[arg-type]
-        else:
-            tip = ChainTip(0, self.genesis_hash, 0, disk.next_validator_set)  # type: ignore[arg-type]
-        wal = decode(disk.wal, ConsensusWal) if disk.wal is not None else None
+        ledger = open_governed_ledger(node.disk.directory, self.consortium.genesis, node_name=node.name,
+                                      durable=False, suite=self.suite)
+        wal = decode(node.disk.wal, ConsensusWal) if node.disk.wal is not None else None
         factory = self.replica_factory
         if node.byzantine in ("lock-breaker", "lock-attack"):
             from pilotchain.sim.broken import ReplicaSkippingLockCheck
 
             factory = ReplicaSkippingLockCheck
-        node.replica = factory(
-            config=self.config, suite=self.suite, private_key=node.private_key,
-            application=node.application, chain_tip=tip, wal=wal,
-        )
+        core_factory = self.core_factory if node.byzantine is None else NodeCore
+        try:
+            node.core = core_factory(ledger, Mempool(), name=node.name, private_key=node.private_key,
+                                     config=self.config, wal=wal, replica_factory=factory)
+        except BaseException:
+            ledger.close()
+            raise
         node.timer_generation += 1
         node.incarnation += 1
-        node.replica.start(node.local_time(max(at_ms, self.now_ms)))
-        self._run_effects(node)
+        self._input(node, node.core.start, node.local_time(max(at_ms, self.now_ms)))
+
+    def _input(self, node: Node, action: Callable[..., Any], *args: Any) -> None:
+        """Run one core input and execute its effects, as the validator process does. A halt or
+        any other exception of an honest node's core is a safety violation (a real validator
+        would have stopped); the node stays down."""
+        try:
+            action(*args)
+            self._run_effects(node)
+        except NodeHalted as exc:
+            self._node_failed(node, f"halted: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the simulator reports every failure of the core
+            self._node_failed(node, f"raised {type(exc).__name__}: {exc}")
+
+    def _node_failed(self, node: Node, reason: str) -> None:
+        if node.byzantine is None:
+            self.safety_violations.append(f"node {node.node_id} {reason}")
+        node.halted = reason
+        self._crash(node)
 
     def _run_effects(self, node: Node) -> None:
-        """Execute effects in order, exactly like a node shell would (bounded: the replica only
-        produces effects in response to an input, and RequestPayload adds one input)."""
-        for _ in range(8):
-            replica = node.replica
-            if replica is None:
-                return
-            effects = replica.take_effects()
-            if not effects:
-                return
-            for effect in effects:
-                if isinstance(effect, Persist):
-                    if node.crash_on_next_persist:
-                        self._crash(node)  # the write is torn: lost, and nothing after it happens
-                        return
-                    node.disk.wal = encode(effect.record)
-                elif isinstance(effect, Broadcast):
-                    self._send_out(node, None, effect.message)
-                elif isinstance(effect, Send):
-                    self._send_out(node, effect.to, effect.message)
-                elif isinstance(effect, Commit):
-                    self._commit(node, effect)
-                elif isinstance(effect, SetTimer):
-                    node.timer_generation += 1
-                    self._push(max(node.global_time(effect.deadline_ms), self.now_ms), "tick", (node.node_id, node.timer_generation))
-                elif isinstance(effect, RequestPayload):  # the application takes a moment
-                    self._push(self.now_ms + self.rng.randint(1, 10), "payload", (node.node_id, node.incarnation, effect))
-                elif isinstance(effect, EvidenceFound):
-                    self.evidence_count += 1
-                    self._check_evidence(replica, effect)
-        raise AssertionError("effects keep coming without new input")
+        """Execute the core's effects in order, exactly like the node shell does (bounded: the
+        replica only produces effects in response to an input)."""
+        core = node.core
+        if core is None:
+            return
+        for count, effect in enumerate(core.drain()):
+            if count > 100_000:
+                raise RuntimeError("effects keep coming without new input")
+            if isinstance(effect, Persist):
+                if node.crash_on_next_persist:
+                    self._crash(node)  # the write is torn: lost, and nothing after it happens
+                    return
+                node.disk.wal = encode(effect.record)
+            elif isinstance(effect, Broadcast):
+                self._send_out(node, None, effect.message)
+            elif isinstance(effect, Send):
+                self._send_out(node, effect.to, effect.message)
+            elif isinstance(effect, Committed):
+                self._commit(node, effect)
+            elif isinstance(effect, SetTimer):
+                node.timer_generation += 1
+                self._push(max(node.global_time(effect.deadline_ms), self.now_ms), "tick", (node.node_id, node.timer_generation))
+            elif isinstance(effect, RequestPayload):  # the application takes a moment
+                self._push(self.now_ms + self.rng.randint(1, 10), "payload", (node.node_id, node.incarnation, effect))
+            elif isinstance(effect, EvidenceFound):
+                self.evidence_count += 1
+                self._check_evidence(core.replica, effect)
+            elif isinstance(effect, Note):
+                self.notes += 1
 
     def _check_evidence(self, replica: Replica, effect: EvidenceFound) -> None:
         """An honest validator must never sign two conflicting votes (WAL + restart logic)."""
@@ -633,61 +750,74 @@ class World:
                 f"honest node {culprit.node_id} equivocated at height {vote.height} round {vote.round} type {vote.vote_type}"
             )
 
-    def _make_payload(self, node: Node) -> bytes:
-        txs = [tx for tx in node.mempool if tx not in node.disk.committed_txs][:TXS_PER_BLOCK_MAX]
-        update = self.pending_update
-        if update is not None and encode(update) in node.disk.applied_updates:
-            update = None
-        return encode(SimPayload(tuple(txs), update))
-
-    def _commit(self, node: Node, effect: Commit) -> None:
-        block = effect.block
+    def _commit(self, node: Node, committed: Committed) -> None:
+        header = committed.header
         disk = node.disk
-        assert block.header.height == len(disk.blocks) + 1, "replica committed out of order"
-        payload = decode(block.payload, SimPayload)
-        disk.blocks.append((block, effect.block_hash, effect.certificate))
-        disk.committed_txs.update(payload.txs)
-        for tx in payload.txs:
-            node.mempool.pop(tx, None)
-        if payload.validator_set is not None:
-            disk.next_validator_set = payload.validator_set
-            disk.applied_updates.add(encode(payload.validator_set))
+        if header.height != len(disk.blocks) + 1:
+            self.safety_violations.append(
+                f"node {node.node_id} committed height {header.height} after {len(disk.blocks)}: out of order")
+            return
+        block_hash = compute_block_hash(self.suite, header)
+        block = Block(header, encode(committed.block))
+        disk.blocks.append((block, block_hash, committed.certificate))
         if node.byzantine is None:
-            self._check_commit(node, block, effect.block_hash, effect.certificate, payload)
+            self._check_commit(node, committed, block_hash)
 
-    def _check_commit(
-        self, node: Node, block: Block, block_hash: bytes, certificate: CommitCertificate, payload: SimPayload
-    ) -> None:
-        height = block.header.height
+    def _check_commit(self, node: Node, committed: Committed, block_hash: bytes) -> None:
+        header, ledger_block, certificate = committed.header, committed.block, committed.certificate
+        height = header.height
         prefix = f"node {node.node_id} height {height}"
         expected_parent = self.genesis_hash if height == 1 else node.disk.blocks[height - 2][1]
-        if block.header.parent_hash != expected_parent:
+        if header.parent_hash != expected_parent:
             self.safety_violations.append(f"{prefix}: hash link broken")
-        if compute_block_hash(self.suite, block.header) != block_hash:
-            self.safety_violations.append(f"{prefix}: block hash does not match header")
-        if height <= len(self.canonical):
-            if self.canonical[height - 1] != block_hash:
-                self.safety_violations.append(
-                    f"{prefix}: agreement violated: committed {block_hash.hex()[:16]}, "
-                    f"another honest node committed {self.canonical[height - 1].hex()[:16]}"
-                )
+        if header.payload_hash != self.suite.hash(node.disk.blocks[-1][0].payload):
+            self.safety_violations.append(f"{prefix}: the ledger block is not the payload the header names")
+        first = height > len(self.canonical)
+        if not first and self.canonical[height - 1] != block_hash:
+            self.safety_violations.append(
+                f"{prefix}: agreement violated: committed {block_hash.hex()[:16]}, "
+                f"another honest node committed {self.canonical[height - 1].hex()[:16]}"
+            )
+            return
+        self._check_ledger(node, committed, prefix)
+        if first:
+            if height != len(self.canonical) + 1:
+                self.safety_violations.append(f"{prefix}: the canonical chain skipped a height")
                 return
-        else:
-            assert height == len(self.canonical) + 1
             self.canonical.append(block_hash)
-            next_set = payload.validator_set if payload.validator_set is not None else self.validator_sets[height - 1]
-            self.validator_sets.append(next_set)
+            ledger = node.ledger
+            following = consensus_validator_set(ledger.validators_at(height + 1)) if ledger is not None else None
+            self.validator_sets.append(following if following is not None else self.validator_sets[height - 1])
+            if following is not None and not {v.public_key for v in following.validators} <= self.allowed_validator_keys:
+                self.safety_violations.append(f"{prefix}: the validator set changed in a way governance did not ask for")
+            for receipt in ledger_block.receipts:
+                if receipt.tx_id not in self.submitted:
+                    self.safety_violations.append(f"{prefix}: committed transaction {receipt.tx_id.hex()[:16]} no client submitted")
+                earlier = self.committed_txs.setdefault(receipt.tx_id, height)
+                if earlier != height:
+                    self.safety_violations.append(
+                        f"{prefix}: transaction {receipt.tx_id.hex()[:16]} committed again (first at {earlier})")
+            if self.governance is not None:
+                self.governance.observe(ledger_block)
         try:
             verify_commit_certificate(
                 certificate, block_hash, self.validator_sets[height - 1], self.suite, chain_id=self.chain_id, height=height
             )
         except InvalidCertificate as exc:
             self.safety_violations.append(f"{prefix}: commit certificate does not verify: {exc}")
-        invented = [tx.hex() for tx in payload.txs if tx not in self.submitted]
-        if invented:
-            self.safety_violations.append(f"{prefix}: committed transactions no client submitted: {invented[:3]}")
-        if payload.validator_set is not None and encode(payload.validator_set) not in self.authorised_updates:
-            self.safety_violations.append(f"{prefix}: committed an unauthorised validator set")
+
+    def _check_ledger(self, node: Node, committed: Committed, prefix: str) -> None:
+        """The core applied exactly this block: the ledger's head is it, bound to the header."""
+        header, block = committed.header, committed.block
+        ledger = node.ledger
+        if ledger is None:
+            return
+        if block.header.height != header.height or block.header.timestamp_ms != header.timestamp_ms:
+            self.safety_violations.append(f"{prefix}: the ledger block's height or time differs from its header's")
+        if ledger.height != header.height:
+            self.safety_violations.append(f"{prefix}: the ledger is at {ledger.height} after the commit")
+        elif ledger.head_hash != committed.digest or ledger.store.state_root != block.header.state_root:
+            self.safety_violations.append(f"{prefix}: the ledger's head or state root is not the committed block's")
 
     # ------------------------------------------------------------------ network
 
@@ -747,6 +877,9 @@ class World:
             return [(t, m) for t in targets for m in (message, conflicting)]
         if behaviour == "lock-attack" and to is None:
             return [(t, message) for t in self._aim_lock_attack(node, message, others)]
+        if behaviour == "bad-state-root" and isinstance(message, Proposal) and message.valid_round == -1:
+            forged = self._forge_state_root(node, message)
+            return [(t, forged if forged is not None else message) for t in targets]
         if behaviour == "forge-certificate" and isinstance(message, BlockResponse) and rng.random() < 0.7:
             return [(t, self._forge_response(node, message.commits[0].block.header.height)) for t in targets]
         return [(t, message) for t in targets]
@@ -760,7 +893,8 @@ class World:
         the network in the safety phase). Only the lock rule stops the others from deciding a
         second value in the next round."""
         replica = node.replica
-        assert replica is not None
+        if replica is None:
+            raise RuntimeError("a crashed node sends nothing")
         if not isinstance(message, (Proposal, Vote)):
             return others
         validators = replica.validators
@@ -789,7 +923,8 @@ class World:
 
     def _make_conflicting(self, node: Node, message: ConsensusMessage) -> ConsensusMessage | None:
         replica = node.replica
-        assert replica is not None
+        if replica is None:
+            raise RuntimeError("a crashed node sends nothing")
         chain_id = self.chain_id
         if isinstance(message, Vote):
             other = BLOCK_HASH_NIL if message.block_hash != BLOCK_HASH_NIL else self.rng.randbytes(32)
@@ -798,28 +933,56 @@ class World:
             )
             return Vote(message.vote_type, message.height, message.round, other, message.validator_index, signature)
         if isinstance(message, Proposal) and message.valid_round == -1:
-            header = message.block.header
-            txs = list(decode(message.block.payload, SimPayload).txs)
+            # a second, valid block for the same height: the same transactions less one, later
+            core = node.core
+            if core is None or core.ledger.height != message.height - 1:
+                return None
+            try:
+                proposed = core.block_of(message.block.payload)
+            except CodecError:
+                return None
+            txs = list(proposed.txs)
             self.rng.shuffle(txs)
-            payload = encode(SimPayload(tuple(txs[: max(0, len(txs) - 1)]), None))
-            forged_header = BlockHeader(
-                header.chain_id, header.height, header.round, header.parent_hash, header.proposer_index,
-                header.timestamp_ms + 1, header.validator_set_hash, self.suite.hash(payload),
-            )
-            block = Block(forged_header, payload)
-            block_hash = compute_block_hash(self.suite, forged_header)
-            signature = node.private_key.sign(
-                get_proposal_signing_bytes(chain_id, message.height, message.round, block_hash, -1)
-            )
-            return Proposal(message.height, message.round, block, -1, (), message.proposer_index, signature)
+            timestamp_ms = message.block.header.timestamp_ms + 1
+            block = core.ledger.build_block(txs[: max(0, len(txs) - 1)], proposer=proposed.header.proposer,
+                                            timestamp_ms=timestamp_ms)
+            return self._resign_proposal(node, message, encode(block), timestamp_ms)
         return None
+
+    def _forge_state_root(self, node: Node, message: Proposal) -> Proposal | None:
+        """The proposal's ledger block with a state root that execution does not produce."""
+        core = node.core
+        if core is None:
+            return None
+        try:
+            block = core.block_of(message.block.payload)
+        except CodecError:
+            return None
+        wrong = bytes(b ^ 0xFF for b in block.header.state_root)
+        forged = LedgerBlock(header=_replace_field(block.header, state_root=wrong), txs=block.txs,
+                             receipts=block.receipts)
+        return self._resign_proposal(node, message, encode(forged), message.block.header.timestamp_ms)
+
+    def _resign_proposal(self, node: Node, message: Proposal, payload: bytes, timestamp_ms: int) -> Proposal:
+        header = message.block.header
+        forged_header = BlockHeader(
+            header.chain_id, header.height, header.round, header.parent_hash, header.proposer_index,
+            timestamp_ms, header.validator_set_hash, self.suite.hash(payload),
+        )
+        block_hash = compute_block_hash(self.suite, forged_header)
+        signature = node.private_key.sign(
+            get_proposal_signing_bytes(self.chain_id, message.height, message.round, block_hash, -1)
+        )
+        return Proposal(message.height, message.round, Block(forged_header, payload), -1, (),
+                        message.proposer_index, signature)
 
     def _forge_response(self, node: Node, height: int) -> BlockResponse:
         """A block the network never decided, with a certificate that must not verify."""
         replica = node.replica
-        assert replica is not None
+        if replica is None:
+            raise RuntimeError("a crashed node sends nothing")
         parent = self.genesis_hash if height <= 1 or height - 1 > len(node.disk.blocks) else node.disk.blocks[height - 2][1]
-        payload = encode(SimPayload((), None))
+        payload = b"pilotchain sim: a block nobody decided"
         validators = replica.validators
         header = BlockHeader(
             self.chain_id, height, 0, parent, validators.get_proposer_index(height, 0),
@@ -859,3 +1022,81 @@ def _replace_signature(message: Vote | Proposal, signature: bytes) -> Vote | Pro
     return Proposal(
         message.height, message.round, message.block, message.valid_round, message.polka, message.proposer_index, signature
     )
+
+
+class _Governance:
+    """The organisations' admins replace validator ``replaced`` with node ``newcomer`` through
+    ``gov`` proposals, as operators would: propose adding it, the others approve; once executed,
+    propose removing the replaced one, the others approve. Outstanding transactions are sent
+    again every GOVERNANCE_RETRY_MS until their step is done (duplicates are refused)."""
+
+    def __init__(self, world: World, *, replaced: int, newcomer: int) -> None:
+        self.world = world
+        self.replaced = world.nodes[replaced]
+        self.newcomer = world.nodes[newcomer]
+        self.step = "idle"
+        self.outstanding: list[tuple[bytes, TxBody]] = []
+        self._nonce = 0
+
+    def _tx(self, admin: SimIdentity, method: str, args: dict[str, Any]) -> tuple[bytes, TxBody]:
+        world = self.world
+        self._nonce += 1
+        body = TxBody(chain_id=world.consortium.chain_id, signer_certificate=admin.certificate,
+                      nonce=b"gov-%d" % self._nonce, expires_at_ms=world.now_ms + TX_TTL_MS,
+                      contract="gov", method=method, args=encode_args(args))
+        return sign_transaction(world.tx_suite, admin.key, body), body
+
+    def _send(self, txs: list[tuple[bytes, TxBody]]) -> None:
+        self.outstanding = txs
+        self.retry()
+
+    def begin(self) -> None:
+        if self.step != "idle":
+            return
+        genesis = self.world.consortium.genesis
+        power = next((v.power for v in genesis.validators if v.name == self.replaced.name), 1)
+        admin = self.world.consortium.admins[0]
+        self.step = "adding"
+        self._send([self._tx(admin, "propose", {"kind": "add_validator", "payload": {
+            "name": self.newcomer.name, "org": admin.org, "public_key": self.newcomer.public_key, "power": power}})])
+        self.world._push(self.world.now_ms + GOVERNANCE_RETRY_MS, "gov-retry", ())
+
+    def retry(self) -> None:
+        world = self.world
+        if not self.outstanding or self.step == "done":
+            return
+        live = [node for node in world.nodes if node.core is not None]
+        for raw, body in self.outstanding:
+            world.submit(raw, body, targets=live)
+
+    def observe(self, block: LedgerBlock) -> None:
+        """React to the governance events of a newly committed (canonical) block."""
+        admins = self.world.consortium.admins
+        for receipt in block.receipts:
+            for event in receipt.events:
+                if event.contract != "gov":
+                    continue
+                try:
+                    data = decode_args(event.data)
+                except CodecError:
+                    continue
+                if not isinstance(data, dict):
+                    continue
+                kind, proposal_id = data.get("kind"), data.get("id")
+                if event.name == "proposed" and isinstance(proposal_id, int):
+                    wanted = {"adding": "add_validator", "removing": "remove_validator"}.get(self.step)
+                    if kind == wanted:
+                        self._send([self._tx(admin, "approve", {"id": proposal_id}) for admin in admins[1:]])
+                elif event.name == "executed" and kind == "add_validator" and self.step == "adding":
+                    self.step = "removing"
+                    self._send([self._tx(admins[0], "propose", {"kind": "remove_validator",
+                                                                "payload": {"name": self.replaced.name}})])
+                elif event.name == "executed" and kind == "remove_validator" and self.step == "removing":
+                    self.step = "done"
+                    self.outstanding = []
+
+
+def _replace_field(record: Any, **changes: Any) -> Any:
+    import msgspec
+
+    return msgspec.structs.replace(record, **changes)
