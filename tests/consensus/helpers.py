@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pilotchain.codec import decode, encode
 from pilotchain.consensus import (
     BLOCK_HASH_NIL,
-    Block,
-    BlockHeader,
     Broadcast,
     ChainTip,
     CommitCertificate,
+    ConsensusBlock,
     ConsensusConfig,
+    ConsensusHeader,
     Effect,
     Persist,
     Proposal,
@@ -54,9 +54,9 @@ NIL = BLOCK_HASH_NIL
 class FakeApplication:
     """Payload b"invalid" is invalid; b"set:" + encode(ValidatorSet) installs a validator set."""
 
-    commits: dict[int, tuple[Block, CommitCertificate]] = field(default_factory=dict)
+    commits: dict[int, tuple[ConsensusBlock, CommitCertificate]] = field(default_factory=dict)
 
-    def validate_payload(self, header: BlockHeader, payload: bytes) -> bool:
+    def validate_payload(self, header: ConsensusHeader, payload: bytes) -> bool:
         return payload != b"invalid"
 
     def get_validator_set_update(self, height: int, payload: bytes) -> ValidatorSet | None:
@@ -64,7 +64,7 @@ class FakeApplication:
             return decode(payload[4:], ValidatorSet)
         return None
 
-    def load_commit(self, height: int) -> tuple[Block, CommitCertificate] | None:
+    def load_commit(self, height: int) -> tuple[ConsensusBlock, CommitCertificate] | None:
         return self.commits.get(height)
 
 
@@ -99,8 +99,8 @@ def make_block(
     tip: ChainTip = TIP,
     timestamp_ms: int | None = None,
     validator_set: ValidatorSet = VALIDATOR_SET,
-) -> tuple[Block, bytes]:
-    header = BlockHeader(
+) -> tuple[ConsensusBlock, bytes]:
+    header = ConsensusHeader(
         chain_id=CHAIN_ID,
         height=height,
         round=round_,
@@ -110,7 +110,7 @@ def make_block(
         validator_set_hash=compute_validator_set_hash(SUITE, validator_set),
         payload_hash=SUITE.hash(payload),
     )
-    return Block(header, payload), compute_block_hash(SUITE, header)
+    return ConsensusBlock(header, payload), compute_block_hash(SUITE, header)
 
 
 def sign_vote(index: int, vote_type: int, height: int, round_: int, block_hash: bytes) -> Vote:
@@ -119,7 +119,7 @@ def sign_vote(index: int, vote_type: int, height: int, round_: int, block_hash: 
 
 
 def sign_proposal(
-    block: Block,
+    block: ConsensusBlock,
     round_: int,
     *,
     valid_round: int = -1,

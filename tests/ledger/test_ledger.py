@@ -116,8 +116,9 @@ def test_tampered_blocks_are_invalid_and_change_nothing(setup) -> None:  # type:
     bad_height = Block(header=_replace(block.header, height=5), txs=block.txs, receipts=block.receipts)
     bad_time = Block(header=_replace(block.header, timestamp_ms=T0 - 1), txs=block.txs, receipts=block.receipts)
     bad_body = Block(header=block.header, txs=(), receipts=())
+    bad_reserved = Block(header=_replace(block.header, consensus_data=b"x"), txs=block.txs, receipts=block.receipts)
     for bad, reason in [(bad_state, "state_root"), (bad_parent, "parent"), (bad_height, "height"),
-                        (bad_time, "timestamp"), (bad_body, "transactions")]:
+                        (bad_time, "timestamp"), (bad_body, "transactions"), (bad_reserved, "consensus_data is reserved")]:
         with pytest.raises(BlockInvalid, match=reason):
             ledger.commit_block(bad)
     assert ledger.height == 0 and ledger.store.state_root == root_before

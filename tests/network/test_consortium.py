@@ -21,7 +21,7 @@ from pilotchain.network.consortium import (
     load_node_config,
     parse_orgs,
 )
-from pilotchain.node.config import ConfigError
+from pilotchain.node.config import NodeConfigError
 
 NOW = 1_790_000_000_000
 
@@ -71,7 +71,7 @@ def test_tampered_genesis_is_refused(tmp_path: Path) -> None:
     document = json.loads(path.read_text())
     document["hash"] = "00" * 32
     path.write_text(json.dumps(document))
-    with pytest.raises(ConfigError, match="does not match"):
+    with pytest.raises(NodeConfigError, match="does not match"):
         load_genesis(path)
 
 

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from pilotchain.codec import encode
-from pilotchain.consensus.types import BlockHeader as ConsensusHeader
+from pilotchain.consensus.types import ConsensusHeader
 from pilotchain.network.consortium import init_network, parse_orgs
 from pilotchain.node.daemon import ConsensusNode
 from pilotchain.sdk import Identity, build_transaction

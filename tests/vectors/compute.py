@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from pilotchain.codec import CodecError, decode, encode
-from pilotchain.consensus import Block as ConsensusBlock
-from pilotchain.consensus import BlockHeader as ConsensusHeader
 from pilotchain.consensus import (
     CommitCertificate,
+    ConsensusBlock,
+    ConsensusHeader,
     InvalidCertificate,
     Proposal,
     ValidatorSet,
@@ -76,7 +76,7 @@ from pilotchain.ledger.genesis import (
     Genesis,
     ValidatorInfo,
     genesis_hash,
-    validator_set_hash,
+    validator_roster_hash,
 )
 from pilotchain.ledger.tx import (
     TX_SIGNING_DOMAIN,
@@ -387,7 +387,7 @@ def ledger_document(suite: Suite, signer: Signer, workdir: Path) -> LedgerResult
                             "'pilotchain/genesis/v1' + 0x00 || genesis.bytes", genesis_hash(suite, genesis))
     doc.add("genesis.validator_set_hash", "suite hash of 'pilotchain/validators/v1' + 0x00 || canonical "
                                           "bytes of the genesis validators (ValidatorInfo array)",
-            validator_set_hash(suite.hash, genesis.validators))
+            validator_roster_hash(suite.hash, genesis.validators))
     wires = [add_transaction(doc, signer, f"tx{index}", user, nonce, args)
              for index, (user, nonce, args) in enumerate(BLOCK_TXS)]
     ledger = open_ledger(workdir / "ledger", suite)
@@ -438,7 +438,7 @@ def ledger_document(suite: Suite, signer: Signer, workdir: Path) -> LedgerResult
             record="ledger.Block")
     require(header.tx_root == tx_root(suite, block.txs) and digest == block_hash(suite, header), "roots")
     require(header.parent_hash == block0_hash, "block 1 does not link to genesis")
-    require(header.validator_set_hash == validator_set_hash(suite.hash, genesis.validators), "valset")
+    require(header.validator_set_hash == validator_roster_hash(suite.hash, genesis.validators), "valset")
     tx_proof = make_tx_proof(suite, block, 0)
     require(verify_tx_proof(suite, header, block.txs[0], block.receipts[0], tx_proof), "tx proof")
     doc.add("block1.tx0_proof", "TxProof that tx0.wire and receipt0 are item 0 of block 1 (Merkle "

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from pilotchain.crypto import SUITE_NAMES, CryptoError, Suite, get_suite
 from pilotchain.crypto.parallel import verify_batch_parallel, verify_worker_count
+from pilotchain.errors import InvariantBroken
 
 __all__ = ["run", "main"]
 
@@ -37,7 +38,8 @@ BATCH_SIZES: Final = {"intl": 1024, "gm": 256}
 
 def _rate(operation: Callable[[], object], seconds: float, units_per_call: int = 1) -> float:
     """Calls of ``operation`` per second (times ``units_per_call``), over ``seconds``."""
-    assert seconds > 0
+    if not (seconds > 0):
+        raise InvariantBroken('invariant broken: seconds > 0')
     calls = 0
     start = time.perf_counter()
     deadline = start + seconds
@@ -54,7 +56,8 @@ def _bench_suite(suite: Suite, seconds: float) -> dict[str, Any]:
     message = bytes(range(256))[:MESSAGE_SIZE]
     signature = key.sign(message)
     public_der = key.public_key().to_der()
-    assert suite.verify(public_der, message, signature)
+    if not (suite.verify(public_der, message, signature)):
+        raise InvariantBroken('invariant broken: suite.verify(public_der, message, signature)')
 
     keys = [suite.private_key_from_seed(bytes([index]) * 32) for index in range(BATCH_KEYS)]
     batch_size = BATCH_SIZES[suite.name]
@@ -63,7 +66,8 @@ def _bench_suite(suite: Suite, seconds: float) -> dict[str, Any]:
         signer = keys[index % BATCH_KEYS]
         payload = message[:-8] + index.to_bytes(8, "big")
         batch.append((signer.public_key().to_der(), payload, signer.sign(payload)))
-    assert all(verify_batch_parallel(suite, batch))
+    if not (all(verify_batch_parallel(suite, batch))):
+        raise InvariantBroken('invariant broken: all(verify_batch_parallel(suite, batch))')
 
     buffer = bytes(HASH_BUFFER_SIZE)
     aead_key, nonce = bytes(suite.aead_key_size), bytes(suite.aead_nonce_size)

@@ -16,6 +16,7 @@ from pilotchain.codec import encode
 from pilotchain.contracts.kv import KvContract
 from pilotchain.crypto import get_suite
 from pilotchain.crypto.parallel import verify_batch_parallel
+from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.block import receipt_root, tx_root
 from pilotchain.ledger.execution import Caller, ContractRegistry, execute_transactions
 from pilotchain.ledger.genesis import Genesis, ValidatorInfo
@@ -65,7 +66,8 @@ def run(suite_name: str = "intl", blocks: int = 5, txs_per_block: int = 1000) ->
     start = time.perf_counter()
     for txs in decoded:
         for tx in txs:
-            assert suite.verify(auth.keys[tx.body.signer_certificate], tx.signed_message(), tx.signature)
+            if not (suite.verify(auth.keys[tx.body.signer_certificate], tx.signed_message(), tx.signature)):
+                raise InvariantBroken('invariant broken: suite.verify(auth.keys[tx.body.signer_certificate], tx.signed_message(), tx.signature)')
     results["verify_serial_tx_per_s"] = round(total / (time.perf_counter() - start))
     start = time.perf_counter()
     for txs in decoded:
@@ -97,7 +99,8 @@ def run(suite_name: str = "intl", blocks: int = 5, txs_per_block: int = 1000) ->
                 start = time.perf_counter()
                 block = ledger.build_block(raws, proposer="v0", timestamp_ms=t0 + 10 + b)
                 build_s += time.perf_counter() - start
-                assert all(r.status == "OK" for r in block.receipts)
+                if not (all(r.status == "OK" for r in block.receipts)):
+                    raise InvariantBroken('invariant broken: all(r.status == "OK" for r in block.receipts)')
                 start = time.perf_counter()
                 ledger.commit_block(block)
                 commit_s += time.perf_counter() - start

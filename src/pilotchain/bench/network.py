@@ -72,6 +72,7 @@ import httpx
 import psutil
 
 from pilotchain.codec import encode
+from pilotchain.errors import InvariantBroken
 
 __all__ = ["BenchOptions", "run", "MODES", "SUCCESS_MIN"]
 
@@ -300,7 +301,8 @@ class Signer:
     (``fork`` keeps the parent's imports, and no ``__main__`` is re-imported as with ``spawn``)."""
 
     def __init__(self, workers: int) -> None:
-        assert workers >= 1
+        if not (workers >= 1):
+            raise InvariantBroken('invariant broken: workers >= 1')
         self.identity_paths: tuple[str, ...] = ()
         self.chain_id = ""
         self.next_index = 0
@@ -310,12 +312,14 @@ class Signer:
         self._pool.submit(_warm_up).result()  # forks every worker now
 
     def use(self, identity_paths: Sequence[Path], chain_id: str) -> None:
-        assert identity_paths
+        if not (identity_paths):
+            raise InvariantBroken('invariant broken: identity_paths')
         self.identity_paths = tuple(str(p) for p in identity_paths)
         self.chain_id = chain_id
 
     def sign(self, count: int, expires_in_ms: int = 5 * 60 * 1000) -> list[tuple[bytes, str]]:
-        assert self.identity_paths, "use() first"
+        if not (self.identity_paths):
+            raise InvariantBroken("use() first")
         first = self.next_index
         self.next_index += count
         futures = [
@@ -396,7 +400,8 @@ def verify_ceiling(suite_name: str, seconds: float) -> dict[str, Any]:
         key = keys[index % len(keys)]
         payload = message[:-8] + index.to_bytes(8, "big")
         items.append((key.public_key().to_der(), payload, key.sign(payload)))
-    assert all(verify_batch_parallel(suite, items))
+    if not (all(verify_batch_parallel(suite, items))):
+        raise InvariantBroken('invariant broken: all(verify_batch_parallel(suite, items))')
     verified = 0
     start = time.perf_counter()
     while True:
@@ -645,7 +650,8 @@ class Harness:
     async def offer(self, name: str, txs: list[tuple[bytes, str]], rate_tps: float) -> Phase:
         """Send ``txs`` at ``rate_tps`` (open loop), in batches to the gateways in turn."""
         gateways = self.gateways()
-        assert gateways and rate_tps > 0
+        if not (gateways and rate_tps > 0):
+            raise InvariantBroken('invariant broken: gateways and rate_tps > 0')
         gate = asyncio.Semaphore(INFLIGHT_PER_GATEWAY * len(gateways))
         tick_s = min(TICK_S_MAX, max(TICK_S_MIN, self.options.batch_size / rate_tps))
         phase = Phase(name=name, target_tps=rate_tps, started=self.now())
@@ -766,7 +772,8 @@ class Harness:
                     first = first or time.monotonic()
             if remaining:
                 await asyncio.sleep(0.05)
-        assert first is not None
+        if not (first is not None):
+            raise InvariantBroken('invariant broken: first is not None')
         return {"init_s": round(init_s, 3), "first_block_s": round(first - started, 3),
                 "all_nodes_first_block_s": round(time.monotonic() - started, 3), "base_port": base}
 

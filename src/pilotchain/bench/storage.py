@@ -38,6 +38,7 @@ from typing import Any
 import lmdb
 
 from pilotchain.codec import encode
+from pilotchain.errors import InvariantBroken
 from pilotchain.storage import LedgerStore, StorageLimits, verify_state_proof
 
 __all__ = ["run", "main"]
@@ -110,8 +111,10 @@ def run(
     seed: int = 1,
 ) -> dict[str, Any]:
     """Run the benchmark; return the measurements (times in ms or µs as the key says)."""
-    assert 0 < blocks <= BLOCKS_MAX and 0 < writes_per_block <= WRITES_PER_BLOCK_MAX
-    assert 0 <= preload_keys <= PRELOAD_KEYS_MAX and 0 < proofs <= PROOFS_MAX
+    if not (0 < blocks <= BLOCKS_MAX and 0 < writes_per_block <= WRITES_PER_BLOCK_MAX):
+        raise InvariantBroken('invariant broken: 0 < blocks <= BLOCKS_MAX and 0 < writes_per_block <= WRITES_PER_BLOCK_MAX')
+    if not (0 <= preload_keys <= PRELOAD_KEYS_MAX and 0 < proofs <= PROOFS_MAX):
+        raise InvariantBroken('invariant broken: 0 <= preload_keys <= PRELOAD_KEYS_MAX and 0 < proofs <= PROOFS_MAX')
     hash_fn = _HASHES[hash_name]
     rng = random.Random(seed)
     limits = StorageLimits(map_size_bytes=16 * 1024**3, writes_per_block_max=WRITES_PER_BLOCK_MAX)
@@ -169,7 +172,8 @@ def run(
         root = store.state_root
         start = time.perf_counter()
         for key, value, proof in generated:
-            assert verify_state_proof(root, key, value, proof, hash_fn, bucket_bits=bucket_bits)
+            if not (verify_state_proof(root, key, value, proof, hash_fn, bucket_bits=bucket_bits)):
+                raise InvariantBroken('invariant broken: verify_state_proof(root, key, value, proof, hash_fn, bucket_bits=bucket_bits)')
         verify_s = time.perf_counter() - start
         proof_bytes = statistics.mean(len(encode(proof)) for _, _, proof in generated)
         final_height = store.height
@@ -180,7 +184,8 @@ def run(
             directory / "node", hash_fn, bucket_bits=bucket_bits, limits=limits
         )
         open_ms = (time.perf_counter() - start) * 1e3
-        assert store.height == final_height and store.state_root == root
+        if not (store.height == final_height and store.state_root == root):
+            raise InvariantBroken('invariant broken: store.height == final_height and store.state_root == root')
         store.close()
         raw_ms = _raw_lmdb_commit_ms(directory, preload, batches)
 

@@ -26,6 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pilotchain.errors import InvariantBroken
 from pilotchain.sdk import (
     DEFAULT_NODE_URL,
     NODE_URL_ENV,
@@ -145,7 +146,8 @@ def tx_document(result: TxResult) -> dict[str, Any]:
     if result.rejected:
         document.update(code=result.code, message=result.message)
     if result.committed:
-        assert result.receipt is not None and result.header is not None
+        if not (result.receipt is not None and result.header is not None):
+            raise InvariantBroken('invariant broken: result.receipt is not None and result.header is not None')
         document.update(
             height=result.height,
             index=result.index,
@@ -223,7 +225,8 @@ def _print_tx(result: TxResult) -> None:
         table.add_row("code", result.code or "-")
         table.add_row("reason", result.message or "-")
     if result.committed:
-        assert result.receipt is not None
+        if not (result.receipt is not None):
+            raise InvariantBroken('invariant broken: result.receipt is not None')
         table.add_row(
             "block", f"{result.height} (index {result.index}, hash {_short(result.block_hash)})"
         )
@@ -377,7 +380,8 @@ def submit(
     else:
         _print_tx(result)
     if not result.ok:
-        assert result.receipt is not None
+        if not (result.receipt is not None):
+            raise InvariantBroken('invariant broken: result.receipt is not None')
         _err.print(
             f"error: the transaction is in block {result.height} but failed ({result.receipt.status}): "
             f"{result.receipt.message}"
@@ -449,11 +453,11 @@ def verify_block(
     from pilotchain.crypto import get_suite
     from pilotchain.ledger.block import Block, block_hash
     from pilotchain.ledger.commit import InvalidCertificate, verify_block_commit
-    from pilotchain.node.config import ConfigError, load_genesis
+    from pilotchain.node.config import NodeConfigError, load_genesis
 
     try:
         chain = load_genesis(genesis)
-    except ConfigError as exc:
+    except NodeConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     suite = get_suite(chain.suite)
     try:

@@ -34,6 +34,7 @@ from pilotchain.cli.client_cmd import (
     _value_text,
     tx_document,
 )
+from pilotchain.errors import InvariantBroken
 from pilotchain.sdk import DEFAULT_NODE_URL, Client, TxResult, build_transaction
 from pilotchain.sdk._identity import Identity
 from pilotchain.sdk.wire import to_tagged_json
@@ -105,7 +106,8 @@ def proposal_outcome(result: TxResult, as_json: bool, *, done: str = "activated"
     """Print what a governance transaction did to its proposal (``done`` names the effect when
     the policy was met); exit 1 when governance refused it."""
     if not result.ok:
-        assert result.receipt is not None
+        if not (result.receipt is not None):
+            raise InvariantBroken('invariant broken: result.receipt is not None')
         if as_json:
             _print_json(tx_document(result))
         _fail(
@@ -260,7 +262,8 @@ def invoke(
     else:
         _print_tx(result)
     if not result.ok:
-        assert result.receipt is not None
+        if not (result.receipt is not None):
+            raise InvariantBroken('invariant broken: result.receipt is not None')
         _err.print(
             f"error: committed in block {result.height} but failed ({result.receipt.status}): "
             f"{result.receipt.message}"

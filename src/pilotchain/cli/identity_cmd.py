@@ -22,8 +22,8 @@ from pilotchain.identity import (
     Certificate,
     CertificateAuthority,
     IdentityBundle,
-    IdentityError,
     IdentityFileError,
+    IdentityLayerError,
     OrgCertificate,
     certificate_id,
     dearmor,
@@ -102,7 +102,7 @@ def ca_init(
             valid_ms=valid_days * DAY_MS,
         )
         save_ca(out, ca)
-    except IdentityError as exc:
+    except IdentityLayerError as exc:
         raise _fail(str(exc)) from exc
     cert = ca.org_certificate
     _out.print(f"created CA for org {cert.org_id!r} ({cert.display_name}), suite {chosen.name}")
@@ -139,7 +139,7 @@ def issue(
         )
         save_ca(ca_dir, ca, overwrite=True)  # persist the serial before handing the certificate out
         save_identity(out, IdentityBundle(ca.suite, certificate, private_key))
-    except IdentityError as exc:
+    except IdentityLayerError as exc:
         raise _fail(str(exc)) from exc
     _out.print(
         f"issued {certificate.org_id}/{certificate.serial} {certificate.subject!r} "
@@ -214,7 +214,7 @@ def show(
     """Show a certificate: subject, org, roles, validity and days left (never the private key)."""
     try:
         cert, has_private_key = _load_shown(file)
-    except IdentityError as exc:
+    except IdentityLayerError as exc:
         raise _fail(str(exc)) from exc
     summary = _summary(cert, has_private_key, _now_ms(now_ms))
     if as_json:
@@ -276,7 +276,7 @@ def revoke(
         ca = load_ca(ca_dir)
         revocation = ca.revoke(serial, reason, _now_ms(now_ms))
         save_record(out, revocation)
-    except IdentityError as exc:
+    except IdentityLayerError as exc:
         raise _fail(str(exc)) from exc
     _out.print(
         f"revoked {revocation.org_id}/{revocation.serial} from {format_time_ms(revocation.revoked_at_ms)}: "
@@ -320,7 +320,7 @@ def rotate(
         )
         save_record(out, rotation)
         save_ca(ca_dir, new_ca, overwrite=True)
-    except IdentityError as exc:
+    except IdentityLayerError as exc:
         raise _fail(str(exc)) from exc
     _out.print(
         f"rotated org {new_ca.org_id!r} to CA generation {new_ca.org_certificate.serial}, "

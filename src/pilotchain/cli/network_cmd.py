@@ -17,7 +17,7 @@ from pilotchain.network.consortium import (
     load_manifest,
     parse_orgs,
 )
-from pilotchain.node.config import ConfigError
+from pilotchain.node.config import NodeConfigError
 
 app = typer.Typer(help="Create a consortium and run its nodes (one OS process per node).", no_args_is_help=True)
 
@@ -47,7 +47,7 @@ def init(
             directory, orgs=parse_orgs(orgs), validators=validators, suite_name=crypto, chain_id=chain_id,
             host=host, advertise_host=advertise, base_port=base_port, now_ms=int(time.time() * 1000),
         )
-    except ConfigError as exc:
+    except NodeConfigError as exc:
         _fail(str(exc))
         return
     if json_output:
@@ -118,7 +118,7 @@ def up(
 
     try:
         nodes = nodes_of(directory)
-    except ConfigError as exc:
+    except NodeConfigError as exc:
         _fail(str(exc))
         return
     console = Console(stderr=json_output)
@@ -149,7 +149,7 @@ def status(
     """Each node's height, peers, lag and last commit."""
     try:
         rows = _status_rows(directory)
-    except ConfigError as exc:
+    except NodeConfigError as exc:
         _fail(str(exc))
         return
     if json_output:
@@ -168,7 +168,7 @@ def down(
 
     try:
         nodes = nodes_of(directory)
-    except ConfigError as exc:
+    except NodeConfigError as exc:
         _fail(str(exc))
         return
     for node in nodes:
@@ -187,7 +187,7 @@ def add_node_command(
     governance approves `pilotchain gov propose add_validator` with its nodes/<name>/validator.json."""
     try:
         entry = add_node(directory, org=org, host=host, advertise_host=advertise, now_ms=int(time.time() * 1000))
-    except ConfigError as exc:
+    except NodeConfigError as exc:
         _fail(str(exc))
         return
     if json_output:

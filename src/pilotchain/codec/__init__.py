@@ -26,13 +26,15 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from pilotchain.errors import CoreError
+
 __all__ = ["Record", "CodecError", "encode", "decode", "MAX_ENCODED_BYTES"]
 
 #: No single encoded value pilotchain accepts may be larger than this (blocks included).
 MAX_ENCODED_BYTES = 64 * 1024 * 1024
 
 
-class CodecError(ValueError):
+class CodecError(CoreError, ValueError):
     """Bytes that are not the canonical encoding of the expected type."""
 
 

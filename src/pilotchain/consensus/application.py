@@ -15,13 +15,18 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pilotchain.consensus.types import Block, BlockHeader, CommitCertificate, ValidatorSet
+from pilotchain.consensus.types import (
+    CommitCertificate,
+    ConsensusBlock,
+    ConsensusHeader,
+    ValidatorSet,
+)
 
 __all__ = ["Application"]
 
 
 class Application(Protocol):
-    def validate_payload(self, header: BlockHeader, payload: bytes) -> bool:
+    def validate_payload(self, header: ConsensusHeader, payload: bytes) -> bool:
         """valid(v): is ``payload`` acceptable as block ``header.height`` on top of
         ``header.parent_hash``? The header is passed so the application can bind its own
         block to the consensus one (same height, timestamp, proposer); the replica has already
@@ -35,6 +40,6 @@ class Application(Protocol):
         """
         ...
 
-    def load_commit(self, height: int) -> tuple[Block, CommitCertificate] | None:
+    def load_commit(self, height: int) -> tuple[ConsensusBlock, CommitCertificate] | None:
         """A committed block and its certificate, to serve a lagging peer (None if unknown)."""
         ...

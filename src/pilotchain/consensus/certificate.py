@@ -26,9 +26,9 @@ from pilotchain.consensus.types import (
     SIGNATURE_BYTES_MAX,
     VALIDATORS_MAX,
     VOTE_DOMAIN,
-    BlockHeader,
     CommitCertificate,
     CommitSignature,
+    ConsensusHeader,
     ProposalSigningBody,
     ValidatorSet,
     Vote,
@@ -36,6 +36,7 @@ from pilotchain.consensus.types import (
     VoteType,
 )
 from pilotchain.crypto import Suite
+from pilotchain.errors import CoreError, InvariantBroken
 
 __all__ = [
     "ConsensusError",
@@ -54,7 +55,7 @@ __all__ = [
 VOTING_POWER_MAX = 2**40  # so that 3 * total power never overflows anything downstream
 
 
-class ConsensusError(Exception):
+class ConsensusError(CoreError):
     """Base of every error this package raises."""
 
 
@@ -86,7 +87,7 @@ def get_proposal_signing_bytes(
     )
 
 
-def compute_block_hash(suite: Suite, header: BlockHeader) -> bytes:
+def compute_block_hash(suite: Suite, header: ConsensusHeader) -> bytes:
     return suite.hash(encode(header))
 
 
@@ -126,7 +127,8 @@ class ValidatorSetInfo:
 
     def get_proposer_index(self, height: int, round_: int) -> int:
         """Round-robin over validator indexes (voting power does not change the rotation)."""
-        assert height >= 1 and round_ >= 0
+        if not (height >= 1 and round_ >= 0):
+            raise InvariantBroken('invariant broken: height >= 1 and round_ >= 0')
         return (height + round_) % len(self.public_keys)
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from pilotchain.consensus.types import (
-    Block,
     CommitCertificate,
+    ConsensusBlock,
     ConsensusMessage,
     ConsensusWal,
     DuplicateVoteEvidence,
@@ -67,7 +67,7 @@ class Broadcast:
 class Commit:
     """``block`` is decided at ``block.header.height``; ``certificate`` proves it."""
 
-    block: Block
+    block: ConsensusBlock
     block_hash: bytes
     certificate: CommitCertificate
 

@@ -59,13 +59,13 @@ from pilotchain.consensus.types import (
     HASH_BYTES,
     PAYLOAD_BYTES_MAX,
     ROUND_MAX,
-    Block,
-    BlockHeader,
     BlockRequest,
     BlockResponse,
     ChainTip,
     CommitCertificate,
     CommittedBlock,
+    ConsensusBlock,
+    ConsensusHeader,
     ConsensusMessage,
     ConsensusWal,
     DuplicateVoteEvidence,
@@ -75,6 +75,7 @@ from pilotchain.consensus.types import (
     VoteType,
 )
 from pilotchain.crypto import PrivateKey, Suite
+from pilotchain.errors import InvariantBroken
 
 __all__ = ["ConsensusConfig", "Replica"]
 
@@ -124,11 +125,16 @@ class ConsensusConfig:
     recent_commits_max: int = 16
 
     def __post_init__(self) -> None:
-        assert 0 < len(self.chain_id) <= 64, "chain id must be 1..64 bytes"
-        assert self.timeout_propose_ms > 0 and self.timeout_prevote_ms > 0 and self.timeout_precommit_ms > 0
-        assert self.retransmit_interval_ms > 0 and self.catchup_retry_ms > 0
-        assert 0 < self.payload_bytes_max <= PAYLOAD_BYTES_MAX
-        assert self.rounds_kept_below >= 1 and self.rounds_ahead_max >= 1
+        if not (0 < len(self.chain_id) <= 64):
+            raise InvariantBroken("chain id must be 1..64 bytes")
+        if not (self.timeout_propose_ms > 0 and self.timeout_prevote_ms > 0 and self.timeout_precommit_ms > 0):
+            raise InvariantBroken('invariant broken: self.timeout_propose_ms > 0 and self.timeout_prevote_ms > 0 and self.timeout_precommit_ms > 0')
+        if not (self.retransmit_interval_ms > 0 and self.catchup_retry_ms > 0):
+            raise InvariantBroken('invariant broken: self.retransmit_interval_ms > 0 and self.catchup_retry_ms > 0')
+        if not (0 < self.payload_bytes_max <= PAYLOAD_BYTES_MAX):
+            raise InvariantBroken('invariant broken: 0 < self.payload_bytes_max <= PAYLOAD_BYTES_MAX')
+        if not (self.rounds_kept_below >= 1 and self.rounds_ahead_max >= 1):
+            raise InvariantBroken('invariant broken: self.rounds_kept_below >= 1 and self.rounds_ahead_max >= 1')
 
 
 class _VoteTally:
@@ -142,7 +148,8 @@ class _VoteTally:
         self.power_total = 0
 
     def add(self, vote: Vote, power: int) -> None:
-        assert vote.validator_index not in self.votes
+        if not (vote.validator_index not in self.votes):
+            raise InvariantBroken('invariant broken: vote.validator_index not in self.votes')
         self.votes[vote.validator_index] = vote
         self.power_by_hash[vote.block_hash] = self.power_by_hash.get(vote.block_hash, 0) + power
         self.power_total += power
@@ -204,7 +211,7 @@ class Replica:
         #: DuplicateVoteEvidence found so far (oldest dropped beyond config.evidence_max)
         self.evidence: deque[DuplicateVoteEvidence] = deque(maxlen=config.evidence_max)
         self._evidence_keys: set[tuple[int, int, int, int]] = set()
-        self._recent_commits: deque[tuple[Block, CommitCertificate]] = deque(maxlen=config.recent_commits_max)
+        self._recent_commits: deque[tuple[ConsensusBlock, CommitCertificate]] = deque(maxlen=config.recent_commits_max)
         self._future_messages: dict[PeerId, deque[ConsensusMessage]] = {}
         #: set by _decide: the rest of this input is held until the shell has run the Commit
         self._decided_in_input = False
@@ -312,7 +319,7 @@ class Replica:
         self.locked_round = -1
         self.locked_block_hash = BLOCK_HASH_NIL
         self.valid_round = -1
-        self.valid_block: Block | None = None
+        self.valid_block: ConsensusBlock | None = None
         self.valid_block_hash = BLOCK_HASH_NIL
         self._valid_polka: tuple[Vote, ...] = ()
         self._signed_round = -1
@@ -336,7 +343,8 @@ class Replica:
                 del self._peers_ahead[peer]
 
     def _restore_wal(self, wal: ConsensusWal) -> None:
-        assert wal.height == self.height
+        if not (wal.height == self.height):
+            raise InvariantBroken('invariant broken: wal.height == self.height')
         if not (0 <= wal.round <= ROUND_MAX and -1 <= wal.locked_round <= wal.round and -1 <= wal.valid_round <= wal.round):
             raise ValueError("WAL record rounds are inconsistent")
         self._signed_round = wal.round
@@ -364,7 +372,8 @@ class Replica:
         this replica's remaining vote of that round to reach a quorum and time out.
         """
         round_ = self._signed_round
-        assert round_ >= 0
+        if not (round_ >= 0):
+            raise InvariantBroken('invariant broken: round_ >= 0')
         self.round = round_
         if (round_, VoteType.PRECOMMIT) in self._own_votes:
             self.step = Step.PRECOMMIT
@@ -380,8 +389,10 @@ class Replica:
 
     def _start_round(self, round_: int) -> None:
         """StartRound(round), lines 10-21."""
-        assert round_ > self.round, f"rounds only increase ({self.round} -> {round_})"
-        assert round_ <= ROUND_MAX
+        if not (round_ > self.round):
+            raise InvariantBroken(f"rounds only increase ({self.round} -> {round_})")
+        if not (round_ <= ROUND_MAX):
+            raise InvariantBroken('invariant broken: round_ <= ROUND_MAX')
         self.round = round_
         self.step = Step.PROPOSE
         self._timeout_prevote_at_ms = None
@@ -409,8 +420,9 @@ class Replica:
 
     def _propose_new_block(self, payload: bytes) -> None:
         """getValue() (line 18): a fresh block on top of the committed tip."""
-        assert self.validator_index is not None
-        header = BlockHeader(
+        if not (self.validator_index is not None):
+            raise InvariantBroken('invariant broken: self.validator_index is not None')
+        header = ConsensusHeader(
             chain_id=self.config.chain_id,
             height=self.height,
             round=self.round,
@@ -420,12 +432,13 @@ class Replica:
             validator_set_hash=self.validators.hash,
             payload_hash=self.suite.hash(payload),
         )
-        block = Block(header, payload)
+        block = ConsensusBlock(header, payload)
         self._broadcast_proposal(block, compute_block_hash(self.suite, header), -1, ())
 
-    def _broadcast_proposal(self, block: Block, block_hash: bytes, valid_round: int, polka: tuple[Vote, ...]) -> None:
+    def _broadcast_proposal(self, block: ConsensusBlock, block_hash: bytes, valid_round: int, polka: tuple[Vote, ...]) -> None:
         """broadcast ⟨PROPOSAL, h_p, round_p, proposal, validRound_p⟩ (line 19), persisted first."""
-        assert self.validator_index is not None
+        if not (self.validator_index is not None):
+            raise InvariantBroken('invariant broken: self.validator_index is not None')
         if self._proposed_round >= self.round:
             self.drops["already proposed this round"] += 1
             return
@@ -444,8 +457,10 @@ class Replica:
         if self.validator_index is None:
             return
         key = (self.round, int(vote_type))
-        assert key not in self._own_votes, f"would sign a second {vote_type.name} in round {self.round}"
-        assert self.round >= self._signed_round, "would sign in a round below one already signed in"
+        if not (key not in self._own_votes):
+            raise InvariantBroken(f"would sign a second {vote_type.name} in round {self.round}")
+        if not (self.round >= self._signed_round):
+            raise InvariantBroken("would sign in a round below one already signed in")
         signature = self._private_key.sign(
             get_vote_signing_bytes(self.config.chain_id, vote_type, self.height, self.round, block_hash)
         )
@@ -458,7 +473,7 @@ class Replica:
         if self.validator_index not in tally.votes:
             tally.add(vote, self.validators.powers[self.validator_index])
 
-    def _decide(self, block: Block, block_hash: bytes, certificate: CommitCertificate) -> None:
+    def _decide(self, block: ConsensusBlock, block_hash: bytes, certificate: CommitCertificate) -> None:
         """decision_p[h_p] = v (lines 51-54), then the next height.
 
         Nothing else happens in this input: later messages are held and the replica asks for a
@@ -466,8 +481,10 @@ class Replica:
         Application callback about the next height (``validate_payload`` runs on committed
         state).
         """
-        assert not self._decided and not self._decided_in_input
-        assert block.header.height == self.height and block.header.parent_hash == self.chain_tip.block_hash
+        if not (not self._decided and not self._decided_in_input):
+            raise InvariantBroken('invariant broken: not self._decided and not self._decided_in_input')
+        if not (block.header.height == self.height and block.header.parent_hash == self.chain_tip.block_hash):
+            raise InvariantBroken('invariant broken: block.header.height == self.height and block.header.parent_hash == self.chain_tip.block_hash')
         self._decided = True
         self._emit(Commit(block, block_hash, certificate))
         self._recent_commits.append((block, certificate))
@@ -880,7 +897,8 @@ class Replica:
         if self.step != Step.PROPOSE or entry is None or entry.proposal.valid_round < 0:
             return False
         valid_round = entry.proposal.valid_round
-        assert valid_round < self.round
+        if not (valid_round < self.round):
+            raise InvariantBroken('invariant broken: valid_round < self.round')
         block_hash = entry.block_hash
         if self._is_valid_block(entry.proposal.block, block_hash) and self._may_prevote_polka_proposal(
             block_hash, valid_round
@@ -1012,7 +1030,7 @@ class Replica:
                 return block_hash
         return None
 
-    def _is_valid_block(self, block: Block, block_hash: bytes) -> bool:
+    def _is_valid_block(self, block: ConsensusBlock, block_hash: bytes) -> bool:
         """valid(v): deterministic, so every honest validator agrees; memoised per height."""
         cached = self._validity.get(block_hash)
         if cached is not None:
@@ -1034,7 +1052,7 @@ class Replica:
             self._validity[block_hash] = valid
         return valid
 
-    def _is_timely(self, block: Block) -> bool:
+    def _is_timely(self, block: ConsensusBlock) -> bool:
         """The proposer's clock is not too far ahead of ours (checked only for fresh proposals)."""
         return block.header.timestamp_ms <= self.now_ms + self.config.clock_drift_max_ms
 
@@ -1047,7 +1065,8 @@ class Replica:
     def _get_round_state(self, round_: int) -> _RoundState:
         round_state = self._rounds.get(round_)
         if round_state is None:
-            assert self._is_round_stored(round_) or round_ == self.round or self.round == -1
+            if not (self._is_round_stored(round_) or round_ == self.round or self.round == -1):
+                raise InvariantBroken('invariant broken: self._is_round_stored(round_) or round_ == self.round or self.round == -1')
             round_state = self._rounds[round_] = _RoundState()
         return round_state
 

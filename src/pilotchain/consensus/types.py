@@ -12,7 +12,7 @@ What is signed (see :mod:`pilotchain.consensus.certificate`):
 * a vote signs ``VoteSigningBody(domain, chain_id, vote_type, height, round, block_hash)``;
 * a proposal signs ``ProposalSigningBody(domain, chain_id, height, round, block_hash, valid_round)``.
 
-The block hash is the suite hash of the encoded :class:`BlockHeader`; the header commits to the
+The block hash is the suite hash of the encoded :class:`ConsensusHeader`; the header commits to the
 payload by ``payload_hash``, so a block id never requires re-hashing a large payload.
 
 This module is pure: no I/O, clock or randomness.
@@ -34,8 +34,8 @@ __all__ = [
     "PAYLOAD_BYTES_MAX",
     "VALIDATORS_MAX",
     "ROUND_MAX",
-    "Block",
-    "BlockHeader",
+    "ConsensusBlock",
+    "ConsensusHeader",
     "BlockRequest",
     "BlockResponse",
     "ChainTip",
@@ -103,7 +103,7 @@ class ValidatorSet(Record, frozen=True):
     validators: tuple[Validator, ...]
 
 
-class BlockHeader(Record, frozen=True):
+class ConsensusHeader(Record, frozen=True):
     chain_id: bytes
     height: int
     round: int  # the round in which the block was first proposed
@@ -114,8 +114,8 @@ class BlockHeader(Record, frozen=True):
     payload_hash: bytes
 
 
-class Block(Record, frozen=True):
-    header: BlockHeader
+class ConsensusBlock(Record, frozen=True):
+    header: ConsensusHeader
     payload: bytes  # opaque to consensus; the Application validates it
 
 
@@ -155,7 +155,7 @@ class Proposal(Record, frozen=True, tag=1):
 
     height: int
     round: int
-    block: Block
+    block: ConsensusBlock
     valid_round: int
     polka: tuple[Vote, ...]
     proposer_index: int
@@ -184,7 +184,7 @@ class BlockRequest(Record, frozen=True, tag=3):
 
 
 class CommittedBlock(Record, frozen=True):
-    block: Block
+    block: ConsensusBlock
     certificate: CommitCertificate
 
 
@@ -229,7 +229,7 @@ class ConsensusWal(Record, frozen=True):
     locked_round: int
     locked_block_hash: bytes
     valid_round: int
-    valid_block: Block | None
+    valid_block: ConsensusBlock | None
     valid_polka: tuple[Vote, ...]
     votes: tuple[Vote, ...]
 

@@ -26,6 +26,7 @@ from pilotchain.contracts.kv import KvContract
 from pilotchain.contracts.resolver import ChainContracts
 from pilotchain.contracts.runtime import DeployedContract, PythonContract
 from pilotchain.contracts.sandbox import BUILTIN_NAMES, SandboxLimits, compile_contract
+from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.execution import (
     BlockOverlay,
     Caller,
@@ -133,7 +134,8 @@ def run(calls: int = 20_000, loop_steps: int = 500_000) -> dict[str, Any]:
     )
     executed_s = time.perf_counter() - started
     failed = sum(1 for receipt in result.receipts if receipt.status != "OK")
-    assert failed == 0, f"{failed} benchmark transfers failed: {result.receipts[0].message}"
+    if not (failed == 0):
+        raise InvariantBroken(f"{failed} benchmark transfers failed: {result.receipts[0].message}")
 
     kv = KvContract()
     block = BlockOverlay(_Store())

@@ -23,7 +23,7 @@ Everything is a pure function of the state the transaction sees and the transact
 State layout (keys inside the ``gov`` namespace)::
 
     p/next                     next proposal id (int)
-    p/<id: 8 bytes>            Proposal
+    p/<id: 8 bytes>            GovernanceProposal
     policy/<kind>              Policy (absent: DEFAULT_POLICIES[kind])
     c/<name>                   DeployedContract (see pilotchain.contracts.runtime)
     code/<hash>                contract source (UTF-8)
@@ -71,6 +71,7 @@ from pilotchain.contracts.runtime import (
 )
 from pilotchain.contracts.sandbox import CodeRejected, SandboxLimits, scrub_message
 from pilotchain.crypto import get_suite
+from pilotchain.errors import InvariantBroken
 from pilotchain.identity.errors import UpdateRejected
 from pilotchain.identity.membership import Membership
 from pilotchain.identity.records import CaRotation, OrgCertificate, Revocation, decode_record
@@ -84,7 +85,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GOV_CONTRACT",
     "Policy",
-    "Proposal",
+    "GovernanceProposal",
     "ValidatorSchedule",
     "PROPOSAL_KINDS",
     "DEFAULT_POLICIES",
@@ -200,7 +201,7 @@ DEFAULT_POLICIES: dict[str, Policy] = {
 OPEN, EXECUTED, WITHDRAWN = "open", "executed", "withdrawn"
 
 
-class Proposal(Record, frozen=True):
+class GovernanceProposal(Record, frozen=True):
     id: int
     kind: str
     #: canonical encoding of the checked payload
@@ -289,7 +290,8 @@ def validator_schedule(state: StateReader) -> tuple[ValidatorSchedule, ...]:
     out = []
     for height in _schedule_index(state):
         raw = _get(state, b"v/" + height.to_bytes(8, "big"))
-        assert raw is not None, "validator schedule index points at a missing entry"
+        if not (raw is not None):
+            raise InvariantBroken("validator schedule index points at a missing entry")
         out.append(decode(raw, ValidatorSchedule))
     return tuple(out)
 
@@ -303,7 +305,8 @@ def validator_set_at(
         if effective_height > height:
             break
         raw = _get(state, b"v/" + effective_height.to_bytes(8, "big"))
-        assert raw is not None
+        if not (raw is not None):
+            raise InvariantBroken('invariant broken: raw is not None')
         current = decode(raw, ValidatorSchedule).validators
     return current
 
@@ -313,7 +316,8 @@ def _latest_validators(genesis: Genesis, state: StateReader) -> tuple[ValidatorI
     if not index:
         return genesis.validators
     raw = _get(state, b"v/" + index[-1].to_bytes(8, "big"))
-    assert raw is not None
+    if not (raw is not None):
+        raise InvariantBroken('invariant broken: raw is not None')
     return decode(raw, ValidatorSchedule).validators
 
 
@@ -358,15 +362,15 @@ class _Tx:
         raw = self.state.get(b"policy/" + kind.encode())
         return DEFAULT_POLICIES[kind] if raw is None else decode(raw, Policy)
 
-    def proposal(self, proposal_id: Any) -> Proposal:
+    def proposal(self, proposal_id: Any) -> GovernanceProposal:
         if not isinstance(proposal_id, int) or isinstance(proposal_id, bool) or proposal_id < 1:
             raise _bad("a proposal id is a positive integer (see: pilotchain gov list)")
         raw = self.state.get(_id_key(proposal_id))
         if raw is None:
             raise _bad(f"no proposal #{proposal_id} (see: pilotchain gov list)")
-        return decode(raw, Proposal)
+        return decode(raw, GovernanceProposal)
 
-    def save(self, proposal: Proposal) -> None:
+    def save(self, proposal: GovernanceProposal) -> None:
         self.state.put(_id_key(proposal.id), encode(proposal))
 
 
@@ -446,7 +450,7 @@ class GovernanceContract:
             if org in policy.eligible(tx.members()) and policy.role in tx.ctx.caller.roles
             else ()
         )
-        proposal = Proposal(
+        proposal = GovernanceProposal(
             id=proposal_id, kind=kind, payload=encode(checked), summary=summary,
             proposer=tx.ctx.caller.name, proposer_org=org, created_height=tx.ctx.height,
             created_ms=tx.ctx.timestamp_ms, expires_at_ms=tx.ctx.timestamp_ms + ttl_ms,
@@ -489,7 +493,7 @@ class GovernanceContract:
         tx.state.emit("withdrawn", {"id": proposal.id})
         return self._document(tx, proposal)
 
-    def _maybe_execute(self, tx: _Tx, proposal: Proposal, policy: Policy) -> Proposal:
+    def _maybe_execute(self, tx: _Tx, proposal: GovernanceProposal, policy: Policy) -> GovernanceProposal:
         members = tx.members()
         live = tuple(org for org in proposal.approvals if org in members)
         if not policy.met(live, members):
@@ -503,7 +507,7 @@ class GovernanceContract:
 
     # ------------------------------------------------------------------ queries
 
-    def _document(self, tx: _Tx, proposal: Proposal) -> dict[str, Any]:
+    def _document(self, tx: _Tx, proposal: GovernanceProposal) -> dict[str, Any]:
         policy = tx.policy(proposal.kind)
         members = tx.members()
         status = proposal.status
@@ -795,7 +799,7 @@ class GovernanceContract:
 
     # ------------------------------------------------------------------ applying (when approved)
 
-    def apply_deploy(self, tx: _Tx, payload: dict[str, Any], proposal: Proposal) -> None:
+    def apply_deploy(self, tx: _Tx, payload: dict[str, Any], proposal: GovernanceProposal) -> None:
         name, version, code, code_hash = (
             payload["name"],
             payload["version"],
@@ -847,7 +851,7 @@ class GovernanceContract:
         )
 
     def apply_membership(
-        self, tx: _Tx, kind: str, org: str, record: bytes, proposal: Proposal
+        self, tx: _Tx, kind: str, org: str, record: bytes, proposal: GovernanceProposal
     ) -> None:
         head = read_membership_head(tx.view)
         if head.count >= MEMBERSHIP_LOG_MAX:
@@ -866,7 +870,7 @@ class GovernanceContract:
         tx._membership = None
 
     def apply_validators(
-        self, tx: _Tx, validators: tuple[ValidatorInfo, ...], proposal: Proposal
+        self, tx: _Tx, validators: tuple[ValidatorInfo, ...], proposal: GovernanceProposal
     ) -> None:
         index = _schedule_index(tx.view)
         effective = tx.ctx.height + VALIDATOR_CHANGE_DELAY_BLOCKS
@@ -883,7 +887,7 @@ class GovernanceContract:
             "validators_scheduled", {"effective_height": effective, "count": len(validators)}
         )
 
-    def apply_add_validator(self, tx: _Tx, payload: dict[str, Any], proposal: Proposal) -> None:
+    def apply_add_validator(self, tx: _Tx, payload: dict[str, Any], proposal: GovernanceProposal) -> None:
         current = _latest_validators(tx.genesis, tx.view)
         if any(v.name == payload["name"] or v.public_key == payload["public_key"] for v in current):
             raise ContractError("that validator is already in the set", RejectCode.EXECUTION_FAILED)
@@ -891,7 +895,7 @@ class GovernanceContract:
                               power=payload["power"])  # fmt: skip
         self.apply_validators(tx, (*current, added), proposal)
 
-    def apply_remove_validator(self, tx: _Tx, payload: dict[str, Any], proposal: Proposal) -> None:
+    def apply_remove_validator(self, tx: _Tx, payload: dict[str, Any], proposal: GovernanceProposal) -> None:
         current = _latest_validators(tx.genesis, tx.view)
         remaining = tuple(v for v in current if v.name != payload["name"])
         if len(remaining) == len(current) or not remaining:
@@ -900,12 +904,12 @@ class GovernanceContract:
             )
         self.apply_validators(tx, remaining, proposal)
 
-    def apply_set_params(self, tx: _Tx, payload: dict[str, Any], proposal: Proposal) -> None:
+    def apply_set_params(self, tx: _Tx, payload: dict[str, Any], proposal: GovernanceProposal) -> None:
         params = read_params(tx.view)
         params.update(payload["params"])
         tx.state.put(b"params", encode(dict(sorted(params.items()))))
 
-    def apply_set_policy(self, tx: _Tx, payload: dict[str, Any], proposal: Proposal) -> None:
+    def apply_set_policy(self, tx: _Tx, payload: dict[str, Any], proposal: GovernanceProposal) -> None:
         spec = payload["policy"]
         policy = Policy(rule=spec["rule"], k=spec["k"], orgs=tuple(spec["orgs"]), role=spec["role"])
         tx.state.put(b"policy/" + payload["kind"].encode(), encode(policy))
@@ -987,4 +991,5 @@ _APPLY = {
     SET_POLICY: GovernanceContract.apply_set_policy,
 }
 
-assert set(_CHECKS) == set(PROPOSAL_KINDS) == set(_APPLY) == set(DEFAULT_POLICIES)
+if not (set(_CHECKS) == set(PROPOSAL_KINDS) == set(_APPLY) == set(DEFAULT_POLICIES)):
+    raise InvariantBroken('invariant broken: set(_CHECKS) == set(PROPOSAL_KINDS) == set(_APPLY) == set(DEFAULT_POLICIES)')

@@ -32,6 +32,7 @@ import hashlib
 from collections import OrderedDict
 
 from pilotchain.codec import CodecError, Record, decode, encode
+from pilotchain.errors import InvariantBroken
 from pilotchain.identity.errors import UpdateRejected
 from pilotchain.identity.membership import Membership
 from pilotchain.identity.records import CaRotation, OrgCertificate, Revocation, decode_record
@@ -105,7 +106,8 @@ def read_membership_head(state: StateReader) -> MembershipHead:
 
 def read_genesis(state: StateReader) -> Genesis:
     raw = state.get(GENESIS_STATE_KEY)
-    assert raw is not None, "every ledger has its genesis document in state"
+    if not (raw is not None):
+        raise InvariantBroken("every ledger has its genesis document in state")
     return decode(raw, Genesis)
 
 
@@ -131,7 +133,8 @@ def _genesis_membership(genesis: Genesis) -> Membership:
 def _replay(membership: Membership, state: StateReader, start: int, count: int) -> None:
     for seq in range(start, count):
         raw = state.get(GOV_PREFIX + membership_entry_key(seq))
-        assert raw is not None, f"membership log entry {seq} is missing below its head"
+        if not (raw is not None):
+            raise InvariantBroken(f"membership log entry {seq} is missing below its head")
         change = decode(raw, MembershipChange)
         try:
             apply_membership_change(membership, change)
@@ -158,7 +161,8 @@ class MembershipCache:
 
     def genesis(self, state: StateReader) -> tuple[bytes, Genesis]:
         raw = state.get(GENESIS_STATE_KEY)
-        assert raw is not None, "every ledger has its genesis document in state"
+        if not (raw is not None):
+            raise InvariantBroken("every ledger has its genesis document in state")
         genesis = self._genesis.get(raw)
         if genesis is None:
             if len(self._genesis) >= CACHE_ENTRIES_MAX:

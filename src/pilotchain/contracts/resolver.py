@@ -38,6 +38,7 @@ from pilotchain.contracts.sandbox import (
     SandboxLimits,
     compile_contract,
 )
+from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.execution import ContractRegistry, NativeContract, StateReader
 
 __all__ = ["ChainContracts", "COMPILED_CACHE_MAX", "default_builtins"]
@@ -68,7 +69,8 @@ class ChainContracts:
     # -- ContractRegistry compatibility
 
     def register(self, contract: NativeContract) -> None:
-        assert contract.name != GOV_CONTRACT, "gov is the system contract"
+        if not (contract.name != GOV_CONTRACT):
+            raise InvariantBroken("gov is the system contract")
         self.builtins.register(contract)
 
     @property
@@ -96,9 +98,8 @@ class ChainContracts:
         compiled = self._compiled.get(record.code_hash)
         if compiled is None:
             code = read_code(state, record.code_hash)
-            assert code is not None, (
-                f"contract {name} names code {record.code_hash.hex()} that is not stored"
-            )
+            if not (code is not None):
+                raise InvariantBroken(f"contract {name} names code {record.code_hash.hex()} that is not stored")
             compiled = self.compile(record.code_hash, code)
         else:
             self._compiled.move_to_end(record.code_hash)

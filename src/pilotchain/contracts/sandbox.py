@@ -60,6 +60,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pilotchain.errors import CoreError, InvariantBroken
+
 __all__ = [
     "SandboxLimits",
     "CodeRejected",
@@ -111,12 +113,15 @@ class SandboxLimits:
     int_bits_max: int = 65_536
 
     def __post_init__(self) -> None:
-        assert self.steps_max >= 1 and self.allocation_bytes_max >= 1
-        assert 1 <= self.call_depth_max <= 200, "call depth must stay far below Python's own limit"
-        assert self.items_max >= 1 and self.string_chars_max >= 1 and self.int_bits_max >= 64
+        if not (self.steps_max >= 1 and self.allocation_bytes_max >= 1):
+            raise InvariantBroken('invariant broken: self.steps_max >= 1 and self.allocation_bytes_max >= 1')
+        if not (1 <= self.call_depth_max <= 200):
+            raise InvariantBroken("call depth must stay far below Python's own limit")
+        if not (self.items_max >= 1 and self.string_chars_max >= 1 and self.int_bits_max >= 64):
+            raise InvariantBroken('invariant broken: self.items_max >= 1 and self.string_chars_max >= 1 and self.int_bits_max >= 64')
 
 
-class CodeRejected(ValueError):
+class CodeRejected(CoreError, ValueError):
     """Contract source that is not in the deterministic subset (refused at deploy)."""
 
     def __init__(self, message: str, line: int | None = None) -> None:
@@ -484,7 +489,8 @@ class _Instrument(ast.NodeTransformer):
         if isinstance(target, ast.Name):
             load = ast.Name(id=target.id, ctx=ast.Load())
             return ast.Assign(targets=[target], value=_call("i" + guard, load, node.value))
-        assert isinstance(target, ast.Subscript), "the checker refuses attribute targets"
+        if not (isinstance(target, ast.Subscript)):
+            raise InvariantBroken("the checker refuses attribute targets")
         holder, key = self._temporary(), self._temporary()
         current = ast.Subscript(
             value=ast.Name(id=holder, ctx=ast.Load()),

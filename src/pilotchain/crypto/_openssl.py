@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 from pilotchain.crypto.base import CryptoError, KeyFormatError
+from pilotchain.errors import InvariantBroken
 
 __all__ = [
     "DEFAULT_SM2_ID",
@@ -154,7 +155,8 @@ _declare("EVP_PKEY_decrypt", _int, _p, _buf, ctypes.POINTER(_size), _buf, _size)
 def openssl_version() -> str:
     """The loaded libcrypto's version line, e.g. ``"OpenSSL 3.0.19 27 Jan 2026"``."""
     version = _lib.OpenSSL_version(0)
-    assert isinstance(version, bytes)
+    if not (isinstance(version, bytes)):
+        raise InvariantBroken('invariant broken: isinstance(version, bytes)')
     return version.decode()
 
 
@@ -253,7 +255,8 @@ class Sm2Key:
     has_private: bool
 
     def __init__(self, pkey: int, *, has_private: bool) -> None:
-        assert pkey, "Sm2Key needs a non-NULL EVP_PKEY"
+        if not (pkey):
+            raise InvariantBroken("Sm2Key needs a non-NULL EVP_PKEY")
         self._pkey = pkey
         self.has_private = has_private
         problem = _sm2_key_problem(pkey)
@@ -387,7 +390,8 @@ class Sm2Key:
                 _lib.EVP_MD_CTX_free(mctx)
         finally:
             _lib.EVP_PKEY_CTX_free(pctx)
-        assert 8 <= size.value <= SM2_SIGNATURE_SIZE_MAX, size.value
+        if not (8 <= size.value <= SM2_SIGNATURE_SIZE_MAX):
+            raise InvariantBroken(f"OpenSSL reported an SM2 signature of {size.value} bytes")
         return signature.raw[: size.value]
 
     def verify(

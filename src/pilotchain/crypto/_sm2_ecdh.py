@@ -36,6 +36,7 @@ from typing import Final
 from pilotchain.crypto._openssl import _declare, _fail, _lib
 from pilotchain.crypto.base import CryptoError
 from pilotchain.crypto.gm import SM2_CURVE_ORDER
+from pilotchain.errors import InvariantBroken
 
 __all__ = [
     "SM2_CURVE_ORDER",
@@ -77,7 +78,8 @@ _declare("BN_CTX_free", None, _p)
 
 def _sm2_group() -> int:
     nid = _lib.OBJ_sn2nid(b"SM2")
-    assert nid == _NID_SM2, f"OpenSSL names SM2 with NID {nid}, expected {_NID_SM2}"
+    if not (nid == _NID_SM2):
+        raise InvariantBroken(f"OpenSSL names SM2 with NID {nid}, expected {_NID_SM2}")
     group = _lib.EC_GROUP_new_by_curve_name(nid)
     if not group:
         raise _fail("this OpenSSL has no SM2 curve")

@@ -12,8 +12,10 @@ import abc
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+from pilotchain.errors import CoreError
 
-class CryptoError(Exception):
+
+class CryptoError(CoreError):
     """Base of every error this package raises."""
 
 

@@ -33,6 +33,7 @@ from pilotchain.crypto.base import (
     Suite,
     check_aead_arguments,
 )
+from pilotchain.errors import InvariantBroken
 
 
 def _hashlib_has_sm3() -> bool:
@@ -77,7 +78,8 @@ def sm2_private_key_pkcs8_der(scalar: int) -> bytes:
     if not 1 <= scalar <= SM2_CURVE_ORDER - 2:
         raise KeyFormatError("an SM2 private scalar must be in [1, n - 2]")
     der = _PKCS8_PREFIX + scalar.to_bytes(32, "big")
-    assert len(der) == 2 + 0x41
+    if not (len(der) == 2 + 0x41):
+        raise InvariantBroken('invariant broken: len(der) == 2 + 0x41')
     return der
 
 
@@ -122,7 +124,8 @@ class Sm2PrivateKey(PrivateKey):
     __slots__ = ("_key", "_public")
 
     def __init__(self, key: Sm2Key) -> None:
-        assert key.has_private
+        if not (key.has_private):
+            raise InvariantBroken('invariant broken: key.has_private')
         self._key = key
         self._public = Sm2PublicKey(Sm2Key.from_public_der(key.public_der()))
 

@@ -29,6 +29,7 @@ from pilotchain.crypto.base import (
     Suite,
     check_aead_arguments,
 )
+from pilotchain.errors import InvariantBroken
 
 __all__ = ["ED25519_SIGNATURE_SIZE", "Ed25519PrivateKey", "Ed25519PublicKey", "IntlSuite"]
 
@@ -55,7 +56,8 @@ class Ed25519PublicKey(PublicKey):
         self._key = key
         self._raw = key.public_bytes(_RAW, _RAW_PUBLIC)
         self._der = key.public_bytes(_DER, _SPKI)
-        assert len(self._raw) == ED25519_KEY_SIZE
+        if not (len(self._raw) == ED25519_KEY_SIZE):
+            raise InvariantBroken('invariant broken: len(self._raw) == ED25519_KEY_SIZE')
 
     def to_der(self) -> bytes:
         return self._der
@@ -83,9 +85,8 @@ class Ed25519PrivateKey(PrivateKey):
         seed = key.private_bytes(_RAW, _RAW_PRIVATE, _NOENC)
         public_raw, self._secret = nacl.bindings.crypto_sign_seed_keypair(seed)
         self._public = Ed25519PublicKey(key.public_key())
-        assert public_raw == self._public._raw, (
-            "libsodium and cryptography disagree on a public key"
-        )
+        if not (public_raw == self._public._raw):
+            raise InvariantBroken("libsodium and cryptography disagree on a public key")
 
     def sign(self, message: bytes) -> bytes:
         signed = nacl.bindings.crypto_sign(bytes(message), self._secret)

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from pilotchain.crypto.base import CryptoError, Suite
+from pilotchain.errors import InvariantBroken
 
 __all__ = [
     "HKDF_OUTPUT_BYTES_MAX",
@@ -71,7 +72,8 @@ class X25519KeyExchange(KeyExchange):
     public_key_bytes = 32
 
     def keypair(self, random: bytes) -> tuple[bytes, bytes]:
-        assert len(random) == self.private_key_bytes
+        if not (len(random) == self.private_key_bytes):
+            raise InvariantBroken('invariant broken: len(random) == self.private_key_bytes')
         public = X25519PrivateKey.from_private_bytes(random).public_key().public_bytes_raw()
         return random, public
 
@@ -98,7 +100,8 @@ class Sm2KeyExchange(KeyExchange):
     def keypair(self, random: bytes) -> tuple[bytes, bytes]:
         from pilotchain.crypto._sm2_ecdh import SM2_CURVE_ORDER, sm2_public_point
 
-        assert len(random) == self.private_key_bytes
+        if not (len(random) == self.private_key_bytes):
+            raise InvariantBroken('invariant broken: len(random) == self.private_key_bytes')
         scalar = 1 + int.from_bytes(random, "big") % (SM2_CURVE_ORDER - 1)
         private = scalar.to_bytes(32, "big")
         return private, sm2_public_point(private)
@@ -129,7 +132,8 @@ def key_exchange_for(suite: Suite) -> KeyExchange:
 def _hash_algorithm(suite: Suite) -> hashes.HashAlgorithm:
     if suite.name == "gm":
         return hashes.SM3()
-    assert suite.name == "intl", suite.name
+    if not (suite.name == "intl"):
+        raise InvariantBroken(f"X25519 is the intl suite's key exchange, not {suite.name!r}'s")
     return hashes.SHA256()
 
 
@@ -147,7 +151,8 @@ def hkdf_extract(suite: Suite, salt: bytes, input_key_material: bytes) -> bytes:
 
 def hkdf_expand(suite: Suite, pseudorandom_key: bytes, info: bytes, length: int) -> bytes:
     """RFC 5869 HKDF-Expand with the suite's hash."""
-    assert 1 <= length <= HKDF_OUTPUT_BYTES_MAX, length
+    if not 1 <= length <= HKDF_OUTPUT_BYTES_MAX:
+        raise CryptoError(f"HKDF output must be 1..{HKDF_OUTPUT_BYTES_MAX} bytes, not {length}")
     output = b""
     block = b""
     counter = 1

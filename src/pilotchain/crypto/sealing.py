@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from pilotchain.crypto.base import CryptoError, KeyFormatError, PrivateKey, PublicKey, Suite
 from pilotchain.crypto.kex import X25519KeyExchange, hkdf_expand, hkdf_extract
+from pilotchain.errors import InvariantBroken
 
 if TYPE_CHECKING:
     from pilotchain.crypto._openssl import Sm2Key
@@ -293,7 +294,8 @@ def seal(
         return prefix + _suite("intl").aead_encrypt(
             key, prefix[-_NONCE_SIZE:], plaintext, prefix + associated_data
         )
-    assert recipient.suite_name == "gm" and recipient._sm2 is not None
+    if not (recipient.suite_name == "gm" and recipient._sm2 is not None):
+        raise InvariantBroken('invariant broken: recipient.suite_name == "gm" and recipient._sm2 is not None')
     if ephemeral_private is not None:
         raise CryptoError("gm sealing has no ephemeral_private (OpenSSL draws SM2's k)")
     if 1 <= len(plaintext) <= GM_DIRECT_MAX and not associated_data and data_key is None:
@@ -380,7 +382,8 @@ def _open_intl(key: SealPrivateKey, sealed: bytes, associated_data: bytes) -> by
 
 
 def _open_gm(key: SealPrivateKey, sealed: bytes, associated_data: bytes) -> bytes:
-    assert key._sm2 is not None
+    if not (key._sm2 is not None):
+        raise InvariantBroken('invariant broken: key._sm2 is not None')
     if sealed[0] == _DER_SEQUENCE:
         if associated_data:  # a bare SM2 ciphertext authenticates no associated data
             raise _cannot_decrypt()

@@ -20,6 +20,7 @@ from rich.table import Table
 from pilotchain.codec import decode, encode
 from pilotchain.contracts.kv import KvContract
 from pilotchain.crypto import get_suite
+from pilotchain.errors import InvariantBroken
 from pilotchain.identity.files import load_identity
 from pilotchain.ledger.auth import MembershipAuthenticator
 from pilotchain.ledger.block import verify_tx_proof
@@ -86,16 +87,21 @@ def run(directory: Path, suite_name: str, *, blocks: int = 5, txs_per_block: int
                 header = block.header
                 for index in range(0, len(block.txs), 17):
                     record = ledger.get_transaction(block.receipts[index].tx_id)
-                    assert record is not None
-                    assert verify_tx_proof(suite, header, record.tx_raw, record.receipt, record.proof)
+                    if not (record is not None):
+                        raise InvariantBroken('invariant broken: record is not None')
+                    if not (verify_tx_proof(suite, header, record.tx_raw, record.receipt, record.proof)):
+                        raise InvariantBroken('invariant broken: verify_tx_proof(suite, header, record.tx_raw, record.receipt, record.proof)')
                     proofs += 1
                 progress.advance(task)
         for index, client in enumerate(clients):
             key = f"{client.certificate.org_id}/record-{index}".encode()
             value, proof = ledger.read_state("kv", b"v/" + key)
-            assert value is not None
-            assert verify_state_proof(ledger.head().state_root, b"kv\x00v/" + key, value, proof, suite.hash)
-            assert decode(value, tuple[str, int])[0] == client.certificate.org_id
+            if not (value is not None):
+                raise InvariantBroken('invariant broken: value is not None')
+            if not (verify_state_proof(ledger.head().state_root, b"kv\x00v/" + key, value, proof, suite.hash)):
+                raise InvariantBroken('invariant broken: verify_state_proof(ledger.head().state_root, b"kv\\x00v/" + key, value, proof, suite.hash)')
+            if not (decode(value, tuple[str, int])[0] == client.certificate.org_id):
+                raise InvariantBroken('invariant broken: decode(value, tuple[str, int])[0] == client.certificate.org_id')
             proofs += 1
         seconds = time.perf_counter() - started
         return WalkthroughSummary(

@@ -10,6 +10,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pilotchain.errors import InvariantBroken
+
 __all__ = [
     "JsonErrorMiddleware",
     "MetricsMiddleware",
@@ -133,7 +135,8 @@ class BodyLimitMiddleware:
     The body is read here (it is small by construction) and replayed to the app."""
 
     def __init__(self, app: ASGIApp, body_bytes_max: int, path_limits: dict[str, int] | None = None) -> None:
-        assert body_bytes_max > 0
+        if not (body_bytes_max > 0):
+            raise InvariantBroken('invariant broken: body_bytes_max > 0')
         self.app = app
         self.body_bytes_max = body_bytes_max
         #: larger limits for specific paths (the batch submission endpoint)

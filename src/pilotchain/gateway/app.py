@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pilotchain import __version__
 from pilotchain.codec import CodecError, decode, encode
 from pilotchain.crypto import Suite, get_suite
+from pilotchain.errors import InvariantBroken
 from pilotchain.gateway._middleware import (
     BodyLimitMiddleware,
     GatewayMetrics,
@@ -200,8 +201,10 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         if status.state == TxState.REJECTED:
             document.update(code=status.reason_code, message=status.reason)
         elif status.state == TxState.COMMITTED:
-            assert status.tx_raw is not None and status.receipt is not None
-            assert status.header is not None and status.proof is not None
+            if not (status.tx_raw is not None and status.receipt is not None):
+                raise InvariantBroken('invariant broken: status.tx_raw is not None and status.receipt is not None')
+            if not (status.header is not None and status.proof is not None):
+                raise InvariantBroken('invariant broken: status.header is not None and status.proof is not None')
             document.update(
                 height=status.height,
                 index=status.proof.index,
@@ -468,7 +471,8 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             )
         if key_text is not None:
             return state_json(contract, key_text.encode())
-        assert key is not None
+        if not (key is not None):
+            raise InvariantBroken('invariant broken: key is not None')
         try:
             return state_json(contract, unb64url(key))
         except WireError as exc:

@@ -12,14 +12,14 @@ network's crypto suite (SM2 in a ``gm`` network) over a domain-separated encodin
 
 :class:`Membership` is the chain's view: deterministic, no I/O, time passed in as ``now_ms``.
 Nothing is trusted unless a member org's CA vouches for it; :meth:`Membership.authenticate`
-returns an :class:`Identity` or raises :class:`IdentityRejected` with a :class:`RejectReason`.
+returns an :class:`AuthenticatedIdentity` or raises :class:`IdentityRejected` with a :class:`RejectReason`.
 
 Modules: ``records`` (formats), ``authority`` (the CA), ``membership`` (the verifier),
 ``expiry`` (warnings), ``armor`` (text armour) are pure; ``files`` is the I/O shell.
 
 Error tree::
 
-    IdentityError
+    IdentityLayerError
     ├── IdentityRejected     a certificate that must not be trusted (reason code + what to do)
     ├── UpdateRejected       a membership update that was not applied (reason code)
     ├── IssueRefused         a CA asked to do something it must not (also a ValueError)
@@ -31,8 +31,8 @@ from __future__ import annotations
 from pilotchain.identity.armor import armor, dearmor
 from pilotchain.identity.authority import CertificateAuthority, create_org_certificate
 from pilotchain.identity.errors import (
-    IdentityError,
     IdentityFileError,
+    IdentityLayerError,
     IdentityRejected,
     IssueRefused,
     RejectReason,
@@ -56,7 +56,7 @@ from pilotchain.identity.files import (
     save_identity,
     save_record,
 )
-from pilotchain.identity.membership import Identity, Membership
+from pilotchain.identity.membership import AuthenticatedIdentity, Membership
 from pilotchain.identity.records import (
     CaRotation,
     Certificate,
@@ -79,9 +79,9 @@ __all__ = [
     "ExpiryKind",
     "ExpiryNotice",
     "ExpiryWarning",
-    "Identity",
+    "AuthenticatedIdentity",
     "IdentityBundle",
-    "IdentityError",
+    "IdentityLayerError",
     "IdentityFileError",
     "IdentityRejected",
     "IssueRefused",

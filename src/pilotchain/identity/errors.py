@@ -2,7 +2,7 @@
 
 Error tree (by blame)::
 
-    IdentityError
+    IdentityLayerError
     ├── IdentityRejected     a certificate that must not be trusted (peer input; carries a reason)
     ├── UpdateRejected       a revocation, rotation or org change membership will not apply
     │                        (peer or governance input; carries a reason; state left unchanged)
@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import enum
 
+from pilotchain.errors import CoreError, InvariantBroken
+
 __all__ = [
-    "IdentityError",
+    "IdentityLayerError",
     "IdentityFileError",
     "IdentityRejected",
     "IssueRefused",
@@ -64,14 +66,16 @@ class RejectReason(enum.StrEnum):
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 
 
-class IdentityError(Exception):
+class IdentityLayerError(CoreError):
     """Base of every error this package raises."""
 
 
-class _Reasoned(IdentityError):
+class _Reasoned(IdentityLayerError):
     def __init__(self, reason: RejectReason, message: str) -> None:
-        assert isinstance(reason, RejectReason)
-        assert message
+        if not (isinstance(reason, RejectReason)):
+            raise InvariantBroken('invariant broken: isinstance(reason, RejectReason)')
+        if not (message):
+            raise InvariantBroken('invariant broken: message')
         super().__init__(f"{reason.value}: {message}")
         self.reason = reason
         self.message = message
@@ -87,10 +91,10 @@ class UpdateRejected(_Reasoned):
     The membership is unchanged."""
 
 
-class IssueRefused(IdentityError, ValueError):
+class IssueRefused(IdentityLayerError, ValueError):
     """A certificate authority was asked for something it must not do (bad subject, roles, validity)."""
 
 
-class IdentityFileError(IdentityError):
+class IdentityFileError(IdentityLayerError):
     """An identity, CA or certificate file that cannot be read or written; the message names the
     file and the fix."""

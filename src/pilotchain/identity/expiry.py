@@ -21,6 +21,7 @@ import enum
 from collections.abc import Iterable, Iterator
 
 from pilotchain.codec import Record
+from pilotchain.errors import InvariantBroken
 
 __all__ = [
     "DAY_MS",
@@ -131,8 +132,10 @@ def expiry_warnings(
 ) -> Iterator[ExpiryWarning]:
     """At most one warning per notice: the tightest threshold it crossed in ``(since_ms, now_ms]``
     (with ``since_ms=None``: the tightest it has reached by ``now_ms``)."""
-    assert since_ms is None or since_ms <= now_ms, "time runs forward"
-    assert all(days >= 0 for days in thresholds_days)
+    if not (since_ms is None or since_ms <= now_ms):
+        raise InvariantBroken("time runs forward")
+    if not (all(days >= 0 for days in thresholds_days)):
+        raise InvariantBroken('invariant broken: all(days >= 0 for days in thresholds_days)')
     descending = sorted(set(thresholds_days), reverse=True)
     after_ms = -(2**63) if since_ms is None else since_ms
     for notice in notices:

@@ -35,7 +35,7 @@ from pilotchain.crypto import CryptoError, PrivateKey, Suite, get_suite
 from pilotchain.identity.armor import armor as armor_record
 from pilotchain.identity.armor import dearmor
 from pilotchain.identity.authority import CertificateAuthority
-from pilotchain.identity.errors import IdentityError, IdentityFileError
+from pilotchain.identity.errors import IdentityFileError, IdentityLayerError
 from pilotchain.identity.records import Certificate, OrgCertificate, S, SignedRecord
 
 __all__ = [
@@ -316,5 +316,5 @@ def load_ca(directory: str | os.PathLike[str]) -> CertificateAuthority:
     private_key = _private_key(key_path, suite, _text(key_path, _read(key_path, private=True)))
     try:
         return CertificateAuthority(suite, private_key, org_certificate, state.next_serial)
-    except IdentityError as exc:
+    except IdentityLayerError as exc:
         raise IdentityFileError(f"{root}: {exc}") from exc

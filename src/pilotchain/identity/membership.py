@@ -8,7 +8,7 @@ changes only through four updates, each validated in full before anything change
 :meth:`apply_rotation` (signed by the org's current CA key). It is deterministic: the same
 updates in the same order give the same answers on every node, and time is always an argument.
 
-:meth:`authenticate` answers "who signed this?": it returns an :class:`Identity` or raises
+:meth:`authenticate` answers "who signed this?": it returns an :class:`AuthenticatedIdentity` or raises
 :class:`IdentityRejected` with a :class:`RejectReason` and a message saying what to do next.
 Checking a certificate has two parts:
 
@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from pilotchain.codec import CodecError, Record
 from pilotchain.crypto import KeyFormatError, Suite, get_suite
+from pilotchain.errors import InvariantBroken
 from pilotchain.identity.errors import IdentityRejected, RejectReason, UpdateRejected
 from pilotchain.identity.expiry import ExpiryKind, ExpiryNotice, format_time_ms
 from pilotchain.identity.records import (
@@ -50,7 +51,7 @@ from pilotchain.identity.records import (
     verify_record_signature,
 )
 
-__all__ = ["Identity", "Membership"]
+__all__ = ["AuthenticatedIdentity", "Membership"]
 
 #: verified-certificate cache entries (each ~1 KB); the oldest is evicted first when full
 VERIFIED_CACHE_SIZE_MAX = 100_000
@@ -65,7 +66,7 @@ _ROLE_VALUES = frozenset(role.value for role in Role)
 _R = RejectReason
 
 
-class Identity(Record, frozen=True):
+class AuthenticatedIdentity(Record, frozen=True):
     """An authenticated signer: what a certificate vouches for, once membership has checked it."""
 
     org_id: str
@@ -95,7 +96,7 @@ class _OrgState:
 @dataclass(frozen=True, slots=True)
 class _Verified:
     certificate: Certificate
-    identity: Identity
+    identity: AuthenticatedIdentity
     revocation_key: tuple[str, int]
 
 
@@ -120,7 +121,8 @@ class Membership:
         verified_cache_size_max: int = VERIFIED_CACHE_SIZE_MAX,
     ) -> None:
         """A membership of ``org_certificates`` (raises :class:`UpdateRejected` on a bad one)."""
-        assert verified_cache_size_max >= 1
+        if not (verified_cache_size_max >= 1):
+            raise InvariantBroken('invariant broken: verified_cache_size_max >= 1')
         self._suite = get_suite(suite) if isinstance(suite, str) else suite
         self._orgs: dict[str, _OrgState] = {}
         self._revocations: dict[tuple[str, int], Revocation] = {}
@@ -172,12 +174,11 @@ class Membership:
         certificate: Certificate | bytes,
         now_ms: int,
         required_role: Role | str | None = None,
-    ) -> Identity:
+    ) -> AuthenticatedIdentity:
         """The identity ``certificate`` (a record or its canonical bytes) vouches for at ``now_ms``,
         holding ``required_role`` if one is given; else :class:`IdentityRejected`."""
-        assert required_role is None or required_role in _ROLE_VALUES, (
-            f"unknown role {required_role!r}"
-        )
+        if not (required_role is None or required_role in _ROLE_VALUES):
+            raise InvariantBroken(f"unknown role {required_role!r}")
         verified = self._verified.get(certificate)
         if verified is None:
             verified = self._verify(certificate)
@@ -209,7 +210,7 @@ class Membership:
             )
         return verified.identity
 
-    def authenticate_window(self, certificate: bytes, now_ms: int) -> tuple[Identity, int, int]:
+    def authenticate_window(self, certificate: bytes, now_ms: int) -> tuple[AuthenticatedIdentity, int, int]:
         """:meth:`authenticate` at ``now_ms``, and the interval ``[from_ms, until_ms)`` around it
         over which the answer stays the same while this membership is unchanged (:attr:`version`):
         the certificate's and its issuer's validity, a retired issuer's cut-over, a revocation."""
@@ -227,7 +228,8 @@ class Membership:
         if revocation is not None:
             until_ms = min(until_ms, revocation.revoked_at_ms)
         from_ms = max(cert.not_before_ms, ca.not_before_ms)
-        assert from_ms <= now_ms < until_ms, "authenticate accepted outside the window it depends on"
+        if not (from_ms <= now_ms < until_ms):
+            raise InvariantBroken("authenticate accepted outside the window it depends on")
         return identity, from_ms, until_ms
 
     # -- the slow path: first sight of a certificate -----------------------------------------------
@@ -237,7 +239,8 @@ class Membership:
         if isinstance(certificate, Certificate):
             cert = certificate
         else:
-            assert isinstance(certificate, bytes), "pass a Certificate or its canonical bytes"
+            if not (isinstance(certificate, bytes)):
+                raise InvariantBroken("pass a Certificate or its canonical bytes")
             try:
                 cert = decode_record(certificate, Certificate)
             except CodecError as exc:
@@ -280,7 +283,7 @@ class Membership:
             if isinstance(certificate, bytes)
             else certificate_id(self._suite, cert)
         )
-        identity = Identity(
+        identity = AuthenticatedIdentity(
             cert.org_id,
             cert.subject,
             cert.roles,
@@ -483,7 +486,8 @@ class Membership:
         """What expires before ``now_ms + within_ms`` (already expired included), soonest first:
         member org CAs, retired CA keys' cut-overs, and the given ``certificates`` (e.g. this node's
         own identity and the validator set's)."""
-        assert within_ms >= 0
+        if not (within_ms >= 0):
+            raise InvariantBroken('invariant broken: within_ms >= 0')
         horizon_ms = now_ms + within_ms
         notices: list[ExpiryNotice] = []
         for org_id in self.org_ids():

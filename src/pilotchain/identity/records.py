@@ -29,6 +29,7 @@ import msgspec
 
 from pilotchain.codec import Record, decode, encode
 from pilotchain.crypto import SUITE_NAMES, PrivateKey, Suite
+from pilotchain.errors import InvariantBroken
 
 __all__ = [
     "FORMAT_VERSION",
@@ -238,7 +239,8 @@ _DOMAINS: dict[type[Any], bytes] = {
 
 
 def _signing_bytes_of_fields(type_: type[Any], fields: tuple[Any, ...]) -> bytes:
-    assert len(fields) == len(type_.__struct_fields__) - 1, "every field but the signature"
+    if not (len(fields) == len(type_.__struct_fields__) - 1):
+        raise InvariantBroken("every field but the signature")
     return _DOMAINS[type_] + encode(fields)
 
 

@@ -5,14 +5,14 @@ A transaction names its signer by certificate. :class:`MembershipAuthenticator` 
 that certificate at the given time (the node's clock for admission, the block's proposer
 timestamp for inclusion and execution) and whether it holds a role that may submit transactions
 (least privilege: ``client`` or ``admin``; a ``validator`` or ``auditor`` identity cannot
-transact). Identity rejections become transaction rejections with the identity reason kept in
+transact). AuthenticatedIdentity rejections become transaction rejections with the identity reason kept in
 the message.
 """
 
 from __future__ import annotations
 
 from pilotchain.identity.errors import IdentityRejected, RejectReason
-from pilotchain.identity.membership import Identity, Membership
+from pilotchain.identity.membership import AuthenticatedIdentity, Membership
 from pilotchain.identity.records import OrgCertificate, decode_record
 from pilotchain.ledger.execution import Caller
 from pilotchain.ledger.genesis import Genesis
@@ -34,7 +34,7 @@ class MembershipAuthenticator:
         # certificate bytes -> (membership version, valid from, valid until, identity, caller):
         # every transaction is authenticated at admission, again in the block and at execution,
         # by the same few signers; within the window and membership version the answer is fixed
-        self._memo: dict[bytes, tuple[int, int, int, Identity, Caller]] = {}
+        self._memo: dict[bytes, tuple[int, int, int, AuthenticatedIdentity, Caller]] = {}
 
     @classmethod
     def from_genesis(cls, genesis: Genesis) -> MembershipAuthenticator:
@@ -42,10 +42,10 @@ class MembershipAuthenticator:
         orgs = [decode_record(raw, OrgCertificate) for raw in genesis.organizations]
         return cls(Membership(genesis.suite, orgs))
 
-    def identity(self, certificate: bytes, now_ms: int) -> Identity:
+    def identity(self, certificate: bytes, now_ms: int) -> AuthenticatedIdentity:
         return self._authenticated(certificate, now_ms)[3]
 
-    def _authenticated(self, certificate: bytes, now_ms: int) -> tuple[int, int, int, Identity, Caller]:
+    def _authenticated(self, certificate: bytes, now_ms: int) -> tuple[int, int, int, AuthenticatedIdentity, Caller]:
         memo = self._memo.get(certificate)
         version = self.membership.version
         if memo is not None and memo[0] == version and memo[1] <= now_ms < memo[2]:

@@ -84,9 +84,12 @@ class BlockHeader(Record, frozen=True):
     tx_root: bytes
     receipt_root: bytes
     state_root: bytes
-    #: hash of the validator set that certifies this block
+    #: hash of the validator roster (names, organisations, keys, powers) that certifies this block:
+    #: :func:`~pilotchain.ledger.genesis.validator_roster_hash` (the consensus header commits to
+    #: the keys and powers alone, ``compute_validator_set_hash``; both are pinned in tests/vectors)
     validator_set_hash: bytes
-    #: opaque bytes owned by the consensus engine (round etc.); hashed with the header
+    #: reserved, always empty: no node sets it and a validator refuses a block where it is not
+    #: (kept so the header's bytes, and every stored block hash, stay what they are)
     consensus_data: bytes = b""
 
 

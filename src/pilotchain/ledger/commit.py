@@ -19,8 +19,7 @@ from pilotchain.consensus.certificate import (
     compute_block_hash,
     verify_commit_certificate,
 )
-from pilotchain.consensus.types import BlockHeader as ConsensusHeader
-from pilotchain.consensus.types import CommitCertificate, Validator, ValidatorSet
+from pilotchain.consensus.types import CommitCertificate, ConsensusHeader, Validator, ValidatorSet
 from pilotchain.crypto import Suite
 from pilotchain.ledger.block import Block
 from pilotchain.ledger.genesis import ValidatorInfo

@@ -46,6 +46,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pilotchain.codec import Record, encode
+from pilotchain.errors import InvariantBroken
 
 __all__ = [
     "HashFn",
@@ -136,12 +137,14 @@ class BucketTree:
         self._hash_fn = hash_fn
         self._leaf_base = 1 << bucket_bits
         empty = empty_subtree_hashes(bucket_bits, hash_fn)
-        assert all(len(h) == DIGEST_BYTES for h in empty), "hash_fn must return 32-byte digests"
+        if not (all(len(h) == DIGEST_BYTES for h in empty)):
+            raise InvariantBroken("hash_fn must return 32-byte digests")
         nodes: list[bytes] = [b""]  # index 0 is unused
         for depth in range(bucket_bits + 1):
             nodes.extend([empty[bucket_bits - depth]] * (1 << depth))
         self._nodes = nodes
-        assert len(nodes) == 2 * self._leaf_base
+        if not (len(nodes) == 2 * self._leaf_base):
+            raise InvariantBroken('invariant broken: len(nodes) == 2 * self._leaf_base')
 
     @property
     def root(self) -> bytes:
@@ -153,11 +156,13 @@ class BucketTree:
         return len(self._nodes) - 1
 
     def node(self, index: int) -> bytes:
-        assert 1 <= index < len(self._nodes), index
+        if not (1 <= index < len(self._nodes)):
+            raise InvariantBroken(f"invariant broken: unexpected index {index!r}")
         return self._nodes[index]
 
     def leaf_index(self, bucket: int) -> int:
-        assert 0 <= bucket < self._leaf_base, bucket
+        if not (0 <= bucket < self._leaf_base):
+            raise InvariantBroken(f"invariant broken: unexpected bucket {bucket!r}")
         return self._leaf_base + bucket
 
     def siblings(self, bucket: int) -> tuple[bytes, ...]:
@@ -167,7 +172,8 @@ class BucketTree:
         while index > 1:
             path.append(self._nodes[index ^ 1])
             index >>= 1
-        assert len(path) == self.bucket_bits
+        if not (len(path) == self.bucket_bits):
+            raise InvariantBroken('invariant broken: len(path) == self.bucket_bits')
         return tuple(path)
 
     def compute_update(self, leaves: Mapping[int, bytes]) -> dict[int, bytes]:
@@ -179,7 +185,8 @@ class BucketTree:
         nodes = self._nodes
         changes: dict[int, bytes] = {}
         for bucket, digest in leaves.items():
-            assert len(digest) == DIGEST_BYTES
+            if not (len(digest) == DIGEST_BYTES):
+                raise InvariantBroken('invariant broken: len(digest) == DIGEST_BYTES')
             index = self.leaf_index(bucket)
             if nodes[index] != digest:
                 changes[index] = digest
@@ -209,9 +216,11 @@ class BucketTree:
         nodes = self._nodes
         if changes:
             # checked once for the batch, not per node: this runs for every node a block changes
-            assert min(changes) >= 1 and max(changes) < len(nodes), "node index outside the tree"
+            if not (min(changes) >= 1 and max(changes) < len(nodes)):
+                raise InvariantBroken("node index outside the tree")
             # one C-level pass (a generator over ~1,000 nodes a block was a tenth of the commit)
-            assert set(map(len, changes.values())) == {DIGEST_BYTES}, "node hashes are 32 bytes"
+            if not (set(map(len, changes.values())) == {DIGEST_BYTES}):
+                raise InvariantBroken("node hashes are 32 bytes")
         for index, digest in changes.items():
             nodes[index] = digest
 

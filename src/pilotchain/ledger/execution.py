@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from pilotchain.codec import CodecError, encode
+from pilotchain.errors import CoreError, InvariantBroken
 from pilotchain.ledger.block import STATUS_OK, Event, Receipt
 from pilotchain.ledger.tx import RejectCode, SignedTx, TxRejected, decode_args
 
@@ -75,7 +76,7 @@ class TxContext(NamedTuple):
     caller: Caller
 
 
-class ContractError(Exception):
+class ContractError(CoreError):
     """Raised by contract code to fail a transaction with a reason (state unchanged)."""
 
     def __init__(self, message: str, code: RejectCode = RejectCode.EXECUTION_FAILED) -> None:
@@ -158,7 +159,8 @@ class ContractRegistry:
     contracts: dict[str, NativeContract] = field(default_factory=dict)
 
     def register(self, contract: NativeContract) -> None:
-        assert contract.name not in self.contracts, f"contract {contract.name} registered twice"
+        if not (contract.name not in self.contracts):
+            raise InvariantBroken(f"contract {contract.name} registered twice")
         self.contracts[contract.name] = contract
 
     def get(self, name: str, state: StateReader | None = None) -> NativeContract | None:

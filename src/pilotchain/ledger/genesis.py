@@ -13,17 +13,18 @@ import re
 
 from pilotchain.codec import Record, encode
 from pilotchain.crypto import SUITE_NAMES, Suite
+from pilotchain.errors import CoreError
 from pilotchain.ledger.merkle import HashFn
 from pilotchain.ledger.tx import TxLimits
 
 __all__ = ["ValidatorInfo", "ChainParams", "Genesis", "GenesisError", "GENESIS_STATE_KEY", "genesis_hash",
-           "validator_set_hash"]
+            "validator_roster_hash"]
 
 GENESIS_STATE_KEY = b"sys\x00genesis"
 _CHAIN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
-class GenesisError(ValueError):
+class GenesisError(CoreError, ValueError):
     """A genesis document that cannot start a chain."""
 
 
@@ -79,7 +80,7 @@ class Genesis(Record, frozen=True):
             raise GenesisError("state_bucket_bits must be between 4 and 24")
 
 
-def validator_set_hash(hash_fn: HashFn, validators: tuple[ValidatorInfo, ...]) -> bytes:
+def validator_roster_hash(hash_fn: HashFn, validators: tuple[ValidatorInfo, ...]) -> bytes:
     return hash_fn(b"pilotchain/validators/v1\x00" + encode(validators))
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from pilotchain.errors import InvariantBroken
+
 HashFn = Callable[[bytes], bytes]
 
 LEAF_PREFIX = b"\x00"
@@ -28,7 +30,8 @@ PROOF_LENGTH_MAX = 40
 
 def _split(count: int) -> int:
     """Largest power of two strictly smaller than ``count`` (count >= 2)."""
-    assert count >= 2
+    if not (count >= 2):
+        raise InvariantBroken('invariant broken: count >= 2')
     return 1 << ((count - 1).bit_length() - 1)
 
 

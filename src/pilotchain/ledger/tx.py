@@ -32,6 +32,7 @@ import msgspec
 
 from pilotchain.codec import CodecError, Record, decode, encode
 from pilotchain.crypto import Suite
+from pilotchain.errors import CoreError
 
 __all__ = [
     "TX_SIGNING_DOMAIN",
@@ -108,7 +109,7 @@ class RejectCode(enum.StrEnum):
     BLOCK_FULL = "BLOCK_FULL"
 
 
-class TxRejected(Exception):
+class TxRejected(CoreError):
     """A transaction refused with an enumerated reason; nothing was changed."""
 
     def __init__(self, code: RejectCode, message: str, tx_id: bytes | None = None) -> None:

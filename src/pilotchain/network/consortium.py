@@ -34,7 +34,7 @@ from pilotchain.crypto import SUITE_NAMES, Suite, get_suite
 from pilotchain.identity.authority import CertificateAuthority
 from pilotchain.identity.files import IdentityBundle, save_ca, save_identity
 from pilotchain.ledger.genesis import ChainParams, Genesis, ValidatorInfo, genesis_hash
-from pilotchain.node.config import ConfigError, NodeConfig, load_genesis, load_node_config
+from pilotchain.node.config import NodeConfig, NodeConfigError, load_genesis, load_node_config
 
 __all__ = [
     "OrgSpec",
@@ -55,7 +55,7 @@ VALIDATORS_MAX = 64
 _ORG_ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 
-class NetworkError(ConfigError):
+class NetworkError(NodeConfigError):
     """A network folder or specification that cannot be used (the message says how to fix it)."""
 
 

@@ -33,6 +33,7 @@ from pilotchain.contracts.governance import governed_chain_params, validator_set
 from pilotchain.contracts.membership import GovernedAuthenticator
 from pilotchain.contracts.resolver import ChainContracts
 from pilotchain.crypto import Suite, get_suite
+from pilotchain.errors import CoreError, InvariantBroken
 from pilotchain.ledger.block import (
     BLOCK_VERSION,
     ZERO_HASH,
@@ -60,7 +61,7 @@ from pilotchain.ledger.genesis import (
     ChainParams,
     Genesis,
     ValidatorInfo,
-    validator_set_hash,
+    validator_roster_hash,
 )
 from pilotchain.ledger.tx import (
     RejectCode,
@@ -94,7 +95,7 @@ VERIFIED_SIGNATURES_MAX = 200_000
 DECODED_TXS_MAX = 50_000
 
 
-class BlockInvalid(Exception):
+class BlockInvalid(CoreError):
     """A block that does not follow from the chain (its reason says which check failed)."""
 
 
@@ -240,7 +241,7 @@ class Ledger:
         ``maintenance_phase``: when the store does its heavy commits (``LedgerStore.open``);
         ``durable=False`` (the simulator only): commits are not fsynced."""
         genesis.check()
-        suite = get_suite(genesis.suite)
+        suite = suite if suite is not None else get_suite(genesis.suite)
         store = LedgerStore.open(path, suite.hash, bucket_bits=genesis.params.state_bucket_bits,
                                  maintenance_phase=maintenance_phase, durable=durable)
         ledger = cls(store, genesis, authenticator, registry, rules, suite)
@@ -272,7 +273,7 @@ class Ledger:
             tx_root=tx_root(self.suite, []),
             receipt_root=receipt_root(self.suite, []),
             state_root=prepared.root,
-            validator_set_hash=validator_set_hash(self.suite.hash, self.genesis.validators),
+            validator_set_hash=validator_roster_hash(self.suite.hash, self.genesis.validators),
         )
         block = Block(header=header, txs=(), receipts=())
         self.store.commit_block(0, block_hash(self.suite, header), encode(block), [], prepared)
@@ -286,7 +287,8 @@ class Ledger:
     @property
     def head_hash(self) -> bytes:
         digest = self.store.last_block_hash
-        assert digest is not None, "an open ledger always has block 0"
+        if not (digest is not None):
+            raise InvariantBroken("an open ledger always has block 0")
         return digest
 
     @property
@@ -302,7 +304,7 @@ class Ledger:
         return self.rules.validators_at(self.store, height)
 
     def validator_set_hash_at(self, height: int) -> bytes:
-        return validator_set_hash(self.suite.hash, self.validators_at(height))
+        return validator_roster_hash(self.suite.hash, self.validators_at(height))
 
     def get_block(self, height: int) -> Block | None:
         raw = self.store.get_block(height)
@@ -314,7 +316,8 @@ class Ledger:
         if cached is not None and cached.height == self.store.height:
             return cached
         block = self.get_block(self.height)
-        assert block is not None, "the committed head block must be readable"
+        if not (block is not None):
+            raise InvariantBroken("the committed head block must be readable")
         self._head_cache = block.header
         return block.header
 
@@ -328,7 +331,8 @@ class Ledger:
             return None
         height, index = location
         block = self.get_block(height)
-        assert block is not None and index < len(block.txs), "tx index points at a missing block"
+        if not (block is not None and index < len(block.txs)):
+            raise InvariantBroken("tx index points at a missing block")
         return TxRecord(
             tx_raw=block.txs[index],
             receipt=block.receipts[index],
@@ -464,7 +468,8 @@ class Ledger:
         duplicates = {index for (index, _), where in zip(checked, committed, strict=True) if where is not None}
         for index in duplicates:
             duplicate = results[index]
-            assert isinstance(duplicate, SignedTx)
+            if not (isinstance(duplicate, SignedTx)):
+                raise InvariantBroken('invariant broken: isinstance(duplicate, SignedTx)')
             results[index] = TxRejected(RejectCode.DUPLICATE, "this transaction is already committed",
                                         duplicate.tx_id)
         return duplicates
@@ -475,7 +480,6 @@ class Ledger:
         *,
         proposer: str,
         timestamp_ms: int,
-        consensus_data: bytes = b"",
         on_rejected: Callable[[bytes, TxRejected], None] | None = None,
     ) -> Block:
         """The next block from ``candidates`` (in order), executed on the committed state."""
@@ -501,11 +505,10 @@ class Ledger:
                 continue
             seen.add(checked.tx_id)
             chosen.append(checked)
-        return self._execute(chosen, proposer=proposer, timestamp_ms=timestamp_ms,
-                             parent=head, consensus_data=consensus_data)
+        return self._execute(chosen, proposer=proposer, timestamp_ms=timestamp_ms, parent=head)
 
     def _execute(self, txs: Sequence[SignedTx], *, proposer: str, timestamp_ms: int,
-                 parent: BlockHeader, consensus_data: bytes) -> Block:
+                 parent: BlockHeader) -> Block:
         with self.store.snapshot() as committed:
             result = execute_transactions(
                 txs,
@@ -530,7 +533,6 @@ class Ledger:
             receipt_root=receipt_root(self.suite, result.receipts),
             state_root=prepared_state.root,
             validator_set_hash=self.validator_set_hash_at(parent.height + 1),
-            consensus_data=consensus_data,
         )
         block = Block(header=header, txs=raw_txs, receipts=result.receipts)
         self._remember(_Prepared(block=block, block_hash=block_hash(self.suite, header), state=prepared_state,
@@ -556,6 +558,7 @@ class Ledger:
             (header.height == head.height + 1, f"block height {header.height}, expected {head.height + 1}"),
             (header.parent_hash == block_hash(self.suite, head), "parent hash does not match the head block"),
             (header.timestamp_ms > head.timestamp_ms, "timestamp does not advance past the parent's"),
+            (header.consensus_data == b"", "consensus_data is reserved and must be empty"),
             (header.validator_set_hash == self.validator_set_hash_at(header.height),
              "validator set hash does not match the validators in force at this height"),
             (len(block.txs) <= self.params.block_txs_max, "too many transactions"),
@@ -579,7 +582,7 @@ class Ledger:
             seen.add(tx.tx_id)
             txs.append(tx)
         rebuilt = self._execute(txs, proposer=header.proposer, timestamp_ms=header.timestamp_ms,
-                                parent=head, consensus_data=header.consensus_data)
+                                parent=head)
         if rebuilt.header != header or rebuilt.receipts != block.receipts:
             differing = [
                 name for name in ("receipt_root", "state_root", "tx_root")

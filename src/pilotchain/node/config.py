@@ -15,12 +15,13 @@ import msgspec
 
 from pilotchain.codec import decode
 from pilotchain.crypto import get_suite
+from pilotchain.errors import CoreError
 from pilotchain.ledger.genesis import Genesis, genesis_hash
 
-__all__ = ["ConfigError", "NodeConfig", "load_genesis", "load_node_config"]
+__all__ = ["NodeConfigError", "NodeConfig", "load_genesis", "load_node_config"]
 
 
-class ConfigError(Exception):
+class NodeConfigError(CoreError):
     """A node or genesis file is missing, unreadable or inconsistent; the message says which and
     what to do."""
 
@@ -51,9 +52,9 @@ def load_genesis(path: str | os.PathLike[str]) -> Genesis:
         document = json.loads(file_path.read_text())
         genesis = decode(base64.b64decode(document["canonical_base64"], validate=True), Genesis)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{file_path} is not a pilotchain genesis file: {exc}") from exc
+        raise NodeConfigError(f"{file_path} is not a pilotchain genesis file: {exc}") from exc
     if genesis_hash(get_suite(genesis.suite), genesis).hex() != document.get("hash"):
-        raise ConfigError(f"{file_path}: the genesis hash does not match its contents (edited or corrupted?)")
+        raise NodeConfigError(f"{file_path}: the genesis hash does not match its contents (edited or corrupted?)")
     genesis.check()
     return genesis
 
@@ -63,6 +64,6 @@ def load_node_config(home: str | os.PathLike[str]) -> NodeConfig:
     try:
         return msgspec.json.decode(path.read_bytes(), type=NodeConfig)
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}; is --home a node folder made by `pilotchain network init`?") from exc
+        raise NodeConfigError(f"cannot read {path}: {exc.strerror or exc}; is --home a node folder made by `pilotchain network init`?") from exc
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ConfigError(f"{path} is not a valid node configuration: {exc}") from exc
+        raise NodeConfigError(f"{path} is not a valid node configuration: {exc}") from exc

@@ -58,16 +58,17 @@ from pilotchain.consensus.effects import (
     SetTimer,
 )
 from pilotchain.consensus.replica import ConsensusConfig, Replica
-from pilotchain.consensus.types import Block as ConsensusBlock
-from pilotchain.consensus.types import BlockHeader as ConsensusHeader
 from pilotchain.consensus.types import (
     ChainTip,
     CommitCertificate,
+    ConsensusBlock,
+    ConsensusHeader,
     ConsensusMessage,
     ConsensusWal,
     ValidatorSet,
 )
 from pilotchain.crypto import PrivateKey
+from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.block import Block
 from pilotchain.ledger.commit import CommitRecord, consensus_validator_set
 from pilotchain.ledger.tx import TxRejected
@@ -81,7 +82,7 @@ __all__ = ["Committed", "NodeCore", "NodeEffect", "NodeHalted", "Note", "consens
 DECODED_BLOCKS_MAX = 4
 
 
-class NodeHalted(Exception):
+class NodeHalted(InvariantBroken):
     """A broken invariant: the node stops rather than sign or store something wrong."""
 
 
@@ -183,17 +184,24 @@ class NodeCore:
         if self._halted is not None:
             raise NodeHalted(self._halted)
 
-    def start(self, now_ms: int) -> None:
+    def _guarded(self, action: Callable[..., None], *args: Any) -> None:
+        """Run a replica input; a broken invariant inside it halts the node."""
         self._check_running()
-        self.replica.start(now_ms)
+        try:
+            action(*args)
+        except NodeHalted:
+            raise
+        except InvariantBroken as exc:
+            raise self._halt(f"broken invariant: {exc}") from exc
+
+    def start(self, now_ms: int) -> None:
+        self._guarded(self.replica.start, now_ms)
 
     def receive(self, message: ConsensusMessage, sender: int, now_ms: int) -> None:
-        self._check_running()
-        self.replica.receive(message, sender, now_ms)
+        self._guarded(self.replica.receive, message, sender, now_ms)
 
     def tick(self, now_ms: int) -> None:
-        self._check_running()
-        self.replica.tick(now_ms)
+        self._guarded(self.replica.tick, now_ms)
 
     def propose(self, request: RequestPayload, now_ms: int, txs_max: int | None = None) -> Block | None:
         """Build a ledger block from the mempool on the committed state and propose it; returns
@@ -217,7 +225,7 @@ class NodeCore:
         block = self.ledger.build_block(batch, proposer=self.name, timestamp_ms=timestamp_ms, on_rejected=refused)
         payload = encode(block)
         self._remember_block(payload, block)
-        replica.propose_payload(request.height, request.round, payload, timestamp_ms)
+        self._guarded(replica.propose_payload, request.height, request.round, payload, timestamp_ms)
         return block
 
     # ------------------------------------------------------------------ effects
@@ -264,7 +272,7 @@ class NodeCore:
             # the payload decoded strictly to this block, so it is the block's canonical encoding
             digest = ledger.commit_block(block, certificate=encode(CommitRecord(header, effect.certificate)),
                                          encoded=effect.block.payload)
-        except (CodecError, BlockInvalid) as exc:
+        except (CodecError, BlockInvalid, InvariantBroken) as exc:
             raise self._halt(f"certified block {header.height} cannot be applied: {exc}") from exc
         if ledger.height != header.height:
             raise self._halt(f"the ledger is at {ledger.height} after committing block {header.height}")

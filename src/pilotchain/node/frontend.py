@@ -36,6 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pilotchain.codec import CodecError
 from pilotchain.crypto import Suite, get_suite
 from pilotchain.crypto.parallel import verify_batch_async
+from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.block import Block
 from pilotchain.ledger.execution import Caller
 from pilotchain.ledger.genesis import Genesis, genesis_hash
@@ -340,7 +341,8 @@ def _prechecked(tx: SignedTx) -> Callable[[bytes, int], SignedTx]:
     """A mempool check that returns an already checked transaction."""
 
     def check(raw: bytes, now_ms: int) -> SignedTx:
-        assert raw == tx.raw
+        if not (raw == tx.raw):
+            raise InvariantBroken('invariant broken: raw == tx.raw')
         return tx
 
     return check

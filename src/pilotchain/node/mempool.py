@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.tx import RejectCode, SignedTx, TxRejected
 
 __all__ = ["Mempool", "MempoolLimits", "PoolEntry"]
@@ -159,7 +160,8 @@ class Mempool:
                 self._queues[signer] = remaining
             else:
                 del self._queues[signer]
-        assert self._bytes >= 0
+        if not (self._bytes >= 0):
+            raise InvariantBroken('invariant broken: self._bytes >= 0')
         return removed
 
     def prune(self, now_ms: int) -> list[bytes]:

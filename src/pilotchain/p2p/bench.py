@@ -16,6 +16,7 @@ import time
 
 from pilotchain.codec import encode
 from pilotchain.crypto import get_suite
+from pilotchain.errors import InvariantBroken
 from pilotchain.identity import CertificateAuthority, Membership
 from pilotchain.p2p.config import NetworkConfig
 from pilotchain.p2p.framing import MessageKind
@@ -70,7 +71,8 @@ async def measure_link(suite_name: str, payload_bytes: int, count: int) -> dict[
                     if queued_messages < queue_max // 2 and queued_bytes + payload_bytes <= queue_bytes_max // 2:
                         break
                     await asyncio.sleep(0)
-                assert sender.send("b", MessageKind.MEMPOOL, payload) is SendResult.QUEUED
+                if sender.send("b", MessageKind.MEMPOOL, payload) is not SendResult.QUEUED:
+                    raise InvariantBroken('invariant broken: sender.send("b", MessageKind.MEMPOOL, payload) is SendResult.QUEUED')
 
         started = time.perf_counter()
         send_task = asyncio.create_task(send_all())

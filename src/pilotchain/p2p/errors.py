@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 
+from pilotchain.errors import CoreError, InvariantBroken
 from pilotchain.identity.errors import RejectReason
 
 __all__ = ["ConfigError", "FrameRejected", "HandshakeFailed", "HandshakeFailure", "P2PError"]
@@ -49,7 +50,7 @@ class HandshakeFailure(enum.StrEnum):
     UNLISTED_PEER = "UNLISTED_PEER"
 
 
-class P2PError(Exception):
+class P2PError(CoreError):
     """Base of every error this package raises."""
 
 
@@ -66,9 +67,12 @@ class HandshakeFailed(P2PError):
         identity_reason: RejectReason | None = None,
         peer_subject: str | None = None,
     ) -> None:
-        assert isinstance(reason, HandshakeFailure)
-        assert message
-        assert (identity_reason is not None) == (reason is HandshakeFailure.IDENTITY_REJECTED)
+        if not (isinstance(reason, HandshakeFailure)):
+            raise InvariantBroken('invariant broken: isinstance(reason, HandshakeFailure)')
+        if not (message):
+            raise InvariantBroken('invariant broken: message')
+        if not ((identity_reason is not None) == (reason is HandshakeFailure.IDENTITY_REJECTED)):
+            raise InvariantBroken('invariant broken: (identity_reason is not None) == (reason is HandshakeFailure.IDENTITY_REJECTED)')
         detail = f"{reason.value}/{identity_reason.value}" if identity_reason else reason.value
         super().__init__(f"{detail}: {message}")
         self.reason = reason

@@ -29,6 +29,7 @@ import enum
 from typing import Final
 
 from pilotchain.crypto import CryptoError, Suite
+from pilotchain.errors import InvariantBroken
 from pilotchain.p2p.errors import FrameRejected
 from pilotchain.p2p.handshake import AEAD_IV_BYTES
 
@@ -78,14 +79,16 @@ class MessageKind(enum.IntEnum):
 
 
 def encode_length(length: int) -> bytes:
-    assert 0 <= length < 2**32, length
+    if not (0 <= length < 2**32):
+        raise InvariantBroken(f"invariant broken: unexpected length {length!r}")
     return length.to_bytes(LENGTH_PREFIX_BYTES, "big")
 
 
 def parse_length(header: bytes, bytes_min: int, bytes_max: int) -> int:
     """The body length announced by a 4-byte ``header``; :class:`FrameRejected` outside
     ``[bytes_min, bytes_max]``."""
-    assert len(header) == LENGTH_PREFIX_BYTES
+    if not (len(header) == LENGTH_PREFIX_BYTES):
+        raise InvariantBroken('invariant broken: len(header) == LENGTH_PREFIX_BYTES')
     length = int.from_bytes(header, "big")
     if length > bytes_max:
         raise FrameRejected(f"frame of {length} bytes announced, the limit is {bytes_max}")
@@ -104,8 +107,10 @@ class FrameSealer:
     __slots__ = ("_suite", "_key", "_iv", "_counter", "_payload_bytes_max")
 
     def __init__(self, suite: Suite, key: bytes, iv: bytes, frame_bytes_max: int) -> None:
-        assert len(key) == suite.aead_key_size and len(iv) == AEAD_IV_BYTES
-        assert FRAME_OVERHEAD_BYTES < frame_bytes_max <= FRAME_BYTES_MAX_LIMIT
+        if not (len(key) == suite.aead_key_size and len(iv) == AEAD_IV_BYTES):
+            raise InvariantBroken('invariant broken: len(key) == suite.aead_key_size and len(iv) == AEAD_IV_BYTES')
+        if not (FRAME_OVERHEAD_BYTES < frame_bytes_max <= FRAME_BYTES_MAX_LIMIT):
+            raise InvariantBroken('invariant broken: FRAME_OVERHEAD_BYTES < frame_bytes_max <= FRAME_BYTES_MAX_LIMIT')
         self._suite = suite
         self._key = key
         self._iv = iv
@@ -118,8 +123,10 @@ class FrameSealer:
 
     def seal(self, kind: int, payload: bytes) -> bytes:
         """The whole frame (length prefix included) carrying ``payload`` of ``kind``."""
-        assert 0 <= kind <= 255, kind
-        assert len(payload) <= self._payload_bytes_max, "the caller checks the payload bound"
+        if not (0 <= kind <= 255):
+            raise InvariantBroken(f"invariant broken: unexpected kind {kind!r}")
+        if not (len(payload) <= self._payload_bytes_max):
+            raise InvariantBroken("the caller checks the payload bound")
         if self._counter >= FRAMES_PER_KEY_MAX:
             raise FrameRejected("this link's send key is exhausted; reconnect for fresh keys")
         header = encode_length(len(payload) + FRAME_OVERHEAD_BYTES)
@@ -127,7 +134,8 @@ class FrameSealer:
             self._key, _nonce(self._iv, self._counter), bytes([kind]) + payload, header
         )
         self._counter += 1
-        assert len(sealed) == len(payload) + FRAME_OVERHEAD_BYTES
+        if not (len(sealed) == len(payload) + FRAME_OVERHEAD_BYTES):
+            raise InvariantBroken('invariant broken: len(sealed) == len(payload) + FRAME_OVERHEAD_BYTES')
         return header + sealed
 
 
@@ -137,8 +145,10 @@ class FrameOpener:
     __slots__ = ("_suite", "_key", "_iv", "_counter", "_frame_bytes_max")
 
     def __init__(self, suite: Suite, key: bytes, iv: bytes, frame_bytes_max: int) -> None:
-        assert len(key) == suite.aead_key_size and len(iv) == AEAD_IV_BYTES
-        assert FRAME_OVERHEAD_BYTES < frame_bytes_max <= FRAME_BYTES_MAX_LIMIT
+        if not (len(key) == suite.aead_key_size and len(iv) == AEAD_IV_BYTES):
+            raise InvariantBroken('invariant broken: len(key) == suite.aead_key_size and len(iv) == AEAD_IV_BYTES')
+        if not (FRAME_OVERHEAD_BYTES < frame_bytes_max <= FRAME_BYTES_MAX_LIMIT):
+            raise InvariantBroken('invariant broken: FRAME_OVERHEAD_BYTES < frame_bytes_max <= FRAME_BYTES_MAX_LIMIT')
         self._suite = suite
         self._key = key
         self._iv = iv

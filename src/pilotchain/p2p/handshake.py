@@ -57,8 +57,9 @@ from typing import Final
 from pilotchain.codec import CodecError, Record, decode, encode
 from pilotchain.crypto import CryptoError, PrivateKey, Suite
 from pilotchain.crypto.kex import hkdf_expand, hkdf_extract, hmac_digest, key_exchange_for
+from pilotchain.errors import InvariantBroken
 from pilotchain.identity.errors import IdentityRejected
-from pilotchain.identity.membership import Identity, Membership
+from pilotchain.identity.membership import AuthenticatedIdentity, Membership
 from pilotchain.identity.records import Certificate, Role, decode_record
 from pilotchain.p2p.errors import HandshakeFailed, HandshakeFailure
 
@@ -148,7 +149,7 @@ class SessionKeys:
 class HandshakeResult:
     role: HandshakeRole
     #: the authenticated peer
-    peer: Identity
+    peer: AuthenticatedIdentity
     peer_certificate: bytes
     keys: SessionKeys
     #: public (derived from the session secret by a one-way KDF): safe to log, e.g. a prefix
@@ -158,7 +159,8 @@ class HandshakeResult:
 
 def _wire(message_type: int, record: Record) -> bytes:
     data = bytes([message_type]) + encode(record)
-    assert len(data) <= HANDSHAKE_MESSAGE_BYTES_MAX, len(data)
+    if not (len(data) <= HANDSHAKE_MESSAGE_BYTES_MAX):
+        raise InvariantBroken(len(data))
     return data
 
 
@@ -213,15 +215,17 @@ class Handshake:
         self._exchange = key_exchange_for(suite)
         ephemeral_random = random_bytes(self._exchange.private_key_bytes)
         nonce = random_bytes(NONCE_BYTES)
-        assert len(ephemeral_random) == self._exchange.private_key_bytes
-        assert len(nonce) == NONCE_BYTES
+        if not (len(ephemeral_random) == self._exchange.private_key_bytes):
+            raise InvariantBroken('invariant broken: len(ephemeral_random) == self._exchange.private_key_bytes')
+        if not (len(nonce) == NONCE_BYTES):
+            raise InvariantBroken('invariant broken: len(nonce) == NONCE_BYTES')
         self._ephemeral_private: bytes | None
         self._ephemeral_private, key_share = self._exchange.keypair(ephemeral_random)
         self._hello = Hello(PROTOCOL_VERSION, chain_id, suite.name, key_share, nonce, bytes(certificate))
         self._hello_bytes = _wire(_MESSAGE_HELLO, self._hello)
         self._outbox: list[bytes] = [self._hello_bytes]
         self._state = HandshakeState.WAIT_HELLO
-        self._peer: Identity | None = None
+        self._peer: AuthenticatedIdentity | None = None
         self._peer_certificate = b""
         self._transcript_hash = b""
         self._prk = b""
@@ -239,7 +243,8 @@ class Handshake:
 
     @property
     def result(self) -> HandshakeResult:
-        assert self._result is not None, "the handshake is not established"
+        if not (self._result is not None):
+            raise InvariantBroken("the handshake is not established")
         return self._result
 
     def messages_to_send(self) -> list[bytes]:
@@ -337,7 +342,7 @@ class Handshake:
         if hello.nonce == self._hello.nonce or hello.key_share == self._hello.key_share:
             raise _fail(HandshakeFailure.SELF_CONNECTION, "the peer's Hello reflects this node's own", claimed)
 
-    def _authenticate(self, certificate: bytes, now_ms: int, claimed: str | None) -> Identity:
+    def _authenticate(self, certificate: bytes, now_ms: int, claimed: str | None) -> AuthenticatedIdentity:
         try:
             identity = self._membership.authenticate(certificate, now_ms, required_role=self._required_role)
         except IdentityRejected as exc:
@@ -358,7 +363,8 @@ class Handshake:
         return identity
 
     def _on_auth(self, body: bytes) -> None:
-        assert self._peer is not None
+        if not (self._peer is not None):
+            raise InvariantBroken('invariant broken: self._peer is not None')
         try:
             auth = decode(body, Auth, max_bytes=HANDSHAKE_MESSAGE_BYTES_MAX)
         except CodecError as exc:
@@ -396,7 +402,8 @@ class Handshake:
     # -- key schedule --------------------------------------------------------------------------
 
     def _expand(self, label: str, length: int) -> bytes:
-        assert self._prk, "no session secret"
+        if not (self._prk):
+            raise InvariantBroken("no session secret")
         return hkdf_expand(self._suite, self._prk, _LABEL + label.encode(), length)
 
     def _confirm_key(self, role: HandshakeRole) -> bytes:

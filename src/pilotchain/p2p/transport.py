@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from pilotchain.crypto import PrivateKey, Suite
+from pilotchain.errors import InvariantBroken
 from pilotchain.identity.errors import IdentityRejected
 from pilotchain.identity.membership import Membership
 from pilotchain.p2p.config import PEERS_MAX, NetworkConfig, format_address, parse_address
@@ -147,7 +148,8 @@ def reconnect_delay_ms(attempt: int, delay_ms_min: int, delay_ms_max: int, rando
     """Delay before reconnect ``attempt`` (1, 2, …): ``min · 2^(attempt-1)`` capped at ``max``,
     times ``0.5 + random_fraction / 2`` (``random_fraction`` in [0, 1]) so peers do not redial in
     lockstep."""
-    assert attempt >= 1 and 0 < delay_ms_min <= delay_ms_max and 0.0 <= random_fraction <= 1.0
+    if not (attempt >= 1 and 0 < delay_ms_min <= delay_ms_max and 0.0 <= random_fraction <= 1.0):
+        raise InvariantBroken('invariant broken: attempt >= 1 and 0 < delay_ms_min <= delay_ms_max and 0.0 <= random_fraction <= 1.0')
     exponent = min(attempt - 1, 32)  # bound the shift; the cap applies long before
     base_ms = min(delay_ms_max, delay_ms_min << exponent)
     return max(1, int(base_ms * (0.5 + random_fraction / 2)))
@@ -168,7 +170,8 @@ class _MessageQueue:
         return len(self.items) < self.messages_max and self.bytes + size <= self.bytes_max
 
     def push(self, kind: int, payload: bytes) -> None:
-        assert self.fits(len(payload))
+        if not (self.fits(len(payload))):
+            raise InvariantBroken('invariant broken: self.fits(len(payload))')
         self.items.append((kind, payload))
         self.bytes += len(payload)
 
@@ -221,7 +224,8 @@ class _Inbound:
         async with self._changed:
             await self._changed.wait_for(lambda: any(q.items for q in self._queues.values()))
             message = self._pop()
-            assert message is not None
+            if not (message is not None):
+                raise InvariantBroken('invariant broken: message is not None')
             self._changed.notify_all()
             return message
 
@@ -374,12 +378,14 @@ class PeerNetwork:
     @property
     def listen_port(self) -> int:
         """The port actually bound (useful with port 0)."""
-        assert self._listen_port is not None, "start() first"
+        if not (self._listen_port is not None):
+            raise InvariantBroken("start() first")
         return self._listen_port
 
     async def start(self) -> None:
         """Listen, then dial every configured peer. Raises OSError when the address is taken."""
-        assert not self._started, "start() once"
+        if self._started:
+            raise InvariantBroken("start() once")
         self._started = True
         self._inbound = _Inbound(self._config.inbound_messages_max, self._config.inbound_bytes_max)
         for name, address in self._config.peers.items():
@@ -434,11 +440,13 @@ class PeerNetwork:
 
     async def receive(self) -> InboundMessage:
         """The next received message (priority kinds first). Waits until there is one."""
-        assert self._inbound is not None, "start() first"
+        if not (self._inbound is not None):
+            raise InvariantBroken("start() first")
         return await self._inbound.get()
 
     async def receive_nowait(self) -> InboundMessage | None:
-        assert self._inbound is not None, "start() first"
+        if not (self._inbound is not None):
+            raise InvariantBroken("start() first")
         return await self._inbound.get_nowait()
 
     def inbound_buffered(self) -> tuple[int, int]:
@@ -515,7 +523,8 @@ class PeerNetwork:
         else:
             dropped = 0
             while not peer.bulk.fits(size):
-                assert peer.bulk.pop() is not None, "a single payload always fits an empty queue"
+                if not (peer.bulk.pop() is not None):
+                    raise InvariantBroken("a single payload always fits an empty queue")
                 dropped += 1
             peer.bulk.push(kind, payload)
             peer.messages_dropped += dropped
@@ -529,7 +538,8 @@ class PeerNetwork:
         return int.from_bytes(self._random_bytes(2), "big") / 0xFFFF
 
     async def _dial_loop(self, peer: _Peer) -> None:
-        assert peer.address is not None
+        if not (peer.address is not None):
+            raise InvariantBroken('invariant broken: peer.address is not None')
         attempt = 0
         while not self._closing:
             if peer.link is not None:
@@ -570,7 +580,8 @@ class PeerNetwork:
         return max(1, int(deferred_ms))
 
     async def _dial(self, peer: _Peer) -> None:
-        assert peer.address is not None
+        if not (peer.address is not None):
+            raise InvariantBroken('invariant broken: peer.address is not None')
         host, port = parse_address(peer.address)
         try:
             reader, writer = await asyncio.wait_for(
@@ -589,7 +600,8 @@ class PeerNetwork:
 
     async def _on_inbound_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        assert task is not None
+        if not (task is not None):
+            raise InvariantBroken('invariant broken: task is not None')
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self._writers.add(writer)
@@ -837,7 +849,8 @@ class PeerNetwork:
         )
 
     async def _read_loop(self, link: _Link, peer: _Peer) -> None:
-        assert self._inbound is not None
+        if not (self._inbound is not None):
+            raise InvariantBroken('invariant broken: self._inbound is not None')
         loop = asyncio.get_running_loop()
         try:
             while True:

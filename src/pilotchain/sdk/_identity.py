@@ -6,7 +6,7 @@ import os
 
 from pilotchain.codec import encode
 from pilotchain.crypto import Suite
-from pilotchain.identity.errors import IdentityError as _IdentityLayerError
+from pilotchain.identity.errors import IdentityLayerError as _IdentityLayerError
 from pilotchain.identity.files import IdentityBundle, load_identity
 from pilotchain.identity.records import Certificate, certificate_id
 from pilotchain.sdk._errors import IdentityError

@@ -19,6 +19,7 @@ from typing import Any
 
 from pilotchain.codec import CodecError
 from pilotchain.crypto import Suite
+from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.block import (
     Block,
     BlockHeader,
@@ -263,7 +264,8 @@ class TxResult:
         if self.rejected:
             raise TxRejectedError(self.code or "REJECTED", self.message or "", self.tx_id)
         if self.committed and not self.ok:
-            assert self.receipt is not None
+            if not (self.receipt is not None):
+                raise InvariantBroken('invariant broken: self.receipt is not None')
             raise TxRejectedError(
                 self.receipt.status,
                 f"failed in block {self.height}: {self.receipt.message}",

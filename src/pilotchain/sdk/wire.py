@@ -22,6 +22,7 @@ from typing import Any
 
 from pilotchain.codec import CodecError
 from pilotchain.crypto import Suite
+from pilotchain.errors import CoreError
 from pilotchain.identity.records import Certificate, decode_record
 from pilotchain.ledger.block import BlockHeader, Event, Receipt, TxProof
 from pilotchain.ledger.commitment import StateProof
@@ -51,7 +52,7 @@ __all__ = [
 NESTING_MAX = 32
 
 
-class WireError(ValueError):
+class WireError(CoreError, ValueError):
     """A JSON document that does not have the gateway's shape."""
 
 

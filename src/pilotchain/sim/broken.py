@@ -11,7 +11,7 @@ from typing import Any
 
 from pilotchain.consensus.effects import Commit
 from pilotchain.consensus.replica import Replica
-from pilotchain.consensus.types import BlockHeader
+from pilotchain.consensus.types import ConsensusHeader
 from pilotchain.node.core import Committed, NodeCore
 
 __all__ = [
@@ -86,7 +86,7 @@ class CoreSkippingReexecution(NodeCore):
     byzantine proposer's block with a state root that execution does not produce gets certified;
     the ledger then cannot apply it and the honest nodes halt."""
 
-    def validate_payload(self, header: BlockHeader, payload: bytes) -> bool:
+    def validate_payload(self, header: ConsensusHeader, payload: bytes) -> bool:
         block = self.block_of(payload)
         names = [v.name for v in self.ledger.validators_at(header.height)]
         return (block.header.height == header.height == self.ledger.height + 1

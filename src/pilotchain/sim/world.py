@@ -46,14 +46,14 @@ from typing import Any
 from pilotchain.codec import CodecError, decode, encode
 from pilotchain.consensus import (
     BLOCK_HASH_NIL,
-    Block,
-    BlockHeader,
     BlockResponse,
     Broadcast,
     CommitCertificate,
     CommitSignature,
     CommittedBlock,
+    ConsensusBlock,
     ConsensusConfig,
+    ConsensusHeader,
     ConsensusMessage,
     ConsensusWal,
     EvidenceFound,
@@ -73,6 +73,7 @@ from pilotchain.consensus import (
     verify_commit_certificate,
 )
 from pilotchain.crypto import PrivateKey, PublicKey, Suite
+from pilotchain.errors import InvariantBroken
 from pilotchain.identity.authority import CertificateAuthority
 from pilotchain.ledger.block import Block as LedgerBlock
 from pilotchain.ledger.commit import consensus_validator_set
@@ -262,7 +263,7 @@ class Disk:
 
     directory: Path
     wal: bytes | None = None
-    blocks: list[tuple[Block, bytes, CommitCertificate]] = field(default_factory=list)
+    blocks: list[tuple[ConsensusBlock, bytes, CommitCertificate]] = field(default_factory=list)
 
 
 class Node:
@@ -437,7 +438,8 @@ class World:
         for node in self.nodes:
             self._start_node(node, at_ms=rng.randint(0, 50))
         first = next(node for node in self.nodes if node.core is not None)
-        assert first.core is not None
+        if not (first.core is not None):
+            raise InvariantBroken('invariant broken: first.core is not None')
         #: the ledger's block 0: the parent of height 1 at every node
         self.genesis_hash = first.core.ledger.head_hash
         self._schedule_clients()
@@ -758,7 +760,7 @@ class World:
                 f"node {node.node_id} committed height {header.height} after {len(disk.blocks)}: out of order")
             return
         block_hash = compute_block_hash(self.suite, header)
-        block = Block(header, encode(committed.block))
+        block = ConsensusBlock(header, encode(committed.block))
         disk.blocks.append((block, block_hash, committed.certificate))
         if node.byzantine is None:
             self._check_commit(node, committed, block_hash)
@@ -965,7 +967,7 @@ class World:
 
     def _resign_proposal(self, node: Node, message: Proposal, payload: bytes, timestamp_ms: int) -> Proposal:
         header = message.block.header
-        forged_header = BlockHeader(
+        forged_header = ConsensusHeader(
             header.chain_id, header.height, header.round, header.parent_hash, header.proposer_index,
             timestamp_ms, header.validator_set_hash, self.suite.hash(payload),
         )
@@ -973,7 +975,7 @@ class World:
         signature = node.private_key.sign(
             get_proposal_signing_bytes(self.chain_id, message.height, message.round, block_hash, -1)
         )
-        return Proposal(message.height, message.round, Block(forged_header, payload), -1, (),
+        return Proposal(message.height, message.round, ConsensusBlock(forged_header, payload), -1, (),
                         message.proposer_index, signature)
 
     def _forge_response(self, node: Node, height: int) -> BlockResponse:
@@ -984,7 +986,7 @@ class World:
         parent = self.genesis_hash if height <= 1 or height - 1 > len(node.disk.blocks) else node.disk.blocks[height - 2][1]
         payload = b"pilotchain sim: a block nobody decided"
         validators = replica.validators
-        header = BlockHeader(
+        header = ConsensusHeader(
             self.chain_id, height, 0, parent, validators.get_proposer_index(height, 0),
             self.now_ms + 1, validators.hash, self.suite.hash(payload),
         )
@@ -1000,7 +1002,7 @@ class World:
                 entries += [CommitSignature(i, bytes(64)) for i in range(len(validators)) if i != index]
                 entries.sort(key=lambda entry: entry.validator_index)
             certificate = CommitCertificate(self.chain_id, height, 0, block_hash, tuple(entries))
-        return BlockResponse((CommittedBlock(Block(header, payload), certificate),), height + self.rng.randint(1, 100))
+        return BlockResponse((CommittedBlock(ConsensusBlock(header, payload), certificate),), height + self.rng.randint(1, 100))
 
     def _misbehave_periodically(self, node: Node) -> None:
         replica = node.replica

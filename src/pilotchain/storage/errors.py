@@ -13,6 +13,8 @@ Errors are split by blame, so the node shell knows what to do with each:
 
 from __future__ import annotations
 
+from pilotchain.errors import CoreError
+
 __all__ = [
     "StorageError",
     "StorageCorrupted",
@@ -25,7 +27,7 @@ __all__ = [
 ]
 
 
-class StorageError(Exception):
+class StorageError(CoreError):
     """Base of every error the storage package raises."""
 
 

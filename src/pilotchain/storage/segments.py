@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pilotchain.codec import Record
+from pilotchain.errors import InvariantBroken
 from pilotchain.storage.errors import StorageCorrupted, StorageError, StorageFull
 
 __all__ = ["SegmentLog", "BlockLocation", "HEADER_BYTES", "MAGIC", "frame_record"]
@@ -65,8 +66,10 @@ class BlockLocation(Record, frozen=True):
 
 def frame_record(height: int, payload: bytes) -> bytes:
     """The framed record for ``payload`` at ``height``."""
-    assert 0 <= height < 2**64
-    assert len(payload) < PAYLOAD_BYTES_LIMIT
+    if not (0 <= height < 2**64):
+        raise InvariantBroken('invariant broken: 0 <= height < 2**64')
+    if not (len(payload) < PAYLOAD_BYTES_LIMIT):
+        raise InvariantBroken('invariant broken: len(payload) < PAYLOAD_BYTES_LIMIT')
     prefix = _HEADER.pack(MAGIC, height, len(payload), 0)[:-4]
     crc = zlib.crc32(payload, zlib.crc32(prefix))
     return prefix + struct.pack(">I", crc) + payload
@@ -79,7 +82,8 @@ def _segment_name(segment: int) -> str:
 def _write_all(fd: int, data: memoryview, offset: int) -> None:
     while data:
         written = os.pwrite(fd, data, offset)
-        assert written > 0
+        if not (written > 0):
+            raise InvariantBroken('invariant broken: written > 0')
         data = data[written:]
         offset += written
 
@@ -164,7 +168,8 @@ class SegmentLog:
 
         ``fault`` is called at the named crash points (a no-op outside tests).
         """
-        assert self._write_fd is not None, "recover() must run before append()"
+        if not (self._write_fd is not None):
+            raise InvariantBroken("recover() must run before append()")
         record = frame_record(height, payload)
         rolled_over = self.end > 0 and self.end + len(record) > self.segment_bytes_max
         previous = (self.segment, self.end, self._write_fd)
@@ -195,7 +200,8 @@ class SegmentLog:
 
     def confirm_append(self) -> None:
         """The last :meth:`append` is indexed: forget how to undo it."""
-        assert self._pending is not None
+        if not (self._pending is not None):
+            raise InvariantBroken('invariant broken: self._pending is not None')
         (segment, _, fd), rolled_over = self._pending
         self._pending = None
         if rolled_over:
@@ -203,7 +209,8 @@ class SegmentLog:
 
     def undo_append(self) -> None:
         """Remove the record written by the last :meth:`append` (its index did not commit)."""
-        assert self._pending is not None
+        if not (self._pending is not None):
+            raise InvariantBroken('invariant broken: self._pending is not None')
         previous, rolled_over = self._pending
         self._pending = None
         self._roll_back(previous, rolled_over)

@@ -90,6 +90,7 @@ import lmdb
 import msgspec
 
 from pilotchain.codec import CodecError, decode, encode
+from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.commitment import (
     DIGEST_BYTES,
     BucketTree,
@@ -159,13 +160,19 @@ class StorageLimits:
 
     def __post_init__(self) -> None:
         # state keys live inside their bucket's row, so LMDB's 511-byte key limit does not bind them
-        assert self.key_bytes_max > 0
-        assert 0 < self.block_bytes_max < 2**31
-        assert self.segment_bytes_max > 0
-        assert self.map_size_bytes > 0
+        if not (self.key_bytes_max > 0):
+            raise InvariantBroken('invariant broken: self.key_bytes_max > 0')
+        if not (0 < self.block_bytes_max < 2**31):
+            raise InvariantBroken('invariant broken: 0 < self.block_bytes_max < 2**31')
+        if not (self.segment_bytes_max > 0):
+            raise InvariantBroken('invariant broken: self.segment_bytes_max > 0')
+        if not (self.map_size_bytes > 0):
+            raise InvariantBroken('invariant broken: self.map_size_bytes > 0')
         for name in ("value_bytes_max", "certificate_bytes_max", "tx_id_bytes_max"):
-            assert getattr(self, name) > 0, name
-        assert self.txs_per_block_max > 0 and self.writes_per_block_max > 0
+            if not (getattr(self, name) > 0):
+                raise InvariantBroken(f"invariant broken: unexpected name {name!r}")
+        if not (self.txs_per_block_max > 0 and self.writes_per_block_max > 0):
+            raise InvariantBroken('invariant broken: self.txs_per_block_max > 0 and self.writes_per_block_max > 0')
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +350,8 @@ class LedgerStore:
 
     def _recover(self, verify_state: bool) -> None:
         hash_probe = self._hash_fn(_HASH_PROBE_INPUT)
-        assert len(hash_probe) == DIGEST_BYTES, "hash_fn must return 32-byte digests"
+        if not (len(hash_probe) == DIGEST_BYTES):
+            raise InvariantBroken("hash_fn must return 32-byte digests")
         meta = self._dbs["meta"]
         with _translate_errors("reading store metadata"), self._env.begin(db=meta) as txn:
             stored_format = txn.get(b"format")
@@ -759,7 +767,8 @@ class LedgerStore:
             self._height = height
             self._state_root = prepared.root
             self._last_hash = block_hash
-            assert self._tree.root == prepared.root
+            if not (self._tree.root == prepared.root):
+                raise InvariantBroken('invariant broken: self._tree.root == prepared.root')
             self._fault("after_lmdb_commit")
 
     def _check_commit(
@@ -868,11 +877,14 @@ class LedgerStore:
             else:
                 stored = txn.put(height_key, b"".join(_LEAF_ROW.pack(b, d) for b, d in sorted(changed.items())),
                                  db=dbs["leaf_log"], overwrite=False)
-                assert stored, f"bucket-hash log of block {height} is already stored above the committed height"
+                if not (stored):
+                    raise InvariantBroken(f"bucket-hash log of block {height} is already stored above the committed height")
             stored = txn.put(height_key, encode(location), db=dbs["blocks"], overwrite=False)
-            assert stored, f"block {height} is already indexed above the committed height"
+            if not (stored):
+                raise InvariantBroken(f"block {height} is already indexed above the committed height")
             stored = txn.put(block_hash, height_key, db=dbs["hashes"], overwrite=False)
-            assert stored, "duplicate block hash passed the pre-check"
+            if not (stored):
+                raise InvariantBroken("duplicate block hash passed the pre-check")
             block_txs = dbs["block_txs"]
             if self._merge_due(height, len(tx_ids)):
                 rows = sorted([*self._recent_txs.items(), *((tx_id, (height, i)) for i, tx_id in enumerate(tx_ids))])
@@ -880,14 +892,16 @@ class LedgerStore:
                     [(tx_id, _TX.pack(at_height, index)) for tx_id, (at_height, index) in rows],
                     overwrite=False,
                 )
-                assert added == len(rows), "a merged tx id was already indexed (passed the pre-check)"
+                if not (added == len(rows)):
+                    raise InvariantBroken("a merged tx id was already indexed (passed the pre-check)")
                 # the per-block id lists below this height are in the B-tree now: drop them
                 for merged_height in range(self._txs_merged + 1, height):
                     txn.delete(_height_key(merged_height), db=block_txs)
                 txn.put(b"txs_merged", _I64.pack(height), db=dbs["meta"])
             else:
                 stored = txn.put(height_key, encode(list(tx_ids)), db=block_txs, overwrite=False)
-                assert stored, f"tx ids of block {height} are already stored above the committed height"
+                if not (stored):
+                    raise InvariantBroken(f"tx ids of block {height} are already stored above the committed height")
             if certificate is not None:
                 txn.put(height_key, certificate, db=dbs["certs"])
             meta = dbs["meta"]
@@ -954,7 +968,8 @@ class LedgerStore:
         stop = self._height + 1 if stop is None else min(stop, self._height + 1)
         for height in range(max(start, 0), stop):
             block = self.get_block(height)
-            assert block is not None
+            if not (block is not None):
+                raise InvariantBroken('invariant broken: block is not None')
             yield height, block
 
     def locate_tx(self, tx_id: bytes) -> tuple[int, int] | None:
@@ -1020,7 +1035,8 @@ class LedgerStore:
             if blocks:
                 for height, _ in self.iter_blocks(0):
                     block_hash = self.get_block_hash(height)
-                    assert block_hash is not None
+                    if not (block_hash is not None):
+                        raise InvariantBroken('invariant broken: block_hash is not None')
                     if self.get_height_by_hash(block_hash) != height:
                         raise StorageCorrupted(f"hash index of block {height} is wrong")
             if state:
@@ -1047,12 +1063,14 @@ class LedgerStore:
 
     def _fault(self, point: str) -> None:
         """The test hook: a no-op unless ``_crash_at == point`` (then it fires once)."""
-        assert point in CRASH_POINTS, point
+        if point not in CRASH_POINTS:
+            raise InvariantBroken(f"invariant broken: unexpected point {point!r}")
         if self._crash_at != point:
             return
         self._crash_at = None
         if self._fault_error is not None:
-            assert point != "after_lmdb_commit", "an error after the commit point would lie"
+            if not (point != "after_lmdb_commit"):
+                raise InvariantBroken("an error after the commit point would lie")
             error, self._fault_error = self._fault_error, None
             raise error
         self._closed_reason = f"crash injected at {point}; reopen the store"
