@@ -101,7 +101,7 @@ def _environment() -> dict[str, Any]:
         "cryptography": importlib.metadata.version("cryptography"),
     }
     try:
-        from pilotchain.crypto._openssl import openssl_version
+        from pilotchain.crypto.gm import openssl_version
 
         environment["libcrypto"] = openssl_version()
     except CryptoError as exc:  # the gm suite is then unavailable; say why

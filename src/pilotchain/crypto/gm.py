@@ -24,7 +24,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from pilotchain.crypto._openssl import DEFAULT_SM2_ID, SM2_SIGNATURE_SIZE_MAX, Sm2Key
+from pilotchain.crypto._openssl import (
+    DEFAULT_SM2_ID,
+    SM2_SIGNATURE_SIZE_MAX,
+    Sm2Key,
+    openssl_version,
+)
 from pilotchain.crypto.base import (
     CryptoError,
     KeyFormatError,
@@ -54,6 +59,7 @@ __all__ = [
     "GmSuite",
     "Sm2PrivateKey",
     "Sm2PublicKey",
+    "openssl_version",
     "sm2_private_key_pkcs8_der",
 ]
 
