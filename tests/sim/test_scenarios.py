@@ -45,8 +45,8 @@ def _once(condition: Callable[[World], bool], action: Callable[[World], None]) -
 
 
 PHASES = {
-    # crashed before height 3 starts: it never proposes, the others need a later round
-    "before-propose": lambda r: r.height == 2 and r.step == Step.PRECOMMIT,
+    # crashed as height 3 starts, before its proposal is built: the others need a later round
+    "before-propose": lambda r: r.height == 3 and r.round == 0 and r.step == Step.PROPOSE,
     "after-propose": lambda r: r.height == 3 and r.step == Step.PREVOTE,
     "after-precommit": lambda r: r.height == 3 and r.step == Step.PRECOMMIT,
 }
