@@ -243,13 +243,6 @@ class ConsensusNode(NodeFrontend):
         await self.p2p.close()
         self._end_subscriptions()
 
-    async def close(self) -> None:
-        """Stop and close the ledger."""
-        await self.stop()
-        if not self._closed:
-            self._closed = True
-            self.ledger.close()
-
     def wait_failed(self) -> asyncio.Future[Any]:
         """Completes when a node task ends unexpectedly (a halt or a crash)."""
         return asyncio.ensure_future(asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED))

@@ -158,6 +158,17 @@ class NodeFrontend:
         self._metrics = _NodeMetrics(self._registry)
         self._metrics.height.set(ledger.height)
 
+    async def stop(self) -> None:
+        """Stop the shell's tasks and end every subscription (the ledger stays open)."""
+        self._end_subscriptions()
+
+    async def close(self) -> None:
+        """Stop and close the ledger."""
+        await self.stop()
+        if not self._closed:
+            self._closed = True
+            self.ledger.close()
+
     def _end_subscriptions(self) -> None:
         for subscription in list(self._subscribers):
             subscription.end()

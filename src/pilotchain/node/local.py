@@ -111,13 +111,6 @@ class LocalNode(NodeFrontend):
                 await producer
         self._end_subscriptions()
 
-    async def close(self) -> None:
-        """Stop and close the ledger."""
-        await self.stop()
-        if not self._closed:
-            self._closed = True
-            self.ledger.close()
-
     async def __aenter__(self) -> LocalNode:
         await self.start()
         return self
