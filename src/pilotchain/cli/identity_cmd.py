@@ -7,9 +7,11 @@ writes files. Private keys are written to 0600 files and never printed or logged
 from __future__ import annotations
 
 import json
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -35,7 +37,12 @@ from pilotchain.identity import (
     save_record,
 )
 from pilotchain.identity.armor import armor_label
-from pilotchain.identity.files import CA_CERTIFICATE_FILE
+from pilotchain.identity.files import (
+    CA_CERTIFICATE_FILE,
+    PASSPHRASE_ENV,
+    PassphraseRequired,
+    key_passphrase,
+)
 
 app = typer.Typer(
     help="Org certificate authorities, identities (certificate + key) and revocations.",
@@ -57,6 +64,45 @@ NowOption = Annotated[
         "--now-ms", hidden=True, help="Pretend the time is this (Unix ms); for tests and drills."
     ),
 ]
+
+
+PassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help=f"File (mode 0600) whose first line is the key passphrase; default: ${PASSPHRASE_ENV}.",
+    ),
+]
+AskPassphraseOption = Annotated[
+    bool, typer.Option("--ask-passphrase", help="Prompt for the key passphrase (hidden input).")
+]
+_T = TypeVar("_T")
+
+
+def given_passphrase(passphrase_file: Path | None, ask: bool, *, new: bool = False) -> bytes | None:
+    """The passphrase the user gave: ``--passphrase-file``, else a hidden prompt with
+    ``--ask-passphrase`` (typed twice for a new key), else $PILOTCHAIN_KEY_PASSPHRASE, else None."""
+    if passphrase_file is None and ask:
+        text = typer.prompt(
+            "New key passphrase" if new else "Key passphrase", hide_input=True,
+            confirmation_prompt=new,
+        )
+        return str(text).encode("utf-8")
+    return key_passphrase(passphrase_file)
+
+
+def unlocked(
+    load: Callable[[bytes | None], _T], passphrase: bytes | None
+) -> tuple[_T, bytes | None]:
+    """``load(passphrase)`` and the passphrase that worked: an encrypted key without a passphrase
+    prompts when a terminal is attached (otherwise the error says how to give one)."""
+    try:
+        return load(passphrase), passphrase
+    except PassphraseRequired:
+        if passphrase is not None or not sys.stdin.isatty():
+            raise
+        typed = str(typer.prompt("Key passphrase", hide_input=True)).encode("utf-8")
+        return load(typed), typed
 
 
 def _now_ms(now_ms: int | None) -> int:
@@ -88,11 +134,15 @@ def ca_init(
     valid_days: Annotated[
         int, typer.Option("--valid-days", min=1, help="CA validity in days.")
     ] = 3650,
+    passphrase_file: PassphraseFileOption = None,
+    ask_passphrase: AskPassphraseOption = False,
     now_ms: NowOption = None,
 ) -> None:
-    """Create an org certificate authority: a new CA key and its self-signed org certificate."""
+    """Create an org certificate authority: a new CA key and its self-signed org certificate.
+    With a passphrase (file, prompt or environment) the CA key is stored encrypted."""
     chosen = _suite(suite)
     try:
+        passphrase = given_passphrase(passphrase_file, ask_passphrase, new=True)
         ca = CertificateAuthority.create(
             chosen,
             chosen.generate_private_key(),
@@ -101,7 +151,7 @@ def ca_init(
             now_ms=_now_ms(now_ms),
             valid_ms=valid_days * DAY_MS,
         )
-        save_ca(out, ca)
+        save_ca(out, ca, passphrase=passphrase)
     except IdentityLayerError as exc:
         raise _fail(str(exc)) from exc
     cert = ca.org_certificate
@@ -122,11 +172,26 @@ def issue(
         typer.Option("--role", help="admin, validator, client or auditor; repeat for several."),
     ],
     valid_days: Annotated[int, typer.Option("--valid-days", min=1, help="Validity in days.")] = 365,
+    passphrase_file: PassphraseFileOption = None,
+    ask_passphrase: AskPassphraseOption = False,
+    out_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-passphrase-file",
+            help="Encrypt the new identity's key with this file's passphrase (default: the CA's).",
+        ),
+    ] = None,
     now_ms: NowOption = None,
 ) -> None:
-    """Issue an identity: a new key pair and a certificate signed by the org CA, in one file."""
+    """Issue an identity: a new key pair and a certificate signed by the org CA, in one file.
+    The CA passphrase (if the CA key is encrypted) also encrypts the new key, unless
+    --out-passphrase-file names another."""
     try:
-        ca = load_ca(ca_dir)
+        passphrase = given_passphrase(passphrase_file, ask_passphrase)
+        ca, passphrase = unlocked(lambda p: load_ca(ca_dir, passphrase=p), passphrase)
+        out_passphrase = (
+            key_passphrase(out_passphrase_file) if out_passphrase_file is not None else passphrase
+        )
         if out.exists():
             raise IdentityFileError(f"{out} already exists; choose another path or remove it first")
         private_key = ca.suite.generate_private_key()
@@ -137,8 +202,8 @@ def issue(
             now_ms=_now_ms(now_ms),
             valid_ms=valid_days * DAY_MS,
         )
-        save_ca(ca_dir, ca, overwrite=True)  # persist the serial before handing the certificate out
-        save_identity(out, IdentityBundle(ca.suite, certificate, private_key))
+        save_ca(ca_dir, ca, overwrite=True, passphrase=passphrase)  # persist the serial first
+        save_identity(out, IdentityBundle(ca.suite, certificate, private_key), passphrase=out_passphrase)
     except IdentityLayerError as exc:
         raise _fail(str(exc)) from exc
     _out.print(
@@ -158,7 +223,14 @@ def _load_shown(path: Path) -> tuple[Certificate | OrgCertificate, bool]:
     except (OSError, UnicodeDecodeError) as exc:
         raise IdentityFileError(f"cannot read {path}: {exc}") from exc
     if text.lstrip().startswith("{"):
-        return load_identity(path).certificate, True
+        try:
+            return load_identity(path).certificate, True
+        except PassphraseRequired:  # the certificate is public: show it without unlocking
+            armoured = json.loads(text).get("certificate", "")
+            try:
+                return dearmor(armoured, Certificate), True
+            except ValueError as exc:
+                raise IdentityFileError(f"{path}: {exc}") from exc
     label = armor_label(text)
     try:
         if label == "PILOTCHAIN ORG CERTIFICATE":
@@ -269,11 +341,14 @@ def revoke(
     out: Annotated[
         Path, typer.Option("--out", help="Revocation file to write; submit it to the chain.")
     ],
+    passphrase_file: PassphraseFileOption = None,
+    ask_passphrase: AskPassphraseOption = False,
     now_ms: NowOption = None,
 ) -> None:
     """Sign a revocation of one certificate; submitting it to the chain makes members refuse it."""
     try:
-        ca = load_ca(ca_dir)
+        passphrase = given_passphrase(passphrase_file, ask_passphrase)
+        ca, passphrase = unlocked(lambda p: load_ca(ca_dir, passphrase=p), passphrase)
         revocation = ca.revoke(serial, reason, _now_ms(now_ms))
         save_record(out, revocation)
     except IdentityLayerError as exc:
@@ -304,12 +379,16 @@ def rotate(
     valid_days: Annotated[
         int, typer.Option("--valid-days", min=1, help="New CA validity in days.")
     ] = 3650,
+    passphrase_file: PassphraseFileOption = None,
+    ask_passphrase: AskPassphraseOption = False,
     now_ms: NowOption = None,
 ) -> None:
-    """Move the org CA to a new key: a rotation signed by the old key, for the chain to apply."""
+    """Move the org CA to a new key: a rotation signed by the old key, for the chain to apply.
+    The new key is stored under the same passphrase as the old one."""
     now = _now_ms(now_ms)
     try:
-        ca = load_ca(ca_dir)
+        passphrase = given_passphrase(passphrase_file, ask_passphrase)
+        ca, passphrase = unlocked(lambda p: load_ca(ca_dir, passphrase=p), passphrase)
         if out.exists():
             raise IdentityFileError(f"{out} already exists; choose another path or remove it first")
         new_ca, rotation = ca.rotate(
@@ -319,7 +398,7 @@ def rotate(
             cutover_ms=now + cutover_days * DAY_MS,
         )
         save_record(out, rotation)
-        save_ca(ca_dir, new_ca, overwrite=True)
+        save_ca(ca_dir, new_ca, overwrite=True, passphrase=passphrase)
     except IdentityLayerError as exc:
         raise _fail(str(exc)) from exc
     _out.print(

@@ -44,6 +44,9 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     gateway_listen: str
     gateway_url: str
     log_level: str = "info"
+    #: a file (relative to the home, mode 0600) whose first line is the passphrase of an
+    #: encrypted ``identity_file``; empty: the PILOTCHAIN_KEY_PASSPHRASE environment variable
+    passphrase_file: str = ""
 
 
 def load_genesis(path: str | os.PathLike[str]) -> Genesis:

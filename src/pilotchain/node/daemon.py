@@ -64,11 +64,12 @@ from pilotchain.consensus.effects import (
 )
 from pilotchain.consensus.replica import Replica
 from pilotchain.consensus.types import ConsensusWal, decode_message
-from pilotchain.identity.files import load_identity
+from pilotchain.identity.errors import IdentityFileError
+from pilotchain.identity.files import key_passphrase, load_identity
 from pilotchain.ledger.auth import MembershipAuthenticator
 from pilotchain.node.api import NodeStatus
 from pilotchain.node.chain import Ledger, open_governed_ledger
-from pilotchain.node.config import NodeConfig, load_genesis, load_node_config
+from pilotchain.node.config import NodeConfig, NodeConfigError, load_genesis, load_node_config
 from pilotchain.node.core import Committed, NodeCore, NodeHalted, Note, consensus_config_for
 from pilotchain.node.frontend import NodeFrontend, wall_clock_ms
 from pilotchain.p2p import MessageKind, NetworkConfig, PeerNetwork
@@ -167,7 +168,11 @@ class ConsensusNode(NodeFrontend):
         home_path = Path(home).resolve()
         config = load_node_config(home_path)
         genesis = load_genesis(home_path / config.genesis_file)
-        identity = load_identity(home_path / config.identity_file)
+        try:  # an encrypted key: passphrase from node.json's passphrase_file or the environment
+            passphrase = key_passphrase(home_path / config.passphrase_file if config.passphrase_file else None)
+            identity = load_identity(home_path / config.identity_file, passphrase=passphrase)
+        except IdentityFileError as exc:
+            raise NodeConfigError(str(exc)) from exc
         if identity.certificate.subject != config.name:
             raise ValueError(f"{config.identity_file} is the identity of {identity.certificate.subject!r}, "
                              f"but node.json names this node {config.name!r}")
