@@ -95,3 +95,34 @@ def test_arguments_refuse_floats_and_round_trip() -> None:
     assert decode_args(encode_args(value)) == value
     with pytest.raises(CodecError, match="floats"):
         encode_args({"amount": 1.5})
+
+
+def _body_with_args(args_bytes: bytes) -> bytes:
+    from pilotchain.ledger.tx import TxBody, sign_transaction
+
+    body = TxBody(chain_id="test-chain", signer_certificate=CERT, nonce=b"deep", expires_at_ms=NOW + 1000,
+                  contract="kv", method="put", args=args_bytes)
+    return sign_transaction(SUITE, KEY, body)
+
+
+@pytest.mark.parametrize("depth", [33, 966, 5_000, 40_000])
+def test_arguments_nested_too_deep_are_refused_at_decode_by_every_node(depth: int) -> None:
+    """A pure function of the bytes: refused at admission and in a block alike, with its id,
+    and never by a RecursionError whose depth would depend on the node's own stack."""
+    raw = _body_with_args(b"\x91" * depth + b"\x01")
+    with pytest.raises(TxRejected) as info:
+        decode_transaction(SUITE, raw)
+    assert info.value.code is RejectCode.BAD_ARGUMENTS and "nest deeper than 32" in info.value.message
+    assert info.value.tx_id is not None
+    assert reason(raw) is RejectCode.BAD_ARGUMENTS
+    with pytest.raises(CodecError, match="nest deeper"):
+        decode_args(b"\x91" * depth + b"\x01")
+
+
+def test_arguments_32_levels_deep_are_accepted() -> None:
+    raw = _body_with_args(b"\x91" * 32 + b"\x01")
+    assert decode_transaction(SUITE, raw).body.args.startswith(b"\x91")
+    value = decode_args(b"\x91" * 32 + b"\x01")
+    for _ in range(32):
+        value = value[0]
+    assert value == 1

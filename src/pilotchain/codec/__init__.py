@@ -28,10 +28,15 @@ import msgspec
 
 from pilotchain.errors import CoreError
 
-__all__ = ["Record", "CodecError", "encode", "decode", "MAX_ENCODED_BYTES"]
+__all__ = ["Record", "CodecError", "encode", "decode", "check_nesting", "MAX_ENCODED_BYTES", "ANY_DEPTH_MAX"]
 
 #: No single encoded value pilotchain accepts may be larger than this (blocks included).
 MAX_ENCODED_BYTES = 64 * 1024 * 1024
+#: Free-form values (decoded as ``Any``) nest at most this deep; checked on the bytes, without
+#: recursion, before the C decoder sees them. msgspec recurses once per level and stops at the
+#: interpreter's recursion limit, which depends on how deep the caller's own stack happens to be:
+#: without a fixed bound far below it, the same bytes could decode on one node and fail on another.
+ANY_DEPTH_MAX = 64
 
 
 class CodecError(CoreError, ValueError):
@@ -66,13 +71,99 @@ def _decoder_for(type_: Any) -> msgspec.msgpack.Decoder[Any]:
 
 
 def decode(data: bytes, type_: type[T], *, max_bytes: int = MAX_ENCODED_BYTES) -> T:
-    """Decode ``data`` as ``type_``; raise :class:`CodecError` unless it is canonical."""
+    """Decode ``data`` as ``type_``; raise :class:`CodecError` unless it is canonical.
+
+    A free-form ``Any`` value is first checked to nest at most :data:`ANY_DEPTH_MAX` levels
+    (:func:`check_nesting`), so the answer never depends on the caller's stack depth."""
     if len(data) > max_bytes:
         raise CodecError(f"encoded value is {len(data)} bytes, limit {max_bytes}")
+    if type_ is Any:
+        check_nesting(data, ANY_DEPTH_MAX)
     try:
         value = _decoder_for(type_).decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError, RecursionError) as exc:
+        canonical = _encoder.encode(value) == bytes(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, msgspec.EncodeError, ValueError, OverflowError,
+            RecursionError) as exc:
         raise CodecError(f"cannot decode {getattr(type_, '__name__', type_)}: {exc}") from exc
-    if _encoder.encode(value) != bytes(data):
+    if not canonical:
         raise CodecError(f"non-canonical encoding of {getattr(type_, '__name__', type_)}")
     return value  # type: ignore[no-any-return]
+
+
+# MessagePack lead bytes -> (bytes of length field or fixed payload, kind): kind 0 = a scalar with
+# ``size`` payload bytes; 1 = str/bin with a ``size``-byte length; 2 = ext with a ``size``-byte
+# length (+ 1 type byte); 3 = array with a ``size``-byte count; 4 = map with a ``size``-byte count
+_LEADS: dict[int, tuple[int, int]] = {
+    0xC0: (0, 0), 0xC2: (0, 0), 0xC3: (0, 0),
+    0xC4: (1, 1), 0xC5: (2, 1), 0xC6: (4, 1),
+    0xC7: (1, 2), 0xC8: (2, 2), 0xC9: (4, 2),
+    0xCA: (4, 0), 0xCB: (8, 0),
+    0xCC: (1, 0), 0xCD: (2, 0), 0xCE: (4, 0), 0xCF: (8, 0),
+    0xD0: (1, 0), 0xD1: (2, 0), 0xD2: (4, 0), 0xD3: (8, 0),
+    0xD4: (2, 0), 0xD5: (3, 0), 0xD6: (5, 0), 0xD7: (9, 0), 0xD8: (17, 0),
+    0xD9: (1, 1), 0xDA: (2, 1), 0xDB: (4, 1),
+    0xDC: (2, 3), 0xDD: (4, 3), 0xDE: (2, 4), 0xDF: (4, 4),
+}  # fmt: skip
+
+
+def check_nesting(data: bytes, depth_max: int) -> int:
+    """The nesting depth of the MessagePack value in ``data`` (a scalar is 0, ``[1]`` is 1),
+    found without recursion; :class:`CodecError` when a value sits deeper than ``depth_max``
+    (an empty container at ``depth_max`` is fine: it holds nothing deeper) or the bytes are not
+    one complete MessagePack value. Linear in the input, constant stack."""
+    view = memoryview(data)
+    end = len(view)
+    position = 0
+    pending: list[int] = []  # items still to read in each open container, innermost last
+    deepest = 0
+    while True:
+        if position >= end:
+            raise CodecError("truncated MessagePack value")
+        lead = view[position]
+        position += 1
+        count = -1
+        if lead <= 0x7F or lead >= 0xE0:
+            pass  # fixint
+        elif lead <= 0x8F:
+            count = 2 * (lead & 0x0F)
+        elif lead <= 0x9F:
+            count = lead & 0x0F
+        elif lead <= 0xBF:
+            position += lead & 0x1F
+        else:
+            entry = _LEADS.get(lead)
+            if entry is None:
+                raise CodecError(f"byte 0x{lead:02x} starts no MessagePack value")
+            size, kind = entry
+            if position + size > end:
+                raise CodecError("truncated MessagePack value")
+            if kind == 0:
+                position += size
+            else:
+                length = int.from_bytes(view[position:position + size], "big")
+                position += size
+                if kind == 1:
+                    position += length
+                elif kind == 2:
+                    position += length + 1
+                else:
+                    count = length if kind == 3 else 2 * length
+        if count > 0:
+            pending.append(count)
+            if len(pending) > depth_max:
+                raise CodecError(f"values nest deeper than {depth_max} levels")
+            deepest = max(deepest, len(pending))
+        else:
+            if count == 0:
+                deepest = max(deepest, len(pending) + 1)
+            # a complete value: close every container it completes
+            while pending:
+                pending[-1] -= 1
+                if pending[-1]:
+                    break
+                pending.pop()
+            if not pending:
+                break
+    if position != end:
+        raise CodecError("bytes after the MessagePack value" if position < end else "truncated MessagePack value")
+    return deepest

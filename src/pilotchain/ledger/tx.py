@@ -30,7 +30,7 @@ from typing import Any
 
 import msgspec
 
-from pilotchain.codec import CodecError, Record, decode, encode
+from pilotchain.codec import CodecError, Record, check_nesting, decode, encode
 from pilotchain.crypto import Suite
 from pilotchain.errors import CoreError
 
@@ -50,6 +50,7 @@ __all__ = [
     "recheck_transaction",
     "encode_args",
     "decode_args",
+    "ARGS_DEPTH_MAX",
 ]
 
 TX_SIGNING_DOMAIN = b"pilotchain/tx/v1\x00"
@@ -141,13 +142,17 @@ def encode_args(value: Any) -> bytes:
 
 
 def decode_args(data: bytes) -> Any:
-    """The argument value of canonical ``data``; raises CodecError otherwise."""
+    """The argument value of canonical ``data``; raises CodecError otherwise (also when it nests
+    deeper than ARGS_DEPTH_MAX levels: checked on the bytes, before any recursive decoding)."""
+    check_nesting(data, ARGS_DEPTH_MAX)
     value = decode(data, Any)
     _refuse_floats(value)
     return value
 
 
-_ARGS_DEPTH_MAX = 32
+#: arguments (and contract events) nest at most this many levels (an item at depth 33 is refused)
+ARGS_DEPTH_MAX = 32
+_ARGS_DEPTH_MAX = ARGS_DEPTH_MAX
 # exact types that can hold neither a float nor anything nested (msgspec decodes to exact types)
 _LEAF_TYPES = frozenset({str, int, bool, bytes, type(None)})
 
@@ -204,8 +209,16 @@ def decode_transaction(suite: Suite, raw: bytes, limits: TxLimits | None = None)
     except CodecError as exc:
         code = RejectCode.NON_CANONICAL if "non-canonical" in str(exc) else RejectCode.MALFORMED
         raise TxRejected(code, f"{exc}; build transactions with the pilotchain SDK") from exc
+    tx_id = tx_id_of_body(suite, envelope.body)
+    try:
+        # a pure function of the bytes, so every node refuses the same transactions here, at
+        # admission and in a block alike (deep nesting must never reach a recursive decoder,
+        # whose limit depends on the caller's stack)
+        check_nesting(body.args, ARGS_DEPTH_MAX)
+    except CodecError as exc:
+        raise TxRejected(RejectCode.BAD_ARGUMENTS, f"arguments: {exc}", tx_id) from exc
     return SignedTx(
-        tx_id=tx_id_of_body(suite, envelope.body),
+        tx_id=tx_id,
         raw=bytes(raw),
         body_bytes=envelope.body,
         body=body,
