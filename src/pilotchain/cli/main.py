@@ -6,6 +6,7 @@ import typer
 
 from pilotchain import __version__
 from pilotchain.cli.bench_cmd import app as bench_app
+from pilotchain.cli.ceremony_cmd import app as ceremony_app
 from pilotchain.cli.client_cmd import block_app, status, tx_app
 from pilotchain.cli.contract_cmd import app as contract_app
 from pilotchain.cli.crypto_cmd import app as crypto_app
@@ -33,6 +34,7 @@ app.add_typer(block_app, name="block")
 app.command(name="status")(status)
 app.add_typer(contract_app, name="contract")
 app.add_typer(gov_app, name="gov")
+app.add_typer(ceremony_app, name="ceremony")
 
 
 @app.command()
