@@ -42,6 +42,13 @@ EXPECTED_SDK = {
     "TimeoutError",
     "IdentityError",
     "ResponseError",
+    "WrongNetwork",
+    "NetworkFileError",
+    "NetworkPin",
+    "NETWORK_ENV",
+    "load_network",
+    "load_genesis_pin",
+    "pin_of",
 }
 
 
@@ -74,6 +81,8 @@ def test_error_tree() -> None:
         "TimeoutError",
         "IdentityError",
         "ResponseError",
+        "WrongNetwork",
+        "NetworkFileError",
     ):
         assert issubclass(getattr(sdk, name), sdk.PilotchainError)
     assert issubclass(sdk.NotFound, sdk.ApiError) and issubclass(sdk.Unavailable, sdk.ApiError)

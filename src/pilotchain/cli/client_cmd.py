@@ -6,12 +6,21 @@ Mount with::
     app.add_typer(block_app, name="block")
     app.command(name="status")(status)
 
-Human tables by default, ``--json`` for scripts. ``--node`` defaults to ``$PILOTCHAIN_NODE``,
-else http://127.0.0.1:26601. Errors are one line on stderr saying what to do next.
+Human tables by default, ``--json`` for scripts. Errors are one line on stderr saying what to
+do next.
+
+Which node, and which chain it must serve (the pin): ``--network DIR`` (or
+``$PILOTCHAIN_NETWORK``) reads DIR/network.json — its first gateway unless ``--node`` is given,
+and its genesis hash, which the node must serve; ``--expect-genesis HASH`` or
+``--genesis genesis.json`` pins an explicit ``--node``. Without any of them, ``./pilot-network``
+(the default folder of ``network init``) is used when it exists; otherwise ``--node`` defaults to
+``$PILOTCHAIN_NODE``, else http://127.0.0.1:26601, unpinned (a warning says so). A node of another
+chain is refused before anything is sent to it.
 
 Exit codes: 0 ok; 1 refused, failed in execution, or not found (also: a proof did not verify);
-2 usage (bad arguments, unusable identity file); 3 the node is unreachable; 4 timed out waiting
-for a commit (the transaction may still commit).
+2 usage (bad arguments, unusable identity, network or genesis file); 3 the node is unreachable;
+4 timed out waiting for a commit (the transaction may still commit); 5 the node serves another
+network than the pinned one.
 """
 
 from __future__ import annotations
@@ -29,11 +38,14 @@ from rich.table import Table
 from pilotchain.errors import InvariantBroken
 from pilotchain.sdk import (
     DEFAULT_NODE_URL,
+    NETWORK_ENV,
     NODE_URL_ENV,
     ApiError,
     BlockInfo,
     Client,
     IdentityError,
+    NetworkFileError,
+    NetworkPin,
     NodeInfo,
     NotFound,
     PilotchainError,
@@ -43,7 +55,11 @@ from pilotchain.sdk import (
     TransportError,
     TxRejectedError,
     TxResult,
+    WrongNetwork,
     build_transaction,
+    load_genesis_pin,
+    load_network,
+    pin_of,
 )
 from pilotchain.sdk._identity import Identity
 from pilotchain.sdk.wire import WireError, b64, from_tagged_json, header_to_json, to_tagged_json
@@ -57,6 +73,10 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_UNREACHABLE",
     "EXIT_TIMEOUT",
+    "EXIT_WRONG_NETWORK",
+    "NetworkOption",
+    "GenesisOption",
+    "connect",
 ]
 
 EXIT_OK = 0
@@ -64,6 +84,10 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_TIMEOUT = 4
+EXIT_WRONG_NETWORK = 5
+
+#: ``network init``'s default folder: used as the pin when nothing else names a node or network
+DEFAULT_NETWORK_DIR = Path("pilot-network")
 
 tx_app = typer.Typer(help="Submit signed transactions and look them up.", no_args_is_help=True)
 block_app = typer.Typer(help="Read committed blocks.", no_args_is_help=True)
@@ -73,12 +97,33 @@ _out = Console(highlight=False, markup=False)
 _err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 NodeOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--node",
         envvar=NODE_URL_ENV,
-        help=f"Gateway URL of a node (env {NODE_URL_ENV}).",
-        show_default=True,
+        help=f"Gateway URL of a node (env {NODE_URL_ENV}; default: the --network's first gateway, "
+        f"else {DEFAULT_NODE_URL}).",
+        show_default=False,
+    ),
+]
+NetworkOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--network",
+        envvar=NETWORK_ENV,
+        help=f"Network folder (network.json, from `network init`): the node must serve its genesis; "
+        f"its first gateway unless --node (env {NETWORK_ENV}; default ./pilot-network if it exists).",
+        show_default=False,
+    ),
+]
+GenesisOption = Annotated[
+    str | None,
+    typer.Option(
+        "--expect-genesis",
+        "--genesis",
+        metavar="HASH|FILE",
+        help="The genesis hash (hex) or genesis.json the node must serve; refuses another network.",
+        show_default=False,
     ),
 ]
 JsonOption = Annotated[
@@ -100,6 +145,10 @@ def _run(call: Callable[[], T]) -> T:
     """Run an SDK call, turning its errors into one line and an exit code."""
     try:
         return call()
+    except WrongNetwork as exc:
+        _fail(str(exc), EXIT_WRONG_NETWORK)
+    except NetworkFileError as exc:
+        _fail(str(exc), EXIT_USAGE)
     except TransportError as exc:
         _fail(str(exc), EXIT_UNREACHABLE)
     except TimeoutError as exc:
@@ -118,6 +167,46 @@ def _run(call: Callable[[], T]) -> T:
         _fail(str(exc), EXIT_USAGE)
     except PilotchainError as exc:
         _fail(str(exc), EXIT_REFUSED)
+
+
+def _pin(network: Path | None, expect_genesis: str | None) -> NetworkPin | None:
+    pins: list[NetworkPin] = []
+    if network is not None:
+        pins.append(load_network(network))
+    if expect_genesis is not None:
+        text = expect_genesis.strip()
+        looks_like_hash = len(text) >= 32 and all(c in "0123456789abcdefABCDEF" for c in text)
+        pins.append(pin_of(text) if looks_like_hash else load_genesis_pin(text))
+    if len(pins) == 2 and pins[1].genesis_hash != pins[0].genesis_hash:
+        raise NetworkFileError(
+            f"--expect-genesis {pins[1].genesis_hash} contradicts --network {network} ({pins[0].genesis_hash})"
+        )
+    return pins[0] if pins else None
+
+
+def target(node: str | None, network: Path | None, expect_genesis: str | None) -> tuple[str, NetworkPin | None]:
+    """The node URL and the pin for these options (see the module docstring)."""
+    if node is None and network is None and expect_genesis is None and (DEFAULT_NETWORK_DIR / "network.json").is_file():
+        network = DEFAULT_NETWORK_DIR
+    pin = _run(lambda: _pin(network, expect_genesis))
+    if node is None and pin is not None and pin.gateway_urls:
+        node = pin.gateway_urls[0]
+    if node is None:
+        node = DEFAULT_NODE_URL
+        if pin is None:
+            _err.print(
+                f"warning: not pinned to a network; whatever answers at {node} is trusted to be your chain "
+                f"(pass --network DIR or set {NETWORK_ENV})"
+            )
+    return node, pin
+
+
+def connect(
+    node: str | None, network: Path | None, expect_genesis: str | None, *, timeout: float
+) -> Client:
+    """A client for these options, pinned when they name a network or a genesis."""
+    url, pin = target(node, network, expect_genesis)
+    return Client(url, timeout=timeout, network=pin)
 
 
 def _print_json(document: Any) -> None:
@@ -294,9 +383,26 @@ def _print_status(info: NodeInfo) -> None:
     )
     table.add_row("mempool", f"{info.mempool_size} waiting")
     table.add_row("syncing", "yes" if info.syncing else "no")
+    table.add_row("genesis", info.genesis_hash)
     for key, value in info.consensus.items():
-        table.add_row(f"consensus {key}", str(value))
+        if key == "halted":  # None or the reason it halted
+            table.add_row("consensus halted", f"yes: {value}" if value else "no")
+        else:
+            table.add_row(f"consensus {key}", _human(value))
     _out.print(table)
+
+
+def _human(value: Any) -> str:
+    """A status value in words: yes/no, "none", "k: v, …" — never a Python repr."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} = {_human(item)}" for key, item in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return ", ".join(_human(item) for item in value) or "none"
+    return str(value)
 
 
 # ---------------------------------------------------------------------- commands
@@ -334,7 +440,9 @@ def submit(
             help="Identity file that signs (env PILOTCHAIN_IDENTITY).",
         ),
     ] = None,
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait until committed and show the receipt.")
     ] = False,
@@ -354,7 +462,7 @@ def submit(
             "say who signs, e.g. --identity net/orgs/bank/client.id", param_hint="--identity"
         )
     signer = _run(lambda: Identity.load(identity))
-    with Client(node, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
         chain_id = _run(client.chain_id)
         tx = _run(
             lambda: build_transaction(
@@ -367,7 +475,7 @@ def submit(
                 _print_json({"tx_id": tx_id, "state": "pending"})
             else:
                 _out.print(
-                    f"submitted {tx_id} (pending); follow it with: pilotchain tx get {tx_id} --node {node}"
+                    f"submitted {tx_id} (pending); follow it with: pilotchain tx get {tx_id} --node {client.base_url}"
                 )
             return
         if as_json:
@@ -392,7 +500,9 @@ def submit(
 @tx_app.command("get")
 def get_tx(
     tx_id: Annotated[str, typer.Argument(metavar="TX_ID", help="Transaction id (hex).")],
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 10.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -401,7 +511,7 @@ def get_tx(
         raise typer.BadParameter(
             "transaction ids are hex, as `tx submit` prints them", param_hint="TX_ID"
         )
-    with Client(node, timeout=timeout) as client:
+    with connect(node, network, expect_genesis, timeout=timeout) as client:
         result = _run(lambda: client.get_tx(tx_id.lower()))
     if as_json:
         _print_json(tx_document(result))
@@ -416,7 +526,9 @@ def get_block(
     height: Annotated[
         str, typer.Argument(metavar="HEIGHT|latest", help="Block height, or latest.")
     ],
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 10.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -425,7 +537,7 @@ def get_block(
         raise typer.BadParameter(
             "give a non-negative block height or 'latest'", param_hint="HEIGHT"
         )
-    with Client(node, timeout=timeout) as client:
+    with connect(node, network, expect_genesis, timeout=timeout) as client:
         block = _run(lambda: client.get_block(int(height) if height.isdigit() else "latest"))
     if as_json:
         _print_json(block_document(block))
@@ -437,7 +549,8 @@ def get_block(
 def verify_block(
     height: Annotated[int, typer.Argument(metavar="HEIGHT", help="Block height (1 or more).", min=1)],
     genesis: Annotated[Path, typer.Option("--genesis", help="the chain's genesis.json: the trust anchor")],
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
     timeout: TimeoutOption = 10.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -460,6 +573,9 @@ def verify_block(
     except NodeConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     suite = get_suite(chain.suite)
+    node, pin = target(node, network, str(genesis))
+    with Client(node, timeout=timeout, network=pin) as pinned:
+        _run(pinned.status)  # refuses a node of another network (a different genesis hash)
     try:
         with httpx.Client(base_url=node, timeout=timeout) as http:
             raw = http.get(f"/v1/blocks/{height}/raw")
@@ -521,12 +637,14 @@ def _validators_at(genesis: Any, answer: Any, height: int) -> list[Any]:
 
 
 def status(
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 10.0,
     as_json: JsonOption = False,
 ) -> None:
     """Show a node's view of the chain: height, last block, validators, peers, mempool."""
-    with Client(node, timeout=timeout) as client:
+    with connect(node, network, expect_genesis, timeout=timeout) as client:
         info = _run(client.status)
     if as_json:
         _print_json(status_document(info))

@@ -5,9 +5,9 @@ Deploying is a proposal of kind ``deploy_contract`` to the ``gov`` system contra
 organisation admin; it activates once the consortium's policy is met (``contract approve`` by
 admins of other organisations). Upgrades take the same path with a higher ``--version``.
 
-Tables by default, ``--json`` for scripts; ``--node`` defaults to ``$PILOTCHAIN_NODE``. Exit
-codes as for ``pilotchain tx``: 0 ok; 1 refused / failed / not found; 2 usage; 3 unreachable;
-4 timed out.
+Tables by default, ``--json`` for scripts; ``--node``, ``--network`` and ``--expect-genesis`` as
+for ``pilotchain tx`` (a node of another network is refused). Exit codes as for ``pilotchain tx``:
+0 ok; 1 refused / failed / not found; 2 usage; 3 unreachable; 4 timed out; 5 another network.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from rich.table import Table
 from pilotchain.cli.client_cmd import (
     EXIT_REFUSED,
     EXIT_USAGE,
+    GenesisOption,
     JsonOption,
+    NetworkOption,
     NodeOption,
     TimeoutOption,
     _err,
@@ -32,10 +34,11 @@ from pilotchain.cli.client_cmd import (
     _print_tx,
     _run,
     _value_text,
+    connect,
     tx_document,
 )
 from pilotchain.errors import InvariantBroken
-from pilotchain.sdk import DEFAULT_NODE_URL, Client, TxResult, build_transaction
+from pilotchain.sdk import Client, TxResult, build_transaction
 from pilotchain.sdk._identity import Identity
 from pilotchain.sdk.wire import to_tagged_json
 
@@ -146,7 +149,9 @@ def deploy(
         ),
     ] = None,
     identity: IdentityOption = None,
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 30.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -173,7 +178,7 @@ def deploy(
         "init": _parse_args(init_json),
         "permissions": permissions,
     }
-    with Client(node, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
         result = sign_and_wait(
             client,
             signer,
@@ -206,13 +211,15 @@ def approve(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Contract name.")],
     version: Annotated[str, typer.Option("--version", help="The proposed version.")] = "1",
     identity: IdentityOption = None,
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 30.0,
     as_json: JsonOption = False,
 ) -> None:
     """Approve the open proposal that deploys NAME at --version (one vote per organisation)."""
     signer = load_signer(identity, admin=True)
-    with Client(node, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
         document = _find_deploy_proposal(client, name, version)
         if not as_json:
             _err.print(
@@ -237,14 +244,16 @@ def invoke(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait until committed and show the receipt.")
     ] = False,
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 30.0,
     as_json: JsonOption = False,
 ) -> None:
     """Sign NAME.METHOD(ARGS_JSON) and submit it; --wait for the receipt."""
     args = _parse_args(args_json)
     signer = load_signer(identity)
-    with Client(node, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
         chain_id = _run(client.chain_id)
         tx = _run(lambda: build_transaction(signer, chain_id, name, method, args))
         if not wait:
@@ -279,14 +288,16 @@ def query(
         str | None, typer.Argument(metavar="[ARGS_JSON]", help="Arguments as JSON.")
     ] = None,
     identity: IdentityOption = None,
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 10.0,
     as_json: JsonOption = False,
 ) -> None:
     """Read-only call of NAME.METHOD against the head state (no transaction)."""
     args = _parse_args(args_json)
     caller = _run(lambda: Identity.load(identity)) if identity is not None else None
-    with Client(node, timeout=timeout) as client:
+    with connect(node, network, expect_genesis, timeout=timeout) as client:
         result = _run(lambda: client.query(name, method, args, caller=caller))
     if as_json:
         _print_json({"result": to_tagged_json(result)})
@@ -297,12 +308,14 @@ def query(
 @app.command("info")
 def info(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Contract name.")],
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 10.0,
     as_json: JsonOption = False,
 ) -> None:
     """Show a deployed contract: version, code hash, frozen or not, permissions."""
-    with Client(node, timeout=timeout) as client:
+    with connect(node, network, expect_genesis, timeout=timeout) as client:
         document = _run(lambda: client.query("gov", "contract", {"name": name}))
     if document is None:
         _fail(

@@ -14,13 +14,16 @@ from typing import Annotated, Any
 import typer
 
 from pilotchain.cli.client_cmd import (
+    GenesisOption,
     JsonOption,
+    NetworkOption,
     NodeOption,
     TimeoutOption,
     _out,
     _parse_args,
     _print_json,
     _run,
+    connect,
 )
 from pilotchain.cli.contract_cmd import (
     IdentityOption,
@@ -32,7 +35,6 @@ from pilotchain.cli.contract_cmd import (
 from pilotchain.codec import CodecError, encode
 from pilotchain.identity.armor import armor_label, dearmor
 from pilotchain.identity.records import CaRotation, OrgCertificate, Revocation
-from pilotchain.sdk import DEFAULT_NODE_URL, Client
 
 __all__ = ["app"]
 
@@ -94,7 +96,9 @@ def propose(
         ),
     ] = None,
     identity: IdentityOption = None,
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 30.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -113,7 +117,7 @@ def propose(
     args: dict[str, Any] = {"kind": kind, "payload": payload}
     if expires_in_s is not None:
         args["expires_in_ms"] = expires_in_s * 1000
-    with Client(node, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
         result = sign_and_wait(client, signer, "gov", "propose", args, timeout)
     proposal_outcome(result, as_json, done="applied")
 
@@ -124,13 +128,15 @@ def approve(
         int, typer.Argument(metavar="ID", min=1, help="Proposal id (gov list).")
     ],
     identity: IdentityOption = None,
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 30.0,
     as_json: JsonOption = False,
 ) -> None:
     """Add your organisation's approval to proposal ID (applied when its policy is met)."""
     signer = load_signer(identity, admin=True)
-    with Client(node, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
         result = sign_and_wait(client, signer, "gov", "approve", {"id": proposal_id}, timeout)
     proposal_outcome(result, as_json, done="applied")
 
@@ -139,13 +145,15 @@ def approve(
 def withdraw(
     proposal_id: Annotated[int, typer.Argument(metavar="ID", min=1, help="Proposal id.")],
     identity: IdentityOption = None,
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 30.0,
     as_json: JsonOption = False,
 ) -> None:
     """Withdraw an open proposal your organisation filed."""
     signer = load_signer(identity, admin=True)
-    with Client(node, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
         result = sign_and_wait(client, signer, "gov", "withdraw", {"id": proposal_id}, timeout)
     proposal_outcome(result, as_json, done="applied")
 
@@ -156,12 +164,14 @@ def list_proposals(
         str, typer.Option("--status", help="open, executed, expired, withdrawn or all.")
     ] = "all",
     limit: Annotated[int, typer.Option("--limit", min=1, max=256, help="Newest N proposals.")] = 64,
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 10.0,
     as_json: JsonOption = False,
 ) -> None:
     """List proposals, newest first."""
-    with Client(node, timeout=timeout) as client:
+    with connect(node, network, expect_genesis, timeout=timeout) as client:
         documents = _run(lambda: client.query("gov", "list", {"status": status, "limit": limit}))
     if as_json:
         _print_json(documents)
@@ -175,12 +185,14 @@ def list_proposals(
 @app.command("show")
 def show(
     proposal_id: Annotated[int, typer.Argument(metavar="ID", min=1, help="Proposal id.")],
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 10.0,
     as_json: JsonOption = False,
 ) -> None:
     """Show one proposal with its policy and approvals."""
-    with Client(node, timeout=timeout) as client:
+    with connect(node, network, expect_genesis, timeout=timeout) as client:
         document = _run(lambda: client.query("gov", "get", {"id": proposal_id}))
     if as_json:
         _print_json(document)
@@ -191,12 +203,14 @@ def show(
 
 @app.command("members")
 def members(
-    node: NodeOption = DEFAULT_NODE_URL,
+    node: NodeOption = None,
+    network: NetworkOption = None,
+    expect_genesis: GenesisOption = None,
     timeout: TimeoutOption = 10.0,
     as_json: JsonOption = False,
 ) -> None:
     """Member organisations as governance left them."""
-    with Client(node, timeout=timeout) as client:
+    with connect(node, network, expect_genesis, timeout=timeout) as client:
         orgs = _run(lambda: client.query("gov", "members", {}))
     if as_json:
         _print_json(orgs)

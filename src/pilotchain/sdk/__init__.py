@@ -10,6 +10,11 @@ Quick start::
         print(result.height, result.status)
         value = client.read_state("kv", b"v/rate")   # proof checked against the block header
 
+Pin a client to your network so it never talks to another chain that holds the same ports:
+``Client(network="net")`` (the folder ``pilotchain network init`` wrote: its first gateway and its
+genesis hash), ``Client(url, expected_genesis=HEX)``, or ``$PILOTCHAIN_NETWORK``; a gateway of
+another chain raises :class:`WrongNetwork` before anything is sent.
+
 :class:`AsyncClient` has the same methods, awaitable. Every error is a :class:`PilotchainError`
 (the tree is in :mod:`pilotchain.sdk._errors`). To test without a network, see
 :mod:`pilotchain.testing`. How far proof verification goes: :mod:`pilotchain.sdk._models`.
@@ -27,6 +32,7 @@ from pilotchain.sdk._client import (
 from pilotchain.sdk._errors import (
     ApiError,
     IdentityError,
+    NetworkFileError,
     NotFound,
     PilotchainError,
     ProofError,
@@ -35,6 +41,7 @@ from pilotchain.sdk._errors import (
     TransportError,
     TxRejectedError,
     Unavailable,
+    WrongNetwork,
 )
 from pilotchain.sdk._identity import Identity
 from pilotchain.sdk._models import (
@@ -46,6 +53,13 @@ from pilotchain.sdk._models import (
     NodeInfo,
     StateValue,
     TxResult,
+)
+from pilotchain.sdk._network import (
+    NETWORK_ENV,
+    NetworkPin,
+    load_genesis_pin,
+    load_network,
+    pin_of,
 )
 from pilotchain.sdk._tx import (
     DEFAULT_EXPIRES_IN_MS,
@@ -61,6 +75,12 @@ __all__ = [
     "DEFAULT_NODE_URL",
     "NODE_URL_ENV",
     "default_node_url",
+    # pinning a client to one chain
+    "NetworkPin",
+    "NETWORK_ENV",
+    "load_network",
+    "load_genesis_pin",
+    "pin_of",
     # identities and transactions
     "Identity",
     "SignedTransaction",
@@ -87,4 +107,6 @@ __all__ = [
     "TimeoutError",
     "IdentityError",
     "ResponseError",
+    "WrongNetwork",
+    "NetworkFileError",
 ]

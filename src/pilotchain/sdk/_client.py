@@ -3,6 +3,10 @@
 The core (:class:`_Core`) turns each call into a request description and each response into a
 result or an error; the two clients only send. httpx errors are translated at the send with
 ``raise ... from exc``.
+
+A client pinned to a chain (``network=``, ``expected_genesis=``, ``expected_chain_id=``, or
+``$PILOTCHAIN_NETWORK``; see :mod:`pilotchain.sdk._network`) reads ``/v1/status`` once before its
+first request and raises :class:`WrongNetwork` if the gateway serves another chain.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pilotchain.sdk._errors import (
     TransportError,
     TxRejectedError,
     Unavailable,
+    WrongNetwork,
 )
 from pilotchain.sdk._identity import Identity
 from pilotchain.sdk._models import (
@@ -39,11 +44,12 @@ from pilotchain.sdk._models import (
     StateValue,
     TxResult,
 )
+from pilotchain.sdk._network import NETWORK_ENV, NetworkPin, load_network, pin_of
 from pilotchain.sdk._sse import SseDecoder, SseMessage
 from pilotchain.sdk._tx import DEFAULT_EXPIRES_IN_MS, SignedTransaction, build_transaction
 from pilotchain.sdk.wire import WireError, b64, from_tagged_json, to_tagged_json
 
-__all__ = ["Client", "AsyncClient", "DEFAULT_NODE_URL", "NODE_URL_ENV", "default_node_url"]
+__all__ = ["Client", "AsyncClient", "DEFAULT_NODE_URL", "NODE_URL_ENV", "default_node_url", "resolve_pin"]
 
 DEFAULT_NODE_URL = "http://127.0.0.1:26601"
 NODE_URL_ENV = "PILOTCHAIN_NODE"
@@ -60,6 +66,45 @@ _REJECT_CODES = frozenset(code.value for code in RejectCode)
 def default_node_url() -> str:
     """``$PILOTCHAIN_NODE`` or http://127.0.0.1:26601."""
     return os.environ.get(NODE_URL_ENV) or DEFAULT_NODE_URL
+
+
+NetworkSpec = str | os.PathLike[str] | NetworkPin
+
+
+def resolve_pin(
+    base_url: str | None,
+    network: NetworkSpec | None,
+    expected_genesis: str | None,
+    expected_chain_id: str | None,
+) -> tuple[str, NetworkPin | None]:
+    """The gateway URL and the pin a client gets from its arguments.
+
+    URL: ``base_url``, else ``$PILOTCHAIN_NODE``, else the network's first gateway, else the
+    default. Pin: ``network`` (a folder, a network.json or a :class:`NetworkPin`; without any pin
+    argument and without ``base_url``, ``$PILOTCHAIN_NETWORK``), narrowed by ``expected_genesis``
+    / ``expected_chain_id``, which must agree with it."""
+    if network is None and base_url is None and expected_genesis is None and expected_chain_id is None:
+        network = os.environ.get(NETWORK_ENV) or None
+    pin = network if isinstance(network, NetworkPin) else load_network(network) if network is not None else None
+    if expected_genesis is not None or expected_chain_id is not None:
+        explicit = pin_of(expected_genesis, expected_chain_id)
+        if pin is None:
+            pin = explicit
+        else:
+            for mine, theirs, what in (
+                (pin.genesis_hash, explicit.genesis_hash, "genesis hash"),
+                (pin.chain_id, explicit.chain_id, "chain id"),
+            ):
+                if mine is not None and theirs is not None and mine != theirs:
+                    raise PilotchainError(f"the expected {what} {theirs} contradicts {pin.source} ({mine})")
+            pin = NetworkPin(
+                genesis_hash=pin.genesis_hash or explicit.genesis_hash,
+                chain_id=pin.chain_id or explicit.chain_id,
+                source=pin.source,
+                gateway_urls=pin.gateway_urls,
+            )
+    url = base_url or os.environ.get(NODE_URL_ENV) or (pin.gateway_urls[0] if pin and pin.gateway_urls else None)
+    return url or DEFAULT_NODE_URL, pin
 
 
 @dataclass
@@ -82,11 +127,43 @@ def _key_bytes(key: bytes | str) -> bytes:
 class _Core:
     """Everything both clients share that does no I/O."""
 
-    def __init__(self, base_url: str, verify: bool, verify_header: HeaderVerifier | None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        verify: bool,
+        verify_header: HeaderVerifier | None,
+        pin: NetworkPin | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.verify = verify
         self.verify_header = verify_header
         self.node_info: NodeInfo | None = None
+        self.pin = pin
+        #: True once the gateway's status matched the pin (or when there is no pin)
+        self.pinned = pin is None
+
+    def check_pin(self, info: NodeInfo) -> NodeInfo:
+        """``info`` if the gateway serves the pinned chain; WrongNetwork otherwise."""
+        pin = self.pin
+        if pin is None or self.pinned:
+            return info
+        if pin.genesis_hash is not None and info.genesis_hash.lower() != pin.genesis_hash:
+            expected, found, what = pin.genesis_hash, info.genesis_hash.lower(), "genesis"
+        elif pin.chain_id is not None and info.chain_id != pin.chain_id:
+            expected, found, what = pin.chain_id, info.chain_id, "chain id"
+        else:
+            self.pinned = True
+            return info
+        raise WrongNetwork(
+            self.base_url,
+            expected,
+            found,
+            f"{self.base_url} serves another network: {what} {found[:16]}… (chain {info.chain_id!r}, "
+            f"node {info.node!r}), expected {expected[:16]}… from {pin.source}; nothing was sent to it. "
+            "Another network may hold these ports: point --node at this network's gateway "
+            "(`pilotchain network status --dir DIR` lists them) or restart it on free ports "
+            "(`pilotchain network init --base-port N`)",
+        )
 
     # -- errors -------------------------------------------------------------------------------------
 
@@ -258,7 +335,14 @@ class Client:
     ``transport`` replaces the network (e.g. :func:`pilotchain.testing.local_chain`'s
     in-process transport, or ``httpx.MockTransport``). With ``verify=True`` every proof is checked
     (see :mod:`pilotchain.sdk._models` for how far that trust goes); ``verify_header`` adds the
-    light-client check of each header's commit certificate."""
+    light-client check of each header's commit certificate.
+
+    Pinning: ``network`` (a folder made by ``pilotchain network init``, its network.json, or a
+    :class:`NetworkPin`), ``expected_genesis`` (hex) and/or ``expected_chain_id`` — or
+    ``$PILOTCHAIN_NETWORK`` when neither a URL nor a pin is given. A pinned client checks the
+    gateway's genesis hash once, before its first request, and raises :class:`WrongNetwork` for a
+    gateway of another chain. Without ``base_url`` it talks to ``$PILOTCHAIN_NODE``, else the
+    network's first gateway, else http://127.0.0.1:26601."""
 
     def __init__(
         self,
@@ -268,8 +352,12 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT_S,
         verify: bool = True,
         verify_header: HeaderVerifier | None = None,
+        network: NetworkSpec | None = None,
+        expected_genesis: str | None = None,
+        expected_chain_id: str | None = None,
     ) -> None:
-        self._core = _Core(base_url or default_node_url(), verify, verify_header)
+        url, pin = resolve_pin(base_url, network, expected_genesis, expected_chain_id)
+        self._core = _Core(url, verify, verify_header, pin)
         self.timeout = timeout
         self._http = httpx.Client(
             base_url=self._core.base_url, transport=transport, timeout=timeout
@@ -278,6 +366,11 @@ class Client:
     @property
     def base_url(self) -> str:
         return self._core.base_url
+
+    @property
+    def pin(self) -> NetworkPin | None:
+        """The chain this client is pinned to (None: any gateway is trusted to be the right one)."""
+        return self._core.pin
 
     def close(self) -> None:
         self._http.close()
@@ -288,7 +381,9 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _send(self, request: _Request) -> Any:
+    def _send(self, request: _Request, *, pinned: bool = False) -> Any:
+        if not (pinned or self._core.pinned):
+            self.status()
         try:
             response = self._http.request(
                 request.method,
@@ -310,7 +405,8 @@ class Client:
     # -- reading ------------------------------------------------------------------------------------
 
     def status(self) -> NodeInfo:
-        info = NodeInfo.from_json(self._send(_Request("GET", "/v1/status")))
+        """The node's status; for a pinned client, WrongNetwork if it serves another chain."""
+        info = self._core.check_pin(NodeInfo.from_json(self._send(_Request("GET", "/v1/status"), pinned=True)))
         self._core.node_info = info
         return info
 
@@ -412,6 +508,8 @@ class Client:
     ) -> Iterator[ChainEvent]:
         """Events from now on ("block", "tx", "contract_event"); ends after ``limit`` events or when
         the node ends the stream."""
+        if not self._core.pinned:
+            self.status()
         params = self._core.events_params(kinds, limit)
         timeout = httpx.Timeout(self.timeout, read=STREAM_IDLE_S_MAX)
         decoder = SseDecoder()
@@ -443,8 +541,12 @@ class AsyncClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         verify: bool = True,
         verify_header: HeaderVerifier | None = None,
+        network: NetworkSpec | None = None,
+        expected_genesis: str | None = None,
+        expected_chain_id: str | None = None,
     ) -> None:
-        self._core = _Core(base_url or default_node_url(), verify, verify_header)
+        url, pin = resolve_pin(base_url, network, expected_genesis, expected_chain_id)
+        self._core = _Core(url, verify, verify_header, pin)
         self.timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=self._core.base_url, transport=transport, timeout=timeout
@@ -453,6 +555,10 @@ class AsyncClient:
     @property
     def base_url(self) -> str:
         return self._core.base_url
+
+    @property
+    def pin(self) -> NetworkPin | None:
+        return self._core.pin
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -463,7 +569,9 @@ class AsyncClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _send(self, request: _Request) -> Any:
+    async def _send(self, request: _Request, *, pinned: bool = False) -> Any:
+        if not (pinned or self._core.pinned):
+            await self.status()
         try:
             response = await self._http.request(
                 request.method,
@@ -483,7 +591,9 @@ class AsyncClient:
         return self._core.suite_of(info)
 
     async def status(self) -> NodeInfo:
-        info = NodeInfo.from_json(await self._send(_Request("GET", "/v1/status")))
+        info = self._core.check_pin(
+            NodeInfo.from_json(await self._send(_Request("GET", "/v1/status"), pinned=True))
+        )
         self._core.node_info = info
         return info
 
@@ -574,6 +684,8 @@ class AsyncClient:
     async def subscribe(
         self, kinds: Iterable[str] | None = None, *, limit: int | None = None
     ) -> AsyncIterator[ChainEvent]:
+        if not self._core.pinned:
+            await self.status()
         params = self._core.events_params(kinds, limit)
         timeout = httpx.Timeout(self.timeout, read=STREAM_IDLE_S_MAX)
         decoder = SseDecoder()

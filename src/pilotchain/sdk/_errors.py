@@ -11,7 +11,10 @@
     ├── ProofError                  a proof, value or header does not verify: do not trust that answer
     ├── TimeoutError                waiting for a commit took longer than asked (the transaction may still commit)
     ├── IdentityError               an identity file that cannot be used
-    └── ResponseError               the node answered something that is not the gateway's JSON shape
+    ├── ResponseError               the node answered something that is not the gateway's JSON shape
+    ├── WrongNetwork                the gateway serves another chain than the one pinned (genesis hash
+    │                               or chain id): .url, .expected, .found; nothing was sent to it
+    └── NetworkFileError            a network folder, genesis file or genesis hash unusable as a pin
 
 Lower-layer errors (httpx, identity files, the wire format) are translated where the SDK
 calls them, with ``raise ... from exc`` so the cause stays visible.
@@ -32,6 +35,8 @@ __all__ = [
     "TimeoutError",
     "IdentityError",
     "ResponseError",
+    "WrongNetwork",
+    "NetworkFileError",
 ]
 
 
@@ -86,3 +91,21 @@ class IdentityError(PilotchainError):
 
 class ResponseError(PilotchainError):
     """The node answered something that is not the gateway's JSON shape (wrong URL or version?)."""
+
+
+class WrongNetwork(PilotchainError):
+    """The gateway belongs to another chain than the one this client is pinned to.
+
+    ``expected`` / ``found`` are genesis hashes (hex) — or chain ids when only a chain id was
+    pinned; ``url`` is the gateway. The check runs before the client's first request, so nothing
+    (no transaction) was sent to that gateway."""
+
+    def __init__(self, url: str, expected: str, found: str, message: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.expected = expected
+        self.found = found
+
+
+class NetworkFileError(PilotchainError):
+    """A network folder, genesis file or genesis hash that cannot be used to pin a client."""
