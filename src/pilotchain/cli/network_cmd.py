@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -24,8 +25,13 @@ app = typer.Typer(help="Create a consortium and run its nodes (one OS process pe
 _DIR = typer.Option(Path("./pilot-network"), "--dir", help="the network folder")
 
 
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[red]error:[/] {message}")
+def _err(message: str) -> None:
+    """One line on stderr, printed as is (paths and log lines may hold "[...]")."""
+    Console(stderr=True, soft_wrap=True, highlight=False).print(message, markup=False)
+
+
+def _fail(message: str) -> NoReturn:
+    _err(f"error: {message}")
     raise typer.Exit(1)
 
 
@@ -64,25 +70,27 @@ def init(
     console.print(f"next: [bold]pilotchain network up --dir {directory}[/]")
 
 
-def _status_rows(directory: Path) -> list[dict[str, Any]]:
-    from pilotchain.network.processes import node_pid, nodes_of, probe_status
+def _status_rows(directory: Path, *, log_since: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """One row per node: up only when its gateway serves this network's genesis hash."""
+    from pilotchain.network.processes import node_state, nodes_of
 
+    genesis = str(load_manifest(directory)["genesis_hash"])
     rows = []
     now_ms = int(time.time() * 1000)
     for node in nodes_of(directory):
-        status = probe_status(node.gateway_url, timeout_s=1.5)
-        pid = node_pid(node.home)
-        row: dict[str, Any] = {"node": node.name, "org": node.org, "pid": pid, "gateway_url": node.gateway_url,
-                               "up": status is not None}
+        state = node_state(node, genesis, timeout_s=1.5, log_since=(log_since or {}).get(node.name, 0))
+        status = state.status
+        row: dict[str, Any] = {"node": node.name, "org": node.org, "pid": state.pid, "gateway_url": node.gateway_url,
+                               "up": state.up, "state": state.state, "reason": state.reason}
         if status is not None:
             row.update(
-                height=status["height"],
+                height=int(status["height"]),
                 last_block_hash=status["last_block_hash"],
                 last_commit_age_ms=max(0, now_ms - int(status["last_block_time_ms"])),
                 peers_connected=sum(1 for ok in status.get("peers", {}).values() if ok),
                 peers_total=len(status.get("peers", {})),
                 mempool=status.get("mempool", {}).get("size"),
-                syncing=status.get("syncing"),
+                syncing=bool(status.get("syncing")),
             )
         rows.append(row)
     top = max((row.get("height", -1) for row in rows), default=-1)
@@ -91,20 +99,54 @@ def _status_rows(directory: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _print_rows(rows: list[dict[str, Any]], title: str) -> None:
-    table = Table(title=title, title_justify="left")
-    for column in ("node", "org", "height", "lag", "peers", "last commit", "gateway URL", "state"):
-        table.add_column(column)
+_STATE_STYLE = {"up": "green", "syncing": "yellow", "starting": "yellow", "down": "red"}
+
+
+def _print_rows(rows: list[dict[str, Any]], title: str, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    # node names and URLs keep their full width (never cut); the short columns fold if they must
+    table.add_column("node", min_width=max((len(row["node"]) for row in rows), default=4))
+    for column in ("height", "peers", "commit", "state"):
+        table.add_column(column, overflow="fold")
+    table.add_column("gateway URL", overflow="fold")
     for row in rows:
-        if row["up"]:
-            state = "[yellow]syncing[/]" if row.get("syncing") else "[green]up[/]"
-            table.add_row(row["node"], row["org"], str(row["height"]), str(row["lag"]),
-                          f"{row['peers_connected']}/{row['peers_total']}", f"{row['last_commit_age_ms'] / 1000:.1f}s ago",
-                          row["gateway_url"], state)
+        state = f"[{_STATE_STYLE.get(row['state'], 'red')}]{row['state']}[/]"
+        if "height" in row:
+            height = str(row["height"]) + (f" (lag {row['lag']})" if row["lag"] else "")
+            table.add_row(row["node"], height, f"{row['peers_connected']}/{row['peers_total']}",
+                          f"{row['last_commit_age_ms'] / 1000:.1f}s ago", state, row["gateway_url"])
         else:
-            state = "[red]down[/]" if row["pid"] is None else "[yellow]starting[/]"
-            table.add_row(row["node"], row["org"], "-", "-", "-", "-", row["gateway_url"], state)
-    Console().print(table)
+            table.add_row(row["node"], "-", "-", "-", state, row["gateway_url"])
+    console.print(table)
+    for row in rows:
+        if row["reason"] and not row["up"]:
+            console.print(f"{row['node']}: {row['state']}, {row['reason']}", markup=False, highlight=False)
+
+
+def _port_conflicts(directory: Path, genesis: str) -> tuple[str | None, set[str]]:
+    """What says which ports another program holds (None: none), and the nodes already serving
+    this network (started outside `network up`, e.g. `pilotchain node start`)."""
+    from pilotchain.network.processes import PortTaken, node_state, nodes_of, taken_ports
+
+    nodes = {node.name: node for node in nodes_of(directory)}
+    conflicts: list[PortTaken] = []
+    running: set[str] = set()
+    for taken in taken_ports(list(nodes.values())):
+        if taken.node in running:
+            continue
+        if node_state(nodes[taken.node], genesis, timeout_s=1.0).up:
+            running.add(taken.node)
+            continue
+        conflicts.append(taken)
+    conflicts = [taken for taken in conflicts if taken.node not in running]
+    if not conflicts:
+        return None, running
+    first = conflicts[0]
+    more = f" and {len(conflicts) - 1} more of its ports ({', '.join(str(t.port) for t in conflicts[1:])})" \
+        if len(conflicts) > 1 else ""
+    return (f"port {first.port} on {first.host} ({first.kind} port of node {first.node}){more} "
+            f"{'are' if more else 'is'} in use by another program"), running
 
 
 @app.command()
@@ -113,32 +155,57 @@ def up(
     timeout: float = typer.Option(120.0, help="seconds to wait for the first commit"),
     json_output: bool = typer.Option(False, "--json", help="print the status as JSON"),
 ) -> None:
-    """Start every local node as its own process and wait until the network commits."""
-    from pilotchain.network.processes import nodes_of, start_node, wait_until
+    """Start every local node as its own process and wait until the network commits.
+
+    Refuses to start anything when another program holds one of the nodes' ports; after the
+    start, every node must stay alive and its gateway serve this network's genesis hash."""
+    from pilotchain.network.processes import log_size, nodes_of, start_node
 
     try:
         nodes = nodes_of(directory)
+        manifest = load_manifest(directory)
     except NodeConfigError as exc:
         _fail(str(exc))
         return
+    genesis = str(manifest["genesis_hash"])
+    conflict, running = _port_conflicts(directory, genesis)
+    if conflict is not None:
+        first_port = min(int(n["p2p_addr"].rpartition(":")[2]) for n in manifest["nodes"])
+        _fail(f"{conflict}; nothing was started. Another network may be running there: stop it, or create "
+              f"this one on free ports with `pilotchain network init --dir NEW_DIR --base-port N` (this one "
+              f"uses {first_port}-{first_port + 2 * len(nodes) - 1}, 2 ports per node)")
     console = Console(stderr=json_output)
+    offsets = {node.name: log_size(node) for node in nodes}
     for node in nodes:
+        if node.name in running:
+            console.print(f"{node.name} is already running (outside `network up`)")
+            continue
         pid = start_node(node)
         console.print(f"started {node.name} (pid {pid}), logs in {node.home / 'node.log'}")
-    manifest = load_manifest(directory)
-    with console.status("waiting for the network to commit a block…"):
-        committed = wait_until(
-            lambda: sum(1 for r in _status_rows(directory) if r.get("height", 0) >= 1) * 3 > 2 * len(nodes),
-            timeout_s=timeout, interval_s=0.5,
-        )
-    rows = _status_rows(directory)
+    deadline = time.monotonic() + timeout
+    rows = _status_rows(directory, log_since=offsets)
+    with console.status("waiting for every node to serve this network and for a commit…"):
+        while True:
+            failed = [row for row in rows if row["state"] == "down"]
+            committed = sum(1 for r in rows if r.get("height", 0) >= 1) * 3 > 2 * len(nodes)
+            ready = committed and all(row["up"] for row in rows)
+            if failed or ready or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+            rows = _status_rows(directory, log_since=offsets)
     if json_output:
-        typer.echo(json.dumps({"chain_id": manifest["chain_id"], "committed": committed, "nodes": rows}, indent=2))
+        typer.echo(json.dumps({"chain_id": manifest["chain_id"], "genesis_hash": genesis, "committed": committed,
+                               "ok": ready and not failed, "nodes": rows}, indent=2))
     else:
-        _print_rows(rows, f"network {manifest['chain_id']} ({manifest['suite']})")
-    if not committed:
-        Console(stderr=True).print(f"[red]no commit within {timeout:.0f}s[/]; look at the node logs: {directory}/nodes/*/node.log")
-        raise typer.Exit(1)
+        _print_rows(rows, f"network {manifest['chain_id']} ({manifest['suite']})", console)
+    if failed:
+        for row in failed:
+            _err(f"{row['node']} is down: {row['reason']}")
+        _fail(f"{len(failed)} of {len(nodes)} nodes did not come up; the others keep running "
+              f"(`pilotchain network down --dir {directory}` stops them)")
+    if not ready:
+        _fail(f"the network did not commit with every node up within {timeout:.0f}s; look at the node logs: "
+              f"{directory}/nodes/*/node.log")
 
 
 @app.command()
@@ -146,7 +213,9 @@ def status(
     directory: Path = _DIR,
     json_output: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Each node's height, peers, lag and last commit."""
+    """Each node's height, peers, lag and last commit; a node is up only when its gateway serves
+    this network's genesis hash (a dead process or another network's gateway is down, with the
+    reason). Exit 1 when some node is not up."""
     try:
         rows = _status_rows(directory)
     except NodeConfigError as exc:
@@ -156,6 +225,8 @@ def status(
         typer.echo(json.dumps(rows, indent=2))
     else:
         _print_rows(rows, f"network in {directory}")
+    if not all(row["up"] for row in rows):
+        raise typer.Exit(1)
 
 
 @app.command()

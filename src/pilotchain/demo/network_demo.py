@@ -1,11 +1,17 @@
 """The multi-organisation demo: a consortium, 4 validator processes, a workload, a summary.
 
-1. ``network init`` in a fresh folder (the pilot organisations, one CA each, identities, genesis);
-2. ``network up``: each validator as its own OS process, waits for the first commit;
+1. ``network init`` in a fresh folder (the pilot organisations, one CA each, identities, genesis),
+   on ``--base-port`` if its 8 ports are free, else on the next free block below the ephemeral
+   range (said on the console);
+2. ``network up``: each validator as its own OS process, waits until every process is alive, its
+   gateway serves *this* network's genesis hash and the first block is committed — a node that
+   died (e.g. its port taken meanwhile) ends the demo with the last error line of its log;
 3. a workload from every organisation's client identity: pre-signed kv transactions submitted
-   through all gateways concurrently, commit times taken from one node's event stream;
+   through all gateways concurrently (clients pinned to the genesis hash), commit times taken
+   from one node's event stream;
 4. a summary: blocks, transactions, throughput, latency percentiles, and that every node reports
-   the same block hash at every height and the same state root;
+   the same block hash at every height and the same state root — only when every gateway serves
+   this network's genesis;
 5. keeps the network up (gateway URLs printed) until Ctrl-C, or stops with ``--exit``.
 """
 
@@ -23,16 +29,24 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pilotchain.network.consortium import init_network, load_manifest
+from pilotchain.network.consortium import NetworkError, init_network, load_manifest
 from pilotchain.network.processes import (
     NodeProcess,
+    free_port_block,
+    node_state,
     nodes_of,
+    port_is_free,
     probe_status,
     start_node,
     stop_node,
-    wait_until,
 )
-from pilotchain.sdk import AsyncClient, Identity, TxRejectedError, build_transaction
+from pilotchain.sdk import (
+    AsyncClient,
+    Identity,
+    PilotchainError,
+    TxRejectedError,
+    build_transaction,
+)
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -56,6 +70,8 @@ class DemoResult:
     state_roots_agree: bool
     heads: dict[str, tuple[int, str]] = field(default_factory=dict)
     gateways: dict[str, str] = field(default_factory=dict)
+    #: why the demo stopped early (the network did not come up, or a gateway is another network's)
+    failure: str | None = None
 
     def percentile_ms(self, fraction: float) -> float:
         if not self.latencies_ms:
@@ -64,8 +80,8 @@ class DemoResult:
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def _workload(nodes: list[NodeProcess], identities: list[Identity], chain_id: str, count: int,
-                    progress: Progress) -> tuple[int, dict[str, int], list[float], float]:
+async def _workload(nodes: list[NodeProcess], identities: list[Identity], chain_id: str, genesis: str,
+                    count: int, progress: Progress) -> tuple[int, dict[str, int], list[float], float]:
     raws = [
         build_transaction(identities[i % len(identities)], chain_id, "kv", "put",
                           {"key": f"{identities[i % len(identities)].bundle.certificate.org_id}/reading-{i}", "value": i})
@@ -79,7 +95,7 @@ async def _workload(nodes: list[NodeProcess], identities: list[Identity], chain_
 
     async def watch_commits() -> None:
         """Commit times from block events (one per block), the block's transaction ids fetched."""
-        async with AsyncClient(nodes[0].gateway_url, timeout=60.0) as client:
+        async with AsyncClient(nodes[0].gateway_url, timeout=60.0, expected_genesis=genesis) as client:
             async for event in client.subscribe(["block"]):
                 seen_at = time.perf_counter()
                 if not event.data.get("tx_count"):
@@ -100,7 +116,9 @@ async def _workload(nodes: list[NodeProcess], identities: list[Identity], chain_
     async def submit_through(node: NodeProcess, share: list[Any]) -> None:
         """Batches of BATCH_TXS signed transactions, BATCHES_IN_FLIGHT outstanding per gateway."""
         limit = asyncio.Semaphore(BATCHES_IN_FLIGHT)
-        async with AsyncClient(node.gateway_url, timeout=60.0) as client:
+        async with AsyncClient(node.gateway_url, timeout=60.0, expected_genesis=genesis) as client:
+            await client.status()  # WrongNetwork before any transaction if it is another chain's gateway
+
             async def one(batch: list[Any]) -> None:
                 async with limit:
                     sent_at = time.perf_counter()
@@ -129,10 +147,11 @@ async def _workload(nodes: list[NodeProcess], identities: list[Identity], chain_
     return len(committed_at), rejected, latencies, elapsed
 
 
-def _agreement(nodes: list[NodeProcess]) -> tuple[bool, bool, dict[str, tuple[int, str]], int]:
-    """Every node's hash at every common height, and state roots at the common head."""
+def _agreement(nodes: list[NodeProcess], genesis: str) -> tuple[bool, bool, dict[str, tuple[int, str]], int]:
+    """Every node's hash at every common height, and state roots at the common head — all
+    False unless every gateway serves this network's genesis."""
     statuses = {node.name: probe_status(node.gateway_url) for node in nodes}
-    heights = [int(s["height"]) for s in statuses.values() if s is not None]
+    heights = [int(s["height"]) for s in statuses.values() if s is not None and s.get("genesis_hash") == genesis]
     if len(heights) != len(nodes):
         return False, False, {}, 0
     common = min(heights)
@@ -148,35 +167,87 @@ def _agreement(nodes: list[NodeProcess]) -> tuple[bool, bool, dict[str, tuple[in
     return hashes_agree, len(roots) == 1, heads, common
 
 
+VALIDATORS = 4
+#: seconds to wait for every node to serve this network and for the first commit
+START_TIMEOUT_S = 120.0
+
+
+def _free_base_port(base_port: int, console: Console) -> int:
+    """``base_port`` if its ports are free, else the next free block (said on the console)."""
+    count = 2 * VALIDATORS
+    if all(port_is_free("127.0.0.1", port) for port in range(base_port, base_port + count)):
+        return base_port
+    try:
+        base = free_port_block(count, start=base_port + count)
+    except NetworkError:
+        base = free_port_block(count, start=20_000)
+    console.print(f"[yellow]ports {base_port}-{base_port + count - 1} are in use (another network?)[/]; "
+                  f"this demo uses {base}-{base + count - 1}")
+    return base
+
+
+def _wait_for_network(nodes: list[NodeProcess], genesis: str, timeout_s: float) -> str | None:
+    """None once every node is alive, its gateway serves ``genesis`` and all have committed a
+    block; otherwise what went wrong (a node that died: the last error line of its log)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        states = {node.name: node_state(node, genesis, timeout_s=1.0) for node in nodes}
+        dead = [f"{name}: {state.reason}" for name, state in states.items() if state.state == "down"]
+        if dead:
+            return "a validator did not come up: " + "; ".join(dead)
+        if all(state.up and (state.status or {}).get("height", 0) >= 1 for state in states.values()):
+            return None
+        if time.monotonic() >= deadline:
+            waiting = ", ".join(f"{name} ({state.state})" for name, state in states.items() if not state.up)
+            return f"the network did not commit within {timeout_s:.0f} s (waiting for: {waiting or 'a block'})"
+        time.sleep(0.3)
+
+
 def run_demo(directory: Path, *, suite: str, transactions: int, base_port: int, console: Console) -> DemoResult:
     console.rule(f"[bold]pilotchain demo[/] — {suite} suite")
-    manifest = init_network(directory, suite_name=suite, validators=4, base_port=base_port,
-                            now_ms=int(time.time() * 1000))
+    manifest = init_network(directory, suite_name=suite, validators=VALIDATORS,
+                            base_port=_free_base_port(base_port, console), now_ms=int(time.time() * 1000))
+    genesis = str(manifest["genesis_hash"])
     console.print(f"consortium [bold]{manifest['chain_id']}[/]: {len(manifest['organizations'])} organisations "
-                  f"({', '.join(o['org'] for o in manifest['organizations'])}), 4 validators; folder {directory}")
+                  f"({', '.join(o['org'] for o in manifest['organizations'])}), {VALIDATORS} validators; "
+                  f"genesis {genesis[:16]}…; folder {directory}")
     nodes = nodes_of(directory)
+    gateways = {n.name: n.gateway_url for n in nodes}
+
+    def failed(reason: str) -> DemoResult:
+        return DemoResult(chain_id=manifest["chain_id"], suite=suite, transactions=transactions, committed=0,
+                          rejected={}, seconds=0.0, latencies_ms=[], blocks=0, heights_agree=False,
+                          state_roots_agree=False, gateways=gateways, failure=reason)
+
     for node in nodes:
         start_node(node)
-    with console.status("starting 4 validator processes and waiting for the first commit…"):
-        if not wait_until(lambda: all((probe_status(n.gateway_url, 1.0) or {}).get("height", 0) >= 1 for n in nodes),
-                          timeout_s=120, interval_s=0.3):
-            raise RuntimeError(f"the network did not commit within 120 s; see {directory}/nodes/*/node.log")
+    with console.status(f"starting {VALIDATORS} validator processes and waiting for the first commit…"):
+        problem = _wait_for_network(nodes, genesis, START_TIMEOUT_S)
+    if problem is not None:
+        return failed(problem)
     identities = [Identity.load(directory / org["client_identity"]) for org in manifest["organizations"]]
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
-        committed, rejected, latencies, seconds = asyncio.run(
-            _workload(nodes, identities, manifest["chain_id"], transactions, progress)
-        )
-    hashes_agree, roots_agree, heads, common = _agreement(nodes)
+    try:
+        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console) as progress:
+            committed, rejected, latencies, seconds = asyncio.run(
+                _workload(nodes, identities, manifest["chain_id"], genesis, transactions, progress)
+            )
+    except PilotchainError as exc:
+        return failed(f"the workload stopped: {exc}")
+    hashes_agree, roots_agree, heads, common = _agreement(nodes, genesis)
     return DemoResult(
         chain_id=manifest["chain_id"], suite=suite, transactions=transactions, committed=committed,
         rejected=rejected, seconds=seconds, latencies_ms=latencies, blocks=common,
         heights_agree=hashes_agree, state_roots_agree=roots_agree, heads=heads,
-        gateways={n.name: n.gateway_url for n in nodes},
+        gateways=gateways,
     )
 
 
 def print_result(result: DemoResult, console: Console) -> None:
+    if result.failure is not None:
+        console.print("[red]error:[/] ", end="")
+        console.print(result.failure, markup=False, highlight=False)
+        return
     table = Table(title=f"{result.chain_id} ({result.suite})", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -193,7 +264,7 @@ def print_result(result: DemoResult, console: Console) -> None:
     gateways = Table(title="gateways", title_justify="left")
     gateways.add_column("node")
     gateways.add_column("height", justify="right")
-    gateways.add_column("URL")
+    gateways.add_column("URL", overflow="fold")
     for name, url in result.gateways.items():
         gateways.add_row(name, str(result.heads.get(name, (0, ""))[0]), url)
     console.print(gateways)

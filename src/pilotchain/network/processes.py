@@ -4,17 +4,24 @@ Each node runs as its own OS process (``python -m pilotchain node start --home H
 JSON-lines logs to ``H/node.log``; its pid goes to ``H/node.pid``. Stopping sends SIGTERM (the
 node shuts down cleanly) and SIGKILL only after a grace period. Nothing here is part of the
 deterministic core.
+
+Telling the truth about a node: :func:`taken_ports` says which listen ports another program
+holds before anything starts; :func:`node_state` says whether a node is up — its process alive
+(or its gateway answering) *and* its gateway serving this network's genesis hash — and if not,
+why (a process that died, with the last error line of its log; a gateway of another network).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +29,26 @@ from typing import Any
 import httpx
 
 from pilotchain.network.consortium import load_manifest
+from pilotchain.node.config import NodeConfigError, load_node_config
 
-__all__ = ["NodeProcess", "start_node", "stop_node", "node_pid", "probe_status", "wait_until", "nodes_of"]
+__all__ = [
+    "NodeProcess",
+    "NodeState",
+    "PortTaken",
+    "start_node",
+    "stop_node",
+    "node_pid",
+    "probe_status",
+    "wait_until",
+    "nodes_of",
+    "taken_ports",
+    "last_error_line",
+    "node_state",
+    "log_size",
+    "free_port_block",
+    "port_is_free",
+    "EPHEMERAL_PORT_MIN",
+]
 
 PID_FILE = "node.pid"
 LOG_FILE = "node.log"
@@ -36,19 +61,29 @@ class NodeProcess:
     home: Path
     gateway_url: str
     p2p_addr: str
+    #: the addresses the node binds (node.json); empty: the advertised ones
+    p2p_listen: str = ""
+    gateway_listen: str = ""
 
 
 def nodes_of(directory: Path) -> list[NodeProcess]:
     manifest = load_manifest(directory)
-    return [
-        NodeProcess(name=n["name"], org=n["org"], home=(directory / n["home"]).resolve(),
-                    gateway_url=n["gateway_url"], p2p_addr=n["p2p_addr"])
-        for n in manifest["nodes"]
-    ]
+    nodes = []
+    for n in manifest["nodes"]:
+        home = (directory / n["home"]).resolve()
+        try:
+            config = load_node_config(home)
+            p2p_listen, gateway_listen = config.p2p_listen, config.gateway_listen
+        except NodeConfigError:
+            p2p_listen, gateway_listen = "", ""
+        nodes.append(NodeProcess(name=n["name"], org=n["org"], home=home, gateway_url=n["gateway_url"],
+                                 p2p_addr=n["p2p_addr"], p2p_listen=p2p_listen, gateway_listen=gateway_listen))
+    return nodes
 
 
-def node_pid(home: Path) -> int | None:
-    """The pid of the node running in ``home``, or None (a stale pid file is removed)."""
+def node_pid(home: Path, *, forget_stale: bool = True) -> int | None:
+    """The pid of the node running in ``home``, or None (a stale pid file is removed unless
+    ``forget_stale`` is False: `network status` keeps it, so a node that died stays visible)."""
     path = home / PID_FILE
     try:
         pid = int(path.read_text().strip())
@@ -57,7 +92,8 @@ def node_pid(home: Path) -> int | None:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        path.unlink(missing_ok=True)
+        if forget_stale:
+            path.unlink(missing_ok=True)
         return None
     except PermissionError:
         return pid
@@ -65,9 +101,177 @@ def node_pid(home: Path) -> int | None:
     with contextlib.suppress(ChildProcessError, OSError):
         finished, _ = os.waitpid(pid, os.WNOHANG)
         if finished == pid:
-            path.unlink(missing_ok=True)
+            if forget_stale:
+                path.unlink(missing_ok=True)
             return None
     return pid
+
+
+# ---------------------------------------------------------------------- ports
+
+
+@dataclass(frozen=True, slots=True)
+class PortTaken:
+    node: str
+    kind: str  #: "p2p" or "gateway"
+    host: str
+    port: int
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or a URL's authority."""
+    if "://" in address:
+        address = address.split("://", 1)[1].split("/", 1)[0]
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a listening socket could be bound on ``host:port`` now (SO_REUSEADDR as the node
+    uses it, so a port in TIME_WAIT counts as free and one with a listener as taken)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+#: Linux's default ephemeral range starts here (net.ipv4.ip_local_port_range 32768-60999): ports
+#: picked for nodes stay below it, where outgoing connections do not take them at random.
+EPHEMERAL_PORT_MIN = 32768
+
+
+def free_port_block(count: int, *, host: str = "127.0.0.1", start: int = 26600,
+                    stop: int = EPHEMERAL_PORT_MIN) -> int:
+    """The first base port >= ``start`` such that ``base .. base + count - 1`` are all free on
+    ``host`` now (below ``stop``: outside the ephemeral range). NetworkError if there is none."""
+    from pilotchain.network.consortium import NetworkError
+
+    base = start
+    while base + count <= stop:
+        busy = next((port for port in range(base, base + count) if not port_is_free(host, port)), None)
+        if busy is None:
+            return base
+        base = busy + 1
+    raise NetworkError(f"no {count} consecutive free ports between {start} and {stop} on {host}")
+
+
+def taken_ports(nodes: Sequence[NodeProcess]) -> list[PortTaken]:
+    """The P2P and gateway ports of the nodes that are not running that something else holds."""
+    taken = []
+    for node in nodes:
+        if node_pid(node.home) is not None:
+            continue  # its own process holds them
+        for kind, address in (("p2p", node.p2p_listen or node.p2p_addr),
+                              ("gateway", node.gateway_listen or node.gateway_url)):
+            host, port = _host_port(address)
+            if not port_is_free(host, port):
+                taken.append(PortTaken(node.name, kind, host, port))
+    return taken
+
+
+# ---------------------------------------------------------------------- logs
+
+
+#: Bytes read from the end of a log to find its last error.
+LOG_TAIL_BYTES = 64 * 1024
+
+
+def log_size(node: NodeProcess) -> int:
+    """The size of the node's log now (read errors from this offset on after a start)."""
+    try:
+        return (node.home / LOG_FILE).stat().st_size
+    except OSError:
+        return 0
+
+
+def _error_of(line: str) -> str | None:
+    text = line.strip()
+    if not text:
+        return None
+    if text.startswith("{"):
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(record, dict) or str(record.get("level", "")).lower() not in ("error", "critical"):
+            return None
+        detail = record.get("error") or record.get("exc") or ""
+        message = str(record.get("msg") or record.get("event") or "error")
+        return f"{message}: {detail}" if detail and str(detail) not in message else message
+    if text.lower().startswith(("error:", "fatal:", "critical:")):  # what a command prints before exiting
+        return text
+    # the last line of a traceback: "OSError: [Errno 98] ...", "pkg.SomeError: ..."
+    head = text.split(":", 1)[0]
+    if " " not in head and head.rsplit(".", 1)[-1].endswith(("Error", "Exception", "Broken", "Halted")):
+        return text
+    return None
+
+
+def last_error_line(node: NodeProcess, *, since: int = 0) -> str | None:
+    """The last error in the node's log after byte ``since``: an error record's message or a
+    traceback's final line (e.g. ``OSError: [Errno 98] … address already in use``); one line."""
+    path = node.home / LOG_FILE
+    try:
+        with path.open("rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            log.seek(max(since, size - LOG_TAIL_BYTES))
+            tail = log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        found = _error_of(line)
+        if found is not None:
+            return found if len(found) <= 300 else found[:299] + "…"
+    return None
+
+
+# ---------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """What `network status` says about a node: ``up`` only when its gateway answers with the
+    network's genesis hash; ``state`` is up, syncing, starting or down; ``reason`` says why."""
+
+    state: str
+    reason: str
+    pid: int | None
+    status: dict[str, Any] | None  #: the gateway's /v1/status when it is this network's
+
+    @property
+    def up(self) -> bool:
+        return self.state in ("up", "syncing")
+
+
+def node_state(node: NodeProcess, genesis_hash: str, *, timeout_s: float = 1.5, log_since: int = 0) -> NodeState:
+    """Whether ``node`` runs and serves the network with ``genesis_hash`` (hex), and if not why."""
+    had_pid_file = (node.home / PID_FILE).exists()
+    pid = node_pid(node.home, forget_stale=False)
+    status = probe_status(node.gateway_url, timeout_s=timeout_s)
+    if status is not None:
+        found = str(status.get("genesis_hash", "")).lower()
+        if found != genesis_hash.lower():
+            return NodeState(
+                "down",
+                f"its gateway address serves another network (genesis {found[:12]}…, chain "
+                f"{status.get('chain_id')!r}; this one is {genesis_hash[:12]}…)"
+                + ("" if pid is not None else "; the node is not running"),
+                pid, None,
+            )
+        if status.get("syncing"):
+            return NodeState("syncing", "catching up with its peers", pid, status)
+        return NodeState("up", "", pid, status)
+    if pid is not None:
+        return NodeState("starting", "process running, gateway not answering yet", pid, None)
+    if had_pid_file:
+        error = last_error_line(node, since=log_since)
+        return NodeState("down", "process exited" + (f": {error}" if error else f"; see {node.home / LOG_FILE}"),
+                         None, None)
+    return NodeState("down", "not running", None, None)
 
 
 def start_node(node: NodeProcess, *, extra_env: dict[str, str] | None = None) -> int:
