@@ -60,14 +60,26 @@ def init(
         typer.echo(json.dumps(manifest, indent=2))
         return
     console = Console()
-    table = Table(title=f"consortium {manifest['chain_id']} ({manifest['suite']}) in {directory}", title_justify="left")
-    for column in ("node", "org", "p2p", "gateway", "home"):
-        table.add_column(column)
+    table = Table(title=f"consortium {manifest['chain_id']} ({manifest['suite']}) in {directory}, "
+                        f"genesis {manifest['genesis_hash'][:16]}…", title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("node", "org", "p2p", "gateway URL"):
+        table.add_column(column, overflow="fold")
     for node in manifest["nodes"]:
-        table.add_row(node["name"], node["org"], node["p2p_addr"], node["gateway_url"], str(directory / node["home"]))
+        table.add_row(node["name"], node["org"], node["p2p_addr"], node["gateway_url"])
     console.print(table)
+    console.print(f"node homes (configuration, keys, ledger, node.log) under {directory}/nodes/<node>/")
     console.print(f"{len(manifest['organizations'])} organisations; admin and client identities under {directory}/orgs/<org>/")
-    console.print(f"next: [bold]pilotchain network up --dir {directory}[/]")
+    from pilotchain.network.processes import nodes_of, taken_ports
+
+    busy = taken_ports(nodes_of(directory))
+    if busy:
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] port {busy[0].port}" + (f" and {len(busy) - 1} more" if len(busy) > 1 else "")
+            + " of this network are in use now (another network?); `network up` will refuse to start. "
+            f"Create it elsewhere with --base-port (e.g. {base_port + 1000}), below 32768.")
+    console.print(f"next: [bold]pilotchain network up --dir {directory}[/]; then point commands at it: "
+                  f"[bold]export PILOTCHAIN_NETWORK={directory}[/]")
 
 
 def _status_rows(directory: Path, *, log_since: dict[str, int] | None = None) -> list[dict[str, Any]]:
@@ -113,7 +125,7 @@ def _print_rows(rows: list[dict[str, Any]], title: str, console: Console | None 
     for row in rows:
         state = f"[{_STATE_STYLE.get(row['state'], 'red')}]{row['state']}[/]"
         if "height" in row:
-            height = str(row["height"]) + (f" (lag {row['lag']})" if row["lag"] else "")
+            height = str(row["height"]) + (f" (-{row['lag']})" if row["lag"] else "")
             table.add_row(row["node"], height, f"{row['peers_connected']}/{row['peers_total']}",
                           f"{row['last_commit_age_ms'] / 1000:.1f}s ago", state, row["gateway_url"])
         else:
@@ -159,7 +171,7 @@ def up(
 
     Refuses to start anything when another program holds one of the nodes' ports; after the
     start, every node must stay alive and its gateway serve this network's genesis hash."""
-    from pilotchain.network.processes import log_size, nodes_of, start_node
+    from pilotchain.network.processes import log_size, node_pid, nodes_of, start_node
 
     try:
         nodes = nodes_of(directory)
@@ -179,6 +191,10 @@ def up(
     for node in nodes:
         if node.name in running:
             console.print(f"{node.name} is already running (outside `network up`)")
+            continue
+        already = node_pid(node.home)
+        if already is not None:
+            console.print(f"{node.name} is already running (pid {already})")
             continue
         pid = start_node(node)
         console.print(f"started {node.name} (pid {pid}), logs in {node.home / 'node.log'}")
@@ -269,4 +285,4 @@ def add_node_command(
                   f"p2p {entry['p2p_addr']}, gateway {entry['gateway_url']}")
     console.print(f"start it: [bold]pilotchain network up --dir {directory}[/]; then propose it as a validator:\n"
                   f"  pilotchain gov propose add_validator \"$(cat {directory / entry['home'] / 'validator.json'})\" "
-                  f"--identity {directory}/orgs/{org}/admin.id --node <gateway URL>")
+                  f"--identity {directory}/orgs/{org}/admin.id --network {directory}")
