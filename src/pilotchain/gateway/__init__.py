@@ -5,12 +5,16 @@
     ...
     await server.close()
 
-Endpoints, error codes and the SSE format: docs/api.md.
+Endpoints, error codes, limits, health and the SSE format: docs/api.md.
 """
 
 from __future__ import annotations
 
+from pilotchain.gateway._limits import GatewayLimits, RateLimitFilter
 from pilotchain.gateway.app import HTTP_STATUS_OF_CODE, GatewayOptions, create_app
 from pilotchain.gateway.server import GatewayServer, serve
 
-__all__ = ["create_app", "GatewayOptions", "HTTP_STATUS_OF_CODE", "serve", "GatewayServer"]
+__all__ = [
+    "create_app", "GatewayOptions", "GatewayLimits", "HTTP_STATUS_OF_CODE", "serve", "GatewayServer",
+    "RateLimitFilter",
+]

@@ -7,12 +7,14 @@ event loop thread, and renders the node's types as JSON with the conventions of
 :mod:`pilotchain.sdk.wire` (hex ids and hashes, base64 bytes, tagged JSON values). It holds no
 chain state of its own. Every error is JSON ``{"code": ..., "message": ...}``: transaction
 refusals carry their :class:`~pilotchain.ledger.tx.RejectCode`; the gateway's own codes are
-``BAD_REQUEST``, ``NOT_FOUND``, ``TOO_LARGE``, ``UNSUPPORTED_MEDIA_TYPE``, ``UNAVAILABLE`` and
-``INTERNAL``.
+``BAD_REQUEST``, ``NOT_FOUND``, ``TOO_LARGE``, ``TIMEOUT``, ``UNSUPPORTED_MEDIA_TYPE``,
+``UNAVAILABLE``, ``NOT_READY`` and ``INTERNAL``.
 
-Bounds: request bodies (the chain's ``tx_bytes_max``, base64 and JSON overhead included),
-event stream subscribers (the node's), events per stream (``?limit=``), heartbeat interval.
-CORS is off unless ``cors_origins`` is given. See docs/api.md.
+Bounds: request bodies (the chain's ``tx_bytes_max``, base64 and JSON overhead included; 413
+before reading), the time to send a body (408), JSON nesting (400, checked on the bytes before
+parsing), event stream subscribers (the node's), events per stream (``?limit=``), heartbeat
+interval; connection bounds are the server's (:mod:`pilotchain.gateway._limits`). ``/healthz``
+is liveness, ``/readyz`` readiness. CORS is off unless ``cors_origins`` is given. See docs/api.md.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from pilotchain.gateway._middleware import (
 )
 from pilotchain.ledger.block import Block, BlockHeader, block_hash
 from pilotchain.ledger.tx import RejectCode, TxRejected
-from pilotchain.node.api import EventKind, NodeAPI, NodeStatus, TxState, TxStatus
+from pilotchain.node.api import EventKind, NodeAPI, NodeStatus, Readiness, TxState, TxStatus
 from pilotchain.sdk.wire import (
     WireError,
     b64,
@@ -80,6 +82,13 @@ HEARTBEAT_S = 15.0
 EVENTS_PER_STREAM_MAX = 1_000_000
 #: State keys are at most this long (the execution layer's bound, namespace excluded).
 STATE_KEY_BYTES_MAX = 1024
+#: JSON bodies nest at most this deep: above anything a valid body needs (tagged JSON values
+#: nest at most 32 levels, ~3 JSON levels each for a $map) and far below Python's recursion limit
+JSON_DEPTH_MAX = 128
+#: A batch body is {"txs": [...]}: two levels
+BATCH_JSON_DEPTH_MAX = 4
+#: Seconds a client has to send a request body once its head arrived (408 after)
+BODY_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,10 @@ class GatewayOptions:
     #: request body bound; None: derived from the chain's tx_bytes_max
     body_bytes_max: int | None = None
     heartbeat_s: float = HEARTBEAT_S
+    #: JSON bodies nesting deeper are refused (400) before parsing
+    json_depth_max: int = JSON_DEPTH_MAX
+    #: a request body must arrive within this many seconds (408)
+    body_timeout_s: float = BODY_TIMEOUT_S
 
 
 class _ApiError(Exception):
@@ -143,6 +156,8 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     )
     #: set by the server handle on close: event streams end so the server can stop
     app.state.closing = asyncio.Event()
+    #: the server counts and logs its connection refusals here too
+    app.state.metrics = metrics
 
     # -- errors: JSON everywhere -------------------------------------------------------------
 
@@ -221,6 +236,14 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     async def healthz() -> JSONResponse:
         ok, reason = node.healthy()
         return JSONResponse({"ok": ok, "reason": reason}, status_code=200 if ok else 503)
+
+    @app.get(
+        "/readyz",
+        summary="Readiness: 200 when the node takes part in the chain, else 503 with the failed conditions",
+    )
+    async def readyz() -> JSONResponse:
+        readiness = node.ready()
+        return JSONResponse(readiness_json(readiness), status_code=200 if readiness.ready else 503)
 
     @app.get(
         "/metrics", summary="Prometheus text: the node's metrics and the gateway's request metrics"
@@ -314,7 +337,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         if content_type == "application/json":
             try:
                 document = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise _ApiError(400, "BAD_REQUEST", f"body is not JSON: {exc}") from exc
             if not isinstance(document, dict) or "tx" not in document:
                 raise _ApiError(
@@ -391,7 +414,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
                 if not isinstance(items, list):
                     raise TypeError("txs is not a list")
                 raws = [unb64(item, "txs[]") for item in items]
-            except (ValueError, UnicodeDecodeError, KeyError, TypeError, WireError) as exc:
+            except (ValueError, UnicodeDecodeError, KeyError, TypeError, WireError, RecursionError) as exc:
                 raise _ApiError(400, "BAD_REQUEST", f'body must be {{"txs": ["<base64>", ...]}}: {exc}') from exc
         elif content_type == "application/octet-stream":
             try:
@@ -514,7 +537,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         if body.strip():
             try:
                 document = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise _ApiError(400, "BAD_REQUEST", f"body is not JSON: {exc}") from exc
             if not isinstance(document, dict):
                 raise _ApiError(
@@ -532,6 +555,8 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             )
         except WireError as exc:
             raise _ApiError(400, RejectCode.BAD_ARGUMENTS.value, str(exc)) from exc
+        except RecursionError as exc:  # pragma: no cover - the nesting bound comes first
+            raise _ApiError(400, "BAD_REQUEST", "args nest too deep") from exc
         require_available()
         try:
             result = node.query(contract, method, args, certificate)
@@ -576,7 +601,10 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         )
 
     app.add_middleware(BodyLimitMiddleware, body_bytes_max=body_bytes_max,
-                       path_limits={"/v1/txs/batch": BATCH_BODY_BYTES_MAX})
+                       path_limits={"/v1/txs/batch": BATCH_BODY_BYTES_MAX},
+                       json_depth_max=options.json_depth_max,
+                       path_depths={"/v1/txs/batch": min(BATCH_JSON_DEPTH_MAX, options.json_depth_max)},
+                       body_timeout_s=options.body_timeout_s, refused=metrics.refused)
     if options.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
@@ -586,6 +614,23 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(JsonErrorMiddleware)
     return app
+
+
+def readiness_json(readiness: Readiness) -> dict[str, Any]:
+    """``{"ready", "checks": [{"name", "ok", "detail"}]}``; when not ready also the error shape
+    (``code`` NOT_READY, ``message``) and ``failed``, the conditions that do not hold."""
+    document: dict[str, Any] = {
+        "ready": readiness.ready,
+        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in readiness.checks],
+    }
+    if not readiness.ready:
+        failed = readiness.failed
+        document.update(
+            code="NOT_READY",
+            message="not ready: " + "; ".join(f"{c.name}: {c.detail}" for c in failed),
+            failed=[{"name": c.name, "detail": c.detail} for c in failed],
+        )
+    return document
 
 
 def status_json(status: NodeStatus) -> dict[str, Any]:

@@ -4,6 +4,12 @@
 :class:`GatewayServer` handle; ``await handle.close()`` ends the event streams, stops accepting
 connections and waits (bounded) for in-flight requests. uvicorn's signal handlers are not
 installed: the node owns the process's signals.
+
+Connections are bounded (:class:`~pilotchain.gateway._limits.GatewayLimits`): in total — at most
+a quarter of the process's file descriptor limit, so the node's P2P links, WAL and store always
+have descriptors — and per client address; a request head must arrive within a timeout, idle
+keep-alive connections close, and the loop accepts at most ``backlog`` connections in one go.
+WebSocket upgrades are off (the gateway has none).
 """
 
 from __future__ import annotations
@@ -18,7 +24,15 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-__all__ = ["GatewayServer", "serve", "GRACEFUL_SHUTDOWN_S"]
+from pilotchain.gateway._limits import (
+    ConnectionGuard,
+    GatewayLimits,
+    RefusalLog,
+    fd_soft_limit,
+    guarded_protocol,
+)
+
+__all__ = ["GatewayServer", "serve", "GRACEFUL_SHUTDOWN_S", "GatewayLimits", "connections_max_for"]
 
 _log = logging.getLogger("pilotchain.gateway")
 
@@ -28,7 +42,19 @@ GRACEFUL_SHUTDOWN_S = 3.0
 STARTUP_TIMEOUT_S = 10.0
 
 
-def _bind(host: str, port: int) -> socket.socket:
+#: the gateway holds at most this share of the process's file descriptors
+FD_SHARE_DIVISOR = 4
+
+
+def connections_max_for(limits: GatewayLimits, fd_limit: int | None) -> int:
+    """The gateway's connection bound: ``limits.connections_max``, at most a quarter of the
+    file descriptor limit."""
+    if fd_limit is None:
+        return limits.connections_max
+    return max(1, min(limits.connections_max, fd_limit // FD_SHARE_DIVISOR))
+
+
+def _bind(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
     # listening socket says TCP; without it, keep-alive responses wait ~40 ms (Nagle + delayed ACK)
@@ -36,7 +62,7 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(2048)
+        sock.listen(backlog)
     except OSError as exc:
         sock.close()
         raise OSError(
@@ -66,9 +92,12 @@ class GatewayServer:
     """A running gateway: ``host``, ``port`` (the bound one, also when asked for port 0), ``url``."""
 
     def __init__(
-        self, app: FastAPI, server: _Server, task: asyncio.Task[None], host: str, port: int
+        self, app: FastAPI, server: _Server, task: asyncio.Task[None], host: str, port: int,
+        guard: ConnectionGuard,
     ) -> None:
         self.app = app
+        #: the connection bounds and counts (``guard.open``, ``guard.connections_max``)
+        self.guard = guard
         self._server = server
         self._task = task
         self.host = host
@@ -112,12 +141,21 @@ async def serve(
     *,
     ready: asyncio.Event | None = None,
     log_level: str = "warning",
+    limits: GatewayLimits | None = None,
 ) -> GatewayServer:
-    """Start serving ``app`` on ``host:port`` (0: any free port) on the running loop.
+    """Start serving ``app`` on ``host:port`` (0: any free port) on the running loop, with the
+    connection bounds of ``limits`` (default: :class:`GatewayLimits`).
 
     Returns once the socket listens (and sets ``ready``); raises OSError when the address is
     taken or cannot be bound (the message names it and what to do)."""
-    sock = _bind(host, port)
+    limits = limits or GatewayLimits()
+    connections_max = connections_max_for(limits, fd_soft_limit())
+    backlog = min(limits.backlog, connections_max)
+    metrics: Any = getattr(app.state, "metrics", None)
+    refused = metrics.refused if metrics is not None else RefusalLog(limits.log_interval_s)
+    guard = ConnectionGuard(limits, connections_max, refused,
+                            on_open=metrics.connections.set if metrics is not None else None)
+    sock = _bind(host, port, backlog)
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
@@ -128,6 +166,11 @@ async def serve(
         access_log=False,
         timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
         server_header=False,
+        http=guarded_protocol(guard),
+        ws="none",
+        timeout_keep_alive=limits.keep_alive_s,
+        h11_max_incomplete_event_size=limits.header_bytes_max,
+        backlog=backlog,
     )
     started = asyncio.Event()
     server = _Server(config, started)
@@ -147,7 +190,7 @@ async def serve(
         raise OSError(
             f"the gateway did not start serving on {host}:{bound_port} within {STARTUP_TIMEOUT_S} s; see the log"
         )
-    handle = GatewayServer(app, server, task, host, bound_port)
+    handle = GatewayServer(app, server, task, host, bound_port, guard)
     if ready is not None:
         ready.set()
     return handle

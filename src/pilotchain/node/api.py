@@ -18,7 +18,10 @@ from pilotchain.ledger.commitment import StateProof
 from pilotchain.ledger.genesis import Genesis
 from pilotchain.ledger.tx import TxRejected
 
-__all__ = ["NodeAPI", "NodeStatus", "TxState", "TxStatus", "StateRead", "NodeEvent", "EventKind"]
+__all__ = [
+    "NodeAPI", "NodeStatus", "TxState", "TxStatus", "StateRead", "NodeEvent", "EventKind",
+    "Readiness", "ReadinessCheck",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,31 @@ class NodeEvent:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class ReadinessCheck:
+    """One condition of readiness: its name (``peers``, ``recent_commit``...), whether it holds,
+    and what was observed (or what to do)."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Every readiness condition the node checked; ready when all hold (``/readyz``)."""
+
+    checks: tuple[ReadinessCheck, ...]
+
+    @property
+    def ready(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def failed(self) -> tuple[ReadinessCheck, ...]:
+        return tuple(check for check in self.checks if not check.ok)
+
+
 class NodeAPI(Protocol):
     suite: Suite
     genesis: Genesis
@@ -129,5 +157,10 @@ class NodeAPI(Protocol):
         ...
 
     def healthy(self) -> tuple[bool, str]:
-        """(ok, reason) for /healthz."""
+        """(ok, reason) for /healthz: liveness — the node serves and its tasks run."""
+        ...
+
+    def ready(self) -> Readiness:
+        """For /readyz: whether the node takes part in the chain now (a validator: enough peers
+        for a quorum, a recent commit, not halted, not syncing); each condition with its detail."""
         ...

@@ -54,6 +54,7 @@ from typing import Any, Final
 from prometheus_client import Gauge
 
 from pilotchain.codec import CodecError, decode, encode
+from pilotchain.consensus.certificate import has_quorum
 from pilotchain.consensus.effects import (
     Broadcast,
     EvidenceFound,
@@ -67,12 +68,13 @@ from pilotchain.consensus.types import ConsensusWal, decode_message
 from pilotchain.identity.errors import IdentityFileError
 from pilotchain.identity.files import key_passphrase, load_identity
 from pilotchain.ledger.auth import MembershipAuthenticator
-from pilotchain.node.api import NodeStatus
+from pilotchain.node.api import NodeStatus, Readiness, ReadinessCheck
 from pilotchain.node.chain import Ledger, open_governed_ledger
 from pilotchain.node.config import NodeConfig, NodeConfigError, load_genesis, load_node_config
 from pilotchain.node.core import Committed, NodeCore, NodeHalted, Note, consensus_config_for
 from pilotchain.node.frontend import NodeFrontend, wall_clock_ms
 from pilotchain.p2p import MessageKind, NetworkConfig, PeerNetwork
+from pilotchain.p2p.transport import LOGGER_NAME as P2P_LOGGER
 
 __all__ = ["ConsensusNode", "NodeHalted", "run_node"]
 
@@ -91,6 +93,13 @@ WAL_FILE = "consensus.wal"
 #: a proposal may always carry at least this many transactions, however slow building was
 PROPOSAL_TXS_MIN = 100
 _LOG_LEVELS: Final = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+#: /readyz: a block must have committed here within this long (at least; longer when the
+#: chain's round timeouts are long: 10 rounds of propose + prevote + precommit timeouts). A
+#: healthy chain commits a block, empty or not, every empty_block_delay_ms (<= 500 ms).
+READY_COMMIT_WINDOW_MS_MIN: Final = 30_000
+#: P2P log events at most one line per reason per interval is written of (counted in /metrics)
+P2P_LIMITED_EVENTS: Final = frozenset({"p2p.refused", "p2p.dropped", "p2p.reconnecting"})
+P2P_LOG_INTERVAL_S: Final = 10.0
 
 
 class ConsensusNode(NodeFrontend):
@@ -152,6 +161,11 @@ class ConsensusNode(NodeFrontend):
         self._admission: collections.deque[list[bytes]] = collections.deque()
         self._admission_backlog = 0
         self._admission_wake = asyncio.Event()
+        #: clock_ms of the last block this process committed (readiness); None: none yet
+        self._last_commit_ms: int | None = None
+        params_timeouts = params.timeout_propose_ms + 2 * params.timeout_vote_ms
+        self.ready_commit_window_ms = max(READY_COMMIT_WINDOW_MS_MIN, 10 * params_timeouts)
+        self._p2p_log_filter: Any = None
 
     @property
     def replica(self) -> Replica:
@@ -223,6 +237,7 @@ class ConsensusNode(NodeFrontend):
         self._gossip_wake = asyncio.Event()
         self._payload_wake = asyncio.Event()
         self._admission_wake = asyncio.Event()
+        self._limit_p2p_logs()
         await self.p2p.start()
         host, _, port = self.config.gateway_listen.rpartition(":")
         self._gateway = await serve(create_app(self), host, int(port))
@@ -246,7 +261,25 @@ class ConsensusNode(NodeFrontend):
             await self._gateway.close()
             self._gateway = None
         await self.p2p.close()
+        if self._p2p_log_filter is not None:
+            logging.getLogger(P2P_LOGGER).removeFilter(self._p2p_log_filter)
+            self._p2p_log_filter = None
         self._end_subscriptions()
+
+    def _limit_p2p_logs(self) -> None:
+        """At most one P2P refusal/drop/reconnect line per reason per interval (with the count
+        of those not written); every refusal counted by reason in /metrics."""
+        from pilotchain.gateway import RateLimitFilter
+
+        if self._p2p_log_filter is not None:
+            return
+        metrics = self._consensus_metrics
+        self._p2p_log_filter = RateLimitFilter(
+            P2P_LIMITED_EVENTS, P2P_LOG_INTERVAL_S,
+            on_record=lambda event, code: metrics.p2p_refused.labels(event=event, reason=code).inc(),
+            on_suppressed=metrics.p2p_log_suppressed.inc,
+        )
+        logging.getLogger(P2P_LOGGER).addFilter(self._p2p_log_filter)
 
     def wait_failed(self) -> asyncio.Future[Any]:
         """Completes when a node task ends unexpectedly (a halt or a crash)."""
@@ -279,6 +312,45 @@ class ConsensusNode(NodeFrontend):
             if task.done():
                 return False, f"task {task.get_name()} stopped; see the node log"
         return True, "ok"
+
+    def ready(self) -> Readiness:
+        """In consensus: running (not halted, every task alive); for a validator, the validators
+        it is connected to (itself included) hold a quorum of the voting power — for an observer,
+        at least one validator is connected; a block committed here within
+        ``ready_commit_window_ms`` (a healthy chain commits, empty blocks included, every
+        ``empty_block_delay_ms``; rounds that go on without commits are not progress); and not
+        syncing (the replica is not ahead of the ledger by more than the height in progress)."""
+        ok, reason = self.healthy()
+        checks = [ReadinessCheck("running", ok, reason)]
+        validators = self.ledger.validators_at(self.ledger.height + 1)
+        connected = {name for name, status in self.p2p.peers().items() if status.connected}
+        total = sum(v.power for v in validators)
+        reachable = [v for v in validators if v.name == self.name or v.name in connected]
+        power = sum(v.power for v in reachable)
+        peers = f"{len(connected)} peers connected; validators reachable (self included): {len(reachable)} of {len(validators)}"
+        if any(v.name == self.name for v in validators):
+            checks.append(ReadinessCheck("quorum_peers", has_quorum(power, total),
+                                         f"{peers}, voting power {power} of {total} (a quorum needs > 2/3)"))
+        else:
+            checks.append(ReadinessCheck("quorum_peers", bool(reachable), f"{peers} (an observer needs one)"))
+        now_ms = self.clock_ms()
+        last = self._last_commit_ms
+        if last is None:
+            checks.append(ReadinessCheck("recent_commit", False,
+                                         f"no block committed since the node started (head {self.ledger.height})"))
+        else:
+            age_ms = now_ms - last
+            checks.append(ReadinessCheck(
+                "recent_commit", age_ms <= self.ready_commit_window_ms,
+                f"last block committed {age_ms} ms ago (height {self.ledger.height}); the window is "
+                f"{self.ready_commit_window_ms} ms"))
+        replica_height = self.replica.height
+        syncing = replica_height > self.ledger.height + 1
+        checks.append(ReadinessCheck(
+            "in_sync", not syncing,
+            f"consensus at height {replica_height}, ledger at {self.ledger.height}"
+            + ("; catching up" if syncing else "")))
+        return Readiness(tuple(checks))
 
     def _on_admitted(self, raws: list[bytes]) -> None:
         room = GOSSIP_QUEUE_TXS_MAX - len(self._gossip_out)
@@ -335,6 +407,7 @@ class ConsensusNode(NodeFrontend):
 
     def _after_commit(self, committed: Committed) -> None:
         block, digest, header = committed.block, committed.digest, committed.header
+        self._last_commit_ms = self.clock_ms()
         membership = self._current_membership()
         if membership is not self._p2p_membership:
             # governance changed the consortium (an org added or removed, a revocation, a CA
@@ -525,6 +598,12 @@ class _ConsensusMetrics:
         self.gossip_dropped = Counter("pilotchain_mempool_gossip_dropped",
                                       "Gossiped transactions dropped because admission was this far behind",
                                       registry=registry)
+        self.p2p_refused = Counter("pilotchain_p2p_refused",
+                                   "P2P connections refused or dropped and redials, by log event and reason",
+                                   ["event", "reason"], registry=registry)
+        self.p2p_log_suppressed = Counter("pilotchain_p2p_log_suppressed",
+                                          "P2P log lines not written (one per reason per interval is)",
+                                          registry=registry)
 
 
 # ---------------------------------------------------------------------- process entry point
@@ -627,9 +706,32 @@ async def _run(home: Path, options: dict[str, Any]) -> int:
     return code
 
 
+#: when the hard limit is unlimited, the soft file descriptor limit is raised to this
+FD_LIMIT_UNLIMITED_TARGET: Final = 1_048_576
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (a node holds P2P links, the store's files,
+    the WAL and up to its gateway's connection bound: a quarter of this). The (soft, hard) after."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = FD_LIMIT_UNLIMITED_TARGET if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:  # e.g. macOS caps the soft limit lower
+            _log.warning("cannot raise the file descriptor limit: %s", exc,
+                         extra={"event": "node.fd_limit", "soft": soft, "hard": hard})
+    return int(soft), int(hard)
+
+
 def run_node(home: str | os.PathLike[str], options: Sequence[tuple[str, Any]] = ()) -> int:
     """Run the node in ``home`` in the foreground until SIGTERM/SIGINT; returns the exit code."""
     home_path = Path(home)
     config = load_node_config(home_path)
     configure_logging(os.environ.get("PILOTCHAIN_LOG_LEVEL", config.log_level))
+    soft, hard = raise_fd_limit()
+    _log.info("file descriptor limit", extra={"event": "node.fd_limit", "soft": soft, "hard": hard})
     return asyncio.run(_run(home_path, dict(options)))

@@ -31,7 +31,7 @@ from pilotchain.ledger.block import Block
 from pilotchain.ledger.execution import ContractResolver
 from pilotchain.ledger.genesis import Genesis
 from pilotchain.ledger.tx import TxRejected
-from pilotchain.node.api import NodeStatus
+from pilotchain.node.api import NodeStatus, Readiness, ReadinessCheck
 from pilotchain.node.chain import Ledger, SignerAuthenticator, open_governed_ledger
 from pilotchain.node.frontend import (
     SUBSCRIBER_QUEUE_MAX,
@@ -131,6 +131,20 @@ class LocalNode(NodeFrontend):
         if self._producer is not None and self._producer.done():
             return False, "the block producer stopped; see the node log"
         return True, "ok"
+
+    def ready(self) -> Readiness:
+        """Ready when open and producing blocks (the producer started and still runs)."""
+        producer = self._producer
+        if producer is None:
+            producing = ReadinessCheck("producing", False, "the block producer is not started; call start()")
+        elif producer.done():
+            producing = ReadinessCheck("producing", False, "the block producer stopped; see the node log")
+        else:
+            producing = ReadinessCheck("producing", True, "the block producer runs")
+        return Readiness((
+            ReadinessCheck("open", not self._closed, "the node is closed" if self._closed else "the ledger is open"),
+            producing,
+        ))
 
     def _on_admitted(self, raws: list[bytes]) -> None:
         if self._wake is not None:
