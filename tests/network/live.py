@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from pilotchain.bench.network import free_port_block  # noqa: F401  (re-exported for the live tests)
 from pilotchain.network.consortium import init_network, parse_orgs
 from pilotchain.network.processes import (
     NodeProcess,
@@ -20,25 +19,6 @@ from pilotchain.network.processes import (
     stop_node,
     wait_until,
 )
-
-
-def free_port_block(count: int) -> int:
-    """A base port such that base .. base+count-1 are all free on 127.0.0.1 right now."""
-    for _ in range(200):
-        base = random.randrange(20_000, 60_000 - count)
-        sockets = []
-        try:
-            for offset in range(count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free block of ports")
 
 
 @contextmanager

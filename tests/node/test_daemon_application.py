@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from pilotchain.bench.network import free_port_block
 from pilotchain.codec import encode
 from pilotchain.consensus.types import ConsensusHeader
 from pilotchain.network.consortium import init_network, parse_orgs
@@ -19,7 +20,7 @@ NOW = 1_790_000_000_000
 
 @pytest.fixture
 def node(tmp_path: Path):  # type: ignore[no-untyped-def]
-    init_network(tmp_path / "net", validators=4, orgs=parse_orgs("4"), base_port=39100, now_ms=NOW)
+    init_network(tmp_path / "net", validators=4, orgs=parse_orgs("4"), base_port=free_port_block(8), now_ms=NOW)
     node = ConsensusNode.from_home(tmp_path / "net" / "nodes" / "bank-v1")
     yield node, tmp_path / "net"
     asyncio.run(node.close())
@@ -153,7 +154,7 @@ def test_each_validator_gets_its_own_storage_maintenance_heights(tmp_path: Path)
     from pilotchain.node.chain import maintenance_phase
     from pilotchain.storage import LedgerStore
 
-    init_network(tmp_path / "net", orgs=parse_orgs("4"), validators=4, base_port=43000, now_ms=1_700_000_000_000)
+    init_network(tmp_path / "net", orgs=parse_orgs("4"), validators=4, base_port=free_port_block(8), now_ms=1_700_000_000_000)
     genesis = load_genesis(tmp_path / "net" / "genesis.json")
     names = [validator.name for validator in genesis.validators]
     phases = [maintenance_phase(genesis, name) for name in names]

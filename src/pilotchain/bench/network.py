@@ -73,6 +73,7 @@ import psutil
 
 from pilotchain.codec import encode
 from pilotchain.errors import InvariantBroken
+from pilotchain.network.processes import EPHEMERAL_PORT_MIN
 
 __all__ = ["BenchOptions", "run", "MODES", "SUCCESS_MIN"]
 
@@ -179,9 +180,11 @@ class BenchOptions:
 # --------------------------------------------------------------------------- small helpers
 
 def free_port_block(count: int) -> int:
-    """A base port such that base .. base+count-1 are all free on 127.0.0.1 right now."""
+    """A base port such that base .. base+count-1 are all free on 127.0.0.1 right now, chosen at
+    random below Linux's ephemeral range (where the kernel picks outgoing ports) so concurrent
+    runs (pytest workers) rarely collide and no outgoing connection can take a node's port."""
     for _ in range(200):
-        base = random.randrange(20_000, 60_000 - count)
+        base = random.randrange(10_000, EPHEMERAL_PORT_MIN - count)
         sockets = []
         try:
             for offset in range(count):
