@@ -58,7 +58,8 @@ EXPECTED_SDK = {
         (sdk, EXPECTED_SDK),
         (
             gateway_package,
-            {"create_app", "GatewayOptions", "HTTP_STATUS_OF_CODE", "serve", "GatewayServer"},
+            {"create_app", "GatewayOptions", "GatewayLimits", "HTTP_STATUS_OF_CODE", "serve", "GatewayServer",
+             "RateLimitFilter"},
         ),
     ],
 )
