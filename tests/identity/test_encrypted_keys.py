@@ -183,3 +183,19 @@ def test_node_loads_an_encrypted_key_from_env_or_passphrase_file(tmp_path: Path,
     (home / "node.json").write_text(json.dumps(config))
     node = ConsensusNode.from_home(home)
     node.ledger.close()
+
+
+def test_the_sdk_opens_an_encrypted_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pilotchain.sdk import Identity, IdentityError
+
+    bundle = _bundle(_ca("intl"))
+    path = tmp_path / "client.id"
+    save_identity(path, bundle, passphrase=PASS)
+    monkeypatch.delenv("PILOTCHAIN_KEY_PASSPHRASE", raising=False)
+    with pytest.raises(IdentityError, match="passphrase"):
+        Identity.load(path)
+    assert Identity.load(path, passphrase=PASS.decode()).certificate == bundle.certificate
+    monkeypatch.setenv("PILOTCHAIN_KEY_PASSPHRASE", PASS.decode())
+    assert Identity.load(path).certificate_bytes == Identity.load(path, passphrase=PASS).certificate_bytes
+    with pytest.raises(IdentityError):
+        Identity.load(path, passphrase="wrong passphrase")

@@ -7,7 +7,7 @@ import os
 from pilotchain.codec import encode
 from pilotchain.crypto import Suite
 from pilotchain.identity.errors import IdentityLayerError as _IdentityLayerError
-from pilotchain.identity.files import IdentityBundle, load_identity
+from pilotchain.identity.files import PASSPHRASE_ENV, IdentityBundle, load_identity
 from pilotchain.identity.records import Certificate, certificate_id
 from pilotchain.sdk._errors import IdentityError
 
@@ -24,10 +24,15 @@ class Identity:
         self._certificate_bytes = encode(bundle.certificate)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Identity:
-        """Load an identity file (``pilotchain identity issue`` / ``network init`` write them)."""
+    def load(cls, path: str | os.PathLike[str], *, passphrase: str | bytes | None = None) -> Identity:
+        """Load an identity file (``pilotchain identity issue`` / ``network init`` / ``ceremony``
+        write them); ``passphrase`` unlocks a key encrypted at rest (None: the
+        ``PILOTCHAIN_KEY_PASSPHRASE`` environment variable when set)."""
+        if passphrase is None:
+            passphrase = os.environ.get(PASSPHRASE_ENV) or None
+        secret = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
         try:
-            return cls(load_identity(path))
+            return cls(load_identity(path, passphrase=secret))
         except _IdentityLayerError as exc:
             raise IdentityError(
                 f"{exc}; create identities with `pilotchain identity issue`"
