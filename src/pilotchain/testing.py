@@ -79,6 +79,11 @@ class Consortium:
     admins: dict[str, Identity]
     validator: str
 
+    def reader(self) -> Identity:
+        """The identity a client of this chain signs its requests with unless told otherwise (the
+        first organisation's client): the gateway answers consortium members only."""
+        return next(iter(self.clients.values()))
+
 
 def create_consortium(
     directory: str | Path, *, suite: str = "intl", orgs: int = 2, now_ms: int | None = None
@@ -183,6 +188,7 @@ class LocalChain:
 
     def client(self, **options: Any) -> Client:
         """A :class:`~pilotchain.sdk.Client` talking to this chain in-process."""
+        options.setdefault("identity", self.consortium.reader())
         return Client(IN_PROCESS_URL, transport=self.transport(), **options)
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -276,6 +282,7 @@ class AsyncLocalChain:
         return httpx.ASGITransport(app=self.app)
 
     def client(self, **options: Any) -> AsyncClient:
+        options.setdefault("identity", self.consortium.reader())
         return AsyncClient(IN_PROCESS_URL, transport=self.transport(), **options)
 
 

@@ -33,8 +33,11 @@ def test_deploy_approve_invoke_query_and_upgrade(tmp_path: Path) -> None:
         orgs = chain.consortium.directory / "orgs"
         first, second = list(chain.consortium.admins)
 
+        # the gateway answers members only: reads are signed as the second organisation's client
+        reader = {"PILOTCHAIN_IDENTITY": str(orgs / second / "client.id")}
+
         def run(*args: str) -> tuple[int, str]:
-            result = runner.invoke(cli, [*args, "--node", url])
+            result = runner.invoke(cli, [*args, "--node", url], env=reader)
             return result.exit_code, result.output
 
         token = str(EXAMPLES / "token.py")

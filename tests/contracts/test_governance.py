@@ -244,8 +244,9 @@ def _new_identity(
 
 def test_membership_changes_reach_transaction_authentication() -> None:
     with governed_chain(orgs=3) as chain:
-        client = chain.client()
         first, second, third = _admins(chain)
+        # reads are signed: read as an organisation whose identity this test does not revoke
+        client = chain.client(identity=chain.identity(second.org))
         suite = first.suite
         now_ms = int(time.time() * 1000) - 60_000
 

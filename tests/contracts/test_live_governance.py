@@ -55,7 +55,8 @@ def test_contract_lifecycle_on_four_processes(tmp_path: Path) -> None:
         proposer, second, third, fourth = orgs
 
         def run(node: int, *args: str) -> tuple[int, str]:
-            result = runner.invoke(cli, [*args, "--node", nodes[node].gateway_url])
+            # the gateways answer members only: pin to the network, whose folder signs the reads
+            result = runner.invoke(cli, [*args, "--node", nodes[node].gateway_url, "--network", str(net)])
             return result.exit_code, result.output
 
         def admin(org: str) -> str:

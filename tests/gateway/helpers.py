@@ -13,7 +13,7 @@ import httpx
 
 from pilotchain.gateway import GatewayOptions, create_app
 from pilotchain.node.local import LocalNode
-from pilotchain.sdk import Identity, build_transaction
+from pilotchain.sdk import Identity, SignedRequests, build_transaction
 from pilotchain.testing import Consortium
 
 T = TypeVar("T")
@@ -53,7 +53,7 @@ async def gateway(
             await node.start()
         app = create_app(node, options)
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+            transport=httpx.ASGITransport(app=app), base_url=BASE_URL, auth=SignedRequests(consortium.reader())
         ) as client:
             yield node, client
     finally:

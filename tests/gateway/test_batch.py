@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from pilotchain.codec import encode
-from pilotchain.sdk import TxRejectedError, build_transaction
+from pilotchain.sdk import SignedRequests, TxRejectedError, build_transaction
 from pilotchain.testing import async_local_chain
 
 
@@ -24,7 +24,8 @@ async def _batch(suite: str) -> None:
         good = [build_transaction(identity, chain.chain_id, "kv", "put", {"key": f"b{i}", "value": i}) for i in range(20)]
         wrong_chain = build_transaction(identity, "other-chain", "kv", "put", {"key": "x", "value": 1})
         raws = [t.raw for t in good] + [wrong_chain.raw, good[0].raw, b"\x00garbage"]
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=chain.app), base_url="http://node") as http:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=chain.app), base_url="http://node",
+                                     auth=SignedRequests(chain.consortium.reader())) as http:
             response = await http.post("/v1/txs/batch", content=encode(raws),
                                        headers={"content-type": "application/octet-stream"})
             assert response.status_code == 202, response.text
@@ -39,7 +40,7 @@ async def _batch(suite: str) -> None:
             assert empty.status_code == 400
         from pilotchain.sdk import AsyncClient
 
-        async with AsyncClient("http://node", transport=chain.transport()) as client:
+        async with AsyncClient("http://node", transport=chain.transport(), identity=chain.consortium.reader()) as client:
             results = await client.submit_many([t.raw for t in good[:2]] + [b"\x00"])
         assert isinstance(results[2], TxRejectedError) and results[2].code == "MALFORMED"
         assert isinstance(results[0], TxRejectedError) and results[0].code == "DUPLICATE"

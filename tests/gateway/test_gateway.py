@@ -16,7 +16,7 @@ from pilotchain.gateway import GatewayOptions, create_app
 from pilotchain.ledger.block import block_hash, verify_tx_proof
 from pilotchain.node.local import LocalNode
 from pilotchain.node.mempool import MempoolLimits
-from pilotchain.sdk import build_transaction
+from pilotchain.sdk import SignedRequests, build_transaction
 from pilotchain.sdk.wire import (
     b64,
     header_from_json,
@@ -60,7 +60,8 @@ def test_status_health_metrics_openapi(consortium: Consortium, tmp_path: Path) -
             assert len(bytes.fromhex(status["state_root"])) == 32
 
             health = await client.get("/healthz")
-            assert health.status_code == 200 and health.json() == {"ok": True, "reason": "ok"}
+            assert health.status_code == 200 and health.json() == {
+                "ok": True, "reason": "ok", "chain_id": consortium.genesis.chain_id, "genesis_hash": status["genesis_hash"]}
 
             metrics = await client.get("/metrics")
             assert metrics.status_code == 200 and metrics.headers["content-type"].startswith(
@@ -98,7 +99,8 @@ def test_unhealthy_node_is_503(consortium: Consortium, tmp_path: Path) -> None:
         raw, _ = signed(consortium.clients["bigdata-bureau"], consortium)
         await node.close()
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+            transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
+                auth=SignedRequests(consortium.reader()),
         ) as client:
             health = await client.get("/healthz")
             assert health.status_code == 503 and health.json()["ok"] is False
@@ -445,10 +447,16 @@ def test_query_with_caller_certificate(consortium: Consortium, tmp_path: Path) -
 
     async def main() -> None:
         async with gateway(consortium, tmp_path / "d") as (_node, client):
+            # a query runs as the signer of the request: naming the signer's own certificate is fine,
+            # any other certificate (e.g. one copied from a block) is refused
+            assert consortium.reader() is alice
             document = {"args": {"key": "a"}, "caller_certificate": b64(alice.certificate_bytes)}
             assert (await client.post("/v1/query/kv/get", json=document)).json() == {"result": None}
+            other = consortium.clients["bank"]
+            document["caller_certificate"] = b64(other.certificate_bytes)
+            _error(await client.post("/v1/query/kv/get", json=document), 403, "PERMISSION_DENIED")
             document["caller_certificate"] = b64(b"not a certificate")
-            _error(await client.post("/v1/query/kv/get", json=document), 400, "UNKNOWN_SIGNER")
+            _error(await client.post("/v1/query/kv/get", json=document), 403, "PERMISSION_DENIED")
 
     run(main())
 
@@ -472,7 +480,8 @@ def test_internal_errors_are_json(consortium: Consortium, tmp_path: Path) -> Non
         try:
             app = create_app(_BrokenNode(node))  # type: ignore[arg-type]
             async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+                transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
+                auth=SignedRequests(consortium.reader()),
             ) as client:
                 response = await client.get("/v1/status")
                 document = _error(response, 500, "INTERNAL")
@@ -579,7 +588,8 @@ def test_sse_ends_when_the_gateway_closes(consortium: Consortium, tmp_path: Path
         app = create_app(node)
         try:
             async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+                transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
+                auth=SignedRequests(consortium.reader()),
             ) as client:
                 stream = asyncio.ensure_future(client.get("/v1/events"))
                 await wait_until(lambda: node.subscriber_count == 1, "the subscriber")

@@ -105,7 +105,7 @@ def test_oversized_body_is_413_even_when_the_client_closes(consortium: Consortiu
             async with httpx.AsyncClient(base_url=server.url) as client:
                 _error(await client.post("/v1/txs", content=body,
                                          headers={"content-type": "application/octet-stream"}), 413, "TOO_LARGE")
-                assert (await client.get("/v1/status")).status_code == 200
+                assert (await client.get("/healthz")).status_code == 200
 
     run(main())
 
@@ -162,7 +162,7 @@ def test_slow_request_head_is_closed(consortium: Consortium, tmp_path: Path) -> 
         async with served(consortium, tmp_path / "d", limits) as (_node, server):
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             try:
-                writer.write(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never the blank line
                 await writer.drain()
                 started = time.monotonic()
                 assert await _read_until_closed(reader) == b""
@@ -178,7 +178,7 @@ def test_slow_request_head_is_closed(consortium: Consortium, tmp_path: Path) -> 
             # a keep-alive connection gets the same time for each next request head
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             try:
-                writer.write(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/status HTTP/1.1\r\nHo")
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHo")
                 await writer.drain()
                 data = await _read_until_closed(reader)
                 assert data.startswith(b"HTTP/1.1 200 ") and data.count(b"HTTP/1.1 ") == 1
@@ -187,7 +187,7 @@ def test_slow_request_head_is_closed(consortium: Consortium, tmp_path: Path) -> 
             async with httpx.AsyncClient(base_url=server.url) as client:
                 metrics = (await client.get("/metrics")).text
                 assert 'pilotchain_gateway_refused_total{reason="HEADER_TIMEOUT"} 3.0' in metrics
-                assert (await client.get("/v1/status")).status_code == 200
+                assert (await client.get("/healthz")).status_code == 200
 
     run(main())
 
@@ -208,14 +208,14 @@ def test_connections_per_address_are_bounded(
                     assert time.monotonic() < deadline, "the server never saw the connections"
                     await asyncio.sleep(0.01)
                 for _ in range(excess):
-                    response = await _raw_request(server.port, b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
+                    response = await _raw_request(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
                                                   local="127.0.0.2")
                     if response:  # the answer can race the close; when it arrives, it is this
                         assert response.startswith(b"HTTP/1.1 503 "), response
                         assert _json_of(response)["code"] == "UNAVAILABLE"
                 # another address is served meanwhile
                 async with httpx.AsyncClient(base_url=server.url) as client:
-                    assert (await client.get("/v1/status")).status_code == 200
+                    assert (await client.get("/healthz")).status_code == 200
                     metrics = (await client.get("/metrics")).text
                 assert f'pilotchain_gateway_refused_total{{reason="ADDRESS_LIMIT"}} {excess}.0' in metrics
             finally:
@@ -227,7 +227,7 @@ def test_connections_per_address_are_bounded(
                 assert time.monotonic() < deadline, "closed connections were not released"
                 await asyncio.sleep(0.01)
             response = await _raw_request(
-                server.port, b"GET /v1/status HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n", local="127.0.0.2")
+                server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n", local="127.0.0.2")
             assert response.startswith(b"HTTP/1.1 200 ")
 
     with caplog.at_level(logging.WARNING, logger="pilotchain.gateway"):

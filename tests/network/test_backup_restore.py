@@ -22,7 +22,7 @@ def test_restore_a_stopped_nodes_backup_and_it_catches_up(tmp_path: Path) -> Non
     with running_network(tmp_path / "net") as nodes:
         identity = Identity.load(tmp_path / "net" / "orgs" / "bank" / "client.id")
         before = _submit_many(nodes[0].gateway_url, identity, "pilot-city", 10, "before")
-        assert wait_until(lambda: all(_committed(n.gateway_url, before) for n in nodes), timeout_s=60), logs(nodes)
+        assert wait_until(lambda: all(_committed(n.gateway_url, before, identity) for n in nodes), timeout_s=60), logs(nodes)
 
         victim = nodes[3]
         stop_node(victim, grace_s=15)  # a consistent copy: the node is stopped
@@ -33,7 +33,7 @@ def test_restore_a_stopped_nodes_backup_and_it_catches_up(tmp_path: Path) -> Non
 
         survivors = nodes[:3]
         during = _submit_many(survivors[0].gateway_url, identity, "pilot-city", 20, "during")
-        assert wait_until(lambda: _committed(survivors[1].gateway_url, during), timeout_s=60), logs(nodes)
+        assert wait_until(lambda: _committed(survivors[1].gateway_url, during, identity), timeout_s=60), logs(nodes)
         top = max(height(n) for n in survivors)
         assert top > backed_up_height
 
@@ -42,7 +42,7 @@ def test_restore_a_stopped_nodes_backup_and_it_catches_up(tmp_path: Path) -> Non
         shutil.copytree(backup / "data", data)  # ... and the backup comes back
         start_node(victim)
         assert wait_until(lambda: height(victim) >= top, timeout_s=90), logs(nodes)
-        assert _committed(victim.gateway_url, before + during)
+        assert _committed(victim.gateway_url, before + during, identity)
         after = _submit_many(victim.gateway_url, identity, "pilot-city", 5, "after")
-        assert wait_until(lambda: all(_committed(n.gateway_url, after) for n in nodes), timeout_s=60), logs(nodes)
+        assert wait_until(lambda: all(_committed(n.gateway_url, after, identity) for n in nodes), timeout_s=60), logs(nodes)
         assert_agreement(nodes)

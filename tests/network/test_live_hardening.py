@@ -21,7 +21,7 @@ import pytest
 
 from pilotchain.network.processes import NodeProcess, node_pid, stop_node, wait_until
 
-from .live import height, logs, running_network
+from .live import height, logs, member_auth, running_network
 
 pytestmark = [pytest.mark.timeout(300)]  # ~20 s here: not marked slow
 
@@ -103,7 +103,7 @@ def test_gateway_flood_does_not_stop_the_validator_and_readiness_is_honest(tmp_p
         with _sockets() as opened:
             idle = _open(target, "127.0.0.2", IDLE_CONNECTIONS, b"", opened)
             slow = _open(target, "127.0.0.3", SLOW_HEADER_CONNECTIONS,
-                         b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Slow: ", opened)
+                         b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", opened)
             assert idle + slow > 0.5 * (IDLE_CONNECTIONS + SLOW_HEADER_CONNECTIONS), (idle, slow)
 
             # while the attacker holds its sockets: every node keeps committing...
@@ -111,7 +111,7 @@ def test_gateway_flood_does_not_stop_the_validator_and_readiness_is_honest(tmp_p
             assert wait_until(lambda: all(height(n) >= start[n.name] + 3 for n in nodes), timeout_s=60), logs(nodes)
             # ...the attacked process is alive and still answers another client
             assert node_pid(victim.home) == pid
-            status = _get(victim, "/v1/status")
+            status = httpx.get(f"{victim.gateway_url}/v1/status", timeout=5.0, auth=member_auth(victim))
             assert status.status_code == 200 and status.json()["height"] >= start[victim.name] + 3
             metrics = _get(victim, "/metrics").text
             assert 'pilotchain_gateway_refused_total{reason="ADDRESS_LIMIT"}' in metrics

@@ -21,7 +21,7 @@ from pilotchain.crypto import get_suite
 from pilotchain.identity.authority import CertificateAuthority
 from pilotchain.identity.files import IdentityBundle
 from pilotchain.network.processes import node_pid, start_node, wait_until
-from pilotchain.sdk import Client, Identity, TxRejectedError, build_transaction
+from pilotchain.sdk import Client, Identity, SignedRequests, TxRejectedError, build_transaction
 
 from .live import assert_agreement, height, logs, running_network
 
@@ -30,15 +30,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 def _submit_many(node_url: str, identity: Identity, chain_id: str, count: int, tag: str) -> list[str]:
     ids = []
-    with Client(node_url, timeout=10.0) as client:
+    with Client(node_url, timeout=10.0, identity=identity) as client:
         for i in range(count):
             tx = build_transaction(identity, chain_id, "kv", "put", {"key": f"{tag}-{i}", "value": i})
             ids.append(client.submit(tx))
     return ids
 
 
-def _committed(node_url: str, tx_ids: list[str]) -> bool:
-    with httpx.Client(base_url=node_url, timeout=5.0) as http:
+def _committed(node_url: str, tx_ids: list[str], identity: Identity) -> bool:
+    with httpx.Client(base_url=node_url, timeout=5.0, auth=SignedRequests(identity)) as http:
         return all(http.get(f"/v1/txs/{tx_id}").json().get("state") == "committed" for tx_id in tx_ids)
 
 
@@ -48,7 +48,7 @@ def test_kill_one_validator_commits_continue_and_it_catches_up(tmp_path: Path, s
         identity = Identity.load(tmp_path / "net" / "orgs" / "bank" / "client.id")
         chain_id = "pilot-city"
         first = _submit_many(nodes[0].gateway_url, identity, chain_id, 20, "before")
-        assert wait_until(lambda: _committed(nodes[1].gateway_url, first), timeout_s=60), logs(nodes)
+        assert wait_until(lambda: _committed(nodes[1].gateway_url, first, identity), timeout_s=60), logs(nodes)
 
         victim = nodes[2]
         pid = node_pid(victim.home)
@@ -57,14 +57,14 @@ def test_kill_one_validator_commits_continue_and_it_catches_up(tmp_path: Path, s
         assert wait_until(lambda: node_pid(victim.home) is None, timeout_s=10)
         survivors = [n for n in nodes if n is not victim]
         during = _submit_many(survivors[0].gateway_url, identity, chain_id, 20, "during")
-        assert wait_until(lambda: _committed(survivors[1].gateway_url, during), timeout_s=60), logs(nodes)
+        assert wait_until(lambda: _committed(survivors[1].gateway_url, during, identity), timeout_s=60), logs(nodes)
         top = max(height(n) for n in survivors)
 
         start_node(victim)
         assert wait_until(lambda: height(victim) >= top, timeout_s=90), logs(nodes)
-        assert _committed(victim.gateway_url, first + during)
+        assert _committed(victim.gateway_url, first + during, identity)
         after = _submit_many(victim.gateway_url, identity, chain_id, 10, "after")
-        assert wait_until(lambda: all(_committed(n.gateway_url, after) for n in nodes), timeout_s=60), logs(nodes)
+        assert wait_until(lambda: all(_committed(n.gateway_url, after, identity) for n in nodes), timeout_s=60), logs(nodes)
         assert_agreement(nodes)
 
 
@@ -83,7 +83,7 @@ def test_two_of_four_down_stops_commits_without_fork_and_restart_resumes(tmp_pat
         assert not progressed, "two of four validators cannot commit"
         for victim in nodes[2:]:
             start_node(victim)
-        assert wait_until(lambda: all(_committed(n.gateway_url, pending) for n in nodes), timeout_s=90), logs(nodes)
+        assert wait_until(lambda: all(_committed(n.gateway_url, pending, identity) for n in nodes), timeout_s=90), logs(nodes)
         assert_agreement(nodes)
 
 
@@ -100,7 +100,7 @@ def test_outsiders_and_bad_signatures_are_refused(tmp_path: Path) -> None:
         cert = outsider_ca.issue("mallory", ("client", "admin"), key.public_key().to_der(),
                                  now_ms=int(time.time() * 1000) - 1000, valid_ms=10**9)
         outsider = Identity(IdentityBundle(suite, cert, key))
-        with Client(url) as client:
+        with Client(url, identity=member) as client:
             with pytest.raises(TxRejectedError) as info:
                 client.submit(build_transaction(outsider, "pilot-city", "kv", "put", {"key": "x", "value": 1}))
             assert info.value.code in {"UNKNOWN_SIGNER", "SIGNER_REJECTED"}
@@ -111,7 +111,12 @@ def test_outsiders_and_bad_signatures_are_refused(tmp_path: Path) -> None:
 
             envelope = decode(good.raw, Transaction)
             forged = encode(Transaction(body=envelope.body, signature=bytes(64)))
-            response = httpx.post(f"{url}/v1/txs", json={"tx": base64.b64encode(forged).decode()})
+            # an unsigned request is refused before anything else; a member's request with a forged
+            # transaction inside is refused for the transaction's signature
+            anonymous = httpx.post(f"{url}/v1/txs", json={"tx": base64.b64encode(forged).decode()})
+            assert anonymous.status_code == 401 and anonymous.json()["code"] == "UNAUTHENTICATED"
+            response = httpx.post(f"{url}/v1/txs", json={"tx": base64.b64encode(forged).decode()},
+                                  auth=SignedRequests(member))
             assert response.status_code == 400 and response.json()["code"] == "BAD_SIGNATURE"
             assert "signature" in response.json()["message"]
 

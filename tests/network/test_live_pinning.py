@@ -33,7 +33,7 @@ from pilotchain.network.processes import (
 )
 from pilotchain.sdk import Client, Identity, WrongNetwork, build_transaction
 
-from .live import logs
+from .live import logs, member_auth, reader
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -59,9 +59,9 @@ def _stop_all(*directories: Path) -> None:
 
 def _transactions_seen(node: NodeProcess) -> tuple[int, int]:
     """(transactions in every block so far, mempool size) on ``node``."""
-    status = probe_status(node.gateway_url, timeout_s=5.0)
+    status = probe_status(node.gateway_url, identity=reader(node), timeout_s=5.0)
     assert status is not None
-    with httpx.Client(base_url=node.gateway_url, timeout=10.0) as http:
+    with httpx.Client(base_url=node.gateway_url, auth=member_auth(node), timeout=10.0) as http:
         total = sum(int(http.get(f"/v1/blocks/{h}").json()["header"]["tx_count"])
                     for h in range(1, int(status["height"]) + 1))
     return total, int(status["mempool"]["size"])
@@ -106,7 +106,7 @@ def test_a_second_network_on_the_same_ports_fails_clearly_and_sends_nothing(tmp_
 
         # nothing reached A: no transaction in any block, none waiting, the SDK's one unknown
         assert _transactions_seen(nodes_a[0]) == (0, 0)
-        with httpx.Client(base_url=nodes_a[1].gateway_url, timeout=5.0) as http:
+        with httpx.Client(base_url=nodes_a[1].gateway_url, timeout=5.0, auth=member_auth(nodes_a[1])) as http:
             assert http.get(f"/v1/txs/{stray.tx_id}").status_code == 404
 
         # A itself is fine and reported up
@@ -128,7 +128,7 @@ def test_a_killed_node_shows_down_with_the_reason(tmp_path: Path) -> None:
         pid = node_pid(victim.home)
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        assert wait_until(lambda: probe_status(victim.gateway_url, timeout_s=0.5) is None, timeout_s=10)
+        assert wait_until(lambda: probe_status(victim.gateway_url, identity=reader(victim), timeout_s=0.5) is None, timeout_s=10)
 
         shown = runner.invoke(app, ["network", "status", "--dir", str(net), "--json"])
         assert shown.exit_code == 1

@@ -13,18 +13,26 @@ from pilotchain.network.consortium import add_node
 from pilotchain.network.processes import NodeProcess, nodes_of, probe_status, start_node, wait_until
 from pilotchain.sdk import Client, Identity, build_transaction
 
-from .live import assert_agreement, free_port_block, height, logs, running_network
+from .live import (
+    assert_agreement,
+    free_port_block,
+    height,
+    logs,
+    member_auth,
+    reader,
+    running_network,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _validators(node: NodeProcess) -> list[str]:
-    status = probe_status(node.gateway_url) or {}
+    status = probe_status(node.gateway_url, identity=reader(node)) or {}
     return list(status.get("validators", []))
 
 
 def _commit_some(node: NodeProcess, identity: Identity, tag: str) -> None:
-    with Client(node.gateway_url, timeout=30.0) as client:
+    with Client(node.gateway_url, timeout=30.0, identity=identity) as client:
         txs = [build_transaction(identity, "pilot-city", "kv", "put", {"key": f"{tag}-{i}", "value": i})
                for i in range(10)]
         results = client.submit_many(txs)
@@ -62,7 +70,7 @@ def test_add_and_remove_validators_by_governance_while_committing(tmp_path: Path
             done = gov(nodes[2], orgs[2], "approve", proposal_id)
             assert done["status"] == "executed", done
             assert wait_until(lambda: entry["name"] in _validators(nodes[0]), timeout_s=60), logs([*nodes, newcomer])
-            assert wait_until(lambda: (probe_status(newcomer.gateway_url) or {}).get("consensus", {}).get("validator") is True,
+            assert wait_until(lambda: (probe_status(newcomer.gateway_url, identity=reader(newcomer)) or {}).get("consensus", {}).get("validator") is True,
                               timeout_s=60), logs([newcomer])
             _commit_some(newcomer, client, "five")
 
@@ -98,14 +106,16 @@ def _check_certificates(runner: CliRunner, net: Path, node: NodeProcess, head: i
 
     for at in (2, head):
         result = runner.invoke(cli, ["block", "verify", str(at), "--genesis", str(net / "genesis.json"),
-                                     "--node", node.gateway_url, "--json"])
+                                     "--node", node.gateway_url, "--json"],
+                               env={"PILOTCHAIN_IDENTITY": str(net / "orgs" / "bank" / "client.id")})
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)["verified"] is True
 
     genesis = load_genesis(net / "genesis.json")
     suite = get_suite(genesis.suite)
-    block = decode(httpx.get(f"{node.gateway_url}/v1/blocks/2/raw").content, Block)
-    slot = base64.b64decode(httpx.get(f"{node.gateway_url}/v1/blocks/2").json()["certificate"])
+    auth = member_auth(node)
+    block = decode(httpx.get(f"{node.gateway_url}/v1/blocks/2/raw", auth=auth).content, Block)
+    slot = base64.b64decode(httpx.get(f"{node.gateway_url}/v1/blocks/2", auth=auth).json()["certificate"])
     verify_block_commit(block, slot, genesis.validators, suite)
     record = decode(slot, CommitRecord)
     altered = msgspec.structs.replace(block, header=msgspec.structs.replace(block.header, proposer="mallory"))

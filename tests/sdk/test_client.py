@@ -200,6 +200,7 @@ def _tampering_client(
             return httpx.Response(200, json=document)
         return response
 
+    options.setdefault("identity", chain.consortium.reader())
     return Client(IN_PROCESS_URL, transport=httpx.MockTransport(handler), **options)
 
 
@@ -322,7 +323,8 @@ def test_verify_header_hook_sees_every_header(batch_chain: tuple[LocalChain, lis
     def record(header: BlockHeader, certificate: bytes | None) -> None:
         seen.append((header.height, certificate))
 
-    with Client(IN_PROCESS_URL, transport=chain.transport(), verify_header=record) as client:
+    with Client(IN_PROCESS_URL, transport=chain.transport(), verify_header=record,
+                identity=chain.consortium.reader()) as client:
         client.get_tx(ids[0])
         client.read_state("kv", "v/k0")
         client.get_block(1)
@@ -331,7 +333,8 @@ def test_verify_header_hook_sees_every_header(batch_chain: tuple[LocalChain, lis
     def refuse(header: BlockHeader, certificate: bytes | None) -> None:
         raise ProofError(f"block {header.height} has no commit certificate")
 
-    with Client(IN_PROCESS_URL, transport=chain.transport(), verify_header=refuse) as client:
+    with Client(IN_PROCESS_URL, transport=chain.transport(), verify_header=refuse,
+                identity=chain.consortium.reader()) as client:
         with pytest.raises(ProofError, match="no commit certificate"):
             client.get_tx(ids[0])
         with pytest.raises(ProofError):

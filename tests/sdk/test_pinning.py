@@ -72,8 +72,9 @@ def test_the_right_network_is_checked_once(chains: tuple[LocalChain, LocalChain]
         assert client.query("kv", "get", {"key": "nothing"}) is None
         result = client.invoke(a.identity(), "kv", "put", {"key": "pinned", "value": 1})
         assert result.ok
-    statuses = [path for method, path in transport.seen if path == "/v1/status"]
-    assert len(statuses) == 1 and transport.seen[0] == ("GET", "/v1/status")
+    # the chain is checked once, openly (/healthz names it, no signed request goes out first)
+    checks = [path for method, path in transport.seen if path == "/healthz"]
+    assert len(checks) == 1 and transport.seen[0] == ("GET", "/healthz")
 
 
 @pytest.mark.parametrize("how", ["network", "genesis_hash", "genesis_file"])
@@ -99,7 +100,7 @@ def test_a_gateway_of_another_chain_is_refused_before_anything_is_sent(
     message = str(error)
     assert expected[:16] in message and error.found[:16] in message
     assert "--node" in message and "--base-port" in message and "\n" not in message
-    assert all(path == "/v1/status" for _, path in transport.seen)
+    assert all(path == "/healthz" for _, path in transport.seen)  # no signed request reached it
     assert _height(b) == height_before
 
 

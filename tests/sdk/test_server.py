@@ -45,7 +45,8 @@ def test_real_server_sdk_live_events_and_cli(tmp_path: Path) -> None:
     with local_chain(tmp_path, suite="intl", orgs=2) as chain:
         url = chain.serve_http("127.0.0.1", 0)
         identity_file = chain.consortium.directory / "orgs" / "bank" / "client.id"
-        with Client(url, timeout=5) as client, Client(url, timeout=5) as listener:
+        reader = chain.consortium.reader()
+        with Client(url, timeout=5, identity=reader) as client, Client(url, timeout=5, identity=reader) as listener:
             assert client.status().chain_id == chain.chain_id
 
             # live Server-Sent Events over a real socket
@@ -108,7 +109,7 @@ def test_real_server_sdk_live_events_and_cli(tmp_path: Path) -> None:
             with pytest.raises(OSError, match="cannot listen"):
                 chain.call(serve(chain.app, "127.0.0.1", port))
 
-        runner = CliRunner()
+        runner = CliRunner(env={"PILOTCHAIN_IDENTITY": str(identity_file)})  # reads are signed
         app = _cli()
         shown = runner.invoke(app, ["status", "--node", url, "--json"])
         assert shown.exit_code == 0, shown.output

@@ -19,6 +19,8 @@ EXPECTED_SDK = {
     "DEFAULT_NODE_URL",
     "NODE_URL_ENV",
     "default_node_url",
+    "SignedRequests",
+    "IDENTITY_ENV",
     "Identity",
     "SignedTransaction",
     "TxBuilder",

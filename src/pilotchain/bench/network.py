@@ -74,6 +74,7 @@ import psutil
 from pilotchain.codec import encode
 from pilotchain.errors import InvariantBroken
 from pilotchain.network.processes import EPHEMERAL_PORT_MIN
+from pilotchain.sdk import Identity, SignedRequests
 
 __all__ = ["BenchOptions", "run", "MODES", "SUCCESS_MIN"]
 
@@ -472,6 +473,7 @@ class Harness:
         self.data_bytes_at_start: list[int] = []
         self.down: set[str] = set()
         self._http: dict[str, httpx.AsyncClient] = {}
+        self._reader: Identity | None = None
         self._stop = asyncio.Event()
         self._connected = {"tx": asyncio.Event(), "block": asyncio.Event()}
         self._tasks: list[asyncio.Task[Any]] = []
@@ -484,9 +486,17 @@ class Harness:
         return time.monotonic()
 
     def http(self, url: str) -> httpx.AsyncClient:
+        """The gateway client for ``url``; every request is signed (the gateways answer consortium
+        members only) with the network's first client identity — the cost a real client pays."""
         client = self._http.get(url)
         if client is None:
-            client = httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30.0),
+            if self._reader is None:
+                from pilotchain.network.processes import reader_identity
+
+                self._reader = reader_identity(self.directory)
+                if self._reader is None:
+                    raise RuntimeError(f"no client identity in {self.directory} to sign the benchmark's requests")
+            client = httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30.0), auth=SignedRequests(self._reader),
                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
             self._http[url] = client
         return client

@@ -51,6 +51,7 @@ from pilotchain.sdk import (
     PilotchainError,
     ProofError,
     ResponseError,
+    SignedRequests,
     TimeoutError,
     TransportError,
     TxRejectedError,
@@ -202,11 +203,25 @@ def target(node: str | None, network: Path | None, expect_genesis: str | None) -
 
 
 def connect(
-    node: str | None, network: Path | None, expect_genesis: str | None, *, timeout: float
+    node: str | None, network: Path | None, expect_genesis: str | None, *, timeout: float,
+    identity: Identity | None = None,
 ) -> Client:
-    """A client for these options, pinned when they name a network or a genesis."""
+    """A client for these options, pinned when they name a network or a genesis, and signing its
+    requests (the gateway answers consortium members only) as ``identity``, else the identity file
+    ``$PILOTCHAIN_IDENTITY`` names, else the first organisation's client identity in the network
+    folder (``network init``'s one-machine layout)."""
     url, pin = target(node, network, expect_genesis)
-    return Client(url, timeout=timeout, network=pin)
+    reader = identity if identity is not None else _run(lambda: reader_identity(network))
+    return Client(url, timeout=timeout, network=pin, identity=reader)
+
+
+def reader_identity(network: Path | None) -> Identity | None:
+    """The identity that signs a command's reads when none is named (see :func:`connect`)."""
+    from pilotchain.network.processes import reader_identity as network_reader
+
+    if network is None and (DEFAULT_NETWORK_DIR / "network.json").is_file():
+        network = DEFAULT_NETWORK_DIR
+    return network_reader(network)
 
 
 def _print_json(document: Any) -> None:
@@ -462,7 +477,7 @@ def submit(
             "say who signs, e.g. --identity net/orgs/bank/client.id", param_hint="--identity"
         )
     signer = _run(lambda: Identity.load(identity))
-    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0), identity=signer) as client:
         chain_id = _run(client.chain_id)
         tx = _run(
             lambda: build_transaction(
@@ -574,10 +589,13 @@ def verify_block(
         _fail(str(exc), EXIT_USAGE)
     suite = get_suite(chain.suite)
     node, pin = target(node, network, str(genesis))
-    with Client(node, timeout=timeout, network=pin) as pinned:
+    reader = _run(lambda: reader_identity(network))
+    with Client(node, timeout=timeout, network=pin, identity=reader) as pinned:
         _run(pinned.status)  # refuses a node of another network (a different genesis hash)
+        signer = pinned.identity
     try:
-        with httpx.Client(base_url=node, timeout=timeout) as http:
+        with httpx.Client(base_url=node, timeout=timeout,
+                          auth=SignedRequests(signer) if signer is not None else None) as http:
             raw = http.get(f"/v1/blocks/{height}/raw")
             if raw.status_code == 404:
                 _fail(f"no block {height} on {node} yet", EXIT_REFUSED)

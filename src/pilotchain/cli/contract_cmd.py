@@ -178,7 +178,7 @@ def deploy(
         "init": _parse_args(init_json),
         "permissions": permissions,
     }
-    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0), identity=signer) as client:
         result = sign_and_wait(
             client,
             signer,
@@ -219,7 +219,7 @@ def approve(
 ) -> None:
     """Approve the open proposal that deploys NAME at --version (one vote per organisation)."""
     signer = load_signer(identity, admin=True)
-    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0), identity=signer) as client:
         document = _find_deploy_proposal(client, name, version)
         if not as_json:
             _err.print(
@@ -253,7 +253,7 @@ def invoke(
     """Sign NAME.METHOD(ARGS_JSON) and submit it; --wait for the receipt."""
     args = _parse_args(args_json)
     signer = load_signer(identity)
-    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0), identity=signer) as client:
         chain_id = _run(client.chain_id)
         tx = _run(lambda: build_transaction(signer, chain_id, name, method, args))
         if not wait:

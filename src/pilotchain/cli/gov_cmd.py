@@ -117,7 +117,7 @@ def propose(
     args: dict[str, Any] = {"kind": kind, "payload": payload}
     if expires_in_s is not None:
         args["expires_in_ms"] = expires_in_s * 1000
-    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0), identity=signer) as client:
         result = sign_and_wait(client, signer, "gov", "propose", args, timeout)
     proposal_outcome(result, as_json, done="applied")
 
@@ -136,7 +136,7 @@ def approve(
 ) -> None:
     """Add your organisation's approval to proposal ID (applied when its policy is met)."""
     signer = load_signer(identity, admin=True)
-    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0), identity=signer) as client:
         result = sign_and_wait(client, signer, "gov", "approve", {"id": proposal_id}, timeout)
     proposal_outcome(result, as_json, done="applied")
 
@@ -153,7 +153,7 @@ def withdraw(
 ) -> None:
     """Withdraw an open proposal your organisation filed."""
     signer = load_signer(identity, admin=True)
-    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0)) as client:
+    with connect(node, network, expect_genesis, timeout=min(timeout, 30.0), identity=signer) as client:
         result = sign_and_wait(client, signer, "gov", "withdraw", {"id": proposal_id}, timeout)
     proposal_outcome(result, as_json, done="applied")
 

@@ -84,17 +84,19 @@ def init(
 
 def _status_rows(directory: Path, *, log_since: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """One row per node: up only when its gateway serves this network's genesis hash."""
-    from pilotchain.network.processes import node_state, nodes_of
+    from pilotchain.network.processes import node_state, nodes_of, reader_identity
 
     genesis = str(load_manifest(directory)["genesis_hash"])
+    reader = reader_identity(directory)  # the gateways answer members only; without one: liveness
     rows = []
     now_ms = int(time.time() * 1000)
     for node in nodes_of(directory):
-        state = node_state(node, genesis, timeout_s=1.5, log_since=(log_since or {}).get(node.name, 0))
+        state = node_state(node, genesis, timeout_s=1.5, log_since=(log_since or {}).get(node.name, 0),
+                           identity=reader)
         status = state.status
         row: dict[str, Any] = {"node": node.name, "org": node.org, "pid": state.pid, "gateway_url": node.gateway_url,
                                "up": state.up, "state": state.state, "reason": state.reason}
-        if status is not None:
+        if status is not None and "height" in status:
             row.update(
                 height=int(status["height"]),
                 last_block_hash=status["last_block_hash"],

@@ -44,6 +44,7 @@ from pilotchain.sdk import (
     AsyncClient,
     Identity,
     PilotchainError,
+    SignedRequests,
     TxRejectedError,
     build_transaction,
 )
@@ -95,7 +96,8 @@ async def _workload(nodes: list[NodeProcess], identities: list[Identity], chain_
 
     async def watch_commits() -> None:
         """Commit times from block events (one per block), the block's transaction ids fetched."""
-        async with AsyncClient(nodes[0].gateway_url, timeout=60.0, expected_genesis=genesis) as client:
+        async with AsyncClient(nodes[0].gateway_url, timeout=60.0, expected_genesis=genesis,
+                               identity=identities[0]) as client:
             async for event in client.subscribe(["block"]):
                 seen_at = time.perf_counter()
                 if not event.data.get("tx_count"):
@@ -116,7 +118,8 @@ async def _workload(nodes: list[NodeProcess], identities: list[Identity], chain_
     async def submit_through(node: NodeProcess, share: list[Any]) -> None:
         """Batches of BATCH_TXS signed transactions, BATCHES_IN_FLIGHT outstanding per gateway."""
         limit = asyncio.Semaphore(BATCHES_IN_FLIGHT)
-        async with AsyncClient(node.gateway_url, timeout=60.0, expected_genesis=genesis) as client:
+        async with AsyncClient(node.gateway_url, timeout=60.0, expected_genesis=genesis,
+                               identity=identities[0]) as client:
             await client.status()  # WrongNetwork before any transaction if it is another chain's gateway
 
             async def one(batch: list[Any]) -> None:
@@ -147,17 +150,17 @@ async def _workload(nodes: list[NodeProcess], identities: list[Identity], chain_
     return len(committed_at), rejected, latencies, elapsed
 
 
-def _agreement(nodes: list[NodeProcess], genesis: str) -> tuple[bool, bool, dict[str, tuple[int, str]], int]:
+def _agreement(nodes: list[NodeProcess], genesis: str, reader: Identity) -> tuple[bool, bool, dict[str, tuple[int, str]], int]:
     """Every node's hash at every common height, and state roots at the common head — all
     False unless every gateway serves this network's genesis."""
-    statuses = {node.name: probe_status(node.gateway_url) for node in nodes}
+    statuses = {node.name: probe_status(node.gateway_url, identity=reader) for node in nodes}
     heights = [int(s["height"]) for s in statuses.values() if s is not None and s.get("genesis_hash") == genesis]
     if len(heights) != len(nodes):
         return False, False, {}, 0
     common = min(heights)
     hashes_agree = True
     roots: set[str] = set()
-    with httpx.Client(timeout=10.0) as http:
+    with httpx.Client(timeout=10.0, auth=SignedRequests(reader)) as http:
         for height in range(1, common + 1):
             seen = {http.get(f"{node.gateway_url}/v1/blocks/{height}").json()["hash"] for node in nodes}
             hashes_agree &= len(seen) == 1
@@ -186,12 +189,12 @@ def _free_base_port(base_port: int, console: Console) -> int:
     return base
 
 
-def _wait_for_network(nodes: list[NodeProcess], genesis: str, timeout_s: float) -> str | None:
+def _wait_for_network(nodes: list[NodeProcess], genesis: str, timeout_s: float, reader: Identity) -> str | None:
     """None once every node is alive, its gateway serves ``genesis`` and all have committed a
     block; otherwise what went wrong (a node that died: the last error line of its log)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        states = {node.name: node_state(node, genesis, timeout_s=1.0) for node in nodes}
+        states = {node.name: node_state(node, genesis, timeout_s=1.0, identity=reader) for node in nodes}
         dead = [f"{name}: {state.reason}" for name, state in states.items() if state.state == "down"]
         if dead:
             return "a validator did not come up: " + "; ".join(dead)
@@ -219,13 +222,13 @@ def run_demo(directory: Path, *, suite: str, transactions: int, base_port: int, 
                           rejected={}, seconds=0.0, latencies_ms=[], blocks=0, heights_agree=False,
                           state_roots_agree=False, gateways=gateways, failure=reason)
 
+    identities = [Identity.load(directory / org["client_identity"]) for org in manifest["organizations"]]
     for node in nodes:
         start_node(node)
     with console.status(f"starting {VALIDATORS} validator processes and waiting for the first commit…"):
-        problem = _wait_for_network(nodes, genesis, START_TIMEOUT_S)
+        problem = _wait_for_network(nodes, genesis, START_TIMEOUT_S, identities[0])
     if problem is not None:
         return failed(problem)
-    identities = [Identity.load(directory / org["client_identity"]) for org in manifest["organizations"]]
     try:
         with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console) as progress:
@@ -234,7 +237,7 @@ def run_demo(directory: Path, *, suite: str, transactions: int, base_port: int, 
             )
     except PilotchainError as exc:
         return failed(f"the workload stopped: {exc}")
-    hashes_agree, roots_agree, heads, common = _agreement(nodes, genesis)
+    hashes_agree, roots_agree, heads, common = _agreement(nodes, genesis, identities[0])
     return DemoResult(
         chain_id=manifest["chain_id"], suite=suite, transactions=transactions, committed=committed,
         rejected=rejected, seconds=seconds, latencies_ms=latencies, blocks=common,

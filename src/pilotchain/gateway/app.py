@@ -37,6 +37,7 @@ from pilotchain import __version__
 from pilotchain.codec import CodecError, decode, encode
 from pilotchain.crypto import Suite, get_suite
 from pilotchain.errors import InvariantBroken
+from pilotchain.gateway._auth import CALLER_SCOPE_KEY, SignedRequestMiddleware
 from pilotchain.gateway._middleware import (
     BodyLimitMiddleware,
     GatewayMetrics,
@@ -44,6 +45,7 @@ from pilotchain.gateway._middleware import (
     MetricsMiddleware,
 )
 from pilotchain.ledger.block import Block, BlockHeader, block_hash
+from pilotchain.ledger.genesis import genesis_hash
 from pilotchain.ledger.tx import RejectCode, TxRejected
 from pilotchain.node.api import EventKind, NodeAPI, NodeStatus, Readiness, TxState, TxStatus
 from pilotchain.sdk.wire import (
@@ -149,10 +151,16 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     tx_bytes_max = node.genesis.params.tx_limits.tx_bytes_max
     body_bytes_max = options.body_bytes_max or (tx_bytes_max * 4 // 3 + BODY_OVERHEAD_BYTES)
     metrics = GatewayMetrics()
+    public_genesis_hash = genesis_hash(suite, node.genesis).hex()
     app = FastAPI(
         title="pilotchain gateway",
         version=__version__,
-        description="REST and Server-Sent Events access to a pilotchain node. See docs/api.md.",
+        description="REST and Server-Sent Events access to a pilotchain node for consortium members: every "
+        "request but /healthz, /readyz and /openapi.json is signed with the caller's identity "
+        "(HTTP Message Signatures, RFC 9421). See docs/api.md.",
+        # the Swagger/ReDoc pages load their assets from a CDN (blank offline): off; /openapi.json stays
+        docs_url=None,
+        redoc_url=None,
     )
     #: set by the server handle on close: event streams end so the server can stop
     app.state.closing = asyncio.Event()
@@ -235,7 +243,10 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     @app.get("/healthz", summary="Liveness: 200 when the node can serve, else 503 with the reason")
     async def healthz() -> JSONResponse:
         ok, reason = node.healthy()
-        return JSONResponse({"ok": ok, "reason": reason}, status_code=200 if ok else 503)
+        # the chain's public identity, so a tool can tell which network a gateway serves before
+        # it trusts it (nothing of the chain's contents: those are for members, signed)
+        return JSONResponse({"ok": ok, "reason": reason, "chain_id": node.genesis.chain_id,
+                             "genesis_hash": public_genesis_hash}, status_code=200 if ok else 503)
 
     @app.get(
         "/readyz",
@@ -545,14 +556,15 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
                     "BAD_REQUEST",
                     'body must be {"args": ..., "caller_certificate": base64 | null}',
                 )
+        # a query runs as the caller who signed the request, never as a certificate in the body
+        certificate: bytes | None = request.scope.get(CALLER_SCOPE_KEY)
         try:
             args = from_tagged_json(document.get("args"))
             certificate_text = document.get("caller_certificate")
-            certificate = (
-                unb64(certificate_text, "caller_certificate")
-                if certificate_text is not None
-                else None
-            )
+            if certificate_text is not None and unb64(certificate_text, "caller_certificate") != certificate:
+                raise _ApiError(403, RejectCode.PERMISSION_DENIED.value,
+                                "caller_certificate must be the certificate that signed the request (or omitted): "
+                                "a query runs as its signer")
         except WireError as exc:
             raise _ApiError(400, RejectCode.BAD_ARGUMENTS.value, str(exc)) from exc
         except RecursionError as exc:  # pragma: no cover - the nesting bound comes first
@@ -600,6 +612,8 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    # inside the body limit (which bounds what the signature check reads), outside the endpoints
+    app.add_middleware(SignedRequestMiddleware, node=node, suite=suite, refused=metrics.refused)
     app.add_middleware(BodyLimitMiddleware, body_bytes_max=body_bytes_max,
                        path_limits={"/v1/txs/batch": BATCH_BODY_BYTES_MAX},
                        json_depth_max=options.json_depth_max,

@@ -30,6 +30,8 @@ import httpx
 
 from pilotchain.network.consortium import load_manifest
 from pilotchain.node.config import NodeConfigError, load_node_config
+from pilotchain.sdk import IDENTITY_ENV, Identity, SignedRequests
+from pilotchain.sdk._network import folder_identity
 
 __all__ = [
     "NodeProcess",
@@ -44,6 +46,7 @@ __all__ = [
     "taken_ports",
     "last_error_line",
     "node_state",
+    "reader_identity",
     "log_size",
     "free_port_block",
     "port_is_free",
@@ -247,11 +250,13 @@ class NodeState:
         return self.state in ("up", "syncing")
 
 
-def node_state(node: NodeProcess, genesis_hash: str, *, timeout_s: float = 1.5, log_since: int = 0) -> NodeState:
-    """Whether ``node`` runs and serves the network with ``genesis_hash`` (hex), and if not why."""
+def node_state(node: NodeProcess, genesis_hash: str, *, timeout_s: float = 1.5, log_since: int = 0,
+               identity: Identity | None = None) -> NodeState:
+    """Whether ``node`` runs and serves the network with ``genesis_hash`` (hex), and if not why
+    (its full status when ``identity``, a member's, may read it)."""
     had_pid_file = (node.home / PID_FILE).exists()
     pid = node_pid(node.home, forget_stale=False)
-    status = probe_status(node.gateway_url, timeout_s=timeout_s)
+    status = probe_status(node.gateway_url, timeout_s=timeout_s, identity=identity)
     if status is not None:
         found = str(status.get("genesis_hash", "")).lower()
         if found != genesis_hash.lower():
@@ -313,19 +318,42 @@ def stop_node(node: NodeProcess, *, grace_s: float = 15.0, kill: bool = False) -
     return "killed after grace period"
 
 
-def probe_status(url: str, timeout_s: float = 2.0) -> dict[str, Any] | None:
-    """The node's /v1/status document, or None when it does not answer."""
+def probe_status(url: str, timeout_s: float = 2.0, identity: Identity | None = None) -> dict[str, Any] | None:
+    """The node's /v1/status document read as ``identity`` (the gateway answers members only);
+    without an identity (or refused), what ``/healthz`` says openly — liveness, chain id and genesis
+    hash, no height. None when the gateway does not answer."""
+    if identity is not None:
+        document = _get_json(f"{url}/v1/status", timeout_s, SignedRequests(identity))
+        if document is not None:
+            return document
+    health = _get_json(f"{url}/healthz", timeout_s, None, accept=(200, 503))
+    return health if health is not None and "genesis_hash" in health else None
+
+
+def _get_json(url: str, timeout_s: float, auth: httpx.Auth | None,
+              accept: tuple[int, ...] = (200,)) -> dict[str, Any] | None:
     try:
-        response = httpx.get(f"{url}/v1/status", timeout=timeout_s)
+        response = httpx.get(url, timeout=timeout_s, auth=auth)
     except httpx.HTTPError:
         return None
-    if response.status_code != 200:
+    if response.status_code not in accept:
         return None
     try:
-        document: dict[str, Any] = response.json()
+        document = response.json()
     except ValueError:
         return None
-    return document
+    return document if isinstance(document, dict) else None
+
+
+def reader_identity(directory: Path | None) -> Identity | None:
+    """The identity a tool signs its reads with for the network in ``directory``: the identity file
+    ``$PILOTCHAIN_IDENTITY`` names, else the first organisation's client identity that
+    ``network init`` left in the folder (a ceremony's manifest names none: then None)."""
+    named = os.environ.get(IDENTITY_ENV, "").strip()
+    if named:
+        return Identity.load(named)
+    path = folder_identity(directory) if directory is not None else None
+    return Identity.load(path) if path is not None else None
 
 
 def wait_until(condition: Callable[[], bool], *, timeout_s: float, interval_s: float = 0.1) -> bool:

@@ -142,6 +142,12 @@ class NodeAPI(Protocol):
 
     def read_state(self, contract: str, key: bytes) -> StateRead: ...
 
+    def authenticate(self, certificate: bytes) -> bytes:
+        """The SubjectPublicKeyInfo DER of the key ``certificate`` names, if the consortium vouches
+        for it now (membership as committed: unknown, expired and revoked identities raise
+        TxRejected with UNKNOWN_SIGNER / SIGNER_REJECTED). The gateway authenticates requests with it."""
+        ...
+
     def query(self, contract: str, method: str, args: Any, caller_certificate: bytes | None) -> Any:
         """A read-only contract call against the head state (creates no transaction).
         Raises TxRejected (UNKNOWN_CONTRACT, UNKNOWN_METHOD, BAD_ARGUMENTS, EXECUTION_FAILED...)."""

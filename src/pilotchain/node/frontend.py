@@ -232,6 +232,9 @@ class NodeFrontend:
             contract=contract, key=key, value=value, proof=proof, header=self.ledger.head()
         )
 
+    def authenticate(self, certificate: bytes) -> bytes:
+        return self.ledger.authenticator.public_key_of(certificate, self.clock_ms())
+
     def query(self, contract: str, method: str, args: Any, caller_certificate: bytes | None) -> Any:
         caller: Caller | None = None
         if caller_certificate is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from pilotchain.sdk._client import (
     DEFAULT_NODE_URL,
+    IDENTITY_ENV,
     NODE_URL_ENV,
     AsyncClient,
     Client,
@@ -61,6 +62,7 @@ from pilotchain.sdk._network import (
     load_network,
     pin_of,
 )
+from pilotchain.sdk._signing import SignedRequests
 from pilotchain.sdk._tx import (
     DEFAULT_EXPIRES_IN_MS,
     SignedTransaction,
@@ -75,6 +77,9 @@ __all__ = [
     "DEFAULT_NODE_URL",
     "NODE_URL_ENV",
     "default_node_url",
+    # signing requests: the gateway answers consortium members only
+    "SignedRequests",
+    "IDENTITY_ENV",
     # pinning a client to one chain
     "NetworkPin",
     "NETWORK_ENV",

@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,7 +45,8 @@ from pilotchain.sdk._models import (
     StateValue,
     TxResult,
 )
-from pilotchain.sdk._network import NETWORK_ENV, NetworkPin, load_network, pin_of
+from pilotchain.sdk._network import NETWORK_ENV, NetworkPin, folder_identity, load_network, pin_of
+from pilotchain.sdk._signing import SignedRequests
 from pilotchain.sdk._sse import SseDecoder, SseMessage
 from pilotchain.sdk._tx import DEFAULT_EXPIRES_IN_MS, SignedTransaction, build_transaction
 from pilotchain.sdk.wire import WireError, b64, from_tagged_json, to_tagged_json
@@ -114,6 +116,8 @@ class _Request:
     params: dict[str, Any] = field(default_factory=dict)
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: sign this request as this identity instead of the client's (a query as a given caller)
+    signer: Identity | None = None
 
 
 def _raw_of(tx: bytes | SignedTransaction) -> bytes:
@@ -144,22 +148,39 @@ class _Core:
 
     def check_pin(self, info: NodeInfo) -> NodeInfo:
         """``info`` if the gateway serves the pinned chain; WrongNetwork otherwise."""
+        self.check_identity(info.chain_id, info.genesis_hash, info.node)
+        return info
+
+    def check_health(self, response: httpx.Response) -> bool:
+        """``/healthz`` is open (no signature) and names the chain the gateway serves, so a pinned
+        client learns it is talking to a stranger before it sends a signed request. True when the open health answer carried the chain's identity and it matched (else
+        WrongNetwork); False when it did not say (an older gateway: check the status instead)."""
+        try:
+            document = response.json()
+        except ValueError:
+            return False
+        if not isinstance(document, dict) or not isinstance(document.get("genesis_hash"), str):
+            return False
+        self.check_identity(str(document.get("chain_id", "")), document["genesis_hash"], "?")
+        return True
+
+    def check_identity(self, chain_id: str, genesis: str, node: str) -> None:
         pin = self.pin
         if pin is None or self.pinned:
-            return info
-        if pin.genesis_hash is not None and info.genesis_hash.lower() != pin.genesis_hash:
-            expected, found, what = pin.genesis_hash, info.genesis_hash.lower(), "genesis"
-        elif pin.chain_id is not None and info.chain_id != pin.chain_id:
-            expected, found, what = pin.chain_id, info.chain_id, "chain id"
+            return
+        if pin.genesis_hash is not None and genesis.lower() != pin.genesis_hash:
+            expected, found, what = pin.genesis_hash, genesis.lower(), "genesis"
+        elif pin.chain_id is not None and chain_id != pin.chain_id:
+            expected, found, what = pin.chain_id, chain_id, "chain id"
         else:
             self.pinned = True
-            return info
+            return
         raise WrongNetwork(
             self.base_url,
             expected,
             found,
-            f"{self.base_url} serves another network: {what} {found[:16]}… (chain {info.chain_id!r}, "
-            f"node {info.node!r}), expected {expected[:16]}… from {pin.source}; nothing was sent to it. "
+            f"{self.base_url} serves another network: {what} {found[:16]}… (chain {chain_id!r}, "
+            f"node {node!r}), expected {expected[:16]}… from {pin.source}; nothing was sent to it. "
             "Another network may hold these ports: point --node at this network's gateway "
             "(`pilotchain network status --dir DIR` lists them) or restart it on free ports "
             "(`pilotchain network init --base-port N`)",
@@ -254,15 +275,14 @@ class _Core:
     @staticmethod
     def query_request(contract: str, method: str, args: Any, caller: Identity | None) -> _Request:
         try:
-            document = {
-                "args": to_tagged_json(args),
-                "caller_certificate": b64(caller.certificate_bytes) if caller is not None else None,
-            }
+            # the query runs as whoever signs the request: the caller, else the client's identity
+            document = {"args": to_tagged_json(args)}
         except WireError as exc:
             raise PilotchainError(f"query arguments cannot be sent: {exc}") from exc
         return _Request(
             "POST",
             f"/v1/query/{contract}/{method}",
+            signer=caller,
             content=json.dumps(document).encode(),
             headers={"content-type": "application/json"},
         )
@@ -355,12 +375,14 @@ class Client:
         network: NetworkSpec | None = None,
         expected_genesis: str | None = None,
         expected_chain_id: str | None = None,
+        identity: Identity | None = None,
     ) -> None:
         url, pin = resolve_pin(base_url, network, expected_genesis, expected_chain_id)
         self._core = _Core(url, verify, verify_header, pin)
+        self._signer = _signer_for(identity, network)
         self.timeout = timeout
         self._http = httpx.Client(
-            base_url=self._core.base_url, transport=transport, timeout=timeout
+            base_url=self._core.base_url, transport=transport, timeout=timeout, auth=self._signer
         )
 
     @property
@@ -371,6 +393,16 @@ class Client:
     def pin(self) -> NetworkPin | None:
         """The chain this client is pinned to (None: any gateway is trusted to be the right one)."""
         return self._core.pin
+
+    @property
+    def identity(self) -> Identity | None:
+        """Who this client's requests are signed as (None: unsigned until an invoke names one)."""
+        return self._signer.identity if self._signer is not None else None
+
+    def _adopt(self, identity: Identity) -> None:
+        if self._signer is None:
+            self._signer = SignedRequests(identity)
+            self._http.auth = self._signer
 
     def close(self) -> None:
         self._http.close()
@@ -383,7 +415,7 @@ class Client:
 
     def _send(self, request: _Request, *, pinned: bool = False) -> Any:
         if not (pinned or self._core.pinned):
-            self.status()
+            self._check_pin()
         try:
             response = self._http.request(
                 request.method,
@@ -391,10 +423,20 @@ class Client:
                 params=request.params or None,
                 content=request.content,
                 headers=request.headers or None,
+                auth=SignedRequests(request.signer) if request.signer is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
             raise self._core.transport_error(exc) from exc
         return self._core.check(response)
+
+    def _check_pin(self) -> None:
+        """Before the first request of a pinned client: which chain does the gateway serve?"""
+        try:
+            response = self._http.get("/healthz", auth=None)
+        except httpx.HTTPError as exc:
+            raise self._core.transport_error(exc) from exc
+        if not self._core.check_health(response):
+            self._core.check_pin(NodeInfo.from_json(self._send(_Request("GET", "/v1/status"), pinned=True)))
 
     def _suite(self) -> Suite | None:
         if not self._core.verify:
@@ -406,6 +448,8 @@ class Client:
 
     def status(self) -> NodeInfo:
         """The node's status; for a pinned client, WrongNetwork if it serves another chain."""
+        if not self._core.pinned:
+            self._check_pin()  # openly, before a signed request goes to what may be a stranger
         info = self._core.check_pin(NodeInfo.from_json(self._send(_Request("GET", "/v1/status"), pinned=True)))
         self._core.node_info = info
         return info
@@ -492,7 +536,9 @@ class Client:
         expires_in_ms: int = DEFAULT_EXPIRES_IN_MS,
     ) -> TxResult:
         """Build, sign, submit and (``wait``) wait for a call; ``check`` raises TxRejectedError when
-        execution failed. Without ``wait`` the result is pending."""
+        execution failed. Without ``wait`` the result is pending. A client without an identity of
+        its own signs its requests as ``identity`` from then on."""
+        self._adopt(identity)
         tx = build_transaction(
             identity, self.chain_id(), contract, method, args, expires_in_ms=expires_in_ms
         )
@@ -544,12 +590,14 @@ class AsyncClient:
         network: NetworkSpec | None = None,
         expected_genesis: str | None = None,
         expected_chain_id: str | None = None,
+        identity: Identity | None = None,
     ) -> None:
         url, pin = resolve_pin(base_url, network, expected_genesis, expected_chain_id)
         self._core = _Core(url, verify, verify_header, pin)
+        self._signer = _signer_for(identity, network)
         self.timeout = timeout
         self._http = httpx.AsyncClient(
-            base_url=self._core.base_url, transport=transport, timeout=timeout
+            base_url=self._core.base_url, transport=transport, timeout=timeout, auth=self._signer
         )
 
     @property
@@ -559,6 +607,15 @@ class AsyncClient:
     @property
     def pin(self) -> NetworkPin | None:
         return self._core.pin
+
+    @property
+    def identity(self) -> Identity | None:
+        return self._signer.identity if self._signer is not None else None
+
+    def _adopt(self, identity: Identity) -> None:
+        if self._signer is None:
+            self._signer = SignedRequests(identity)
+            self._http.auth = self._signer
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -571,7 +628,7 @@ class AsyncClient:
 
     async def _send(self, request: _Request, *, pinned: bool = False) -> Any:
         if not (pinned or self._core.pinned):
-            await self.status()
+            await self._check_pin()
         try:
             response = await self._http.request(
                 request.method,
@@ -579,10 +636,19 @@ class AsyncClient:
                 params=request.params or None,
                 content=request.content,
                 headers=request.headers or None,
+                auth=SignedRequests(request.signer) if request.signer is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
             raise self._core.transport_error(exc) from exc
         return self._core.check(response)
+
+    async def _check_pin(self) -> None:
+        try:
+            response = await self._http.get("/healthz", auth=None)
+        except httpx.HTTPError as exc:
+            raise self._core.transport_error(exc) from exc
+        if not self._core.check_health(response):
+            self._core.check_pin(NodeInfo.from_json(await self._send(_Request("GET", "/v1/status"), pinned=True)))
 
     async def _suite(self) -> Suite | None:
         if not self._core.verify:
@@ -591,6 +657,8 @@ class AsyncClient:
         return self._core.suite_of(info)
 
     async def status(self) -> NodeInfo:
+        if not self._core.pinned:
+            await self._check_pin()
         info = self._core.check_pin(
             NodeInfo.from_json(await self._send(_Request("GET", "/v1/status"), pinned=True))
         )
@@ -673,6 +741,7 @@ class AsyncClient:
         check: bool = True,
         expires_in_ms: int = DEFAULT_EXPIRES_IN_MS,
     ) -> TxResult:
+        self._adopt(identity)
         tx = build_transaction(
             identity, await self.chain_id(), contract, method, args, expires_in_ms=expires_in_ms
         )
@@ -706,3 +775,23 @@ class AsyncClient:
                     yield event
         except httpx.HTTPError as exc:
             raise self._core.transport_error(exc) from exc
+
+
+#: an identity file whose key signs this process's requests when a client is given none
+IDENTITY_ENV = "PILOTCHAIN_IDENTITY"
+
+
+def _signer_for(identity: Identity | None, network: NetworkSpec | None = None) -> SignedRequests | None:
+    """The request signer: ``identity``, else the identity file ``$PILOTCHAIN_IDENTITY`` names,
+    else the first client identity of a ``network init`` folder given as ``network``, else none
+    (the gateway then answers only /healthz, /readyz and /openapi.json; an invoke adopts its
+    identity)."""
+    if identity is None:
+        path: str | Path | None = os.environ.get(IDENTITY_ENV, "").strip() or None
+        folder = network if network is not None else (os.environ.get(NETWORK_ENV, "").strip() or None)
+        if path is None and isinstance(folder, (str, os.PathLike)):
+            path = folder_identity(folder)
+        if path is None:
+            return None
+        identity = Identity.load(path)
+    return SignedRequests(identity)

@@ -30,7 +30,7 @@ from pilotchain.errors import CoreError
 from pilotchain.ledger.genesis import Genesis, genesis_hash
 from pilotchain.sdk._errors import NetworkFileError
 
-__all__ = ["NETWORK_ENV", "NetworkPin", "load_network", "load_genesis_pin", "pin_of"]
+__all__ = ["NETWORK_ENV", "NetworkPin", "folder_identity", "load_network", "load_genesis_pin", "pin_of"]
 
 #: A network folder for clients that are given no other pin (``pilotchain`` CLI and SDK).
 NETWORK_ENV = "PILOTCHAIN_NETWORK"
@@ -109,3 +109,21 @@ def load_genesis_pin(path: str | os.PathLike[str]) -> NetworkPin:
     if document.get("hash") not in (None, digest):
         raise NetworkFileError(f"{file_path}: the stated hash does not match its contents (edited or corrupted?)")
     return NetworkPin(genesis_hash=digest, chain_id=genesis.chain_id, source=str(file_path))
+
+
+def folder_identity(directory: str | os.PathLike[str]) -> Path | None:
+    """The identity file that signs requests for the network in ``directory`` when none is named:
+    the first organisation's client identity that ``pilotchain network init`` left there (a
+    ceremony's manifest names no private file: then None)."""
+    folder = Path(directory)
+    if folder.name == "network.json":
+        folder = folder.parent
+    try:
+        manifest = json.loads((folder / "network.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for organization in manifest.get("organizations", []) if isinstance(manifest, dict) else []:
+        relative = str(organization.get("client_identity") or "") if isinstance(organization, dict) else ""
+        if relative and (folder / relative).is_file():
+            return folder / relative
+    return None
