@@ -81,3 +81,26 @@ def test_demo_walkthrough_commits_and_verifies(tmp_path: Path, suite: str) -> No
     assert result.exit_code == 0, result.output
     assert "all proofs verified" in result.output
     assert "refused by the kv owner rule" in result.output
+
+
+def test_a_tls_network_gives_every_node_a_certificate_from_its_ca_also_when_added_later(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from pilotchain.network.consortium import add_node
+
+    root = tmp_path / "net"
+    init_network(root, validators=2, orgs=parse_orgs("2"), base_port=26900, now_ms=NOW, tls=True)
+    ca = x509.load_pem_x509_certificate((root / "tls-ca.pem").read_bytes())
+    entry = add_node(root, org="bank", now_ms=NOW)
+    manifest = load_manifest(root)
+    assert manifest["tls_ca"] == "tls-ca.pem" and entry["gateway_url"].startswith("https://")
+    for node in manifest["nodes"]:
+        home = root / node["home"]
+        config = load_node_config(home)
+        assert node["gateway_url"].startswith("https://")
+        assert (config.tls_cert_file, config.tls_key_file) == ("tls.crt", "tls.key")
+        x509.load_pem_x509_certificate((home / "tls.crt").read_bytes()).verify_directly_issued_by(ca)
+        assert (home / "tls.key").stat().st_mode & 0o777 == 0o600
+    plain = tmp_path / "plain"
+    init_network(plain, validators=1, orgs=parse_orgs("1"), base_port=26950, now_ms=NOW)
+    assert "tls_ca" not in load_manifest(plain) and not (plain / "tls-ca.pem").exists()

@@ -21,6 +21,7 @@ EXPECTED_SDK = {
     "default_node_url",
     "SignedRequests",
     "IDENTITY_ENV",
+    "TLS_CA_ENV",
     "Identity",
     "SignedTransaction",
     "TxBuilder",

@@ -593,8 +593,9 @@ def verify_block(
     with Client(node, timeout=timeout, network=pin, identity=reader) as pinned:
         _run(pinned.status)  # refuses a node of another network (a different genesis hash)
         signer = pinned.identity
+        pinned_tls = pinned.tls_verify
     try:
-        with httpx.Client(base_url=node, timeout=timeout,
+        with httpx.Client(base_url=node, timeout=timeout, verify=pinned_tls,
                           auth=SignedRequests(signer) if signer is not None else None) as http:
             raw = http.get(f"/v1/blocks/{height}/raw")
             if raw.status_code == 404:

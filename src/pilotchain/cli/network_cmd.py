@@ -45,13 +45,15 @@ def init(
     host: str = typer.Option("127.0.0.1", help="address the nodes listen on (0.0.0.0 for all interfaces)"),
     advertise: str | None = typer.Option(None, help="address peers and clients use to reach the nodes (default: --host)"),
     base_port: int = typer.Option(26600, help="node i uses base+2i (P2P) and base+2i+1 (gateway)"),
+    tls: bool = typer.Option(False, "--tls", help="gateways serve HTTPS: a network TLS CA (tls-ca.pem, which "
+                             "clients trust through network.json) and a certificate per node"),
     json_output: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
     """Create the consortium: a CA per organisation, identities, genesis, a home per node, network.json."""
     try:
         manifest = init_network(
             directory, orgs=parse_orgs(orgs), validators=validators, suite_name=crypto, chain_id=chain_id,
-            host=host, advertise_host=advertise, base_port=base_port, now_ms=int(time.time() * 1000),
+            host=host, advertise_host=advertise, base_port=base_port, now_ms=int(time.time() * 1000), tls=tls,
         )
     except NodeConfigError as exc:
         _fail(str(exc))
@@ -84,15 +86,16 @@ def init(
 
 def _status_rows(directory: Path, *, log_since: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """One row per node: up only when its gateway serves this network's genesis hash."""
-    from pilotchain.network.processes import node_state, nodes_of, reader_identity
+    from pilotchain.network.processes import node_state, nodes_of, reader_identity, tls_verify
 
     genesis = str(load_manifest(directory)["genesis_hash"])
     reader = reader_identity(directory)  # the gateways answer members only; without one: liveness
+    verify = tls_verify(directory)
     rows = []
     now_ms = int(time.time() * 1000)
     for node in nodes_of(directory):
         state = node_state(node, genesis, timeout_s=1.5, log_since=(log_since or {}).get(node.name, 0),
-                           identity=reader)
+                           identity=reader, verify=verify)
         status = state.status
         row: dict[str, Any] = {"node": node.name, "org": node.org, "pid": state.pid, "gateway_url": node.gateway_url,
                                "up": state.up, "state": state.state, "reason": state.reason}
@@ -141,7 +144,13 @@ def _print_rows(rows: list[dict[str, Any]], title: str, console: Console | None 
 def _port_conflicts(directory: Path, genesis: str) -> tuple[str | None, set[str]]:
     """What says which ports another program holds (None: none), and the nodes already serving
     this network (started outside `network up`, e.g. `pilotchain node start`)."""
-    from pilotchain.network.processes import PortTaken, node_state, nodes_of, taken_ports
+    from pilotchain.network.processes import (
+        PortTaken,
+        node_state,
+        nodes_of,
+        taken_ports,
+        tls_verify,
+    )
 
     nodes = {node.name: node for node in nodes_of(directory)}
     conflicts: list[PortTaken] = []
@@ -149,7 +158,7 @@ def _port_conflicts(directory: Path, genesis: str) -> tuple[str | None, set[str]
     for taken in taken_ports(list(nodes.values())):
         if taken.node in running:
             continue
-        if node_state(nodes[taken.node], genesis, timeout_s=1.0).up:
+        if node_state(nodes[taken.node], genesis, timeout_s=1.0, verify=tls_verify(directory)).up:
             running.add(taken.node)
             continue
         conflicts.append(taken)

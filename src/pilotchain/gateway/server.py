@@ -102,11 +102,12 @@ class GatewayServer:
         self._task = task
         self.host = host
         self.port = port
+        self.scheme = "https" if server.config.ssl_certfile else "http"
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -142,6 +143,8 @@ async def serve(
     ready: asyncio.Event | None = None,
     log_level: str = "warning",
     limits: GatewayLimits | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
 ) -> GatewayServer:
     """Start serving ``app`` on ``host:port`` (0: any free port) on the running loop, with the
     connection bounds of ``limits`` (default: :class:`GatewayLimits`).
@@ -171,6 +174,8 @@ async def serve(
         timeout_keep_alive=limits.keep_alive_s,
         h11_max_incomplete_event_size=limits.header_bytes_max,
         backlog=backlog,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
     )
     started = asyncio.Event()
     server = _Server(config, started)

@@ -19,6 +19,7 @@ nothing assumes loopback. Private keys are written with mode 0600 and never prin
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from pilotchain.crypto import SUITE_NAMES, Suite, get_suite
 from pilotchain.identity.authority import CertificateAuthority
 from pilotchain.identity.files import IdentityBundle, save_ca, save_identity
 from pilotchain.ledger.genesis import ChainParams, Genesis, ValidatorInfo, genesis_hash
+from pilotchain.network.tls import TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE, TlsAuthority
 from pilotchain.node.config import NodeConfig, NodeConfigError, load_genesis, load_node_config
 
 __all__ = [
@@ -146,8 +148,11 @@ def init_network(
     ca_valid_days: int = 3650,
     params: ChainParams | None = None,
     overwrite: bool = False,
+    tls: bool = False,
 ) -> dict[str, Any]:
     """Write a whole consortium under ``directory``; returns the manifest (also network.json).
+    ``tls``: a network TLS CA and a gateway certificate per node (:mod:`pilotchain.network.tls`);
+    the gateways then serve HTTPS and ``network.json`` names the CA clients trust (``tls_ca``).
 
     Validators are spread over the organisations in order (node ``<org>-v<k>``). Node i listens
     for peers on ``host:base_port + 2i`` and serves its gateway on ``host:base_port + 2i + 1``;
@@ -214,6 +219,7 @@ def init_network(
     genesis_doc = _genesis_document(suite, genesis)
     _write_json(root / "genesis.json", genesis_doc)
 
+    tls_authority = TlsAuthority.create(chain_id, now=_utc(now_ms)) if tls else None
     p2p_of = {name: f"{advertise}:{base_port + 2 * index}" for index, name, *_ in node_keys}
     node_entries = []
     for index, name, org, key, cert in node_keys:
@@ -234,8 +240,13 @@ def init_network(
             p2p_advertise=p2p_of[name],
             peers={peer: addr for peer, addr in p2p_of.items() if peer != name},
             gateway_listen=f"{host}:{gateway_port}",
-            gateway_url=f"http://{advertise}:{gateway_port}",
+            gateway_url=f"{'https' if tls else 'http'}://{advertise}:{gateway_port}",
+            tls_cert_file=TLS_CERT_FILE if tls else "",
+            tls_key_file=TLS_KEY_FILE if tls else "",
         )
+        if tls_authority is not None:
+            tls_authority.issue_server(name, [advertise, host] if host not in ("0.0.0.0", "::") else [advertise],
+                                       home, now=_utc(now_ms))
         (home / "node.json").write_bytes(msgspec.json.format(msgspec.json.encode(config), indent=2) + b"\n")
         node_entries.append({
             "name": name,
@@ -258,6 +269,9 @@ def init_network(
         "nodes": node_entries,
         "organizations": org_entries,
     }
+    if tls_authority is not None:
+        tls_authority.save(root)
+        manifest["tls_ca"] = TLS_CA_FILE
     _write_json(root / "network.json", manifest)
     return manifest
 
@@ -330,6 +344,7 @@ def add_node(
     from pilotchain.identity.files import save_ca
 
     save_ca(root / orgs[org]["ca_dir"], ca, overwrite=True)  # the CA's next serial moved on
+    tls = bool(manifest.get("tls_ca"))
     home = root / "nodes" / name
     home.mkdir(parents=True, exist_ok=False)
     save_identity(home / "node.id", IdentityBundle(suite, cert, key))
@@ -338,8 +353,12 @@ def add_node(
         name=name, org=org, chain_id=genesis.chain_id, suite=genesis.suite, identity_file="node.id",
         genesis_file="genesis.json", data_dir="data", p2p_listen=f"{host}:{p2p_port}",
         p2p_advertise=f"{advertise}:{p2p_port}", peers={n["name"]: n["p2p_addr"] for n in manifest["nodes"]},
-        gateway_listen=f"{host}:{gateway_port}", gateway_url=f"http://{advertise}:{gateway_port}",
+        gateway_listen=f"{host}:{gateway_port}",
+        gateway_url=f"{'https' if tls else 'http'}://{advertise}:{gateway_port}",
+        tls_cert_file=TLS_CERT_FILE if tls else "", tls_key_file=TLS_KEY_FILE if tls else "",
     )
+    if tls:  # the network's gateways speak TLS: this one too, with a certificate from its CA
+        TlsAuthority.load(root).issue_server(name, [advertise], home, now=_utc(now_ms))
     (home / "node.json").write_bytes(msgspec.json.format(msgspec.json.encode(config), indent=2) + b"\n")
     public_key = key.public_key().to_der()
     _write_json(home / "validator.json", {"name": name, "org": org,
@@ -350,3 +369,7 @@ def add_node(
     manifest["nodes"].append(entry)
     _write_json(root / "network.json", manifest)
     return entry
+
+
+def _utc(now_ms: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.UTC)

@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -47,6 +48,7 @@ __all__ = [
     "last_error_line",
     "node_state",
     "reader_identity",
+    "tls_verify",
     "log_size",
     "free_port_block",
     "port_is_free",
@@ -251,12 +253,12 @@ class NodeState:
 
 
 def node_state(node: NodeProcess, genesis_hash: str, *, timeout_s: float = 1.5, log_since: int = 0,
-               identity: Identity | None = None) -> NodeState:
+               identity: Identity | None = None, verify: ssl.SSLContext | bool = True) -> NodeState:
     """Whether ``node`` runs and serves the network with ``genesis_hash`` (hex), and if not why
     (its full status when ``identity``, a member's, may read it)."""
     had_pid_file = (node.home / PID_FILE).exists()
     pid = node_pid(node.home, forget_stale=False)
-    status = probe_status(node.gateway_url, timeout_s=timeout_s, identity=identity)
+    status = probe_status(node.gateway_url, timeout_s=timeout_s, identity=identity, verify=verify)
     if status is not None:
         found = str(status.get("genesis_hash", "")).lower()
         if found != genesis_hash.lower():
@@ -318,22 +320,23 @@ def stop_node(node: NodeProcess, *, grace_s: float = 15.0, kill: bool = False) -
     return "killed after grace period"
 
 
-def probe_status(url: str, timeout_s: float = 2.0, identity: Identity | None = None) -> dict[str, Any] | None:
+def probe_status(url: str, timeout_s: float = 2.0, identity: Identity | None = None,
+                 verify: ssl.SSLContext | bool = True) -> dict[str, Any] | None:
     """The node's /v1/status document read as ``identity`` (the gateway answers members only);
     without an identity (or refused), what ``/healthz`` says openly — liveness, chain id and genesis
     hash, no height. None when the gateway does not answer."""
     if identity is not None:
-        document = _get_json(f"{url}/v1/status", timeout_s, SignedRequests(identity))
+        document = _get_json(f"{url}/v1/status", timeout_s, SignedRequests(identity), verify=verify)
         if document is not None:
             return document
-    health = _get_json(f"{url}/healthz", timeout_s, None, accept=(200, 503))
+    health = _get_json(f"{url}/healthz", timeout_s, None, accept=(200, 503), verify=verify)
     return health if health is not None and "genesis_hash" in health else None
 
 
 def _get_json(url: str, timeout_s: float, auth: httpx.Auth | None,
-              accept: tuple[int, ...] = (200,)) -> dict[str, Any] | None:
+              accept: tuple[int, ...] = (200,), verify: ssl.SSLContext | bool = True) -> dict[str, Any] | None:
     try:
-        response = httpx.get(url, timeout=timeout_s, auth=auth)
+        response = httpx.get(url, timeout=timeout_s, auth=auth, verify=verify)
     except httpx.HTTPError:
         return None
     if response.status_code not in accept:
@@ -343,6 +346,16 @@ def _get_json(url: str, timeout_s: float, auth: httpx.Auth | None,
     except ValueError:
         return None
     return document if isinstance(document, dict) else None
+
+
+def tls_verify(directory: Path) -> ssl.SSLContext | bool:
+    """How tools check the network's gateways: its TLS CA (a ``--tls`` network), else the system's."""
+    folder = directory.parent if directory.name == "network.json" else directory
+    try:
+        ca = json.loads((folder / "network.json").read_text()).get("tls_ca")
+    except (OSError, ValueError, AttributeError):
+        ca = None
+    return ssl.create_default_context(cafile=str(folder / str(ca))) if ca else True
 
 
 def reader_identity(directory: Path | None) -> Identity | None:

@@ -47,6 +47,9 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     #: a file (relative to the home, mode 0600) whose first line is the passphrase of an
     #: encrypted ``identity_file``; empty: the PILOTCHAIN_KEY_PASSPHRASE environment variable
     passphrase_file: str = ""
+    #: the gateway's TLS certificate and key (PEM, relative to the home); empty: plain HTTP
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
 
 def load_genesis(path: str | os.PathLike[str]) -> Genesis:

@@ -240,7 +240,12 @@ class ConsensusNode(NodeFrontend):
         self._limit_p2p_logs()
         await self.p2p.start()
         host, _, port = self.config.gateway_listen.rpartition(":")
-        self._gateway = await serve(create_app(self), host, int(port))
+        tls = self.config
+        self._gateway = await serve(
+            create_app(self), host, int(port),
+            certfile=str(self.home / tls.tls_cert_file) if tls.tls_cert_file else None,
+            keyfile=str(self.home / tls.tls_key_file) if tls.tls_key_file else None,
+        )
         _log.info("node started", extra={"event": "node.started", "height": self.ledger.height,
                                          "gateway": self._gateway.url, "p2p": self.config.p2p_listen})
         self._input(self.core.start, self.clock_ms())

@@ -26,6 +26,7 @@ from pilotchain.sdk._client import (
     DEFAULT_NODE_URL,
     IDENTITY_ENV,
     NODE_URL_ENV,
+    TLS_CA_ENV,
     AsyncClient,
     Client,
     default_node_url,
@@ -80,6 +81,7 @@ __all__ = [
     # signing requests: the gateway answers consortium members only
     "SignedRequests",
     "IDENTITY_ENV",
+    "TLS_CA_ENV",
     # pinning a client to one chain
     "NetworkPin",
     "NETWORK_ENV",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pilotchain.crypto import Suite, UnsupportedSuite, get_suite
 from pilotchain.ledger.tx import RejectCode
 from pilotchain.sdk._errors import (
     ApiError,
+    NetworkFileError,
     NotFound,
     PilotchainError,
     ResponseError,
@@ -104,6 +106,7 @@ def resolve_pin(
                 chain_id=pin.chain_id or explicit.chain_id,
                 source=pin.source,
                 gateway_urls=pin.gateway_urls,
+                tls_ca=pin.tls_ca,
             )
     url = base_url or os.environ.get(NODE_URL_ENV) or (pin.gateway_urls[0] if pin and pin.gateway_urls else None)
     return url or DEFAULT_NODE_URL, pin
@@ -376,13 +379,15 @@ class Client:
         expected_genesis: str | None = None,
         expected_chain_id: str | None = None,
         identity: Identity | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
     ) -> None:
         url, pin = resolve_pin(base_url, network, expected_genesis, expected_chain_id)
+        tls = self.tls_verify = _tls_verify(tls_ca, pin)
         self._core = _Core(url, verify, verify_header, pin)
         self._signer = _signer_for(identity, network)
         self.timeout = timeout
         self._http = httpx.Client(
-            base_url=self._core.base_url, transport=transport, timeout=timeout, auth=self._signer
+            base_url=self._core.base_url, transport=transport, timeout=timeout, auth=self._signer, verify=tls
         )
 
     @property
@@ -591,13 +596,15 @@ class AsyncClient:
         expected_genesis: str | None = None,
         expected_chain_id: str | None = None,
         identity: Identity | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
     ) -> None:
         url, pin = resolve_pin(base_url, network, expected_genesis, expected_chain_id)
+        tls = self.tls_verify = _tls_verify(tls_ca, pin)
         self._core = _Core(url, verify, verify_header, pin)
         self._signer = _signer_for(identity, network)
         self.timeout = timeout
         self._http = httpx.AsyncClient(
-            base_url=self._core.base_url, transport=transport, timeout=timeout, auth=self._signer
+            base_url=self._core.base_url, transport=transport, timeout=timeout, auth=self._signer, verify=tls
         )
 
     @property
@@ -795,3 +802,19 @@ def _signer_for(identity: Identity | None, network: NetworkSpec | None = None) -
             return None
         identity = Identity.load(path)
     return SignedRequests(identity)
+
+
+#: a PEM file of the CA that certifies the gateways' TLS certificates (else the network folder's)
+TLS_CA_ENV = "PILOTCHAIN_TLS_CA"
+
+
+def _tls_verify(tls_ca: str | os.PathLike[str] | None, pin: NetworkPin | None) -> ssl.SSLContext | bool:
+    """How a client checks an https gateway: ``tls_ca``, else ``$PILOTCHAIN_TLS_CA``, else the CA a
+    network folder names; none of them: the system's trusted CAs."""
+    path = tls_ca or os.environ.get(TLS_CA_ENV, "").strip() or (pin.tls_ca if pin is not None else None)
+    if not path:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as exc:
+        raise NetworkFileError(f"cannot use {path} as the gateways' TLS CA: {exc}") from exc

@@ -49,6 +49,8 @@ class NetworkPin:
     chain_id: str | None = None
     source: str = "the expected genesis"
     gateway_urls: tuple[str, ...] = ()
+    #: the CA that certifies the gateways' TLS certificates (a network made with ``--tls``)
+    tls_ca: str | None = None
 
 
 def _hex_hash(text: str, where: str) -> str:
@@ -93,7 +95,9 @@ def load_network(directory: str | os.PathLike[str]) -> NetworkPin:
         urls = tuple(str(node["gateway_url"]).rstrip("/") for node in document["nodes"])
     except (KeyError, TypeError) as exc:
         raise NetworkFileError(f"{path} is not a pilotchain network file (missing {exc})") from exc
-    return NetworkPin(genesis_hash=digest, chain_id=chain_id, source=str(path), gateway_urls=urls)
+    ca = document.get("tls_ca")
+    tls_ca = str(path.parent / str(ca)) if ca else None
+    return NetworkPin(genesis_hash=digest, chain_id=chain_id, source=str(path), gateway_urls=urls, tls_ca=tls_ca)
 
 
 def load_genesis_pin(path: str | os.PathLike[str]) -> NetworkPin:
