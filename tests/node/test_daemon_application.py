@@ -68,6 +68,20 @@ def test_expiring_identities_are_warned_once_per_threshold(node, caplog) -> None
     assert any(getattr(r, "event", "") == "identity.expiring" for r in caplog.records)
 
 
+def test_certificate_expiry_is_a_metric_for_every_org_ca_and_the_node(node) -> None:  # type: ignore[no-untyped-def]
+    consensus_node, _ = node
+    now_ms = consensus_node.identity.certificate.not_before_ms + 1000
+    consensus_node.check_expiry(now_ms, None)  # far from any threshold: nothing logged, all measured
+    registry = consensus_node.metrics_registry()
+    name = "pilotchain_certificate_expiry_timestamp_seconds"
+    own = registry.get_sample_value(name, {"kind": "identity", "org": "bank", "subject": "bank-v1"})
+    assert own == consensus_node.identity.certificate.not_after_ms / 1000
+    cas = [sample for metric in registry.collect() if metric.name == name for sample in metric.samples
+           if sample.labels["kind"] == "org-ca"]
+    assert sorted(sample.labels["org"] for sample in cas) == sorted(consensus_node._current_membership().org_ids())
+    assert len(cas) == 4
+
+
 def test_proposals_are_bounded_by_what_fits_in_a_round(node) -> None:  # type: ignore[no-untyped-def]
     consensus_node, _ = node
     assert consensus_node._proposal_txs_max(4000) == 4000  # nothing measured yet

@@ -92,6 +92,8 @@ ADMISSION_BACKLOG_TXS_MAX = 50_000
 WAL_FILE = "consensus.wal"
 #: a proposal may always carry at least this many transactions, however slow building was
 PROPOSAL_TXS_MIN = 100
+#: the certificate-expiry metric covers everything that expires within this (i.e. everything)
+EXPIRY_METRIC_HORIZON_MS: Final = 100 * 365 * 86_400_000
 _LOG_LEVELS: Final = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
 #: /readyz: a block must have committed here within this long (at least; longer when the
 #: chain's round timeouts are long: 10 rounds of propose + prevote + precommit timeouts). A
@@ -567,7 +569,16 @@ class ConsensusNode(NodeFrontend):
         from pilotchain.identity.expiry import WARNING_DAYS, expiry_warnings
 
         horizon_ms = max(WARNING_DAYS) * 86_400_000
-        notices = self._current_membership().expiring(now_ms, horizon_ms, [self.identity.certificate])
+        membership = self._current_membership()
+        # every org CA, retired CA cut-over and this node's identity, for the alerting rules
+        # (pilotchain_certificate_expiry_timestamp_seconds): not only the ones expiring soon
+        every = membership.expiring(now_ms, EXPIRY_METRIC_HORIZON_MS, [self.identity.certificate])
+        self._consensus_metrics.certificate_expiry.clear()
+        for notice in every:
+            self._consensus_metrics.certificate_expiry.labels(
+                kind=str(notice.kind), org=notice.org_id, subject=notice.subject,
+            ).set(notice.not_after_ms / 1000)
+        notices = [notice for notice in every if notice.not_after_ms <= now_ms + horizon_ms]
         warnings = list(expiry_warnings(notices, now_ms=now_ms, since_ms=since_ms))
         for warning in warnings:
             level = logging.WARNING if warning.severity == "warning" else logging.ERROR
@@ -600,6 +611,10 @@ class _ConsensusMetrics:
         self.round = Gauge("pilotchain_consensus_round", "Current consensus round", registry=registry)
         self.peers = Gauge("pilotchain_p2p_peers_connected", "Authenticated peer links up", registry=registry)
         self.bad_messages = Counter("pilotchain_p2p_bad_messages", "Peer messages that did not decode", registry=registry)
+        self.certificate_expiry = Gauge(
+            "pilotchain_certificate_expiry_timestamp_seconds",
+            "When each member org CA (and retired CA cut-over) and this node's identity expire (Unix time)",
+            ["kind", "org", "subject"], registry=registry)
         self.gossip_dropped = Counter("pilotchain_mempool_gossip_dropped",
                                       "Gossiped transactions dropped because admission was this far behind",
                                       registry=registry)
