@@ -5,9 +5,9 @@ Signature (label ``pilotchain``) by the key of a certificate the consortium vouc
 ``@method``, ``@target-uri``, ``pilotchain-certificate`` and, when there is a body, its
 ``content-digest``; ``created`` within ``skew_s`` of the node's clock; and a nonce not seen within
 the replay window (the conventions are in :mod:`pilotchain.sdk._signing`, which signs). Anything else
-is answered 401 with the reason, and counted. Open without a signature: ``/healthz``, ``/readyz``
-(probes), ``/openapi.json`` (no chain data) and ``/metrics`` from a loopback address (a local
-Prometheus agent; scrape through it or a proxy that signs).
+is answered 401 with the reason, and counted. Open without a signature: ``/healthz`` and
+``/readyz`` (probes; they name the chain, nothing of its contents) and ``/metrics`` from a loopback
+address (a local Prometheus agent; scrape through it or a proxy that signs).
 
 The authenticated certificate is put in the ASGI scope (``pilotchain.caller_certificate``), so a
 query runs as the caller who signed it and never as a certificate named in the body.
@@ -44,7 +44,7 @@ from pilotchain.sdk._signing import (
 __all__ = ["CALLER_SCOPE_KEY", "OPEN_PATHS", "ReplayCache", "SignedRequestMiddleware"]
 
 CALLER_SCOPE_KEY = "pilotchain.caller_certificate"
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 #: a signature's ``created`` may differ from the node's clock by this much
 SKEW_S = 60
 #: nonces are remembered this long (and a signature older than this is refused anyway)

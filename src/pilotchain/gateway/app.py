@@ -156,7 +156,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         title="pilotchain gateway",
         version=__version__,
         description="REST and Server-Sent Events access to a pilotchain node for consortium members: every "
-        "request but /healthz, /readyz and /openapi.json is signed with the caller's identity "
+        "request but /healthz and /readyz is signed with the caller's identity "
         "(HTTP Message Signatures, RFC 9421). See docs/api.md.",
         # the Swagger/ReDoc pages load their assets from a CDN (blank offline): off; /openapi.json stays
         docs_url=None,

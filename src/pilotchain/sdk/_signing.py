@@ -1,7 +1,7 @@
 """Requests signed with the caller's consortium identity: HTTP Message Signatures (RFC 9421).
 
-Every gateway endpoint but ``/healthz``, ``/readyz`` and ``/openapi.json`` answers only an
-authenticated consortium member. A request carries:
+Every gateway endpoint but ``/healthz`` and ``/readyz`` answers only an authenticated consortium
+member (``/metrics`` also answers a scraper on the node's own host). A request carries:
 
 * ``Pilotchain-Certificate``: the caller's certificate (canonical bytes, base64url, no padding);
 * ``Content-Digest`` (RFC 9530, ``sha-256``) of the body, when there is one;
