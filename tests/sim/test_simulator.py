@@ -133,6 +133,16 @@ def test_the_simulator_runs_the_real_ledger_and_governance() -> None:
     assert not world.directory.exists()  # the stores are removed with the world
 
 
+def test_evidence_is_attributed_with_the_validator_set_of_its_height() -> None:
+    """Seed 1336: governance adds a validator, then removes one, which shifts the indices after it;
+    a byzantine double vote from before the removal must be blamed on its signer, not on whoever
+    holds that index now (the checker once blamed the honest newcomer)."""
+    result = run_seed(4, 1336, ALL)
+    assert "reconfigure" in result.active_faults and result.byzantine == {3: "lock-breaker"}
+    assert result.evidence > 0
+    assert result.ok, result.safety_violations
+
+
 def test_parse_seeds_and_faults() -> None:
     assert parse_seeds("3") == range(3)
     assert parse_seeds("1000-1002") == range(1000, 1003)

@@ -751,8 +751,18 @@ class World:
     def _check_evidence(self, replica: Replica, effect: EvidenceFound) -> None:
         """An honest validator must never sign two conflicting votes (WAL + restart logic)."""
         vote = effect.evidence.vote_a
-        key = replica.validators.public_keys[vote.validator_index]
-        culprit = next(node for node in self.nodes if node.public_key == key)
+        # the index is into the validator set of the vote's height (governance may have changed
+        # the set since: an added validator shifts nobody, a removed one shifts those after it)
+        if vote.height <= len(self.validator_sets):
+            validators = self.validator_sets[vote.height - 1].validators
+            key = validators[vote.validator_index].public_key if vote.validator_index < len(validators) else b""
+        else:
+            key = replica.validators.public_keys[vote.validator_index]
+        culprit = next((node for node in self.nodes if node.public_key == key), None)
+        if culprit is None:
+            self.safety_violations.append(f"evidence names validator {vote.validator_index}, who is in no set of "
+                                          f"height {vote.height}")
+            return
         if culprit.byzantine is None:
             self.safety_violations.append(
                 f"honest node {culprit.node_id} equivocated at height {vote.height} round {vote.round} type {vote.vote_type}"
