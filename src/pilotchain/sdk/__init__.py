@@ -5,7 +5,7 @@ Quick start::
     from pilotchain.sdk import Client, Identity
 
     alice = Identity.load("net/orgs/bank/client.id")
-    with Client("http://127.0.0.1:26601") as client:
+    with Client("http://127.0.0.1:26601", identity=alice) as client:   # requests signed as alice
         result = client.invoke(alice, "kv", "put", {"key": "rate", "value": 425})   # waits for the commit
         print(result.height, result.status)
         value = client.read_state("kv", b"v/rate")   # proof checked against the block header
@@ -14,6 +14,12 @@ Pin a client to your network so it never talks to another chain that holds the s
 ``Client(network="net")`` (the folder ``pilotchain network init`` wrote: its first gateway and its
 genesis hash), ``Client(url, expected_genesis=HEX)``, or ``$PILOTCHAIN_NETWORK``; a gateway of
 another chain raises :class:`WrongNetwork` before anything is sent.
+
+Gateways answer consortium members only: a client signs every request (RFC 9421, see
+:mod:`pilotchain.sdk._signing`) as ``identity=``, else the identity file ``$PILOTCHAIN_IDENTITY``
+names, else a ``network init`` folder's first client identity; an ``invoke`` signs as its identity
+when the client has none. HTTPS gateways of a ``network init --tls`` network are trusted through the
+network folder, ``tls_ca=`` or ``$PILOTCHAIN_TLS_CA``.
 
 :class:`AsyncClient` has the same methods, awaitable. Every error is a :class:`PilotchainError`
 (the tree is in :mod:`pilotchain.sdk._errors`). To test without a network, see

@@ -365,7 +365,12 @@ class Client:
     ``$PILOTCHAIN_NETWORK`` when neither a URL nor a pin is given. A pinned client checks the
     gateway's genesis hash once, before its first request, and raises :class:`WrongNetwork` for a
     gateway of another chain. Without ``base_url`` it talks to ``$PILOTCHAIN_NODE``, else the
-    network's first gateway, else http://127.0.0.1:26601."""
+    network's first gateway, else http://127.0.0.1:26601.
+
+    Signing: every request is signed as ``identity`` (else ``$PILOTCHAIN_IDENTITY``, else a
+    ``network init`` folder's first client; an ``invoke`` adopts its identity when there is none):
+    the gateway answers consortium members only. TLS: ``tls_ca`` (else ``$PILOTCHAIN_TLS_CA``, else
+    the CA the network folder names) is the CA an https gateway's certificate must chain to."""
 
     def __init__(
         self,
