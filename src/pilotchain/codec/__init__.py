@@ -70,15 +70,16 @@ def _decoder_for(type_: Any) -> msgspec.msgpack.Decoder[Any]:
     return decoder
 
 
-def decode(data: bytes, type_: type[T], *, max_bytes: int = MAX_ENCODED_BYTES) -> T:
+def decode(data: bytes, type_: type[T], *, max_bytes: int = MAX_ENCODED_BYTES,
+           depth_max: int = ANY_DEPTH_MAX) -> T:
     """Decode ``data`` as ``type_``; raise :class:`CodecError` unless it is canonical.
 
-    A free-form ``Any`` value is first checked to nest at most :data:`ANY_DEPTH_MAX` levels
+    A free-form ``Any`` value is first checked to nest at most ``depth_max`` levels
     (:func:`check_nesting`), so the answer never depends on the caller's stack depth."""
     if len(data) > max_bytes:
         raise CodecError(f"encoded value is {len(data)} bytes, limit {max_bytes}")
     if type_ is Any:
-        check_nesting(data, ANY_DEPTH_MAX)
+        check_nesting(data, min(depth_max, ANY_DEPTH_MAX))
     try:
         value = _decoder_for(type_).decode(data)
         canonical = _encoder.encode(value) == bytes(data)

@@ -122,7 +122,7 @@ class _RequestView:
 
 
 class _CertificateKey(HTTPSignatureKeyResolver):
-    def __init__(self, suite: Suite, key_id: str, public_key: PublicKey) -> None:
+    def __init__(self, key_id: str, public_key: PublicKey) -> None:
         self._key_id = key_id
         self._public_key = public_key
 
@@ -216,7 +216,7 @@ class SignedRequestMiddleware:
         except Exception as exc:  # noqa: BLE001 - a key membership accepted but this suite cannot load
             raise _Refused("MALFORMED", f"the certificate's key cannot be used: {exc}") from None
         verifier = HTTPMessageVerifier(signature_algorithm=self._algorithm,
-                                       key_resolver=_CertificateKey(self.suite, key_id, public_key))
+                                       key_resolver=_CertificateKey(key_id, public_key))
         verifier.max_clock_skew = datetime.timedelta(seconds=self.skew_s)
         required = [*COVERED_COMPONENTS, "content-digest"] if body else list(COVERED_COMPONENTS)
         try:

@@ -144,8 +144,7 @@ def encode_args(value: Any) -> bytes:
 def decode_args(data: bytes) -> Any:
     """The argument value of canonical ``data``; raises CodecError otherwise (also when it nests
     deeper than ARGS_DEPTH_MAX levels: checked on the bytes, before any recursive decoding)."""
-    check_nesting(data, ARGS_DEPTH_MAX)
-    value = decode(data, Any)
+    value = decode(data, Any, depth_max=ARGS_DEPTH_MAX)
     _refuse_floats(value)
     return value
 

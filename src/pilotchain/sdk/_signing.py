@@ -24,7 +24,6 @@ import base64
 import datetime
 import secrets
 from collections.abc import Generator, Iterable, Iterator
-from typing import Any
 
 import httpx
 from http_message_signatures import (
@@ -158,10 +157,3 @@ class SignedRequests(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         yield self.sign(request)
-
-
-def signed_headers(identity: Identity, method: str, url: str, body: bytes = b"") -> dict[str, Any]:
-    """The headers that sign one request (for callers that do not use httpx)."""
-    request = httpx.Request(method, url, content=body)
-    SignedRequests(identity).sign(request)
-    return dict(request.headers)

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from pilotchain.codec import CodecError, decode, encode
 from pilotchain.consensus import (
     BLOCK_HASH_NIL,
@@ -340,7 +342,6 @@ class World:
         self.safety_violations: list[str] = []
         self.liveness_failure: str | None = None
         self.evidence_count = 0
-        self.notes = 0
         self.chain_id = b"sim-%d" % seed
         self.config = ConsensusConfig(
             chain_id=self.chain_id,
@@ -415,7 +416,6 @@ class World:
                 behaviours[node_id] = rng.choices(BYZANTINE_BEHAVIOURS, weights)[0]
         powers = self._draw_voting_powers(n, byzantine_ids)
         self.consortium = SimConsortium(self.seed, self.suite, n, 1 if observer else 0, powers)
-        self.tx_suite = self.suite
         names = self.consortium.node_names
         self.nodes = [Node(self, i, names[i], self.consortium.node_keys[i], self.directory / names[i])
                       for i in range(len(names))]
@@ -572,11 +572,11 @@ class World:
             method="put",
             args=encode_args({"key": f"k{index % 64}", "value": index}),
         )
-        self.submit(sign_transaction(self.tx_suite, client.key, body), body)
+        self.submit(sign_transaction(self.suite, client.key, body), body)
 
     def submit(self, raw: bytes, body: TxBody, targets: Sequence[Node] | None = None) -> None:
         """A client hands ``raw`` to some nodes (a random non-empty subset unless ``targets``)."""
-        self.submitted.add(tx_id_of_body(self.tx_suite, encode(body)))
+        self.submitted.add(tx_id_of_body(self.suite, encode(body)))
         if targets is None:
             targets = self.rng.sample(self.nodes, self.rng.randint(1, len(self.nodes)))
         for node in targets:
@@ -746,7 +746,7 @@ class World:
                 self.evidence_count += 1
                 self._check_evidence(core.replica, effect)
             elif isinstance(effect, Note):
-                self.notes += 1
+                pass  # the validator process logs these; nothing here depends on them
 
     def _check_evidence(self, replica: Replica, effect: EvidenceFound) -> None:
         """An honest validator must never sign two conflicting votes (WAL + restart logic)."""
@@ -977,7 +977,7 @@ class World:
         except CodecError:
             return None
         wrong = bytes(b ^ 0xFF for b in block.header.state_root)
-        forged = LedgerBlock(header=_replace_field(block.header, state_root=wrong), txs=block.txs,
+        forged = LedgerBlock(header=msgspec.structs.replace(block.header, state_root=wrong), txs=block.txs,
                              receipts=block.receipts)
         return self._resign_proposal(node, message, encode(forged), message.block.header.timestamp_ms)
 
@@ -1062,7 +1062,7 @@ class _Governance:
         body = TxBody(chain_id=world.consortium.chain_id, signer_certificate=admin.certificate,
                       nonce=b"gov-%d" % self._nonce, expires_at_ms=world.now_ms + TX_TTL_MS,
                       contract="gov", method=method, args=encode_args(args))
-        return sign_transaction(world.tx_suite, admin.key, body), body
+        return sign_transaction(world.suite, admin.key, body), body
 
     def _send(self, txs: list[tuple[bytes, TxBody]]) -> None:
         self.outstanding = txs
@@ -1112,9 +1112,3 @@ class _Governance:
                 elif event.name == "executed" and kind == "remove_validator" and self.step == "removing":
                     self.step = "done"
                     self.outstanding = []
-
-
-def _replace_field(record: Any, **changes: Any) -> Any:
-    import msgspec
-
-    return msgspec.structs.replace(record, **changes)
