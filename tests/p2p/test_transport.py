@@ -396,3 +396,30 @@ def test_bind_all_interfaces_and_dial_a_configured_non_loopback_address() -> Non
         assert (await receive_all(networks["v0"], 1))[0].peer == "v2"
 
     run(body)
+
+
+def test_a_stranger_holding_handshakes_open_cannot_lock_out_peers(p2p_log: LogCapture) -> None:
+    """One host may hold only its share of the handshake slots: a stranger on 127.0.0.2 that
+    opens connections and never speaks gets ``pending_handshakes_per_host_max`` of them, the rest
+    refused (logged, counted), and a real peer on 127.0.0.1 still connects while they hang."""
+    world = consortium("intl")
+
+    async def body(cluster: Cluster) -> None:
+        # a long handshake timeout: the stranger's sockets stay pending for the whole test
+        networks, ports = start_mesh(cluster, world, ["v0", "v1"], pending_handshakes_per_host_max=3,
+                                     pending_handshakes_max=8, handshake_timeout_ms=60_000)
+        await networks["v0"].start()
+        strangers = []
+        try:
+            for _ in range(12):
+                strangers.append(await asyncio.open_connection("127.0.0.1", ports["v0"], local_addr=("127.0.0.2", 0)))
+            await wait_until(lambda: len(p2p_log.events("p2p.dropped", node="v0", reason="HOST_HANDSHAKES_FULL")) == 9,
+                             "v0 to refuse the stranger's connections beyond its share")
+            assert not p2p_log.events("p2p.dropped", node="v0", reason="HANDSHAKES_FULL")
+            await networks["v1"].start()
+            await wait_until(lambda: one_link_per_pair(networks), "v1 to connect while the stranger holds its share")
+        finally:
+            for _, writer in strangers:
+                writer.close()
+
+    run(body)

@@ -89,6 +89,8 @@ class NetworkConfig:
     write_buffer_bytes_high: int = 256 * 1024
     #: inbound connections still in their handshake
     pending_handshakes_max: int = 64
+    #: of those, from one remote host (so one stranger cannot fill the slots peers need)
+    pending_handshakes_per_host_max: int = 8
     #: kinds sent through the priority queue
     priority_kinds: frozenset[int] = frozenset(
         {MessageKind.CONTROL, MessageKind.CONSENSUS, MessageKind.MEMBERSHIP}
@@ -122,6 +124,7 @@ class NetworkConfig:
             "inbound_messages_max",
             "write_buffer_bytes_high",
             "pending_handshakes_max",
+            "pending_handshakes_per_host_max",
         )
         for name in positive:
             if getattr(self, name) <= 0:

@@ -361,6 +361,8 @@ class PeerNetwork:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._pending_handshakes = 0
+        #: handshakes in progress per remote host (the per-host share of the bound above)
+        self._pending_by_host: dict[str, int] = {}
         self._started = False
         self._closing = False
         self._listen_port: int | None = None
@@ -606,21 +608,34 @@ class PeerNetwork:
         task.add_done_callback(self._tasks.discard)
         self._writers.add(writer)
         remote = _remote_address(writer)
+        host = _remote_host(writer)
+        from_host = self._pending_by_host.get(host, 0)
+        refusal: tuple[str, str] | None = None
         if self._closing or self._pending_handshakes >= self._config.pending_handshakes_max:
+            refusal = ("HANDSHAKES_FULL", "too many handshakes in progress")
+        elif from_host >= self._config.pending_handshakes_per_host_max:
+            refusal = ("HOST_HANDSHAKES_FULL", f"{from_host} handshakes from {host} in progress already")
+        if refusal is not None:
             self._log(
                 logging.WARNING,
                 "p2p.dropped",
-                f"refusing connection from {remote}: too many handshakes in progress",
+                f"refusing connection from {remote}: {refusal[1]}",
                 remote=remote,
-                reason="HANDSHAKES_FULL",
+                reason=refusal[0],
             )
             self._close_writer(writer)
             return
         self._pending_handshakes += 1
+        self._pending_by_host[host] = from_host + 1
         try:
             await self._handshake(reader, writer, HandshakeRole.RESPONDER, remote, expected_peer=None)
         finally:
             self._pending_handshakes -= 1
+            left = self._pending_by_host[host] - 1
+            if left:
+                self._pending_by_host[host] = left
+            else:
+                del self._pending_by_host[host]
 
     # -- the handshake over a stream -----------------------------------------------------------
 
@@ -985,6 +1000,13 @@ class PeerNetwork:
 
     def _log(self, level: int, event: str, message: str, **fields: Any) -> None:
         self._logger.log(level, message, extra={"event": event, "node": self.name, **fields})
+
+
+def _remote_host(writer: asyncio.StreamWriter) -> str:
+    peername = writer.get_extra_info("peername")
+    if isinstance(peername, tuple) and peername:
+        return str(peername[0])
+    return str(peername)
 
 
 def _remote_address(writer: asyncio.StreamWriter) -> str:
