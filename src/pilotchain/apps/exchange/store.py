@@ -360,7 +360,7 @@ def _check_metadata(
     owner_org: str, media_type: str, classification: str, retention_until_ms: int, created_ms: int
 ) -> None:
     _check_text("owner_org", owner_org, ORG_ID_PATTERN, "an organisation id (a-z 0-9 -, 1..63)")
-    if len(media_type) > MEDIA_TYPE_CHARS_MAX:
+    if isinstance(media_type, str) and len(media_type) > MEDIA_TYPE_CHARS_MAX:
         raise _refuse(VaultStoreReason.BAD_ARGUMENT, f"media_type is over {MEDIA_TYPE_CHARS_MAX} characters")
     _check_text("media_type", media_type, _MEDIA_TYPE_PATTERN, "a media type such as application/pdf")
     _check_text(
@@ -424,12 +424,33 @@ class ChunkCipher:
         return plaintext
 
 
+class _SourceFailed(Exception):
+    """Carries an exception raised by the caller's chunk iterator past the OS-error translation:
+    a broken upload is the caller's error, not the store's."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+def _pull(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    iterator = iter(pieces)
+    while True:
+        try:
+            piece = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise _SourceFailed(exc) from exc
+        yield piece
+
+
 def _fixed_chunks(pieces: Iterable[bytes], chunk_bytes: int, size_max: int) -> Iterator[bytes]:
     """``pieces`` re-cut into ``chunk_bytes`` chunks (the last may be shorter; none when empty),
     holding at most one chunk; ``TOO_LARGE`` as soon as more than ``size_max`` bytes arrive."""
     buffer = bytearray()
     total = 0
-    for piece in pieces:
+    for piece in _pull(pieces):
         if not isinstance(piece, bytes | bytearray | memoryview):
             raise _refuse(
                 VaultStoreReason.BAD_ARGUMENT,
@@ -443,6 +464,9 @@ def _fixed_chunks(pieces: Iterable[bytes], chunk_bytes: int, size_max: int) -> I
                 f"the payload is over this vault's limit of {size_max} bytes; nothing was stored "
                 "(split it, or raise VaultLimits.payload_bytes_max)",
             )
+        if not buffer and len(view) == chunk_bytes and isinstance(piece, bytes):
+            yield piece  # the common case, a caller already cutting chunks: no copy
+            continue
         while len(view) > 0:
             if not buffer and len(view) >= chunk_bytes:  # whole chunks straight from the piece
                 yield bytes(view[:chunk_bytes])
@@ -963,7 +987,8 @@ class VaultStore:
 
         An own payload (``copy_of=None``) gets a fresh random salt (``salt`` must be ``None``); a
         copy passes the salt it was delivered with and may pass ``expected_commitment`` (e.g. the
-        one on chain): a payload that does not match is refused and nothing is kept."""
+        one on chain): a payload that does not match is refused and nothing is kept. An exception
+        raised by ``chunks`` propagates unchanged, and nothing is kept either."""
         check_payload_id(payload_id)
         _check_metadata(owner_org, media_type, classification, retention_until_ms, created_ms)
         salt = self._check_origin(payload_id, salt, copy_of, expected_commitment)
@@ -1078,9 +1103,11 @@ class VaultStore:
                 )
                 self._commit_new_row(payload_id, row, size + cipher.index * self.suite.aead_tag_size)
                 return row.payload
-        except BaseException:
+        except BaseException as exc:
             temporary.unlink(missing_ok=True)
             final.unlink(missing_ok=True)
+            if isinstance(exc, _SourceFailed):
+                raise exc.original from None
             raise
 
     def _write_body(
@@ -1218,8 +1245,8 @@ class VaultStore:
     def verify(self, payload_id: str) -> StoredPayload:
         """Decrypt the whole payload and recompute its commitment without returning the bytes: a
         check before a release, or a scrub. ``TAMPERED`` if anything does not match."""
-        stream = self.read(payload_id)
         row = self.get(payload_id)
+        stream = self.read(payload_id)  # PURGED if a purge came in between
 
         def salted() -> Iterator[bytes]:
             yield row.salt
