@@ -424,7 +424,7 @@ class ChunkCipher:
         return plaintext
 
 
-class _SourceFailed(Exception):
+class _SourceFailed(CoreError):
     """Carries an exception raised by the caller's chunk iterator past the OS-error translation:
     a broken upload is the caller's error, not the store's."""
 
