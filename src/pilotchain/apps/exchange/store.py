@@ -807,7 +807,8 @@ class VaultStore:
         if stored_suite != self.suite.name.encode():
             raise _refuse(
                 VaultStoreReason.WRONG_SUITE,
-                f"{self.path} was created with suite {stored_suite!r}; open it with that suite",
+                f"{self.path} was created with suite "
+                f"{(stored_suite or b'?').decode('ascii', 'replace')!r}; open it with that suite",
             )
         keys = _derive_keys(self.suite, _read_key_file(key_path, self.suite, passphrase))
         if stored_check is None or not hmac.compare_digest(stored_check, _key_check(self.suite, keys)):
@@ -839,6 +840,9 @@ class VaultStore:
             txn.put(b"suite", self.suite.name.encode())
             txn.put(b"key_check", _key_check(self.suite, keys))
             txn.put(b"usage", encode(VaultUsage()))
+        # the new directories and LMDB's files must survive a power cut as the first put will
+        for directory in (self.path / "meta", self._objects, self._tmp, self.path, self.path.parent):
+            _fsync_directory(directory)
         return keys
 
     def _recover(self) -> RecoveryReport:
