@@ -56,6 +56,9 @@ class FakeApplication:
 
     commits: dict[int, tuple[ConsensusBlock, CommitCertificate]] = field(default_factory=dict)
 
+    def compute_payload_hash(self, payload: bytes) -> bytes | None:
+        return SUITE.hash(payload)
+
     def validate_payload(self, header: ConsensusHeader, payload: bytes) -> bool:
         return payload != b"invalid"
 

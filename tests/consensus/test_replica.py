@@ -351,3 +351,35 @@ def test_inconsistent_wal_is_an_operating_error() -> None:
         make_replica(0, wal=ConsensusWal(1, -1, -1, b"", -1, None, (), ()), start=False)
     with pytest.raises(ValueError, match="inconsistent"):
         make_replica(0, wal=ConsensusWal(1, 2, 3, b"", -1, None, (), ()), start=False)
+
+
+# ---------------------------------------------------------------- payload bound to its header
+
+
+def test_a_relayed_copy_with_another_payload_does_not_displace_the_proposal() -> None:
+    """The proposer signs the header, not the payload: a peer may relay the signed header with other
+    payload bytes. That copy is dropped on arrival, so the real proposal that follows is stored and
+    prevoted (were it stored, the real one would be a 'duplicate' and the round lost)."""
+    replica = make_replica(0)
+    block, block_hash = make_block()
+    proposal = sign_proposal(block, 0)
+    swapped = type(proposal)(proposal.height, proposal.round, type(block)(block.header, b"other bytes"),
+                             proposal.valid_round, proposal.polka, proposal.proposer_index, proposal.signature)
+    assert not broadcast_votes(deliver(replica, swapped, sender=3), PREVOTE)
+    assert replica.drops["bad proposal: payload does not match the header's payload_hash"] == 1
+    effects = deliver(replica, proposal, sender=1)
+    assert [vote.block_hash for vote in broadcast_votes(effects, PREVOTE)] == [block_hash]
+
+
+def test_a_certified_header_with_another_payload_does_not_block_catch_up() -> None:
+    """A peer serves a real certificate with other payload bytes: dropped before the validity memo
+    (kept by header hash), so the real block from another peer still commits."""
+    replica = make_replica(0)
+    block, block_hash, certificate = _committed_block()
+    forged = CommittedBlock(type(block)(block.header, b"other bytes"), certificate)
+    deliver(replica, BlockResponse((forged,), 2), sender=5)
+    assert replica.height == 1
+    assert replica.drops["bad block response: payload does not match the header's payload_hash"] == 1
+    effects = deliver(replica, BlockResponse((CommittedBlock(block, certificate),), 2), sender=6)
+    assert [e.block_hash for e in effects if isinstance(e, Commit)] == [block_hash]
+    assert replica.height == 2

@@ -54,6 +54,33 @@ def test_a_ledger_block_must_match_its_consensus_header(node) -> None:  # type: 
     assert consensus_node.ledger.height == 0  # judging proposals changes nothing
 
 
+def test_the_payload_hash_is_the_ledger_header_hash_and_binds_the_body(node) -> None:  # type: ignore[no-untyped-def]
+    """The consensus header names the ledger block by its header's hash (so a certificate proves a
+    header without the body), and only a body that matches that header's roots has that hash: a
+    proposal with the right header and other transactions or receipts is refused on arrival (no
+    payload hash) and by validation (re-execution)."""
+    from pilotchain.ledger.block import block_hash
+
+    consensus_node, net = node
+    app = consensus_node.core
+    identity = Identity.load(net / "orgs" / "hospital" / "client.id")
+    txs = [build_transaction(identity, "pilot-city", "kv", "put", {"key": f"k{i}", "value": i}, now_ms=NOW + 5)
+           for i in range(2)]
+    block = consensus_node.ledger.build_block([tx.raw for tx in txs], proposer="bank-v1", timestamp_ms=NOW + 10)
+    assert app.compute_payload_hash(encode(block)) == block_hash(consensus_node.suite, block.header)
+    other_tx = build_transaction(identity, "pilot-city", "kv", "put", {"key": "k9", "value": 9}, now_ms=NOW + 5)
+    swapped_txs = msgspec.structs.replace(block, txs=(block.txs[0], other_tx.raw))
+    swapped_receipts = msgspec.structs.replace(block, receipts=tuple(reversed(block.receipts)))
+    fewer = msgspec.structs.replace(block, txs=block.txs[:1], receipts=block.receipts[:1])
+    for body in (swapped_txs, swapped_receipts, fewer):
+        payload = encode(body)
+        assert app.compute_payload_hash(payload) is None
+        assert not app.validate_payload(_header(consensus_node, body), payload)
+    assert app.compute_payload_hash(b"not a block") is None
+    assert app.validate_payload(_header(consensus_node, block), encode(block))
+    assert consensus_node.ledger.height == 0
+
+
 def test_expiring_identities_are_warned_once_per_threshold(node, caplog) -> None:  # type: ignore[no-untyped-def]
     consensus_node, _ = node
     not_after = consensus_node.identity.certificate.not_after_ms

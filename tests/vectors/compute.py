@@ -63,7 +63,12 @@ from pilotchain.ledger.block import (
     tx_root,
     verify_tx_proof,
 )
-from pilotchain.ledger.commit import CommitRecord, consensus_validator_set, verify_block_commit
+from pilotchain.ledger.commit import (
+    CommitRecord,
+    consensus_validator_set,
+    verify_block_commit,
+    verify_header_commit,
+)
 from pilotchain.ledger.commitment import (
     StateProof,
     bucket_of,
@@ -159,6 +164,9 @@ class VectorAuthenticator:
     def caller_of(self, certificate: bytes, now_ms: int) -> Caller:
         name, org, roles, _ = self._parse(certificate)
         return Caller(name=name, org=org, roles=roles, certificate_id=self.suite.hash(certificate))
+
+    def reader(self, certificate: bytes, now_ms: int) -> tuple[bytes, Caller]:
+        return self.public_key_of(certificate, now_ms), self.caller_of(certificate, now_ms)
 
 
 def require(condition: bool, message: str) -> None:
@@ -532,7 +540,11 @@ def consensus_document(suite: Suite, signer: Signer, ledger: LedgerResult) -> Do
                        compute_validator_set_hash(suite, validator_set))
     require(info.hash == set_hash, "ValidatorSetInfo hash")
     proposer = info.get_proposer_index(1, CONSENSUS_ROUND)
-    payload_hash = doc.add("payload_hash", "suite hash of the payload (block1.bytes)", suite.hash(ledger.block_bytes))
+    payload_hash = doc.add("payload_hash", f"the ledger block's hash, block1.hash of ledger-{suite.name}.json "
+                                           "(suite hash of 'pilotchain/block/v1' + 0x00 || block1.header): the "
+                                           "header commits to the payload's transactions and receipts by its roots, "
+                                           "so the certificate proves the ledger header without its body",
+                           block_hash(suite, block.header))
     header = ConsensusHeader(chain_id=chain_id, height=1, round=CONSENSUS_ROUND, parent_hash=ledger.block0_hash,
                              proposer_index=proposer, timestamp_ms=block.header.timestamp_ms,
                              validator_set_hash=set_hash, payload_hash=payload_hash)
@@ -589,9 +601,11 @@ def consensus_document(suite: Suite, signer: Signer, ledger: LedgerResult) -> Do
             encode(certificate), record="consensus.CommitCertificate")
     record = encode(CommitRecord(header=header, certificate=certificate))
     verify_block_commit(block, record, ledger.genesis.validators, suite)
+    verify_header_commit(block.header, record, ledger.genesis.validators, suite)
     doc.add("commit_record", "canonical CommitRecord(header, certificate): what a consensus node "
-                             "stores in block 1's certificate slot; verify_block_commit accepts it "
-                             "for block 1 and the genesis validators", record, record="ledger.CommitRecord")
+                             "stores in block 1's certificate slot; verify_header_commit accepts it "
+                             "for block 1's header (and verify_block_commit for the whole block) and "
+                             "the genesis validators", record, record="ledger.CommitRecord")
     return doc
 
 

@@ -422,6 +422,9 @@ class Replica:
         """getValue() (line 18): a fresh block on top of the committed tip."""
         if not (self.validator_index is not None):
             raise InvariantBroken('invariant broken: self.validator_index is not None')
+        payload_hash = self.application.compute_payload_hash(payload)
+        if payload_hash is None:
+            raise ValueError("the application has no payload hash for its own payload (not well formed)")
         header = ConsensusHeader(
             chain_id=self.config.chain_id,
             height=self.height,
@@ -430,7 +433,7 @@ class Replica:
             proposer_index=self.validator_index,
             timestamp_ms=max(self.now_ms, self.chain_tip.timestamp_ms + 1),
             validator_set_hash=self.validators.hash,
-            payload_hash=self.suite.hash(payload),
+            payload_hash=payload_hash,
         )
         block = ConsensusBlock(header, payload)
         self._broadcast_proposal(block, compute_block_hash(self.suite, header), -1, ())
@@ -633,6 +636,11 @@ class Replica:
             self.drops["bad proposal: polka does not justify valid_round"] += 1
             return
         self._note_round_seen(proposal.proposer_index, round_)
+        if not self._is_payload_bound(proposal.block):
+            # the proposer's signature covers the header, not the payload: a peer may relay a
+            # signed header with other payload bytes, which must not take the real one's place
+            self.drops["bad proposal: payload does not match the header's payload_hash"] += 1
+            return
         self._store_proposal(proposal, block_hash)
 
     def _is_polka_valid(self, proposal: Proposal, block_hash: bytes) -> bool:
@@ -716,6 +724,11 @@ class Replica:
             )
         except InvalidCertificate:
             self.drops["bad block response: certificate"] += 1
+            return False
+        if not self._is_payload_bound(block):
+            # a certified header with other payload bytes: refused before _is_valid_block, whose
+            # verdict is remembered by the header's hash and must hold for the real payload
+            self.drops["bad block response: payload does not match the header's payload_hash"] += 1
             return False
         if not self._is_valid_block(block, block_hash):
             self.drops["bad block response: invalid block"] += 1
@@ -1030,8 +1043,20 @@ class Replica:
                 return block_hash
         return None
 
+    def _is_payload_bound(self, block: ConsensusBlock) -> bool:
+        """The payload is the one the header names (``Application.compute_payload_hash``, binding).
+
+        Checked when a proposal or a certified block arrives, before it is stored: from then on a
+        block is known by its header's hash alone (the proposals of a round, the validity memo,
+        valid and locked values), which is sound only because no two payloads bind to one hash."""
+        return self.application.compute_payload_hash(block.payload) == block.header.payload_hash
+
     def _is_valid_block(self, block: ConsensusBlock, block_hash: bytes) -> bool:
-        """valid(v): deterministic, so every honest validator agrees; memoised per height."""
+        """valid(v): deterministic, so every honest validator agrees; memoised per height.
+
+        Every block that reaches here passed :meth:`_is_payload_bound` on arrival (own proposals
+        and the WAL's valid block are bound by construction), so the verdict remembered for
+        ``block_hash`` is the verdict on this payload."""
         cached = self._validity.get(block_hash)
         if cached is not None:
             return cached
@@ -1045,7 +1070,6 @@ class Replica:
             and header.proposer_index == self.validators.get_proposer_index(self.height, header.round)
             and header.validator_set_hash == self.validators.hash
             and len(block.payload) <= self.config.payload_bytes_max
-            and header.payload_hash == self.suite.hash(block.payload)
             and self.application.validate_payload(header, block.payload)
         )
         if len(self._validity) < 4 * (self.config.rounds_kept_below + self.config.rounds_ahead_max + 2):

@@ -508,7 +508,10 @@ class Ledger:
         return self._execute(chosen, proposer=proposer, timestamp_ms=timestamp_ms, parent=head)
 
     def _execute(self, txs: Sequence[SignedTx], *, proposer: str, timestamp_ms: int,
-                 parent: BlockHeader) -> Block:
+                 parent: BlockHeader, known_roots: tuple[bytes, bytes] | None = None) -> Block:
+        """Execute ``txs`` on the committed state: the block they make. ``known_roots``: the
+        transaction and receipt roots when the caller already holds them for these very
+        transactions and the receipts it will compare (so they are not hashed twice)."""
         with self.store.snapshot() as committed:
             result = execute_transactions(
                 txs,
@@ -521,6 +524,7 @@ class Ledger:
             )
         prepared_state = self.store.prepare_state(result.writes)
         raw_txs = tuple(tx.raw for tx in txs)
+        roots = known_roots or (tx_root(self.suite, raw_txs), receipt_root(self.suite, result.receipts))
         header = BlockHeader(
             version=BLOCK_VERSION,
             chain_id=self.chain_id,
@@ -529,8 +533,8 @@ class Ledger:
             proposer=proposer,
             timestamp_ms=timestamp_ms,
             tx_count=len(raw_txs),
-            tx_root=tx_root(self.suite, raw_txs),
-            receipt_root=receipt_root(self.suite, result.receipts),
+            tx_root=roots[0],
+            receipt_root=roots[1],
             state_root=prepared_state.root,
             validator_set_hash=self.validator_set_hash_at(parent.height + 1),
         )
@@ -544,8 +548,14 @@ class Ledger:
         while len(self._prepared) > PREPARED_BLOCKS_MAX:
             self._prepared.popitem(last=False)
 
-    def verify_block(self, block: Block) -> bytes:
-        """Re-execute ``block`` on the committed state; its hash when every root matches."""
+    def verify_block(self, block: Block, *, body_checked: bool = False) -> bytes:
+        """Re-execute ``block`` on the committed state; its hash when every root matches.
+
+        ``body_checked``: the caller checked the body against the header's counts and roots
+        (:func:`~pilotchain.ledger.block.verify_block_body`, as the node core does when it computes
+        a proposal's payload hash), so re-execution takes the header's transaction and receipt
+        roots instead of hashing the same bytes again: the transactions are the body's, in order,
+        and the receipts re-execution produces are compared with the body's one by one."""
         header = block.header
         digest = block_hash(self.suite, header)
         cached = self._prepared.get(digest)
@@ -582,7 +592,7 @@ class Ledger:
             seen.add(tx.tx_id)
             txs.append(tx)
         rebuilt = self._execute(txs, proposer=header.proposer, timestamp_ms=header.timestamp_ms,
-                                parent=head)
+                                parent=head, known_roots=(header.tx_root, header.receipt_root) if body_checked else None)
         if rebuilt.header != header or rebuilt.receipts != block.receipts:
             differing = [
                 name for name in ("receipt_root", "state_root", "tx_root")

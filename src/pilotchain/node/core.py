@@ -30,10 +30,12 @@ shell receives :class:`Committed` in its place. Effects::
     Committed(block, digest, header, certificate)                       (a block was applied)
     Note(level, event, message, fields)                                 (something worth a log line)
 
-Validation (:meth:`validate_payload`) accepts a proposal only when the ledger block's height and
-timestamp equal the consensus header's, its proposer is the consensus proposer and re-execution
-reproduces every root. Validator-set changes come from governance's schedule in committed state
-(approval height + 2), so the set for ``h + 1`` is known when ``h`` is decided.
+The consensus header's ``payload_hash`` is the ledger block's hash (:meth:`compute_payload_hash`:
+the header's, once the body is checked against the header's roots), so a commit certificate proves
+a ledger header on its own. Validation (:meth:`validate_payload`) accepts a proposal only when the
+ledger block's height and timestamp equal the consensus header's, its proposer is the consensus
+proposer and re-execution reproduces every root. Validator-set changes come from governance's
+schedule in committed state (approval height + 2), so the set for ``h + 1`` is known when ``h`` is decided.
 
 Halting: a certified block that the ledger cannot apply, or a commit at a height that does not
 follow the ledger's, is a broken invariant. :meth:`drain` raises :class:`NodeHalted` and every
@@ -69,7 +71,7 @@ from pilotchain.consensus.types import (
 )
 from pilotchain.crypto import PrivateKey
 from pilotchain.errors import InvariantBroken
-from pilotchain.ledger.block import Block
+from pilotchain.ledger.block import Block, block_hash, verify_block_body
 from pilotchain.ledger.commit import CommitRecord, consensus_validator_set
 from pilotchain.ledger.tx import TxRejected
 from pilotchain.node.chain import BlockInvalid, Ledger
@@ -104,6 +106,16 @@ class Note:
     event: str
     message: str
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _DecodedPayload:
+    """A consensus payload, its ledger block, and the block's hash once its body is known to match
+    its header (built here, or checked by :meth:`NodeCore.compute_payload_hash`)."""
+
+    payload: bytes
+    block: Block
+    bound_hash: bytes | None = None
 
 
 NodeEffect: TypeAlias = Persist | Send | Broadcast | SetTimer | RequestPayload | EvidenceFound | Committed | Note
@@ -145,7 +157,7 @@ class NodeCore:
         self.config = config
         self._halted: str | None = None
         self._notes: list[Note] = []
-        self._decoded_blocks: list[tuple[bytes, Block]] = []
+        self._decoded_blocks: list[_DecodedPayload] = []
         if wal is not None and wal.height != ledger.height + 1:
             wal = None  # a record of a height this ledger has already passed
         self.replica = replica_factory(
@@ -224,7 +236,8 @@ class NodeCore:
 
         block = self.ledger.build_block(batch, proposer=self.name, timestamp_ms=timestamp_ms, on_rejected=refused)
         payload = encode(block)
-        self._remember_block(payload, block)
+        # built here, so its body matches its header: the payload hash needs no second look
+        self._remember_block(payload, block, block_hash(self.suite, block.header))
         self._guarded(replica.propose_payload, request.height, request.round, payload, timestamp_ms)
         return block
 
@@ -281,29 +294,52 @@ class NodeCore:
 
     def block_of(self, payload: bytes) -> Block:
         """The ledger block a consensus payload carries (strict decode, remembered by payload)."""
-        for known, block in reversed(self._decoded_blocks):
+        return self._decoded(payload).block
+
+    def _decoded(self, payload: bytes) -> _DecodedPayload:
+        for entry in reversed(self._decoded_blocks):
+            known = entry.payload
             # the same object normally comes back (proposal -> validation -> commit); equal
             # bytes from elsewhere compare by memcmp, never by hashing megabytes into a dict key
             if known is payload or (len(known) == len(payload) and known == payload):
-                return block
-        block = decode(payload, Block)
-        self._remember_block(payload, block)
-        return block
+                return entry
+        return self._remember_block(payload, decode(payload, Block))
 
-    def _remember_block(self, payload: bytes, block: Block) -> None:
-        self._decoded_blocks.append((payload, block))
+    def _remember_block(self, payload: bytes, block: Block, bound_hash: bytes | None = None) -> _DecodedPayload:
+        entry = _DecodedPayload(payload, block, bound_hash)
+        self._decoded_blocks.append(entry)
         del self._decoded_blocks[:-DECODED_BLOCKS_MAX]
+        return entry
 
     # ------------------------------------------------------------------ Application (for the replica)
+
+    def compute_payload_hash(self, payload: bytes) -> bytes | None:
+        """The ledger block's hash (its header's), once the body is checked against the header.
+
+        The header commits to the transactions and receipts by their Merkle roots and counts, so
+        a payload whose body matches them is the only one with this hash (binding, as the
+        replica needs), and a commit certificate proves a ledger header without its body. None
+        for a payload that is not a canonical ledger block or whose body the header does not
+        describe."""
+        try:
+            entry = self._decoded(payload)
+        except CodecError:
+            return None
+        if entry.bound_hash is None:
+            if verify_block_body(self.suite, entry.block) is not None:
+                return None
+            entry.bound_hash = block_hash(self.suite, entry.block.header)
+        return entry.bound_hash
 
     def validate_payload(self, header: ConsensusHeader, payload: bytes) -> bool:
         ledger = self.ledger
         height = header.height
         try:
-            block = self.block_of(payload)
+            entry = self._decoded(payload)
         except CodecError as exc:
             self._note("warning", "proposal.refused", f"refusing a proposal whose payload is not a ledger block: {exc}")
             return False
+        block = entry.block
         if block.header.height != height or height != ledger.height + 1:
             self._note("warning", "proposal.refused", f"refusing a proposal for height {height} (ledger block says "
                        f"{block.header.height}, head is {ledger.height})")
@@ -319,7 +355,9 @@ class NodeCore:
                        f"refusing a proposal that names proposer {block.header.proposer!r}, not {proposer!r}")
             return False
         try:
-            ledger.verify_block(block)
+            # the replica checked the payload against its hash on arrival (compute_payload_hash):
+            # the body matches the header's roots, which re-execution need not hash again
+            ledger.verify_block(block, body_checked=entry.bound_hash is not None)
         except BlockInvalid as exc:
             self._note("warning", "proposal.refused", f"refusing an invalid proposal at height {height}: {exc}")
             return False

@@ -78,6 +78,8 @@ from pilotchain.crypto import PrivateKey, PublicKey, Suite
 from pilotchain.errors import InvariantBroken
 from pilotchain.identity.authority import CertificateAuthority
 from pilotchain.ledger.block import Block as LedgerBlock
+from pilotchain.ledger.block import block_hash as ledger_block_hash
+from pilotchain.ledger.block import verify_block_body
 from pilotchain.ledger.commit import consensus_validator_set
 from pilotchain.ledger.genesis import ChainParams, Genesis, ValidatorInfo
 from pilotchain.ledger.tx import (
@@ -788,7 +790,8 @@ class World:
         expected_parent = self.genesis_hash if height == 1 else node.disk.blocks[height - 2][1]
         if header.parent_hash != expected_parent:
             self.safety_violations.append(f"{prefix}: hash link broken")
-        if header.payload_hash != self.suite.hash(node.disk.blocks[-1][0].payload):
+        if (header.payload_hash != ledger_block_hash(self.suite, ledger_block.header)
+                or verify_block_body(self.suite, ledger_block) is not None):
             self.safety_violations.append(f"{prefix}: the ledger block is not the payload the header names")
         first = height > len(self.canonical)
         if not first and self.canonical[height - 1] != block_hash:
@@ -983,9 +986,11 @@ class World:
 
     def _resign_proposal(self, node: Node, message: Proposal, payload: bytes, timestamp_ms: int) -> Proposal:
         header = message.block.header
+        # the payload hash a node computes (the ledger block's): a forgery that honest nodes must
+        # refuse on re-execution, not on arrival
         forged_header = ConsensusHeader(
             header.chain_id, header.height, header.round, header.parent_hash, header.proposer_index,
-            timestamp_ms, header.validator_set_hash, self.suite.hash(payload),
+            timestamp_ms, header.validator_set_hash, ledger_block_hash(self.suite, decode(payload, LedgerBlock).header),
         )
         block_hash = compute_block_hash(self.suite, forged_header)
         signature = node.private_key.sign(
