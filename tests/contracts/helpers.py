@@ -90,10 +90,15 @@ def approve(client: Client, admin: Identity, proposal_id: int) -> TxResult:
 
 def deploy(chain: LocalChain, name: str, code: str, **options: Any) -> dict[str, Any]:
     """Propose with the first org's admin and approve with the others until it is active."""
+    first = chain.identity(next(iter(chain.consortium.admins)), admin=True)
+    return pass_proposal(chain, "deploy_contract", deploy_payload(first, name, code, **options))
+
+
+def pass_proposal(chain: LocalChain, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Propose ``kind`` with the first org's admin and approve with the others until applied."""
     client = chain.client()
     orgs = list(chain.consortium.admins)
-    first = chain.identity(orgs[0], admin=True)
-    result = propose(client, first, "deploy_contract", deploy_payload(first, name, code, **options))
+    result = propose(client, chain.identity(orgs[0], admin=True), kind, payload)
     assert result.ok, result.receipt
     document = result.result
     for org in orgs[1:]:

@@ -100,6 +100,9 @@ class _Refusing:
     def caller_of(self, certificate: bytes, now_ms: int) -> object:
         raise TxRejected(RejectCode.SIGNER_REJECTED, "revoked")
 
+    def reader(self, certificate: bytes, now_ms: int) -> object:
+        raise TxRejected(RejectCode.SIGNER_REJECTED, "revoked")
+
 
 def test_slow_subscriber_is_dropped_others_keep_going(
     consortium: Consortium, tmp_path: Path

@@ -37,6 +37,9 @@ class FakeAuthenticator:
         name, org, roles, _ = self._parse(certificate, now_ms)
         return Caller(name=name, org=org, roles=roles, certificate_id=self.suite.hash(certificate))
 
+    def reader(self, certificate: bytes, now_ms: int) -> tuple[bytes, Caller]:
+        return self.public_key_of(certificate, now_ms), self.caller_of(certificate, now_ms)
+
 
 def make_certificate(key: PrivateKey, name: str, org: str, roles: tuple[str, ...] = ("client",),
                      not_after_ms: int = 10**13) -> bytes:

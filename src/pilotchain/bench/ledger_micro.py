@@ -35,6 +35,9 @@ class _BenchAuthenticator:
     def caller_of(self, certificate: bytes, now_ms: int) -> Caller:
         return Caller(name=certificate.decode(), org=certificate.decode(), roles=("client",), certificate_id=certificate)
 
+    def reader(self, certificate: bytes, now_ms: int) -> tuple[bytes, Caller]:
+        return self.public_key_of(certificate, now_ms), self.caller_of(certificate, now_ms)
+
 
 def run(suite_name: str = "intl", blocks: int = 5, txs_per_block: int = 1000) -> dict[str, Any]:
     suite = get_suite(suite_name)

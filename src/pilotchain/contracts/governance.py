@@ -5,7 +5,8 @@ Theory of operation
 Everything the consortium decides together is a *proposal* in the ``gov`` namespace: deploying
 or upgrading a Python contract, freezing / unfreezing one, adding / removing an organisation,
 rotating an org CA, revoking an identity, adding / removing a validator, changing chain
-parameters and changing a kind's approval policy (:data:`PROPOSAL_KINDS`).
+parameters, naming the auditor organisations and changing a kind's approval policy
+(:data:`PROPOSAL_KINDS`).
 
 * ``propose {kind, payload, expires_in_ms?}`` — an admin of a member organisation files it. The
   payload is checked in full *now* (the code compiles in the sandbox, the certificate verifies,
@@ -31,6 +32,7 @@ State layout (keys inside the ``gov`` namespace)::
     v/index                    effective heights of validator-set changes (sorted, bounded)
     v/<height: 8 bytes>        ValidatorSchedule: the set in force from that height on
     params                     governed parameter overrides (str -> int)
+    auditors                   organisations whose ``auditor`` identities read every contract (sorted list)
 
 Pure: no I/O, clock or randomness (time is the block timestamp in the context).
 """
@@ -94,6 +96,9 @@ __all__ = [
     "read_deployed",
     "read_code",
     "read_params",
+    "read_auditors",
+    "READ_PERMISSION",
+    "SET_AUDITORS",
     "governed_chain_params",
     "contract_limits",
     "validator_set_at",
@@ -110,12 +115,18 @@ ADD_VALIDATOR = "add_validator"
 REMOVE_VALIDATOR = "remove_validator"
 SET_PARAMS = "set_params"
 SET_POLICY = "set_policy"
+SET_AUDITORS = "set_auditors"
 
 PROPOSAL_KINDS = (
     DEPLOY_CONTRACT, FREEZE_CONTRACT, UNFREEZE_CONTRACT,
     ADD_ORG, REMOVE_ORG, ROTATE_CA, REVOKE,
-    ADD_VALIDATOR, REMOVE_VALIDATOR, SET_PARAMS, SET_POLICY,
+    ADD_VALIDATOR, REMOVE_VALIDATOR, SET_PARAMS, SET_POLICY, SET_AUDITORS,
 )  # fmt: skip
+
+#: The reserved permissions entry that says who may read a contract's state, its transactions'
+#: arguments and its events (absent: every member; auditors named by governance always may).
+READ_PERMISSION = "@read"
+AUDITOR_ORGS_MAX = 64
 
 ANY, ALL, MAJORITY, K_OF_N = "ANY", "ALL", "MAJORITY", "K_OF_N"
 RULES = (ANY, ALL, MAJORITY, K_OF_N)
@@ -196,6 +207,7 @@ DEFAULT_POLICIES: dict[str, Policy] = {
     REMOVE_VALIDATOR: Policy(MAJORITY),
     SET_PARAMS: Policy(MAJORITY),
     SET_POLICY: Policy(ALL),
+    SET_AUDITORS: Policy(MAJORITY),
 }
 
 OPEN, EXECUTED, WITHDRAWN = "open", "executed", "withdrawn"
@@ -241,6 +253,12 @@ def _id_key(proposal_id: int) -> bytes:
 def read_deployed(state: StateReader, name: str) -> DeployedContract | None:
     raw = _get(state, b"c/" + name.encode())
     return None if raw is None else decode(raw, DeployedContract)
+
+
+def read_auditors(state: StateReader) -> tuple[str, ...]:
+    """The organisations whose ``auditor`` identities may read every contract (governed)."""
+    raw = _get(state, b"auditors")
+    return () if raw is None else tuple(decode(raw, list[str]))
 
 
 def read_code(state: StateReader, code_hash: bytes) -> str | None:
@@ -762,6 +780,24 @@ class GovernanceContract:
         summary = "set " + ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
         return {"params": dict(sorted(params.items()))}, summary
 
+    def check_set_auditors(self, tx: _Tx, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        orgs = payload.get("orgs")
+        if not isinstance(orgs, list) or len(orgs) > AUDITOR_ORGS_MAX or not all(isinstance(o, str) for o in orgs):
+            raise _bad(f'payload is {{"orgs": [...]}}: at most {AUDITOR_ORGS_MAX} member organisations (empty: none)')
+        members = set(tx.members())
+        strangers = sorted(set(orgs) - members)
+        if strangers:
+            raise _bad(f"not member organisations: {', '.join(strangers)} (see: pilotchain gov members)")
+        chosen = sorted(set(orgs))
+        summary = "auditors: " + (", ".join(chosen) if chosen else "none")
+        return {"orgs": chosen}, summary
+
+    def apply_set_auditors(self, tx: _Tx, payload: dict[str, Any], proposal: GovernanceProposal) -> None:
+        tx.state.put(b"auditors", encode(list(payload["orgs"])))
+
+    def auditors(self, tx: _Tx, args: dict[str, Any]) -> builtins.list[str]:
+        return list(read_auditors(tx.view))
+
     def check_set_policy(self, tx: _Tx, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
         kind = payload.get("kind")
         if kind not in PROPOSAL_KINDS:
@@ -918,13 +954,13 @@ class GovernanceContract:
 def _check_permissions(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict) or len(spec) > PERMISSION_RULES_MAX:
         raise _bad(
-            'permissions is a map of method (or "*") to {"roles": [...], "orgs": [...]}, '
+            'permissions is a map of method (or "*", or "@read" for who may read) to {"roles": [...], "orgs": [...]}, '
             f"at most {PERMISSION_RULES_MAX} entries"
         )
     out: dict[str, Any] = {}
     for method, rule in spec.items():
-        if method != "*" and (not isinstance(method, str) or not _NAME_RE.match(method)):
-            raise _bad(f"permissions: {method!r} is not a method name")
+        if method not in ("*", READ_PERMISSION) and (not isinstance(method, str) or not _NAME_RE.match(method)):
+            raise _bad(f"permissions: {method!r} is not a method name (or \"*\", or \"{READ_PERMISSION}\" for reads)")
         if not isinstance(rule, dict) or set(rule) - {"roles", "orgs"}:
             raise _bad(f'permissions[{method!r}] is {{"roles": [...], "orgs": [...]}}')
         roles, orgs = rule.get("roles", []), rule.get("orgs", [])
@@ -953,6 +989,7 @@ _METHODS = {
     "validators": GovernanceContract.validators,
     "params": GovernanceContract.params,
     "policy": GovernanceContract.policy,
+    "auditors": GovernanceContract.auditors,
 }
 
 _CHECKS = {
@@ -967,6 +1004,7 @@ _CHECKS = {
     REMOVE_VALIDATOR: GovernanceContract.check_remove_validator,
     SET_PARAMS: GovernanceContract.check_set_params,
     SET_POLICY: GovernanceContract.check_set_policy,
+    SET_AUDITORS: GovernanceContract.check_set_auditors,
 }
 
 _APPLY = {
@@ -989,6 +1027,7 @@ _APPLY = {
     REMOVE_VALIDATOR: GovernanceContract.apply_remove_validator,
     SET_PARAMS: GovernanceContract.apply_set_params,
     SET_POLICY: GovernanceContract.apply_set_policy,
+    SET_AUDITORS: GovernanceContract.apply_set_auditors,
 }
 
 if not (set(_CHECKS) == set(PROPOSAL_KINDS) == set(_APPLY) == set(DEFAULT_POLICIES)):

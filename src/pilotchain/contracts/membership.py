@@ -275,3 +275,6 @@ class GovernedAuthenticator:
 
     def caller_of(self, certificate: bytes, now_ms: int) -> Caller:
         return self._authenticator().caller_of(certificate, now_ms)
+
+    def reader(self, certificate: bytes, now_ms: int) -> tuple[bytes, Caller]:
+        return self._authenticator().reader(certificate, now_ms)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pilotchain import __version__
 from pilotchain.codec import CodecError, decode, encode
+from pilotchain.contracts.reads import ReadAccess
 from pilotchain.crypto import Suite, get_suite
 from pilotchain.errors import InvariantBroken
 from pilotchain.gateway._auth import CALLER_SCOPE_KEY, SignedRequestMiddleware
@@ -47,7 +48,15 @@ from pilotchain.gateway._middleware import (
 from pilotchain.ledger.block import Block, BlockHeader, block_hash
 from pilotchain.ledger.genesis import genesis_hash
 from pilotchain.ledger.tx import RejectCode, TxRejected
-from pilotchain.node.api import EventKind, NodeAPI, NodeStatus, Readiness, TxState, TxStatus
+from pilotchain.node.api import (
+    EventKind,
+    NodeAPI,
+    NodeEvent,
+    NodeStatus,
+    Readiness,
+    TxState,
+    TxStatus,
+)
 from pilotchain.sdk.wire import (
     WireError,
     b64,
@@ -55,6 +64,8 @@ from pilotchain.sdk.wire import (
     from_tagged_json,
     header_to_json,
     receipt_to_json,
+    redacted_receipt_json,
+    redacted_tx_json,
     state_proof_to_json,
     to_tagged_json,
     tx_proof_to_json,
@@ -65,6 +76,8 @@ from pilotchain.sdk.wire import (
 )
 
 __all__ = ["create_app", "GatewayOptions", "HTTP_STATUS_OF_CODE"]
+
+_ACCESS_SCOPE_KEY = "pilotchain.read_access"
 
 #: HTTP status for each transaction refusal code (anything not listed: 400).
 HTTP_STATUS_OF_CODE: dict[str, int] = {
@@ -200,14 +213,49 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
                 {"Retry-After": "5"},
             )
 
-    def block_json(block: Block) -> dict[str, Any]:
+    def access_of(request: Request) -> ReadAccess:
+        """What the request's signer may read (decided once per request, at the head state)."""
+        access: ReadAccess | None = request.scope.get(_ACCESS_SCOPE_KEY)
+        if access is None:
+            certificate: bytes | None = request.scope.get(CALLER_SCOPE_KEY)
+            if certificate is None:  # pragma: no cover - the signature middleware refuses first
+                raise _ApiError(401, "UNAUTHENTICATED", "sign the request with a consortium identity")
+            try:
+                access = node.read_access(certificate)
+            except TxRejected as exc:
+                raise _ApiError(403, exc.code.value, exc.message) from exc
+            request.scope[_ACCESS_SCOPE_KEY] = access
+        return access
+
+    def hidden_because(access: ReadAccess, summary: dict[str, Any]) -> str | None:
+        """None when the reader may see this transaction summary, else why not."""
+        contract = str(summary.get("contract", ""))
+        signer_org = str((summary.get("signer") or {}).get("org", ""))
+        return None if access.may_read_tx(contract, signer_org) else access.refusal(contract)
+
+    def require_readable(access: ReadAccess, contract: str) -> None:
+        if not access.may_read(contract):
+            raise _ApiError(403, RejectCode.PERMISSION_DENIED.value, access.refusal(contract))
+
+    def block_json(block: Block, access: ReadAccess) -> dict[str, Any]:
         certificate = node.get_certificate(block.header.height)
+        transactions: list[dict[str, Any]] = []
+        receipts: list[dict[str, Any]] = []
+        for raw, receipt in zip(block.txs, block.receipts, strict=True):
+            summary = tx_summary(suite, raw)
+            reason = hidden_because(access, summary)
+            if reason is None:
+                transactions.append(summary)
+                receipts.append(receipt_to_json(receipt))
+            else:
+                transactions.append(redacted_tx_json(suite, raw, receipt.tx_id, str(summary.get("contract", "")), reason))
+                receipts.append(redacted_receipt_json(suite, receipt))
         return {
             "height": block.header.height,
             "hash": block_hash(suite, block.header).hex(),
             "header": header_to_json(block.header),
-            "transactions": [tx_summary(suite, raw) for raw in block.txs],
-            "receipts": [receipt_to_json(receipt) for receipt in block.receipts],
+            "transactions": transactions,
+            "receipts": receipts,
             "certificate": b64(certificate) if certificate is not None else None,
         }
 
@@ -219,7 +267,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             "certificate": b64(certificate) if certificate is not None else None,
         }
 
-    def tx_json(status: TxStatus) -> dict[str, Any]:
+    def tx_json(status: TxStatus, access: ReadAccess) -> dict[str, Any]:
         document: dict[str, Any] = {"tx_id": status.tx_id.hex(), "state": status.state.value}
         if status.state == TxState.REJECTED:
             document.update(code=status.reason_code, message=status.reason)
@@ -228,10 +276,14 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
                 raise InvariantBroken('invariant broken: status.tx_raw is not None and status.receipt is not None')
             if not (status.header is not None and status.proof is not None):
                 raise InvariantBroken('invariant broken: status.header is not None and status.proof is not None')
+            summary = tx_summary(suite, status.tx_raw)
+            reason = hidden_because(access, summary)
+            if reason is not None:
+                raise _ApiError(403, RejectCode.PERMISSION_DENIED.value, reason, tx_id=status.tx_id.hex())
             document.update(
                 height=status.height,
                 index=status.proof.index,
-                tx=tx_summary(suite, status.tx_raw),
+                tx=summary,
                 receipt=receipt_to_json(status.receipt),
                 proof=tx_proof_to_json(status.proof),
                 **header_block(status.header),
@@ -267,19 +319,20 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     async def get_status() -> dict[str, Any]:
         return status_json(node.status())
 
-    @app.get("/v1/blocks/latest", summary="The head block")
-    async def get_latest_block() -> dict[str, Any]:
+    @app.get("/v1/blocks/latest", summary="The head block (transactions the caller may not read redacted)")
+    async def get_latest_block(request: Request) -> dict[str, Any]:
         height = node.status().height
         block = node.get_block(height)
         if block is None:  # pragma: no cover - the head is always readable
             raise _ApiError(404, "NOT_FOUND", "the node has no blocks yet")
-        return block_json(block)
+        return block_json(block, access_of(request))
 
     @app.get(
         "/v1/blocks/{height}",
-        summary="A committed block: header, transactions, receipts, certificate",
+        summary="A committed block: header, transactions, receipts, certificate (transactions the "
+                "caller may not read redacted to their Merkle leaf hashes)",
     )
-    async def get_block(height: str) -> dict[str, Any]:
+    async def get_block(height: str, request: Request) -> dict[str, Any]:
         if not height.isdigit() or len(height) > 19:
             raise _ApiError(
                 400,
@@ -292,7 +345,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             raise _ApiError(
                 404, "NOT_FOUND", f"no block at height {height}; the head is at {head}", head=head
             )
-        return block_json(block)
+        return block_json(block, access_of(request))
 
     @app.get(
         "/v1/blocks/{height}/raw",
@@ -300,12 +353,19 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         response_class=Response,
         responses={200: {"content": {"application/octet-stream": {}}}},
     )
-    async def get_block_raw(height: str) -> Response:
+    async def get_block_raw(height: str, request: Request) -> Response:
         if not height.isdigit() or len(height) > 19:
             raise _ApiError(400, "BAD_REQUEST", f"block height must be a non-negative integer, got {height!r}")
         block = node.get_block(int(height))
         if block is None:
             raise _ApiError(404, "NOT_FOUND", f"no block at height {height}; the head is at {node.status().height}")
+        access = access_of(request)
+        for raw in block.txs:
+            reason = hidden_because(access, tx_summary(suite, raw))
+            if reason is not None:
+                raise _ApiError(403, RejectCode.PERMISSION_DENIED.value,
+                                f"block {height} holds a transaction you may not read: {reason}; "
+                                f"GET /v1/blocks/{height} shows the block with it redacted")
         return Response(encode(block), media_type="application/octet-stream")
 
     @app.post(
@@ -457,7 +517,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         "/v1/txs/{tx_id}",
         summary="A transaction: pending, committed (receipt, proof, header) or rejected",
     )
-    async def get_tx(tx_id: str) -> dict[str, Any]:
+    async def get_tx(tx_id: str, request: Request) -> dict[str, Any]:
         try:
             tx_id_bytes = unhex(tx_id, "transaction id")
         except WireError as exc:
@@ -477,11 +537,12 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
                 state=TxState.UNKNOWN.value,
                 tx_id=tx_id_bytes.hex(),
             )
-        return tx_json(status)
+        return tx_json(status, access_of(request))
 
-    def state_json(contract: str, key: bytes) -> dict[str, Any]:
+    def state_json(contract: str, key: bytes, access: ReadAccess) -> dict[str, Any]:
         if len(key) > STATE_KEY_BYTES_MAX or not key:
             raise _ApiError(400, "BAD_REQUEST", f"state keys are 1..{STATE_KEY_BYTES_MAX} bytes")
+        require_readable(access, contract)
         read = node.read_state(contract, key)
         return {
             "contract": read.contract,
@@ -497,18 +558,18 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         summary="A state value by ?key= (URL-safe base64) or ?key_text=, with proof",
     )
     async def get_state_query(
-        contract: str, key: str | None = None, key_text: str | None = None
+        contract: str, request: Request, key: str | None = None, key_text: str | None = None
     ) -> dict[str, Any]:
         if (key is None) == (key_text is None):
             raise _ApiError(
                 400, "BAD_REQUEST", "give exactly one of ?key= (URL-safe base64) or ?key_text="
             )
         if key_text is not None:
-            return state_json(contract, key_text.encode())
+            return state_json(contract, key_text.encode(), access_of(request))
         if not (key is not None):
             raise InvariantBroken('invariant broken: key is not None')
         try:
-            return state_json(contract, unb64url(key))
+            return state_json(contract, unb64url(key), access_of(request))
         except WireError as exc:
             raise _ApiError(400, "BAD_REQUEST", str(exc)) from exc
 
@@ -516,9 +577,9 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         "/v1/state/{contract}/{key}",
         summary="A state value (key as URL-safe base64) with its proof and header",
     )
-    async def get_state(contract: str, key: str) -> dict[str, Any]:
+    async def get_state(contract: str, key: str, request: Request) -> dict[str, Any]:
         try:
-            return state_json(contract, unb64url(key))
+            return state_json(contract, unb64url(key), access_of(request))
         except WireError as exc:
             raise _ApiError(400, "BAD_REQUEST", str(exc)) from exc
 
@@ -570,6 +631,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         except RecursionError as exc:  # pragma: no cover - the nesting bound comes first
             raise _ApiError(400, "BAD_REQUEST", "args nest too deep") from exc
         require_available()
+        require_readable(access_of(request), contract)
         try:
             result = node.query(contract, method, args, certificate)
         except TxRejected as exc:
@@ -586,7 +648,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         summary="Server-Sent Events: blocks, committed transactions, contract events (?kinds=block,tx&limit=N)",
         response_class=StreamingResponse,
     )
-    async def events(kinds: str | None = None, limit: int | None = None) -> StreamingResponse:
+    async def events(request: Request, kinds: str | None = None, limit: int | None = None) -> StreamingResponse:
         wanted: frozenset[EventKind] | None = None
         if kinds:
             names = [name.strip() for name in kinds.split(",") if name.strip()]
@@ -601,11 +663,14 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             wanted = frozenset(EventKind(name) for name in names)
         if limit is not None and not 1 <= limit <= EVENTS_PER_STREAM_MAX:
             raise _ApiError(400, "BAD_REQUEST", f"limit must be 1..{EVENTS_PER_STREAM_MAX}")
+        access_of(request)  # a revoked member is refused before the stream starts
+        certificate: bytes = request.scope[CALLER_SCOPE_KEY]
         try:
             subscription = node.subscribe(wanted)
         except RuntimeError as exc:
             raise _ApiError(503, "UNAVAILABLE", str(exc), {"Retry-After": "5"}) from exc
-        stream = _sse_stream(subscription, limit, options.heartbeat_s, app.state.closing)
+        stream = _sse_stream(subscription, limit, options.heartbeat_s, app.state.closing,
+                             _EventFilter(node, certificate))
         return StreamingResponse(
             stream,
             media_type="text/event-stream",
@@ -683,8 +748,29 @@ def _sse(event: str, data: Any, event_id: int | None = None) -> bytes:
     return "\n".join(lines).encode() + _JSON_ENCODER.encode(data) + b"\n\n"
 
 
+class _EventFilter:
+    """Which events one subscriber may see: blocks always; transactions and contract events of
+    contracts it may read (decided again at each new height, so a permission change or a
+    revocation takes effect within a block)."""
+
+    def __init__(self, node: NodeAPI, certificate: bytes) -> None:
+        self._node = node
+        self._certificate = certificate
+        self._height = -1
+        self._access: ReadAccess | None = None
+
+    def __call__(self, event: NodeEvent) -> bool:
+        if event.kind == EventKind.BLOCK:
+            return True
+        if self._access is None or event.height != self._height:
+            self._access = self._node.read_access(self._certificate)  # TxRejected: revoked
+            self._height = event.height
+        return self._access.may_read(str(event.data.get("contract", "")))
+
+
 async def _sse_stream(
-    subscription: AsyncIterator[Any], limit: int | None, heartbeat_s: float, closing: asyncio.Event
+    subscription: AsyncIterator[Any], limit: int | None, heartbeat_s: float, closing: asyncio.Event,
+    visible: Callable[[NodeEvent], bool] = lambda _event: True,
 ) -> AsyncIterator[bytes]:
     """Frame node events as SSE; keep-alive comments while idle; ends on limit, drop or close."""
     sent = 0
@@ -717,13 +803,19 @@ async def _sse_stream(
                 break
             # everything already queued goes out in the same write: per-event writes through
             # the ASGI stack cost more than the events themselves when a block commits thousands
-            chunk = [_sse(event.kind.value, event.data, event.height)]
+            batch = [event]
             take_ready = getattr(iterator, "take_ready", None)
             if take_ready is not None:
                 room = SSE_EVENTS_PER_WRITE_MAX - 1 if limit is None else min(SSE_EVENTS_PER_WRITE_MAX, limit - sent) - 1
-                chunk.extend(_sse(ready.kind.value, ready.data, ready.height) for ready in take_ready(room))
-            yield b"".join(chunk)
-            sent += len(chunk)
+                batch.extend(take_ready(room))
+            try:
+                chunk = [_sse(e.kind.value, e.data, e.height) for e in batch if visible(e)]
+            except TxRejected as exc:
+                reason = f"your identity is no longer accepted: {exc.message}"
+                break
+            if chunk:
+                yield b"".join(chunk)
+                sent += len(chunk)
         else:
             reason = f"sent the {limit} events asked for"
         yield _sse("close", {"reason": reason})

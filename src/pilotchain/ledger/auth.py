@@ -5,7 +5,8 @@ A transaction names its signer by certificate. :class:`MembershipAuthenticator` 
 that certificate at the given time (the node's clock for admission, the block's proposer
 timestamp for inclusion and execution) and whether it holds a role that may submit transactions
 (least privilege: ``client`` or ``admin``; a ``validator`` or ``auditor`` identity cannot
-transact). AuthenticatedIdentity rejections become transaction rejections with the identity reason kept in
+transact). Reading through a gateway (:meth:`MembershipAuthenticator.reader`) also admits the
+``auditor`` role — what an auditor may read is then decided by ``pilotchain.contracts.reads``. AuthenticatedIdentity rejections become transaction rejections with the identity reason kept in
 the message.
 """
 
@@ -18,9 +19,10 @@ from pilotchain.ledger.execution import Caller
 from pilotchain.ledger.genesis import Genesis
 from pilotchain.ledger.tx import RejectCode, TxRejected
 
-__all__ = ["MembershipAuthenticator", "TRANSACTING_ROLES"]
+__all__ = ["MembershipAuthenticator", "READING_ROLES", "TRANSACTING_ROLES"]
 
 TRANSACTING_ROLES = ("client", "admin")
+READING_ROLES = ("client", "admin", "auditor")
 _UNKNOWN = {RejectReason.MALFORMED, RejectReason.UNKNOWN_ORG, RejectReason.UNKNOWN_ISSUER, RejectReason.WRONG_SUITE}
 
 
@@ -45,7 +47,20 @@ class MembershipAuthenticator:
     def identity(self, certificate: bytes, now_ms: int) -> AuthenticatedIdentity:
         return self._authenticated(certificate, now_ms)[3]
 
-    def _authenticated(self, certificate: bytes, now_ms: int) -> tuple[int, int, int, AuthenticatedIdentity, Caller]:
+    def _authenticated(self, certificate: bytes, now_ms: int,
+                       roles: tuple[str, ...] = TRANSACTING_ROLES) -> tuple[int, int, int, AuthenticatedIdentity, Caller]:
+        memo = self._member(certificate, now_ms)
+        identity = memo[3]
+        if not any(identity.has_role(role) for role in roles):
+            doing = "submitting transactions" if roles == TRANSACTING_ROLES else "reading"
+            raise TxRejected(
+                RejectCode.PERMISSION_DENIED,
+                f"{identity.subject} of {identity.org_id} holds roles [{', '.join(identity.roles)}]; "
+                f"{doing} needs role {' or '.join(roles)}",
+            )
+        return memo
+
+    def _member(self, certificate: bytes, now_ms: int) -> tuple[int, int, int, AuthenticatedIdentity, Caller]:
         memo = self._memo.get(certificate)
         version = self.membership.version
         if memo is not None and memo[0] == version and memo[1] <= now_ms < memo[2]:
@@ -55,12 +70,6 @@ class MembershipAuthenticator:
         except IdentityRejected as exc:
             code = RejectCode.UNKNOWN_SIGNER if exc.reason in _UNKNOWN else RejectCode.SIGNER_REJECTED
             raise TxRejected(code, f"signer {exc.reason.value}: {exc.message}") from exc
-        if not any(identity.has_role(role) for role in TRANSACTING_ROLES):
-            raise TxRejected(
-                RejectCode.PERMISSION_DENIED,
-                f"{identity.subject} of {identity.org_id} holds roles [{', '.join(identity.roles)}]; "
-                "submitting transactions needs role client or admin",
-            )
         caller = Caller(
             name=identity.subject,
             org=identity.org_id,
@@ -78,3 +87,8 @@ class MembershipAuthenticator:
 
     def caller_of(self, certificate: bytes, now_ms: int) -> Caller:
         return self._authenticated(certificate, now_ms)[4]
+
+    def reader(self, certificate: bytes, now_ms: int) -> tuple[bytes, Caller]:
+        """The key and caller of a member who may read through a gateway (:data:`READING_ROLES`)."""
+        memo = self._authenticated(certificate, now_ms, READING_ROLES)
+        return memo[3].public_key_der, memo[4]

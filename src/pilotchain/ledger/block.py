@@ -43,6 +43,7 @@ __all__ = [
     "make_tx_proof",
     "verify_tx_proof",
     "verify_block_body",
+    "verify_block_leaves",
 ]
 
 BLOCK_VERSION = 1
@@ -129,6 +130,19 @@ def verify_block_body(suite: Suite, block: Block) -> str | None:
     if tx_root(suite, block.txs) != header.tx_root:
         return "transaction root does not match the transactions"
     if receipt_root(suite, block.receipts) != header.receipt_root:
+        return "receipt root does not match the receipts"
+    return None
+
+
+def verify_block_leaves(suite: Suite, header: BlockHeader, tx_leaves: Sequence[bytes],
+                        receipt_leaves: Sequence[bytes]) -> str | None:
+    """:func:`verify_block_body` over Merkle leaf hashes: what a reader checks when some of the
+    block's transactions were redacted for it (their leaf hashes stand in for their bytes)."""
+    if header.tx_count != len(tx_leaves) or len(receipt_leaves) != len(tx_leaves):
+        return f"header says {header.tx_count} transactions, body has {len(tx_leaves)} and {len(receipt_leaves)} receipts"
+    if merkle.root_from_leaf_hashes(suite.hash, tx_leaves) != header.tx_root:
+        return "transaction root does not match the transactions"
+    if merkle.root_from_leaf_hashes(suite.hash, receipt_leaves) != header.receipt_root:
         return "receipt root does not match the receipts"
     return None
 

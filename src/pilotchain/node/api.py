@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pilotchain.contracts.reads import ReadAccess
 from pilotchain.crypto import Suite
 from pilotchain.ledger.block import Block, BlockHeader, Receipt, TxProof
 from pilotchain.ledger.commitment import StateProof
@@ -146,6 +147,11 @@ class NodeAPI(Protocol):
         """The SubjectPublicKeyInfo DER of the key ``certificate`` names, if the consortium vouches
         for it now (membership as committed: unknown, expired and revoked identities raise
         TxRejected with UNKNOWN_SIGNER / SIGNER_REJECTED). The gateway authenticates requests with it."""
+        ...
+
+    def read_access(self, certificate: bytes) -> ReadAccess:
+        """What the member ``certificate`` names may read at the head state (contracts' ``@read``
+        permissions, governance's auditors). Raises TxRejected like :meth:`authenticate`."""
         ...
 
     def query(self, contract: str, method: str, args: Any, caller_certificate: bytes | None) -> Any:

@@ -110,6 +110,10 @@ class SignerAuthenticator(Protocol):
         """The authenticated caller; raises TxRejected (UNKNOWN_SIGNER / SIGNER_REJECTED)."""
         ...
 
+    def reader(self, certificate: bytes, now_ms: int) -> tuple[bytes, Caller]:
+        """Key and caller of a member who may read through a gateway (client, admin or auditor)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class TxRecord:

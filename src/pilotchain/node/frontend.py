@@ -34,6 +34,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from pilotchain.codec import CodecError
+from pilotchain.contracts.reads import ReadAccess
 from pilotchain.crypto import Suite, get_suite
 from pilotchain.crypto.parallel import verify_batch_async
 from pilotchain.errors import InvariantBroken
@@ -233,12 +234,15 @@ class NodeFrontend:
         )
 
     def authenticate(self, certificate: bytes) -> bytes:
-        return self.ledger.authenticator.public_key_of(certificate, self.clock_ms())
+        return self.ledger.authenticator.reader(certificate, self.clock_ms())[0]
+
+    def read_access(self, certificate: bytes) -> ReadAccess:
+        return ReadAccess(self.ledger.store, self.ledger.authenticator.reader(certificate, self.clock_ms())[1])
 
     def query(self, contract: str, method: str, args: Any, caller_certificate: bytes | None) -> Any:
         caller: Caller | None = None
         if caller_certificate is not None:
-            caller = self.ledger.authenticator.caller_of(caller_certificate, self.clock_ms())
+            caller = self.ledger.authenticator.reader(caller_certificate, self.clock_ms())[1]
         return self.ledger.query(contract, method, args, caller)
 
     def metrics_registry(self) -> CollectorRegistry:

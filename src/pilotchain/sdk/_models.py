@@ -17,19 +17,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pilotchain.codec import CodecError
+from pilotchain.codec import CodecError, encode
 from pilotchain.crypto import Suite
 from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.block import (
-    Block,
     BlockHeader,
     Receipt,
     TxProof,
     block_hash,
-    verify_block_body,
+    verify_block_leaves,
     verify_tx_proof,
 )
 from pilotchain.ledger.commitment import StateProof, verify_state_proof
+from pilotchain.ledger.merkle import leaf_hash
 from pilotchain.ledger.tx import decode_args
 from pilotchain.sdk._errors import ProofError, ResponseError
 from pilotchain.sdk.wire import (
@@ -122,7 +122,10 @@ def _events(receipt: Receipt) -> tuple[ContractEvent, ...]:
 
 @dataclass(frozen=True, slots=True)
 class BlockTx:
-    """One transaction of a block, as the gateway summarises it."""
+    """One transaction of a block, as the gateway summarises it. A transaction of a contract the
+    reader may not read (its ``@read`` permission) comes ``redacted``: no bytes, method,
+    arguments or signer, only its id, contract, the reason and the Merkle leaf hash that keeps
+    the block checkable against its header."""
 
     tx_id: str
     raw: bytes
@@ -131,9 +134,17 @@ class BlockTx:
     args: Any
     signer_org: str | None
     signer_subject: str | None
+    redacted: bool = False
+    redacted_reason: str = ""
+    leaf_hash: bytes = b""
 
     @classmethod
     def from_json(cls, document: Any) -> BlockTx:
+        if document.get("redacted") is True:
+            return cls(tx_id=str(document["tx_id"]), raw=b"", contract=str(document.get("contract", "")),
+                       method="", args=None, signer_org=None, signer_subject=None, redacted=True,
+                       redacted_reason=str(document.get("reason", "")),
+                       leaf_hash=bytes.fromhex(str(document["leaf_hash"])))
         signer = document.get("signer") or {}
         return cls(
             tx_id=document.get("tx_id", ""),
@@ -155,6 +166,9 @@ class BlockInfo:
     receipts: tuple[Receipt, ...]
     certificate: bytes | None
     verified: bool
+    #: indices of the transactions (and receipts) redacted for this reader; their receipts carry
+    #: only the status
+    redacted: tuple[int, ...] = ()
 
     @classmethod
     def from_json(
@@ -163,21 +177,23 @@ class BlockInfo:
         try:
             header = header_from_json(document["header"])
             transactions = tuple(BlockTx.from_json(tx) for tx in document["transactions"])
-            receipts = tuple(receipt_from_json(r) for r in document["receipts"])
+            receipt_documents = list(document["receipts"])
+            receipts = tuple(_receipt_or_stub(r) for r in receipt_documents)
+            receipt_leaves = [bytes.fromhex(str(r["leaf_hash"])) if r.get("redacted") is True else b""
+                              for r in receipt_documents]
             certificate = (
                 unb64(document["certificate"], "certificate")
                 if document.get("certificate")
                 else None
             )
             reported_hash = str(document["hash"])
-        except (KeyError, TypeError, WireError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, WireError) as exc:
             raise ResponseError(f"not a block document: {exc}") from exc
         if suite is not None:
             _check_header(suite, header, reported_hash, certificate, verify_header)
-            problem = verify_block_body(
-                suite,
-                Block(header=header, txs=tuple(t.raw for t in transactions), receipts=receipts),
-            )
+            tx_leaves = [t.leaf_hash if t.redacted else leaf_hash(suite.hash, t.raw) for t in transactions]
+            leaves = [given or leaf_hash(suite.hash, encode(r)) for given, r in zip(receipt_leaves, receipts, strict=False)]
+            problem = verify_block_leaves(suite, header, tx_leaves, leaves)
             if problem:
                 raise ProofError(f"block {header.height} does not match its header: {problem}")
         return cls(
@@ -188,7 +204,16 @@ class BlockInfo:
             receipts=receipts,
             certificate=certificate,
             verified=suite is not None,
+            redacted=tuple(i for i, t in enumerate(transactions) if t.redacted),
         )
+
+
+def _receipt_or_stub(document: Any) -> Receipt:
+    """A receipt, or for a redacted one a stub with its id and status only."""
+    if document.get("redacted") is True:
+        return Receipt(tx_id=bytes.fromhex(str(document["tx_id"])), status=str(document["status"]),
+                       message="", result=b"", events=(), steps_used=0)
+    return receipt_from_json(document)
 
 
 def _check_header(

@@ -20,15 +20,18 @@ import base64
 import binascii
 from typing import Any
 
-from pilotchain.codec import CodecError
+from pilotchain.codec import CodecError, encode
 from pilotchain.crypto import Suite
 from pilotchain.errors import CoreError
 from pilotchain.identity.records import Certificate, decode_record
+from pilotchain.ledger import merkle
 from pilotchain.ledger.block import BlockHeader, Event, Receipt, TxProof
 from pilotchain.ledger.commitment import StateProof
 from pilotchain.ledger.tx import TxRejected, decode_args, decode_transaction
 
 __all__ = [
+    "redacted_receipt_json",
+    "redacted_tx_json",
     "WireError",
     "b64",
     "unb64",
@@ -217,6 +220,29 @@ def receipt_to_json(receipt: Receipt) -> dict[str, Any]:
             for e in receipt.events
         ],
         "steps_used": receipt.steps_used,
+    }
+
+
+def redacted_receipt_json(suite: Suite, receipt: Receipt) -> dict[str, Any]:
+    """A receipt the reader may not see: its status and the Merkle leaf hash that keeps the
+    block's receipt root checkable, nothing of its result, message or events."""
+    return {
+        "tx_id": receipt.tx_id.hex(),
+        "status": receipt.status,
+        "redacted": True,
+        "leaf_hash": merkle.leaf_hash(suite.hash, encode(receipt)).hex(),
+    }
+
+
+def redacted_tx_json(suite: Suite, raw: bytes, tx_id: bytes, contract: str, reason: str) -> dict[str, Any]:
+    """A transaction the reader may not see: its id, contract and the Merkle leaf hash that keeps
+    the block's transaction root checkable, nothing of its signer, method or arguments."""
+    return {
+        "tx_id": tx_id.hex(),
+        "contract": contract,
+        "redacted": True,
+        "reason": reason,
+        "leaf_hash": merkle.leaf_hash(suite.hash, raw).hex(),
     }
 
 
