@@ -11,6 +11,7 @@ from pilotchain.cli.client_cmd import block_app, status, tx_app
 from pilotchain.cli.contract_cmd import app as contract_app
 from pilotchain.cli.crypto_cmd import app as crypto_app
 from pilotchain.cli.demo_cmd import demo
+from pilotchain.cli.evidence_cmd import app as chain_app
 from pilotchain.cli.gov_cmd import app as gov_app
 from pilotchain.cli.identity_cmd import app as identity_app
 from pilotchain.cli.network_cmd import app as network_app
@@ -35,6 +36,7 @@ app.command(name="status")(status)
 app.add_typer(contract_app, name="contract")
 app.add_typer(gov_app, name="gov")
 app.add_typer(ceremony_app, name="ceremony")
+app.add_typer(chain_app, name="chain")
 
 
 @app.command()

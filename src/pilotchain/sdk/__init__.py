@@ -24,6 +24,7 @@ network folder, ``tls_ca=`` or ``$PILOTCHAIN_TLS_CA``.
 :class:`AsyncClient` has the same methods, awaitable. Every error is a :class:`PilotchainError`
 (the tree is in :mod:`pilotchain.sdk._errors`). To test without a network, see
 :mod:`pilotchain.testing`. How far proof verification goes: :mod:`pilotchain.sdk._models`.
+Evidence bundles an auditor verifies offline: :mod:`pilotchain.sdk.evidence`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from pilotchain.sdk._client import (
 )
 from pilotchain.sdk._errors import (
     ApiError,
+    EvidenceError,
     IdentityError,
     NetworkFileError,
     NotFound,
@@ -117,6 +119,7 @@ __all__ = [
     "Unavailable",
     "TxRejectedError",
     "ProofError",
+    "EvidenceError",
     "TimeoutError",
     "IdentityError",
     "ResponseError",

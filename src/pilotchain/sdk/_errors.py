@@ -9,6 +9,8 @@
     │   └── Unavailable             503 / 429 without a transaction code: node busy, stopping; retry later
     ├── TxRejectedError             a transaction (or query) refused: .code (a RejectCode value), .message, .tx_id
     ├── ProofError                  a proof, value or header does not verify: do not trust that answer
+    ├── EvidenceError               an evidence bundle cannot be made: a transaction not committed, no
+    │                               commit certificates (a development node), a batch unlike its anchor
     ├── TimeoutError                waiting for a commit took longer than asked (the transaction may still commit)
     ├── IdentityError               an identity file that cannot be used
     ├── ResponseError               the node answered something that is not the gateway's JSON shape
@@ -32,6 +34,7 @@ __all__ = [
     "Unavailable",
     "TxRejectedError",
     "ProofError",
+    "EvidenceError",
     "TimeoutError",
     "IdentityError",
     "ResponseError",
@@ -79,6 +82,10 @@ class TxRejectedError(PilotchainError):
 
 class ProofError(PilotchainError):
     """A proof, value or header does not verify: the node's answer must not be trusted."""
+
+
+class EvidenceError(PilotchainError):
+    """An evidence bundle cannot be made from what the node has (see :mod:`pilotchain.sdk.evidence`)."""
 
 
 class TimeoutError(PilotchainError, builtins.TimeoutError):  # noqa: A001 - deliberately the SDK's TimeoutError
