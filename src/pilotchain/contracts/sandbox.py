@@ -17,6 +17,9 @@ Three layers keep it inside that subset:
    attributes through format strings, and the size amplifiers ``ljust``, ``zfill``, ...). Every
    name a contract reads must be bound in the module, a sandbox builtin, or an API name, so
    ``eval``, ``open``, ``getattr``, ``type``, ``id``, ``hash``, ``print`` ... fail at deploy.
+   API names that shadow a Python builtin (:data:`IMPORT_ONLY_NAMES`: the chain's ``hash``)
+   resolve only where the contract imports them, so ``hash(x)`` alone still fails at deploy and
+   a reader never mistakes one for the other.
    Top-level code may only import the API, define functions, assign and carry a docstring.
 
 2. **The compiler** (:func:`compile_contract`) rewrites the checked tree before ``compile``:
@@ -79,6 +82,7 @@ __all__ = [
     "API_MODULE",
     "scrub_message",
     "DENIED_ATTRIBUTES",
+    "IMPORT_ONLY_NAMES",
 ]
 
 #: The one module contracts may import from (its names are injected by the runtime).
@@ -93,6 +97,11 @@ LITERAL_INT_BITS_MAX = 256
 MESSAGE_CHARS_MAX = 300
 
 _PREFIX = "_pc_"
+
+#: API names that are also Python builtins: available only to a contract that imports them
+#: (``from pilotchain.contracts.api import hash``). Python's own ``hash`` differs between
+#: processes, so the bare name must keep failing at deploy rather than silently mean ours.
+IMPORT_ONLY_NAMES = frozenset({"hash"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +265,8 @@ class _Checker(ast.NodeVisitor):
                 raise _refuse(node, f"{API_MODULE} has no name {alias.name!r} to import")
             if alias.asname is not None:
                 raise _refuse(node, "import the API names as they are (no 'as')")
+            if alias.name in IMPORT_ONLY_NAMES:
+                self.bound.add(alias.name)
         self.generic_visit(node)
 
     # -- names and attributes
@@ -373,7 +384,7 @@ def check_source(
     """Parse and check ``source``; its tree and top-level function signatures, or CodeRejected.
 
     ``allowed_globals`` are the names available without binding them (sandbox builtins and the
-    contract API)."""
+    contract API), except :data:`IMPORT_ONLY_NAMES`, which resolve only once imported."""
     if len(source.encode("utf-8", "surrogatepass")) > SOURCE_BYTES_MAX:
         raise CodeRejected(f"contract source is larger than {SOURCE_BYTES_MAX} bytes")
     if "\x00" in source:
@@ -384,14 +395,22 @@ def check_source(
         raise CodeRejected(f"syntax error: {exc.msg}", exc.lineno) from exc
     except (ValueError, RecursionError, MemoryError) as exc:
         raise CodeRejected(f"source cannot be parsed: {type(exc).__name__}") from exc
-    allowed = frozenset(allowed_globals)
-    checker = _Checker(allowed)
+    importable = frozenset(allowed_globals)
+    allowed = importable - IMPORT_ONLY_NAMES
+    checker = _Checker(importable)
     try:
         checker.visit(tree)
     except RecursionError as exc:
         raise CodeRejected("source nests too deeply") from exc
     for name in checker.loaded:
         if name.id not in checker.bound and name.id not in allowed:
+            if name.id in IMPORT_ONLY_NAMES and name.id in importable:
+                raise _refuse(
+                    name,
+                    f"name {name.id!r} is not available in contracts (Python's builtin differs "
+                    f"between processes); for the chain's, write "
+                    f"'from {API_MODULE} import {name.id}'",
+                )
             raise _refuse(name, f"name {name.id!r} is not available in contracts")
     signatures = []
     for statement in tree.body:
