@@ -33,7 +33,26 @@ contract as its caller; its writes are kept only if the whole transaction succee
 
 Failing on purpose (the transaction is committed as failed and changes nothing):
 ``require(condition, message)`` and ``fail(message)`` (EXECUTION_FAILED), ``deny(message)``
-(PERMISSION_DENIED), ``reject_arguments(message)`` (BAD_ARGUMENTS). Hashing: ``sha256(data)``.
+(PERMISSION_DENIED), ``reject_arguments(message)`` (BAD_ARGUMENTS).
+
+Hashing and signatures, in the chain's own suite (``intl``: SHA-256 and Ed25519; ``gm``: SM3 and
+SM2), so a contract checks what people outside the consortium signed (a patient's consent, a
+wallet holder's payment instruction)::
+
+    from pilotchain.contracts.api import hash, verify_signature
+
+    digest = hash(data)                  # bytes or str (UTF-8) -> the suite's 32-byte digest
+    ok = verify_signature(public_key, message, signature)
+
+``hash`` must be imported explicitly: the name alone is Python's builtin ``hash``, which differs
+between processes and stays refused. ``verify_signature`` takes the signer's SubjectPublicKeyInfo
+DER key of the chain's suite, the message (bytes or str, UTF-8; at most 64 KiB) and the
+signature (Ed25519: 64 bytes; SM2: DER with the default distinguishing ID), and answers True or
+False; a malformed, oversized or other-suite key or signature is simply False. It costs a fixed
+number of steps per suite plus steps per KiB of message (docs/contracts.md, section 3), whether
+the key was seen before or not. Put the chain id and a purpose in what people sign, and record
+what you accepted, so a signature cannot be replayed on another chain, contract or call.
+``sha256(data)`` is SHA-256 on every chain.
 """
 
 from __future__ import annotations
@@ -55,9 +74,12 @@ __all__ = [
     "deny",
     "reject_arguments",
     "sha256",
+    "hash",
+    "verify_signature",
 ]
 
-#: The names a contract may import from this module (and uses without importing).
+#: The names a contract may import from this module (and uses without importing, except
+#: ``hash``: see :data:`pilotchain.contracts.sandbox.IMPORT_ONLY_NAMES`).
 API_NAMES = (
     "Map",
     "Variable",
@@ -69,6 +91,8 @@ API_NAMES = (
     "deny",
     "reject_arguments",
     "sha256",
+    "hash",
+    "verify_signature",
 )
 
 
@@ -109,4 +133,6 @@ fail: Any = _outside
 deny: Any = _outside
 reject_arguments: Any = _outside
 sha256: Any = _outside
+hash: Any = _outside  # shadows the builtin here only; contracts import it explicitly
+verify_signature: Any = _outside
 context: Any = None

@@ -15,6 +15,9 @@ transaction sees (committed state plus the block so far), in this order:
 
 Names of built-in and system contracts are reserved: governance refuses to deploy over them.
 
+:meth:`ChainContracts.suite_of` gives Python contracts the chain's crypto suite (for ``hash`` and
+``verify_signature``) from the genesis document in state.
+
 Pure: no I/O, clock or randomness.
 """
 
@@ -38,6 +41,7 @@ from pilotchain.contracts.sandbox import (
     SandboxLimits,
     compile_contract,
 )
+from pilotchain.crypto import Suite, get_suite
 from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.execution import ContractRegistry, NativeContract, StateReader
 
@@ -104,6 +108,12 @@ class ChainContracts:
         else:
             self._compiled.move_to_end(record.code_hash)
         return PythonContract(record, compiled, self, contract_limits(state, self.base_limits))
+
+    def suite_of(self, state: StateReader) -> Suite:
+        """The chain's crypto suite, named by the genesis document in ``state`` (decoded once
+        per distinct document)."""
+        _raw, genesis = self.gov.membership_cache.genesis(state)
+        return get_suite(genesis.suite)
 
     def compile(self, code_hash: bytes, code: str) -> CheckedContract:
         """The compiled contract for ``code`` (cached under ``code_hash``); CodeRejected if it is

@@ -20,6 +20,12 @@ to the ledger's :class:`~pilotchain.ledger.execution.NativeContract` protocol. O
    the transaction as failed and throws its writes away; the node never sees a contract's
    exception.
 
+``hash`` and ``verify_signature`` use the chain's suite, which the runtime learns from the
+genesis document in state (through the resolver, once per transaction, only when a contract
+asks). Their cost in steps is fixed per suite (:data:`CRYPTO_COSTS`) and never depends on what
+a node has cached, so ``steps_used`` is the same on every node; a malformed key or signature is
+an answer (False), never an exception.
+
 Calls between contracts run the callee on a child ContractState layered over the caller's
 pending writes; the callee's writes, reads and events merge into the caller's only when the
 callee returns normally. Values cross the boundary as canonical copies, so two contracts never
@@ -34,6 +40,8 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from pilotchain.codec import CodecError, Record, decode, encode
@@ -49,6 +57,7 @@ from pilotchain.contracts.sandbox import (
     sandbox_builtins,
     scrub_message,
 )
+from pilotchain.crypto import Suite
 from pilotchain.ledger.execution import (
     Caller,
     ContractError,
@@ -70,6 +79,11 @@ __all__ = [
     "CONTRACT_CALL_DEPTH_MAX",
     "GOVERNANCE_METHODS",
     "EVENTS_MAX",
+    "CryptoCosts",
+    "CRYPTO_COSTS",
+    "VERIFY_PUBLIC_KEY_BYTES_MAX",
+    "VERIFY_MESSAGE_BYTES_MAX",
+    "VERIFY_SIGNATURE_BYTES_MAX",
 ]
 
 #: Contracts calling contracts, nested (the transaction's own call is depth 0).
@@ -83,6 +97,51 @@ UNCALLABLE_FROM_CONTRACTS = frozenset({"gov"})
 
 _HANDLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _STEP_BYTES = 1024
+
+#: ``verify_signature`` bounds. No key or signature of either suite comes near these (SPKI DER:
+#: Ed25519 44 bytes, SM2 91; signatures: Ed25519 64 bytes, SM2 DER at most 72), so a longer one
+#: is malformed and answers False without being parsed. A longer message fails the call.
+VERIFY_PUBLIC_KEY_BYTES_MAX = 256
+VERIFY_SIGNATURE_BYTES_MAX = 128
+VERIFY_MESSAGE_BYTES_MAX = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoCosts:
+    """Steps the crypto API charges on one suite: a fixed part per call plus a part per KiB of
+    input (rounded up). Measured against one metered step (docs/contracts.md, section 3)."""
+
+    hash_steps: int
+    hash_steps_per_kib: int
+    #: the worst case: a key never parsed before, then one verification
+    verify_steps: int
+    verify_steps_per_kib: int
+
+    def hash_cost(self, size: int) -> int:
+        return self.hash_steps + -(-size * self.hash_steps_per_kib // 1024)
+
+    def verify_cost(self, size: int) -> int:
+        return self.verify_steps + -(-size * self.verify_steps_per_kib // 1024)
+
+
+#: Per suite name: the time of the work over the time of one empty metered loop step, as
+#: ``python -m pilotchain.contracts.bench crypto`` measures them, rounded up to at least the
+#: highest of six runs' medians (docs/contracts.md, section 3, has the figures). Changing one changes ``steps_used`` in
+#: receipts, so every validator must change it at the same height: a consensus change.
+CRYPTO_COSTS: MappingProxyType[str, CryptoCosts] = MappingProxyType(
+    {
+        # Ed25519, SHA-256: verify 630-780 steps (a new key 710-880), 22-29 per KiB of message;
+        # hash 8-12 steps, 6-8 per KiB
+        "intl": CryptoCosts(
+            hash_steps=12, hash_steps_per_kib=10, verify_steps=1_000, verify_steps_per_kib=32
+        ),
+        # SM2, SM3: verify 4,300-4,500 steps (a new key 6,700-7,500: OpenSSL checks the point
+        # when it parses a key), 33-56 per KiB of message; hash 20-24 steps, 38-42 per KiB
+        "gm": CryptoCosts(
+            hash_steps=25, hash_steps_per_kib=50, verify_steps=9_000, verify_steps_per_kib=64
+        ),
+    }
+)
 
 
 class MethodRule(Record, frozen=True):
@@ -127,6 +186,10 @@ class DeployedContract(Record, frozen=True):
 class Resolver(Protocol):
     def get(self, name: str, state: StateReader) -> NativeContract | None: ...
 
+    def suite_of(self, state: StateReader) -> Suite:
+        """The chain's crypto suite, from the genesis document in ``state``."""
+        ...
+
 
 class StateView:
     """The state a ContractState sees (its pending writes, then its base), as a StateReader
@@ -163,7 +226,9 @@ def _caller_info(caller: Caller) -> CallerInfo:
 class _Execution:
     """One transaction's run of Python contracts: the meter and the shared, bound builtins."""
 
-    __slots__ = ("meter", "guard_names", "builtins", "resolver", "tx", "depth", "events")
+    __slots__ = (
+        "meter", "guard_names", "builtins", "resolver", "tx", "depth", "events", "_suite"
+    )  # fmt: skip
 
     def __init__(self, limits: SandboxLimits, resolver: Resolver, tx: TxContext) -> None:
         self.meter = Meter(limits)
@@ -174,6 +239,13 @@ class _Execution:
         self.tx = tx
         self.depth = 0
         self.events = 0
+        self._suite: Suite | None = None
+
+    def suite(self, state: ContractState) -> Suite:
+        """The chain's suite (looked up on first use: most transactions never need it)."""
+        if self._suite is None:
+            self._suite = self.resolver.suite_of(StateView(state))
+        return self._suite
 
 
 #: Python stack frames a transaction's contract code may use above the frame that runs it
@@ -274,6 +346,8 @@ class _Api:
             "deny": _deny,
             "reject_arguments": _reject_arguments,
             "sha256": self.sha256,
+            "hash": self.hash,
+            "verify_signature": self.verify_signature,
         }
 
     # -- storage
@@ -329,6 +403,47 @@ class _Api:
             raise TypeError("sha256 takes bytes or str")
         self._execution.meter.charge(1 + len(data) // _STEP_BYTES)
         return hashlib.sha256(data).digest()
+
+    def hash(self, data: Any) -> bytes:
+        if isinstance(data, str):
+            data = data.encode()
+        if not isinstance(data, bytes):
+            raise TypeError("hash takes bytes or str")
+        suite = self._execution.suite(self._state)
+        self._execution.meter.charge(CRYPTO_COSTS[suite.name].hash_cost(len(data)))
+        return suite.hash(data)
+
+    def verify_signature(self, public_key: Any, message: Any, signature: Any) -> bool:
+        if isinstance(message, str):
+            message = message.encode()
+        if not (
+            isinstance(public_key, bytes)
+            and isinstance(message, bytes)
+            and isinstance(signature, bytes)
+        ):
+            raise TypeError(
+                "verify_signature(public_key, message, signature) takes bytes "
+                "(the message may be a str)"
+            )
+        if len(message) > VERIFY_MESSAGE_BYTES_MAX:
+            raise ValueError(
+                f"verify_signature checks messages of at most {VERIFY_MESSAGE_BYTES_MAX} bytes; "
+                "have people sign a hash of a longer document"
+            )
+        suite = self._execution.suite(self._state)
+        # charged before the work and whatever the answer: the worst case, so a key another
+        # transaction already parsed (the suite's key cache) costs the same steps on every node
+        self._execution.meter.charge(CRYPTO_COSTS[suite.name].verify_cost(len(message)))
+        if (
+            len(public_key) > VERIFY_PUBLIC_KEY_BYTES_MAX
+            or len(signature) > VERIFY_SIGNATURE_BYTES_MAX
+        ):
+            return False
+        # False for any key or signature that is malformed or of the other suite (a property of
+        # the input, the same on every node). What else could raise is the node's own trouble
+        # (OpenSSL out of memory): it fails this transaction on that node only, whose block
+        # check then disagrees with the others' - as for MemoryError in contract code.
+        return suite.verify(public_key, message, signature)
 
 
 def _handle_name(name: Any) -> bytes:
