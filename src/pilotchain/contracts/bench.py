@@ -13,10 +13,15 @@ Measured, each on a warm compiled-code cache:
 * ``native_kv_calls_per_s`` — the built-in ``kv.put`` for comparison;
 * ``metered_loop_steps_per_s`` — loop iterations per second under the step meter;
 * ``compile_ms`` — checking and instrumenting the token example once.
+
+:func:`crypto_api_costs` (run by hand, not by ``run``) measures what the crypto API costs in this
+runtime against one metered step, per suite: where the step figures in
+:data:`~pilotchain.contracts.runtime.CRYPTO_COSTS` come from (docs/contracts.md, section 3).
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
@@ -24,19 +29,21 @@ from pilotchain.codec import encode
 from pilotchain.contracts.api import API_NAMES
 from pilotchain.contracts.kv import KvContract
 from pilotchain.contracts.resolver import ChainContracts
-from pilotchain.contracts.runtime import DeployedContract, PythonContract
+from pilotchain.contracts.runtime import CRYPTO_COSTS, DeployedContract, PythonContract
 from pilotchain.contracts.sandbox import BUILTIN_NAMES, SandboxLimits, compile_contract
+from pilotchain.crypto import Suite, get_suite
 from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.execution import (
     BlockOverlay,
     Caller,
     ContractState,
+    StateReader,
     TxContext,
     execute_transactions,
 )
 from pilotchain.ledger.tx import SignedTx, TxBody, encode_args
 
-__all__ = ["run", "TOKEN_SOURCE"]
+__all__ = ["run", "crypto_api_costs", "TOKEN_SOURCE"]
 
 TOKEN_SOURCE = """
 from pilotchain.contracts.api import Map, context, emit, require
@@ -161,7 +168,119 @@ def run(calls: int = 20_000, loop_steps: int = 500_000) -> dict[str, Any]:
     }
 
 
+CRYPTO_SOURCE = """
+from pilotchain.contracts.api import hash, verify_signature
+
+def spin(n):
+    for i in range(n):
+        pass
+
+def hashes(data, n):
+    for i in range(n):
+        hash(data)
+
+def verify_one_key(key, message, signature, n):
+    for i in range(n):
+        verify_signature(key, message, signature)
+
+def verify_new_keys(keys, message, signatures):
+    for i in range(len(keys)):
+        verify_signature(keys[i], message, signatures[i])
+"""
+
+
+class _FixedSuite(ChainContracts):
+    """A resolver whose chain suite is given (the benchmark's store holds no genesis)."""
+
+    def __init__(self, suite: Suite) -> None:
+        super().__init__()
+        self.suite = suite
+
+    def suite_of(self, state: StateReader) -> Suite:
+        return self.suite
+
+
+def crypto_api_costs(
+    suite_name: str, *, loop_steps: int = 500_000, verifies: int = 200, rounds: int = 7
+) -> dict[str, Any]:
+    """Time per call of ``hash`` and ``verify_signature`` in this runtime on ``suite_name``, in
+    microseconds and in metered steps: the time of one iteration of an empty metered loop,
+    measured in the same round just before (the loop's own step is subtracted), so a machine
+    that speeds up or slows down between rounds shifts both alike. The median over ``rounds``;
+    ``new key`` means a key the suite has not parsed before (fresh keys every round)."""
+    suite = get_suite(suite_name)
+    compiled = compile_contract(CRYPTO_SOURCE, BUILTIN_NAMES | frozenset(API_NAMES))
+    record = DeployedContract(
+        name="crypto", version="1", code_hash=b"bench-crypto", permissions=(),
+        activated_height=1, proposal_id=1,
+    )  # fmt: skip
+    contract = PythonContract(record, compiled, _FixedSuite(suite), SandboxLimits(steps_max=10**12))
+    caller = Caller(name="alice", org="bank", roles=("client",), certificate_id=b"")
+    ctx = TxContext(chain_id="bench", height=1, timestamp_ms=1, tx_id=b"\x00" * 32, caller=caller)
+
+    def per_call_s(method: str, args: list[Any], count: int) -> float:
+        state = ContractState("crypto", BlockOverlay(_Store()))
+        started = time.perf_counter()
+        contract.call(method, args, ctx, state)
+        return (time.perf_counter() - started) / count
+
+    message = b"consent: share record 42 with hospital-b until 2026-01-01" * 2
+    large = b"x" * (64 * 1024)
+    key = suite.generate_private_key()
+    key_der, signature, large_signature = key.public_key().to_der(), key.sign(message), key.sign(large)
+    seconds: dict[str, list[float]] = {}
+    steps: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        signers = [suite.generate_private_key() for _ in range(verifies)]
+        new_keys = [signer.public_key().to_der() for signer in signers]
+        new_signatures = [signer.sign(message) for signer in signers]
+        step_s = per_call_s("spin", [loop_steps], loop_steps)
+        measured = {
+            "step": step_s,
+            "hash 32 B": per_call_s("hashes", [b"x" * 32, 20_000], 20_000),
+            "hash 64 KiB": per_call_s("hashes", [large, 100], 100),
+            "verify, known key": per_call_s(
+                "verify_one_key", [key_der, message, signature, verifies], verifies
+            ),
+            "verify, new key": per_call_s(
+                "verify_new_keys", [new_keys, message, new_signatures], verifies
+            ),
+            "verify, known key, 64 KiB message": per_call_s(
+                "verify_one_key", [key_der, large, large_signature, verifies // 4], verifies // 4
+            ),
+            "verify, garbage signature": per_call_s(
+                "verify_one_key", [key_der, message, b"\x30" * 70, verifies], verifies
+            ),
+        }
+        for name, value in measured.items():
+            seconds.setdefault(name, []).append(value)
+            steps.setdefault(name, []).append((value - step_s) / step_s)
+    costs = CRYPTO_COSTS[suite.name]
+    return {
+        "suite": suite.name,
+        "rounds": rounds,
+        "per_call": {
+            name: {
+                "us_median": round(statistics.median(values) * 1e6, 3),
+                "steps_median": round(statistics.median(steps[name])),
+                "steps_max": round(max(steps[name])),
+            }
+            for name, values in seconds.items()
+        },
+        "charged_steps": {
+            "hash 32 B": costs.hash_cost(32),
+            "hash 64 KiB": costs.hash_cost(64 * 1024),
+            "verify": costs.verify_cost(len(message)),
+            "verify, 64 KiB message": costs.verify_cost(64 * 1024),
+        },
+    }
+
+
 if __name__ == "__main__":  # pragma: no cover - manual runs
     import json
+    import sys
 
-    print(json.dumps(run(), indent=2))
+    if sys.argv[1:2] == ["crypto"]:
+        print(json.dumps([crypto_api_costs(name) for name in ("intl", "gm")], indent=2))
+    else:
+        print(json.dumps(run(), indent=2))
