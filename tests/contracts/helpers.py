@@ -21,13 +21,17 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "contracts"
 
 @contextlib.contextmanager
 def governed_chain(
-    *, orgs: int = 3, auto_produce: bool = True, clock_ms: Callable[[], int] | None = None
+    *,
+    orgs: int = 3,
+    auto_produce: bool = True,
+    clock_ms: Callable[[], int] | None = None,
+    suite: str = "intl",
 ) -> Iterator[LocalChain]:
     with contextlib.ExitStack() as stack:
         root = Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-contracts-"))
         )
-        consortium = create_consortium(root / "network", orgs=orgs)
+        consortium = create_consortium(root / "network", suite=suite, orgs=orgs)
         loop_thread = _LoopThread()
         stack.callback(loop_thread.stop)
 
