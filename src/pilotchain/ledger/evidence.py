@@ -419,6 +419,8 @@ class _Verifier:
         self.history: list[tuple[int, tuple[ValidatorInfo, ...]]] = []
         self.certified: dict[int, VerifiedHeader] = {}
         self.subject_ids: set[bytes] = set()
+        #: decoded arguments of the transactions attachments name (decoded once each)
+        self.anchor_args: dict[int, dict[Any, Any]] = {}
 
     # -------------------------------------------------------------- headers
 
@@ -593,7 +595,10 @@ class _Verifier:
         anchor = txs[attachment.tx]
         if anchor.status != STATUS_OK:
             raise EvidenceInvalid(where, f"its anchoring transaction failed ({anchor.status})")
-        head = _decoded_args(where, anchor.args).get(attachment.argument)
+        args = self.anchor_args.get(attachment.tx)
+        if args is None:
+            args = self.anchor_args[attachment.tx] = _decoded_args(where, anchor.args)
+        head = args.get(attachment.argument)
         root, size = (head.get("root"), head.get("size")) if isinstance(head, dict) else (None, None)
         if not isinstance(root, bytes) or len(root) != len(self.suite.hash(b"")) or not _is_int(size) or size < 1:
             raise EvidenceInvalid(where, f"transaction {anchor.tx_id.hex()} has no tree head "
