@@ -13,6 +13,7 @@ Modules, bottom up::
     execution.py   deterministic execution over a block overlay (the contract resolver is injected)
     auth.py        signer authentication against the consortium's membership
     commit.py      commit records: a ledger block's consensus header and commit certificate
+    evidence.py    evidence bundles: transactions proven committed, verified offline from genesis
 
 The names most callers need are re-exported here.
 """

@@ -50,8 +50,8 @@ the new set, so the verifier derives it exactly as governance computes it, from 
 
 Every certified header is also checked to name the derived set (the ledger header's roster hash
 covers names, organisations, keys and powers; the consensus header's hash keys and powers). So a
-bundle that leaves out a change fails on the first real header after it; it cannot make a real
-header verify against a wrong set. What remains is the assumption every light client makes: a
+bundle that leaves out a change fails on its first real header at or above that change's
+effective height; it cannot make a real header verify against a wrong set. What remains is the assumption every light client makes: a
 certificate is only as good as the validators who signed it. A forged history needs more than
 2/3 of the power of some set of the chain's past signing blocks it never decided — validators of
 that set colluding, or their keys stolen after they left the set (a "long-range" forgery). Keys
