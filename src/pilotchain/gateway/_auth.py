@@ -19,11 +19,13 @@ import base64
 import binascii
 import datetime
 import ipaddress
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
+import anyio
 from http_message_signatures import HTTPMessageVerifier, HTTPSignatureKeyResolver
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,7 +34,6 @@ from pilotchain.crypto import PublicKey, Suite
 from pilotchain.errors import CoreError
 from pilotchain.gateway._middleware import _send_json, json_error_body
 from pilotchain.ledger.tx import TxRejected
-from pilotchain.node.api import NodeAPI
 from pilotchain.sdk._signing import (
     CERTIFICATE_HEADER,
     COVERED_COMPONENTS,
@@ -41,7 +42,7 @@ from pilotchain.sdk._signing import (
     algorithm_for,
 )
 
-__all__ = ["CALLER_SCOPE_KEY", "OPEN_PATHS", "ReplayCache", "SignedRequestMiddleware"]
+__all__ = ["CALLER_SCOPE_KEY", "OPEN_PATHS", "ReplayCache", "RequestAuthenticator", "SignedRequestMiddleware"]
 
 CALLER_SCOPE_KEY = "pilotchain.caller_certificate"
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
@@ -62,9 +63,14 @@ class ReplayCache:
         self.window_s = window_s
         self.size_max = size_max
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
 
     def first_use(self, key_id: str, nonce: str, now_s: float) -> bool:
         """True the first time (``key_id``, ``nonce``) is seen within the window."""
+        with self._lock:
+            return self._first_use(key_id, nonce, now_s)
+
+    def _first_use(self, key_id: str, nonce: str, now_s: float) -> bool:
         while self._seen:
             oldest_key, seen_at = next(iter(self._seen.items()))
             if now_s - seen_at <= self.window_s and len(self._seen) < self.size_max:
@@ -143,13 +149,26 @@ def _is_loopback(scope: Scope) -> bool:
         return False
 
 
+class RequestAuthenticator(Protocol):
+    """Who vouches for a request's certificate: a node (``NodeAPI``), or a vault that proves
+    membership from its node's state (such an authenticator sets ``blocking = True``: it is then
+    called from a worker thread, not the event loop)."""
+
+    def authenticate(self, certificate: bytes) -> bytes:
+        """The certificate's SPKI DER when a current member's; TxRejected otherwise."""
+        ...
+
+    def healthy(self) -> tuple[bool, str]: ...
+
+
 class SignedRequestMiddleware:
     """See the module docstring. ``refused(reason, remote, message)`` counts and logs refusals."""
 
-    def __init__(self, app: ASGIApp, *, node: NodeAPI, suite: Suite,
+    def __init__(self, app: ASGIApp, *, node: RequestAuthenticator, suite: Suite,
                  refused: Callable[[str, str, str], None] | None = None,
                  clock_s: Callable[[], float] = time.time, skew_s: int = SKEW_S,
-                 replay: ReplayCache | None = None) -> None:
+                 replay: ReplayCache | None = None,
+                 streamed: Callable[[Scope], bool] | None = None) -> None:
         self.app = app
         self.node = node
         self.suite = suite
@@ -158,15 +177,22 @@ class SignedRequestMiddleware:
         self.skew_s = skew_s
         self.replay = replay if replay is not None else ReplayCache()
         self._algorithm = algorithm_for(suite.name)
+        #: requests whose body streams to the endpoint unread: their signature must cover a
+        #: Content-Digest, which the endpoint checks against the bytes as they arrive
+        self._streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or (
                 scope["path"] == "/metrics" and _is_loopback(scope)):
             await self.app(scope, receive, send)
             return
-        body, messages = await _read_body(receive)
+        streamed = self._streamed is not None and self._streamed(scope)
+        body, messages = (b"", []) if streamed else await _read_body(receive)
         try:
-            certificate = self._verify(scope, body)
+            if getattr(self.node, "blocking", False):  # it asks its node over the network: off the loop
+                certificate = await anyio.to_thread.run_sync(lambda: self._verify(scope, body, streamed=streamed))
+            else:
+                certificate = self._verify(scope, body, streamed=streamed)
         except _Unavailable as exc:
             await _send_json(send, 503, json_error_body("UNAVAILABLE", str(exc)), [(b"retry-after", b"1")])
             return
@@ -187,7 +213,7 @@ class SignedRequestMiddleware:
 
         await self.app(scope, replayed, send)
 
-    def _verify(self, scope: Scope, body: bytes) -> bytes:
+    def _verify(self, scope: Scope, body: bytes, *, streamed: bool = False) -> bytes:
         headers = _HeaderView(scope.get("headers", ()))
         encoded = headers.get(CERTIFICATE_HEADER)
         if encoded is None or "signature" not in headers or "signature-input" not in headers:
@@ -218,11 +244,11 @@ class SignedRequestMiddleware:
         verifier = HTTPMessageVerifier(signature_algorithm=self._algorithm,
                                        key_resolver=_CertificateKey(key_id, public_key))
         verifier.max_clock_skew = datetime.timedelta(seconds=self.skew_s)
-        required = [*COVERED_COMPONENTS, "content-digest"] if body else list(COVERED_COMPONENTS)
+        required = [*COVERED_COMPONENTS, "content-digest"] if body or streamed else list(COVERED_COMPONENTS)
         try:
             results = verifier.verify(_RequestView(scope, headers), expect_label=SIGNATURE_LABEL, expect_tag=SIGNATURE_TAG,
                                       max_age=datetime.timedelta(seconds=self.replay.window_s),
-                                      require_components=required, body=body)
+                                      require_components=required, body=None if streamed else body)
         except HTTPMessageSignaturesException as exc:
             raise _Refused("BAD_SIGNATURE", f"the request signature does not verify: {exc}") from None
         parameters = results[0].parameters if results else {}

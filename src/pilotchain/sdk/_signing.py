@@ -83,6 +83,11 @@ def algorithm_for(suite_name: str) -> type[_SuiteAlgorithm]:
     return Ed25519Algorithm if suite_name == "intl" else Sm2Sm3Algorithm
 
 
+def content_digest_header(sha256: bytes) -> str:
+    """RFC 9530 ``Content-Digest`` for a SHA-256 digest."""
+    return "sha-256=:" + base64.b64encode(sha256).decode("ascii") + ":"
+
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -152,6 +157,24 @@ class SignedRequests(httpx.Auth):
             tag=SIGNATURE_TAG,
             covered_component_ids=COVERED_COMPONENTS,
             body=body if body else None,
+        )
+        return request
+
+    def sign_streamed(self, request: httpx.Request, content_sha256: bytes) -> httpx.Request:
+        """Sign a request whose body streams (a large upload, never held in memory): the caller
+        hashed the body beforehand; the signature covers its RFC 9530 ``Content-Digest``, and the
+        server checks the digest while it reads the stream (and keeps nothing if it differs)."""
+        request.headers[CERTIFICATE_HEADER] = self._certificate
+        request.headers["content-digest"] = content_digest_header(content_sha256)
+        self._signer.sign(
+            _RequestView(request),
+            key_id=self._key_id,
+            created=datetime.datetime.now(datetime.UTC),
+            nonce=secrets.token_hex(16),
+            label=SIGNATURE_LABEL,
+            tag=SIGNATURE_TAG,
+            covered_component_ids=(*COVERED_COMPONENTS, "content-digest"),
+            use_existing_digest=True,
         )
         return request
 
