@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
+from pilotchain.errors import CoreError
 from pilotchain.sdk import Identity, SignedRequests
 
 __all__ = ["AsyncVaultClient", "VaultClient", "VaultError"]
@@ -25,7 +26,7 @@ READ_BYTES = 1024 * 1024
 TIMEOUT_S = 120.0
 
 
-class VaultError(Exception):
+class VaultError(CoreError):
     """The vault refused (``code`` names why: NO_PERMIT, WITHDRAWN, PURGED, REPLAYED, ...) or
     could not be reached (``code`` UNREACHABLE)."""
 

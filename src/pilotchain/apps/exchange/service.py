@@ -53,6 +53,7 @@ from pilotchain.apps.exchange.records import DeliveryRequest, ExchangeError
 from pilotchain.apps.exchange.store import VaultStoreError, VaultStoreReason
 from pilotchain.apps.exchange.vault import Vault, frames_of, payload_json, sha256_checked
 from pilotchain.codec import CodecError, decode
+from pilotchain.errors import CoreError
 from pilotchain.gateway._auth import CALLER_SCOPE_KEY, SignedRequestMiddleware
 from pilotchain.gateway._middleware import JsonErrorMiddleware
 from pilotchain.identity.records import Certificate, decode_record
@@ -100,7 +101,7 @@ class VaultAuthenticator:
         return (not self._problem, self._problem or "ok")
 
 
-class _ApiError(Exception):
+class _ApiError(CoreError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status = status
