@@ -74,11 +74,11 @@ def test_a_second_network_on_the_same_ports_fails_clearly_and_sends_nothing(tmp_
     _init(net_a, base)
     manifest_b = _init(net_b, base)
     try:
-        started = runner.invoke(app, ["network", "up", "--dir", str(net_a), "--timeout", "90"])
+        started = runner.invoke(app, ["network", "up", "--dir", str(net_a), "--timeout", "90", "--no-services"])
         nodes_a = nodes_of(net_a)
         assert started.exit_code == 0, started.output + logs(nodes_a)
 
-        up_b = runner.invoke(app, ["network", "up", "--dir", str(net_b), "--timeout", "30"])
+        up_b = runner.invoke(app, ["network", "up", "--dir", str(net_b), "--timeout", "30", "--no-services"])
         assert up_b.exit_code == 1
         message = " ".join(up_b.output.split())
         assert f"port {base} " in message and ("is in use" in message or "are in use" in message)
@@ -121,7 +121,7 @@ def test_a_killed_node_shows_down_with_the_reason(tmp_path: Path) -> None:
     runner = CliRunner()
     _init(net, _free_base())
     try:
-        started = runner.invoke(app, ["network", "up", "--dir", str(net), "--timeout", "90"])
+        started = runner.invoke(app, ["network", "up", "--dir", str(net), "--timeout", "90", "--no-services"])
         nodes = nodes_of(net)
         assert started.exit_code == 0, started.output + logs(nodes)
         victim = nodes[1]

@@ -39,6 +39,24 @@ app.add_typer(ceremony_app, name="ceremony")
 app.add_typer(chain_app, name="chain")
 
 
+def _mount_applications() -> None:
+    """Command groups of the installed applications (entry-point group ``pilotchain.commands``):
+    the platform finds them at run time and never imports an application by name. One that fails
+    to load is reported and left out; the platform's own commands keep working."""
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group="pilotchain.commands"), key=lambda e: e.name):
+        try:
+            group = entry.load()
+        except Exception as exc:  # noqa: BLE001 - a broken application must not break the CLI
+            typer.echo(f"warning: the {entry.name!r} commands did not load ({exc})", err=True)
+            continue
+        app.add_typer(group, name=entry.name)
+
+
+_mount_applications()
+
+
 @app.command()
 def version() -> None:
     """Print the pilotchain version."""

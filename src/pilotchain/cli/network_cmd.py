@@ -177,8 +177,12 @@ def up(
     directory: Path = _DIR,
     timeout: float = typer.Option(120.0, help="seconds to wait for the first commit"),
     json_output: bool = typer.Option(False, "--json", help="print the status as JSON"),
+    services: bool = typer.Option(True, "--services/--no-services",
+                                  help="also start what installed applications run beside the network "
+                                       "(a data-exchange vault per organisation)"),
 ) -> None:
-    """Start every local node as its own process and wait until the network commits.
+    """Start every local node as its own process and wait until the network commits; then the
+    applications' services (a data-exchange vault per organisation, unless --no-services).
 
     Refuses to start anything when another program holds one of the nodes' ports; after the
     start, every node must stay alive and its gateway serve this network's genesis hash."""
@@ -233,6 +237,35 @@ def up(
     if not ready:
         _fail(f"the network did not commit with every node up within {timeout:.0f}s; look at the node logs: "
               f"{directory}/nodes/*/node.log")
+    if services:
+        _services_up(directory, console)
+
+
+def _services_up(directory: Path, console: Console) -> None:
+    """Start what installed applications run beside the network (a vault per organisation...)."""
+    from pilotchain.errors import CoreError
+    from pilotchain.network.services import network_services
+
+    for service in network_services():
+        try:
+            service.up(directory, console)
+        except (CoreError, OSError) as exc:
+            _fail(f"the {service.name} service did not start: {exc}; the network keeps running "
+                  f"(`pilotchain network down --dir {directory}` stops it)")
+        rows = service.status(directory)
+        if rows:
+            _print_service_rows(rows, console)
+
+
+def _print_service_rows(rows: list[dict[str, Any]], console: Console) -> None:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("service", min_width=max((len(row["name"]) for row in rows), default=7))
+    table.add_column("state", overflow="fold")
+    table.add_column("URL", overflow="fold")
+    for row in rows:
+        style = "green" if row["up"] else "red"
+        table.add_row(row["name"], f"[{style}]{row['detail']}[/]", row["url"])
+    console.print(table)
 
 
 @app.command()
@@ -248,11 +281,18 @@ def status(
     except NodeConfigError as exc:
         _fail(str(exc))
         return
+    from pilotchain.network.services import network_services
+
+    services = [row for service in network_services() for row in service.status(directory)]
     if json_output:
-        typer.echo(json.dumps(rows, indent=2))
+        # one list: the nodes' rows, then a row per service (``"kind": "service"``)
+        typer.echo(json.dumps(rows + [{"kind": "service", "node": row["name"], "state": "up" if row["up"] else "down",
+                                       "reason": row["detail"], **row} for row in services], indent=2))
     else:
         _print_rows(rows, f"network in {directory}")
-    if not all(row["up"] for row in rows):
+        if services:
+            _print_service_rows(services, Console())
+    if not all(row["up"] for row in rows) or not all(row["up"] for row in services):
         raise typer.Exit(1)
 
 
@@ -269,6 +309,10 @@ def down(
     except NodeConfigError as exc:
         _fail(str(exc))
         return
+    from pilotchain.network.services import network_services
+
+    for service in network_services():
+        service.down(directory, Console())
     for node in nodes:
         Console().print(f"{node.name}: {stop_node(node, grace_s=grace)}")
 

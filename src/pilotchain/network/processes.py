@@ -41,11 +41,14 @@ __all__ = [
     "start_node",
     "stop_node",
     "node_pid",
+    "pid_of",
+    "stop_pid_file",
     "probe_status",
     "wait_until",
     "nodes_of",
     "taken_ports",
     "last_error_line",
+    "log_error_line",
     "node_state",
     "reader_identity",
     "tls_verify",
@@ -89,7 +92,11 @@ def nodes_of(directory: Path) -> list[NodeProcess]:
 def node_pid(home: Path, *, forget_stale: bool = True) -> int | None:
     """The pid of the node running in ``home``, or None (a stale pid file is removed unless
     ``forget_stale`` is False: `network status` keeps it, so a node that died stays visible)."""
-    path = home / PID_FILE
+    return pid_of(home / PID_FILE, forget_stale=forget_stale)
+
+
+def pid_of(path: Path, *, forget_stale: bool = True) -> int | None:
+    """The live process a pid file names, or None (see :func:`node_pid`)."""
     try:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
@@ -219,7 +226,11 @@ def _error_of(line: str) -> str | None:
 def last_error_line(node: NodeProcess, *, since: int = 0) -> str | None:
     """The last error in the node's log after byte ``since``: an error record's message or a
     traceback's final line (e.g. ``OSError: [Errno 98] … address already in use``); one line."""
-    path = node.home / LOG_FILE
+    return log_error_line(node.home / LOG_FILE, since=since)
+
+
+def log_error_line(path: Path, *, since: int = 0) -> str | None:
+    """The last error line of any log file (see :func:`last_error_line`)."""
     try:
         with path.open("rb") as log:
             size = log.seek(0, os.SEEK_END)
@@ -303,20 +314,25 @@ def start_node(node: NodeProcess, *, extra_env: dict[str, str] | None = None) ->
 
 def stop_node(node: NodeProcess, *, grace_s: float = 15.0, kill: bool = False) -> str:
     """Stop ``node``: SIGTERM (or SIGKILL with ``kill``), SIGKILL after ``grace_s``. Returns what happened."""
-    pid = node_pid(node.home)
+    return stop_pid_file(node.home / PID_FILE, grace_s=grace_s, kill=kill)
+
+
+def stop_pid_file(path: Path, *, grace_s: float = 15.0, kill: bool = False) -> str:
+    """Stop the process a pid file names (see :func:`stop_node`)."""
+    pid = pid_of(path)
     if pid is None:
         return "not running"
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if node_pid(node.home) is None:
+        if pid_of(path) is None:
             return "killed" if kill else "stopped"
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: node_pid(node.home) is None, timeout_s=5.0)
-    (node.home / PID_FILE).unlink(missing_ok=True)
+    wait_until(lambda: pid_of(path) is None, timeout_s=5.0)
+    path.unlink(missing_ok=True)
     return "killed after grace period"
 
 
