@@ -91,14 +91,14 @@ def test_a_payload_travels_only_under_a_current_permit(tmp_path: Path) -> None:
             kinds_b = {r["kind"]: r for r in vault_b.receipts("scan-001")}
             assert {"delivered", "received"} <= set(kinds_a) and {"delivered", "received"} <= set(kinds_b)
             suite = world.vaults[a].suite
-            for receipt in [*kinds_a.values(), *kinds_b.values()]:
+            for holder, receipt in [*((a, r) for r in kinds_a.values()), *((b, r) for r in kinds_b.values())]:
                 assert receipt["anchored"], receipt
                 proof = receipt["proof"]
                 signed = base64.b64decode(receipt["signed"])
                 assert merkle.verify_inclusion(suite.hash, bytes.fromhex(proof["root"]), signed, proof["index"],
                                                proof["count"], [bytes.fromhex(p) for p in proof["path"]])
                 anchored = world.as_org(a).query(CONTRACT, "anchored", {"root": bytes.fromhex(proof["root"])})
-                assert anchored is not None and anchored["count"] == proof["count"]
+                assert anchored is not None and anchored["count"] == proof["count"] and holder in anchored["by"]
                 verify_signed(suite, signed, RECEIPT_DOMAIN)
             received = decode(verify_signed(suite, base64.b64decode(kinds_b["received"]["signed"]),
                                             RECEIPT_DOMAIN)[0].body, Receipt)

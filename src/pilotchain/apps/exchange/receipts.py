@@ -64,6 +64,8 @@ class BatchRow(Record, frozen=True):
     tx_id: str = ""
     height: int = -1
     anchored_ms: int = -1
+    #: the signed anchoring transaction, kept until it is known to be committed
+    tx_raw: bytes = b""
 
 
 class RequestRow(Record, frozen=True):

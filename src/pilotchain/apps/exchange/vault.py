@@ -82,7 +82,14 @@ from pilotchain.crypto.sealing import (
     seal,
 )
 from pilotchain.errors import CoreError
-from pilotchain.sdk import Client, Identity, PilotchainError, SignedRequests
+from pilotchain.sdk import (
+    Client,
+    Identity,
+    PilotchainError,
+    SignedRequests,
+    TxRejectedError,
+    build_transaction,
+)
 
 __all__ = ["DELIVERY_DOMAIN", "RECEIPT_DOMAIN", "Vault", "VaultCounters", "frames_of", "payload_json",
            "release_problem", "sha256_checked"]
@@ -91,6 +98,8 @@ RECEIPT_DOMAIN = "receipt"
 DELIVERY_DOMAIN = "delivery"
 #: how long a vault waits for one of its transactions to commit
 TX_WAIT_S = 30.0
+#: an anchoring transaction not committed within this is sent again (a fresh one)
+ANCHOR_TX_LIFETIME_MS = 120_000
 #: a vault-to-vault request (headers and first bytes); the body streams after
 PEER_TIMEOUT_S = 30.0
 
@@ -401,17 +410,41 @@ class Vault:
             if batch is None:
                 return None
             fact = self.chain.fact(_anchor_key(batch.root), fresh=False)
-            if fact.value is None:
-                tx_id, height = self._submit("anchor", {"root": batch.root, "count": len(batch.receipt_ids),
-                                                        "kind": "receipts"})
-            else:  # anchored before a crash: learn where
-                tx_id, height = batch.tx_id, int(fact.value.get("height", -1))
+            ours = fact.value.get("by", {}).get(self.org) if isinstance(fact.value, dict) else None
+            if ours is None:
+                tx_id, height = self._send_anchor(batch)
+            elif batch.tx_id:  # anchored before a crash: we recorded which transaction did it
+                tx_id, height = batch.tx_id, int(ours.get("height", -1))
+            else:  # pragma: no cover - the transaction id is recorded before it is sent
+                raise ExchangeError("CORRUPT", f"batch {batch.root.hex()} is anchored by a transaction not recorded here")
             done = msgspec.structs.replace(batch, state=BatchState.ANCHORED, tx_id=tx_id, height=height,
                                            anchored_ms=self.now_ms())
             self.book.update_batch(done)
             self.counters.anchored_batches += 1
             self.counters.anchored_receipts += len(batch.receipt_ids)
             return done
+
+    def _send_anchor(self, batch: BatchRow) -> tuple[str, int]:
+        """Sign the anchoring transaction, record it with the batch (durably), then send it: after
+        a crash the batch names the transaction that anchored it, or it is sent again."""
+        raw = batch.tx_raw
+        if batch.state != BatchState.SUBMITTED or not raw:
+            tx = build_transaction(self.identity, self.chain.genesis.chain_id, CONTRACT, "anchor",
+                                   {"batch": {"root": batch.root, "size": len(batch.receipt_ids)}, "kind": "receipts"},
+                                   expires_in_ms=ANCHOR_TX_LIFETIME_MS)
+            raw = tx.raw
+            batch = msgspec.structs.replace(batch, state=BatchState.SUBMITTED, tx_id=tx.tx_id, tx_raw=raw)
+            self.book.update_batch(batch)
+        try:
+            result = self.client.submit_and_wait(raw, TX_WAIT_S)
+        except TxRejectedError as exc:  # expired while we were down: a fresh transaction next time
+            self.book.update_batch(msgspec.structs.replace(batch, state=BatchState.SEALED, tx_id="", tx_raw=b""))
+            raise ExchangeError("ANCHOR_REFUSED", f"the anchoring transaction was refused: {exc}") from exc
+        except PilotchainError as exc:
+            raise ExchangeError("CHAIN_UNAVAILABLE", f"cannot anchor now: {exc}") from exc
+        if result.receipt is None or result.receipt.status != "OK":
+            raise ExchangeError("ANCHOR_FAILED", f"anchoring failed: {result.receipt.message if result.receipt else result.state}")
+        return result.tx_id, result.height or -1
 
     def flush_outbox(self) -> int:
         """Send queued acknowledgements, complaints and purge confirmations; how many went."""

@@ -16,8 +16,8 @@ consortium must agree on and be able to prove later:
                                                   organisation the consortium named for legal
                                                   orders (init: legal_orgs)
     confirm_purge(payload_id)                     a vault that held a copy says it deleted it
-    anchor(root, count, kind)                     a vault anchors a batch of signed receipts
-                                                  (a Merkle root over them)
+    anchor(batch, kind)                           a vault anchors a batch of signed receipts: its
+                                                  tree head {"root", "size"} (RFC 6962 Merkle tree)
     complain(payload_id, request_id, reason, evidence)
                                                   a consumer whose delivery failed its commitment check
 
@@ -27,7 +27,7 @@ State (the keys a vault proves against a certified header):
     m/payloads\0<id>        the registration (and its purge record)
     m/decisions\0<id>/<org> the current decision for org
     m/orgs\0<org>           encryption key and endpoint
-    m/anchors\0<root>       who anchored a batch, when
+    m/anchors\0<root>       the batch's size, and which organisations anchored it when
 """
 
 from pilotchain.contracts.api import Map, Variable, context, deny, emit, reject_arguments, require
@@ -222,16 +222,25 @@ def confirm_purge(payload_id):
     emit("purge_confirmed", {"id": payload_id, "org": context.caller.org})
 
 
-def anchor(root, count, kind):
-    _check_bytes("root", root, 32, 32)
+def anchor(batch, kind):
+    """A batch of signed receipts: its tree head {"root": 32 bytes, "size": n} (RFC 6962)."""
+    if not isinstance(batch, dict) or len(batch) != 2 or "root" not in batch or "size" not in batch:
+        reject_arguments('batch is a tree head {"root": <32 bytes>, "size": <receipts>}')
+    root = batch["root"]
+    count = batch["size"]
+    _check_bytes("batch root", root, 32, 32)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000000:
-        reject_arguments("count is the number of receipts in the batch (1..1000000)")
+        reject_arguments("batch size is the number of receipts in the batch (1..1000000)")
     if kind not in ("receipts",):
         reject_arguments("kind is receipts")
-    require(not anchors.contains(root), "this batch is anchored already")
-    anchors.set(root, {"org": context.caller.org, "count": count, "kind": kind,
-                       "height": context.height, "ms": context.timestamp_ms})
-    emit("anchored", {"root": root, "org": context.caller.org, "count": count})
+    # two vaults may hold the very same receipts (both sides keep both): each anchors on its own
+    record = anchors.get(root, {"count": count, "kind": kind, "by": {}})
+    org = context.caller.org
+    require(org not in record["by"], "this batch is anchored by " + org + " already")
+    require(record["count"] == count, "this root was anchored with another size")
+    record["by"][org] = {"height": context.height, "ms": context.timestamp_ms}
+    anchors.set(root, record)
+    emit("anchored", {"root": root, "org": org, "count": count})
 
 
 def complain(payload_id, request_id, reason, evidence):
