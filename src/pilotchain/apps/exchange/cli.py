@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-__all__ = ["data_app", "vault_app"]
+__all__ = ["audit_app", "data_app", "vault_app"]
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 VAULT_ENV = "PILOTCHAIN_VAULT"
@@ -27,6 +27,9 @@ VAULT_ENV = "PILOTCHAIN_VAULT"
 vault_app = typer.Typer(help="Run an organisation's data-exchange vault.", no_args_is_help=True)
 data_app = typer.Typer(help="Share data between organisations through the vaults: store, grant, fetch, "
                             "withdraw, purge, receipts.", no_args_is_help=True)
+
+audit_app = typer.Typer(help="Audit files of the data exchange: export from your vault, verify offline.",
+                        no_args_is_help=True)
 
 _out = Console()
 _err = Console(stderr=True)
@@ -331,3 +334,90 @@ def data_withdraw(
     result = _chain_call(network, identity, "withdraw", {"payload_id": payload_id, "org": org, "reason": reason})
     _out.print(f"withdrew {org}'s PERMIT for {payload_id} (block {result.height})")
 
+
+
+# ---------------------------------------------------------------------- audit
+
+
+def _ms(text: str | None, option: str) -> int | None:
+    if text is None:
+        return None
+    from datetime import datetime
+
+    try:
+        return int(text) if text.isdigit() else int(datetime.fromisoformat(text).timestamp() * 1000)
+    except ValueError:
+        _fail(f"{option} is a time: ISO 8601 (2026-12-07T09:00:00+08:00) or ms since 1970", EXIT_USAGE)
+    return None
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the audit file.")],
+    payload: Annotated[str | None, typer.Option("--payload", help="One payload's whole story.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Everything an organisation did or received.")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="Everything about a data subject (pseudonymous reference).")] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601 or ms).")] = None,
+    until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601 or ms).")] = None,
+    vault: VaultOption = None, network: NetworkOption = None, identity: IdentityOption = None,
+) -> None:
+    """Write one file with the transactions, receipts, proofs, headers, commit certificates and
+    validator history that `pilotchain audit verify` checks offline."""
+    selection = {"payload_id": payload, "org": org, "subject": subject, "since_ms": _ms(since, "--since"),
+                 "until_ms": _ms(until, "--until")}
+    if all(value is None for value in selection.values()):
+        _fail("say what to export: --payload, --org, --subject, --since or --until", EXIT_USAGE)
+    client = _client(vault, network, identity)
+    with _err.status("the vault is collecting the evidence (it reads the chain)…"):
+        bundle = _run(lambda: client.audit_export(**{k: v for k, v in selection.items() if v is not None}))
+    out.write_bytes(bundle)
+    _out.print(f"wrote {len(bundle):,} bytes to {out}; check it offline: pilotchain audit verify {out} --genesis genesis.json")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="An audit file from `pilotchain audit export`.")],
+    genesis: Annotated[Path, typer.Option("--genesis", help="The chain's genesis.json: the trust anchor.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Check an audit file with no network: every transaction's proof, every header's commit
+    certificate, the validator history from genesis, every receipt's anchoring and signature."""
+    from pilotchain.apps.exchange.audit import verify_audit
+    from pilotchain.ledger.evidence import EvidenceInvalid
+    from pilotchain.node.config import NodeConfigError, load_genesis
+
+    try:
+        chain = load_genesis(genesis)
+        bundle = file.read_bytes()
+    except (NodeConfigError, OSError) as exc:
+        _fail(f"cannot read the inputs: {exc}", EXIT_USAGE)
+        return
+    try:
+        report = verify_audit(bundle, chain)
+    except EvidenceInvalid as exc:
+        if as_json:
+            _print_json({"verified": False, "where": exc.where, "reason": exc.reason})
+            raise typer.Exit(EXIT_REFUSED) from None
+        _fail(f"the audit file does NOT verify: {exc.where}: {exc.reason}")
+        return
+    if as_json:
+        _print_json({"verified": True, "chain_id": report.chain_id, "headers": report.headers,
+                     "validator_changes": report.validator_changes, "transactions": report.transactions,
+                     "receipts": [{k: v for k, v in r.items() if k != "document"} for r in report.receipts]})
+        return
+    _out.print(f"[green]verified[/] against {genesis}: chain {report.chain_id}, {len(report.transactions)} "
+               f"transactions in {report.headers} certified blocks, {len(report.receipts)} signed receipts, "
+               f"{report.validator_changes} validator-set changes since genesis")
+    table = Table(title="transactions", title_justify="left")
+    for column in ("block", "method", "payload", "org", "signed by", "status"):
+        table.add_column(column, overflow="fold")
+    for tx in report.transactions:
+        table.add_row(str(tx["height"]), tx["method"], str(tx["payload_id"] or "-"), str(tx["org"] or "-"),
+                      tx["signer"], tx["status"])
+    _out.print(table)
+    receipts = Table(title="receipts", title_justify="left")
+    for column in ("kind", "payload", "from", "to", "purpose", "signed by"):
+        receipts.add_column(column, overflow="fold")
+    for r in report.receipts:
+        receipts.add_row(r["kind"], r["payload_id"], r["provider"], r["consumer"], r["purpose"], r["signed_by"])
+    _out.print(receipts)

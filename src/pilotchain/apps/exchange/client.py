@@ -185,6 +185,16 @@ class VaultClient:
         result: list[dict[str, Any]] = self._call("GET", "/v1/receipts", params={"payload_id": payload_id})["receipts"]
         return result
 
+    def audit_export(self, **selection: Any) -> bytes:
+        """An offline-verifiable audit file (payload_id=, org=, subject=, since_ms=, until_ms=)."""
+        try:
+            response = self._http.post("/v1/audit/export", json=selection, timeout=max(self._http.timeout.read or 0, 600))
+        except httpx.HTTPError as exc:
+            raise VaultError("UNREACHABLE", f"cannot reach the vault: {exc}") from exc
+        if response.status_code >= 400:
+            _check(response)
+        return response.content
+
     def requests(self, payload_id: str | None = None) -> list[dict[str, Any]]:
         params = {"payload_id": payload_id} if payload_id is not None else {}
         result: list[dict[str, Any]] = self._call("GET", "/v1/requests", params=params)["requests"]

@@ -104,8 +104,8 @@ class ExchangeService:
         base = None
         for index, (org, home) in enumerate(homes.items()):
             if not (home / "vault.json").is_file():
-                if base is None:
-                    base = free_port_block(len(homes), start=VAULT_PORT_BASE)
+                if base is None:  # just above the nodes' ports (a network made on free ports stays together)
+                    base = free_port_block(len(homes), start=_after_node_ports(directory))
                 init_vault(home, network=directory, org=org, port=base + index)
         started = {}
         for org, home in homes.items():
@@ -145,6 +145,12 @@ class ExchangeService:
             rows.append({"name": f"vault {org}", "url": config.public_url, "up": healthy,
                          "detail": "serving" if healthy else ("not answering" if alive else "not running")})
         return rows
+
+
+def _after_node_ports(directory: Path) -> int:
+    ports = [int(str(n[key]).rstrip("/").rpartition(":")[2]) for n in load_manifest(directory)["nodes"]
+             for key in ("p2p_addr", "gateway_url")]
+    return max(ports, default=VAULT_PORT_BASE - 1) + 1
 
 
 def _last_error(home: Path) -> str:

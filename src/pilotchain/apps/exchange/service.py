@@ -19,6 +19,7 @@ Routes (local = members of the vault's organisation only)::
     GET  /v1/requests?payload_id=     local   deliveries made and asked for, with outcomes
     POST /v1/deliveries               members a delivery request (msgpack DeliveryRequest) -> package
     POST /v1/acknowledgements         members a consumer's signed receipt for a delivery we made
+    POST /v1/audit/export             local   {"payload_id"|"org"|"subject"|"since_ms"|"until_ms"} -> evidence file
 
 Upload headers: ``Content-Type`` (the media type), ``Pilotchain-Classification``,
 ``Pilotchain-Retention-Until`` (ms since 1970), optional ``Pilotchain-Policy`` (a contract that
@@ -58,6 +59,7 @@ from pilotchain.gateway._auth import CALLER_SCOPE_KEY, SignedRequestMiddleware
 from pilotchain.gateway._middleware import JsonErrorMiddleware
 from pilotchain.identity.records import Certificate, decode_record
 from pilotchain.ledger.tx import RejectCode
+from pilotchain.sdk import PilotchainError
 
 __all__ = ["VaultAuthenticator", "create_vault_app"]
 
@@ -318,6 +320,26 @@ def create_vault_app(vault: Vault) -> FastAPI:
         return {"requests": [{"request_id": r.request_id, "role": r.role, "payload_id": r.payload_id,
                               "peer_org": r.peer_org, "purpose": r.purpose, "outcome": r.outcome,
                               "at_ms": r.at_ms, "detail": r.detail} for r in rows]}
+
+    @app.post("/v1/audit/export", summary="An offline-verifiable audit file for a payload, an organisation, a "
+                                         "data subject or a time range", response_class=Response)
+    async def audit_export(request: Request) -> Response:
+        local(request)
+        document = await _json(request)
+        from pilotchain.apps.exchange.audit import Selection, export_audit
+
+        fields = {name: document.get(name) for name in ("payload_id", "org", "subject", "since_ms", "until_ms")}
+        if all(value is None for value in fields.values()):
+            raise _ApiError(400, "BAD_REQUEST", "name at least one of payload_id, org, subject, since_ms, until_ms")
+        try:
+            selection = Selection(**fields)
+        except TypeError as exc:  # pragma: no cover - the names are fixed above
+            raise _ApiError(400, "BAD_REQUEST", str(exc)) from exc
+        try:
+            bundle: bytes = await blocking(export_audit, vault, selection)
+        except PilotchainError as exc:
+            raise _ApiError(502, "UNPROVEN", f"the chain cannot prove this now: {exc}") from exc
+        return Response(bundle, media_type="application/vnd.pilotchain.evidence")
 
     @app.post("/v1/deliveries", summary="Another organisation's vault asks for a payload (needs a PERMIT)")
     async def deliveries(request: Request) -> StreamingResponse:

@@ -21,7 +21,8 @@ consortium must agree on and be able to prove later:
     complain(payload_id, request_id, reason, evidence)
                                                   a consumer whose delivery failed its commitment check
 
-Queries: payload(payload_id), decision(payload_id, org), org(org), anchored(root), config().
+Queries: payload(payload_id), decision(payload_id, org), org(org), anchored(root),
+purge_confirmation(payload_id, org), config().
 
 State (the keys a vault proves against a certified header):
     m/payloads\0<id>        the registration (and its purge record)
@@ -273,6 +274,11 @@ def org(org):
 
 def anchored(root):
     return anchors.get(root)
+
+
+def purge_confirmation(payload_id, org):
+    _check_id("payload_id", payload_id)
+    return purges.get(payload_id + "/" + org)
 
 
 def config():
