@@ -44,12 +44,18 @@ def demo(
                                            console=console)
             network_demo.print_result(result, console)
             ok = result.heights_agree and result.state_roots_agree and result.committed > 0
+            if ok:
+                problem = network_demo.run_services(folder, console)
+                if problem is not None:
+                    console.print(f"[red]error:[/] {problem}")
+                    ok = False
             if not exit_after and ok:
                 network_demo.keep_running(folder, console)
         finally:
             network_demo.stop_all(folder, console)
         if not ok:
-            console.print(f"[red]the demo did not finish cleanly[/]; node logs are in {folder}/nodes/*/node.log")
+            console.print(f"[red]the demo did not finish cleanly[/]; logs are in {folder}/nodes/*/node.log "
+                          f"and {folder}/vaults/*/vault.log")
             temporary = False
             raise typer.Exit(1)
     finally:

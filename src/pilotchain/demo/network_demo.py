@@ -273,7 +273,28 @@ def print_result(result: DemoResult, console: Console) -> None:
     console.print(gateways)
 
 
+def run_services(directory: Path, console: Console) -> str | None:
+    """Start the installed applications' services beside the network (a data-exchange vault per
+    organisation...) and run their demo scenarios; what went wrong, or None."""
+    from pilotchain.errors import CoreError
+    from pilotchain.network.services import network_services
+
+    for service in network_services():
+        try:
+            service.up(directory, console)
+            scenario = getattr(service, "demo", None)
+            if scenario is not None:
+                scenario(directory, console)
+        except (CoreError, OSError) as exc:
+            return f"the {service.name} service failed: {exc}"
+    return None
+
+
 def stop_all(directory: Path, console: Console) -> None:
+    from pilotchain.network.services import network_services
+
+    for service in network_services():
+        service.down(directory, console)
     for node in nodes_of(directory):
         console.print(f"{node.name}: {stop_node(node)}")
 

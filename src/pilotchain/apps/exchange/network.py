@@ -8,6 +8,7 @@ shows them. Declared in ``pyproject.toml`` under ``pilotchain.network_services``
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,51 @@ class ExchangeService:
                 elif not _registered(directory, org, started[org], reader):
                     problems.append(f"{org}'s vault is not registered on chain yet ({_last_error(home)})")
             raise ServiceError("; ".join(problems) + f"; logs in {directory}/vaults/*/{LOG_FILE}")
+
+    def demo(self, directory: Path, console: Any) -> None:
+        """The exchange in `make demo`: a hospital's record goes to another organisation only
+        after a PERMIT on chain, with receipts on both sides; then print where to look."""
+        from rich.table import Table
+
+        from pilotchain.apps.exchange.client import VaultClient, VaultError
+
+        manifest = load_manifest(directory)
+        owner, consumer = (org["org"] for org in manifest["organizations"][:2])
+        who = {org: Identity.load(directory / entry["client_identity"])
+               for entry in manifest["organizations"][:2] for org in [entry["org"]]}
+        record = b'{"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}, "valueQuantity": ' \
+                 b'{"value": 6.1, "unit": "%"}}'
+        console.rule("[bold]data exchange[/] — payloads stay in the vaults; the chain holds commitments and decisions")
+        with VaultClient(load_config(directory / "vaults" / owner).public_url, who[owner]) as mine, \
+                VaultClient(load_config(directory / "vaults" / consumer).public_url, who[consumer]) as theirs:
+            put = mine.put("demo-lab-result-1", record, media_type="application/fhir+json", classification="important",
+                           retention_until_ms=int(time.time() * 1000) + 365 * 86_400_000)
+            try:
+                theirs.fetch("demo-lab-result-1", "TREAT")
+                refused = "delivered (unexpected)"
+            except VaultError as exc:
+                refused = f"refused: {exc.code}"
+            with _client(directory, who[owner]) as chain:
+                chain.invoke(who[owner], CONTRACT, "decide", {"payload_id": "demo-lab-result-1", "org": consumer,
+                                                              "purpose": "TREAT",
+                                                              "until_ms": int(time.time() * 1000) + 86_400_000})
+            fetched = theirs.fetch("demo-lab-result-1", "TREAT")
+            table = Table(title="one record between two organisations", title_justify="left")
+            table.add_column("step")
+            table.add_column("what happened", overflow="fold")
+            table.add_row(f"{owner} stores it", f"{put['size']} bytes in its vault; commitment "
+                                                f"{put['commitment'][:16]}… registered in block {put['height']}")
+            table.add_row(f"{consumer} asks, no PERMIT", refused)
+            table.add_row(f"{owner} grants", f"PERMIT for {consumer}, purpose TREAT, recorded on chain")
+            table.add_row(f"{consumer} asks again", f"delivered, decrypted, commitment verified "
+                                                    f"({fetched['size']} bytes); both sides sign receipts")
+            console.print(table)
+        console.print(f"vaults: {', '.join(load_config(home).public_url for home in vault_homes(directory).values())}")
+        console.print(f"try: [bold]pilotchain data receipts demo-lab-result-1 --network {directory} "
+                      f"-i {directory}/orgs/{consumer}/client.id[/]\n"
+                      f"     [bold]pilotchain audit export --payload demo-lab-result-1 --out story.audit --network "
+                      f"{directory} -i {directory}/orgs/{owner}/client.id[/] then "
+                      f"[bold]pilotchain audit verify story.audit --genesis {directory}/genesis.json[/]")
 
     def down(self, directory: Path, console: Any) -> None:
         for org, home in vault_homes(directory).items():

@@ -1,0 +1,31 @@
+"""`make demo`'s main job, as a user runs it: `pilotchain demo --exit` brings up the pilot's
+consortium as processes, commits the workload on every node, starts a data-exchange vault per
+organisation and runs the exchange scenario (refused before a PERMIT, delivered after)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pilotchain.network.processes import EPHEMERAL_PORT_MIN, free_port_block
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def test_the_demo_runs_the_network_and_the_exchange(tmp_path: Path) -> None:
+    base = free_port_block(16, start=random.randrange(21_000, 31_000), stop=EPHEMERAL_PORT_MIN)
+    folder = tmp_path / "demo"
+    done = subprocess.run([sys.executable, "-m", "pilotchain", "demo", "--exit", "--txs", "300", "--dir", str(folder),
+                           "--base-port", str(base)], capture_output=True, text=True, timeout=280,
+                          env={**os.environ, "COLUMNS": "200"})
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "same block hash at every height" in output and "NO" not in output.split("same block hash")[1][:40]
+    assert "refused: NO_PERMIT" in output
+    assert "delivered, decrypted, commitment verified" in output
+    assert output.count("vault of") >= 7 and "stopped" in output
