@@ -191,3 +191,53 @@ def _raw_of(world: Exchange, tx_id: str) -> bytes:
     assert tx.height is not None
     block = client.get_block(tx.height)
     return next(t.raw for t in block.transactions if t.tx_id == tx_id)
+
+
+def test_a_delivery_that_does_not_match_its_commitment_is_refused_and_complained_of(tmp_path: Path) -> None:
+    with exchange(tmp_path) as world:
+        a, b, _ = list(world.vaults)
+        with world.client(a) as vault_a, world.client(b) as vault_b:
+            vault_a.put("lab", b"HbA1c 6.1 %" * 500, media_type="text/plain", classification="general",
+                        retention_until_ms=int(time.time() * 1000) + 10**9)
+            _decide(world, a, "lab", b)
+            honest_read = world.vaults[a].store.read
+
+            def forged(payload_id: str) -> Any:  # a provider that alters the bytes it sends
+                for chunk in honest_read(payload_id):
+                    yield chunk.replace(b"6.1", b"9.9")
+
+            world.vaults[a].store.read = forged  # type: ignore[method-assign]
+            error = _refused(lambda: vault_b.fetch("lab", "TREAT"), "COMMITMENT_MISMATCH")
+            assert "refused" in error.message
+            _refused(lambda: vault_b.get("lab"), "NOT_FOUND")  # nothing kept
+            refused = [r for r in vault_b.receipts("lab") if r["kind"] == "refused"]
+            assert len(refused) == 1
+            assert world.vaults[b].flush_outbox() >= 1  # the signed complaint goes on chain
+            request_id = refused[0]["request_id"]
+            complaint = world.as_org(a).query(CONTRACT, "complaint", {"request_id": request_id})
+            assert complaint["org"] == b and complaint["owner"] == a and complaint["reason"] == "COMMITMENT_MISMATCH"
+            assert world.vaults[b].anchor_once() is not None
+            assert all(r["anchored"] for r in vault_b.receipts("lab"))
+
+
+def test_the_async_client_stores_fetches_and_reads(tmp_path: Path) -> None:
+    import asyncio
+
+    import httpx
+
+    from pilotchain.apps.exchange.client import AsyncVaultClient
+
+    with exchange(tmp_path, orgs=2) as world:
+        a, b = list(world.vaults)
+        _ = b
+
+        async def main() -> None:
+            transport = httpx.ASGITransport(app=world.apps[a])
+            async with AsyncVaultClient(endpoint(a), world.chain.identity(a), transport=transport) as vault_a:
+                stored = await vault_a.put("async-1", b"via the async client", media_type="text/plain",
+                                           classification="general", retention_until_ms=int(time.time() * 1000) + 10**9)
+                assert stored["size"] == 20
+                assert (await vault_a.get("async-1"))["state"] == "live"
+                assert await vault_a.read("async-1") == b"via the async client"
+
+        asyncio.run_coroutine_threadsafe(main(), world.chain._loop_thread.loop).result(60)

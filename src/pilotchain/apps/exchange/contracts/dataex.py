@@ -22,7 +22,7 @@ consortium must agree on and be able to prove later:
                                                   a consumer whose delivery failed its commitment check
 
 Queries: payload(payload_id), decision(payload_id, org), org(org), anchored(root),
-purge_confirmation(payload_id, org), config().
+purge_confirmation(payload_id, org), complaint(request_id), config().
 
 State (the keys a vault proves against a certified header):
     m/payloads\0<id>        the registration (and its purge record)
@@ -274,6 +274,11 @@ def org(org):
 
 def anchored(root):
     return anchors.get(root)
+
+
+def complaint(request_id):
+    _check_id("request_id", request_id)
+    return complaints.get(request_id)
 
 
 def purge_confirmation(payload_id, org):
