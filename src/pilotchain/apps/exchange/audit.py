@@ -149,7 +149,7 @@ def verify_audit(bundle: bytes, genesis: Genesis) -> AuditReport:
     suite = get_suite(evidence.suite)
     report = AuditReport(chain_id=evidence.chain_id, validator_changes=len(evidence.validator_changes),
                          headers=len(evidence.headers))
-    for tx in evidence.txs:
+    for tx in sorted(evidence.txs, key=lambda t: (t.height, t.index)):
         try:
             args = decode_args(tx.args)
         except CodecError:
