@@ -573,15 +573,13 @@ def verify_block(
     height signed the consensus header that certifies exactly these block contents. No replay
     of consensus or execution; the validator set comes from genesis (and, after governance
     changes, from the chain's validator schedule)."""
-    import base64
-
     import httpx
 
-    from pilotchain.codec import CodecError, decode
     from pilotchain.crypto import get_suite
-    from pilotchain.ledger.block import Block, block_hash
-    from pilotchain.ledger.commit import InvalidCertificate, verify_block_commit
+    from pilotchain.ledger.block import block_hash
+    from pilotchain.ledger.commit import InvalidCertificate, verify_header_commit
     from pilotchain.node.config import NodeConfigError, load_genesis
+    from pilotchain.sdk import BlockInfo, ProofError, ResponseError
 
     try:
         chain = load_genesis(genesis)
@@ -597,25 +595,28 @@ def verify_block(
     try:
         with httpx.Client(base_url=node, timeout=timeout, verify=pinned_tls,
                           auth=SignedRequests(signer) if signer is not None else None) as http:
-            raw = http.get(f"/v1/blocks/{height}/raw")
-            if raw.status_code == 404:
+            answer = http.get(f"/v1/blocks/{height}")
+            if answer.status_code == 404:
                 _fail(f"no block {height} on {node} yet", EXIT_REFUSED)
-            raw.raise_for_status()
-            document = http.get(f"/v1/blocks/{height}").json()
+            answer.raise_for_status()
+            document = answer.json()
             validators = http.post("/v1/query/gov/validators", json={"args": None}).json()
+    except httpx.HTTPStatusError as exc:
+        _fail(f"{node} refused: {exc.response.status_code} {exc.response.text[:300]}", EXIT_REFUSED)
     except httpx.HTTPError as exc:
         _fail(f"cannot reach {node}: {exc}; is the node running? try `pilotchain network status`", EXIT_UNREACHABLE)
     try:
-        block = decode(raw.content, Block)
-    except CodecError as exc:
-        _fail(f"the node sent a block that does not decode: {exc}", EXIT_REFUSED)
+        # the body (transactions you may not read come as their Merkle leaf hashes) against the header
+        block = BlockInfo.from_json(document, suite, None)
+    except (ProofError, ResponseError) as exc:
+        _fail(f"the node sent a block that does not match its header: {exc}", EXIT_REFUSED)
     if block.header.chain_id != chain.chain_id:
         _fail(f"block {height} is from chain {block.header.chain_id!r}, the genesis is {chain.chain_id!r}", EXIT_REFUSED)
-    if document.get("certificate") is None:
+    if block.certificate is None:
         _fail(f"the node has no commit certificate for block {height} (a development node?)", EXIT_REFUSED)
     in_force = _validators_at(chain, validators, height)
     try:
-        record = verify_block_commit(block, base64.b64decode(document["certificate"]), in_force, suite)
+        record = verify_header_commit(block.header, block.certificate, in_force, suite)
     except InvalidCertificate as exc:
         _fail(f"block {height}: the commit certificate does NOT verify: {exc}", EXIT_REFUSED)
     result: dict[str, Any] = {
