@@ -241,3 +241,46 @@ def test_the_async_client_stores_fetches_and_reads(tmp_path: Path) -> None:
                 assert await vault_a.read("async-1") == b"via the async client"
 
         asyncio.run_coroutine_threadsafe(main(), world.chain._loop_thread.loop).result(60)
+
+
+def test_the_release_rule_names_every_reason() -> None:
+    from pilotchain.apps.exchange.chainview import ProvenFact
+    from pilotchain.apps.exchange.store import PayloadRole, StoredPayload
+    from pilotchain.apps.exchange.vault import release_problem
+
+    stored = StoredPayload(payload_id="p", owner_org="a", role=PayloadRole.OWN, copy_of=None, media_type="text/plain",
+                           size_bytes=1, salt=b"s" * 32, commitment=b"c" * 32, classification="general",
+                           retention_until_ms=10**13, created_ms=0)
+    registered = ProvenFact({"owner": "a", "commitment": b"c" * 32, "purged": None}, 5, b"h" * 32, 1_000)
+
+    def permit(**changes: Any) -> ProvenFact:
+        decision = {"decision": "PERMIT", "purpose": "TREAT", "until_ms": 2_000, "reason": ""}
+        decision.update(changes)
+        return ProvenFact(decision, 5, b"h" * 32, 1_000)
+
+    assert release_problem(stored, registered, permit(), "b", "TREAT") is None
+    cases = {
+        "EXPIRED": release_problem(stored, registered, permit(until_ms=1_000), "b", "TREAT"),
+        "WRONG_PURPOSE": release_problem(stored, registered, permit(), "b", "HRESCH"),
+        "WITHDRAWN": release_problem(stored, registered, permit(decision="WITHDRAWN", reason="x"), "b", "TREAT"),
+        "NO_PERMIT": release_problem(stored, registered, ProvenFact(None, 5, b"h" * 32, 1_000), "b", "TREAT"),
+        "PURGED": release_problem(stored, ProvenFact({**registered.value, "purged": {"reason": "r"}}, 5, b"h" * 32,
+                                                     1_000), permit(), "b", "TREAT"),
+        "MISMATCH": release_problem(stored, ProvenFact({**registered.value, "commitment": b"d" * 32}, 5, b"h" * 32,
+                                                       1_000), permit(), "b", "TREAT"),
+        "NOT_REGISTERED": release_problem(stored, ProvenFact(None, 5, b"h" * 32, 1_000), permit(), "b", "TREAT"),
+    }
+    for code, problem in cases.items():
+        assert problem is not None and problem[0] == code, (code, problem)
+
+
+def test_the_vault_describes_its_api_in_openapi(tmp_path: Path) -> None:
+    import httpx
+
+    with exchange(tmp_path, orgs=2) as world:
+        a = next(iter(world.vaults))
+        with httpx.Client(base_url=endpoint(a), transport=world.transport(endpoint(a)),
+                          auth=SignedRequests(world.chain.identity(a))) as http:
+            spec = http.get("/openapi.json").json()
+        assert spec["openapi"].startswith("3.")
+        assert {"/v1/payloads/{payload_id}", "/v1/deliveries", "/v1/audit/export", "/v1/receipts"} <= set(spec["paths"])
