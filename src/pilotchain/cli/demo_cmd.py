@@ -17,6 +17,9 @@ def demo(
     base_port: int = typer.Option(26600, help="node i uses base+2i (P2P) and base+2i+1 (gateway)"),
     exit_after: bool = typer.Option(False, "--exit", help="stop the network after the summary"),
     local: bool = typer.Option(False, "--local", help="no processes: a one-process ledger walkthrough with proofs"),
+    scenario: str | None = typer.Option(None, "--scenario",
+                                        help="run only this application story after the network is up (e.g. "
+                                             "exchange); by default every installed one runs"),
 ) -> None:
     """A consortium of the pilot's organisations: 4 validators as separate processes, signed
     transactions from every organisation, a summary (throughput, latency, agreement) and the
@@ -45,7 +48,7 @@ def demo(
             network_demo.print_result(result, console)
             ok = result.heights_agree and result.state_roots_agree and result.committed > 0
             if ok:
-                problem = network_demo.run_services(folder, console)
+                problem = network_demo.run_services(folder, console, scenario)
                 if problem is not None:
                     console.print(f"[red]error:[/] {problem}")
                     ok = False

@@ -273,20 +273,28 @@ def print_result(result: DemoResult, console: Console) -> None:
     console.print(gateways)
 
 
-def run_services(directory: Path, console: Console) -> str | None:
+def run_services(directory: Path, console: Console, scenario: str | None = None) -> str | None:
     """Start the installed applications' services beside the network (a data-exchange vault per
-    organisation...) and run their demo scenarios; what went wrong, or None."""
+    organisation...) and run their demo stories (``scenario``: only that one); what went wrong,
+    or None."""
     from pilotchain.errors import CoreError
-    from pilotchain.network.services import network_services
+    from pilotchain.network.services import demo_scenarios, network_services
 
     for service in network_services():
         try:
             service.up(directory, console)
-            scenario = getattr(service, "demo", None)
-            if scenario is not None:
-                scenario(directory, console)
         except (CoreError, OSError) as exc:
             return f"the {service.name} service failed: {exc}"
+    stories = demo_scenarios()
+    if scenario is not None and scenario not in stories:
+        return f"no demo scenario {scenario!r}; installed: {', '.join(stories) or 'none'}"
+    for name, story in stories.items():
+        if scenario is not None and name != scenario:
+            continue
+        try:
+            story(directory, console)
+        except (CoreError, OSError) as exc:
+            return f"the {name} scenario failed: {exc}"
     return None
 
 

@@ -9,7 +9,9 @@ call whatever installed applications declare. A service is an object with::
                                                       ServiceError with what to do if it cannot
     down(directory: Path, console: Console) -> None    stop
     status(directory: Path) -> list[dict]              rows: name, url, up (bool), detail
-    demo(directory: Path, console: Console) -> None    (optional) show what it does in `make demo`
+
+Demo stories are separate (``pilotchain.demo_scenarios``: name -> ``callable(directory, console)``):
+``pilotchain demo --scenario NAME`` runs one after the services are up; by default all run.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from typing import Any, Protocol
 
 from pilotchain.errors import CoreError
 
-__all__ = ["NetworkService", "ServiceError", "ServiceProcess", "network_services", "start_process"]
+__all__ = ["NetworkService", "ServiceError", "ServiceProcess", "demo_scenarios", "network_services", "start_process"]
 
 ENTRY_POINT_GROUP = "pilotchain.network_services"
+#: applications' stories for `pilotchain demo` (name -> callable(directory, console)), run after
+#: the services are up: `--scenario NAME` picks one, by default every one runs
+SCENARIO_GROUP = "pilotchain.demo_scenarios"
 
 
 class ServiceError(CoreError):
@@ -54,6 +59,19 @@ def network_services() -> list[NetworkService]:
             found.append(entry.load())
         except Exception as exc:  # noqa: BLE001 - a broken application must not stop the network
             print(f"warning: the {entry.name!r} service did not load ({exc})", file=sys.stderr)
+    return found
+
+
+def demo_scenarios() -> dict[str, Any]:
+    """The installed applications' demo stories by name (one that fails to load is skipped)."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, Any] = {}
+    for entry in sorted(entry_points(group=SCENARIO_GROUP), key=lambda e: e.name):
+        try:
+            found[entry.name] = entry.load()
+        except Exception as exc:  # noqa: BLE001 - a broken application must not stop the demo
+            print(f"warning: the {entry.name!r} demo scenario did not load ({exc})", file=sys.stderr)
     return found
 
 

@@ -130,7 +130,7 @@ class ExchangeService:
                     problems.append(f"{org}'s vault is not registered on chain yet ({_last_error(home)})")
             raise ServiceError("; ".join(problems) + f"; logs in {directory}/vaults/*/{LOG_FILE}")
 
-    def demo(self, directory: Path, console: Any) -> None:
+    def story(self, directory: Path, console: Any) -> None:
         """The exchange in `make demo`: a hospital's record goes to another organisation only
         after a PERMIT on chain, with receipts on both sides; then print where to look."""
         from rich.table import Table
@@ -212,3 +212,8 @@ def _last_error(home: Path) -> str:
 
 
 service = ExchangeService()
+
+
+def demo(directory: Path, console: Any) -> None:
+    """`pilotchain demo --scenario exchange`: one record between two organisations."""
+    service.story(directory, console)
