@@ -113,9 +113,24 @@ def local_address() -> str | None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    """A port free on ``host`` now, below Linux's ephemeral range (32768+): a port the kernel hands
+    out for bind(0) is one it may also give to the next outgoing connection of a parallel test,
+    which then holds it when the network under test binds it."""
+    generator = random.Random()
+    bind_host = "127.0.0.1" if host == "0.0.0.0" else host
+    for _ in range(200):
+        port = generator.randrange(20_000, 32_000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((bind_host, port))
+                if host == "0.0.0.0":
+                    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as wildcard:
+                        probe.close()
+                        wildcard.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 FAST = {
