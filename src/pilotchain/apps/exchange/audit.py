@@ -67,22 +67,36 @@ class ChainTx:
     method: str
     args: dict[str, Any]
     signer_org: str
+    contract: str = CONTRACT
 
 
 def find_transactions(client: Client, selection: Selection, *,
                       progress: Callable[[int, int], None] | None = None) -> list[ChainTx]:
-    """The ``dataex`` transactions the selection covers, oldest first (every block is read and
-    checked against its header by the client)."""
+    """The transactions the selection covers, oldest first (every block is read and checked
+    against its header by the client): the ``dataex`` calls about the selected payloads, and the
+    calls of any other contract — a policy contract such as ``health`` — that name them, their
+    subjects, or an identifier an earlier selected call introduced (a consent id, a request id),
+    so a policy's grants, withdrawals, requests and reviews come with the decisions they made."""
     head = client.status().height
     owners: dict[str, str] = {}
     subjects: dict[str, list[str]] = {}
+    related: set[str] = {v for v in (selection.payload_id, selection.subject) if v is not None}
     found: list[ChainTx] = []
     for height in range(1, head + 1):
         block = client.get_block(height)
+        at = block.header.timestamp_ms
+        in_window = not ((selection.since_ms is not None and at < selection.since_ms) or
+                         (selection.until_ms is not None and at > selection.until_ms))
         for tx in block.transactions:
-            if tx.redacted or tx.contract != CONTRACT or not isinstance(tx.args, dict):
+            if tx.redacted or not isinstance(tx.args, dict):
                 continue
             args = tx.args
+            if tx.contract != CONTRACT:
+                if related and in_window and related & _strings(args):
+                    related |= _identifiers(args)
+                    found.append(ChainTx(tx_id=tx.tx_id, height=height, timestamp_ms=at, method=tx.method,
+                                         args=args, signer_org=str(tx.signer_org), contract=tx.contract))
+                continue
             payload_id = args.get("payload_id") if isinstance(args.get("payload_id"), str) else None
             if tx.method == "register" and payload_id is not None:
                 owners.setdefault(payload_id, str(tx.signer_org))
@@ -95,9 +109,8 @@ def find_transactions(client: Client, selection: Selection, *,
                 continue
             if selection.subject is not None and selection.subject not in subjects.get(payload_id, []):
                 continue
-            at = block.header.timestamp_ms
-            if (selection.since_ms is not None and at < selection.since_ms) or \
-                    (selection.until_ms is not None and at > selection.until_ms):
+            related.add(payload_id)
+            if not in_window:
                 continue
             found.append(ChainTx(tx_id=tx.tx_id, height=height, timestamp_ms=at, method=tx.method, args=args,
                                  signer_org=str(tx.signer_org)))
@@ -106,10 +119,35 @@ def find_transactions(client: Client, selection: Selection, *,
     return found
 
 
+def _strings(value: Any, depth: int = 0) -> set[str]:
+    """Every string in a decoded argument value (bounded depth)."""
+    if isinstance(value, str):
+        return {value}
+    if depth > 8:
+        return set()
+    if isinstance(value, dict):
+        return {s for item in value.values() for s in _strings(item, depth + 1)}
+    if isinstance(value, list | tuple):
+        return {s for item in value for s in _strings(item, depth + 1)}
+    return set()
+
+
+def _identifiers(args: dict[str, Any]) -> set[str]:
+    """The identifiers a call introduces (``id`` and ``*_id`` fields, one level into maps)."""
+    found: set[str] = set()
+    for key, value in args.items():
+        if isinstance(value, str) and (key == "id" or key.endswith("_id")):
+            found.add(value)
+        elif isinstance(value, dict):
+            found |= {v for k, v in value.items() if isinstance(v, str) and (k == "id" or k.endswith("_id"))}
+    return found
+
+
 def export_audit(vault: Any, selection: Selection, *, progress: Callable[[int, int], None] | None = None) -> bytes:
     """The evidence bundle for ``selection``, built by ``vault`` (a :class:`~.vault.Vault`)."""
     txs = find_transactions(vault.client, selection, progress=progress)
-    payload_ids = list(dict.fromkeys(str(tx.args["payload_id"]) for tx in txs))
+    payload_ids = list(dict.fromkeys(str(tx.args["payload_id"]) for tx in txs
+                                     if tx.contract == CONTRACT and isinstance(tx.args.get("payload_id"), str)))
     if not txs:
         raise ExchangeError("NOT_FOUND", f"no data-exchange transaction matches {selection.describe()}")
     batches: dict[bytes, tuple[str, list[bytes], set[int]]] = {}

@@ -44,23 +44,25 @@ def _client(directory: Path, identity: Identity) -> Client:
     return Client(network=load_network(directory), identity=identity, timeout=30.0)
 
 
-def deploy_contract(directory: Path, console: Any) -> bool:
-    """Activate ``dataex`` through governance with the folder's admin identities; False when it
-    cannot (some admin identity is not in this folder: the organisations approve it themselves)."""
+def deploy_contract(directory: Path, console: Any, *, name: str = CONTRACT, source: Path = CONTRACT_SOURCE,
+                    init: Any = None) -> bool:
+    """Activate contract ``name`` (default: ``dataex``) through governance with the folder's admin
+    identities; False when it cannot (some admin identity is not in this folder: the
+    organisations approve it themselves)."""
     manifest = load_manifest(directory)
     admins = [directory / org["admin_identity"] for org in manifest["organizations"]]
     first = Identity.load(admins[0])
     with _client(directory, first) as client:
-        if client.query("gov", "contract", {"name": CONTRACT}) is not None:
+        if client.query("gov", "contract", {"name": name}) is not None:
             return True
         if not all(path.is_file() for path in admins):
-            console.print(f"[yellow]{CONTRACT} is not active and this folder lacks some admins' identities[/]: "
-                          f"propose it with `pilotchain contract deploy {CONTRACT_SOURCE} --name {CONTRACT}` "
+            console.print(f"[yellow]{name} is not active and this folder lacks some admins' identities[/]: "
+                          f"propose it with `pilotchain contract deploy {source} --name {name}` "
                           "and have the organisations approve it")
             return False
-        code = CONTRACT_SOURCE.read_text()
-        payload: dict[str, Any] = {"name": CONTRACT, "version": "1", "code": code, "code_hash": first.suite.hash(code.encode()),
-                   "init": None, "permissions": {}}
+        code = source.read_text()
+        payload: dict[str, Any] = {"name": name, "version": "1", "code": code, "code_hash": first.suite.hash(code.encode()),
+                                   "init": init, "permissions": {}}
         result = client.invoke(first, "gov", "propose", {"kind": "deploy_contract", "payload": payload})
         document = result.result
         for path in admins[1:]:
@@ -69,8 +71,8 @@ def deploy_contract(directory: Path, console: Any) -> bool:
             admin = Identity.load(path)
             document = client.invoke(admin, "gov", "approve", {"id": document["id"]}).result
         if document["status"] != "executed":
-            raise ServiceError(f"{CONTRACT} was proposed (#{document['id']}) but not approved by enough organisations")
-        console.print(f"activated the data-exchange contract {CONTRACT} through governance (proposal #{document['id']})")
+            raise ServiceError(f"{name} was proposed (#{document['id']}) but not approved by enough organisations")
+        console.print(f"activated the contract {name} through governance (proposal #{document['id']})")
         return True
 
 
