@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,9 +170,11 @@ def open_vault(config: VaultConfig) -> Vault:
 class Maintenance:
     """The vault's background duties, one step at a time (the serve loop calls :meth:`step`)."""
 
-    def __init__(self, vault: Vault, config: VaultConfig) -> None:
+    def __init__(self, vault: Vault, config: VaultConfig, steps: Sequence[Callable[[], None]] = ()) -> None:
         self.vault = vault
         self.config = config
+        #: the vault extensions' duties (create_vault_app's ``app.state.maintenance_steps``)
+        self.steps = list(steps)
         self.registered = False
         self._last_reconcile_ms = 0
 
@@ -198,6 +201,12 @@ class Maintenance:
         while self.vault.anchor_once() is not None:
             pass
         self.vault.flush_outbox()
+        for extension_step in self.steps:
+            try:
+                extension_step()
+            except Exception as exc:  # noqa: BLE001 - an extension's failure must not stop the vault's duties
+                _log.warning("a vault extension's step failed (will retry): %s", exc,
+                             extra={"event": "vault.extension_step"})
         now = self.vault.now_ms()
         if now - self._last_reconcile_ms >= self.config.reconcile_interval_ms:
             for payload_id in self.vault.reconcile_purges():
@@ -221,7 +230,7 @@ def serve(config: VaultConfig) -> None:
 
     vault = open_vault(config)
     app = create_vault_app(vault)
-    maintenance = Maintenance(vault, config)
+    maintenance = Maintenance(vault, config, app.state.maintenance_steps)
     stopping = threading.Event()
 
     def loop() -> None:
@@ -244,6 +253,8 @@ def serve(config: VaultConfig) -> None:
     finally:
         stopping.set()
         worker.join(30)
+        for close in app.state.closers:
+            close()
         vault.store.close()
         vault.book.close()
         (config.home / PID_FILE).unlink(missing_ok=True)

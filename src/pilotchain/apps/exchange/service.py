@@ -24,6 +24,12 @@ Routes (local = members of the vault's organisation only)::
 Upload headers: ``Content-Type`` (the media type), ``Pilotchain-Classification``,
 ``Pilotchain-Retention-Until`` (ms since 1970), optional ``Pilotchain-Policy`` (a contract that
 decides) and ``Pilotchain-Subjects`` (comma-separated pseudonymous references).
+
+Extensions: an application that releases data its own way (the government catalogue releases
+agreed fields of records) adds routes to the vault through the ``pilotchain.vault_extensions``
+entry points: ``extend(app, vault)`` mounts its routes (behind the same signed-request check) and
+may append background duties to ``app.state.maintenance_steps`` (the maintenance thread runs them
+after its own) and shutdown hooks to ``app.state.closers``.
 """
 
 from __future__ import annotations
@@ -61,10 +67,12 @@ from pilotchain.identity.records import Certificate, decode_record
 from pilotchain.ledger.tx import RejectCode
 from pilotchain.sdk import PilotchainError
 
-__all__ = ["VaultAuthenticator", "create_vault_app"]
+__all__ = ["EXTENSION_GROUP", "VaultAuthenticator", "create_vault_app", "vault_extensions"]
 
 _log = logging.getLogger("pilotchain.vault")
 
+#: applications' vault extensions (name -> ``extend(app, vault)``)
+EXTENSION_GROUP = "pilotchain.vault_extensions"
 #: a delivery request or acknowledgement body
 SMALL_BODY_BYTES_MAX = 64 * 1024
 #: chunks buffered between the upload's socket and the store (bounded memory)
@@ -370,6 +378,11 @@ def create_vault_app(vault: Vault) -> FastAPI:
         requests_total.labels(route=getattr(route, "path", "?"), status=str(response.status_code)).inc()
         return response
 
+    app.state.maintenance_steps = []
+    app.state.closers = []
+    for extend in vault_extensions().values():
+        extend(app, vault)
+
     def streamed(scope: Any) -> bool:
         return scope.get("method") == "PUT" and str(scope.get("path", "")).startswith("/v1/payloads/")
 
@@ -377,6 +390,20 @@ def create_vault_app(vault: Vault) -> FastAPI:
                        streamed=streamed, refused=_refused_logger())
     app.add_middleware(JsonErrorMiddleware)
     return app
+
+
+def vault_extensions() -> dict[str, Any]:
+    """The installed applications' vault extensions by name; one that fails to load is skipped
+    with a warning (the vault's own routes keep working)."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, Any] = {}
+    for entry in sorted(entry_points(group=EXTENSION_GROUP), key=lambda e: e.name):
+        try:
+            found[entry.name] = entry.load()
+        except Exception as exc:  # noqa: BLE001 - a broken application must not stop the vault
+            _log.warning("the vault extension %r did not load: %s", entry.name, exc)
+    return found
 
 
 def _refused_logger() -> Any:
