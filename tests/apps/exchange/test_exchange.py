@@ -284,3 +284,30 @@ def test_the_vault_describes_its_api_in_openapi(tmp_path: Path) -> None:
             spec = http.get("/openapi.json").json()
         assert spec["openapi"].startswith("3.")
         assert {"/v1/payloads/{payload_id}", "/v1/deliveries", "/v1/audit/export", "/v1/receipts"} <= set(spec["paths"])
+
+
+def test_who_may_purge_the_owner_a_legal_order_or_anyone_after_retention(tmp_path: Path) -> None:
+    with exchange(tmp_path, init={"args": {"legal_orgs": ["hospital"]}}) as world:
+        a, b, c = list(world.vaults)
+        assert c == "hospital"
+        now = int(time.time() * 1000)
+        with world.client(a) as vault_a:
+            vault_a.put("kept", b"k" * 10, media_type="text/plain", classification="general", retention_until_ms=now + 10**9)
+            vault_a.put("short", b"s" * 10, media_type="text/plain", classification="general", retention_until_ms=now + 3_000)
+        purge = {"payload_id": "kept", "reason": "not mine to purge"}
+        refused = world.as_org(b).invoke(world.chain.identity(b), CONTRACT, "purge", purge, check=False)
+        assert refused.receipt is not None and refused.receipt.status == "PERMISSION_DENIED"
+        ordered = world.as_org(c).invoke(world.chain.identity(c), CONTRACT, "purge",
+                                         {"payload_id": "kept", "reason": "court order 2026-17"}, check=False)
+        assert ordered.receipt is not None and ordered.receipt.status == "OK"
+        record = world.as_org(a).query(CONTRACT, "payload", {"payload_id": "kept"})
+        assert record["purged"]["grounds"] == "legal order" and record["purged"]["by_org"] == c
+        # once retention has passed (block time), anyone may purge
+        deadline = time.monotonic() + 20
+        while world.as_org(b).status().last_block_time_ms < now + 3_000:  # wait on the chain's clock, bounded
+            assert time.monotonic() < deadline, "the chain's time did not pass the retention"
+            world.as_org(b).invoke(world.chain.identity(b), "kv", "put", {"key": "tick", "value": 1})
+        expired = world.as_org(b).invoke(world.chain.identity(b), CONTRACT, "purge",
+                                         {"payload_id": "short", "reason": "retention ended"}, check=False)
+        assert expired.receipt is not None and expired.receipt.status == "OK", expired.receipt
+        assert world.as_org(a).query(CONTRACT, "payload", {"payload_id": "short"})["purged"]["grounds"] == "retention expired"
