@@ -1,6 +1,7 @@
 """`make demo`'s main job, as a user runs it: `pilotchain demo --exit` brings up the pilot's
 consortium as processes, commits the workload on every node, starts a data-exchange vault per
-organisation and runs the exchange scenario (refused before a PERMIT, delivered after)."""
+organisation and runs the applications' stories (the exchange: refused before a PERMIT, delivered
+after; S1: a patient's consent decides)."""
 
 from __future__ import annotations
 
@@ -28,4 +29,6 @@ def test_the_demo_runs_the_network_and_the_exchange(tmp_path: Path) -> None:
     assert "same block hash at every height" in output and "NO" not in output.split("same block hash")[1][:40]
     assert "refused: NO_PERMIT" in output
     assert "delivered, decrypted, commitment verified" in output
+    # S1: denied before the patient's consent, permitted by it, refused after its withdrawal, break-glass reviewed
+    assert "PERMIT by consent:" in output and "the vault refuses: WITHDRAWN" in output and "closes it with a finding" in output
     assert output.count("vault of") >= 7 and "stopped" in output
