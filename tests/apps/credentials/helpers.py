@@ -31,6 +31,8 @@ class World:
     home: IssuerHome
     university: str
     other: str
+    #: validator keys the chain's certifier signs with (add one before governance adds its validator)
+    keys: dict[bytes, Any]
 
     @property
     def admin(self) -> Identity:
@@ -61,14 +63,15 @@ def world(tmp: Path, *, suite: str = "intl") -> Iterator[World]:
     with governed_chain(orgs=3, suite=suite) as chain:
         consortium = chain.consortium
         node_key = load_identity(consortium.directory / "nodes" / consortium.validator / "node.id").private_key
-        certify_commits(chain.node.ledger, {node_key.public_key().to_der(): node_key})
+        keys: dict[bytes, Any] = {node_key.public_key().to_der(): node_key}
+        certify_commits(chain.node.ledger, keys)
         orgs = list(consortium.admins)
         pass_proposal(chain, "deploy_contract", deploy_payload(chain.identity(orgs[0], admin=True)))
         university, other = orgs[0], orgs[1]
         with chain.client(identity=chain.identity(university)) as client:
             home = create_issuer(tmp / "issuer", client, chain.identity(university, admin=True), iss=ISS,
                                  name="City University", now_ms=now_ms(), list_size=4096)
-        yield World(chain, home, university, other)
+        yield World(chain, home, university, other, keys)
 
 
 def roll(size: int) -> list[dict[str, Any]]:

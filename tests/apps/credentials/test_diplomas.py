@@ -39,8 +39,10 @@ from pilotchain.apps.credentials.snapshot import (
 from pilotchain.apps.credentials.statuslist import STATUS_INVALID, STATUS_SUSPENDED, STATUS_VALID
 from pilotchain.apps.credentials.verify import CHECKS, Report, verify_presentation
 from pilotchain.codec import decode, encode
+from pilotchain.ledger.evidence import EvidenceBundle
 from pilotchain.network.consortium import init_network, load_genesis, parse_orgs
 from tests.apps.credentials.helpers import ISS, World, now_ms, roll, world
+from tests.contracts.helpers import pass_proposal
 
 CLASS = 500
 
@@ -257,3 +259,35 @@ def test_a_snapshot_of_one_batch_and_one_presentation_verifies(issued: Issued) -
     document["anchor"]["batch"] = "class-of-1999"
     assert "not anchored in this snapshot" in _failed(verify_presentation(json.dumps(document), small,
                                                                           now_ms=now_ms()))["batch"]
+
+
+def test_snapshots_follow_validator_changes_and_fail_without_them(tmp_path: Path) -> None:
+    """Governance adds a validator and removes the genesis one after the batch: the snapshot's
+    status list is certified by the new set, which only the replayed changes justify."""
+    with world(tmp_path, suite="gm") as w, w.client(w.registrar) as client:
+        batch = w.home.issue(client, w.registrar, roll(6), batch_id="b")
+        newcomer = w.home.suite.generate_private_key()
+        w.keys[newcomer.public_key().to_der()] = newcomer
+        orgs = list(w.chain.consortium.admins)
+        for kind, payload in (("add_validator", {"name": "newcomer-v1", "org": orgs[1],
+                                                 "public_key": newcomer.public_key().to_der()}),
+                              ("remove_validator", {"name": w.chain.consortium.validator})):
+            pass_proposal(w.chain, kind, payload)
+        for _ in range(3):  # the removal takes effect two blocks after its approval
+            w.home.set_status(client, w.registrar, [w.home.find(student_id=batch.diplomas[5].student_id)],
+                              STATUS_SUSPENDED)
+        w.home.set_status(client, w.registrar, [w.home.find(student_id=batch.diplomas[0].student_id)], STATUS_INVALID)
+        data = w.snapshot_bytes()
+        verified = verify_snapshot(data, w.chain.genesis, contract_code=contract_code())
+        assert verified.validator_changes == 2
+        assert "REVOKED" in _failed(verify_presentation(batch.diplomas[0].presentation, verified, now_ms=now_ms()))["status"]
+        assert verify_presentation(batch.diplomas[1].presentation, verified, now_ms=now_ms()).ok
+        snapshot = decode(data, Snapshot)
+        bundle = decode(snapshot.evidence, EvidenceBundle)
+        for kept in ((), bundle.validator_changes[:1]):
+            headers = tuple(h for h in bundle.headers if h.header.height in {t.height for t in bundle.txs} | {
+                x.height for c in kept for x in (c.proposal, c.execution) if x is not None})
+            partial = msgspec.structs.replace(bundle, validator_changes=kept, headers=headers)
+            with pytest.raises(SnapshotInvalid, match="not certified by the validators in force"):
+                verify_snapshot(encode(msgspec.structs.replace(snapshot, evidence=encode(partial))), w.chain.genesis,
+                                contract_code=contract_code())

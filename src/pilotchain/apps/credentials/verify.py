@@ -218,7 +218,7 @@ def verify_presentation(presentation: Presentation | str, snapshot: VerifiedSnap
         report.add("issuer key", False, f"iat {iat} is outside key {kid}'s validity ({validity}) or after the "
                                         "anchoring")
     else:
-        report.add("issuer key", True, f"key {kid} valid {validity}; issued {_when(issued_ms)}")
+        report.add("issuer key", True, f"{kid} valid {validity}; issued {_when(issued_ms)}")
 
     _check_status(report, payload, iss, snapshot)
 
