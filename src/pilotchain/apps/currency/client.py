@@ -1,0 +1,205 @@
+"""What the central bank's officers, an operator, a wallet holder (through the operator's app), a
+merchant and the auditor do, as Python calls over the SDK.
+
+Every call is a signed transaction or a query of the ``currency`` contract. A holder's
+instructions are signed with the holder's own key (:class:`HolderKey`), which the operator never
+holds: the operator's member identity signs the transaction that carries the instruction, and the
+contract verifies both.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pilotchain.apps.currency.statements import check_id, statement
+from pilotchain.crypto import PrivateKey, Suite, get_suite
+from pilotchain.errors import CoreError
+from pilotchain.sdk import Client, Identity, TxResult, build_transaction
+
+__all__ = ["CONTRACT", "CurrencyClient", "CurrencyError", "HolderKey", "new_client_key", "wallet_id_of"]
+
+CONTRACT = "currency"
+
+
+class CurrencyError(CoreError):
+    """A currency call the contract refused (``code``: its RejectCode), with the contract's reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def new_client_key() -> str:
+    """A fresh idempotency key for one instruction (128 random bits)."""
+    return secrets.token_hex(16)
+
+
+@dataclass
+class HolderKey:
+    """A wallet holder's (or an offline device's) own key pair, in the chain's suite, and the
+    sequence numbers it signs with: microseconds of the holder's clock, always rising, so a
+    device needs no round trip before it signs (the contract only asks that each one exceeds
+    the last it accepted)."""
+
+    suite: Suite
+    private_key: PrivateKey
+    _last_seq: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @classmethod
+    def generate(cls, suite_name: str) -> HolderKey:
+        suite = get_suite(suite_name)
+        return cls(suite, suite.generate_private_key())
+
+    @classmethod
+    def load(cls, path: Path, suite_name: str) -> HolderKey:
+        suite = get_suite(suite_name)
+        return cls(suite, suite.load_private_key_pem(path.read_bytes()))
+
+    def save(self, path: Path) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(self.private_key.to_pem())
+
+    @property
+    def public_key(self) -> bytes:
+        return self.private_key.public_key().to_der()
+
+    def next_seq(self, after: int = 0) -> int:
+        with self._lock:
+            self._last_seq = max(time.time_ns() // 1000, self._last_seq + 1, after + 1)
+            return self._last_seq
+
+    def sign(self, text: str) -> bytes:
+        return self.private_key.sign(text.encode("utf-8"))
+
+
+def wallet_id_of(key: HolderKey, prefix: str = "w") -> str:
+    """A pseudonymous wallet id derived from the key (the operator may choose another)."""
+    return f"{prefix}-{key.suite.hash(key.public_key).hex()[:20]}"
+
+
+class CurrencyClient:
+    """One member identity (an officer, an operator's app, the regulator) acting on the chain."""
+
+    def __init__(self, client: Client, identity: Identity, contract: str = CONTRACT, *,
+                 clock_ms: Callable[[], int] | None = None) -> None:
+        """``clock_ms``: the time transactions are built at (default: this machine's clock); a
+        test that moves a development chain's clock passes the chain's."""
+        self.client = client
+        self.identity = identity
+        self.contract = contract
+        self.clock_ms = clock_ms
+        self._chain_id: str | None = None
+
+    @property
+    def chain_id(self) -> str:
+        if self._chain_id is None:
+            self._chain_id = self.client.chain_id()
+        return self._chain_id
+
+    def _invoke(self, method: str, args: dict[str, Any]) -> Any:
+        if self.clock_ms is None:
+            result: TxResult = self.client.invoke(self.identity, self.contract, method, args, check=False)
+        else:
+            tx = build_transaction(self.identity, self.chain_id, self.contract, method, args, now_ms=self.clock_ms())
+            result = self.client.submit_and_wait(tx)
+        if result.receipt is None or result.receipt.status != "OK":
+            raise CurrencyError(result.receipt.status if result.receipt else (result.code or result.state),
+                                result.receipt.message if result.receipt else str(result.message))
+        return result.result
+
+    def query(self, method: str, args: dict[str, Any] | None = None) -> Any:
+        return self.client.query(self.contract, method, args)
+
+    def sign(self, key: HolderKey, kind: str, wallet: str, fields: Sequence[object], seq: int | None = None
+             ) -> tuple[int, bytes]:
+        seq = key.next_seq() if seq is None else seq
+        return seq, key.sign(statement(self.chain_id, kind, wallet, seq, fields))
+
+    # -- the central bank: maker-checker
+
+    def propose(self, action: str, args: dict[str, Any], proposal_id: str | None = None) -> dict[str, Any]:
+        proposal_id = proposal_id or f"{action}-{secrets.token_hex(6)}"
+        result: dict[str, Any] = self._invoke("propose", {"proposal_id": proposal_id, "action": action, "args": args})
+        return result
+
+    def approve(self, proposal_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._invoke("approve", {"proposal_id": proposal_id})
+        return result
+
+    def reject(self, proposal_id: str, reason: str = "") -> None:
+        self._invoke("reject", {"proposal_id": proposal_id, "reason": reason})
+
+    # -- operators
+
+    def open_wallet(self, wallet: str, key: HolderKey, *, kind: str = "personal", tier: int = 4, linked: str = "",
+                    kyc: str = "") -> dict[str, Any]:
+        """Open ``wallet`` for the holder of ``key`` (the holder signs the opening)."""
+        check_id("wallet", wallet)
+        operator = self.identity.org
+        text = statement(self.chain_id, "open", wallet, 0, [operator, kind, tier, key.public_key])
+        result: dict[str, Any] = self._invoke("open_wallet", {
+            "wallet": wallet, "public_key": key.public_key, "kind": kind, "tier": tier, "linked": linked, "kyc": kyc,
+            "signature": key.sign(text)})
+        return result
+
+    def load(self, wallet: str, amount: int, ref: str = "") -> dict[str, Any]:
+        result: dict[str, Any] = self._invoke("load", {"wallet": wallet, "amount": amount, "ref": ref})
+        return result
+
+    def unload(self, key: HolderKey, wallet: str, amount: int, client_key: str | None = None) -> dict[str, Any]:
+        client_key = client_key or new_client_key()
+        seq, signature = self.sign(key, "unload", wallet, [amount, client_key])
+        result: dict[str, Any] = self._invoke("unload", {"wallet": wallet, "amount": amount, "client_key": client_key,
+                                                         "seq": seq, "signature": signature})
+        return result
+
+    # -- holders (through their operator)
+
+    def pay_args(self, key: HolderKey, payer: str, payee: str, amount: int, client_key: str | None = None,
+                 memo: str = "", seq: int | None = None) -> dict[str, Any]:
+        """The arguments of a signed payment instruction (what a holder's device hands its operator)."""
+        client_key = client_key or new_client_key()
+        seq, signature = self.sign(key, "pay", payer, [payee, amount, client_key], seq)
+        return {"payer": payer, "payee": payee, "amount": amount, "client_key": client_key, "seq": seq,
+                "signature": signature, "memo": memo}
+
+    def pay(self, key: HolderKey, payer: str, payee: str, amount: int, client_key: str | None = None,
+            memo: str = "") -> dict[str, Any]:
+        result: dict[str, Any] = self._invoke("pay", self.pay_args(key, payer, payee, amount, client_key, memo))
+        return result
+
+    def submit(self, method: str, args: dict[str, Any]) -> Any:
+        """Submit already-signed arguments (e.g. an instruction a holder's device prepared)."""
+        return self._invoke(method, args)
+
+    # -- reading
+
+    def wallet(self, wallet: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.query("wallet", {"wallet_id": wallet})
+        return result
+
+    def payment(self, payment_id: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.query("payment", {"payment_id": payment_id})
+        return result
+
+    def operator(self, org: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.query("operator", {"org": org})
+        return result
+
+    def supply(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.query("supply_audit")
+        return result
+
+    def config(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.query("config")
+        return result

@@ -1,0 +1,776 @@
+"""currency — a two-tier, centrally issued digital currency (e-CNY style; docs/currency.md).
+
+Three kinds of party. The **central bank** (an organisation; its officers are its client and admin
+identities) issues to and redeems from **authorised operators** (member organisations: commercial
+banks) under a quota and a reserve rule, with maker-checker: one officer proposes, another
+approves. Operators open **wallets** for holders who are not consortium members: a wallet is a
+pseudonymous id, a public key the holder keeps, a kind (personal tiers 1-4, corporate, merchant,
+sub-wallet) and limits. Every instruction that takes money out of a wallet is signed by the
+holder's key over a canonical statement and submitted by the wallet's operator in a transaction
+the operator signs; this contract checks both.
+
+Statements (``apps/currency/statements.py`` writes the same bytes)::
+
+    pilotchain/currency/v1|<chain id>|<kind>|<wallet>|<seq>|<field>|<field>...
+
+``seq`` must exceed the wallet's last accepted one (no replay; gaps allowed, so one lost
+instruction never blocks a wallet). Money is an integer number of fen. Every instrument a holder
+creates (payment, hold, escrow, refund) is named ``<wallet>:<client key>``: submitting it again
+returns the first result and moves nothing (idempotent submission).
+
+Supply: every movement of value is one ``move`` event between buckets — ``cb`` (outside the
+supply), ``vault:<operator>``, ``wallet:<id>``, ``pool:<campaign>`` and ``env:<id>:<campaign>``
+(red envelopes), ``held:<hold or escrow>``, ``offline:<device>`` — chained into a tamper-evident
+history (``history``: count and head, head = H(previous head hex | movement text)), and the
+aggregate per kind of bucket is kept in ``supply``. The invariant, at every block::
+
+    issued - redeemed == vaults + wallets + envelopes + held + offline
+
+Calendar days and years for the limits are Asia/Shanghai's (UTC+8, no daylight saving), computed
+from the block's certified time (``context.timestamp_ms``).
+"""
+
+from pilotchain.contracts.api import (
+    Map,
+    Variable,
+    call,
+    context,
+    deny,
+    emit,
+    hash,
+    reject_arguments,
+    require,
+    verify_signature,
+)
+
+settings = Variable("settings")
+supply = Variable("supply")
+history = Variable("history")
+operators = Map("operators")
+proposals = Map("proposals")
+wallets = Map("wallets")
+payments = Map("payments")
+
+VERSION = "pilotchain/currency/v1"
+DAY_MS = 86400000
+TZ_OFFSET_MS = 8 * 3600000
+AMOUNT_MAX = 10 ** 15
+BALANCE_MAX = 10 ** 17
+TEXT_MAX = 64
+SAFE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-"
+KINDS = ["personal", "corporate", "merchant"]
+LIMIT_NAMES = ["balance_max", "payment_max", "daily_max", "annual_max"]
+ACTIONS = ["issue", "redeem", "add_operator", "set_quota", "set_reserve", "set_config"]
+STATUSES = ["active", "receive_only", "frozen", "closed"]
+CNY = 100
+
+
+def _default_settings():
+    return {
+        "central_bank": "central-bank",
+        "regulators": ["central-bank"],
+        "officers": [],
+        "reserve_ratio_bp": 10000,
+        "proposal_ms": DAY_MS,
+        "tiers": {
+            "1": {"balance_max": None, "payment_max": None, "daily_max": None, "annual_max": None},
+            "2": {"balance_max": 500000 * CNY, "payment_max": 50000 * CNY, "daily_max": 100000 * CNY,
+                  "annual_max": None},
+            "3": {"balance_max": 20000 * CNY, "payment_max": 5000 * CNY, "daily_max": 10000 * CNY,
+                  "annual_max": None},
+            "4": {"balance_max": 10000 * CNY, "payment_max": 2000 * CNY, "daily_max": 5000 * CNY,
+                  "annual_max": 50000 * CNY},
+        },
+        "kinds": {
+            "corporate": {"balance_max": None, "payment_max": None, "daily_max": None, "annual_max": None},
+            "merchant": {"balance_max": None, "payment_max": None, "daily_max": None, "annual_max": None},
+        },
+        "kyc_required": True,
+        "large_value": 50000 * CNY,
+        "aml": {"velocity_per_day": 50, "structuring_margin_bp": 1000, "structuring_count": 3},
+        "interest_bp": 0,
+        "disclosure_ms": 30 * DAY_MS,
+        "offline": {"balance_max": 1000 * CNY, "voucher_max": 500 * CNY, "vouchers_max": 64,
+                    "valid_ms": 7 * DAY_MS, "grace_ms": 3 * DAY_MS},
+        "envelope": {"recipients_max": 10000, "merchants_max": 64},
+        "sub_wallets_max": 16,
+    }
+
+
+# ------------------------------------------------------------------------------ configuration
+
+def init(args=None):
+    settings.set(_merged(_default_settings(), args))
+    supply.set({"issued": 0, "redeemed": 0, "vaults": 0, "wallets": 0, "envelopes": 0, "held": 0,
+                "offline": 0})
+    history.set({"count": 0, "head": ""})
+
+
+def upgrade(args=None):
+    settings.set(_merged(_settings(), args))
+
+
+def _settings():
+    return settings.get()
+
+
+def _limit_value(where, value):
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0
+                              or value > BALANCE_MAX):
+        reject_arguments(f"{where} is an amount in fen or null (no limit)")
+
+
+def _limits_map(where, value):
+    if not isinstance(value, dict) or sorted(value) != sorted(LIMIT_NAMES):
+        reject_arguments(f"{where} has exactly " + ", ".join(LIMIT_NAMES))
+    for name in LIMIT_NAMES:
+        _limit_value(where + "." + name, value[name])
+
+
+def _positive(where, value, low, high):
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        reject_arguments(f"{where} is an integer in {low}..{high}")
+
+
+def _merged(current, changes):
+    """``current`` with ``changes`` applied (top-level keys; a nested map replaces its whole value
+    for tiers / kinds entries, aml and offline); everything checked."""
+    if changes is None:
+        changes = {}
+    if not isinstance(changes, dict):
+        reject_arguments("configuration is a map")
+    out = {}
+    for key in current:
+        out[key] = current[key]
+    for key in changes:
+        if key not in current:
+            reject_arguments(f"unknown setting {key}; settings are " + ", ".join(sorted(current)))
+        value = changes[key]
+        if key == "tiers" or key == "kinds":
+            if not isinstance(value, dict):
+                reject_arguments(f"{key} is a map")
+            merged = {}
+            for name in current[key]:
+                merged[name] = current[key][name]
+            for name in value:
+                if name not in current[key]:
+                    reject_arguments(f"{key} are " + ", ".join(sorted(current[key])))
+                _limits_map(key + "." + name, value[name])
+                merged[name] = value[name]
+            value = merged
+        elif key == "aml" or key == "offline" or key == "envelope":
+            if not isinstance(value, dict):
+                reject_arguments(f"{key} is a map")
+            merged = {}
+            for name in current[key]:
+                merged[name] = current[key][name]
+            for name in value:
+                if name not in current[key]:
+                    reject_arguments(f"{key} has " + ", ".join(sorted(current[key])))
+                _positive(key + "." + name, value[name], 1, BALANCE_MAX)
+                merged[name] = value[name]
+            value = merged
+        elif key == "central_bank":
+            _text("central_bank", value)
+        elif key == "regulators" or key == "officers":
+            if not isinstance(value, list) or len(value) > 64:
+                reject_arguments(f"{key} is a list of at most 64 names")
+            for name in value:
+                _text(key, name)
+        elif key == "reserve_ratio_bp":
+            _positive(key, value, 1, 10000)
+        elif key == "interest_bp":
+            _positive(key, value, 0, 10000)
+        elif key == "kyc_required":
+            if not isinstance(value, bool):
+                reject_arguments("kyc_required is true or false")
+        elif key == "sub_wallets_max":
+            _positive(key, value, 0, 256)
+        else:
+            _positive(key, value, 1, BALANCE_MAX)
+        out[key] = value
+    return out
+
+
+# ------------------------------------------------------------------------------ small checks
+
+def _text(name, value):
+    if not isinstance(value, str) or not 1 <= len(value) <= TEXT_MAX:
+        reject_arguments(f"{name} is a text of 1..{TEXT_MAX} characters")
+    for char in value:
+        if char not in SAFE:
+            reject_arguments(f"{name} uses only letters, digits and . _ : -")
+
+
+def _note(name, value):
+    if not isinstance(value, str) or len(value) > 256:
+        reject_arguments(f"{name} is a text of at most 256 characters")
+
+
+def _amount(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= AMOUNT_MAX:
+        reject_arguments(f"{name} is a positive whole number of fen, at most {AMOUNT_MAX}")
+
+
+def _key(name, value):
+    if not isinstance(value, bytes) or not 16 <= len(value) <= 256:
+        reject_arguments(f"{name} is a public key (SubjectPublicKeyInfo DER of the chain's suite)")
+
+
+def _signature(value):
+    if not isinstance(value, bytes) or not 1 <= len(value) <= 128:
+        reject_arguments("signature is the holder's signature bytes")
+
+
+def _member():
+    roles = context.caller.roles
+    if "client" not in roles and "admin" not in roles:
+        deny("a client or admin identity of a member organisation acts here")
+
+
+def _statement(kind, wallet, seq, fields):
+    text = VERSION + "|" + context.chain_id + "|" + kind + "|" + wallet + "|" + str(seq)
+    for value in fields:
+        text = text + "|" + str(value)
+    return text
+
+
+def _signed(record, wallet, kind, seq, fields, signature):
+    """The wallet's key signed the statement; ``seq`` is new. Advances the wallet's seq."""
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq <= record["seq"] or seq > 2 ** 62:
+        reject_arguments(f"seq must be above {record['seq']} (the wallet's last accepted instruction)")
+    _signature(signature)
+    if not verify_signature(record["key"], _statement(kind, wallet, seq, fields), signature):
+        deny(f"the signature does not verify with the key of wallet {wallet}: only its holder instructs it")
+    record["seq"] = seq
+
+
+# ------------------------------------------------------------------------------ calendar (Asia/Shanghai)
+
+def _day(ms):
+    """Days since 1970-01-01 in Asia/Shanghai (UTC+8 all year)."""
+    return (ms + TZ_OFFSET_MS) // DAY_MS
+
+
+def _civil(day):
+    """(year, month, day of month) of a day number (proleptic Gregorian calendar)."""
+    z = day + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (1 if m <= 2 else 0)
+    return (y, m, d)
+
+
+def _date(day):
+    y, m, d = _civil(day)
+    return str(y) + "-" + ("0" if m < 10 else "") + str(m) + "-" + ("0" if d < 10 else "") + str(d)
+
+
+# ------------------------------------------------------------------------------ movements and supply
+
+BUCKET_KINDS = {"vault": "vaults", "wallet": "wallets", "env": "envelopes", "pool": "envelopes",
+                "held": "held", "offline": "offline"}
+
+
+def _move(moves, kind, source, target, amount, ref):
+    moves.append([kind, source, target, amount, ref])
+
+
+def _bucket_kind(bucket):
+    if bucket == "cb":
+        return "cb"
+    return BUCKET_KINDS[bucket.split(":")[0]]
+
+
+def _record(moves):
+    """Chain the movements into the history, emit them and update the supply aggregates."""
+    if not moves:
+        return
+    state = history.get()
+    count = state["count"]
+    head = state["head"]
+    deltas = {}
+    for kind, source, target, amount, ref in moves:
+        count = count + 1
+        text = str(count) + "|" + kind + "|" + source + "|" + target + "|" + str(amount) + "|" + ref
+        head = hash(head + "|" + text).hex()
+        emit("move", {"n": count, "kind": kind, "from": source, "to": target, "amount": amount, "ref": ref})
+        a = _bucket_kind(source)
+        b = _bucket_kind(target)
+        if a != b:
+            deltas[a] = deltas.get(a, 0) - amount
+            deltas[b] = deltas.get(b, 0) + amount
+    history.set({"count": count, "head": head})
+    if deltas:
+        totals = supply.get()
+        for name in deltas:
+            if name == "cb":
+                continue
+            totals[name] = totals[name] + deltas[name]
+            if totals[name] < 0:
+                require(False, "invariant broken: supply bucket " + name + " below zero")
+        if "cb" in deltas:
+            if deltas["cb"] < 0:
+                totals["issued"] = totals["issued"] - deltas["cb"]
+            else:
+                totals["redeemed"] = totals["redeemed"] + deltas["cb"]
+        supply.set(totals)
+
+
+# ------------------------------------------------------------------------------ maker-checker
+
+def _officer(s):
+    _member()
+    if context.caller.org != s["central_bank"]:
+        deny("only officers of the central bank (" + s["central_bank"] + ") propose and approve")
+    if s["officers"] and context.caller.name not in s["officers"]:
+        deny(context.caller.name + " is not one of the central bank's listed officers")
+
+
+def propose(proposal_id, action, args):
+    """An officer of the central bank proposes ``action`` (issue, redeem, add_operator,
+    set_quota, set_reserve, set_config); another officer approves it."""
+    s = _settings()
+    _officer(s)
+    _text("proposal_id", proposal_id)
+    if action not in ACTIONS:
+        reject_arguments("action is one of " + ", ".join(ACTIONS))
+    if not isinstance(args, dict):
+        reject_arguments("args is a map")
+    require(not proposals.contains(proposal_id), f"proposal {proposal_id} exists already")
+    _check_action(s, action, args)
+    proposals.set(proposal_id, {"id": proposal_id, "action": action, "args": args, "maker": context.caller.name,
+                                "status": "proposed", "checker": None, "ms": context.timestamp_ms,
+                                "expires_ms": context.timestamp_ms + s["proposal_ms"], "height": context.height,
+                                "done_ms": None})
+    emit("proposed", {"id": proposal_id, "action": action, "maker": context.caller.name})
+    return proposals.get(proposal_id)
+
+
+def approve(proposal_id):
+    """A second officer (not the maker) approves: the action runs now, or the approval fails."""
+    s = _settings()
+    _officer(s)
+    _text("proposal_id", proposal_id)
+    record = proposals.get(proposal_id)
+    if record is None:
+        reject_arguments(f"no proposal {proposal_id}")
+    require(record["status"] == "proposed", f"proposal {proposal_id} is {record['status']}")
+    if record["maker"] == context.caller.name:
+        deny("maker-checker: the officer who proposed cannot approve; another officer must")
+    require(context.timestamp_ms < record["expires_ms"], f"proposal {proposal_id} expired; propose again")
+    _check_action(s, record["action"], record["args"])
+    moves = []
+    _apply_action(s, record["action"], record["args"], proposal_id, moves)
+    _record(moves)
+    record["status"] = "executed"
+    record["checker"] = context.caller.name
+    record["done_ms"] = context.timestamp_ms
+    proposals.set(proposal_id, record)
+    emit("approved", {"id": proposal_id, "action": record["action"], "maker": record["maker"],
+                      "checker": context.caller.name})
+    return record
+
+
+def reject(proposal_id, reason=""):
+    """An officer (the maker too) rejects an open proposal."""
+    s = _settings()
+    _officer(s)
+    _note("reason", reason)
+    record = proposals.get(proposal_id)
+    if record is None:
+        reject_arguments(f"no proposal {proposal_id}")
+    require(record["status"] == "proposed", f"proposal {proposal_id} is {record['status']}")
+    record["status"] = "rejected"
+    record["checker"] = context.caller.name
+    record["done_ms"] = context.timestamp_ms
+    proposals.set(proposal_id, record)
+    emit("rejected", {"id": proposal_id, "by": context.caller.name, "reason": reason})
+
+
+def _operator(org):
+    record = operators.get(org)
+    if record is None:
+        reject_arguments(f"{org} is not an authorised operator")
+    return record
+
+
+def _check_action(s, action, args):
+    if action == "set_config":
+        if sorted(args) != ["changes"]:
+            reject_arguments('set_config takes {"changes": {...}}')
+        _merged(s, args["changes"])
+        return
+    if "operator" not in args:
+        reject_arguments(action + " names an operator")
+    _text("operator", args["operator"])
+    if action == "add_operator":
+        if sorted(args) != ["operator", "quota", "reserve"]:
+            reject_arguments('add_operator takes {"operator", "quota", "reserve"}')
+        require(not operators.contains(args["operator"]), args["operator"] + " is an operator already")
+        require(args["operator"] != s["central_bank"], "the central bank issues; it is not an operator")
+        _limit_value("quota", args["quota"])
+        _limit_value("reserve", args["reserve"])
+        require(args["quota"] is not None and args["reserve"] is not None, "quota and reserve are amounts")
+        return
+    op = _operator(args["operator"])
+    if action == "issue" or action == "redeem":
+        if sorted(args) != ["amount", "operator"]:
+            reject_arguments(action + ' takes {"operator", "amount"}')
+        _amount("amount", args["amount"])
+        if action == "issue":
+            outstanding = op["issued"] - op["redeemed"] + args["amount"]
+            require(outstanding <= op["quota"],
+                    f"issuing {args['amount']} would put {args['operator']}'s outstanding currency at "
+                    f"{outstanding}, above its quota {op['quota']}")
+            require(outstanding * s["reserve_ratio_bp"] <= op["reserve"] * 10000,
+                    f"issuing {args['amount']} needs reserves of {(outstanding * s['reserve_ratio_bp'] + 9999) // 10000}"
+                    f" at the reserve ratio {s['reserve_ratio_bp']} bp; {args['operator']} holds {op['reserve']}")
+        else:
+            require(op["vault"] >= args["amount"],
+                    f"{args['operator']}'s vault holds {op['vault']}; it cannot redeem {args['amount']}")
+        return
+    if action == "set_quota" or action == "set_reserve":
+        name = "quota" if action == "set_quota" else "reserve"
+        if sorted(args) != sorted(["operator", name]):
+            reject_arguments(action + ' takes {"operator", "' + name + '"}')
+        _limit_value(name, args[name])
+        require(args[name] is not None, name + " is an amount")
+        return
+    reject_arguments("unknown action")
+
+
+def _apply_action(s, action, args, proposal_id, moves):
+    if action == "set_config":
+        settings.set(_merged(s, args["changes"]))
+        return
+    org = args["operator"]
+    if action == "add_operator":
+        operators.set(org, {"org": org, "quota": args["quota"], "reserve": args["reserve"], "issued": 0,
+                            "redeemed": 0, "vault": 0, "wallets": 0})
+        return
+    op = operators.get(org)
+    if action == "issue":
+        op["issued"] = op["issued"] + args["amount"]
+        op["vault"] = op["vault"] + args["amount"]
+        _move(moves, "issue", "cb", "vault:" + org, args["amount"], proposal_id)
+    elif action == "redeem":
+        op["redeemed"] = op["redeemed"] + args["amount"]
+        op["vault"] = op["vault"] - args["amount"]
+        _move(moves, "redeem", "vault:" + org, "cb", args["amount"], proposal_id)
+    elif action == "set_quota":
+        op["quota"] = args["quota"]
+    elif action == "set_reserve":
+        op["reserve"] = args["reserve"]
+    operators.set(org, op)
+
+
+# ------------------------------------------------------------------------------ wallets
+
+def _wallet(wallet_id):
+    _text("wallet", wallet_id)
+    record = wallets.get(wallet_id)
+    if record is None:
+        reject_arguments(f"no wallet {wallet_id}")
+    return record
+
+
+def _own_operator(record):
+    """The caller acts for the wallet's operator."""
+    _member()
+    if context.caller.org != record["operator"]:
+        deny("wallet " + record["id"] + " is managed by " + record["operator"] + "; its operator submits for it")
+
+
+def _limits(s, record):
+    if record["kind"] == "personal":
+        return s["tiers"][str(record["tier"])]
+    if record["kind"] == "sub":
+        return {"balance_max": record["cap"], "payment_max": None, "daily_max": None, "annual_max": None}
+    return s["kinds"][record["kind"]]
+
+
+def _new_wallet(wallet_id, operator, kind, tier, public_key, linked, kyc):
+    return {"id": wallet_id, "operator": operator, "kind": kind, "tier": tier, "key": public_key, "seq": 0,
+            "balance": 0, "held": 0, "envelopes": {}, "status": "active", "day": 0, "day_out": 0, "day_n": 0,
+            "day_near": 0, "year": 0, "year_out": 0, "flags": {"large": 0, "velocity": 0, "structuring": 0},
+            "linked": linked, "kyc": kyc, "parent": None, "merchant": None, "cap": None, "subs": [],
+            "interest": None, "opened_ms": context.timestamp_ms, "closed": None}
+
+
+def _check_kyc(s, wallet_id, kyc, operator):
+    if kyc == "":
+        require(not s["kyc_required"], "the operator must register the holder's KYC record in its vault "
+                                        "(policy currency, subject the wallet) and name it")
+        return
+    _text("kyc", kyc)
+    record = call("dataex", "payload", {"payload_id": kyc})
+    require(record is not None, f"no KYC record {kyc} is registered in the data exchange")
+    require(record["owner"] == operator, f"KYC record {kyc} belongs to {record['owner']}, not to {operator}")
+    require(record["policy"] == "currency" and record["subjects"] == [wallet_id],
+            f"KYC record {kyc} must name policy currency and subject {wallet_id}")
+
+
+def open_wallet(wallet, public_key, kind, tier, linked, kyc, signature):
+    """The operator opens a wallet for a holder who signed ``open`` (seq 0) with the wallet's key:
+    personal tier 1..4 (4: anonymous, a mobile number; 3: + national ID; 2: + a linked bank
+    account; 1: in person), corporate or merchant (tier 0)."""
+    s = _settings()
+    _member()
+    org = context.caller.org
+    _operator(org)
+    _text("wallet", wallet)
+    _key("public_key", public_key)
+    if kind not in KINDS:
+        reject_arguments("kind is one of " + ", ".join(KINDS))
+    if kind == "personal":
+        if tier not in [1, 2, 3, 4]:
+            reject_arguments("a personal wallet has tier 1, 2, 3 or 4")
+    elif tier != 0:
+        reject_arguments("corporate and merchant wallets have tier 0")
+    if linked != "":
+        _text("linked", linked)
+    require(linked != "" or kind != "personal" or tier >= 3, "tiers 1 and 2 need a linked bank account")
+    require(not wallets.contains(wallet), f"wallet {wallet} exists already")
+    _check_kyc(s, wallet, kyc, org)
+    _signature(signature)
+    text = _statement("open", wallet, 0, [org, kind, tier, public_key.hex()])
+    if not verify_signature(public_key, text, signature):
+        deny("the holder must sign the opening with the wallet's key (proof that they hold it)")
+    record = _new_wallet(wallet, org, kind, tier, public_key, linked, kyc)
+    if s["interest_bp"] > 0 and not (kind == "personal" and tier == 4):
+        record["interest"] = {"day": _day(context.timestamp_ms), "acc": 0}
+    wallets.set(wallet, record)
+    op = operators.get(org)
+    op["wallets"] = op["wallets"] + 1
+    operators.set(org, op)
+    emit("wallet_opened", {"wallet": wallet, "operator": org, "kind": kind, "tier": tier})
+    return {"wallet": wallet, "operator": org, "kind": kind, "tier": tier}
+
+
+def _interest_touch(record, now):
+    """Accrue balance x days on interest-bearing (real-name) wallets before the balance changes."""
+    state = record["interest"]
+    if state is None:
+        return
+    day = _day(now)
+    if day > state["day"]:
+        state["acc"] = state["acc"] + (record["balance"] + record["held"]) * (day - state["day"])
+        state["day"] = day
+
+
+def _roll(record, now):
+    day = _day(now)
+    if record["day"] != day:
+        record["day"] = day
+        record["day_out"] = 0
+        record["day_n"] = 0
+        record["day_near"] = 0
+        year = _civil(day)[0]
+        if record["year"] != year:
+            record["year"] = year
+            record["year_out"] = 0
+
+
+def _left(limit, used):
+    if limit is None:
+        return None
+    return max(limit - used, 0)
+
+
+def _spend(s, record, amount, counter):
+    """Limits of a payment of ``amount`` out of ``record`` (checked, then counted); AML flags."""
+    require(record["status"] == "active",
+            f"wallet {record['id']} is {record['status']}: it cannot pay")
+    now = context.timestamp_ms
+    _roll(record, now)
+    limits = _limits(s, record)
+    if limits["payment_max"] is not None and amount > limits["payment_max"]:
+        require(False, f"{amount} is above wallet {record['id']}'s single-payment limit {limits['payment_max']}")
+    if limits["daily_max"] is not None and record["day_out"] + amount > limits["daily_max"]:
+        require(False, f"wallet {record['id']} has {_left(limits['daily_max'], record['day_out'])} left of its daily "
+                       f"limit {limits['daily_max']} today ({_date(record['day'])}, Asia/Shanghai)")
+    if limits["annual_max"] is not None and record["year_out"] + amount > limits["annual_max"]:
+        require(False, f"wallet {record['id']} has {_left(limits['annual_max'], record['year_out'])} left of its "
+                       f"annual limit {limits['annual_max']} in {record['year']}")
+    record["day_out"] = record["day_out"] + amount
+    record["year_out"] = record["year_out"] + amount
+    if counter:
+        record["day_n"] = record["day_n"] + 1
+        aml = s["aml"]
+        if amount >= s["large_value"]:
+            record["flags"]["large"] = record["flags"]["large"] + 1
+        elif amount * 10000 >= s["large_value"] * (10000 - aml["structuring_margin_bp"]):
+            record["day_near"] = record["day_near"] + 1
+            if record["day_near"] == aml["structuring_count"]:
+                record["flags"]["structuring"] = record["flags"]["structuring"] + 1
+        if record["day_n"] == aml["velocity_per_day"] + 1:
+            record["flags"]["velocity"] = record["flags"]["velocity"] + 1
+
+
+def _receive(s, record, amount):
+    """Credit own funds, within the wallet's balance cap."""
+    require(record["status"] == "active" or record["status"] == "receive_only",
+            f"wallet {record['id']} is {record['status']}: it cannot receive")
+    _interest_touch(record, context.timestamp_ms)
+    limit = _limits(s, record)["balance_max"]
+    total = record["balance"] + record["held"] + amount
+    require(total <= BALANCE_MAX, "the balance would exceed the bound on any wallet")
+    if limit is not None and total > limit:
+        require(False, f"wallet {record['id']} would hold {total}, above its balance cap {limit}")
+    record["balance"] = record["balance"] + amount
+
+
+def _debit(record, amount):
+    _interest_touch(record, context.timestamp_ms)
+    require(record["balance"] >= amount,
+            f"wallet {record['id']} has {record['balance']} available; it cannot move {amount}")
+    record["balance"] = record["balance"] - amount
+
+
+def load(wallet, amount, ref=""):
+    """The operator converts a holder's deposit into currency: its vault -> the wallet."""
+    s = _settings()
+    record = _wallet(wallet)
+    _own_operator(record)
+    _amount("amount", amount)
+    _note("ref", ref)
+    op = operators.get(record["operator"])
+    require(op["vault"] >= amount, f"{record['operator']}'s vault holds {op['vault']}: ask the central bank to issue")
+    _receive(s, record, amount)
+    op["vault"] = op["vault"] - amount
+    operators.set(record["operator"], op)
+    wallets.set(wallet, record)
+    moves = []
+    _move(moves, "load", "vault:" + record["operator"], "wallet:" + wallet, amount, ref)
+    _record(moves)
+    return {"wallet": wallet, "balance": record["balance"]}
+
+
+def unload(wallet, amount, client_key, seq, signature):
+    """The holder converts currency back into a deposit at the operator: the wallet -> its vault."""
+    record = _wallet(wallet)
+    _own_operator(record)
+    _amount("amount", amount)
+    _text("client_key", client_key)
+    require(record["status"] != "frozen" and record["status"] != "closed", f"wallet {wallet} is {record['status']}")
+    _signed(record, wallet, "unload", seq, [amount, client_key], signature)
+    _debit(record, amount)
+    op = operators.get(record["operator"])
+    op["vault"] = op["vault"] + amount
+    operators.set(record["operator"], op)
+    wallets.set(wallet, record)
+    moves = []
+    _move(moves, "unload", "wallet:" + wallet, "vault:" + record["operator"], amount, wallet + ":" + client_key)
+    _record(moves)
+    return {"wallet": wallet, "balance": record["balance"]}
+
+
+# ------------------------------------------------------------------------------ payments
+
+def pay(payer, payee, amount, client_key, seq, signature, memo=""):
+    """A payment the payer's holder signed, submitted by the payer's operator. Red envelopes that
+    may be spent at the payee go first, own funds after; limits are checked and counted in the
+    same transaction; submitting the same (payer, client key) again returns the first result."""
+    _text("payer", payer)
+    _text("client_key", client_key)
+    payment_id = payer + ":" + client_key
+    done = payments.get(payment_id)
+    if done is not None:
+        return done
+    s = _settings()
+    record = _wallet(payer)
+    _own_operator(record)
+    _amount("amount", amount)
+    _note("memo", memo)
+    _text("payee", payee)
+    require(payee != payer, "a wallet does not pay itself")
+    target = _wallet(payee)
+    require(record["kind"] != "sub", "a sub-wallet pays only by its merchant's charge")
+    _signed(record, payer, "pay", seq, [payee, amount, client_key], signature)
+    _spend(s, record, amount, True)
+    moves = []
+    from_envelopes = _spend_envelopes(record, payee, amount, payment_id, moves)
+    own = amount - from_envelopes
+    if own > 0:
+        _debit(record, own)
+        _move(moves, "pay", "wallet:" + payer, "wallet:" + payee, own, payment_id)
+    _receive(s, target, amount)
+    if amount >= s["large_value"]:
+        target["flags"]["large"] = target["flags"]["large"] + 1
+    wallets.set(payer, record)
+    wallets.set(payee, target)
+    result = {"id": payment_id, "payer": payer, "payee": payee, "amount": amount, "own": own,
+              "envelopes": from_envelopes, "refunded": 0, "height": context.height, "ms": context.timestamp_ms,
+              "large": amount >= s["large_value"]}
+    payments.set(payment_id, result)
+    _record(moves)
+    return result
+
+
+def _spend_envelopes(record, payee, amount, payment_id, moves):
+    """Red envelopes first (stage 2 fills this in); returns the amount they paid."""
+    return 0
+
+
+# ------------------------------------------------------------------------------ queries
+
+def config():
+    return _settings()
+
+
+def operator(org):
+    return operators.get(org)
+
+
+def proposal(proposal_id):
+    return proposals.get(proposal_id)
+
+
+def wallet(wallet_id):
+    """The wallet with what is left of its limits today (Asia/Shanghai) and this year."""
+    record = wallets.get(wallet_id)
+    if record is None:
+        return None
+    s = _settings()
+    view = {}
+    for key in record:
+        view[key] = record[key]
+    probe = {"day": record["day"], "day_out": record["day_out"], "day_n": 0, "day_near": 0,
+             "year": record["year"], "year_out": record["year_out"]}
+    _roll(probe, context.timestamp_ms)
+    limits = _limits(s, record)
+    view["limits"] = limits
+    view["today"] = _date(_day(context.timestamp_ms))
+    view["left"] = {"daily": _left(limits["daily_max"], probe["day_out"]),
+                    "annual": _left(limits["annual_max"], probe["year_out"]),
+                    "balance": _left(limits["balance_max"], record["balance"] + record["held"]),
+                    "payment": limits["payment_max"]}
+    total = record["balance"]
+    for campaign in record["envelopes"]:
+        total = total + record["envelopes"][campaign]
+    view["total"] = total + record["held"]
+    return view
+
+
+def payment(payment_id):
+    return payments.get(payment_id)
+
+
+def supply_audit():
+    """The aggregates and whether they balance: issued - redeemed == the sum of the buckets."""
+    totals = supply.get()
+    held = totals["vaults"] + totals["wallets"] + totals["envelopes"] + totals["held"] + totals["offline"]
+    out = {}
+    for key in totals:
+        out[key] = totals[key]
+    out["outstanding"] = totals["issued"] - totals["redeemed"]
+    out["balanced"] = out["outstanding"] == held
+    out["history"] = history.get()
+    out["height"] = context.height
+    return out

@@ -1,0 +1,151 @@
+"""An in-process currency network: the central bank and two authorised operators on a governed
+development chain with ``currency`` activated through governance; two officers of the central bank
+(maker and checker); wallets whose keys the tests hold, as holders would."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pilotchain.apps.currency.client import CurrencyClient, HolderKey
+from pilotchain.contracts.membership import GovernedAuthenticator
+from pilotchain.contracts.resolver import ChainContracts
+from pilotchain.identity.files import IdentityBundle, load_ca, save_ca, save_identity
+from pilotchain.network.consortium import init_network, load_genesis, parse_orgs
+from pilotchain.node.local import LocalNode
+from pilotchain.sdk import Identity
+from pilotchain.testing import Consortium, LocalChain, _LoopThread
+from tests.contracts.helpers import deploy
+
+SOURCE = (Path(__file__).resolve().parents[3] / "src" / "pilotchain" / "apps" / "currency" / "contracts"
+          / "currency.py").read_text()
+CB, BANK_A, BANK_B = "central-bank", "bank-a", "bank-b"
+CNY = 100
+QUOTA = 10_000_000 * CNY
+
+
+@dataclass
+class World:
+    chain: LocalChain
+    officers: list[Identity]
+    clock: Callable[[], int] | None = None
+    keys: dict[str, HolderKey] = field(default_factory=dict)
+
+    @property
+    def suite(self) -> str:
+        return self.chain.genesis.suite
+
+    def as_identity(self, identity: Identity) -> CurrencyClient:
+        return CurrencyClient(self.chain.client(identity=identity), identity, clock_ms=self.clock)
+
+    def officer(self, index: int) -> CurrencyClient:
+        return self.as_identity(self.officers[index])
+
+    def operator(self, org: str) -> CurrencyClient:
+        return self.as_identity(self.chain.identity(org))
+
+    def passed(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Officer 0 proposes, officer 1 approves."""
+        proposed = self.officer(0).propose(action, args)
+        return self.officer(1).approve(proposed["id"])
+
+    def issue(self, org: str, amount: int) -> None:
+        self.passed("issue", {"operator": org, "amount": amount})
+
+    def open(self, org: str, wallet: str, *, kind: str = "personal", tier: int = 4, linked: str = "",
+             balance: int = 0) -> HolderKey:
+        key = HolderKey.generate(self.suite)
+        self.keys[wallet] = key
+        if tier <= 2 and kind == "personal" and not linked:
+            linked = f"acct-{wallet}"
+        self.operator(org).open_wallet(wallet, key, kind=kind, tier=tier, linked=linked)
+        if balance:
+            self.operator(org).load(wallet, balance)
+        return key
+
+    def pay(self, payer: str, payee: str, amount: int, **options: Any) -> dict[str, Any]:
+        org = self.operator_of(payer)
+        return self.operator(org).pay(self.keys[payer], payer, payee, amount, **options)
+
+    def operator_of(self, wallet: str) -> str:
+        record = self.operator(BANK_A).wallet(wallet)
+        assert record is not None, wallet
+        return str(record["operator"])
+
+    def wallet(self, wallet: str) -> dict[str, Any]:
+        record = self.operator(BANK_A).wallet(wallet)
+        assert record is not None, wallet
+        return record
+
+    def manual_blocks(self) -> None:
+        """Stop producing blocks on each admission: from now on ``chain.produce_block()`` commits
+        whatever was submitted, so several transactions land in one block."""
+        self.chain.call(self.chain.node.stop())
+
+    def supply(self) -> dict[str, Any]:
+        return self.operator(BANK_A).supply()
+
+
+def _issue_identity(root: Path, org: str, name: str, role: str, suite: str, now_ms: int) -> Identity:
+    from pilotchain.crypto import get_suite
+
+    ca_dir = root / "orgs" / org / "ca"
+    ca = load_ca(ca_dir)
+    key = get_suite(suite).generate_private_key()
+    cert = ca.issue(name, (role,), key.public_key().to_der(), now_ms=now_ms, valid_ms=364 * 86_400_000)
+    save_ca(ca_dir, ca, overwrite=True)
+    path = root / "orgs" / org / f"{name}.id"
+    save_identity(path, IdentityBundle(get_suite(suite), cert, key))
+    return Identity.load(path)
+
+
+@contextlib.contextmanager
+def currency_chain(
+    *,
+    suite: str = "intl",
+    config: dict[str, Any] | None = None,
+    clock_ms: Callable[[], int] | None = None,
+    operators: tuple[str, ...] = (BANK_A, BANK_B),
+    extra_contracts: dict[str, tuple[str, Any]] | None = None,
+) -> Iterator[World]:
+    """The network, ``currency`` active (``config`` merged into its init settings; KYC records off
+    unless ``config`` asks for them), each operator authorised with a quota and full reserves."""
+    with contextlib.ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-currency-")))
+        now_ms = int(time.time() * 1000)
+        manifest = init_network(root / "network", suite_name=suite, orgs=parse_orgs(",".join((CB, *operators))),
+                                validators=1, now_ms=now_ms)
+        directory = root / "network"
+        consortium = Consortium(
+            directory=directory, genesis=load_genesis(directory / "genesis.json"),
+            clients={o["org"]: Identity.load(directory / o["client_identity"]) for o in manifest["organizations"]},
+            admins={o["org"]: Identity.load(directory / o["admin_identity"]) for o in manifest["organizations"]},
+            validator=manifest["nodes"][0]["name"])
+        officers = [_issue_identity(directory, CB, name, "client", suite, now_ms) for name in ("officer-a", "officer-b")]
+        loop_thread = _LoopThread()
+        stack.callback(loop_thread.stop)
+
+        async def open_node() -> LocalNode:
+            authenticator = GovernedAuthenticator(consortium.genesis)
+            node = LocalNode.open(root / "ledger", consortium.genesis, authenticator=authenticator,
+                                  registry=ChainContracts(),  # type: ignore[arg-type]
+                                  name=consortium.validator, org=CB, block_interval_ms=0,
+                                  **({"clock_ms": clock_ms} if clock_ms is not None else {}))
+            authenticator.bind(node.ledger.store)
+            await node.start()
+            return node
+
+        chain = LocalChain(consortium, loop_thread.run(open_node()), loop_thread)
+        stack.callback(chain.close)
+        for name, (source, init) in (extra_contracts or {}).items():
+            deploy(chain, name, source, init=init)
+        deploy(chain, "currency", SOURCE, init={"args": {"kyc_required": False, **(config or {})}})
+        world = World(chain, officers, clock_ms)
+        for org in operators:
+            world.passed("add_operator", {"operator": org, "quota": QUOTA, "reserve": QUOTA})
+        yield world
