@@ -47,3 +47,8 @@ def test_an_extension_mounts_routes_and_maintenance_duties(tmp_path: Path, monke
         maintenance.step()  # the broken step is logged, the vault's duties and the next step still run
         assert ran == [a]
 
+
+
+def test_the_installed_catalogue_extension_is_found() -> None:
+    found = service.vault_extensions()
+    assert "catalogue" in found and callable(found["catalogue"])

@@ -155,6 +155,12 @@ class Vault:
     def now_ms(self) -> int:
         return self._clock_ms()
 
+    def peer_client(self, url: str) -> httpx.Client:
+        """An HTTP client to another organisation's vault at ``url``, its requests signed by this
+        vault's identity (what vault extensions use to talk vault to vault)."""
+        return httpx.Client(base_url=url.rstrip("/"), timeout=PEER_TIMEOUT_S, auth=self._peer_auth(self.identity),
+                            transport=self._peer_transport(url), verify=self._peer_tls_verify)
+
     def _submit(self, method: str, args: dict[str, Any]) -> tuple[str, int]:
         """Sign, submit and wait for a ``dataex`` call; (tx id, height). ExchangeError if it failed."""
         try:
