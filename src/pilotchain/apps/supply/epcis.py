@@ -63,6 +63,7 @@ __all__ = [
     "event_hash_id",
     "gs1_check_digit",
     "identifiers_of",
+    "normalise_identifiers",
     "pre_hash_segments",
     "pre_hash_string",
 ]
@@ -509,6 +510,27 @@ def identifiers_of(event: Mapping[str, Any]) -> EventIdentifiers:
         inputs=_ids(event, "inputEPCList", "inputQuantityList"),
         outputs=_ids(event, "outputEPCList", "outputQuantityList"),
     )
+
+
+def normalise_identifiers(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``event`` with every EPC, class, parent, transformation id and place written as its
+    canonical GS1 Digital Link URI — the same event (the same Event Hash ID), in the one form the
+    ``trace`` contract indexes."""
+    pre_hash_segments(event)
+    copy: dict[str, Any] = dict(event)
+    for name in _EPC_LISTS:
+        if isinstance(copy.get(name), list):
+            copy[name] = [canonical_identifier(_text(name, e)) for e in copy[name]]
+    for name in _QUANTITY_LISTS:
+        if isinstance(copy.get(name), list):
+            copy[name] = [{**e, "epcClass": canonical_identifier(_text(name, e["epcClass"]))} for e in copy[name]]
+    for name in ("parentID", "transformationID"):
+        if isinstance(copy.get(name), str):
+            copy[name] = canonical_identifier(copy[name])
+    for name in ("readPoint", "bizLocation"):
+        if isinstance(copy.get(name), Mapping):
+            copy[name] = {**copy[name], "id": canonical_identifier(_text(name, copy[name]["id"]))}
+    return copy
 
 
 def unique(values: Iterable[str]) -> list[str]:
