@@ -9,6 +9,7 @@ revokes one diploma and rotates its key. Declared in ``pyproject.toml`` under
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from pilotchain.apps.credentials.chain import contract_code, deploy_payload, export_snapshot
 from pilotchain.apps.credentials.diploma import Presentation, disclosure_names
 from pilotchain.apps.credentials.issuer import IssuerHome, create_issuer
-from pilotchain.apps.credentials.sdjwt import select_disclosures
+from pilotchain.apps.credentials.sdjwt import b64url_decode, make_disclosure, select_disclosures
 from pilotchain.apps.credentials.snapshot import CONTRACT, verify_snapshot
 from pilotchain.apps.credentials.statuslist import STATUS_INVALID
 from pilotchain.apps.credentials.verify import verify_presentation
@@ -196,13 +197,17 @@ def demo(directory: Path, console: Any) -> None:
                       f"({CLASS_SIZE / verify_s:,.0f} offline verifications/s); diplomas signed with {retired} "
                       "stay valid after the rotation: their batch was anchored while it was")
         jwt, *disclosures, _ = shown.sd_jwt.split("~")
-        changed = disclosures[-1][:-3] + ("A" if disclosures[-1][-3] != "A" else "B") + disclosures[-1][-2:]
-        tampered = Presentation(chain=shown.chain, anchor=shown.anchor,
-                                sd_jwt="~".join([jwt, *disclosures[:-1], changed, ""]))
+        edited = []
+        for disclosure in disclosures:  # the graduate "improves" the degree, keeping the salt
+            salt, name, value = json.loads(b64url_decode(disclosure))
+            if name == "degree":
+                value = "Master of " + str(value).split(" of ", 1)[-1]
+            edited.append(make_disclosure(b64url_decode(salt), name, value))
+        tampered = Presentation(chain=shown.chain, anchor=shown.anchor, sd_jwt="~".join([jwt, *edited, ""]))
         broken = verify_presentation(tampered, fresh, now_ms=now_ms)
         first = broken.failed()[0] if broken.failed() else None
-        console.print(f"  a presentation with one character of a disclosure changed: [red]✗ {first.name}[/]  "
-                      f"{first.detail}" if first is not None else "  [red]a changed character still verified[/]")
+        console.print(f"  a presentation whose degree was edited: [red]✗ {first.name}[/]  {first.detail}"
+                      if first is not None else "  [red]an edited degree still verified[/]")
     console.print(f"try: [bold]pilotchain credential verify {work / 'presentation.qr.txt'} --snapshot "
                   f"{work / 'snapshot.bin'} --genesis {directory / 'genesis.json'}[/]\n"
                   f"     [bold]pilotchain credential verify {work / 'presentation.json'} --online --network "
