@@ -51,7 +51,7 @@ def test_evidence_across_a_validator_removal_verifies_offline(tmp_path: Path) ->
             result = runner.invoke(cli, ["gov", *args, "--identity", str(net / "orgs" / org / "admin.id"),
                                          "--node", nodes[0].gateway_url, "--json"])
             assert result.exit_code == 0, result.output + logs(nodes)
-            return json.loads(result.output)
+            return json.loads(result.stdout)
 
         leaving = nodes[3].name
         proposal = gov(orgs[0], "propose", "remove_validator", json.dumps({"name": leaving}))
@@ -75,7 +75,7 @@ def test_evidence_across_a_validator_removal_verifies_offline(tmp_path: Path) ->
     result = runner.invoke(cli, ["chain", "evidence", "verify", str(path), "--genesis", str(net / "genesis.json"),
                                  "--json"])
     assert result.exit_code == 0, result.output
-    assert [tx["tx_id"] for tx in json.loads(result.output)["txs"]] == [first.tx_id, last.tx_id]
+    assert [tx["tx_id"] for tx in json.loads(result.stdout)["txs"]] == [first.tx_id, last.tx_id]
     tampered = bytearray(bundle)
     tampered[len(tampered) // 3] ^= 0x04
     path.write_bytes(bytes(tampered))

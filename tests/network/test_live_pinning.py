@@ -88,7 +88,7 @@ def test_a_second_network_on_the_same_ports_fails_clearly_and_sends_nothing(tmp_
         # B's gateways are A's: everything of B refuses them
         status_b = runner.invoke(app, ["network", "status", "--dir", str(net_b), "--json"])
         assert status_b.exit_code == 1
-        rows = json.loads(status_b.output)
+        rows = json.loads(status_b.stdout)
         assert [row["state"] for row in rows] == ["down"] * VALIDATORS
         assert all("another network" in row["reason"] and row["up"] is False for row in rows)
         human_b = runner.invoke(app, ["network", "status", "--dir", str(net_b)])
@@ -111,7 +111,7 @@ def test_a_second_network_on_the_same_ports_fails_clearly_and_sends_nothing(tmp_
 
         # A itself is fine and reported up
         status_a = runner.invoke(app, ["network", "status", "--dir", str(net_a), "--json"])
-        assert status_a.exit_code == 0 and all(row["state"] == "up" for row in json.loads(status_a.output))
+        assert status_a.exit_code == 0 and all(row["state"] == "up" for row in json.loads(status_a.stdout))
     finally:
         _stop_all(net_a, net_b)
 
@@ -132,7 +132,7 @@ def test_a_killed_node_shows_down_with_the_reason(tmp_path: Path) -> None:
 
         shown = runner.invoke(app, ["network", "status", "--dir", str(net), "--json"])
         assert shown.exit_code == 1
-        rows = {row["node"]: row for row in json.loads(shown.output)}
+        rows = {row["node"]: row for row in json.loads(shown.stdout)}
         assert rows[victim.name]["state"] == "down" and rows[victim.name]["up"] is False
         assert "process exited" in rows[victim.name]["reason"]
         assert all(row["up"] for name, row in rows.items() if name != victim.name)

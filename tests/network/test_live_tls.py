@@ -71,7 +71,7 @@ def test_a_tls_network_serves_https_and_only_clients_that_trust_its_ca_reach_it(
         # the tools read the network over TLS too
         status = CliRunner().invoke(app, ["network", "status", "--dir", str(net), "--json"])
         assert status.exit_code == 0, status.output
-        assert all(row["state"] == "up" and row["height"] >= 1 for row in json.loads(status.output))
+        assert all(row["state"] == "up" and row["height"] >= 1 for row in json.loads(status.stdout))
     finally:
         for node in nodes:
             stop_node(node, kill=True, grace_s=10)

@@ -51,7 +51,7 @@ def test_add_and_remove_validators_by_governance_while_committing(tmp_path: Path
             result = runner.invoke(cli, ["gov", *args, "--identity", str(net / "orgs" / org / "admin.id"),
                                          "--node", node.gateway_url, "--json"])
             assert result.exit_code == 0, result.output + logs(nodes)
-            return json.loads(result.output)
+            return json.loads(result.stdout)
 
         # a fifth node joins as an observer and syncs
         port = free_port_block(2)
@@ -109,7 +109,7 @@ def _check_certificates(runner: CliRunner, net: Path, node: NodeProcess, head: i
                                      "--node", node.gateway_url, "--json"],
                                env={"PILOTCHAIN_IDENTITY": str(net / "orgs" / "bank" / "client.id")})
         assert result.exit_code == 0, result.output
-        assert json.loads(result.output)["verified"] is True
+        assert json.loads(result.stdout)["verified"] is True
 
     genesis = load_genesis(net / "genesis.json")
     suite = get_suite(genesis.suite)

@@ -231,10 +231,11 @@ class SignedRequestMiddleware:
         except TxRejected as exc:
             raise _Refused("NOT_A_MEMBER", f"the signing certificate is not a current consortium member's: "
                            f"{exc.message}") from None
-        except Exception as exc:  # noqa: BLE001 - a node that cannot read its membership now
-            if self.node.healthy()[0]:
+        except Exception:  # noqa: BLE001 - a node that cannot read its membership now
+            healthy, reason = self.node.healthy()
+            if healthy:
                 raise
-            raise _Unavailable(f"the node cannot check identities now ({type(exc).__name__}); "
+            raise _Unavailable(f"the node cannot check identities now ({reason}); "
                                "retry later or ask another node") from None
         key_id = self.suite.hash(certificate).hex()
         try:

@@ -57,7 +57,7 @@ def test_s1_with_real_processes_and_an_offline_audit(tmp_path: Path, suite: str)
         # the auditor needs only the file and the genesis
         verified = runner.invoke(app, ["audit", "verify", str(out), "--genesis", str(net / "genesis.json"), "--json"])
         assert verified.exit_code == 0, verified.output
-        report = json.loads(verified.output)
+        report = json.loads(verified.stdout)
         calls = [(t["contract"], t["method"]) for t in report["transactions"]]
         for call in [("dataex", "register"), ("health", "grant"), ("health", "request"), ("health", "withdraw"),
                      ("health", "end_break_glass"), ("health", "review")]:

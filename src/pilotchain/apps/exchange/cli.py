@@ -90,6 +90,7 @@ def vault_serve(home: HomeArgument) -> None:
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request to the node
     try:
         serve(load_config(home))
     except (ExchangeError, VaultStoreError, OSError) as exc:

@@ -233,10 +233,14 @@ def serve(config: VaultConfig) -> None:
     maintenance = Maintenance(vault, config, app.state.maintenance_steps)
     stopping = threading.Event()
 
+    active = False
+
     def loop() -> None:
+        nonlocal active
         while not stopping.is_set():
             try:
-                if _contract_active(vault):
+                active = active or _contract_active(vault)  # once active, a contract stays deployed
+                if active:
                     maintenance.step()
             except (ExchangeError, PilotchainError, OSError) as exc:
                 _log.warning("maintenance step failed (will retry): %s", exc, extra={"event": "vault.maintenance"})
