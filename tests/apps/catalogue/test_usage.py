@@ -6,6 +6,7 @@ genesis alone, failing on a changed byte — are tested on real validators in te
 from __future__ import annotations
 
 from pathlib import Path
+from xml.etree import ElementTree
 
 import msgspec
 import pytest
@@ -71,6 +72,8 @@ def test_the_bureau_counts_matching_receipts_per_department_service_and_day(tmp_
         page = usage_chart_html(report)
         assert page.count("<svg") == 2 and "market.enterprises" in page and ">14<" in page
         assert "<script" not in page
+        for part in page.split("<svg")[1:]:  # each chart is well-formed SVG
+            ElementTree.fromstring("<svg" + part[:part.index("</svg>") + len("</svg>")])
 
         # the evidence goes to the bureau and the department itself, nobody else
         with pytest.raises(CatalogueError) as caught:

@@ -107,21 +107,26 @@ def run_story(directory: Path, console: Any) -> None:
     bulk = tax.call(requested["id"], limit=200)
     wanted = enterprise_records(8)[7]["credit_code"]
     lookup = tax.call(requested["id"], fields=["name", "status"], where={"credit_code": [wanted]})
-    sample = bulk["records"][0]
     calls = Table(title="the Tax Bureau's calls, answered by Market Regulation's vault", title_justify="left")
     for column in ("call", "asked", "received"):
         calls.add_column(column, overflow="fold")
-    calls.add_row("all agreed fields", f"{len(AGREED)} fields × every record",
-                  f"{len(bulk['records'])} records, every value verified against the root on chain; e.g. {sample}")
-    calls.add_row("look-up by credit code", f"name, status where credit_code = {wanted}",
-                  f"{lookup['records']} (verified)")
+    calls.add_row("every agreed field", ", ".join(AGREED), f"{len(bulk['records'])} records, each value verified "
+                                                            "against the commitment on chain")
+    calls.add_row("look-up by credit code", f"name, status of {wanted}",
+                  ", ".join(f"{k}: {v}" for k, v in lookup["records"][0].items()) + " (verified)")
     try:
         tax.call(requested["id"], fields=["legal_representative"])
         outside = "released (unexpected)"
     except CatalogueRefused as exc:
-        outside = f"[red]rejected[/] {exc.code}: {exc.message}"
-    calls.add_row("legal_representative (not agreed)", "1 field", outside)
+        outside = f"[red]rejected: {exc.code}[/] (logged, with a signed receipt)"
+    calls.add_row("legal_representative", "a field outside the agreement", outside)
     console.print(calls)
+    sample = Table(title="what the Tax Bureau's vault holds now (first 3 records)", title_justify="left")
+    for name in bulk["fields"]:
+        sample.add_column(name)
+    for record in bulk["records"][:3]:
+        sample.add_row(*(str(record[name]) for name in bulk["fields"]))
+    console.print(sample)
     _says(console, "Market Regulation's vault", "sent no field outside the agreement: legal_representative, founded "
                                                 "and legal_rep_id_number travelled only as salted hashes")
 
@@ -148,20 +153,21 @@ def run_story(directory: Path, console: Any) -> None:
         tax.call(requested["id"], fields=["name"])
         stopped = "still answered (unexpected)"
     except CatalogueRefused as exc:
-        stopped = f"{exc.code}: {exc.message}"
-    _says(console, "Market Regulation", f"withdraws {ENTRY}; the Tax Bureau's next call: [red]{stopped}[/]")
+        stopped = exc.code
+    _says(console, "Market Regulation", f"withdraws {ENTRY}; the Tax Bureau's next call is refused at once: "
+                                        f"[red]{stopped}[/]")
 
     # 7. the bureau's statistics, from the anchored receipts, checkable against them
     wait_until(anchored, timeout_s=ANCHOR_TIMEOUT_S, interval_s=0.5)
     vaults = {org: load_config(directory / "vaults" / org).public_url for org in (MARKET, TAX)}
     bundles = collect_bundles(Identity.load(directory / "orgs" / bureau / "client.id"), vaults, day, day)
     report = report_from_bundles(bundles, load_genesis(directory / "genesis.json"), day, day)
-    usage = Table(title="Big-Data Bureau: usage from the anchored receipts (verified against the genesis)",
+    usage = Table(title=f"Big-Data Bureau: usage on {day}, from the anchored receipts (verified against the genesis)",
                   title_justify="left")
-    for column in ("day", "provider", "service", "consumer", "calls", "records", "bytes", "rejected"):
-        usage.add_column(column)
+    for column in ("provider", "service", "consumer", "calls", "records", "bytes", "rejected"):
+        usage.add_column(column, justify="right" if column in ("calls", "records", "bytes", "rejected") else "left")
     for line in report.rows:
-        usage.add_row(line.day, line.provider, line.service, line.consumer, str(line.calls), f"{line.records:,}",
+        usage.add_row(line.provider, line.service, line.consumer, str(line.calls), f"{line.records:,}",
                       f"{line.size_bytes:,}", str(line.rejected))
     console.print(usage)
     out = directory / "catalogue-usage"
