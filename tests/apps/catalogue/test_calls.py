@@ -79,8 +79,9 @@ def set_up(world: Directory, *, policy: dict[str, Any] | None = None, records: i
     return {"published": published, "agreement": requested["id"], "market": market, "tax": tax}
 
 
-def test_only_agreed_fields_travel_and_every_value_verifies(tmp_path: Path) -> None:
-    with directory(tmp_path) as world:
+@pytest.mark.parametrize("suite", ["intl", "gm"])
+def test_only_agreed_fields_travel_and_every_value_verifies(tmp_path: Path, suite: str) -> None:
+    with directory(tmp_path, suite=suite) as world:
         story = set_up(world)
         published, agreement, tax = story["published"], story["agreement"], story["tax"]
         on_chain = tax.dataset("market.enterprises")
