@@ -2,7 +2,9 @@
 
 ``pilotchain bench [--nodes 4] [--mode stress|spike|stability] [--crypto intl|gm] [--json]`` runs the
 network benchmark in the CAICT method (``pilotchain.bench.network``); ``pilotchain bench micro``
-the micro benchmarks (crypto, storage, ledger).
+the micro benchmarks (crypto, storage, ledger). Installed applications add workloads as further
+sub-commands (``pilotchain bench exchange``) through the ``pilotchain.bench_workloads`` entry-point
+group: the platform finds them at run time and never imports an application by name.
 """
 
 from __future__ import annotations
@@ -302,3 +304,24 @@ def _stability_verdict(stability: dict[str, Any]) -> str:
             f"memory peak {growth:+.1f} % (limit +{drift['memory_pct_max']:g} %), after {drift['warmup_s']:.0f} s warm-up"
             + (f"; the machine's verify ceiling moved {drift['machine_change_pct']:+.1f} % over the run"
                if drift.get("machine_change_pct") is not None else ""))
+
+
+def _mount_workloads() -> None:
+    """Workloads of the installed applications (entry-point group ``pilotchain.bench_workloads``: a
+    Typer app or a command each), mounted by their entry-point name. One that fails to load is
+    reported and left out; the platform's benchmarks keep working."""
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group="pilotchain.bench_workloads"), key=lambda e: e.name):
+        try:
+            workload = entry.load()
+        except Exception as exc:  # noqa: BLE001 - a broken application must not break the benchmarks
+            typer.echo(f"warning: the {entry.name!r} benchmark did not load ({exc})", err=True)
+            continue
+        if isinstance(workload, typer.Typer):
+            app.add_typer(workload, name=entry.name)
+        else:
+            app.command(name=entry.name)(workload)
+
+
+_mount_workloads()
