@@ -445,11 +445,11 @@ def calls(
         _print_json(rows)
         return
     table = Table(title=f"calls of {day or _today()}", title_justify="left")
-    for column in ("call", "role", "peer", "entry", "outcome", "records", "bytes", "detail"):
+    for column in ("call", "role", "peer", "entry", "outcome", "records", "bytes"):
         table.add_column(column, overflow="fold")
     for c in rows:
-        table.add_row(c["call_id"][:12] + "…", c["role"], c["peer_org"], c["entry_id"], c["outcome"],
-                      str(c["records"]), f"{c['size_bytes']:,}", c["detail"])
+        table.add_row(c["call_id"][:8] + "…", c["role"], c["peer_org"], c["entry_id"], c["outcome"],
+                      str(c["records"]), f"{c['size_bytes']:,}")
     _out.print(table)
 
 
@@ -479,14 +479,20 @@ def receipts(
 
 
 def _usage_table(report: Any) -> Table:
-    table = Table(title=f"usage {report.since} – {report.until} (from anchored, matching receipts)", title_justify="left")
-    for column in ("day", "provider", "service", "consumer", "calls", "records", "bytes", "rejected", "refused",
-                   "unconfirmed"):
-        table.add_column(column, justify="right" if column in ("calls", "records", "bytes", "rejected", "refused",
-                                                              "unconfirmed") else "left")
+    """The report's rows; the day column only for a range, refusals and unconfirmed calls only when any."""
+    period = report.since if report.since == report.until else f"{report.since} – {report.until}"
+    table = Table(title=f"usage {period} (UTC), from anchored, matching receipts", title_justify="left")
+    names = [name for name, shown in (("day", report.since != report.until), ("provider", True), ("service", True),
+                                      ("consumer", True), ("calls", True), ("records", True), ("size_bytes", True),
+                                      ("rejected", True), ("refused", any(r.refused for r in report.rows)),
+                                      ("unconfirmed", any(r.unconfirmed for r in report.rows))) if shown]
+    for name in names:
+        numeric = name in ("calls", "records", "size_bytes", "rejected", "refused", "unconfirmed")
+        table.add_column("bytes" if name == "size_bytes" else name, justify="right" if numeric else "left",
+                         overflow="fold")
     for row in report.rows:
-        table.add_row(row.day, row.provider, row.service, row.consumer, f"{row.calls:,}", f"{row.records:,}",
-                      f"{row.size_bytes:,}", str(row.rejected), str(row.refused), str(row.unconfirmed))
+        table.add_row(*(f"{getattr(row, name):,}" if isinstance(getattr(row, name), int) else str(getattr(row, name))
+                        for name in names))
     return table
 
 
