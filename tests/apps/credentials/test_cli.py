@@ -56,7 +56,8 @@ def read_qr_png(path: Path) -> str:
                 line[i] = (line[i] + nearest) & 0xFF
         previous = bytes(line)
         pixels += bytes(255 if line[x // 8] >> (7 - x % 8) & 1 else 0 for x in range(width))
-    found = zxingcpp.read_barcodes(zxingcpp.ImageView(bytes(pixels), width, height, zxingcpp.ImageFormat.Lum))
+    image = bytes(pixels)  # kept alive while zxing reads it: ImageView holds no reference to the buffer
+    found = zxingcpp.read_barcodes(zxingcpp.ImageView(image, width, height, zxingcpp.ImageFormat.Lum))
     assert len(found) == 1 and found[0].format == zxingcpp.BarcodeFormat.QRCode
     return str(found[0].text)
 

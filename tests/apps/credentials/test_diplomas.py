@@ -291,3 +291,33 @@ def test_snapshots_follow_validator_changes_and_fail_without_them(tmp_path: Path
             with pytest.raises(SnapshotInvalid, match="not certified by the validators in force"):
                 verify_snapshot(encode(msgspec.structs.replace(snapshot, evidence=encode(partial))), w.chain.genesis,
                                 contract_code=contract_code())
+
+
+def test_an_interrupted_issue_resumes_with_the_same_diplomas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signed batch is kept before its anchoring is sent: lost before reaching the chain, or
+    committed with the answer lost, issuing the same batch id again finishes it without signing
+    anything twice; the diplomas handed out are the ones anchored."""
+    from pilotchain.apps.credentials import chain as chain_calls
+    from pilotchain.apps.credentials.issuer import IssuerError
+
+    real_anchor = chain_calls.anchor_batch
+    with world(tmp_path) as w, w.client(w.registrar) as client:
+        for batch_id, reaches_chain in (("lost-before", False), ("lost-after", True)):
+            def failing(client_: object, member: object, args: dict[str, object], *, reach: bool = reaches_chain) -> None:
+                if reach:
+                    real_anchor(client_, member, args)  # type: ignore[arg-type]
+                raise TimeoutError("the node did not answer")
+
+            monkeypatch.setattr(chain_calls, "anchor_batch", failing)
+            with pytest.raises(TimeoutError):
+                w.home.issue(client, w.registrar, roll(5), batch_id=batch_id)
+            monkeypatch.setattr(chain_calls, "anchor_batch", real_anchor)
+            with pytest.raises(IssuerError, match="signed for 5 graduates, not 4"):
+                w.home.issue(client, w.registrar, roll(4), batch_id=batch_id)
+            batch = w.home.issue(client, w.registrar, roll(5), batch_id=batch_id)
+            assert client.query(CONTRACT, "batch", {"batch_id": batch_id})["root"] == batch.tree_head["root"]
+            snapshot = w.snapshot()
+            assert all(verify_presentation(d.presentation, snapshot, now_ms=now_ms()).ok for d in batch.diplomas)
+            with pytest.raises(IssuerError, match="already issued"):
+                w.home.issue(client, w.registrar, roll(5), batch_id=batch_id)
+        assert len(w.home.issued()) == 10

@@ -7,6 +7,7 @@ issued diplomas — what the university keeps (the chain keeps the public half).
     keys/<kid>.pem           signing keys (encrypted PKCS#8 when a passphrase is set:
                              $PILOTCHAIN_KEY_PASSPHRASE), mode 0600
     lists/<list_id>.alloc    which entries of the list are taken (1 bit each)
+    batches/<batch_id>.jsonl a signed batch, written before its anchoring is sent (mode 0600)
     issued.jsonl             one line per diploma: batch, roll position, student id, list, index
 
 Files are replaced atomically (write, fsync, rename); the allocation is written before a batch
@@ -18,18 +19,26 @@ anchor the batch in one transaction, record the register, and return the diploma
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pilotchain.apps.credentials import chain as chain_calls
-from pilotchain.apps.credentials.diploma import IssuedBatch, issue_batch
+from pilotchain.apps.credentials.diploma import (
+    IssuedBatch,
+    IssuedDiploma,
+    Presentation,
+    issue_batch,
+)
 from pilotchain.apps.credentials.sdjwt import algorithm_for
+from pilotchain.apps.credentials.snapshot import CONTRACT
 from pilotchain.apps.credentials.statuslist import (
     LIST_SIZE_DEFAULT,
     STATUS_BITS_DEFAULT,
@@ -207,27 +216,71 @@ class IssuerHome:
 
     def issue(self, client: Client, member: Identity, records: Sequence[Mapping[str, Any]], *, batch_id: str,
               now_ms: int | None = None, rng: random.Random | None = None) -> IssuedBatch:
-        """Sign, anchor (one transaction) and register a batch; the diplomas to hand out."""
-        if batch_id in self.config["batches"]:
-            raise IssuerError(f"batch {batch_id} was already issued from this home")
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        rng = rng or random.SystemRandom()
-        entry = self.active_key(now_ms)
-        list_id, indices = self._allocate(client, member, len(records), rng)
-        batch = issue_batch(records, algorithm=self.algorithm, key=self.private_key(entry["kid"]), iss=self.iss,
-                            kid=entry["kid"], batch_id=batch_id, genesis_hash=self.genesis_hash, list_id=list_id,
-                            status_indices=indices, issued_at_s=now_ms // 1000, rng=rng)
-        chain_calls.anchor_batch(client, member, batch.anchor_args())
-        self.config["batches"].append(batch_id)
-        self._save()
-        with open(self.path / "issued.jsonl", "a", encoding="utf-8") as register:
-            for diploma in batch.diplomas:
-                register.write(json.dumps({"batch": batch_id, "position": diploma.roll_position,
-                                           "student_id": diploma.student_id, "list": list_id,
-                                           "index": diploma.status_index}) + "\n")
-            register.flush()
-            os.fsync(register.fileno())
-        return batch
+        """Sign, anchor (one transaction) and register a batch; the diplomas to hand out.
+
+        The signed batch is written to ``batches/<batch_id>.jsonl`` before its anchoring
+        transaction is sent. If that transaction did not go through (or nobody heard that it
+        did), issuing the same batch id again sends the same anchoring again — or finds it on
+        chain — and hands out the same diplomas; nothing is signed twice."""
+        with self._locked():
+            if batch_id in self.config["batches"]:
+                raise IssuerError(f"batch {batch_id} was already issued from this home")
+            pending = self.path / "batches" / f"{batch_id}.jsonl"
+            if pending.exists():
+                batch = self._load_batch(pending)
+                if len(batch.diplomas) != len(records):
+                    raise IssuerError(f"batch {batch_id} was signed for {len(batch.diplomas)} graduates, not "
+                                      f"{len(records)}: finish it with the same class file or use a new batch id")
+            else:
+                now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+                rng = rng or random.SystemRandom()
+                entry = self.active_key(now_ms)
+                list_id, indices = self._allocate(client, member, len(records), rng)
+                batch = issue_batch(records, algorithm=self.algorithm, key=self.private_key(entry["kid"]),
+                                    iss=self.iss, kid=entry["kid"], batch_id=batch_id, genesis_hash=self.genesis_hash,
+                                    list_id=list_id, status_indices=indices, issued_at_s=now_ms // 1000, rng=rng)
+                self._save_batch(pending, batch)
+            on_chain = client.query(CONTRACT, "batch", {"batch_id": batch_id})
+            if on_chain is None:
+                chain_calls.anchor_batch(client, member, batch.anchor_args())
+            elif on_chain.get("root") != batch.tree_head["root"]:
+                raise IssuerError(f"a different batch {batch_id} is anchored on chain; use a new batch id")
+            self.config["batches"].append(batch_id)
+            self._save()
+            with open(self.path / "issued.jsonl", "a", encoding="utf-8") as register:
+                for diploma in batch.diplomas:
+                    register.write(json.dumps({"batch": batch_id, "position": diploma.roll_position,
+                                               "student_id": diploma.student_id, "list": batch.list_id,
+                                               "index": diploma.status_index}) + "\n")
+                register.flush()
+                os.fsync(register.fileno())
+            return batch
+
+    def _save_batch(self, path: Path, batch: IssuedBatch) -> None:
+        path.parent.mkdir(exist_ok=True)
+        lines = [json.dumps({"batch_id": batch.batch_id, "iss": batch.iss, "kid": batch.kid, "list_id": batch.list_id,
+                             "root": batch.tree_head["root"].hex(), "size": batch.tree_head["size"]})]
+        lines += [json.dumps({"position": d.roll_position, "student_id": d.student_id, "index": d.status_index,
+                              "credential": d.presentation.to_json()}) for d in batch.diplomas]
+        _write_atomic(path, ("\n".join(lines) + "\n").encode(), 0o600)
+
+    def _load_batch(self, path: Path) -> IssuedBatch:
+        head, *rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        diplomas = tuple(IssuedDiploma(roll_position=row["position"], student_id=row["student_id"],
+                                       status_index=row["index"], presentation=Presentation.from_json(row["credential"]))
+                         for row in rows)
+        return IssuedBatch(batch_id=head["batch_id"], iss=head["iss"], kid=head["kid"], list_id=head["list_id"],
+                           tree_head={"root": bytes.fromhex(head["root"]), "size": head["size"]}, diplomas=diplomas)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One issuing command at a time per home (status indices are allocated from its files)."""
+        with open(self.path / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def issued(self) -> list[IssuedRecord]:
         path = self.path / "issued.jsonl"

@@ -15,7 +15,8 @@ The checks, in order (a check that needs an earlier one's result is reported as 
 ``issuer key``   the key's validity (as on chain now: retirements count) covers the issue time,
                  and the JWT's ``iat`` is inside it and not after the anchoring
 ``status``       the entry in the status list (as of the snapshot's block) is VALID
-``freshness``    that block is no older than ``max_age_ms``
+``freshness``    the older of the blocks the status list and the key were read at is no older
+                 than ``max_age_ms``
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pilotchain.apps.credentials.sdjwt import (
     process_disclosures,
     verify_signature,
 )
-from pilotchain.apps.credentials.snapshot import CONTRACT, VerifiedSnapshot
+from pilotchain.apps.credentials.snapshot import CONTRACT, Fact, VerifiedSnapshot
 from pilotchain.apps.credentials.statuslist import STATUS_NAMES, STATUS_VALID, status_at
 from pilotchain.ledger import merkle
 
@@ -220,11 +221,14 @@ def verify_presentation(presentation: Presentation | str, snapshot: VerifiedSnap
     else:
         report.add("issuer key", True, f"{kid} valid {validity}; issued {_when(issued_ms)}")
 
-    _check_status(report, payload, iss, snapshot)
+    status_fact = _check_status(report, payload, iss, snapshot)
 
-    age_ms = now_ms - snapshot.newest_ms
+    # what can change after issuing — the status and the key's validity — is as fresh as the
+    # older of the two reads
+    as_of_ms = min(key.timestamp_ms, status_fact.timestamp_ms if status_fact is not None else snapshot.newest_ms)
+    age_ms = now_ms - as_of_ms
     report.add("freshness", age_ms <= max_age_ms,
-               f"chain state as of {_when(snapshot.newest_ms)} ({_age(age_ms)} ago"
+               f"status and key as of {_when(as_of_ms)} ({_age(age_ms)} ago"
                + (")" if age_ms <= max_age_ms else f"; older than the {_age(max_age_ms)} allowed: get a fresh snapshot)"))
     return Report(tuple(report.checks), disclosed=disclosed, hidden=hidden, issuer=str(iss))
 
@@ -246,29 +250,31 @@ def _shape_problem(parsed: ParsedSdJwt, envelope: Presentation, snapshot: Verifi
     return None
 
 
-def _check_status(report: _Report, payload: dict[str, Any], iss: str, snapshot: VerifiedSnapshot) -> None:
+def _check_status(report: _Report, payload: dict[str, Any], iss: str, snapshot: VerifiedSnapshot) -> Fact | None:
+    """The status check; the list's proven fact when the snapshot has it."""
     reference = payload["status"]["status_list"]
     index, uri = reference.get("idx"), reference.get("uri")
     try:
         tag, list_id = parse_status_uri(uri)
     except ValueError as exc:
         report.add("status", False, str(exc))
-        return
+        return None
     if tag != snapshot.genesis_hash[:8].hex():
         report.add("status", False, f"the status list {uri} is on another chain")
-        return
+        return None
     found = snapshot.lists.get(list_id)
     if found is None or found.value is None:
         report.add("status", False, f"status list {list_id} is not in this snapshot")
-        return
+        return None
     record = found.value
     if record["iss"] != iss:
         report.add("status", False, f"status list {list_id} belongs to {record['iss']}, not {iss}")
-        return
+        return found
     if not (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < record["size"]):
         report.add("status", False, f"index {index!r} is outside status list {list_id} ({record['size']} entries)")
-        return
+        return found
     value = status_at(record["lst"], record["bits"], index)
     name = STATUS_NAMES.get(value, f"status {value:#x}")
     report.add("status", value == STATUS_VALID, f"{name.upper()} in status list {list_id} (entry {index}) as of "
                                                 f"block {found.height}, {_when(found.timestamp_ms)}")
+    return found
