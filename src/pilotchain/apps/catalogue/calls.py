@@ -483,9 +483,12 @@ class CatalogueVault:
         expected = (row.call_id, row.agreement_id, self.org, row.peer_org, ReceiptKind.DELIVERED)
         found = (delivered.call_id, delivered.agreement_id, delivered.consumer_org, delivered.provider_org,
                  delivered.kind)
+        asked = tuple(f for f in agreement["fields"] if f in request.fields)
         if package.call_id != row.call_id or found != expected or certificate.org_id != row.peer_org \
-                or (request.fields and tuple(f for f in agreement["fields"] if f in request.fields) != delivered.fields):
-            raise CatalogueError("MALFORMED", "the provider's receipt does not describe this call")
+                or (request.fields and asked != delivered.fields) \
+                or not set(delivered.fields) <= set(agreement["fields"]):
+            raise CatalogueError("MALFORMED", "the provider's receipt does not describe this call (or releases fields "
+                                              "outside the agreement)")
         self.vault.chain.member(signed.certificate)  # signed by a current member of the provider
         answers = self.vault.suite.hash(package.receipt)
         try:
@@ -520,7 +523,7 @@ class CatalogueVault:
                                                 records=delivered.records, size_bytes=delivered.size_bytes,
                                                 receipt_ids=(theirs_id, mine_id), at_ms=delivered.at_ms))
         self.log.queue_ack(row.call_id, row.peer_org, mine)
-        self.send_acks()
+        self._send_ack(row.call_id, row.peer_org, mine)  # its vault just answered; the others wait for maintenance
         current = self.view.dataset(delivered.entry_id, fresh=False).value
         return {"call_id": row.call_id, "agreement_id": row.agreement_id, "entry_id": delivered.entry_id,
                 "provider": row.peer_org, "fields": list(delivered.fields), "records": records,
@@ -545,23 +548,23 @@ class CatalogueVault:
         self.log.queue_ack(row.call_id, row.peer_org, mine)
 
     def send_acks(self) -> int:
-        """Send queued ``received`` / ``refused`` receipts to the providers; how many went."""
-        sent = 0
-        for call_id, provider, signed in self.log.acks():
-            try:
-                endpoint = self.vault.chain.org(provider).value
-                if not isinstance(endpoint, dict):
-                    continue
-                with self.vault.peer_client(str(endpoint["endpoint"])) as http:
-                    response = http.post("/v1/catalogue/acknowledgements", content=signed,
-                                         headers={"content-type": "application/msgpack"})
-            except (httpx.HTTPError, ExchangeError, PilotchainError) as exc:
-                _log.info("will retry the acknowledgement of call %s: %s", call_id, exc)
-                continue
-            if response.status_code in (200, 201) or _error_of(response)[0] in ("NOT_FOUND", "MALFORMED"):
-                self.log.ack_sent(call_id)  # kept, or never to be kept: do not send it again
-                sent += 1 if response.status_code in (200, 201) else 0
-        return sent
+        """Send queued ``received`` / ``refused`` receipts to the providers; how many arrived."""
+        return sum(1 for call_id, provider, signed in self.log.acks() if self._send_ack(call_id, provider, signed))
+
+    def _send_ack(self, call_id: str, provider: str, signed: bytes) -> bool:
+        try:
+            endpoint = self.vault.chain.org(provider).value
+            if not isinstance(endpoint, dict):
+                return False
+            with self.vault.peer_client(str(endpoint["endpoint"])) as http:
+                response = http.post("/v1/catalogue/acknowledgements", content=signed,
+                                     headers={"content-type": "application/msgpack"})
+        except (httpx.HTTPError, ExchangeError, PilotchainError) as exc:
+            _log.info("will retry the acknowledgement of call %s: %s", call_id, exc)
+            return False
+        if response.status_code in (200, 201) or _error_of(response)[0] in ("NOT_FOUND", "MALFORMED"):
+            self.log.ack_sent(call_id)  # kept, or never to be kept: do not send it again
+        return response.status_code in (200, 201)
 
     # ------------------------------------------------------------------ evidence
 
