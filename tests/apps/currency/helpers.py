@@ -18,7 +18,7 @@ from pilotchain.contracts.resolver import ChainContracts
 from pilotchain.identity.files import IdentityBundle, load_ca, save_ca, save_identity
 from pilotchain.network.consortium import init_network, load_genesis, parse_orgs
 from pilotchain.node.local import LocalNode
-from pilotchain.sdk import Identity
+from pilotchain.sdk import Identity, TxResult, build_transaction
 from pilotchain.testing import Consortium, LocalChain, _LoopThread
 from tests.contracts.helpers import deploy
 
@@ -82,10 +82,26 @@ class World:
         assert record is not None, wallet
         return record
 
-    def manual_blocks(self) -> None:
-        """Stop producing blocks on each admission: from now on ``chain.produce_block()`` commits
-        whatever was submitted, so several transactions land in one block."""
-        self.chain.call(self.chain.node.stop())
+    def in_one_block(self, calls: list[tuple[str, str, dict[str, Any]]]) -> list[TxResult]:
+        """Submit ``(operator org, method, args)`` calls of ``currency`` and commit them all in one
+        block, in this order; their results."""
+        node = self.chain.node
+        self.chain.call(node.stop())  # no block on each admission: they wait in the mempool
+        try:
+            ids = []
+            for org, method, args in calls:
+                identity = self.chain.identity(org)
+                client = self.chain.client(identity=identity)
+                tx = build_transaction(identity, self.chain.chain_id, "currency", method, args,
+                                       **({"now_ms": self.clock()} if self.clock is not None else {}))
+                ids.append(client.submit(tx))
+            height = self.chain.produce_block()
+        finally:
+            self.chain.call(node.start())
+        reader = self.chain.client()
+        results = [reader.wait(tx_id) for tx_id in ids]
+        assert height is not None and all(r.height == height for r in results), "all of them in the one block"
+        return results
 
     def supply(self) -> dict[str, Any]:
         return self.operator(BANK_A).supply()

@@ -163,7 +163,52 @@ class CurrencyClient:
                                                          "seq": seq, "signature": signature})
         return result
 
+    def set_tier(self, wallet: str, tier: int, *, linked: str = "", kyc: str = "") -> dict[str, Any]:
+        result: dict[str, Any] = self._invoke("set_tier", {"wallet": wallet, "tier": tier, "linked": linked, "kyc": kyc})
+        return result
+
+    def freeze(self, wallet: str, mode: str = "full", reason: str = "") -> None:
+        self._invoke("freeze", {"wallet": wallet, "mode": mode, "reason": reason})
+
+    def unfreeze(self, wallet: str, reason: str = "") -> None:
+        self._invoke("unfreeze", {"wallet": wallet, "reason": reason})
+
     # -- holders (through their operator)
+
+    def close(self, key: HolderKey, wallet: str, to: str = "", client_key: str | None = None) -> dict[str, Any]:
+        """Close ``wallet``; its balance goes to the linked account (``to`` empty) or wallet ``to``."""
+        client_key = client_key or new_client_key()
+        seq, signature = self.sign(key, "close", wallet, [to, client_key])
+        result: dict[str, Any] = self._invoke("close", {"wallet": wallet, "to": to, "client_key": client_key,
+                                                        "seq": seq, "signature": signature})
+        return result
+
+    def open_sub_wallet(self, key: HolderKey, parent: str, sub: str, merchant: str, cap: int) -> dict[str, Any]:
+        seq, signature = self.sign(key, "sub", parent, [sub, merchant, cap])
+        result: dict[str, Any] = self._invoke("open_sub_wallet", {"parent": parent, "sub": sub, "merchant": merchant,
+                                                                  "cap": cap, "seq": seq, "signature": signature})
+        return result
+
+    def fund_sub(self, key: HolderKey, parent: str, sub: str, amount: int) -> dict[str, Any]:
+        seq, signature = self.sign(key, "fund_sub", parent, [sub, amount])
+        result: dict[str, Any] = self._invoke("fund_sub", {"parent": parent, "sub": sub, "amount": amount, "seq": seq,
+                                                           "signature": signature})
+        return result
+
+    def close_sub(self, key: HolderKey, parent: str, sub: str) -> dict[str, Any]:
+        seq, signature = self.sign(key, "close_sub", parent, [sub])
+        result: dict[str, Any] = self._invoke("close_sub", {"parent": parent, "sub": sub, "seq": seq,
+                                                            "signature": signature})
+        return result
+
+    def charge(self, merchant_key: HolderKey, merchant: str, sub: str, amount: int,
+               client_key: str | None = None) -> dict[str, Any]:
+        """A merchant charges a sub-wallet pushed to it (the merchant's key signs)."""
+        client_key = client_key or new_client_key()
+        seq, signature = self.sign(merchant_key, "charge", merchant, [sub, amount, client_key])
+        result: dict[str, Any] = self._invoke("charge", {"merchant": merchant, "sub": sub, "amount": amount,
+                                                         "client_key": client_key, "seq": seq, "signature": signature})
+        return result
 
     def pay_args(self, key: HolderKey, payer: str, payee: str, amount: int, client_key: str | None = None,
                  memo: str = "", seq: int | None = None) -> dict[str, Any]:

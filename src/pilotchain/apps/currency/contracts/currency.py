@@ -692,6 +692,7 @@ def pay(payer, payee, amount, client_key, seq, signature, memo=""):
     require(payee != payer, "a wallet does not pay itself")
     target = _wallet(payee)
     require(record["kind"] != "sub", "a sub-wallet pays only by its merchant's charge")
+    require(target["kind"] != "sub", "a sub-wallet is funded only by its holder (fund_sub)")
     _signed(record, payer, "pay", seq, [payee, amount, client_key], signature)
     _spend(s, record, amount, True)
     moves = []
@@ -716,6 +717,249 @@ def pay(payer, payee, amount, client_key, seq, signature, memo=""):
 def _spend_envelopes(record, payee, amount, payment_id, moves):
     """Red envelopes first (stage 2 fills this in); returns the amount they paid."""
     return 0
+
+
+# ------------------------------------------------------------------------------ wallet life
+
+def set_tier(wallet, tier, linked="", kyc=""):
+    """Re-KYC by the operator: upgrade or downgrade a personal wallet. Tiers 1 and 2 need a linked
+    bank account; a downgrade below what the wallet holds is refused (unload first)."""
+    s = _settings()
+    record = _wallet(wallet)
+    _own_operator(record)
+    require(record["kind"] == "personal", "only personal wallets have tiers")
+    require(record["status"] != "closed", f"wallet {wallet} is closed")
+    if tier not in [1, 2, 3, 4]:
+        reject_arguments("a personal wallet has tier 1, 2, 3 or 4")
+    if linked != "":
+        _text("linked", linked)
+        record["linked"] = linked
+    if kyc != "":
+        _check_kyc(s, wallet, kyc, record["operator"])
+        record["kyc"] = kyc
+    require(record["linked"] != "" or tier >= 3, "tiers 1 and 2 need a linked bank account")
+    cap = s["tiers"][str(tier)]["balance_max"]
+    held = record["balance"] + record["held"]
+    require(cap is None or held <= cap,
+            f"wallet {wallet} holds {held}, above tier {tier}'s balance cap {cap}: unload first")
+    before = record["tier"]
+    _interest_touch(record, context.timestamp_ms)
+    record["tier"] = tier
+    if tier == 4:
+        record["interest"] = None
+    elif record["interest"] is None and s["interest_bp"] > 0:
+        record["interest"] = {"day": _day(context.timestamp_ms), "acc": 0}
+    wallets.set(wallet, record)
+    emit("tier_changed", {"wallet": wallet, "from": before, "to": tier})
+    return {"wallet": wallet, "tier": tier}
+
+
+def _may_freeze(s, record):
+    _member()
+    org = context.caller.org
+    if org != record["operator"] and org != s["central_bank"] and org not in s["regulators"]:
+        deny("the wallet's operator, the central bank or a regulator freezes a wallet")
+
+
+def freeze(wallet, mode, reason):
+    """Freeze fully (nothing in or out) or to receive only. By the wallet's operator, the central
+    bank or a regulator; only the organisation that froze it (or the central bank) unfreezes."""
+    s = _settings()
+    record = _wallet(wallet)
+    _may_freeze(s, record)
+    _note("reason", reason)
+    if mode not in ["full", "receive_only"]:
+        reject_arguments("mode is full or receive_only")
+    require(record["status"] != "closed", f"wallet {wallet} is closed")
+    record["status"] = "frozen" if mode == "full" else "receive_only"
+    record["frozen_by"] = context.caller.org
+    wallets.set(wallet, record)
+    emit("frozen", {"wallet": wallet, "mode": mode, "by": context.caller.org, "reason": reason})
+
+
+def unfreeze(wallet, reason):
+    s = _settings()
+    record = _wallet(wallet)
+    _may_freeze(s, record)
+    _note("reason", reason)
+    require(record["status"] == "frozen" or record["status"] == "receive_only", f"wallet {wallet} is not frozen")
+    by = record.get("frozen_by", record["operator"])
+    if context.caller.org != by and context.caller.org != s["central_bank"]:
+        deny(f"wallet {wallet} was frozen by {by}; only {by} or the central bank unfreezes it")
+    record["status"] = "active"
+    record["frozen_by"] = None
+    wallets.set(wallet, record)
+    emit("unfrozen", {"wallet": wallet, "by": context.caller.org, "reason": reason})
+
+
+def close(wallet, to, client_key, seq, signature):
+    """The holder closes the wallet: open sub-wallets are swept into it, red envelopes go back to
+    their funders, and the balance is swept to the linked bank account (``to`` empty: a deposit at
+    the operator, through its vault) or to the wallet ``to``. Refused while value is held in
+    escrow, holds or an offline device."""
+    s = _settings()
+    record = _wallet(wallet)
+    _own_operator(record)
+    _text("client_key", client_key)
+    require(record["kind"] != "sub", "a sub-wallet is closed by close_sub")
+    require(record["status"] != "closed", f"wallet {wallet} is closed already")
+    require(record["status"] != "frozen", f"wallet {wallet} is frozen; it cannot be closed now")
+    if to != "":
+        _text("to", to)
+        require(to != wallet, "a wallet is not swept into itself")
+    else:
+        require(record["linked"] != "", f"wallet {wallet} has no linked bank account: name a wallet to sweep to")
+    _signed(record, wallet, "close", seq, [to, client_key], signature)
+    require(record["held"] == 0, f"wallet {wallet} has {record['held']} held in escrow or holds; settle them first")
+    require(record.get("devices", 0) == 0, f"wallet {wallet} has value in an offline device; reclaim it first")
+    moves = []
+    for sub_id in record["subs"]:
+        sub = wallets.get(sub_id)
+        if sub["status"] != "closed":
+            _sweep_sub(record, sub, moves)
+    _return_envelopes(record, moves, "close")
+    amount = record["balance"]
+    if amount > 0:
+        _debit(record, amount)
+        if to == "":
+            op = operators.get(record["operator"])
+            op["vault"] = op["vault"] + amount
+            operators.set(record["operator"], op)
+            _move(moves, "close", "wallet:" + wallet, "vault:" + record["operator"], amount,
+                  "linked:" + record["linked"])
+        else:
+            target = _wallet(to)
+            _receive(s, target, amount)
+            wallets.set(to, target)
+            _move(moves, "close", "wallet:" + wallet, "wallet:" + to, amount, wallet + ":" + client_key)
+    record["status"] = "closed"
+    record["closed"] = {"ms": context.timestamp_ms, "swept": amount, "to": to if to != "" else "linked"}
+    wallets.set(wallet, record)
+    op = operators.get(record["operator"])
+    op["wallets"] = op["wallets"] - 1
+    operators.set(record["operator"], op)
+    _record(moves)
+    emit("wallet_closed", {"wallet": wallet, "swept": amount, "to": to if to != "" else "linked"})
+    return record["closed"]
+
+
+def _return_envelopes(record, moves, why):
+    """Red envelopes go back to their funders (programmable stage fills this in)."""
+    return
+
+
+# ------------------------------------------------------------------------------ sub-wallets
+
+def open_sub_wallet(parent, sub, merchant, cap, seq, signature):
+    """The holder pushes a sub-wallet to a merchant: the merchant sees only the sub-wallet's id and
+    may charge it (up to what the holder put in it, at most ``cap``); the holder's limits apply."""
+    s = _settings()
+    record = _wallet(parent)
+    _own_operator(record)
+    require(record["kind"] == "personal" or record["kind"] == "corporate", "only a holder's wallet has sub-wallets")
+    require(record["status"] == "active", f"wallet {parent} is {record['status']}")
+    _text("sub", sub)
+    require(not wallets.contains(sub), f"wallet {sub} exists already")
+    shop = _wallet(merchant)
+    require(shop["kind"] == "merchant", f"{merchant} is not a merchant wallet")
+    _amount("cap", cap)
+    open_subs = [x for x in record["subs"] if wallets.get(x)["status"] != "closed"]
+    require(len(open_subs) < s["sub_wallets_max"], f"wallet {parent} has {len(open_subs)} open sub-wallets already")
+    _signed(record, parent, "sub", seq, [sub, merchant, cap], signature)
+    child = _new_wallet(sub, record["operator"], "sub", 0, record["key"], "", "")
+    child["parent"] = parent
+    child["merchant"] = merchant
+    child["cap"] = cap
+    wallets.set(sub, child)
+    record["subs"] = open_subs + [sub]
+    wallets.set(parent, record)
+    emit("sub_wallet_opened", {"sub": sub, "merchant": merchant, "cap": cap})
+    return {"sub": sub, "merchant": merchant, "cap": cap}
+
+
+def _sub_of(parent_id, sub_id):
+    record = _wallet(parent_id)
+    sub = _wallet(sub_id)
+    require(sub["kind"] == "sub" and sub["parent"] == parent_id, f"{sub_id} is not a sub-wallet of {parent_id}")
+    return record, sub
+
+
+def fund_sub(parent, sub, amount, seq, signature):
+    """The holder moves own funds into a sub-wallet (within its cap)."""
+    s = _settings()
+    record, child = _sub_of(parent, sub)
+    _own_operator(record)
+    _amount("amount", amount)
+    require(record["status"] == "active", f"wallet {parent} is {record['status']}")
+    _signed(record, parent, "fund_sub", seq, [sub, amount], signature)
+    _debit(record, amount)
+    _receive(s, child, amount)
+    wallets.set(parent, record)
+    wallets.set(sub, child)
+    moves = []
+    _move(moves, "fund_sub", "wallet:" + parent, "wallet:" + sub, amount, "")
+    _record(moves)
+    return {"sub": sub, "balance": child["balance"]}
+
+
+def _sweep_sub(record, child, moves):
+    amount = child["balance"]
+    if amount > 0:
+        child["balance"] = 0
+        _interest_touch(record, context.timestamp_ms)
+        record["balance"] = record["balance"] + amount
+        _move(moves, "close_sub", "wallet:" + child["id"], "wallet:" + record["id"], amount, "")
+    child["status"] = "closed"
+    child["closed"] = {"ms": context.timestamp_ms, "swept": amount, "to": record["id"]}
+    wallets.set(child["id"], child)
+
+
+def close_sub(parent, sub, seq, signature):
+    """The holder withdraws a sub-wallet from its merchant: its balance returns to the parent."""
+    record, child = _sub_of(parent, sub)
+    _own_operator(record)
+    require(child["status"] != "closed", f"sub-wallet {sub} is closed already")
+    _signed(record, parent, "close_sub", seq, [sub], signature)
+    moves = []
+    _sweep_sub(record, child, moves)
+    record["subs"] = [x for x in record["subs"] if x != sub]
+    wallets.set(parent, record)
+    _record(moves)
+    return {"sub": sub, "returned": child["closed"]["swept"]}
+
+
+def charge(merchant, sub, amount, client_key, seq, signature):
+    """The merchant charges a sub-wallet pushed to it (signed by the merchant's key, submitted by
+    the merchant's operator); the holder's limits are counted on the parent wallet."""
+    _text("merchant", merchant)
+    _text("client_key", client_key)
+    payment_id = merchant + ":" + client_key
+    done = payments.get(payment_id)
+    if done is not None:
+        return done
+    s = _settings()
+    shop = _wallet(merchant)
+    _own_operator(shop)
+    _amount("amount", amount)
+    child = _wallet(sub)
+    require(child["kind"] == "sub" and child["merchant"] == merchant, f"{sub} is not pushed to {merchant}")
+    require(child["status"] == "active", f"sub-wallet {sub} is {child['status']}")
+    parent = wallets.get(child["parent"])
+    _signed(shop, merchant, "charge", seq, [sub, amount, client_key], signature)
+    _spend(s, parent, amount, True)
+    _debit(child, amount)
+    _receive(s, shop, amount)
+    wallets.set(child["parent"], parent)
+    wallets.set(sub, child)
+    wallets.set(merchant, shop)
+    moves = []
+    _move(moves, "charge", "wallet:" + sub, "wallet:" + merchant, amount, payment_id)
+    _record(moves)
+    result = {"id": payment_id, "payer": sub, "payee": merchant, "amount": amount, "own": amount, "envelopes": 0,
+              "refunded": 0, "height": context.height, "ms": context.timestamp_ms,
+              "large": amount >= s["large_value"]}
+    payments.set(payment_id, result)
+    return result
 
 
 # ------------------------------------------------------------------------------ queries
