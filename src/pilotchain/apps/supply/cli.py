@@ -291,7 +291,10 @@ def hash_events(file: Annotated[Path, typer.Argument(metavar="EVENTS.json", help
     events = _events_from(file)
     rows = _run(lambda: [{"hash_id": event_hash_id(e), **({"pre_hash": pre_hash_string(e)} if pre_hash else {})}
                          for e in events])
-    _print(rows, as_json, "\n".join(r["hash_id"] + (f"\n  {r['pre_hash']}" if pre_hash else "") for r in rows))
+    if as_json:
+        _print(rows, True, "")
+    else:  # plain lines: an id must not be wrapped by the terminal's width
+        typer.echo("\n".join(r["hash_id"] + (f"\n  {r['pre_hash']}" if pre_hash else "") for r in rows))
 
 
 @app.command("capture")
@@ -300,7 +303,10 @@ def capture(file: Annotated[Path, typer.Argument(metavar="EVENTS.json", help="An
     """Record EPCIS events on chain, each anchored by its Event Hash ID."""
     _, trace = _clients(identity, network)
     ids = [_run(lambda e=e: trace.capture(e)) for e in _events_from(file)]
-    _print(ids, as_json, "\n".join(f"captured {i}" for i in ids))
+    if as_json:
+        _print(ids, True, "")
+    else:
+        typer.echo("\n".join(f"captured {i}" for i in ids))
 
 
 @app.command("trace")
