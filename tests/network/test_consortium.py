@@ -104,3 +104,20 @@ def test_a_tls_network_gives_every_node_a_certificate_from_its_ca_also_when_adde
     plain = tmp_path / "plain"
     init_network(plain, validators=1, orgs=parse_orgs("1"), base_port=26950, now_ms=NOW)
     assert "tls_ca" not in load_manifest(plain) and not (plain / "tls-ca.pem").exists()
+
+
+def test_only_the_named_organisations_run_validators(tmp_path: Path) -> None:
+    """A network one organisation runs (a central bank's currency network): every validator is
+    the central bank's; the member banks are organisations with identities and no node."""
+    manifest = init_network(tmp_path / "cny", orgs=parse_orgs("central-bank,bank-a,bank-b"), validators=4,
+                            validator_orgs=["central-bank"], now_ms=NOW)
+    genesis = load_genesis(tmp_path / "cny" / "genesis.json")
+    assert [v.name for v in genesis.validators] == [f"central-bank-v{k}" for k in (1, 2, 3, 4)]
+    assert {v.org for v in genesis.validators} == {"central-bank"} == {n["org"] for n in manifest["nodes"]}
+    assert [o["org"] for o in manifest["organizations"]] == ["central-bank", "bank-a", "bank-b"]
+    with pytest.raises(NetworkError, match="validator-orgs"):
+        init_network(tmp_path / "x", orgs=parse_orgs("bank-a"), validators=1, validator_orgs=["central-bank"], now_ms=NOW)
+    result = CliRunner().invoke(app, ["network", "init", "--dir", str(tmp_path / "cli"), "--orgs",
+                                      "central-bank,bank-a", "--validator-orgs", "central-bank", "--json"])
+    assert result.exit_code == 0, result.output
+    assert {n["org"] for n in json.loads(result.output)["nodes"]} == {"central-bank"}

@@ -47,6 +47,8 @@ def init(
     base_port: int = typer.Option(26600, help="node i uses base+2i (P2P) and base+2i+1 (gateway)"),
     tls: bool = typer.Option(False, "--tls", help="gateways serve HTTPS: a network TLS CA (tls-ca.pem, which "
                              "clients trust through network.json) and a certificate per node"),
+    validator_orgs: str | None = typer.Option(None, help="comma list: only these organisations run validators "
+                                              "(default: all, in turn)"),
     json_output: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
     """Create the consortium: a CA per organisation, identities, genesis, a home per node, network.json."""
@@ -54,6 +56,7 @@ def init(
         manifest = init_network(
             directory, orgs=parse_orgs(orgs), validators=validators, suite_name=crypto, chain_id=chain_id,
             host=host, advertise_host=advertise, base_port=base_port, now_ms=int(time.time() * 1000), tls=tls,
+            validator_orgs=None if validator_orgs is None else [o.strip() for o in validator_orgs.split(",")],
         )
     except NodeConfigError as exc:
         _fail(str(exc))

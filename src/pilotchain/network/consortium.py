@@ -149,12 +149,15 @@ def init_network(
     params: ChainParams | None = None,
     overwrite: bool = False,
     tls: bool = False,
+    validator_orgs: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Write a whole consortium under ``directory``; returns the manifest (also network.json).
     ``tls``: a network TLS CA and a gateway certificate per node (:mod:`pilotchain.network.tls`);
     the gateways then serve HTTPS and ``network.json`` names the CA clients trust (``tls_ca``).
 
-    Validators are spread over the organisations in order (node ``<org>-v<k>``). Node i listens
+    Validators are spread over the organisations in order (node ``<org>-v<k>``), or over
+    ``validator_orgs`` only (a network one organisation runs, e.g. a central bank's currency
+    network whose member banks run no validator). Node i listens
     for peers on ``host:base_port + 2i`` and serves its gateway on ``host:base_port + 2i + 1``;
     peers dial ``advertise_host`` (default: ``host``, or 127.0.0.1 when host is 0.0.0.0).
     """
@@ -166,6 +169,10 @@ def init_network(
         raise NetworkError("a consortium needs at least one organisation")
     if not 1024 <= base_port <= 65535 - 2 * validators:
         raise NetworkError("--base-port must leave room for two ports per validator below 65536")
+    known = [org.org_id for org in orgs]
+    runners = [org for org in orgs if validator_orgs is None or org.org_id in validator_orgs]
+    if validator_orgs is not None and (not runners or any(org not in known for org in validator_orgs)):
+        raise NetworkError(f"--validator-orgs names organisations of this network ({', '.join(known)})")
     root = Path(directory)
     if (root / "network.json").exists() and not overwrite:
         raise NetworkError(f"{root} already holds a network; choose another --dir or delete it first")
@@ -196,7 +203,7 @@ def init_network(
     node_keys = []
     per_org: dict[str, int] = {}
     for index in range(validators):
-        org = orgs[index % len(orgs)]
+        org = runners[index % len(runners)]
         per_org[org.org_id] = per_org.get(org.org_id, 0) + 1
         name = f"{org.org_id}-v{per_org[org.org_id]}"
         key = suite.generate_private_key()
