@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from pilotchain.apps.currency.client import CurrencyClient, HolderKey
+from pilotchain.apps.currency.network import init_currency_network
 from pilotchain.contracts.membership import GovernedAuthenticator
 from pilotchain.contracts.resolver import ChainContracts
 from pilotchain.identity.files import IdentityBundle, load_ca, save_ca, save_identity
-from pilotchain.network.consortium import init_network, load_genesis, parse_orgs
+from pilotchain.network.consortium import load_genesis, parse_orgs
 from pilotchain.node.local import LocalNode
 from pilotchain.sdk import Identity, TxResult, build_transaction
 from pilotchain.testing import Consortium, LocalChain, _LoopThread
@@ -134,8 +135,8 @@ def currency_chain(
     with contextlib.ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-currency-")))
         now_ms = int(time.time() * 1000)
-        manifest = init_network(root / "network", suite_name=suite, orgs=parse_orgs(",".join((CB, *operators))),
-                                validators=1, now_ms=now_ms)
+        manifest = init_currency_network(root / "network", suite_name=suite, validators=1, now_ms=now_ms,
+                                         operators=parse_orgs(",".join(operators)))
         directory = root / "network"
         consortium = Consortium(
             directory=directory, genesis=load_genesis(directory / "genesis.json"),

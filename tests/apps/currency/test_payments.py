@@ -40,7 +40,9 @@ class Clock:
         return self.ms
 
     def to(self, moment: dt.datetime) -> None:
-        target = int(moment.timestamp() * 1000)
+        self.to_ms(int(moment.timestamp() * 1000))
+
+    def to_ms(self, target: int) -> None:
         assert target > self.ms, "the chain's clock only moves forward"
         self.ms = target
 

@@ -223,6 +223,78 @@ class CurrencyClient:
         result: dict[str, Any] = self._invoke("pay", self.pay_args(key, payer, payee, amount, client_key, memo))
         return result
 
+    # -- programmable money
+
+    def envelope_campaign(self, funder_key: HolderKey, funder: str, campaign: str, *, face: int, count: int,
+                          merchants: Sequence[str], from_ms: int, until_ms: int) -> dict[str, Any]:
+        seq, signature = self.sign(funder_key, "campaign", funder,
+                                   [campaign, face, count, ",".join(merchants), from_ms, until_ms])
+        result: dict[str, Any] = self._invoke("envelope_campaign", {
+            "campaign": campaign, "funder": funder, "face": face, "count": count, "merchants": list(merchants),
+            "from_ms": from_ms, "until_ms": until_ms, "seq": seq, "signature": signature})
+        return result
+
+    def envelope_grant(self, campaign: str, wallet: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._invoke("envelope_grant", {"campaign": campaign, "wallet": wallet})
+        return result
+
+    def envelope_expire(self, campaign: str, limit: int = 200) -> dict[str, Any]:
+        result: dict[str, Any] = self._invoke("envelope_expire", {"campaign": campaign, "limit": limit})
+        return result
+
+    def refund(self, payee_key: HolderKey, payee: str, payment_id: str, amount: int,
+               client_key: str | None = None) -> dict[str, Any]:
+        client_key = client_key or new_client_key()
+        seq, signature = self.sign(payee_key, "refund", payee, [payment_id, amount, client_key])
+        result: dict[str, Any] = self._invoke("refund", {"payment_id": payment_id, "amount": amount,
+                                                         "client_key": client_key, "seq": seq, "signature": signature})
+        return result
+
+    def escrow_open(self, key: HolderKey, payer: str, merchant: str, *, unit_price: int, units: int, until_ms: int,
+                    client_key: str | None = None) -> dict[str, Any]:
+        client_key = client_key or new_client_key()
+        seq, signature = self.sign(key, "escrow", payer, [merchant, unit_price, units, until_ms, client_key])
+        result: dict[str, Any] = self._invoke("escrow_open", {
+            "payer": payer, "merchant": merchant, "unit_price": unit_price, "units": units, "until_ms": until_ms,
+            "client_key": client_key, "seq": seq, "signature": signature})
+        return result
+
+    def escrow_deliver(self, merchant_key: HolderKey, merchant: str, escrow_id: str, units: int) -> dict[str, Any]:
+        seq, signature = self.sign(merchant_key, "deliver", merchant, [escrow_id, units])
+        result: dict[str, Any] = self._invoke("escrow_deliver", {"escrow_id": escrow_id, "units": units, "seq": seq,
+                                                                 "signature": signature})
+        return result
+
+    def escrow_stop(self, escrow_id: str, signer: str, key: HolderKey | None = None,
+                    wallet: str | None = None) -> dict[str, Any]:
+        """``signer``: merchant or payer (with that wallet's ``key``), or operator (no key)."""
+        args: dict[str, Any] = {"escrow_id": escrow_id, "signer": signer}
+        if key is not None and wallet is not None:
+            seq, signature = self.sign(key, "stop", wallet, [escrow_id])
+            args |= {"seq": seq, "signature": signature}
+        result: dict[str, Any] = self._invoke("escrow_stop", args)
+        return result
+
+    def hold(self, key: HolderKey, payer: str, payee: str, amount: int, *, until_ms: int, arbiter: str = "",
+             client_key: str | None = None) -> dict[str, Any]:
+        client_key = client_key or new_client_key()
+        seq, signature = self.sign(key, "hold", payer, [payee, amount, until_ms, arbiter, client_key])
+        result: dict[str, Any] = self._invoke("hold", {
+            "payer": payer, "payee": payee, "amount": amount, "until_ms": until_ms, "arbiter": arbiter,
+            "client_key": client_key, "seq": seq, "signature": signature})
+        return result
+
+    def decide_hold(self, decision: str, key: HolderKey, signer: str, hold_id: str) -> dict[str, Any]:
+        """``decision``: execute (to the payee) or release (back to the payer), signed by ``signer``."""
+        seq, signature = self.sign(key, decision, signer, [hold_id])
+        result: dict[str, Any] = self._invoke(f"hold_{decision}", {"hold_id": hold_id, "signer": signer, "seq": seq,
+                                                                   "signature": signature})
+        return result
+
+    def pay_interest(self, wallet: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._invoke("pay_interest", {"wallet": wallet})
+        return result
+
     def submit(self, method: str, args: dict[str, Any]) -> Any:
         """Submit already-signed arguments (e.g. an instruction a holder's device prepared)."""
         return self._invoke(method, args)

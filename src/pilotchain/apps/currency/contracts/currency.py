@@ -50,6 +50,10 @@ operators = Map("operators")
 proposals = Map("proposals")
 wallets = Map("wallets")
 payments = Map("payments")
+campaigns = Map("campaigns")
+recipients = Map("recipients")
+escrows = Map("escrows")
+holds = Map("holds")
 
 VERSION = "pilotchain/currency/v1"
 DAY_MS = 86400000
@@ -696,7 +700,9 @@ def pay(payer, payee, amount, client_key, seq, signature, memo=""):
     _signed(record, payer, "pay", seq, [payee, amount, client_key], signature)
     _spend(s, record, amount, True)
     moves = []
-    from_envelopes = _spend_envelopes(record, payee, amount, payment_id, moves)
+    parts = {}
+    ws = {payer: record, payee: target}
+    from_envelopes = _spend_envelopes(record, payee, amount, payment_id, moves, parts, ws)
     own = amount - from_envelopes
     if own > 0:
         _debit(record, own)
@@ -704,19 +710,39 @@ def pay(payer, payee, amount, client_key, seq, signature, memo=""):
     _receive(s, target, amount)
     if amount >= s["large_value"]:
         target["flags"]["large"] = target["flags"]["large"] + 1
-    wallets.set(payer, record)
-    wallets.set(payee, target)
+    _save(ws)
     result = {"id": payment_id, "payer": payer, "payee": payee, "amount": amount, "own": own,
-              "envelopes": from_envelopes, "refunded": 0, "height": context.height, "ms": context.timestamp_ms,
-              "large": amount >= s["large_value"]}
+              "envelopes": from_envelopes, "parts": parts, "refunded": 0, "refunded_own": 0,
+              "height": context.height, "ms": context.timestamp_ms, "large": amount >= s["large_value"]}
     payments.set(payment_id, result)
     _record(moves)
     return result
 
 
-def _spend_envelopes(record, payee, amount, payment_id, moves):
-    """Red envelopes first (stage 2 fills this in); returns the amount they paid."""
-    return 0
+def _spend_envelopes(record, payee, amount, payment_id, moves, parts, ws):
+    """Red envelopes valid at ``payee`` now pay first (in campaign order); expired ones go back to
+    their funders on the way. Returns the amount envelopes paid; ``parts`` gets each campaign's."""
+    if not record["envelopes"]:
+        return 0
+    now = context.timestamp_ms
+    paid = 0
+    for campaign in sorted(record["envelopes"]):
+        c = campaigns.get(campaign)
+        if now >= c["until_ms"]:
+            _return_envelope(record, c, moves, "expired", ws)
+            continue
+        if paid == amount or payee not in c["merchants"] or now < c["from_ms"]:
+            continue
+        use = min(record["envelopes"][campaign], amount - paid)
+        record["envelopes"][campaign] = record["envelopes"][campaign] - use
+        if record["envelopes"][campaign] == 0:
+            record["envelopes"].pop(campaign)
+        c["spent"] = c["spent"] + use
+        campaigns.set(campaign, c)
+        parts[campaign] = use
+        paid = paid + use
+        _move(moves, "pay", "env:" + record["id"] + ":" + campaign, "wallet:" + payee, use, payment_id)
+    return paid
 
 
 # ------------------------------------------------------------------------------ wallet life
@@ -813,11 +839,12 @@ def close(wallet, to, client_key, seq, signature):
     require(record["held"] == 0, f"wallet {wallet} has {record['held']} held in escrow or holds; settle them first")
     require(record.get("devices", 0) == 0, f"wallet {wallet} has value in an offline device; reclaim it first")
     moves = []
+    ws = {wallet: record}
     for sub_id in record["subs"]:
         sub = wallets.get(sub_id)
         if sub["status"] != "closed":
             _sweep_sub(record, sub, moves)
-    _return_envelopes(record, moves, "close")
+    _return_envelopes(record, moves, "close", ws)
     amount = record["balance"]
     if amount > 0:
         _debit(record, amount)
@@ -828,13 +855,13 @@ def close(wallet, to, client_key, seq, signature):
             _move(moves, "close", "wallet:" + wallet, "vault:" + record["operator"], amount,
                   "linked:" + record["linked"])
         else:
-            target = _wallet(to)
+            _wallet(to)
+            target = _cached(ws, to)
             _receive(s, target, amount)
-            wallets.set(to, target)
             _move(moves, "close", "wallet:" + wallet, "wallet:" + to, amount, wallet + ":" + client_key)
     record["status"] = "closed"
     record["closed"] = {"ms": context.timestamp_ms, "swept": amount, "to": to if to != "" else "linked"}
-    wallets.set(wallet, record)
+    _save(ws)
     op = operators.get(record["operator"])
     op["wallets"] = op["wallets"] - 1
     operators.set(record["operator"], op)
@@ -843,9 +870,10 @@ def close(wallet, to, client_key, seq, signature):
     return record["closed"]
 
 
-def _return_envelopes(record, moves, why):
-    """Red envelopes go back to their funders (programmable stage fills this in)."""
-    return
+def _return_envelopes(record, moves, why, ws):
+    """Every red envelope of ``record`` goes back to its funder."""
+    for campaign in sorted(record["envelopes"]):
+        _return_envelope(record, campaigns.get(campaign), moves, why, ws)
 
 
 # ------------------------------------------------------------------------------ sub-wallets
@@ -956,10 +984,429 @@ def charge(merchant, sub, amount, client_key, seq, signature):
     _move(moves, "charge", "wallet:" + sub, "wallet:" + merchant, amount, payment_id)
     _record(moves)
     result = {"id": payment_id, "payer": sub, "payee": merchant, "amount": amount, "own": amount, "envelopes": 0,
-              "refunded": 0, "height": context.height, "ms": context.timestamp_ms,
+              "parts": {}, "refunded": 0, "refunded_own": 0, "height": context.height, "ms": context.timestamp_ms,
               "large": amount >= s["large_value"]}
     payments.set(payment_id, result)
     return result
+
+
+# ------------------------------------------------------------------------------ programmable money
+
+def _cached(ws, wallet_id):
+    """The transaction's one copy of a wallet record (so two roles of one wallet never clobber)."""
+    record = ws.get(wallet_id)
+    if record is None:
+        record = wallets.get(wallet_id)
+        ws[wallet_id] = record
+    return record
+
+
+def _save(ws):
+    for wallet_id in ws:
+        wallets.set(wallet_id, ws[wallet_id])
+
+
+def _funder_receives(c, amount, source, moves, why, ws):
+    """Value of a campaign back to its funder: its wallet, or (closed) a deposit at its operator."""
+    funder = _cached(ws, c["funder"])
+    if funder["status"] == "closed":
+        op = operators.get(funder["operator"])
+        op["vault"] = op["vault"] + amount
+        operators.set(funder["operator"], op)
+        _move(moves, "envelope_return", source, "vault:" + funder["operator"], amount, c["id"] + ":" + why)
+    else:
+        _interest_touch(funder, context.timestamp_ms)
+        funder["balance"] = funder["balance"] + amount
+        _move(moves, "envelope_return", source, "wallet:" + c["funder"], amount, c["id"] + ":" + why)
+    c["returned"] = c["returned"] + amount
+
+
+def _return_envelope(record, c, moves, why, ws):
+    amount = record["envelopes"].pop(c["id"])
+    if amount > 0:
+        _funder_receives(c, amount, "env:" + record["id"] + ":" + c["id"], moves, why, ws)
+    campaigns.set(c["id"], c)
+
+
+def envelope_campaign(campaign, funder, face, count, merchants, from_ms, until_ms, seq, signature):
+    """A funder (a government agency, a merchant) funds ``count`` red envelopes of ``face`` each,
+    spendable only at ``merchants`` in [from_ms, until_ms): the whole budget leaves its wallet
+    into the campaign's pool now; what is not granted or not spent returns when it ends."""
+    s = _settings()
+    record = _wallet(funder)
+    _own_operator(record)
+    require(record["kind"] != "sub", "a sub-wallet funds no campaign")
+    _text("campaign", campaign)
+    require(not campaigns.contains(campaign), f"campaign {campaign} exists already")
+    _amount("face", face)
+    _positive("count", count, 1, s["envelope"]["recipients_max"])
+    if not isinstance(merchants, list) or not 1 <= len(merchants) <= s["envelope"]["merchants_max"]:
+        reject_arguments(f"merchants lists 1..{s['envelope']['merchants_max']} merchant wallets")
+    for merchant in merchants:
+        shop = _wallet(merchant)
+        require(shop["kind"] == "merchant", f"{merchant} is not a merchant wallet")
+    _positive("from_ms", from_ms, 0, 2 ** 62)
+    _positive("until_ms", until_ms, 0, 2 ** 62)
+    require(from_ms < until_ms and until_ms > context.timestamp_ms, "the validity window must end after it starts, "
+                                                                    "in the future")
+    budget = face * count
+    _amount("face x count", budget)
+    require(record["status"] == "active", f"wallet {funder} is {record['status']}")
+    _signed(record, funder, "campaign", seq, [campaign, face, count, ",".join(merchants), from_ms, until_ms], signature)
+    _debit(record, budget)
+    wallets.set(funder, record)
+    campaigns.set(campaign, {"id": campaign, "funder": funder, "operator": record["operator"], "face": face,
+                             "count": count, "merchants": merchants, "from_ms": from_ms, "until_ms": until_ms,
+                             "pool": budget, "granted": 0, "spent": 0, "returned": 0, "cursor": 0,
+                             "status": "open"})
+    moves = []
+    _move(moves, "campaign", "wallet:" + funder, "pool:" + campaign, budget, campaign)
+    _record(moves)
+    emit("campaign", {"campaign": campaign, "funder": funder, "face": face, "count": count})
+    return campaigns.get(campaign)
+
+
+def envelope_grant(campaign, wallet):
+    """The funder's operator gives one envelope of the campaign to a personal wallet (once each).
+    An envelope is not transferable and not redeemable: it only pays its merchants."""
+    c = campaigns.get(campaign)
+    if c is None:
+        reject_arguments(f"no campaign {campaign}")
+    _member()
+    if context.caller.org != c["operator"]:
+        deny("the funder's operator (" + c["operator"] + ") grants the campaign's envelopes")
+    require(context.timestamp_ms < c["until_ms"], f"campaign {campaign} has ended")
+    require(c["granted"] < c["count"], f"all {c['count']} envelopes of campaign {campaign} are granted")
+    record = _wallet(wallet)
+    require(record["kind"] == "personal", "red envelopes go to personal wallets")
+    require(wallet != c["funder"], "a funder grants no envelope to itself")
+    require(record["status"] == "active" or record["status"] == "receive_only", f"wallet {wallet} is {record['status']}")
+    require(campaign not in record["envelopes"], f"wallet {wallet} has an envelope of {campaign} already")
+    require(not recipients.contains(campaign + "|" + wallet), f"wallet {wallet} had an envelope of {campaign}")
+    record["envelopes"][campaign] = c["face"]
+    wallets.set(wallet, record)
+    recipients.set(campaign + "|" + str(c["granted"]), wallet)
+    recipients.set(campaign + "|" + wallet, c["granted"])
+    c["granted"] = c["granted"] + 1
+    c["pool"] = c["pool"] - c["face"]
+    campaigns.set(campaign, c)
+    moves = []
+    _move(moves, "grant", "pool:" + campaign, "env:" + wallet + ":" + campaign, c["face"], campaign)
+    _record(moves)
+    return {"campaign": campaign, "wallet": wallet, "face": c["face"]}
+
+
+def envelope_expire(campaign, limit=200):
+    """After a campaign ends, anyone (a member) returns its unspent value to the funder, up to
+    ``limit`` recipients per call (call again until it answers done)."""
+    _member()
+    c = campaigns.get(campaign)
+    if c is None:
+        reject_arguments(f"no campaign {campaign}")
+    _positive("limit", limit, 1, 1000)
+    require(context.timestamp_ms >= c["until_ms"], f"campaign {campaign} runs until {c['until_ms']}")
+    moves = []
+    ws = {}
+    if c["pool"] > 0:
+        amount = c["pool"]
+        c["pool"] = 0
+        _funder_receives(c, amount, "pool:" + campaign, moves, "not granted", ws)
+    end = min(c["cursor"] + limit, c["granted"])
+    for index in range(c["cursor"], end):
+        record = _cached(ws, recipients.get(campaign + "|" + str(index)))
+        if campaign in record["envelopes"]:
+            _return_envelope(record, c, moves, "expired", ws)
+    _save(ws)
+    c["cursor"] = end
+    if end == c["granted"]:
+        c["status"] = "ended"
+    campaigns.set(campaign, c)
+    _record(moves)
+    return {"campaign": campaign, "done": c["status"] == "ended", "returned": c["returned"]}
+
+
+def refund(payment_id, amount, client_key, seq, signature):
+    """The payee refunds (part of) a payment, signed by the payee's key: own funds go back first,
+    then envelope value — to the payer's envelope while its campaign runs, else to the funder."""
+    _text("payment_id", payment_id)
+    _text("client_key", client_key)
+    original = payments.get(payment_id)
+    if original is None:
+        reject_arguments(f"no payment {payment_id}")
+    refund_id = original["payee"] + ":" + client_key
+    done = payments.get(refund_id)
+    if done is not None:
+        return done
+    s = _settings()
+    shop = _wallet(original["payee"])
+    _own_operator(shop)
+    _amount("amount", amount)
+    left = original["amount"] - original["refunded"]
+    require(amount <= left, f"payment {payment_id} has {left} left to refund")
+    require(shop["status"] == "active", f"wallet {shop['id']} is {shop['status']}: it cannot refund")
+    _signed(shop, shop["id"], "refund", seq, [payment_id, amount, client_key], signature)
+    payer_id = original["payer"]
+    payer = wallets.get(payer_id)
+    if payer["status"] == "closed" and payer["kind"] == "sub":
+        payer_id = payer["parent"]
+        payer = wallets.get(payer_id)
+    require(payer["status"] != "closed", f"wallet {payer_id} is closed: refund the holder another way")
+    ws = {shop["id"]: shop, payer_id: payer}
+    _debit(shop, amount)
+    moves = []
+    own = min(amount, original["own"] - original["refunded_own"])
+    if own > 0:
+        _receive(s, payer, own)
+        _move(moves, "refund", "wallet:" + shop["id"], "wallet:" + payer_id, own, refund_id)
+    rest = amount - own
+    parts = original["parts"]
+    for campaign in sorted(parts):
+        if rest == 0:
+            break
+        back = min(rest, parts[campaign])
+        if back == 0:
+            continue
+        parts[campaign] = parts[campaign] - back
+        rest = rest - back
+        c = campaigns.get(campaign)
+        c["spent"] = c["spent"] - back
+        if context.timestamp_ms < c["until_ms"] and payer["kind"] == "personal":
+            payer["envelopes"][campaign] = payer["envelopes"].get(campaign, 0) + back
+            _move(moves, "refund", "wallet:" + shop["id"], "env:" + payer_id + ":" + campaign, back, refund_id)
+            campaigns.set(campaign, c)
+        else:
+            _funder_receives(c, back, "wallet:" + shop["id"], moves, "refund after the campaign", ws)
+            campaigns.set(campaign, c)
+    original["refunded"] = original["refunded"] + amount
+    original["refunded_own"] = original["refunded_own"] + own
+    original["parts"] = parts
+    payments.set(payment_id, original)
+    _save(ws)
+    result = {"id": refund_id, "kind": "refund", "payment": payment_id, "payer": shop["id"], "payee": payer_id,
+              "amount": amount, "own": own, "envelopes": amount - own, "height": context.height,
+              "ms": context.timestamp_ms}
+    payments.set(refund_id, result)
+    _record(moves)
+    return result
+
+
+def _unhold(record, amount):
+    """Held value returns to the wallet's own funds (it never left the wallet's total)."""
+    _interest_touch(record, context.timestamp_ms)
+    record["held"] = record["held"] - amount
+    record["balance"] = record["balance"] + amount
+
+
+def _to_held(s, record, amount, bucket, ref, moves):
+    _spend(s, record, amount, True)
+    _debit(record, amount)
+    record["held"] = record["held"] + amount
+    _move(moves, "hold", "wallet:" + record["id"], bucket, amount, ref)
+
+
+def escrow_open(payer, merchant, unit_price, units, until_ms, client_key, seq, signature):
+    """Prepaid escrow: ``unit_price`` x ``units`` frozen in the payer's wallet, released to the
+    merchant per delivered unit; what is undelivered is refunded when the service stops."""
+    _text("payer", payer)
+    _text("client_key", client_key)
+    escrow_id = payer + ":" + client_key
+    done = escrows.get(escrow_id)
+    if done is not None:
+        return done
+    s = _settings()
+    record = _wallet(payer)
+    _own_operator(record)
+    shop = _wallet(merchant)
+    require(shop["kind"] == "merchant" and merchant != payer, f"{merchant} is not another merchant wallet")
+    _amount("unit_price", unit_price)
+    _positive("units", units, 1, 100000)
+    _positive("until_ms", until_ms, 0, 2 ** 62)
+    require(until_ms > context.timestamp_ms, "the service period must end in the future")
+    amount = unit_price * units
+    _amount("unit_price x units", amount)
+    _signed(record, payer, "escrow", seq, [merchant, unit_price, units, until_ms, client_key], signature)
+    moves = []
+    _to_held(s, record, amount, "held:" + escrow_id, escrow_id, moves)
+    wallets.set(payer, record)
+    result = {"id": escrow_id, "payer": payer, "merchant": merchant, "unit_price": unit_price, "units": units,
+              "delivered": 0, "refunded": 0, "until_ms": until_ms, "status": "open", "ms": context.timestamp_ms}
+    escrows.set(escrow_id, result)
+    _record(moves)
+    return result
+
+
+def _escrow(escrow_id):
+    _text("escrow_id", escrow_id)
+    record = escrows.get(escrow_id)
+    if record is None:
+        reject_arguments(f"no escrow {escrow_id}")
+    require(record["status"] == "open", f"escrow {escrow_id} is {record['status']}")
+    return record
+
+
+def escrow_deliver(escrow_id, units, seq, signature):
+    """The merchant (its key) confirms ``units`` delivered: their price goes to the merchant."""
+    s = _settings()
+    e = _escrow(escrow_id)
+    shop = _wallet(e["merchant"])
+    _own_operator(shop)
+    _positive("units", units, 1, e["units"] - e["delivered"] - e["refunded"])
+    _signed(shop, e["merchant"], "deliver", seq, [escrow_id, units], signature)
+    amount = units * e["unit_price"]
+    payer = wallets.get(e["payer"])
+    payer["held"] = payer["held"] - amount
+    _receive(s, shop, amount)
+    e["delivered"] = e["delivered"] + units
+    if e["delivered"] + e["refunded"] == e["units"]:
+        e["status"] = "done"
+    escrows.set(escrow_id, e)
+    wallets.set(e["payer"], payer)
+    wallets.set(e["merchant"], shop)
+    moves = []
+    _move(moves, "deliver", "held:" + escrow_id, "wallet:" + e["merchant"], amount, escrow_id)
+    _record(moves)
+    return e
+
+
+def escrow_stop(escrow_id, signer, seq=0, signature=b""):
+    """The service stops: the undelivered units are refunded to the payer. By the merchant (its
+    key), by the payer (its key) once the service period ended, or by the merchant's operator
+    when the merchant's wallet is frozen or closed."""
+    e = _escrow(escrow_id)
+    shop = wallets.get(e["merchant"])
+    payer = wallets.get(e["payer"])
+    if signer == "merchant":
+        _own_operator(shop)
+        _signed(shop, e["merchant"], "stop", seq, [escrow_id], signature)
+    elif signer == "payer":
+        _own_operator(payer)
+        require(context.timestamp_ms >= e["until_ms"], f"the service period of escrow {escrow_id} has not ended")
+        _signed(payer, e["payer"], "stop", seq, [escrow_id], signature)
+    elif signer == "operator":
+        _own_operator(shop)
+        require(shop["status"] == "frozen" or shop["status"] == "closed",
+                f"merchant {e['merchant']} is {shop['status']}: it stops the service itself")
+    else:
+        reject_arguments("signer is merchant, payer or operator")
+    units = e["units"] - e["delivered"] - e["refunded"]
+    amount = units * e["unit_price"]
+    _unhold(payer, amount)
+    e["refunded"] = e["refunded"] + units
+    e["status"] = "stopped"
+    escrows.set(escrow_id, e)
+    wallets.set(e["payer"], payer)
+    if signer != "payer":
+        wallets.set(e["merchant"], shop)
+    moves = []
+    _move(moves, "escrow_refund", "held:" + escrow_id, "wallet:" + e["payer"], amount, escrow_id)
+    _record(moves)
+    return e
+
+
+def hold(payer, payee, amount, until_ms, arbiter, client_key, seq, signature):
+    """A hold (a conditional payment): ``amount`` frozen in the payer's wallet until it is executed
+    to the payee — by the payee, or by ``arbiter`` (a wallet whose holder confirms the condition) —
+    or released back: by the payee or arbiter at any time, by the payer once ``until_ms`` passed."""
+    _text("payer", payer)
+    _text("client_key", client_key)
+    hold_id = payer + ":" + client_key
+    done = holds.get(hold_id)
+    if done is not None:
+        return done
+    s = _settings()
+    record = _wallet(payer)
+    _own_operator(record)
+    _wallet(payee)
+    require(payee != payer, "a wallet does not hold for itself")
+    if arbiter != "":
+        _wallet(arbiter)
+    _amount("amount", amount)
+    _positive("until_ms", until_ms, 0, 2 ** 62)
+    require(until_ms > context.timestamp_ms, "a hold must end in the future")
+    _signed(record, payer, "hold", seq, [payee, amount, until_ms, arbiter, client_key], signature)
+    moves = []
+    _to_held(s, record, amount, "held:" + hold_id, hold_id, moves)
+    wallets.set(payer, record)
+    result = {"id": hold_id, "payer": payer, "payee": payee, "amount": amount, "until_ms": until_ms,
+              "arbiter": arbiter, "status": "held", "ms": context.timestamp_ms, "by": None}
+    holds.set(hold_id, result)
+    _record(moves)
+    return result
+
+
+def _decide_hold(hold_id, decision, signer, seq, signature):
+    _text("hold_id", hold_id)
+    h = holds.get(hold_id)
+    if h is None:
+        reject_arguments(f"no hold {hold_id}")
+    require(h["status"] == "held", f"hold {hold_id} is {h['status']}")
+    deciders = [h["arbiter"]] if h["arbiter"] != "" else [h["payee"]]
+    if decision == "release":
+        deciders = deciders + [h["payee"]]
+        if context.timestamp_ms >= h["until_ms"]:
+            deciders = deciders + [h["payer"]]
+    if signer not in deciders:
+        deny(f"{signer} cannot {decision} hold {hold_id}; " + " or ".join(deciders) + " can")
+    who = _wallet(signer)
+    _own_operator(who)
+    _signed(who, signer, decision, seq, [hold_id], signature)
+    wallets.set(signer, who)
+    return h
+
+
+def hold_execute(hold_id, signer, seq, signature):
+    s = _settings()
+    h = _decide_hold(hold_id, "execute", signer, seq, signature)
+    payer = wallets.get(h["payer"])
+    payee = wallets.get(h["payee"])
+    payer["held"] = payer["held"] - h["amount"]
+    _receive(s, payee, h["amount"])
+    wallets.set(h["payer"], payer)
+    wallets.set(h["payee"], payee)
+    h["status"] = "executed"
+    h["by"] = signer
+    holds.set(hold_id, h)
+    moves = []
+    _move(moves, "execute", "held:" + hold_id, "wallet:" + h["payee"], h["amount"], hold_id)
+    _record(moves)
+    return h
+
+
+def hold_release(hold_id, signer, seq, signature):
+    h = _decide_hold(hold_id, "release", signer, seq, signature)
+    payer = wallets.get(h["payer"])
+    _unhold(payer, h["amount"])
+    wallets.set(h["payer"], payer)
+    h["status"] = "released"
+    h["by"] = signer
+    holds.set(hold_id, h)
+    moves = []
+    _move(moves, "release", "held:" + hold_id, "wallet:" + h["payer"], h["amount"], hold_id)
+    _record(moves)
+    return h
+
+
+def pay_interest(wallet):
+    """The operator pays the interest a real-name wallet accrued (balance x days x the configured
+    annual rate) from its vault. Anonymous (tier 4) wallets never accrue."""
+    s = _settings()
+    record = _wallet(wallet)
+    _own_operator(record)
+    require(record["interest"] is not None, f"wallet {wallet} earns no interest")
+    _interest_touch(record, context.timestamp_ms)
+    amount = record["interest"]["acc"] * s["interest_bp"] // (10000 * 365)
+    record["interest"]["acc"] = 0
+    moves = []
+    if amount > 0:
+        op = operators.get(record["operator"])
+        require(op["vault"] >= amount, f"{record['operator']}'s vault cannot pay {amount} of interest")
+        op["vault"] = op["vault"] - amount
+        operators.set(record["operator"], op)
+        _receive(s, record, amount)
+        _move(moves, "interest", "vault:" + record["operator"], "wallet:" + wallet, amount, "")
+    wallets.set(wallet, record)
+    _record(moves)
+    return {"wallet": wallet, "interest": amount}
 
 
 # ------------------------------------------------------------------------------ queries
@@ -1004,6 +1451,18 @@ def wallet(wallet_id):
 
 def payment(payment_id):
     return payments.get(payment_id)
+
+
+def campaign(campaign_id):
+    return campaigns.get(campaign_id)
+
+
+def escrow(escrow_id):
+    return escrows.get(escrow_id)
+
+
+def held(hold_id):
+    return holds.get(hold_id)
 
 
 def supply_audit():
