@@ -295,6 +295,25 @@ class CurrencyClient:
         result: dict[str, Any] = self._invoke("pay_interest", {"wallet": wallet})
         return result
 
+    # -- offline payments
+
+    def offline_fund(self, key: HolderKey, wallet: str, device: str, device_key: bytes, amount: int) -> dict[str, Any]:
+        """Move ``amount`` of the wallet's funds into offline device ``device`` (its public key)."""
+        seq, signature = self.sign(key, "offline_fund", wallet, [device, device_key, amount])
+        result: dict[str, Any] = self._invoke("offline_fund", {
+            "wallet": wallet, "device": device, "device_key": device_key, "amount": amount, "seq": seq,
+            "signature": signature})
+        return result
+
+    def settle(self, payee: str, vouchers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Settle vouchers the payee received offline; one verdict per voucher."""
+        result: list[dict[str, Any]] = self._invoke("settle", {"payee": payee, "vouchers": list(vouchers)})
+        return result
+
+    def offline_reclaim(self, device: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._invoke("offline_reclaim", {"device": device})
+        return result
+
     def submit(self, method: str, args: dict[str, Any]) -> Any:
         """Submit already-signed arguments (e.g. an instruction a holder's device prepared)."""
         return self._invoke(method, args)

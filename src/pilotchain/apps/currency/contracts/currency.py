@@ -54,6 +54,7 @@ campaigns = Map("campaigns")
 recipients = Map("recipients")
 escrows = Map("escrows")
 holds = Map("holds")
+devices = Map("devices")
 
 VERSION = "pilotchain/currency/v1"
 DAY_MS = 86400000
@@ -504,7 +505,7 @@ def _new_wallet(wallet_id, operator, kind, tier, public_key, linked, kyc):
             "balance": 0, "held": 0, "envelopes": {}, "status": "active", "day": 0, "day_out": 0, "day_n": 0,
             "day_near": 0, "year": 0, "year_out": 0, "flags": {"large": 0, "velocity": 0, "structuring": 0},
             "linked": linked, "kyc": kyc, "parent": None, "merchant": None, "cap": None, "subs": [],
-            "interest": None, "opened_ms": context.timestamp_ms, "closed": None}
+            "interest": None, "devices": 0, "opened_ms": context.timestamp_ms, "closed": None}
 
 
 def _check_kyc(s, wallet_id, kyc, operator):
@@ -837,7 +838,7 @@ def close(wallet, to, client_key, seq, signature):
         require(record["linked"] != "", f"wallet {wallet} has no linked bank account: name a wallet to sweep to")
     _signed(record, wallet, "close", seq, [to, client_key], signature)
     require(record["held"] == 0, f"wallet {wallet} has {record['held']} held in escrow or holds; settle them first")
-    require(record.get("devices", 0) == 0, f"wallet {wallet} has value in an offline device; reclaim it first")
+    require(record["devices"] == 0, f"wallet {wallet} has value in an offline device; reclaim it first")
     moves = []
     ws = {wallet: record}
     for sub_id in record["subs"]:
@@ -1409,6 +1410,176 @@ def pay_interest(wallet):
     return {"wallet": wallet, "interest": amount}
 
 
+# ------------------------------------------------------------------------------ offline payments
+
+VOUCHERS_PER_CALL_MAX = 64
+DOUBLE_SPENDS_KEPT_MAX = 16
+
+
+def offline_fund(wallet, device, device_key, amount, seq, signature):
+    """The holder moves ``amount`` of own funds into an offline device (a hard wallet, a phone's
+    secure element) whose key signs vouchers while both parties are offline; the value sits in
+    "offline outstanding" until vouchers settle or the rest is reclaimed after the device's
+    validity and a grace period. A device of the wallet may be topped up while valid."""
+    s = _settings()
+    limits = s["offline"]
+    record = _wallet(wallet)
+    _own_operator(record)
+    require(record["status"] == "active", f"wallet {wallet} is {record['status']}")
+    require(record["kind"] != "sub", "a sub-wallet funds no device")
+    _text("device", device)
+    _key("device_key", device_key)
+    _amount("amount", amount)
+    now = context.timestamp_ms
+    d = devices.get(device)
+    if d is None:
+        d = {"id": device, "wallet": wallet, "key": device_key, "balance": 0, "funded": 0, "from_ms": now,
+             "until_ms": now + limits["valid_ms"], "settled": {}, "count": 0, "spent": 0, "status": "active",
+             "double_spends": [], "overspends": 0}
+        record["devices"] = record["devices"] + 1
+    else:
+        require(d["wallet"] == wallet and d["key"] == device_key, f"device {device} belongs to another wallet or key")
+        require(d["status"] == "active" and now < d["until_ms"], f"device {device} cannot be topped up now")
+    require(d["balance"] + amount <= limits["balance_max"],
+            f"an offline device holds at most {limits['balance_max']}; device {device} would hold {d['balance'] + amount}")
+    _signed(record, wallet, "offline_fund", seq, [device, device_key.hex(), amount], signature)
+    _debit(record, amount)
+    d["balance"] = d["balance"] + amount
+    d["funded"] = d["funded"] + amount
+    devices.set(device, d)
+    wallets.set(wallet, record)
+    moves = []
+    _move(moves, "offline_fund", "wallet:" + wallet, "offline:" + device, amount, device)
+    _record(moves)
+    return {"device": device, "balance": d["balance"], "until_ms": d["until_ms"], "counter_after": d["count"]}
+
+
+def _voucher_result(v, status):
+    return {"device": v.get("device"), "counter": v.get("counter"), "amount": v.get("amount"), "status": status}
+
+
+def _attribute(d, kind, evidence):
+    """The device's key signed a voucher it had no right to: the device is compromised (its
+    wallet answers for it); the evidence is kept with the device."""
+    d["status"] = "compromised"
+    if len(d["double_spends"]) < DOUBLE_SPENDS_KEPT_MAX:
+        d["double_spends"].append(evidence)
+    if kind == "overspend":
+        d["overspends"] = d["overspends"] + 1
+    emit("double_spend", {"device": d["id"], "wallet": d["wallet"], "kind": kind, "counter": evidence["counter"]})
+
+
+def settle(payee, vouchers):
+    """The payee's operator settles offline vouchers its holder received (on reconnection). Each
+    voucher is judged alone and answered: settled, duplicate (the same voucher again: idempotent),
+    double_spend (another voucher with the same device counter: rejected and attributed to the
+    device that signed both), overspend (beyond the device's funded balance: rejected, attributed),
+    bad_signature, unknown_device, wrong_payee, over_limit, out_of_window, late, cannot_receive."""
+    s = _settings()
+    limits = s["offline"]
+    target = _wallet(payee)
+    _own_operator(target)
+    if not isinstance(vouchers, list) or not 1 <= len(vouchers) <= VOUCHERS_PER_CALL_MAX:
+        reject_arguments(f"vouchers is a list of 1..{VOUCHERS_PER_CALL_MAX} vouchers")
+    now = context.timestamp_ms
+    results = []
+    moves = []
+    touched = {}
+    for v in vouchers:
+        if not isinstance(v, dict) or sorted(v) != ["amount", "counter", "device", "payee", "signature", "time_ms"]:
+            reject_arguments("a voucher has exactly amount, counter, device, payee, signature, time_ms")
+        _text("device", v["device"])
+        _text("payee", v["payee"])
+        _amount("amount", v["amount"])
+        _positive("counter", v["counter"], 1, 2 ** 62)
+        _positive("time_ms", v["time_ms"], 0, 2 ** 62)
+        _signature(v["signature"])
+        d = touched.get(v["device"])
+        if d is None:
+            d = devices.get(v["device"])
+            if d is None:
+                results.append(_voucher_result(v, "unknown_device"))
+                continue
+            touched[v["device"]] = d
+        if v["payee"] != payee:
+            results.append(_voucher_result(v, "wrong_payee"))
+            continue
+        text = _statement("voucher", v["device"], v["counter"], [v["payee"], v["amount"], v["time_ms"]])
+        digest = hash(text).hex()
+        counter = str(v["counter"])
+        if d["settled"].get(counter) == digest:
+            results.append(_voucher_result(v, "duplicate"))
+            continue
+        if not verify_signature(d["key"], text, v["signature"]):
+            results.append(_voucher_result(v, "bad_signature"))
+            continue
+        if counter in d["settled"]:
+            _attribute(d, "double_spend", {"kind": "double_spend", "counter": v["counter"],
+                                           "first": d["settled"][counter], "second": digest, "voucher": v,
+                                           "height": context.height})
+            results.append(_voucher_result(v, "double_spend"))
+            continue
+        if not d["from_ms"] <= v["time_ms"] <= d["until_ms"]:
+            results.append(_voucher_result(v, "out_of_window"))
+            continue
+        if now > d["until_ms"] + limits["grace_ms"] or d["status"] == "reclaimed":
+            results.append(_voucher_result(v, "late"))
+            continue
+        if v["amount"] > limits["voucher_max"] or d["count"] >= limits["vouchers_max"]:
+            results.append(_voucher_result(v, "over_limit"))
+            continue
+        if v["amount"] > d["balance"]:
+            _attribute(d, "overspend", {"kind": "overspend", "counter": v["counter"], "first": "", "second": digest,
+                                        "voucher": v, "height": context.height})
+            results.append(_voucher_result(v, "overspend"))
+            continue
+        cap = _limits(s, target)["balance_max"]
+        if (target["status"] != "active" and target["status"] != "receive_only") or (
+                cap is not None and target["balance"] + target["held"] + v["amount"] > cap):
+            results.append(_voucher_result(v, "cannot_receive"))
+            continue
+        _receive(s, target, v["amount"])
+        d["balance"] = d["balance"] - v["amount"]
+        d["spent"] = d["spent"] + v["amount"]
+        d["count"] = d["count"] + 1
+        d["settled"][counter] = digest
+        _move(moves, "voucher", "offline:" + v["device"], "wallet:" + payee, v["amount"],
+              v["device"] + "#" + counter)
+        results.append(_voucher_result(v, "settled"))
+    for device_id in touched:
+        devices.set(device_id, touched[device_id])
+    wallets.set(payee, target)
+    _record(moves)
+    return results
+
+
+def offline_reclaim(device):
+    """After the device's validity and the grace period for settling its vouchers, the wallet's
+    operator returns what the device did not spend to the wallet."""
+    s = _settings()
+    _text("device", device)
+    d = devices.get(device)
+    if d is None:
+        reject_arguments(f"no device {device}")
+    require(d["status"] != "reclaimed", f"device {device} was reclaimed already")
+    record = _wallet(d["wallet"])
+    _own_operator(record)
+    require(context.timestamp_ms > d["until_ms"] + s["offline"]["grace_ms"],
+            f"vouchers of device {device} may settle until {d['until_ms'] + s['offline']['grace_ms']}")
+    amount = d["balance"]
+    moves = []
+    if amount > 0:
+        _receive(s, record, amount)
+        _move(moves, "offline_reclaim", "offline:" + device, "wallet:" + d["wallet"], amount, device)
+    d["balance"] = 0
+    d["status"] = "reclaimed"
+    record["devices"] = record["devices"] - 1
+    devices.set(device, d)
+    wallets.set(d["wallet"], record)
+    _record(moves)
+    return {"device": device, "reclaimed": amount}
+
+
 # ------------------------------------------------------------------------------ queries
 
 def config():
@@ -1463,6 +1634,10 @@ def escrow(escrow_id):
 
 def held(hold_id):
     return holds.get(hold_id)
+
+
+def device(device_id):
+    return devices.get(device_id)
 
 
 def supply_audit():
