@@ -59,12 +59,12 @@ class World:
         self.passed("issue", {"operator": org, "amount": amount})
 
     def open(self, org: str, wallet: str, *, kind: str = "personal", tier: int = 4, linked: str = "",
-             balance: int = 0) -> HolderKey:
+             balance: int = 0, kyc: str = "") -> HolderKey:
         key = HolderKey.generate(self.suite)
         self.keys[wallet] = key
         if tier <= 2 and kind == "personal" and not linked:
             linked = f"acct-{wallet}"
-        self.operator(org).open_wallet(wallet, key, kind=kind, tier=tier, linked=linked)
+        self.operator(org).open_wallet(wallet, key, kind=kind, tier=tier, linked=linked, kyc=kyc)
         if balance:
             self.operator(org).load(wallet, balance)
         return key
@@ -106,6 +106,40 @@ class World:
 
     def supply(self) -> dict[str, Any]:
         return self.operator(BANK_A).supply()
+
+
+@dataclass
+class WithVaults:
+    """A currency network with the data exchange: ``dataex`` active and a vault per organisation
+    (in process), where operators keep the KYC records that link holders to wallets."""
+
+    world: World
+    exchange: Any
+
+    def vault(self, org: str) -> Any:
+        return self.exchange.client(org)
+
+
+@contextlib.contextmanager
+def currency_with_vaults(tmp: Path, **options: Any) -> Iterator[WithVaults]:
+    from pilotchain.apps.exchange.service import create_vault_app
+    from tests.apps.exchange.helpers import CONTRACT_SOURCE as DATAEX
+    from tests.apps.exchange.helpers import Exchange, endpoint, open_vault
+
+    config = {"kyc_required": True, **options.pop("config", {})}
+    with currency_chain(config=config, extra_contracts={"dataex": (DATAEX, None)}, **options) as world:
+        exchange = Exchange(world.chain)
+        try:
+            for org in world.chain.consortium.clients:
+                vault = open_vault(world.chain, org, tmp / org, exchange)
+                exchange.vaults[org] = vault
+                exchange.apps[org] = create_vault_app(vault)
+                vault.register_org(world.chain.identity(org, admin=True), endpoint(org))
+            yield WithVaults(world, exchange)
+        finally:
+            for vault in exchange.vaults.values():
+                vault.store.close()
+                vault.book.close()
 
 
 def _issue_identity(root: Path, org: str, name: str, role: str, suite: str, now_ms: int) -> Identity:

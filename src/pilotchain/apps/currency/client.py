@@ -314,6 +314,19 @@ class CurrencyClient:
         result: dict[str, Any] = self._invoke("offline_reclaim", {"device": device})
         return result
 
+    # -- the regulator
+
+    def disclosure_request(self, wallet: str, basis: str, reason: str = "",
+                           request_id: str | None = None) -> dict[str, Any]:
+        request_id = request_id or f"req-{secrets.token_hex(8)}"
+        result: dict[str, Any] = self._invoke("disclosure_request", {"request_id": request_id, "wallet": wallet,
+                                                                     "basis": basis, "reason": reason})
+        return result
+
+    def disclosure_approve(self, request_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._invoke("disclosure_approve", {"request_id": request_id})
+        return result
+
     def submit(self, method: str, args: dict[str, Any]) -> Any:
         """Submit already-signed arguments (e.g. an instruction a holder's device prepared)."""
         return self._invoke(method, args)

@@ -55,6 +55,7 @@ recipients = Map("recipients")
 escrows = Map("escrows")
 holds = Map("holds")
 devices = Map("devices")
+disclosures = Map("disclosures")
 
 VERSION = "pilotchain/currency/v1"
 DAY_MS = 86400000
@@ -1580,6 +1581,82 @@ def offline_reclaim(device):
     return {"device": device, "reclaimed": amount}
 
 
+# ------------------------------------------------------------------------------ managed anonymity
+
+def _regulator(s):
+    _member()
+    if context.caller.org not in s["regulators"]:
+        deny("only a regulator (" + ", ".join(s["regulators"]) + ") asks for a wallet's holder")
+
+
+def _grounds(record):
+    grounds = []
+    for name in ["large", "velocity", "structuring"]:
+        if record["flags"][name] > 0:
+            grounds.append(name)
+    return grounds
+
+
+def disclosure_request(request_id, wallet, basis, reason):
+    """A regulator's officer asks for the holder behind a pseudonymous wallet, on a legal basis.
+    Nothing is disclosed until another officer approves and the wallet has a ground."""
+    s = _settings()
+    _regulator(s)
+    _text("request_id", request_id)
+    _text("basis", basis)
+    _note("reason", reason)
+    _wallet(wallet)
+    require(not disclosures.contains(request_id), f"request {request_id} exists already")
+    disclosures.set(request_id, {"id": request_id, "wallet": wallet, "org": context.caller.org,
+                                 "requester": context.caller.name, "basis": basis, "reason": reason,
+                                 "status": "requested", "grounds": [], "approver": None, "rule": "",
+                                 "until_ms": 0, "ms": context.timestamp_ms, "decided_ms": None})
+    emit("disclosure_requested", {"id": request_id, "wallet": wallet, "org": context.caller.org, "basis": basis})
+    return disclosures.get(request_id)
+
+
+def disclosure_approve(request_id):
+    """A second officer of the requesting regulator approves. The link is released only for a
+    wallet with a ground — a payment at or above the large-value threshold, or an AML flag
+    (velocity, structuring just under the threshold); small payments stay anonymous. Approved:
+    the data exchange PERMITs the regulator to fetch the holder's KYC record from the operator's
+    vault (purpose AML), and the delivery's signed receipts are anchored like every exchange."""
+    s = _settings()
+    _regulator(s)
+    _text("request_id", request_id)
+    record = disclosures.get(request_id)
+    if record is None:
+        reject_arguments(f"no disclosure request {request_id}")
+    require(record["status"] == "requested", f"request {request_id} is {record['status']}")
+    if context.caller.org != record["org"]:
+        deny(f"request {request_id} is {record['org']}'s to approve")
+    if context.caller.name == record["requester"]:
+        deny("maker-checker: the officer who asked cannot approve; another officer must")
+    w = wallets.get(record["wallet"])
+    grounds = _grounds(w)
+    record["grounds"] = grounds
+    record["approver"] = context.caller.name
+    record["decided_ms"] = context.timestamp_ms
+    if not grounds:
+        record["status"] = "refused"
+        record["rule"] = ("no ground: no payment of " + str(s["large_value"]) + " or more and no AML flag; "
+                          "small payments stay anonymous")
+    else:
+        require(w["kyc"] != "", f"wallet {record['wallet']} names no KYC record; its operator must register one")
+        until = context.timestamp_ms + s["disclosure_ms"]
+        call("dataex", "decide", {"payload_id": w["kyc"], "org": record["org"], "purpose": "AML", "until_ms": until,
+                                  "rule": "disclosure:" + request_id})
+        record["status"] = "approved"
+        record["rule"] = "grounds: " + ", ".join(grounds)
+        record["until_ms"] = until
+        record["kyc"] = w["kyc"]
+        record["operator"] = w["operator"]
+    disclosures.set(request_id, record)
+    emit("disclosure_decided", {"id": request_id, "wallet": record["wallet"], "status": record["status"],
+                                "grounds": grounds})
+    return record
+
+
 # ------------------------------------------------------------------------------ queries
 
 def config():
@@ -1638,6 +1715,10 @@ def held(hold_id):
 
 def device(device_id):
     return devices.get(device_id)
+
+
+def disclosure(request_id):
+    return disclosures.get(request_id)
 
 
 def supply_audit():
