@@ -49,6 +49,7 @@ soak: $(STAMP)
 	$(BIN)/pilotchain sim --nodes 4 --seeds 10000 --faults all
 	$(BIN)/pilotchain sim --nodes 7 --seeds 10000 --faults all
 	$(BIN)/pilotchain sim --nodes 10 --seeds 5000 --faults all
+	PILOTCHAIN_CRASH_ROUNDS=12 $(BIN)/python -m pytest -p no:cacheprovider tests/apps/exchange/test_live_crash.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
