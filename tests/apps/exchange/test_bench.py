@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pilotchain.apps.exchange.bench import PayloadSize, parse_payloads
+from pilotchain.apps.exchange.bench import PayloadSize, parse_payloads, trend_ms
 from pilotchain.cli.main import app
 
 NUMBER = (int, float)
@@ -39,6 +39,11 @@ def test_the_platform_bench_mounts_the_exchange_workload() -> None:
     assert bad.exit_code == 2 and "SIZE=COUNT" in bad.output
 
 
+def test_the_trend_is_the_median_of_each_tenth() -> None:
+    assert trend_ms([0.1] * 4 + [0.2] * 16) == [100.0] * 2 + [200.0] * 8  # tenths of two values each
+    assert trend_ms([0.3, 0.1]) == [300.0, 100.0] and trend_ms([]) == []
+
+
 def _latency(summary: dict[str, object]) -> None:
     assert set(summary) == {"p50", "p95", "p99", "mean", "max"}
     assert all(isinstance(value, NUMBER) and value >= 0 for value in summary.values()), summary
@@ -61,6 +66,7 @@ def test_a_tiny_exchange_run_reports_every_measure(tmp_path: Path, monkeypatch: 
     assert [p["label"] for p in config["payloads"]] == ["10KiB", "64KiB"]
     assert isinstance(document["deployment"]["network_up_s"], NUMBER)
     assert set(document["summary"]) == {"10KiB", "64KiB"}
+    assert len(document["load_average_at_start"]) == len(document["load_average_at_end"]) == 3
 
     for size, expected in zip(document["sizes"], (3, 2), strict=True):
         store, delivery, anchoring = size["store"], size["delivery"], size["anchoring"]
@@ -71,6 +77,7 @@ def test_a_tiny_exchange_run_reports_every_measure(tmp_path: Path, monkeypatch: 
         assert delivery["deliveries_per_s"] > 0 and delivery["mb_per_s"] > 0 and delivery["seconds"] > 0
         for measure in ("latency_ms", "fetch_ms", "permit_commit_ms"):
             _latency(delivery[measure])
+        assert len(delivery["latency_trend_ms"]) == expected  # one part per delivery when fewer than ten
         assert isinstance(delivery["retries"], int) and delivery["permit_events_missed"] == 0
         # each delivery is one PERMIT; both vaults keep the delivered and the received receipt
         assert anchoring["transactions"].get("dataex.decide") == expected

@@ -35,6 +35,7 @@ Nothing is asserted about speed: the document is printed (a table, or ``--json``
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -64,7 +65,7 @@ from pilotchain.errors import CoreError
 from pilotchain.sdk import Client, Identity, PilotchainError
 
 __all__ = ["ExchangeBenchError", "ExchangeBenchOptions", "PayloadSize", "app", "network_problems", "parse_payloads",
-           "run", "tables"]
+           "run", "tables", "trend_ms"]
 
 PURPOSE = "TREAT"
 #: the vault refuses payloads larger than this (VaultLimits.payload_bytes_max)
@@ -335,6 +336,20 @@ def _summary(values_s: list[float]) -> dict[str, float | None]:
     return latency_summary_ms(values_s)
 
 
+def trend_ms(values_s: list[float], parts: int = 10) -> list[float]:
+    """The median of each consecutive tenth (``parts``) of ``values_s``, in ms: a drift within the
+    phase shows here, not in its percentiles."""
+    if not values_s:
+        return []
+    parts = min(parts, len(values_s))
+    bounds = [round(i * len(values_s) / parts) for i in range(parts + 1)]
+    medians = []
+    for start, end in itertools.pairwise(bounds):
+        part = sorted(values_s[start:end])
+        medians.append(round(part[len(part) // 2] * 1000, 1))
+    return medians
+
+
 def _rates(count: int, size_bytes: int, seconds: float) -> dict[str, float]:
     return {"seconds": round(seconds, 3), "per_s": round(count / seconds, 2) if seconds > 0 else 0.0,
             "mb_per_s": round(count * size_bytes / seconds / 1e6, 3) if seconds > 0 else 0.0}
@@ -541,6 +556,7 @@ def _size_run(network: BenchNetwork, watcher: CommitWatcher, size: PayloadSize, 
             "first_failure": log.first_failure, "seconds": rates["seconds"], "deliveries_per_s": rates["per_s"],
             "mb_per_s": rates["mb_per_s"], "latency_ms": _summary(log.latencies_s),
             "fetch_ms": _summary(log.fetch_s), "permit_commit_ms": _summary(log.permit_s),
+            "latency_trend_ms": trend_ms(log.latencies_s),
             "retries": log.retries, "permit_events_missed": log.events_missed,
         },
         "anchoring": {
@@ -592,6 +608,7 @@ def run(options: ExchangeBenchOptions, log: Callable[[str], None] = lambda messa
             "sizes": results,
             "commit_event_reconnects": watcher.reconnects,
             "load_average_at_start": [round(v, 2) for v in load_average],
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         }
 
 
