@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pilotchain.apps.currency.client import CurrencyClient, HolderKey
-from pilotchain.apps.currency.network import init_currency_network
+from pilotchain.apps.currency.network import init_currency_network, issue_identity
 from pilotchain.contracts.membership import GovernedAuthenticator
 from pilotchain.contracts.resolver import ChainContracts
-from pilotchain.identity.files import IdentityBundle, load_ca, save_ca, save_identity
 from pilotchain.network.consortium import load_genesis, parse_orgs
 from pilotchain.node.local import LocalNode
 from pilotchain.sdk import Identity, TxResult, build_transaction
@@ -142,19 +141,6 @@ def currency_with_vaults(tmp: Path, **options: Any) -> Iterator[WithVaults]:
                 vault.book.close()
 
 
-def _issue_identity(root: Path, org: str, name: str, role: str, suite: str, now_ms: int) -> Identity:
-    from pilotchain.crypto import get_suite
-
-    ca_dir = root / "orgs" / org / "ca"
-    ca = load_ca(ca_dir)
-    key = get_suite(suite).generate_private_key()
-    cert = ca.issue(name, (role,), key.public_key().to_der(), now_ms=now_ms, valid_ms=364 * 86_400_000)
-    save_ca(ca_dir, ca, overwrite=True)
-    path = root / "orgs" / org / f"{name}.id"
-    save_identity(path, IdentityBundle(get_suite(suite), cert, key))
-    return Identity.load(path)
-
-
 @contextlib.contextmanager
 def currency_chain(
     *,
@@ -177,7 +163,8 @@ def currency_chain(
             clients={o["org"]: Identity.load(directory / o["client_identity"]) for o in manifest["organizations"]},
             admins={o["org"]: Identity.load(directory / o["admin_identity"]) for o in manifest["organizations"]},
             validator=manifest["nodes"][0]["name"])
-        officers = [_issue_identity(directory, CB, name, "client", suite, now_ms) for name in ("officer-a", "officer-b")]
+        officers = [Identity.load(issue_identity(directory, CB, name, "client", now_ms=now_ms))
+                    for name in ("officer-a", "officer-b")]
         loop_thread = _LoopThread()
         stack.callback(loop_thread.stop)
 

@@ -85,7 +85,7 @@ def test_tier_limits_single_payment_daily_and_balance_cap() -> None:
             world.pay("anon", "shop", 2_000 * CNY)
         world.pay("anon", "shop", 1_000 * CNY)  # 5,000 today: the daily limit
         refused = _refused(lambda: world.pay("anon", "shop", 1), "EXECUTION_FAILED", "daily")
-        assert "0 left" in refused.message and "Asia/Shanghai" in refused.message
+        assert "0.00 CNY left" in refused.message and "Asia/Shanghai" in refused.message
         # the refused payment moved nothing
         assert world.wallet("anon")["balance"] == 4_000 * CNY and world.wallet("shop")["balance"] == 5_000 * CNY
         # balance cap of tier 4: 10,000
@@ -195,7 +195,7 @@ def test_unload_returns_currency_to_the_operator_vault() -> None:
         key = world.open(BANK_A, "alice", tier=3, balance=600 * CNY)
         bank = world.operator(BANK_A)
         bank.unload(key, "alice", 250 * CNY)
-        _refused(lambda: bank.unload(key, "alice", 351 * CNY), "EXECUTION_FAILED", "350")
+        _refused(lambda: bank.unload(key, "alice", 351 * CNY), "EXECUTION_FAILED", "350.00 CNY available")
         assert world.wallet("alice")["balance"] == 350 * CNY
         assert bank.operator(BANK_A)["vault"] == 650 * CNY  # type: ignore[index]
         assert world.supply()["balanced"]

@@ -106,7 +106,7 @@ def test_sub_wallets_pushed_to_a_merchant() -> None:
         world.open(BANK_B, "other-shop", kind="merchant", tier=0)
         bank_a, bank_b = world.operator(BANK_A), world.operator(BANK_B)
         bank_a.open_sub_wallet(alice, "alice", "sub-x1", "video-app", 500 * CNY)
-        _refused(lambda: bank_a.fund_sub(alice, "alice", "sub-x1", 501 * CNY), "EXECUTION_FAILED", "balance cap 50000")
+        _refused(lambda: bank_a.fund_sub(alice, "alice", "sub-x1", 501 * CNY), "EXECUTION_FAILED", "balance cap 500.00 CNY")
         bank_a.fund_sub(alice, "alice", "sub-x1", 300 * CNY)
         # the merchant charges the sub-wallet; it never learns "alice"
         charged = bank_b.charge(shop_key, "video-app", "sub-x1", 30 * CNY)

@@ -583,6 +583,14 @@ def _roll(record, now):
             record["year_out"] = 0
 
 
+def _cny(fen):
+    """An amount for people: 123456 -> "1234.56 CNY"."""
+    if fen is None:
+        return "no limit"
+    cents = fen % 100
+    return str(fen // 100) + "." + ("0" if cents < 10 else "") + str(cents) + " CNY"
+
+
 def _left(limit, used):
     if limit is None:
         return None
@@ -597,13 +605,14 @@ def _spend(s, record, amount, counter):
     _roll(record, now)
     limits = _limits(s, record)
     if limits["payment_max"] is not None and amount > limits["payment_max"]:
-        require(False, f"{amount} is above wallet {record['id']}'s single-payment limit {limits['payment_max']}")
+        require(False, f"{_cny(amount)} is above wallet {record['id']}'s single-payment limit "
+                       f"{_cny(limits['payment_max'])}")
     if limits["daily_max"] is not None and record["day_out"] + amount > limits["daily_max"]:
-        require(False, f"wallet {record['id']} has {_left(limits['daily_max'], record['day_out'])} left of its daily "
-                       f"limit {limits['daily_max']} today ({_date(record['day'])}, Asia/Shanghai)")
+        require(False, f"wallet {record['id']} has {_cny(_left(limits['daily_max'], record['day_out']))} left of its "
+                       f"daily limit {_cny(limits['daily_max'])} today ({_date(record['day'])}, Asia/Shanghai)")
     if limits["annual_max"] is not None and record["year_out"] + amount > limits["annual_max"]:
-        require(False, f"wallet {record['id']} has {_left(limits['annual_max'], record['year_out'])} left of its "
-                       f"annual limit {limits['annual_max']} in {record['year']}")
+        require(False, f"wallet {record['id']} has {_cny(_left(limits['annual_max'], record['year_out']))} left of "
+                       f"its annual limit {_cny(limits['annual_max'])} in {record['year']}")
     record["day_out"] = record["day_out"] + amount
     record["year_out"] = record["year_out"] + amount
     if counter:
@@ -628,14 +637,14 @@ def _receive(s, record, amount):
     total = record["balance"] + record["held"] + amount
     require(total <= BALANCE_MAX, "the balance would exceed the bound on any wallet")
     if limit is not None and total > limit:
-        require(False, f"wallet {record['id']} would hold {total}, above its balance cap {limit}")
+        require(False, f"wallet {record['id']} would hold {_cny(total)}, above its balance cap {_cny(limit)}")
     record["balance"] = record["balance"] + amount
 
 
 def _debit(record, amount):
     _interest_touch(record, context.timestamp_ms)
     require(record["balance"] >= amount,
-            f"wallet {record['id']} has {record['balance']} available; it cannot move {amount}")
+            f"wallet {record['id']} has {_cny(record['balance'])} available; it cannot move {_cny(amount)}")
     record["balance"] = record["balance"] - amount
 
 
