@@ -15,11 +15,13 @@ import zxingcpp
 from rich.console import Console
 from typer.testing import CliRunner
 
+from pilotchain.apps.energy.client import GreenClient
 from pilotchain.apps.energy.network import story
 from pilotchain.apps.energy.qr import make_qr
 from pilotchain.cli.main import app
 from pilotchain.network.consortium import init_network, parse_orgs
 from pilotchain.network.processes import EPHEMERAL_PORT_MIN, free_port_block, nodes_of, stop_node
+from pilotchain.sdk import Client, Identity
 from tests.apps.exchange.test_live_exchange import _logs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -83,6 +85,29 @@ def test_s5_with_real_processes_and_an_offline_trace_from_the_qr_code(tmp_path: 
         for args in ([str(tampered), "--qr", code], [str(bundle), "--qr", code.replace(code[6:14], "0" * 8)]):
             refused = runner.invoke(app, ["green", "verify", *args, "--genesis", genesis])
             assert refused.exit_code == 1 and "does NOT verify" in refused.output, refused.output
+        # a beneficiary's statement: a second retirement for the same beneficiary (the wind farm's own
+        # certificates), then every retired MWh for it, each with its line, verified offline
+        wind = GreenClient(Client(network=net, identity=Identity.load(net / "orgs" / "wind-farm" / "client.id")),
+                           Identity.load(net / "orgs" / "wind-farm" / "client.id"))
+        lot = next(h for h in wind.holdings("wind-farm") if h and h["status"] == "active" and h["count"] >= 100)
+        wind.retire(lot["id"], 100, beneficiary=traced.beneficiary, year=traced.year, retirement_id="RET-SECOND")
+        written = runner.invoke(app, ["green", "beneficiary-statement", traced.beneficiary, "--out", str(tmp_path / "b"),
+                                      "--network", str(net), "-i", str(net / "orgs" / "wind-farm" / "client.id"),
+                                      "--json"])
+        assert written.exit_code == 0, written.output
+        paths = json.loads(written.stdout)
+        evidence, code_b = Path(paths["evidence"]), scan(paths["qr"], Path(paths["png"]))
+        whole = runner.invoke(app, ["green", "verify-beneficiary", str(evidence), "--qr", code_b, "--genesis", genesis,
+                                    "--json"])
+        assert whole.exit_code == 0, whole.output
+        claimed = json.loads(whole.stdout)
+        assert claimed["kwh"] == 500_000 and {r["retirement"] for r in claimed["retirements"]} == {result.retirement,
+                                                                                                     "RET-SECOND"}
+        changed = bytearray(evidence.read_bytes())
+        changed[len(changed) // 3] ^= 1
+        evidence.write_bytes(bytes(changed))
+        broken = runner.invoke(app, ["green", "verify-beneficiary", str(evidence), "--qr", code_b, "--genesis", genesis])
+        assert broken.exit_code == 1 and "does NOT verify" in broken.output
         # the readings' documents stayed in the meter operator's vault
         blocks = b"".join(path.read_bytes() for path in net.glob("nodes/*/**/*.seg"))
         assert result.device.encode() in blocks and b"intervals_15min" not in blocks

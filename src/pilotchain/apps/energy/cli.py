@@ -197,6 +197,60 @@ def statement(retirement_id: Annotated[str, typer.Argument(metavar="RETIREMENT")
     _out.print(f"wrote {bundle}, {png} (QR: {text})")
 
 
+@app.command("beneficiary-statement")
+def beneficiary_statement(beneficiary: Annotated[str, typer.Argument(metavar="BENEFICIARY")],
+                          out: Annotated[Path, typer.Option(help="Folder for the .evidence and .png files.")] = Path("."),
+                          identity: IdentityOption = None, network: NetworkOption = None,
+                          as_json: JsonOption = False) -> None:
+    """Every MWh retired for BENEFICIARY, each with its whole line, in one offline-verifiable
+    bundle and the QR code that pins it (`pilotchain green verify-beneficiary`)."""
+    import hashlib
+
+    from pilotchain.apps.energy.qr import write_qr
+    from pilotchain.apps.energy.verify import beneficiary_qr_text
+    from pilotchain.network.consortium import load_genesis
+
+    green = _green(identity, network)
+    genesis = load_genesis(network / "genesis.json") if network is not None else None
+    bundle = _run(lambda: green.export_beneficiary_statement(beneficiary, genesis=genesis))
+    name = "beneficiary-" + hashlib.sha256(beneficiary.encode()).hexdigest()[:12]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.evidence").write_bytes(bundle)
+    text = beneficiary_qr_text(beneficiary, bundle)
+    write_qr(text, out / f"{name}.png")
+    if as_json:
+        _echo({"evidence": str(out / f"{name}.evidence"), "png": str(out / f"{name}.png"), "qr": text})
+        return
+    _out.print(f"wrote {out / (name + '.evidence')} and its QR code {out / (name + '.png')}: {text}")
+
+
+@app.command("verify-beneficiary")
+def verify_beneficiary(bundle: Annotated[Path, typer.Argument(metavar="FILE.evidence")],
+                       qr: Annotated[str, typer.Option("--qr", help="The QR code's text (PCGB1:...).")],
+                       genesis: Annotated[Path, typer.Option("--genesis", help="The chain's genesis.json.")],
+                       as_json: JsonOption = False) -> None:
+    """Offline: every retirement for the beneficiary the QR code names, each traced to its device."""
+    from pilotchain.apps.energy.verify import verify_beneficiary_statement
+    from pilotchain.ledger.evidence import EvidenceInvalid
+    from pilotchain.network.consortium import load_genesis
+
+    try:
+        traces = verify_beneficiary_statement(qr, bundle.read_bytes(), load_genesis(genesis))
+    except EvidenceInvalid as exc:
+        _fail(f"the statement does NOT verify: {exc}")
+        return
+    if as_json:
+        _echo({"beneficiary": traces[0].beneficiary, "kwh": sum(t.kwh for t in traces),
+               "retirements": [{"retirement": t.retirement_id, "year": t.year, "kwh": t.kwh,
+                                "device": t.device["device_id"], "batch": t.batch["batch_id"],
+                                "metered_kwh": t.metered_kwh, "retired_tx": t.retirement.tx_id} for t in traces]})
+        return
+    for traced in traces:
+        _out.print(trace_table(traced))
+    _out.print(f"{sum(t.kwh for t in traces):,} kWh retired for {traces[0].beneficiary} in {len(traces)} "
+               "retirement(s), every one verified offline against the genesis")
+
+
 @app.command("verify")
 def verify(bundle: Annotated[Path, typer.Argument(metavar="FILE.evidence")],
            qr: Annotated[str, typer.Option("--qr", help="The QR code's text (PCGC1:...).")],

@@ -122,3 +122,14 @@ class GreenClient:
     def export_statement(self, retirement_id: str, *, genesis: Any = None) -> bytes:
         """The evidence bundle of a retirement's whole line (offline-verifiable with the genesis)."""
         return export_evidence(self.client, self.trace_transactions(retirement_id), genesis=genesis)
+
+    def export_beneficiary_statement(self, beneficiary: str, *, genesis: Any = None) -> bytes:
+        """One evidence bundle with every retirement for ``beneficiary`` and each one's whole line
+        (device, meter readings, issuance, transfers): every retired MWh with its proof."""
+        retirements = [r for r in self.retirements_of(beneficiary) if r is not None]
+        if not retirements:
+            raise GreenError("NOT_FOUND", f"no retirement for {beneficiary}")
+        txs: list[str] = []
+        for record in retirements:
+            txs += self.trace_transactions(str(record["id"]))
+        return export_evidence(self.client, list(dict.fromkeys(txs)), genesis=genesis)

@@ -30,9 +30,12 @@ from pilotchain.codec import CodecError, decode
 from pilotchain.ledger.evidence import EvidenceInvalid, VerifiedTx, verify_bundle
 from pilotchain.ledger.genesis import Genesis
 
-__all__ = ["QR_PREFIX", "RetirementTrace", "StatementInvalid", "qr_text", "verify_statement"]
+__all__ = ["BENEFICIARY_PREFIX", "QR_PREFIX", "RetirementTrace", "StatementInvalid", "beneficiary_qr_text", "qr_text",
+           "verify_beneficiary_statement", "verify_statement"]
 
 QR_PREFIX = "PCGC1"
+#: a beneficiary's statement: every retirement for it in one bundle
+BENEFICIARY_PREFIX = "PCGB1"
 CONTRACT = "greencert"
 LINE_MAX = 256
 
@@ -96,29 +99,66 @@ def verify_statement(qr: str, bundle: bytes, genesis: Genesis) -> RetirementTrac
     if hashlib.sha256(bundle).hexdigest() != digest:
         raise StatementInvalid("bundle", "is not the evidence this QR code names (its SHA-256 differs)")
     evidence = verify_bundle(bundle, genesis)
-    steps: dict[str, tuple[VerifiedTx, dict[str, Any]]] = {}
-    produced: dict[str, tuple[str, VerifiedTx, dict[str, Any]]] = {}  # lot -> (what, tx, event)
-    issued: dict[str, tuple[VerifiedTx, dict[str, Any]]] = {}
-    readings: dict[str, tuple[VerifiedTx, dict[str, Any]]] = {}
-    devices: dict[str, tuple[VerifiedTx, dict[str, Any]]] = {}
-    for tx in evidence.txs:
-        if tx.contract != CONTRACT or tx.status != "OK":
-            continue
-        for data in _events(tx, "retired"):
-            steps[str(data.get("retirement_id"))] = (tx, data)
-            if data.get("rest"):
-                produced[str(data["rest"])] = ("rest after retirement", tx, data)
-        for data in _events(tx, "transferred"):
-            produced[str(data.get("lot"))] = ("transferred", tx, data)
-            if data.get("rest"):
-                produced[str(data["rest"])] = ("rest after transfer", tx, data)
-        for data in _events(tx, "issued"):
-            issued[str(data.get("batch_id"))] = (tx, data)
-            produced[str(data.get("lot"))] = ("issued", tx, data)
-        for data in _events(tx, "reading"):
-            readings[str(data.get("reading_id"))] = (tx, data)
-        for data in _events(tx, "device"):
-            devices[str(data.get("device_id"))] = (tx, data)
+    return _line(_Index(evidence), retirement_id)
+
+
+def beneficiary_qr_text(beneficiary: str, bundle: bytes) -> str:
+    return f"{BENEFICIARY_PREFIX}:{hashlib.sha256(bundle).hexdigest()}:{beneficiary}"
+
+
+def verify_beneficiary_statement(qr: str, bundle: bytes, genesis: Genesis) -> list[RetirementTrace]:
+    """A beneficiary's statement: every retirement for it that the bundle proves, each traced back
+    to its device and meter readings like :func:`verify_statement` (oldest first). The QR code
+    (``PCGB1:<sha-256>:<beneficiary>``) pins the bundle."""
+    prefix, _, rest = qr.strip().partition(":")
+    digest, _, beneficiary = rest.partition(":")
+    if prefix != BENEFICIARY_PREFIX or len(digest) != 64 or not beneficiary:
+        raise StatementInvalid("qr", f"not a beneficiary statement code ({BENEFICIARY_PREFIX}:<sha-256>:<beneficiary>)")
+    if hashlib.sha256(bundle).hexdigest() != digest:
+        raise StatementInvalid("bundle", "is not the evidence this QR code names (its SHA-256 differs)")
+    index = _Index(verify_bundle(bundle, genesis))
+    mine = [rid for rid, (tx, data) in sorted(index.steps.items(), key=lambda item: (item[1][0].height, item[1][0].index))
+            if data.get("beneficiary") == beneficiary]
+    if not mine:
+        raise StatementInvalid("retirement", f"the bundle proves no retirement for {beneficiary}")
+    return [_line(index, rid) for rid in mine]
+
+
+class _Index:
+    """The greencert events of a verified bundle, by what they produced."""
+
+    def __init__(self, evidence: Any) -> None:
+        self.evidence = evidence
+        self.steps: dict[str, tuple[VerifiedTx, dict[str, Any]]] = {}
+        self.produced: dict[str, tuple[str, VerifiedTx, dict[str, Any]]] = {}  # lot -> (what, tx, event)
+        self.issued: dict[str, tuple[VerifiedTx, dict[str, Any]]] = {}
+        self.readings: dict[str, tuple[VerifiedTx, dict[str, Any]]] = {}
+        self.devices: dict[str, tuple[VerifiedTx, dict[str, Any]]] = {}
+        for tx in evidence.txs:
+            if tx.contract != CONTRACT or tx.status != "OK":
+                continue
+            for data in _events(tx, "retired"):
+                self.steps[str(data.get("retirement_id"))] = (tx, data)
+                if data.get("rest"):
+                    self.produced[str(data["rest"])] = ("rest after retirement", tx, data)
+            for data in _events(tx, "transferred"):
+                self.produced[str(data.get("lot"))] = ("transferred", tx, data)
+                if data.get("rest"):
+                    self.produced[str(data["rest"])] = ("rest after transfer", tx, data)
+            for data in _events(tx, "issued"):
+                self.issued[str(data.get("batch_id"))] = (tx, data)
+                self.produced[str(data.get("lot"))] = ("issued", tx, data)
+            for data in _events(tx, "reading"):
+                self.readings[str(data.get("reading_id"))] = (tx, data)
+            for data in _events(tx, "device"):
+                self.devices[str(data.get("device_id"))] = (tx, data)
+
+
+def _line(index: _Index, retirement_id: str) -> RetirementTrace:
+    """One retirement's whole line from a verified bundle's events."""
+    evidence = index.evidence
+    steps, produced, issued = index.steps, index.produced, index.issued
+    readings, devices = index.readings, index.devices
     if retirement_id not in steps:
         raise StatementInvalid("retirement", f"the bundle proves no retirement {retirement_id}")
     retire_tx, retired = steps[retirement_id]
