@@ -154,7 +154,9 @@ def currency_chain(
     unless ``config`` asks for them), each operator authorised with a quota and full reserves."""
     with contextlib.ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pilotchain-currency-")))
-        now_ms = int(time.time() * 1000)
+        # certificates valid from before the chain's (possibly test-controlled) clock starts: a
+        # fake clock read a moment before this would otherwise find the CAs not yet valid
+        now_ms = min(int(time.time() * 1000), clock_ms() if clock_ms is not None else 2**62) - 60_000
         manifest = init_currency_network(root / "network", suite_name=suite, validators=1, now_ms=now_ms,
                                          operators=parse_orgs(",".join(operators)))
         directory = root / "network"
