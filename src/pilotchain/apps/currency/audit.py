@@ -18,7 +18,7 @@ its history head and — for the buckets named — every wallet, vault, device, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,11 +121,14 @@ def movements(block: BlockInfo, contract: str = "currency") -> Iterator[Movement
                            str(data["ref"]), block.height, block.header.timestamp_ms, tx.tx_id)
 
 
-def replay_blocks(suite: Suite, blocks: Iterable[BlockInfo], contract: str = "currency") -> SupplyReplay:
+def replay_blocks(suite: Suite, blocks: Iterable[BlockInfo], contract: str = "currency",
+                  on_move: Callable[[Movement], None] | None = None) -> SupplyReplay:
     replay = SupplyReplay(suite)
     for block in blocks:
         for move in movements(block, contract):
             replay.apply(move)
+            if on_move is not None:
+                on_move(move)
     return replay
 
 
@@ -170,7 +173,7 @@ def _compare(client: Client, contract: str, replay: SupplyReplay, check_buckets:
 
 
 def audit_chain(client: Client, *, contract: str = "currency", height: int | None = None,
-                check_buckets: bool = True) -> dict[str, Any]:
+                check_buckets: bool = True, on_move: Callable[[Movement], None] | None = None) -> dict[str, Any]:
     """Replay blocks 1..``height`` (default: the head) and report the supply at that height.
     At the head: the replay must equal the contract's aggregates and history head, and (when
     ``check_buckets``) every bucket must equal what the contract's state holds for it."""
@@ -180,7 +183,7 @@ def audit_chain(client: Client, *, contract: str = "currency", height: int | Non
     if not 0 <= target <= head:
         raise AuditError(f"height {target} is not committed (the head is {head})")
     suite = get_suite(status.suite)
-    replay = replay_blocks(suite, (client.get_block(h) for h in range(1, target + 1)), contract)
+    replay = replay_blocks(suite, (client.get_block(h) for h in range(1, target + 1)), contract, on_move)
     report = replay.report()
     report["height"] = target
     report["checked_against_state"] = False
@@ -201,6 +204,8 @@ def audit_chain(client: Client, *, contract: str = "currency", height: int | Non
                 break
             for move in extra:
                 replay.apply(move)
+                if on_move is not None:
+                    on_move(move)
         else:
             raise AuditError("the currency kept moving during the audit; audit a past height")
         report = replay.report()

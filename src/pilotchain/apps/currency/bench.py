@@ -1,0 +1,307 @@
+"""``pilotchain bench payments``: the CAICT stress method on a currency network, every payment
+signed by a wallet key and by its operator.
+
+Mounted under ``pilotchain bench`` through the ``pilotchain.bench_workloads`` entry-point group
+(the platform's benchmark command finds it and never imports it).
+
+Theory of operation. A currency network is made with the currency's own ``network init`` profile
+(``--nodes`` validators, all the central bank's; two operators) in a temporary folder, its nodes
+started as processes (no vaults: the validators are what is measured) and founded as ``network up``
+founds it (governance to the central bank, the contract, the operators by maker-checker). The
+officers issue to both operators; ``--wallets`` tier-3 wallets are opened (half at each operator)
+and loaded. Then the platform's stress ladder runs (``pilotchain.bench.network``: open loop, steps
+of ``--step`` seconds at rates rising by ``--factor``, a step keeps up while ≥ 95 % of what was sent
+commits within 10 s, the committed rate stays ≥ 90 % of the offered one and p99 ≤ 2 s; then a
+bisection), with payments instead of ``kv.put``: payment *i* is from wallet ``i mod W`` to the next
+wallet, 0.01 CNY, its instruction signed by the payer's wallet key (sequence ``i div W + 1``, so a
+wallet's payments are ``W / rate`` seconds apart and reach the chain in order) and its transaction
+by the payer's operator — both signed in worker processes before the step, outside the window.
+
+After the ladder the supply audit replays every movement from genesis through a validator's
+gateway and checks it against the contract's aggregates and history head (``audit_chain``); the
+replay also counts the payments that executed OK (a committed transaction may have failed in the
+contract), and each step reports ``ok_tps`` beside ``committed_tps``. The floor (1,500 payments/s
+OK at ≥ 95 % success and p99 ≤ 2 s on this 2-core machine) is judged on the best passing step's
+``ok_tps``. Nothing is asserted about speed: the document is printed (``--json``) and recorded as
+``bench/results/payments-<suite>-<n>n-<UTC time>-<commit>.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+__all__ = ["FLOOR_OK_TPS", "PaymentSigner", "app", "run"]
+
+FLOOR_OK_TPS = 1_500
+CNY = 100
+SIGN_CHUNK = 1_000
+#: the module-level context the forked signing workers inherit (set before the pool forks)
+_CONTEXT: dict[str, Any] = {}
+
+
+def _warm() -> int:
+    return os.getpid()
+
+
+def _sign_payments(first: int, count: int, expires_in_ms: int) -> list[tuple[bytes, str]]:
+    from pilotchain.apps.currency.statements import statement
+    from pilotchain.crypto import get_suite
+    from pilotchain.sdk import Identity, build_transaction
+
+    context = _CONTEXT
+    if "keys" not in context:
+        suite = get_suite(context["suite"])
+        context["keys"] = [suite.load_private_key_pem(pem) for pem in context["key_pems"]]
+        context["operators"] = {org: Identity.load(path) for org, path in context["operator_paths"].items()}
+    keys, wallets, chain_id, tag = context["keys"], context["wallets"], context["chain_id"], context["tag"]
+    out = []
+    for index in range(first, first + count):
+        payer = index % len(wallets)
+        payee = (payer + 1) % len(wallets)
+        seq = index // len(wallets) + 1
+        client_key = f"{tag}{index}"
+        text = statement(chain_id, "pay", wallets[payer][0], seq, [wallets[payee][0], 1, client_key])
+        args = {"payer": wallets[payer][0], "payee": wallets[payee][0], "amount": 1, "client_key": client_key,
+                "seq": seq, "signature": keys[payer].sign(text.encode()), "memo": ""}
+        tx = build_transaction(context["operators"][wallets[payer][1]], chain_id, "currency", "pay", args,
+                               expires_in_ms=expires_in_ms)
+        out.append((tx.raw, tx.tx_id))
+    return out
+
+
+class PaymentSigner:
+    """Pre-signs payments in forked worker processes (the platform's stress ladder calls
+    ``sign(count)`` before each step, as with its own kv signer)."""
+
+    def __init__(self, workers: int, suite: str, key_pems: list[bytes], wallets: list[tuple[str, str]],
+                 operator_paths: dict[str, str], chain_id: str) -> None:
+        _CONTEXT.clear()
+        _CONTEXT.update({"suite": suite, "key_pems": key_pems, "wallets": wallets, "operator_paths": operator_paths,
+                         "chain_id": chain_id, "tag": f"b{random.randrange(16**6):06x}-"})
+        self.next_index = 0
+        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers,
+                                                            mp_context=multiprocessing.get_context("fork"))
+        self._pool.submit(_warm).result()
+
+    def sign(self, count: int, expires_in_ms: int = 5 * 60 * 1000) -> list[tuple[bytes, str]]:
+        first = self.next_index
+        self.next_index += count
+        futures = [self._pool.submit(_sign_payments, start, min(SIGN_CHUNK, first + count - start), expires_in_ms)
+                   for start in range(first, first + count, SIGN_CHUNK)]
+        out: list[tuple[bytes, str]] = []
+        for future in futures:
+            out.extend(future.result())
+        return out
+
+    def key_of(self, index: int) -> str:
+        return f"{_CONTEXT['tag']}{index}"
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+def _setup(directory: Path, wallets_count: int, log: Any) -> tuple[list[bytes], list[tuple[str, str]], dict[str, str]]:
+    """Found the network, issue, open and load the wallets (in batches); keys, (wallet, operator)."""
+    from pilotchain.apps.currency.client import CurrencyClient, HolderKey
+    from pilotchain.apps.currency.network import activate, load_profile, officers_of
+    from pilotchain.apps.currency.statements import statement
+    from pilotchain.network.consortium import load_manifest
+    from pilotchain.sdk import Client, Identity, build_transaction
+    from pilotchain.sdk._network import load_network
+
+    manifest = load_manifest(directory)
+    suite = str(manifest["suite"])
+    activate(directory, Console(stderr=True, quiet=True))
+    operators = list(load_profile(directory)["operators"])
+    paths = {org: str(directory / "orgs" / org / "client.id") for org in operators}
+    who = {org: Identity.load(path) for org, path in paths.items()}
+    with Client(network=load_network(directory), identity=who[operators[0]], timeout=120.0) as client:
+        maker, checker = (CurrencyClient(client, o) for o in officers_of(directory)[:2])
+        for org in operators:
+            proposed = maker.propose("issue", {"operator": org, "amount": wallets_count * 1_000 * CNY})
+            checker.approve(proposed["id"])
+        chain_id = client.chain_id()
+        keys = [HolderKey.generate(suite) for _ in range(wallets_count)]
+        wallets = [(f"bench-{index}", operators[index % len(operators)]) for index in range(wallets_count)]
+        log(f"opening and loading {wallets_count:,} wallets…")
+        for method in ("open_wallet", "load"):
+            txs = []
+            for (wallet, org), key in zip(wallets, keys, strict=True):
+                if method == "open_wallet":
+                    text = statement(chain_id, "open", wallet, 0, [org, "personal", 3, key.public_key])
+                    args: dict[str, Any] = {"wallet": wallet, "public_key": key.public_key, "kind": "personal",
+                                            "tier": 3, "linked": "", "kyc": "", "signature": key.sign(text)}
+                else:
+                    args = {"wallet": wallet, "amount": 1_000 * CNY, "ref": "bench"}
+                txs.append(build_transaction(who[org], chain_id, "currency", method, args))
+            for start in range(0, len(txs), 500):
+                chunk = txs[start:start + 500]
+                client.submit_many(chunk)
+                for tx in chunk[-1:]:
+                    client.wait(tx.tx_id, timeout_s=120)
+            last = client.wait(txs[-1].tx_id, timeout_s=120)
+            if not last.ok:
+                raise RuntimeError(f"{method} failed during setup: {last.receipt}")
+        return [k.private_key.to_pem() for k in keys], wallets, paths
+
+
+def run(*, nodes: int = 4, suite: str = "intl", wallets: int = 4_000, step_s: float = 10.0, rate_start: float = 200.0,
+        rate_factor: float = 1.4, steps_max: int = 10, workdir: Path | None = None,
+        log: Any = lambda message: None) -> dict[str, Any]:
+    from pilotchain.apps.currency.network import init_currency_network
+    from pilotchain.bench.network import BenchOptions, free_port_block
+    from pilotchain.node.daemon import tune_gc
+
+    directory = workdir or Path(tempfile.mkdtemp(prefix="pilotchain-bench-payments-"))
+    cleanup = workdir is None
+    options = BenchOptions(nodes=nodes, suite=suite, step_s=step_s, rate_start=rate_start, rate_factor=rate_factor,
+                           steps_max=steps_max, catchup_s=0.0, query_s=0.0)
+    options.check()
+    started = time.monotonic()
+    init_currency_network(directory, validators=nodes, suite_name=suite, base_port=free_port_block(2 * nodes),
+                          now_ms=int(time.time() * 1000), config={"kyc_required": False})
+    signer: PaymentSigner | None = None
+    try:
+        up = subprocess.run([sys.executable, "-m", "pilotchain", "network", "up", "--dir", str(directory),
+                             "--no-services", "--timeout", "180"], capture_output=True, text=True, timeout=600,
+                            check=False)
+        if up.returncode != 0:
+            raise RuntimeError(f"the network did not start: {up.stdout[-600:]} {up.stderr[-600:]}")
+        key_pems, wallet_list, operator_paths = _setup(directory, wallets, log)
+        setup_s = time.monotonic() - started
+        from pilotchain.network.consortium import load_manifest
+
+        signer = PaymentSigner(os.cpu_count() or 1, suite, key_pems, wallet_list, operator_paths,
+                               str(load_manifest(directory)["chain_id"]))
+        tune_gc()
+        document = asyncio.run(_measure(options, directory, signer, log))
+        document["setup_s"] = round(setup_s, 1)
+        document["wallets"] = wallets
+        return document
+    finally:
+        if signer is not None:
+            signer.close()
+        subprocess.run([sys.executable, "-m", "pilotchain", "network", "down", "--dir", str(directory)],
+                       capture_output=True, timeout=300, check=False)
+        if cleanup:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+async def _measure(options: Any, directory: Path, signer: PaymentSigner, log: Any) -> dict[str, Any]:
+    from pilotchain.apps.currency.audit import AuditError, Movement, audit_chain
+    from pilotchain.bench.network import Harness, node_resources, stress_ladder
+    from pilotchain.network.consortium import load_manifest
+    from pilotchain.network.processes import nodes_of, reader_identity
+    from pilotchain.sdk import Client
+    from pilotchain.sdk._network import load_network
+
+    harness = Harness(options, directory, log)
+    harness.manifest = load_manifest(directory)
+    harness.nodes = nodes_of(directory)
+    harness.data_bytes_at_start = [0] * len(harness.nodes)
+    url = harness.nodes[0].gateway_url
+    harness._tasks += [asyncio.create_task(harness.listen(url, "block")),
+                       asyncio.create_task(harness.listen(url, "tx")),
+                       asyncio.create_task(harness.sample())]
+    try:
+        for event in harness._connected.values():
+            await asyncio.wait_for(event.wait(), timeout=30)
+        await asyncio.to_thread(signer.sign, 2)  # the workers load their keys before anything is measured
+        began = harness.now() - harness.origin
+        stress = await stress_ladder(harness, signer)  # type: ignore[arg-type]
+        resources = node_resources(harness, began, harness.now() - harness.origin)
+    finally:
+        await harness.close()
+
+    def audit() -> dict[str, Any]:
+        ok_ids: set[str] = set()
+
+        def seen(move: Movement) -> None:
+            if move.kind == "pay":
+                ok_ids.add(move.tx_id)
+
+        reader = reader_identity(directory)
+        with Client(network=load_network(directory), identity=reader, timeout=120.0) as client:
+            try:
+                report = audit_chain(client, check_buckets=False, on_move=seen)
+                report["mismatch"] = None
+            except AuditError as exc:
+                report = {"balanced": False, "mismatch": str(exc)}
+        return {"report": report, "ok_ids": ok_ids}
+
+    log("supply audit: replaying every movement from genesis…")
+    checked = await asyncio.to_thread(audit)
+    ok_ids = checked.pop("ok_ids")
+    for step, phase in zip(stress["steps"], harness.phases, strict=True):  # one phase per step, in order
+        step["name"] = phase.name
+        ok = sum(1 for tx_id in phase.tx_ids if tx_id in ok_ids)
+        step["ok"] = ok
+        step["ok_share"] = round(ok / len(phase.tx_ids), 4) if phase.tx_ids else None
+        step["ok_tps"] = round(step["committed_tps"] * (step["ok_share"] or 0), 1)
+    passing = [s for s in stress["steps"] if s.get("passed")]
+    best = max(passing, key=lambda s: s["ok_tps"]) if passing else None
+    return {
+        "kind": "payments", "nodes": options.nodes, "suite": options.suite,
+        "stress": stress, "resources": resources,
+        "supply_audit": checked["report"],
+        "summary": {
+            "sustained_ok_payments_per_s": best["ok_tps"] if best else 0.0,
+            "p99_ms": best["latency_ms"]["p99"] if best else None,
+            "success_rate": best["success_rate"] if best else None,
+            "floor_ok_tps": FLOOR_OK_TPS,
+            "floor_met": bool(best and best["ok_tps"] >= FLOOR_OK_TPS),
+            "supply_balanced": checked["report"]["balanced"] and checked["report"]["mismatch"] is None,
+        },
+    }
+
+
+app = typer.Typer(help="Payments on a currency network (the CAICT stress method), the supply audited after.")
+
+
+@app.callback(invoke_without_command=True)
+def payments(
+    nodes: int = typer.Option(4, help="validators (all the central bank's)"),
+    crypto: str = typer.Option("intl", "--crypto", help="intl or gm"),
+    wallets: int = typer.Option(4_000, min=10, max=100_000, help="wallets paying each other in a ring"),
+    step: float = typer.Option(10.0, help="seconds per stress step"),
+    rate_start: float = typer.Option(200.0, help="first offered rate (payments/s)"),
+    factor: float = typer.Option(1.4, help="rate factor between steps"),
+    steps_max: int = typer.Option(10, help="at most this many steps (ladder and bisection)"),
+    workdir: Path | None = typer.Option(None, help="keep the network in this (new) folder"),
+    json_output: bool = typer.Option(False, "--json", help="print the result document as JSON"),
+    record: bool = typer.Option(True, "--record/--no-record", help="write bench/results/payments-…json"),
+) -> None:
+    """The CAICT stress method on a currency network: every payment signed by a wallet key and by
+    its operator; the supply audited after the run."""
+    console = Console(stderr=True)
+    document = run(nodes=nodes, suite=crypto, wallets=wallets, step_s=step, rate_start=rate_start,
+                   rate_factor=factor, steps_max=steps_max, workdir=workdir, log=console.print)
+    if record:
+        from pilotchain.bench.results import record as save
+
+        path = save(f"payments-{crypto}-{nodes}n", document)
+        console.print(f"recorded {path}")
+    summary = document["summary"]
+    if json_output:
+        typer.echo(json.dumps(document, indent=2, default=str))
+    else:
+        Console().print(
+            f"payments OK/s (best passing step): [bold]{summary['sustained_ok_payments_per_s']:,.0f}[/] "
+            f"(floor {FLOOR_OK_TPS:,}: {'met' if summary['floor_met'] else 'not met'}), p99 {summary['p99_ms']} ms, "
+            f"success {summary['success_rate']}; supply audit: "
+            f"{'balanced, matches state' if summary['supply_balanced'] else 'DOES NOT BALANCE'}")
