@@ -578,3 +578,19 @@ def test_a_malformed_row_of_a_one_row_per_key_store_halts_the_conversion(tmp_pat
         assert all(len(key) > 4 for key, _ in txn.cursor(db=state) if key != b"\x00\x00\x00\x00")
         assert txn.stat(state)["entries"] > 1
     env.close()
+
+
+def test_closed_snapshots_that_are_still_referenced_hold_no_reader_slot(store: LedgerStore) -> None:
+    """A block's execution may leave references to its snapshot behind (a contract's view, a
+    cache); once closed, a snapshot must not keep its LMDB read transaction — and with it one of
+    the environment's 126 reader slots — alive: more such snapshots than slots, then reads still work."""
+    kept = []
+    for _ in range(300):
+        with store.snapshot() as snapshot:
+            snapshot.get(b"kv\x00anything")
+            kept.append(snapshot)  # still referenced after close
+    with store.snapshot() as snapshot:  # without the fix: lmdb.ReadersFullError here
+        assert snapshot.get(b"kv\x00anything") is None
+    assert store.get_with_proof(b"kv\x00anything")[0] is None
+    with pytest.raises(StorageError, match="closed"):
+        kept[0].get(b"kv\x00anything")

@@ -210,7 +210,12 @@ class StateSnapshot:
             return store._lookup(self._txn.get(row_key), row_key, key)
 
     def close(self) -> None:
+        # drop the read transaction too: py-lmdb keeps its reader slot while the Transaction
+        # object lives, and a closed snapshot that something still references (a contract's
+        # view, a membership cache) would otherwise hold one of the environment's 126 slots
+        # until the garbage collector ran — enough leaked, and every reader fails (READERS_FULL)
         self._store = None
+        self._txn = None
 
 
 def _find(entries: Sequence[tuple[bytes, bytes]], key: bytes) -> bytes | None:
