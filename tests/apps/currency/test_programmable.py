@@ -70,6 +70,7 @@ def test_red_envelopes_from_campaign_to_expiry() -> None:
         assert (refund["own"], refund["envelopes"]) == (20 * CNY, 30 * CNY)
         assert world.wallet("alice")["balance"] == 30 * CNY and _envelopes(world, "alice") == {"spring-2027": 30 * CNY}
         _refused(lambda: bank_b.refund(shop_key, "noodles", paid["id"], 71 * CNY), "EXECUTION_FAILED", "has 7000 left")
+        _refused(lambda: bank_b.refund(shop_key, "noodles", refund["id"], 1), "BAD_ARGUMENTS", "is not refunded")
         check_supply(world, ["city-gov", "alice", "bob", "noodles", "jeweller"])
         # the campaign ends: unspent and ungranted value returns to the funder, automatically on
         # the wallet's next payment, and for everyone by envelope_expire

@@ -1141,8 +1141,8 @@ def refund(payment_id, amount, client_key, seq, signature):
     _text("payment_id", payment_id)
     _text("client_key", client_key)
     original = payments.get(payment_id)
-    if original is None:
-        reject_arguments(f"no payment {payment_id}")
+    if original is None or original.get("kind") == "refund":
+        reject_arguments(f"no payment {payment_id} (a refund is not refunded)")
     refund_id = original["payee"] + ":" + client_key
     done = payments.get(refund_id)
     if done is not None:
