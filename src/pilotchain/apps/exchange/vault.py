@@ -98,6 +98,8 @@ RECEIPT_DOMAIN = "receipt"
 DELIVERY_DOMAIN = "delivery"
 #: how long a vault waits for one of its transactions to commit
 TX_WAIT_S = 30.0
+#: blocks one purge reconciliation reads at most (the rest on the next maintenance step)
+PURGE_SCAN_BLOCKS_MAX = 500
 #: an anchoring transaction not committed within this is sent again (a fresh one)
 ANCHOR_TX_LIFETIME_MS = 120_000
 #: a vault-to-vault request (headers and first bytes); the body streams after
@@ -149,6 +151,8 @@ class Vault:
         self._peer_tls_verify = peer_tls_verify
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self._anchor_lock = threading.Lock()
+        #: the chain height up to which purges were reconciled (None: not yet since start)
+        self._purge_height: int | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -490,27 +494,62 @@ class Vault:
 
     def reconcile_purges(self) -> list[str]:
         """Delete every copy whose payload the chain says is purged, and confirm it on chain
-        (also after this vault was offline when the purge happened); the ids deleted."""
-        deleted = []
+        (also after this vault was offline when the purge happened); the ids deleted.
+
+        The first call (after the vault starts) checks every copy it holds against the chain; later
+        calls read only the blocks committed since (at most PURGE_SCAN_BLOCKS_MAX per call) for
+        ``dataex.purge`` calls, so the idle cost follows the chain's purges, not the copies held."""
+        try:
+            head = self.client.status().height
+        except PilotchainError as exc:
+            raise ExchangeError("CHAIN_UNAVAILABLE", f"cannot read the chain: {exc}") from exc
+        if self._purge_height is None:
+            deleted = self._reconcile(self._copies())
+            self._purge_height = head
+            return deleted
+        candidates: set[str] = set()
+        last = min(head, self._purge_height + PURGE_SCAN_BLOCKS_MAX)
+        for height in range(self._purge_height + 1, last + 1):
+            try:
+                block = self.client.get_block(height)
+            except PilotchainError as exc:
+                raise ExchangeError("CHAIN_UNAVAILABLE", f"cannot read block {height}: {exc}") from exc
+            for tx in block.transactions:
+                if not tx.redacted and tx.contract == CONTRACT and tx.method == "purge" and isinstance(tx.args, dict):
+                    candidates.add(str(tx.args.get("payload_id")))
+        self._purge_height = last
+        held = [stored for stored in (self._copy(pid) for pid in sorted(candidates)) if stored is not None]
+        return self._reconcile(held)
+
+    def _copies(self) -> list[StoredPayload]:
+        found: list[StoredPayload] = []
         after: str | None = None
         while True:
             page = self.store.list(after=after, limit=256)
-            for stored in page.items:
-                if stored.role != PayloadRole.COPY or stored.purge is not None:
-                    continue
-                fact = self.chain.payload(stored.payload_id, fresh=False)
-                record = fact.value
-                if isinstance(record, dict) and record.get("purged") is not None:
-                    purged = record["purged"]
-                    self.store.purge(stored.payload_id, f"purged by {purged.get('by_org')}: {purged.get('reason')}",
-                                     purged_ms=self.now_ms())
-                    self.book.queue(OutboxItem(kind="confirm_purge", payload_id=stored.payload_id,
-                                               peer_org=str(record["owner"]), data=b""))
-                    self.counters.purged_copies += 1
-                    deleted.append(stored.payload_id)
+            found += [p for p in page.items if p.role == PayloadRole.COPY and p.purge is None]
             if page.next_after is None:
-                break
+                return found
             after = page.next_after
+
+    def _copy(self, payload_id: str) -> StoredPayload | None:
+        try:
+            stored = self.store.get(payload_id)
+        except VaultStoreError:
+            return None
+        return stored if stored.role == PayloadRole.COPY and stored.purge is None else None
+
+    def _reconcile(self, copies: list[StoredPayload]) -> list[str]:
+        deleted = []
+        for stored in copies:
+            record = self.chain.payload(stored.payload_id, fresh=False).value
+            if isinstance(record, dict) and record.get("purged") is not None:
+                purged = record["purged"]
+                self.store.purge(stored.payload_id, f"purged by {purged.get('by_org')}: {purged.get('reason')}",
+                                 purged_ms=self.now_ms())
+                self.book.queue(OutboxItem(kind="confirm_purge", payload_id=stored.payload_id,
+                                           peer_org=str(record["owner"]), data=b""))
+                self.counters.purged_copies += 1
+                deleted.append(stored.payload_id)
         return deleted
 
 
