@@ -1,0 +1,66 @@
+"""``pilotchain explorer --network DIR --org ORG [--port N]``: serve the console for one organisation.
+
+It reads as the organisation's client identity from the ``network init`` folder (``--identity``
+names another) against the organisation's own node (its first validator's gateway; the network's
+first gateway when the organisation runs no validator). Mounted through ``pilotchain.commands``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+__all__ = ["app", "connect"]
+
+app = typer.Typer(help="The explorer and operations console: a web page per organisation, showing what it may read, proven.")
+_err = Console(stderr=True)
+
+DEFAULT_PORT = 26900
+
+
+def connect(directory: Path, org: str, identity: Path | None = None) -> tuple[object, str]:
+    """A client signing as ``org``'s identity against ``org``'s node, and that node's URL."""
+    from pilotchain.network.consortium import load_manifest
+    from pilotchain.sdk import Client, Identity
+
+    manifest = load_manifest(directory)
+    entries = {entry["org"]: entry for entry in manifest["organizations"]}
+    if org not in entries:
+        raise typer.BadParameter(f"{org!r} is not an organisation of this network (it has {', '.join(entries)})",
+                                 param_hint="--org")
+    path = identity or directory / entries[org]["client_identity"]
+    nodes = [node for node in manifest["nodes"] if node.get("org") == org] or manifest["nodes"]
+    url = str(nodes[0]["gateway_url"])
+    return Client(url, network=directory, identity=Identity.load(path), timeout=30.0), url
+
+
+@app.callback(invoke_without_command=True)
+def explorer(
+    network: Annotated[Path, typer.Option("--network", envvar="PILOTCHAIN_NETWORK", help="A `pilotchain network init` folder.")],
+    org: Annotated[str, typer.Option("--org", help="The organisation the console reads as.")],
+    port: Annotated[int, typer.Option("--port", help="The port to serve on.")] = DEFAULT_PORT,
+    host: Annotated[str, typer.Option("--host", help="The address to serve on (default: this machine only).")] = "127.0.0.1",
+    identity: Annotated[Path | None, typer.Option("--identity", "-i", help="Read as this identity file instead of "
+                                                  "the organisation's client identity.")] = None,
+) -> None:
+    """Serve the explorer for ORG until interrupted."""
+    import uvicorn
+
+    from pilotchain.apps.explorer.server import create_app
+    from pilotchain.sdk import Client, PilotchainError
+
+    client, node_url = connect(network, org, identity)
+    assert isinstance(client, Client)
+    try:
+        client.status()
+    except PilotchainError as exc:
+        _err.print(f"[red]error:[/] {org}'s node at {node_url} does not answer ({exc}); is the network up "
+                   f"(`pilotchain network up --dir {network}`)?")
+        raise typer.Exit(1) from exc
+    _err.print(f"explorer for [b]{org}[/] (node {node_url}) at http://{host}:{port}/")
+    try:
+        uvicorn.run(create_app(client, org), host=host, port=port, log_level="warning")
+    finally:
+        client.close()

@@ -1,0 +1,130 @@
+"""The explorer's web app: FastAPI over one SDK client that reads as one organisation.
+
+Each request reads the node through ``client`` (requests signed as the organisation's identity,
+block bodies and transaction proofs verified by the SDK) and renders a page with
+:mod:`pilotchain.apps.explorer.pages`. Handlers are plain ``def``: FastAPI runs them in its
+thread pool, so a slow node never blocks the event loop. A node error becomes a page that says
+what went wrong (404 for what does not exist, 502 for a node that failed or could not be proven).
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Query
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from pilotchain.apps.explorer import pages
+from pilotchain.sdk import BlockInfo, Client, NotFound, PilotchainError
+
+__all__ = ["create_app"]
+
+_TX_ID = re.compile(r"^[0-9a-fA-F]{64}$")
+_STATIC = {"explorer.css": "text/css; charset=utf-8", "explorer.js": "text/javascript; charset=utf-8"}
+#: proposals shown on the governance page (the newest; gov.list's own bound is larger)
+PROPOSALS_SHOWN_MAX = 64
+
+
+def create_app(client: Client, org: str) -> FastAPI:
+    """The console for ``org``; ``client`` must sign as one of ``org``'s identities."""
+    assert client.identity is not None, "the explorer reads as an organisation's identity"
+    app = FastAPI(title=f"pilotchain explorer ({org})", docs_url=None, redoc_url=None, openapi_url=None)
+    chain_id = ""
+
+    def chain() -> str:
+        nonlocal chain_id
+        if not chain_id:
+            chain_id = client.chain_id()
+        return chain_id
+
+    def failure(exc: PilotchainError, what: str) -> HTMLResponse:
+        code = 404 if isinstance(exc, NotFound) else 502
+        return HTMLResponse(pages.render_error(org, chain_id, f"{what}: not shown", str(exc)), status_code=code)
+
+    def validators() -> list[dict[str, Any]]:
+        try:
+            document = client.query("gov", "validators")
+            return list(document["current"])
+        except (PilotchainError, KeyError, TypeError):
+            return [{"name": name, "org": "", "power": ""} for name in client.status().validators]
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "org": org}
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name not in _STATIC:
+            return Response("not found", status_code=404)
+        body = resources.files("pilotchain.apps.explorer").joinpath("static", name).read_bytes()
+        return Response(body, media_type=_STATIC[name], headers={"Cache-Control": "max-age=300"})
+
+    @app.get("/api/status")
+    def api_status() -> JSONResponse:
+        try:
+            info = client.status()
+        except PilotchainError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=502)
+        connected = sum(1 for up in info.peers.values() if up)
+        return JSONResponse({"height": info.height, "mempool": info.mempool_size,
+                             "peers": f"{connected} of {len(info.peers)}", "last_block_time_ms": info.last_block_time_ms})
+
+    @app.get("/", response_class=HTMLResponse)
+    def overview() -> HTMLResponse:
+        try:
+            info = client.status()
+            head = client.get_block(info.height) if info.height >= 1 else None
+            return HTMLResponse(pages.render_overview(org, info, validators(), head))
+        except PilotchainError as exc:
+            return failure(exc, "Overview")
+
+    @app.get("/blocks", response_class=HTMLResponse)
+    def blocks(before: int | None = Query(default=None, ge=1)) -> HTMLResponse:
+        try:
+            height = client.status().height
+            top = min(height, before - 1) if before is not None else height
+            shown: list[BlockInfo] = [client.get_block(h) for h in range(top, max(top - pages.BLOCKS_PER_PAGE, 0), -1)]
+            return HTMLResponse(pages.render_blocks(org, chain(), shown, height))
+        except PilotchainError as exc:
+            return failure(exc, "Blocks")
+
+    @app.get("/blocks/{height}", response_class=HTMLResponse)
+    def block(height: int) -> HTMLResponse:
+        try:
+            found = client.get_block(height)
+            return HTMLResponse(pages.render_block(org, chain(), found, len(client.status().validators)))
+        except PilotchainError as exc:
+            return failure(exc, f"Block {height}")
+
+    @app.get("/tx/{tx_id}", response_class=HTMLResponse)
+    def tx(tx_id: str) -> HTMLResponse:
+        if not _TX_ID.match(tx_id):
+            return HTMLResponse(pages.render_error(org, chain(), "Transaction", "a transaction id is 64 hex digits"),
+                                status_code=400)
+        try:
+            return HTMLResponse(pages.render_tx(org, chain(), client.get_tx(tx_id.lower())))
+        except PilotchainError as exc:
+            return failure(exc, "Transaction")
+
+    @app.get("/search", response_model=None)
+    def search(q: str = "") -> Response:
+        wanted = q.strip()
+        if wanted.isdigit():
+            return RedirectResponse(f"/blocks/{int(wanted)}", status_code=303)
+        if _TX_ID.match(wanted):
+            return RedirectResponse(f"/tx/{wanted.lower()}", status_code=303)
+        return HTMLResponse(pages.render_error(org, chain(), "Search", f"{wanted!r} is neither a block height nor a "
+                                               "transaction id (64 hex digits)"), status_code=400)
+
+    @app.get("/governance", response_class=HTMLResponse)
+    def governance() -> HTMLResponse:
+        try:
+            proposals = client.query("gov", "list", {"limit": PROPOSALS_SHOWN_MAX})
+            members = client.query("gov", "members")
+            return HTMLResponse(pages.render_governance(org, chain(), proposals, members))
+        except PilotchainError as exc:
+            return failure(exc, "Governance")
+
+    return app

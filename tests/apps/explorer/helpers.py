@@ -1,0 +1,46 @@
+"""A governed in-process chain with something to look at: a contract only the first organisation
+may read (with a confidential transaction of that organisation's), a visible transaction of the
+second, a failed one, and the governance proposal that deployed the contract."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pilotchain.sdk import TxResult
+from pilotchain.testing import LocalChain
+from tests.contracts.helpers import deploy, governed_chain
+
+RECORDS = '''
+records = Map("records")
+
+def put(key, value):
+    records.set(key, value)
+    emit("stored", {"key": key, "value": value})
+'''
+
+SECRET = "diagnosis: confidential"
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    chain: LocalChain
+    owner: str  #: may read ``records``
+    viewer: str  #: may not
+    secret: TxResult  #: the owner's records.put
+    visible: TxResult  #: the viewer's kv.put
+    failed: TxResult  #: the viewer's kv.put without its arguments
+
+
+@contextlib.contextmanager
+def scene() -> Iterator[Scene]:
+    with governed_chain(orgs=3) as chain:
+        owner, viewer, _ = list(chain.consortium.clients)
+        deploy(chain, "records", RECORDS, permissions={"@read": {"roles": [], "orgs": [owner]}})
+        as_owner, as_viewer = chain.client(identity=chain.identity(owner)), chain.client(identity=chain.identity(viewer))
+        secret = as_owner.invoke(chain.identity(owner), "records", "put", {"key": "patient-42", "value": SECRET})
+        visible = as_viewer.invoke(chain.identity(viewer), "kv", "put", {"key": "rate", "value": 425})
+        failed = as_viewer.invoke(chain.identity(viewer), "kv", "put", {"value": 1}, check=False)
+        assert secret.ok and visible.ok and not failed.ok, (secret, visible, failed)
+        yield Scene(chain, owner, viewer, secret, visible, failed)

@@ -1,0 +1,121 @@
+"""The explorer's pages over an in-process governed chain, read as one organisation: what it may
+read is shown and proven, what it may not is shown as redacted (never its contents), a failure
+says why in words, search finds a transaction and a block, governance shows votes by organisation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pilotchain.apps.explorer.pages import certificate_signer_count, failure_in_words
+from pilotchain.apps.explorer.server import create_app
+from pilotchain.codec import encode
+from pilotchain.consensus.types import CommitCertificate, CommitSignature
+from tests.apps.explorer.helpers import SECRET, Scene, scene
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[Scene]:
+    with scene() as built:
+        yield built
+
+
+def _console(world: Scene, org: str) -> TestClient:
+    client = world.chain.client(identity=world.chain.identity(org))
+    return TestClient(create_app(client, org))
+
+
+def test_the_overview_shows_height_validators_and_mempool_as_the_organisation(world: Scene) -> None:
+    page = _console(world, world.viewer).get("/")
+    assert page.status_code == 200
+    height = world.chain.client().status().height
+    assert f'<span data-field="height">{height}</span>' in page.text
+    assert "Validators" in page.text and world.chain.consortium.validator in page.text
+    assert "transactions waiting" in page.text
+    assert f"<b data-org>{world.viewer}</b>" in page.text
+    assert 'data-proof="ok"' in page.text  # the head block's body was checked against its header
+
+
+def test_a_block_shows_its_transactions_with_the_unreadable_ones_redacted(world: Scene) -> None:
+    console = _console(world, world.viewer)
+    secret_block = console.get(f"/blocks/{world.secret.height}")
+    assert secret_block.status_code == 200
+    assert "records" in secret_block.text and "redacted" in secret_block.text
+    assert SECRET not in secret_block.text and "patient-42" not in secret_block.text
+    assert f'href="/tx/{world.secret.tx_id}"' not in secret_block.text
+    assert 'data-proof="ok"' in secret_block.text  # redacted, and still proven against the roots
+    for root in ("Transaction root", "Receipt root", "State root", "Proposer", "Commit certificate"):
+        assert root in secret_block.text
+
+    own_block = console.get(f"/blocks/{world.visible.height}").text
+    assert f'href="/tx/{world.visible.tx_id}"' in own_block
+    assert ">kv<" in own_block and ">put<" in own_block and f">{world.viewer}<" in own_block
+
+
+def test_the_owner_reads_what_the_viewer_may_not(world: Scene) -> None:
+    block = _console(world, world.owner).get(f"/blocks/{world.secret.height}").text
+    assert f'href="/tx/{world.secret.tx_id}"' in block and 'class="redacted"' not in block
+    tx = _console(world, world.owner).get(f"/tx/{world.secret.tx_id}").text
+    assert "stored" in tx and "patient-42" in tx
+
+
+def test_a_transaction_page_shows_its_receipt_events_and_why_it_failed(world: Scene) -> None:
+    console = _console(world, world.viewer)
+    ok = console.get(f"/tx/{world.visible.tx_id}")
+    assert ok.status_code == 200 and "OK" in ok.text and 'data-proof="ok"' in ok.text
+    assert "Why it failed" not in ok.text
+    failed = console.get(f"/tx/{world.failed.tx_id}").text
+    assert "Why it failed:</b> The contract refused the arguments: arguments must be a map" in failed
+    assert "BAD_ARGUMENTS" in failed
+
+
+def test_search_goes_to_a_transaction_or_a_block_and_explains_anything_else(world: Scene) -> None:
+    console = _console(world, world.viewer)
+    by_id = console.get("/search", params={"q": world.visible.tx_id.upper()}, follow_redirects=False)
+    assert by_id.status_code == 303 and by_id.headers["location"] == f"/tx/{world.visible.tx_id}"
+    by_height = console.get("/search", params={"q": " 2 "})
+    assert by_height.status_code == 200 and "<h1>Block 2</h1>" in by_height.text
+    nonsense = console.get("/search", params={"q": "<script>"})
+    assert nonsense.status_code == 400 and "<script>" not in nonsense.text.split("<main>")[1]
+    missing = console.get("/tx/" + "ab" * 32)
+    assert missing.status_code == 404
+    assert console.get("/blocks/100000").status_code == 404
+
+
+def test_the_blocks_list_pages_newest_first(world: Scene) -> None:
+    console = _console(world, world.viewer)
+    height = world.chain.client().status().height
+    listing = console.get("/blocks").text
+    assert listing.index(f'href="/blocks/{height}"') < listing.index('href="/blocks/1"')
+    older = console.get("/blocks", params={"before": 2}).text
+    assert 'href="/blocks/1"' in older and f'href="/blocks/{height}"' not in older
+
+
+def test_governance_shows_each_proposal_with_votes_by_organisation(world: Scene) -> None:
+    page = _console(world, world.viewer).get("/governance").text
+    assert "deploy_contract" in page and "executed" in page and "records" in page
+    for org in world.chain.consortium.clients:
+        assert f"<td>{org}</td>" in page
+    assert "approved" in page
+
+
+def test_static_files_and_the_live_status_are_served(world: Scene) -> None:
+    console = _console(world, world.viewer)
+    assert "font" in console.get("/static/explorer.css").text
+    assert "data-refresh" in console.get("/static/explorer.js").text
+    assert console.get("/static/../cli.py").status_code == 404
+    assert console.get("/api/status").json()["height"] >= world.failed.height  # type: ignore[operator]
+
+
+def test_failures_in_words_and_certificate_signers() -> None:
+    assert failure_in_words("PERMISSION_DENIED", "") == "The signer's organisation or role may not call this method."
+    assert failure_in_words("SOMETHING_NEW", "x") == "It failed with status SOMETHING_NEW: x"
+    assert certificate_signer_count(None) is None
+    assert certificate_signer_count(b"not a certificate") is None
+    signatures = tuple(CommitSignature(validator_index=i, signature=b"s" * 64) for i in range(3))
+    certificate = CommitCertificate(chain_id=b"c", height=1, round=0, block_hash=b"h" * 32, signatures=signatures)
+    assert certificate_signer_count(encode(certificate)) == 3
