@@ -3,12 +3,15 @@
 # - libcrypto.so.3 (Debian libssl3): the gm suite's SM2 signatures go through OpenSSL 3's EVP API
 #   (the `cryptography` wheel does not expose SM2 signing). See src/pilotchain/crypto/_openssl.py.
 # - openssl (the command line): tests check that what pilotchain signs verifies with it, both ways.
+# - chromium: the explorer's browser test drives it headless through Playwright's executable_path
+#   (tests/apps/explorer/test_browser.py; skipped, saying so, without it).
 # Installs only what is missing; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 missing=()
 if ! ldconfig -p 2>/dev/null | grep -q 'libcrypto\.so\.3 '; then missing+=(libssl3); fi
 if ! command -v openssl >/dev/null 2>&1; then missing+=(openssl); fi
+if [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "system-deps: installing ${missing[*]} (Debian packages)" >&2
