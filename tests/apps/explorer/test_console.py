@@ -108,7 +108,7 @@ def test_static_files_and_the_live_status_are_served(world: Scene) -> None:
     assert "font" in console.get("/static/explorer.css").text
     assert "data-refresh" in console.get("/static/explorer.js").text
     assert console.get("/static/../cli.py").status_code == 404
-    assert console.get("/api/status").json()["height"] >= world.failed.height  # type: ignore[operator]
+    assert console.get("/api/status").json()["height"] >= world.failed.height
 
 
 def test_failures_in_words_and_certificate_signers() -> None:
