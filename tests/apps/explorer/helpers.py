@@ -1,16 +1,20 @@
 """A governed in-process chain with something to look at: a contract only the first organisation
 may read (with a confidential transaction of that organisation's), a visible transaction of the
-second, a failed one, and the governance proposal that deployed the contract."""
+second, a failed one, and the governance proposal that deployed the contract. Every block carries
+a real commit record, signed by the validator as consensus would sign it."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
+from pilotchain.identity.files import load_identity
 from pilotchain.sdk import TxResult
 from pilotchain.testing import LocalChain
 from tests.contracts.helpers import deploy, governed_chain
+from tests.ledger.evidence_helpers import certify_commits
 
 RECORDS = '''
 records = Map("records")
@@ -36,7 +40,11 @@ class Scene:
 @contextlib.contextmanager
 def scene() -> Iterator[Scene]:
     with governed_chain(orgs=3) as chain:
-        owner, viewer, _ = list(chain.consortium.clients)
+        consortium = chain.consortium
+        node_key = load_identity(consortium.directory / "nodes" / consortium.validator / "node.id").private_key
+        keys: dict[bytes, Any] = {node_key.public_key().to_der(): node_key}
+        certify_commits(chain.node.ledger, keys)
+        owner, viewer, _ = list(consortium.clients)
         deploy(chain, "records", RECORDS, permissions={"@read": {"roles": [], "orgs": [owner]}})
         as_owner, as_viewer = chain.client(identity=chain.identity(owner)), chain.client(identity=chain.identity(viewer))
         secret = as_owner.invoke(chain.identity(owner), "records", "put", {"key": "patient-42", "value": SECRET})

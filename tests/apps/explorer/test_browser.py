@@ -28,7 +28,7 @@ def explorer_url() -> Iterator[tuple[Scene, str]]:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)  # connections wait in the backlog until the server's loop accepts them
-        server = uvicorn.Server(uvicorn.Config(create_app(client, world.viewer), log_level="warning"))
+        server = uvicorn.Server(uvicorn.Config(create_app(client, world.viewer, world.chain.genesis), log_level="warning"))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
         thread.start()
         try:
@@ -66,6 +66,7 @@ def test_a_person_opens_the_overview_and_a_block_in_chromium(explorer_url: tuple
             sync_api.expect(rows).to_have_count(1)
             sync_api.expect(rows.first).to_contain_text("records")
             sync_api.expect(rows.first.locator(".redacted").first).to_have_text("redacted")
+            sync_api.expect(page.locator('[data-field="certificate"]')).to_contain_text("✓ verified: 1 of 1 validators")
             assert SECRET not in page.content()
 
             page.goto(f"{url}/blocks/{world.visible.height}")

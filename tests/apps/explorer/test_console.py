@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from pilotchain.apps.explorer.pages import certificate_signer_count, failure_in_words
+from pilotchain.apps.explorer.certify import check_certificate
+from pilotchain.apps.explorer.pages import failure_in_words
 from pilotchain.apps.explorer.server import create_app
-from pilotchain.codec import encode
-from pilotchain.consensus.types import CommitCertificate, CommitSignature
+from pilotchain.crypto import get_suite
 from tests.apps.explorer.helpers import SECRET, Scene, scene
 
 pytestmark = pytest.mark.timeout(120)
@@ -26,7 +26,7 @@ def world() -> Iterator[Scene]:
 
 def _console(world: Scene, org: str) -> TestClient:
     client = world.chain.client(identity=world.chain.identity(org))
-    return TestClient(create_app(client, org))
+    return TestClient(create_app(client, org, world.chain.genesis))
 
 
 def test_the_overview_shows_height_validators_and_mempool_as_the_organisation(world: Scene) -> None:
@@ -50,6 +50,11 @@ def test_a_block_shows_its_transactions_with_the_unreadable_ones_redacted(world:
     assert 'data-proof="ok"' in secret_block.text  # redacted, and still proven against the roots
     for root in ("Transaction root", "Receipt root", "State root", "Proposer", "Commit certificate"):
         assert root in secret_block.text
+    validator = world.chain.consortium.validator
+    validator_org = world.chain.genesis.validators[0].org
+    assert (f'data-state="verified">✓ verified: 1 of 1 validators signed — {validator} ({validator_org})'
+            in secret_block.text)
+    assert 'data-proof="certificate">✓ Certified' in secret_block.text
 
     own_block = console.get(f"/blocks/{world.visible.height}").text
     assert f'href="/tx/{world.visible.tx_id}"' in own_block
@@ -111,11 +116,19 @@ def test_static_files_and_the_live_status_are_served(world: Scene) -> None:
     assert console.get("/api/status").json()["height"] >= world.failed.height
 
 
-def test_failures_in_words_and_certificate_signers() -> None:
+def test_failures_in_words() -> None:
     assert failure_in_words("PERMISSION_DENIED", "") == "The signer's organisation or role may not call this method."
     assert failure_in_words("SOMETHING_NEW", "x") == "It failed with status SOMETHING_NEW: x"
-    assert certificate_signer_count(None) is None
-    assert certificate_signer_count(b"not a certificate") is None
-    signatures = tuple(CommitSignature(validator_index=i, signature=b"s" * 64) for i in range(3))
-    certificate = CommitCertificate(chain_id=b"c", height=1, round=0, block_hash=b"h" * 32, signatures=signatures)
-    assert certificate_signer_count(encode(certificate)) == 3
+
+
+def test_a_certificate_of_another_block_or_none_is_not_shown_as_verified(world: Scene) -> None:
+    client = world.chain.client()
+    validators = list(world.chain.genesis.validators)
+    suite = get_suite(world.chain.genesis.suite)
+    assert world.secret.height is not None and world.visible.height is not None
+    one, other = client.get_block(world.secret.height), client.get_block(world.visible.height)
+    assert check_certificate(one.header, one.certificate, validators, suite).state == "verified"
+    swapped = check_certificate(one.header, other.certificate, validators, suite)
+    assert swapped.state == "invalid" and swapped.signers == () and "height" in swapped.reason
+    assert check_certificate(one.header, b"garbage", validators, suite).state == "invalid"
+    assert check_certificate(one.header, None, validators, suite).state == "absent"

@@ -49,6 +49,7 @@ def explorer(
     import uvicorn
 
     from pilotchain.apps.explorer.server import create_app
+    from pilotchain.node.config import load_genesis
     from pilotchain.sdk import Client, PilotchainError
 
     client, node_url = connect(network, org, identity)
@@ -61,6 +62,6 @@ def explorer(
         raise typer.Exit(1) from exc
     _err.print(f"explorer for [b]{org}[/] (node {node_url}) at http://{host}:{port}/")
     try:
-        uvicorn.run(create_app(client, org), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(client, org, load_genesis(network / "genesis.json")), host=host, port=port, log_level="warning")
     finally:
         client.close()

@@ -10,14 +10,13 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pilotchain.codec import CodecError, decode
-from pilotchain.consensus.types import CommitCertificate
+from pilotchain.apps.explorer.certify import CertificateCheck
 from pilotchain.ledger.tx import RejectCode
 from pilotchain.sdk import BlockInfo, NodeInfo, TxResult
 
 __all__ = [
     "BLOCKS_PER_PAGE",
-    "certificate_signer_count",
+    "certificate_in_words",
     "failure_in_words",
     "render_block",
     "render_blocks",
@@ -65,15 +64,14 @@ def failure_in_words(status: str | None, message: str | None) -> str:
     return f"{meaning[0].upper()}{meaning[1:]}" + (f": {detail}" if detail else ".")
 
 
-def certificate_signer_count(certificate: bytes | None) -> int | None:
-    """How many validators signed a block's commit certificate (None: no certificate, or not one
-    this explorer can read)."""
-    if not certificate:
-        return None
-    try:
-        return len(decode(certificate, CommitCertificate).signatures)
-    except CodecError:
-        return None
+def certificate_in_words(check: CertificateCheck) -> str:
+    """What the block's commit certificate proves, for a person."""
+    if check.state == "verified":
+        names = ", ".join(f"{name} ({org})" for name, org in check.signers)
+        return f"✓ verified: {len(check.signers)} of {check.validator_count} validators signed — {names}"
+    if check.state == "absent":
+        return "none served (a development node certifies nothing): the header is trusted from the node"
+    return f"✗ does not verify: {check.reason}"
 
 
 def _text(value: Any) -> str:
@@ -181,11 +179,10 @@ def render_blocks(org: str, chain_id: str, blocks: Sequence[BlockInfo], height: 
     return page("Blocks", org, chain_id, body)
 
 
-def render_block(org: str, chain_id: str, block: BlockInfo, validator_count: int) -> str:
-    """One block: header, roots, proposer, certificate signers, its transactions and receipts."""
+def render_block(org: str, chain_id: str, block: BlockInfo, check: CertificateCheck) -> str:
+    """One block: header, roots, proposer, who certified it, its transactions and receipts."""
     header = block.header
-    signers = certificate_signer_count(block.certificate)
-    signed = "no certificate served" if signers is None else f"{signers} of {validator_count} validators"
+    signed = certificate_in_words(check)
     facts = _facts([
         ("Height", str(block.height)),
         ("Hash", f"<code>{_text(block.hash)}</code>"),
@@ -193,7 +190,7 @@ def render_block(org: str, chain_id: str, block: BlockInfo, validator_count: int
          if block.height > 1 else f"<code>{_text(header.parent_hash.hex())}</code>"),
         ("Time", _time(header.timestamp_ms)),
         ("Proposer", _text(header.proposer)),
-        ("Commit certificate", f'<span data-field="signers">{_text(signed)}</span>'),
+        ("Commit certificate", f'<span data-field="certificate" data-state="{check.state}">{_text(signed)}</span>'),
         ("Transaction root", f"<code>{_text(header.tx_root.hex())}</code>"),
         ("Receipt root", f"<code>{_text(header.receipt_root.hex())}</code>"),
         ("State root", f"<code>{_text(header.state_root.hex())}</code>"),
@@ -211,7 +208,13 @@ def render_block(org: str, chain_id: str, block: BlockInfo, validator_count: int
                      _text(tx.contract), _text(tx.method), _text(tx.signer_org or ""), status))
     transactions = (_table(["#", "Transaction", "Contract", "Method", "Signer organisation", "Status"], rows, "txs")
                     if rows else "<p>No transactions.</p>")
+    certified = ""
+    if check.state == "verified":
+        certified = ('<p class="proof ok" data-proof="certificate">✓ Certified: the header is signed by '
+                     f"{len(check.signers)} of {check.validator_count} validators in force at this height "
+                     "(checked by the explorer's server).</p>")
     body = (facts + _proven(block.verified, "this block's transactions and receipts (against its tx and receipt roots)")
+            + certified
             + f"<h2>Transactions</h2>{transactions}")
     return page(f"Block {block.height}", org, chain_id, body)
 

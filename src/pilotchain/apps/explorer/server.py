@@ -17,6 +17,9 @@ from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from pilotchain.apps.explorer import pages
+from pilotchain.apps.explorer.certify import check_certificate, validators_at
+from pilotchain.crypto import get_suite
+from pilotchain.ledger.genesis import Genesis
 from pilotchain.sdk import BlockInfo, Client, NotFound, PilotchainError
 
 __all__ = ["create_app"]
@@ -27,9 +30,12 @@ _STATIC = {"explorer.css": "text/css; charset=utf-8", "explorer.js": "text/javas
 PROPOSALS_SHOWN_MAX = 64
 
 
-def create_app(client: Client, org: str) -> FastAPI:
-    """The console for ``org``; ``client`` must sign as one of ``org``'s identities."""
+def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
+    """The console for ``org``; ``client`` must sign as one of ``org``'s identities; ``genesis``
+    (the network's, from its folder) names the first validators, against which (and governance's
+    changes since) each block's commit certificate is checked."""
     assert client.identity is not None, "the explorer reads as an organisation's identity"
+    suite = get_suite(genesis.suite)
     app = FastAPI(title=f"pilotchain explorer ({org})", docs_url=None, redoc_url=None, openapi_url=None)
     chain_id = ""
 
@@ -94,7 +100,9 @@ def create_app(client: Client, org: str) -> FastAPI:
     def block(height: int) -> HTMLResponse:
         try:
             found = client.get_block(height)
-            return HTMLResponse(pages.render_block(org, chain(), found, len(client.status().validators)))
+            history = client.query("gov", "validators").get("history", [])
+            check = check_certificate(found.header, found.certificate, validators_at(genesis, history, height), suite)
+            return HTMLResponse(pages.render_block(org, chain(), found, check))
         except PilotchainError as exc:
             return failure(exc, f"Block {height}")
 
