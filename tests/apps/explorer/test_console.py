@@ -38,6 +38,7 @@ def test_the_overview_shows_height_validators_and_mempool_as_the_organisation(wo
     assert "transactions waiting" in page.text
     assert f"<b data-org>{world.viewer}</b>" in page.text
     assert 'data-proof="ok"' in page.text  # the head block's body was checked against its header
+    assert 'data-proof="certificate">✓ Certified' in page.text  # and its header by its validators
 
 
 def test_a_block_shows_its_transactions_with_the_unreadable_ones_redacted(world: Scene) -> None:
@@ -72,6 +73,7 @@ def test_a_transaction_page_shows_its_receipt_events_and_why_it_failed(world: Sc
     console = _console(world, world.viewer)
     ok = console.get(f"/tx/{world.visible.tx_id}")
     assert ok.status_code == 200 and "OK" in ok.text and 'data-proof="ok"' in ok.text
+    assert 'data-proof="certificate">✓ Certified' in ok.text
     assert "Why it failed" not in ok.text
     failed = console.get(f"/tx/{world.failed.tx_id}").text
     assert "Why it failed:</b> The contract refused the arguments: arguments must be a map" in failed
@@ -106,6 +108,7 @@ def test_governance_shows_each_proposal_with_votes_by_organisation(world: Scene)
     for org in world.chain.consortium.clients:
         assert f"<td>{org}</td>" in page
     assert "approved" in page
+    assert 'Closed in block</dt><dd><a href="/blocks/' in page  # follow the proposal to where it took effect
 
 
 def test_static_files_and_the_live_status_are_served(world: Scene) -> None:

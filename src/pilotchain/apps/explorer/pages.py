@@ -119,6 +119,17 @@ def _proven(verified: bool, what: str) -> str:
     return f'<p class="proof none" data-proof="none">Not proven: {_text(what)} was not checked.</p>'
 
 
+def _certified(check: CertificateCheck | None) -> str:
+    """A line on the header's commit certificate (nothing when there is none to show)."""
+    if check is None or check.state == "absent":
+        return ""
+    if check.state == "verified":
+        return ('<p class="proof ok" data-proof="certificate">✓ Certified: the header is signed by '
+                f"{len(check.signers)} of {check.validator_count} validators in force at its height "
+                "(checked by the explorer's server).</p>")
+    return f'<p class="proof failed" data-proof="certificate">✗ {_text(certificate_in_words(check))}</p>'
+
+
 def page(title: str, org: str, chain_id: str, body: str) -> str:
     """The frame every page shares: the organisation it reads as, navigation, search."""
     return f"""<!doctype html>
@@ -136,7 +147,8 @@ def page(title: str, org: str, chain_id: str, body: str) -> str:
 """
 
 
-def render_overview(org: str, info: NodeInfo, validators: Sequence[dict[str, Any]], head: BlockInfo | None) -> str:
+def render_overview(org: str, info: NodeInfo, validators: Sequence[dict[str, Any]], head: BlockInfo | None,
+                    check: CertificateCheck | None = None) -> str:
     """Height, last block time, validators, peers, mempool; the head block proven when given."""
     connected = sum(1 for up in info.peers.values() if up)
     facts = _facts([
@@ -155,7 +167,7 @@ def render_overview(org: str, info: NodeInfo, validators: Sequence[dict[str, Any
         for v in validators
     ]  # fmt: skip
     peer_rows = [(_text(name), "connected" if up else "not connected") for name, up in sorted(info.peers.items())]
-    proof = _proven(head.verified, f"the head block {head.height}'s body") if head is not None else ""
+    proof = _proven(head.verified, f"the head block {head.height}'s body") + _certified(check) if head is not None else ""
     body = (
         f'<section id="overview" data-refresh="/api/status">{facts}</section>{proof}'
         f"<h2>Validators</h2>{_table(['Validator', 'Organisation', 'Power', 'This node'], validator_rows)}"
@@ -208,18 +220,14 @@ def render_block(org: str, chain_id: str, block: BlockInfo, check: CertificateCh
                      _text(tx.contract), _text(tx.method), _text(tx.signer_org or ""), status))
     transactions = (_table(["#", "Transaction", "Contract", "Method", "Signer organisation", "Status"], rows, "txs")
                     if rows else "<p>No transactions.</p>")
-    certified = ""
-    if check.state == "verified":
-        certified = ('<p class="proof ok" data-proof="certificate">✓ Certified: the header is signed by '
-                     f"{len(check.signers)} of {check.validator_count} validators in force at this height "
-                     "(checked by the explorer's server).</p>")
+    certified = _certified(check)
     body = (facts + _proven(block.verified, "this block's transactions and receipts (against its tx and receipt roots)")
             + certified
             + f"<h2>Transactions</h2>{transactions}")
     return page(f"Block {block.height}", org, chain_id, body)
 
 
-def render_tx(org: str, chain_id: str, result: TxResult) -> str:
+def render_tx(org: str, chain_id: str, result: TxResult, check: CertificateCheck | None = None) -> str:
     """One transaction: its state, receipt, events and, for a failure, the reason in words."""
     receipt = result.receipt
     pairs = [("Id", f"<code>{_text(result.tx_id)}</code>"), ("State", _text(result.state))]
@@ -238,7 +246,8 @@ def render_tx(org: str, chain_id: str, result: TxResult) -> str:
         failed = f'<p class="why failed"><b>Why it failed:</b> {_text(failure_in_words(result.code, result.message))}</p>'
     events = [(_text(e.contract), _text(e.name), f"<code>{_text(_value(e.data))}</code>") for e in result.events]
     body = (_facts(pairs) + failed
-            + (_proven(result.verified, "this transaction and its receipt (inclusion proof)") if result.height else "")
+            + (_proven(result.verified, "this transaction and its receipt (inclusion proof)") + _certified(check)
+               if result.height else "")
             + "<h2>Events</h2>" + (_table(["Contract", "Event", "Data"], events) if events else "<p>No events.</p>"))
     return page("Transaction", org, chain_id, body)
 
@@ -259,13 +268,20 @@ def render_governance(org: str, chain_id: str, proposals: Sequence[dict[str, Any
             ("Target", target or "—"),
             ("Proposer", _text(proposal.get("proposer", ""))),
             ("Approvals", f"{len(approvals)} of {_text(proposal.get('needed', '?'))} needed ({_text(proposal.get('policy', ''))})"),
-            ("Created at height", _text(proposal.get("created_height", ""))),
+            ("Proposed in block", _block_link(proposal.get("created_height"))),
+            ("Closed in block", _block_link(proposal.get("closed_height"))),
         ])  # fmt: skip
         sections.append(f'<section class="proposal" id="p{_text(proposal.get("id"))}"><h2>Proposal {_text(proposal.get("id"))}</h2>'
                         f"{facts}{_table(['Organisation', 'Vote'], votes)}</section>")
     body = "".join(sections) if sections else "<p>No proposals yet.</p>"
     note = "<p class=\"proof none\">Read from the node's head state by a query (a query carries no proof).</p>"
     return page("Governance", org, chain_id, body + note)
+
+
+def _block_link(height: Any) -> str:
+    if not isinstance(height, int) or height < 1:
+        return "—"
+    return f'<a href="/blocks/{height}">{height}</a>'
 
 
 def render_error(org: str, chain_id: str, title: str, message: str) -> str:

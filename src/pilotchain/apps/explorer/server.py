@@ -17,8 +17,9 @@ from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from pilotchain.apps.explorer import pages
-from pilotchain.apps.explorer.certify import check_certificate, validators_at
+from pilotchain.apps.explorer.certify import CertificateCheck, check_certificate, validators_at
 from pilotchain.crypto import get_suite
+from pilotchain.ledger.block import BlockHeader
 from pilotchain.ledger.genesis import Genesis
 from pilotchain.sdk import BlockInfo, Client, NotFound, PilotchainError
 
@@ -48,6 +49,12 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
     def failure(exc: PilotchainError, what: str) -> HTMLResponse:
         code = 404 if isinstance(exc, NotFound) else 502
         return HTMLResponse(pages.render_error(org, chain_id, f"{what}: not shown", str(exc)), status_code=code)
+
+    def certified(header: BlockHeader | None, certificate: bytes | None) -> CertificateCheck | None:
+        if header is None:
+            return None
+        history = client.query("gov", "validators").get("history", [])
+        return check_certificate(header, certificate, validators_at(genesis, history, header.height), suite)
 
     def validators() -> list[dict[str, Any]]:
         try:
@@ -82,7 +89,8 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
         try:
             info = client.status()
             head = client.get_block(info.height) if info.height >= 1 else None
-            return HTMLResponse(pages.render_overview(org, info, validators(), head))
+            check = certified(head.header, head.certificate) if head is not None else None
+            return HTMLResponse(pages.render_overview(org, info, validators(), head, check))
         except PilotchainError as exc:
             return failure(exc, "Overview")
 
@@ -100,8 +108,8 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
     def block(height: int) -> HTMLResponse:
         try:
             found = client.get_block(height)
-            history = client.query("gov", "validators").get("history", [])
-            check = check_certificate(found.header, found.certificate, validators_at(genesis, history, height), suite)
+            check = certified(found.header, found.certificate)
+            assert check is not None
             return HTMLResponse(pages.render_block(org, chain(), found, check))
         except PilotchainError as exc:
             return failure(exc, f"Block {height}")
@@ -112,7 +120,8 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
             return HTMLResponse(pages.render_error(org, chain(), "Transaction", "a transaction id is 64 hex digits"),
                                 status_code=400)
         try:
-            return HTMLResponse(pages.render_tx(org, chain(), client.get_tx(tx_id.lower())))
+            result = client.get_tx(tx_id.lower())
+            return HTMLResponse(pages.render_tx(org, chain(), result, certified(result.header, result.certificate)))
         except PilotchainError as exc:
             return failure(exc, "Transaction")
 
