@@ -4,6 +4,7 @@ says why in words, search finds a transaction and a block, governance shows vote
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from pilotchain.apps.explorer.certify import check_certificate
 from pilotchain.apps.explorer.pages import failure_in_words
 from pilotchain.apps.explorer.server import create_app
 from pilotchain.crypto import get_suite
+from pilotchain.sdk import Client
 from tests.apps.explorer.helpers import SECRET, Scene, scene
 
 pytestmark = pytest.mark.timeout(120)
@@ -135,3 +137,18 @@ def test_a_certificate_of_another_block_or_none_is_not_shown_as_verified(world: 
     assert swapped.state == "invalid" and swapped.signers == () and "height" in swapped.reason
     assert check_certificate(one.header, b"garbage", validators, suite).state == "invalid"
     assert check_certificate(one.header, None, validators, suite).state == "absent"
+
+
+def test_a_node_that_does_not_answer_gives_a_page_that_says_so(world: Scene) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    client = Client(f"http://127.0.0.1:{port}", identity=world.chain.identity(world.viewer), timeout=5.0)
+    console = TestClient(create_app(client, world.viewer, world.chain.genesis))
+    for path in ("/", "/blocks", "/blocks/1", "/tx/" + "ab" * 32, "/governance"):
+        page = console.get(path)
+        assert page.status_code == 502, (path, page.status_code)
+        assert 'class="error"' in page.text and "not shown" in page.text
+    assert console.get("/api/status").status_code == 502
+    assert console.get("/search", params={"q": "nonsense"}).status_code == 400
+    assert console.get("/tx/not-an-id").status_code == 400

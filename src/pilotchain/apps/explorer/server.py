@@ -43,7 +43,10 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
     def chain() -> str:
         nonlocal chain_id
         if not chain_id:
-            chain_id = client.chain_id()
+            try:
+                chain_id = client.chain_id()
+            except PilotchainError:
+                return "(node not answering)"  # the page still says what went wrong
         return chain_id
 
     def failure(exc: PilotchainError, what: str) -> HTMLResponse:
