@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -74,6 +75,7 @@ from pilotchain.sdk.wire import (
     unb64url,
     unhex,
 )
+from pilotchain.storage.errors import LimitExceeded
 
 __all__ = ["create_app", "GatewayOptions", "HTTP_STATUS_OF_CODE"]
 
@@ -144,6 +146,57 @@ def _error_response(
     )
 
 
+#: The body of every refusal (more fields may follow: ``tx_id``, ``head``, ``state``, ...)
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+    "required": ["code", "message"],
+}
+_ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "BAD_REQUEST (or a transaction refusal code): the request is malformed; the message says why",
+    401: "UNAUTHENTICATED: not signed by a current consortium member (HTTP Message Signatures)",
+    403: "PERMISSION_DENIED: the signer may not read this",
+    404: "NOT_FOUND (or UNKNOWN_CONTRACT / UNKNOWN_METHOD)",
+    405: "METHOD_NOT_ALLOWED: the Allow header lists the methods this path serves",
+    408: "TIMEOUT: the request body did not arrive in time",
+    409: "DUPLICATE: already pending or committed",
+    413: "TOO_LARGE: the body (or the transaction) is over the limit",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "MEMPOOL_FULL: retry after the Retry-After seconds",
+    500: "INTERNAL: a bug; the node logged it",
+    503: "UNAVAILABLE: the node cannot serve now; retry after the Retry-After seconds",
+}
+#: What any signed request may be answered besides its own outcomes (the middleware's refusals)
+_SIGNED_ERRORS = (400, 401, 405, 408, 413, 500, 503)
+#: Path parameters: what the gateway accepts, for clients generated from the OpenAPI
+_HEIGHT_PATTERN = r"^[0-9]{1,19}$"
+_TX_ID_PATTERN = r"^[0-9a-fA-F]{64}$"
+_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+_KINDS_PATTERN = r"^(block|tx|contract_event)(,(block|tx|contract_event))*$"
+#: keys every node's store holds under any contract name: 189..191 bytes (its bound is 256 bytes
+#: of contract name, a NUL and the key; longer keys are answered 400)
+_KEY_PATTERN = r"^(?:[A-Za-z0-9_-]{4}){0,63}(?:[A-Za-z0-9_-]{2}(?:==)?|[A-Za-z0-9_-]{3}=?)?$"
+_NAME_RE = re.compile(_NAME_PATTERN)
+_KINDS_RE = re.compile(_KINDS_PATTERN)
+#: One Server-Sent Event as a client parses it (``data`` is JSON)
+_SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}},
+    "required": ["event", "data"],
+}
+
+
+def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses: each a JSON error body."""
+    return {
+        status: {
+            "description": _ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+        }
+        for status in sorted(set(statuses))
+    }
+
+
 #: transactions in one batch submission
 BATCH_TXS_MAX = 5_000
 #: bytes in one batch submission body
@@ -192,7 +245,8 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         message = (
             "no such endpoint; see /openapi.json" if exc.status_code == 404 else str(exc.detail)
         )
-        return _error_response(exc.status_code, code, message)
+        # a 405 keeps Starlette's Allow header (RFC 9110: the methods the path serves)
+        return _error_response(exc.status_code, code, message, dict(exc.headers or {}) or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -200,6 +254,27 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
         )
         return _error_response(400, "BAD_REQUEST", problems or "invalid request")
+
+    generated_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's OpenAPI without its 422 validation error: the gateway answers those 400
+        with the JSON error body, as every operation documents."""
+        if app.openapi_schema is None:
+            document = generated_openapi()
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = document.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            if "components" in document and not schemas:
+                document["components"].pop("schemas", None)
+                if not document["components"]:
+                    document.pop("components")
+        return app.openapi_schema or generated_openapi()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -232,6 +307,11 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         contract = str(summary.get("contract", ""))
         signer_org = str((summary.get("signer") or {}).get("org", ""))
         return None if access.may_read_tx(contract, signer_org) else access.refusal(contract)
+
+    def require_name(name: str, what: str) -> None:
+        if not _NAME_RE.match(name):
+            raise _ApiError(400, "BAD_REQUEST",
+                            f"{what} names are 1..63 of a-z 0-9 _, starting with a letter; got {name[:80]!r}")
 
     def require_readable(access: ReadAccess, contract: str) -> None:
         if not access.may_read(contract):
@@ -292,7 +372,12 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
 
     # -- endpoints ------------------------------------------------------------------------------
 
-    @app.get("/healthz", summary="Liveness: 200 when the node can serve, else 503 with the reason")
+    @app.get(
+        "/healthz",
+        summary="Liveness: 200 when the node can serve, else 503 with the reason",
+        responses={503: {"description": "the node cannot serve: the reason, with the chain's identity",
+                         "content": {"application/json": {}}}, **_documented(405, 500)},
+    )
     async def healthz() -> JSONResponse:
         ok, reason = node.healthy()
         # the chain's public identity, so a tool can tell which network a gateway serves before
@@ -303,23 +388,32 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     @app.get(
         "/readyz",
         summary="Readiness: 200 when the node takes part in the chain, else 503 with the failed conditions",
+        responses={503: {"description": "NOT_READY: the checks, the failed ones and why",
+                         "content": {"application/json": {}}}, **_documented(405, 500)},
     )
     async def readyz() -> JSONResponse:
         readiness = node.ready()
         return JSONResponse(readiness_json(readiness), status_code=200 if readiness.ready else 503)
 
     @app.get(
-        "/metrics", summary="Prometheus text: the node's metrics and the gateway's request metrics"
+        "/metrics",
+        summary="Prometheus text: the node's metrics and the gateway's request metrics (open to a local "
+                "scraper; others sign)",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
+                   **_documented(*_SIGNED_ERRORS)},
     )
     async def prometheus_metrics() -> Response:
         body = generate_latest(node.metrics_registry()) + generate_latest(metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/status", summary="Chain, head block, validators, peers, mempool")
+    @app.get("/v1/status", summary="Chain, head block, validators, peers, mempool",
+             responses=_documented(*_SIGNED_ERRORS))
     async def get_status() -> dict[str, Any]:
         return status_json(node.status())
 
-    @app.get("/v1/blocks/latest", summary="The head block (transactions the caller may not read redacted)")
+    @app.get("/v1/blocks/latest", summary="The head block (transactions the caller may not read redacted)",
+             responses=_documented(*_SIGNED_ERRORS, 403))
     async def get_latest_block(request: Request) -> dict[str, Any]:
         height = node.status().height
         block = node.get_block(height)
@@ -331,8 +425,10 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         "/v1/blocks/{height}",
         summary="A committed block: header, transactions, receipts, certificate (transactions the "
                 "caller may not read redacted to their Merkle leaf hashes)",
+        responses=_documented(*_SIGNED_ERRORS, 403, 404),
     )
-    async def get_block(height: str, request: Request) -> dict[str, Any]:
+    async def get_block(height: Annotated[str, Path(json_schema_extra={"pattern": _HEIGHT_PATTERN})],
+                        request: Request) -> dict[str, Any]:
         if not height.isdigit() or len(height) > 19:
             raise _ApiError(
                 400,
@@ -351,9 +447,11 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         "/v1/blocks/{height}/raw",
         summary="A committed block's canonical bytes (what the commit certificate covers)",
         response_class=Response,
-        responses={200: {"content": {"application/octet-stream": {}}}},
+        responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                   **_documented(*_SIGNED_ERRORS, 403, 404)},
     )
-    async def get_block_raw(height: str, request: Request) -> Response:
+    async def get_block_raw(height: Annotated[str, Path(json_schema_extra={"pattern": _HEIGHT_PATTERN})],
+                            request: Request) -> Response:
         if not height.isdigit() or len(height) > 19:
             raise _ApiError(400, "BAD_REQUEST", f"block height must be a non-negative integer, got {height!r}")
         block = node.get_block(int(height))
@@ -386,16 +484,9 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
                     },
                 },
             },
-            "responses": {
-                "400": {
-                    "description": "refused: malformed, non-canonical, bad signature, expired, ..."
-                },
-                "409": {"description": "DUPLICATE: already pending or committed"},
-                "413": {"description": "TOO_LARGE"},
-                "429": {"description": "MEMPOOL_FULL: retry after the Retry-After seconds"},
-                "503": {"description": "UNAVAILABLE: the node cannot take transactions now"},
-            },
         },
+        # 400: malformed, non-canonical, bad signature, expired, ...
+        responses=_documented(*_SIGNED_ERRORS, 403, 404, 409, 415, 429),
     )
     async def submit_tx(request: Request) -> JSONResponse:
         body = await request.body()
@@ -455,6 +546,8 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     @app.post(
         "/v1/txs/batch",
         summary="Submit many signed transactions at once (one result per transaction, in order)",
+        status_code=202,  # the batch was read; each transaction's fate is in its result
+        responses=_documented(*_SIGNED_ERRORS, 415),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -516,8 +609,12 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     @app.get(
         "/v1/txs/{tx_id}",
         summary="A transaction: pending, committed (receipt, proof, header) or rejected",
+        responses=_documented(*_SIGNED_ERRORS, 403, 404),
     )
-    async def get_tx(tx_id: str, request: Request) -> dict[str, Any]:
+    async def get_tx(tx_id: Annotated[str, Path(json_schema_extra={"pattern": _TX_ID_PATTERN})],
+                     request: Request) -> dict[str, Any]:
+        if tx_id == "batch":  # the path of POST /v1/txs/batch: no other method is served there
+            raise _ApiError(405, "METHOD_NOT_ALLOWED", "Method Not Allowed", {"Allow": "POST"})
         try:
             tx_id_bytes = unhex(tx_id, "transaction id")
         except WireError as exc:
@@ -540,10 +637,14 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         return tx_json(status, access_of(request))
 
     def state_json(contract: str, key: bytes, access: ReadAccess) -> dict[str, Any]:
+        require_name(contract, "contract")
         if len(key) > STATE_KEY_BYTES_MAX or not key:
             raise _ApiError(400, "BAD_REQUEST", f"state keys are 1..{STATE_KEY_BYTES_MAX} bytes")
         require_readable(access, contract)
-        read = node.read_state(contract, key)
+        try:
+            read = node.read_state(contract, key)
+        except LimitExceeded as exc:  # the store bounds contract + key more tightly than execution
+            raise _ApiError(400, "BAD_REQUEST", f"no state key this long can be stored: {exc}") from exc
         return {
             "contract": read.contract,
             "key": b64(read.key),
@@ -556,9 +657,11 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     @app.get(
         "/v1/state/{contract}",
         summary="A state value by ?key= (URL-safe base64) or ?key_text=, with proof",
+        responses=_documented(*_SIGNED_ERRORS, 403, 404),
     )
     async def get_state_query(
-        contract: str, request: Request, key: str | None = None, key_text: str | None = None
+        contract: Annotated[str, Path(json_schema_extra={"pattern": _NAME_PATTERN})],
+        request: Request, key: str | None = None, key_text: str | None = None
     ) -> dict[str, Any]:
         if (key is None) == (key_text is None):
             raise _ApiError(
@@ -576,8 +679,11 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     @app.get(
         "/v1/state/{contract}/{key}",
         summary="A state value (key as URL-safe base64) with its proof and header",
+        responses=_documented(*_SIGNED_ERRORS, 403, 404),
     )
-    async def get_state(contract: str, key: str, request: Request) -> dict[str, Any]:
+    async def get_state(contract: Annotated[str, Path(json_schema_extra={"pattern": _NAME_PATTERN})],
+                        key: Annotated[str, Path(json_schema_extra={"pattern": _KEY_PATTERN, "minLength": 2})],
+                        request: Request) -> dict[str, Any]:
         try:
             return state_json(contract, unb64url(key), access_of(request))
         except WireError as exc:
@@ -586,6 +692,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     @app.post(
         "/v1/query/{contract}/{method}",
         summary="A read-only contract call against the head state (no transaction)",
+        responses=_documented(*_SIGNED_ERRORS, 403, 404, 429),
         openapi_extra={
             "requestBody": {
                 "required": False,
@@ -603,7 +710,11 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             }
         },
     )
-    async def query(contract: str, method: str, request: Request) -> dict[str, Any]:
+    async def query(contract: Annotated[str, Path(json_schema_extra={"pattern": _NAME_PATTERN})],
+                    method: Annotated[str, Path(json_schema_extra={"pattern": _NAME_PATTERN})],
+                    request: Request) -> dict[str, Any]:
+        require_name(contract, "contract")
+        require_name(method, "method")
         body = await request.body()
         document: Any = {}
         if body.strip():
@@ -647,18 +758,33 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         "/v1/events",
         summary="Server-Sent Events: blocks, committed transactions, contract events (?kinds=block,tx&limit=N)",
         response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {"schema": _SSE_EVENT_SCHEMA}}},
+                   **_documented(*_SIGNED_ERRORS, 403)},
+        openapi_extra={"parameters": [
+            {"name": "kinds", "in": "query", "required": False,
+             "description": "comma-separated event kinds; all when absent",
+             "schema": {"type": "string", "pattern": _KINDS_PATTERN}},
+            {"name": "limit", "in": "query", "required": False,
+             "description": "end the stream after this many events",
+             "schema": {"type": "integer", "minimum": 1, "maximum": EVENTS_PER_STREAM_MAX}},
+        ]},
     )
-    async def events(request: Request, kinds: str | None = None, limit: int | None = None) -> StreamingResponse:
+    async def events(request: Request) -> StreamingResponse:
+        kinds = request.query_params.get("kinds")
+        limit_text = request.query_params.get("limit")
+        if limit_text is not None and not (limit_text.isdigit() and len(limit_text) <= 7):
+            raise _ApiError(400, "BAD_REQUEST", f"limit must be an integer 1..{EVENTS_PER_STREAM_MAX}")
+        limit = int(limit_text) if limit_text is not None else None
         wanted: frozenset[EventKind] | None = None
-        if kinds:
-            names = [name.strip() for name in kinds.split(",") if name.strip()]
+        if kinds is not None:
+            names = kinds.split(",")
             unknown = [name for name in names if name not in EventKind.__members__.values()]
-            if unknown:
+            if unknown or not _KINDS_RE.match(kinds):
                 raise _ApiError(
                     400,
                     "BAD_REQUEST",
-                    f"unknown event kinds {unknown}; choose from "
-                    f"{', '.join(kind.value for kind in EventKind)}",
+                    f"unknown event kinds {unknown}; give ?kinds= as a comma-separated list (no spaces) "
+                    f"of {', '.join(kind.value for kind in EventKind)}, or leave it out for all",
                 )
             wanted = frozenset(EventKind(name) for name in names)
         if limit is not None and not 1 <= limit <= EVENTS_PER_STREAM_MAX:
