@@ -18,6 +18,7 @@ Two checks do not apply everywhere, for reasons the schema cannot carry:
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,9 @@ from pilotchain.testing import Consortium
 from tests.gateway.helpers import BASE_URL, signed
 
 #: Generated requests per operation and phase: enough to find what the first runs found, small
-#: enough for `make test` (the whole test takes seconds)
-EXAMPLES_MAX = 100
+#: enough for `make test` (the whole test takes seconds); a deeper run sets
+#: PILOTCHAIN_API_CONTRACT_EXAMPLES (the same seed: it replays)
+EXAMPLES_MAX = int(os.environ.get("PILOTCHAIN_API_CONTRACT_EXAMPLES", "100"))
 #: Operations whose valid input the schema cannot describe (see the module docstring)
 _BEYOND_THE_SCHEMA = frozenset({"/v1/txs", "/v1/txs/batch", "/v1/state/{contract}", "/v1/query/{contract}/{method}"})
 _PROBES = frozenset({"/healthz", "/readyz"})
