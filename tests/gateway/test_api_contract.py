@@ -139,3 +139,15 @@ def test_undeclared_methods_are_answered_405_with_allow(contract_gateway: _Gatew
             assert response.status_code == 405, (method, path, response.text)
             assert response.headers["allow"] == allowed, (method, path)
             assert response.json()["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_parameters_are_what_their_patterns_say(contract_gateway: _Gateway) -> None:
+    """ASCII digits and whole-string names only: str.isdigit() took '١' (Arabic-Indic one) as a
+    height and a `$` pattern let 'kv\\n' pass as a contract name."""
+    for path in ("/v1/blocks/%D9%A1", "/v1/blocks/%C2%B2/raw", "/v1/state/kv%0A?key_text=k",
+                 "/v1/state/kv%0A/aw", "/v1/events?kinds=block%0A", "/v1/events?limit=%D9%A1"):
+        response = contract_gateway.loop.run_until_complete(contract_gateway.client.get(path))
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["code"] == "BAD_REQUEST", path
+    response = contract_gateway.loop.run_until_complete(contract_gateway.client.post("/v1/query/kv%0A/get", json={}))
+    assert response.status_code == 400, response.text

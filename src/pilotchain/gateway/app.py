@@ -177,6 +177,8 @@ _KINDS_PATTERN = r"^(block|tx|contract_event)(,(block|tx|contract_event))*$"
 #: of contract name, a NUL and the key; longer keys are answered 400)
 _KEY_PATTERN = r"^(?:[A-Za-z0-9_-]{4}){0,63}(?:[A-Za-z0-9_-]{2}(?:==)?|[A-Za-z0-9_-]{3}=?)?$"
 _NAME_RE = re.compile(_NAME_PATTERN)
+_HEIGHT_RE = re.compile(_HEIGHT_PATTERN)
+_LIMIT_RE = re.compile(r"[0-9]{1,7}")
 _KINDS_RE = re.compile(_KINDS_PATTERN)
 #: One Server-Sent Event as a client parses it (``data`` is JSON)
 _SSE_EVENT_SCHEMA: dict[str, Any] = {
@@ -309,7 +311,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         return None if access.may_read_tx(contract, signer_org) else access.refusal(contract)
 
     def require_name(name: str, what: str) -> None:
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):
             raise _ApiError(400, "BAD_REQUEST",
                             f"{what} names are 1..63 of a-z 0-9 _, starting with a letter; got {name[:80]!r}")
 
@@ -429,7 +431,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     )
     async def get_block(height: Annotated[str, Path(json_schema_extra={"pattern": _HEIGHT_PATTERN})],
                         request: Request) -> dict[str, Any]:
-        if not height.isdigit() or len(height) > 19:
+        if not _HEIGHT_RE.fullmatch(height):  # ASCII digits: str.isdigit() takes '١' and '²'
             raise _ApiError(
                 400,
                 "BAD_REQUEST",
@@ -452,7 +454,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     )
     async def get_block_raw(height: Annotated[str, Path(json_schema_extra={"pattern": _HEIGHT_PATTERN})],
                             request: Request) -> Response:
-        if not height.isdigit() or len(height) > 19:
+        if not _HEIGHT_RE.fullmatch(height):  # ASCII digits: str.isdigit() takes '١' and '²'
             raise _ApiError(400, "BAD_REQUEST", f"block height must be a non-negative integer, got {height!r}")
         block = node.get_block(int(height))
         if block is None:
@@ -772,14 +774,14 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
     async def events(request: Request) -> StreamingResponse:
         kinds = request.query_params.get("kinds")
         limit_text = request.query_params.get("limit")
-        if limit_text is not None and not (limit_text.isdigit() and len(limit_text) <= 7):
+        if limit_text is not None and not _LIMIT_RE.fullmatch(limit_text):
             raise _ApiError(400, "BAD_REQUEST", f"limit must be an integer 1..{EVENTS_PER_STREAM_MAX}")
         limit = int(limit_text) if limit_text is not None else None
         wanted: frozenset[EventKind] | None = None
         if kinds is not None:
             names = kinds.split(",")
             unknown = [name for name in names if name not in EventKind.__members__.values()]
-            if unknown or not _KINDS_RE.match(kinds):
+            if unknown or not _KINDS_RE.fullmatch(kinds):
                 raise _ApiError(
                     400,
                     "BAD_REQUEST",
