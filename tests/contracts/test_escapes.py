@@ -358,3 +358,19 @@ def test_f_strings_are_length_checked_before_joining() -> None:
     source = f'def attack():\n    s = "x" * 1000000\n    return f"{parts}"\n'
     result, _ = run(source)
     assert isinstance(result, ContractError) and "memory bound" in str(result)
+
+
+def test_a_state_key_the_store_cannot_hold_fails_the_transaction_not_the_chain() -> None:
+    """Execution and the store agree on the longest key (namespace included): a contract writing a
+    longer one gets a failed receipt; blocks keep coming (it used to stop the block producer)."""
+    from tests.contracts.helpers import deploy, governed_chain
+
+    source = 'm = Map("m")\n\ndef put(k):\n    m.set(k, 1)\n'
+    with governed_chain(orgs=2) as chain:
+        deploy(chain, "longkeys", source)
+        client = chain.client()
+        refused = client.invoke(chain.identity(), "longkeys", "put", {"k": "k" * 500}, check=False, timeout_s=15)
+        assert refused.state == "committed" and refused.receipt is not None
+        assert refused.receipt.status == "BAD_ARGUMENTS" and "state key longer than" in refused.receipt.message
+        fits = client.invoke(chain.identity(), "longkeys", "put", {"k": "k" * 200}, check=False, timeout_s=15)
+        assert fits.receipt is not None and fits.receipt.status == "OK"

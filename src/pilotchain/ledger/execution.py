@@ -45,8 +45,10 @@ __all__ = [
     "ExecutionResult",
 ]
 
-#: A state key is at most this long (namespace included).
-STATE_KEY_BYTES_MAX = 1024
+#: A state key is at most this long (namespace included): what the store holds
+#: (``StorageLimits.key_bytes_max`` defaults to it). A longer key fails the transaction
+#: (BAD_ARGUMENTS) instead of reaching a store that refuses it and stopping block production.
+STATE_KEY_BYTES_MAX = 256
 #: A state value is at most this long.
 STATE_VALUE_BYTES_MAX = 256 * 1024
 

@@ -48,6 +48,7 @@ from pilotchain.ledger.block import (
 )
 from pilotchain.ledger.commitment import StateProof
 from pilotchain.ledger.execution import (
+    STATE_KEY_BYTES_MAX,
     BlockOverlay,
     Caller,
     ContractError,
@@ -198,6 +199,9 @@ class Ledger:
     def __init__(self, store: LedgerStore, genesis: Genesis, authenticator: SignerAuthenticator,
                  registry: ContractResolver, rules: ChainRules | None = None, suite: Suite | None = None) -> None:
         self.store = store
+        if store.limits.key_bytes_max < STATE_KEY_BYTES_MAX:
+            raise InvariantBroken(f"the store holds keys of at most {store.limits.key_bytes_max} bytes, but execution "
+                                  f"writes keys of up to {STATE_KEY_BYTES_MAX}: a block could not be stored")
         self.genesis = genesis
         if suite is not None and suite.name != genesis.suite:
             raise ValueError(f"the genesis names suite {genesis.suite!r}, not {suite.name!r}")

@@ -100,6 +100,7 @@ from pilotchain.ledger.commitment import (
     check_bucket_bits,
     leaf_hash_of_row,
 )
+from pilotchain.ledger.execution import STATE_KEY_BYTES_MAX
 from pilotchain.storage.errors import (
     CrashInjected,
     InvalidCommit,
@@ -149,7 +150,8 @@ class StorageLimits:
     """Bounds on everything a caller can hand the store. Exceeding one raises LimitExceeded."""
 
     block_bytes_max: int = 64 * 1024 * 1024
-    key_bytes_max: int = 256
+    #: every key execution can write (ledger.execution.STATE_KEY_BYTES_MAX, namespace included)
+    key_bytes_max: int = STATE_KEY_BYTES_MAX
     value_bytes_max: int = 1024 * 1024
     certificate_bytes_max: int = 1024 * 1024
     tx_id_bytes_max: int = 64
