@@ -7,10 +7,13 @@ first gateway when the organisation runs no validator). Mounted through ``pilotc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from pilotchain.sdk import Client
 
 __all__ = ["app", "connect"]
 
@@ -20,7 +23,7 @@ _err = Console(stderr=True)
 DEFAULT_PORT = 26900
 
 
-def connect(directory: Path, org: str, identity: Path | None = None) -> tuple[object, str]:
+def connect(directory: Path, org: str, identity: Path | None = None) -> tuple[Client, str]:
     """A client signing as ``org``'s identity against ``org``'s node, and that node's URL."""
     from pilotchain.network.consortium import load_manifest
     from pilotchain.sdk import Client, Identity
@@ -50,10 +53,9 @@ def explorer(
 
     from pilotchain.apps.explorer.server import create_app
     from pilotchain.node.config import load_genesis
-    from pilotchain.sdk import Client, PilotchainError
+    from pilotchain.sdk import PilotchainError
 
     client, node_url = connect(network, org, identity)
-    assert isinstance(client, Client)
     try:
         client.status()
     except PilotchainError as exc:

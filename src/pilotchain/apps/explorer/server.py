@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from typing import Any
+from typing import Any, overload
 
 from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -35,7 +35,8 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
     """The console for ``org``; ``client`` must sign as one of ``org``'s identities; ``genesis``
     (the network's, from its folder) names the first validators, against which (and governance's
     changes since) each block's commit certificate is checked."""
-    assert client.identity is not None, "the explorer reads as an organisation's identity"
+    if client.identity is None:
+        raise ValueError("the explorer reads as an organisation's identity: give the client one")
     suite = get_suite(genesis.suite)
     app = FastAPI(title=f"pilotchain explorer ({org})", docs_url=None, redoc_url=None, openapi_url=None)
     chain_id = ""
@@ -53,6 +54,10 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
         code = 404 if isinstance(exc, NotFound) else 502
         return HTMLResponse(pages.render_error(org, chain_id, f"{what}: not shown", str(exc)), status_code=code)
 
+    @overload
+    def certified(header: BlockHeader, certificate: bytes | None) -> CertificateCheck: ...
+    @overload
+    def certified(header: None, certificate: bytes | None) -> None: ...
     def certified(header: BlockHeader | None, certificate: bytes | None) -> CertificateCheck | None:
         if header is None:
             return None
@@ -112,7 +117,6 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
         try:
             found = client.get_block(height)
             check = certified(found.header, found.certificate)
-            assert check is not None
             return HTMLResponse(pages.render_block(org, chain(), found, check))
         except PilotchainError as exc:
             return failure(exc, f"Block {height}")
