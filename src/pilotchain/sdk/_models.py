@@ -169,6 +169,9 @@ class BlockInfo:
     #: indices of the transactions (and receipts) redacted for this reader; their receipts carry
     #: only the status
     redacted: tuple[int, ...] = ()
+    #: the Merkle leaf hash the node served for each redacted receipt (b"" for the others), so a
+    #: reader can recheck the receipt root elsewhere (the explorer's page does, in the browser)
+    receipt_leaf_hashes: tuple[bytes, ...] = ()
 
     @classmethod
     def from_json(
@@ -205,6 +208,7 @@ class BlockInfo:
             certificate=certificate,
             verified=suite is not None,
             redacted=tuple(i for i, t in enumerate(transactions) if t.redacted),
+            receipt_leaf_hashes=tuple(receipt_leaves),
         )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pilotchain.identity.files import load_identity
-from pilotchain.sdk import TxResult
+from pilotchain.sdk import TxResult, build_transaction
 from pilotchain.testing import LocalChain
 from tests.contracts.helpers import deploy, governed_chain
 from tests.ledger.evidence_helpers import certify_commits
@@ -35,6 +35,7 @@ class Scene:
     secret: TxResult  #: the owner's records.put
     visible: TxResult  #: the viewer's kv.put
     failed: TxResult  #: the viewer's kv.put without its arguments
+    batch: tuple[TxResult, ...]  #: three kv.puts of the viewer's, in one block
 
 
 @contextlib.contextmanager
@@ -51,4 +52,9 @@ def scene() -> Iterator[Scene]:
         visible = as_viewer.invoke(chain.identity(viewer), "kv", "put", {"key": "rate", "value": 425})
         failed = as_viewer.invoke(chain.identity(viewer), "kv", "put", {"value": 1}, check=False)
         assert secret.ok and visible.ok and not failed.ok, (secret, visible, failed)
-        yield Scene(chain, owner, viewer, secret, visible, failed)
+        signer = chain.identity(viewer)
+        txs = [build_transaction(signer, chain.chain_id, "kv", "put", {"key": f"batch-{i}", "value": i}) for i in range(3)]
+        ids = as_viewer.submit_many(txs)
+        batch = tuple(as_viewer.wait(str(tx_id)) for tx_id in ids)
+        assert len({tx.height for tx in batch}) == 1, "one block holds the batch"
+        yield Scene(chain, owner, viewer, secret, visible, failed, batch)

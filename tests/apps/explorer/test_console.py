@@ -4,6 +4,7 @@ says why in words, search finds a transaction and a block, governance shows vote
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 
@@ -13,7 +14,18 @@ from fastapi.testclient import TestClient
 from pilotchain.apps.explorer.certify import check_certificate
 from pilotchain.apps.explorer.pages import failure_in_words
 from pilotchain.apps.explorer.server import create_app
+from pilotchain.codec import decode
 from pilotchain.crypto import get_suite
+from pilotchain.ledger.block import (
+    BlockHeader,
+    Receipt,
+    TxProof,
+    block_hash,
+    verify_block_leaves,
+    verify_tx_proof,
+)
+from pilotchain.ledger.commit import verify_header_commit
+from pilotchain.ledger.genesis import ValidatorInfo
 from pilotchain.sdk import Client
 from tests.apps.explorer.helpers import SECRET, Scene, scene
 
@@ -152,3 +164,31 @@ def test_a_node_that_does_not_answer_gives_a_page_that_says_so(world: Scene) -> 
     assert console.get("/api/status").status_code == 502
     assert console.get("/search", params={"q": "nonsense"}).status_code == 400
     assert console.get("/tx/not-an-id").status_code == 400
+
+
+def test_the_proof_material_is_the_platforms_own_bytes(world: Scene) -> None:
+    """What the browser rechecks verifies in Python too: the served bytes are the ones the SDK checked."""
+    console = _console(world, world.viewer)
+    suite = get_suite(world.chain.genesis.suite)
+    document = console.get(f"/api/proof/tx/{world.batch[1].tx_id}").json()
+    header = decode(bytes.fromhex(document["header"]), BlockHeader)
+    assert block_hash(suite, header).hex() == document["block_hash"] == world.batch[1].block_hash
+    proof = TxProof(height=header.height, index=document["index"], tx_count=document["tx_count"],
+                    tx_path=tuple(bytes.fromhex(p) for p in document["tx_path"]),
+                    receipt_path=tuple(bytes.fromhex(p) for p in document["receipt_path"]))
+    receipt = decode(bytes.fromhex(document["receipt"]), Receipt)
+    assert verify_tx_proof(suite, header, bytes.fromhex(document["tx"]), receipt, proof)
+    validators = [ValidatorInfo(v["name"], v["org"], bytes.fromhex(v["public_key"]), v["power"]) for v in document["validators"]]
+    verify_header_commit(header, bytes.fromhex(document["certificate"]), validators, suite)
+
+    block = console.get(f"/api/proof/block/{world.secret.height}").json()
+    assert block["tx_leaves"] == [{"leaf_hash": block["tx_leaves"][0]["leaf_hash"]}]  # redacted: no bytes
+    assert block["receipt_leaves"][0].keys() == {"leaf_hash"}
+    header = decode(bytes.fromhex(block["header"]), BlockHeader)
+    leaves = [bytes.fromhex(block["tx_leaves"][0]["leaf_hash"])], [bytes.fromhex(block["receipt_leaves"][0]["leaf_hash"])]
+    assert verify_block_leaves(suite, header, *leaves) is None
+    assert SECRET not in json.dumps(block)
+
+    assert console.get("/api/proof/tx/nope").status_code == 400
+    assert console.get("/api/proof/tx/" + "ab" * 32).status_code == 404
+    assert console.get("/api/proof/block/100000").status_code == 404

@@ -130,6 +130,14 @@ def _certified(check: CertificateCheck | None) -> str:
     return f'<p class="proof failed" data-proof="certificate">✗ {_text(certificate_in_words(check))}</p>'
 
 
+def _browser_check(url: str, what: str) -> str:
+    """A placeholder the page's script fills: the browser's own check of ``what`` (static/verify.js)."""
+    return (f'<section class="browser-check" data-verify="{_text(url)}" data-state="pending">'
+            f'<p class="verdict">Checking {_text(what)} in your browser…</p>'
+            "<noscript><p>Your browser runs no JavaScript: only the server's checks above apply.</p></noscript>"
+            "<ol class=\"steps\"></ol></section>")
+
+
 def page(title: str, org: str, chain_id: str, body: str) -> str:
     """The frame every page shares: the organisation it reads as, navigation, search."""
     return f"""<!doctype html>
@@ -143,7 +151,7 @@ def page(title: str, org: str, chain_id: str, body: str) -> str:
 <main><h1>{_text(title)}</h1>
 {body}</main>
 <footer>Shows what <b>{_text(org)}</b> may read: transactions of contracts it may not read are redacted by its node.</footer>
-<script src="/static/explorer.js"></script></body></html>
+<script src="/static/verify.js"></script><script src="/static/explorer.js"></script></body></html>
 """
 
 
@@ -222,7 +230,7 @@ def render_block(org: str, chain_id: str, block: BlockInfo, check: CertificateCh
                     if rows else "<p>No transactions.</p>")
     certified = _certified(check)
     body = (facts + _proven(block.verified, "this block's transactions and receipts (against its tx and receipt roots)")
-            + certified
+            + certified + _browser_check(f"/api/proof/block/{block.height}", "this block's certificate and roots")
             + f"<h2>Transactions</h2>{transactions}")
     return page(f"Block {block.height}", org, chain_id, body)
 
@@ -247,6 +255,7 @@ def render_tx(org: str, chain_id: str, result: TxResult, check: CertificateCheck
     events = [(_text(e.contract), _text(e.name), f"<code>{_text(_value(e.data))}</code>") for e in result.events]
     body = (_facts(pairs) + failed
             + (_proven(result.verified, "this transaction and its receipt (inclusion proof)") + _certified(check)
+               + _browser_check(f"/api/proof/tx/{result.tx_id}", "the inclusion proof and the block's certificate")
                if result.height else "")
             + "<h2>Events</h2>" + (_table(["Contract", "Event", "Data"], events) if events else "<p>No events.</p>"))
     return page("Transaction", org, chain_id, body)

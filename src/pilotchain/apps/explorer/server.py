@@ -16,17 +16,18 @@ from typing import Any, overload
 from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from pilotchain.apps.explorer import pages
+from pilotchain.apps.explorer import pages, proofs
 from pilotchain.apps.explorer.certify import CertificateCheck, check_certificate, validators_at
 from pilotchain.crypto import get_suite
 from pilotchain.ledger.block import BlockHeader
-from pilotchain.ledger.genesis import Genesis
+from pilotchain.ledger.genesis import Genesis, ValidatorInfo
 from pilotchain.sdk import BlockInfo, Client, NotFound, PilotchainError
 
 __all__ = ["create_app"]
 
 _TX_ID = re.compile(r"^[0-9a-fA-F]{64}$")
-_STATIC = {"explorer.css": "text/css; charset=utf-8", "explorer.js": "text/javascript; charset=utf-8"}
+_STATIC = {"explorer.css": "text/css; charset=utf-8", "explorer.js": "text/javascript; charset=utf-8",
+           "verify.js": "text/javascript; charset=utf-8"}
 #: proposals shown on the governance page (the newest; gov.list's own bound is larger)
 PROPOSALS_SHOWN_MAX = 64
 
@@ -61,8 +62,14 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
     def certified(header: BlockHeader | None, certificate: bytes | None) -> CertificateCheck | None:
         if header is None:
             return None
-        history = client.query("gov", "validators").get("history", [])
-        return check_certificate(header, certificate, validators_at(genesis, history, header.height), suite)
+        return check_certificate(header, certificate, in_force(header.height), suite)
+
+    def in_force(height: int) -> list[ValidatorInfo]:
+        """The validators in force at ``height``: genesis's, then governance's changes."""
+        return validators_at(genesis, client.query("gov", "validators").get("history", []), height)
+
+    def proof_failure(exc: PilotchainError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=404 if isinstance(exc, NotFound) else 502)
 
     def validators() -> list[dict[str, Any]]:
         try:
@@ -91,6 +98,28 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
         connected = sum(1 for up in info.peers.values() if up)
         return JSONResponse({"height": info.height, "mempool": info.mempool_size,
                              "peers": f"{connected} of {len(info.peers)}", "last_block_time_ms": info.last_block_time_ms})
+
+    @app.get("/api/proof/tx/{tx_id}")
+    def api_tx_proof(tx_id: str) -> JSONResponse:
+        """What the transaction page's browser check recomputes (static/verify.js)."""
+        if not _TX_ID.match(tx_id):
+            return JSONResponse({"error": "a transaction id is 64 hex digits"}, status_code=400)
+        try:
+            result = client.get_tx(tx_id.lower())
+            if not result.committed or result.header is None:
+                return JSONResponse({"error": f"transaction {tx_id} is {result.state}, not in a block"}, status_code=404)
+            return JSONResponse(proofs.tx_proof(genesis.suite, result, in_force(result.header.height)))
+        except PilotchainError as exc:
+            return proof_failure(exc)
+
+    @app.get("/api/proof/block/{height}")
+    def api_block_proof(height: int) -> JSONResponse:
+        """What the block page's browser check recomputes (static/verify.js)."""
+        try:
+            found = client.get_block(height)
+            return JSONResponse(proofs.block_proof(genesis.suite, found, in_force(found.height)))
+        except PilotchainError as exc:
+            return proof_failure(exc)
 
     @app.get("/", response_class=HTMLResponse)
     def overview() -> HTMLResponse:
