@@ -144,7 +144,13 @@ def encode_args(value: Any) -> bytes:
 def decode_args(data: bytes) -> Any:
     """The argument value of canonical ``data``; raises CodecError otherwise (also when it nests
     deeper than ARGS_DEPTH_MAX levels: checked on the bytes, before any recursive decoding)."""
-    value = decode(data, Any, depth_max=ARGS_DEPTH_MAX)
+    try:
+        value = decode(data, Any, depth_max=ARGS_DEPTH_MAX)
+    except TypeError as exc:
+        # a map whose keys are not all strings decodes, then its canonical re-encoding raises
+        # msgspec's TypeError, which the codec lets through (docs/fuzzing.md, finding F1): at
+        # execution that stopped block production, so every node refuses it here instead
+        raise CodecError(f"arguments are not canonical: {exc}; map keys are strings") from exc
     _refuse_floats(value)
     return value
 
