@@ -77,7 +77,7 @@ from pilotchain.sdk.wire import (
 )
 from pilotchain.storage.errors import LimitExceeded
 
-__all__ = ["create_app", "GatewayOptions", "HTTP_STATUS_OF_CODE"]
+__all__ = ["create_app", "GatewayOptions", "HTTP_STATUS_OF_CODE", "without_validation_error"]
 
 _ACCESS_SCOPE_KEY = "pilotchain.read_access"
 
@@ -188,6 +188,22 @@ _SSE_EVENT_SCHEMA: dict[str, Any] = {
 }
 
 
+def without_validation_error(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` (FastAPI's OpenAPI, changed in place) without FastAPI's 422 responses and
+    their schemas: pilotchain's apps answer invalid requests 400 with their JSON error body."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    if "components" in document and not schemas:
+        document["components"].pop("schemas", None)
+        if not document["components"]:
+            document.pop("components")
+    return document
+
+
 def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for error statuses: each a JSON error body."""
     return {
@@ -263,17 +279,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         """FastAPI's OpenAPI without its 422 validation error: the gateway answers those 400
         with the JSON error body, as every operation documents."""
         if app.openapi_schema is None:
-            document = generated_openapi()
-            for operations in document.get("paths", {}).values():
-                for operation in operations.values():
-                    operation.get("responses", {}).pop("422", None)
-            schemas = document.get("components", {}).get("schemas", {})
-            for name in ("HTTPValidationError", "ValidationError"):
-                schemas.pop(name, None)
-            if "components" in document and not schemas:
-                document["components"].pop("schemas", None)
-                if not document["components"]:
-                    document.pop("components")
+            without_validation_error(generated_openapi())
         return app.openapi_schema or generated_openapi()
 
     app.openapi = openapi  # type: ignore[method-assign]
