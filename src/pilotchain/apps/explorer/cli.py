@@ -13,9 +13,9 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from pilotchain.sdk import Client
+    from pilotchain.sdk import AsyncClient, Client
 
-__all__ = ["app", "connect"]
+__all__ = ["app", "connect", "connect_async"]
 
 app = typer.Typer(help="The explorer and operations console: a web page per organisation, showing what it may read, proven.")
 _err = Console(stderr=True)
@@ -25,8 +25,23 @@ DEFAULT_PORT = 26900
 
 def connect(directory: Path, org: str, identity: Path | None = None) -> tuple[Client, str]:
     """A client signing as ``org``'s identity against ``org``'s node, and that node's URL."""
-    from pilotchain.network.consortium import load_manifest
     from pilotchain.sdk import Client, Identity
+
+    url, path = _node_of(directory, org, identity)
+    return Client(url, network=directory, identity=Identity.load(path), timeout=30.0), url
+
+
+def connect_async(directory: Path, org: str, identity: Path | None = None) -> AsyncClient:
+    """:func:`connect`'s asynchronous twin (the live feed reads with it)."""
+    from pilotchain.sdk import AsyncClient, Identity
+
+    url, path = _node_of(directory, org, identity)
+    return AsyncClient(url, network=directory, identity=Identity.load(path), timeout=30.0)
+
+
+def _node_of(directory: Path, org: str, identity: Path | None) -> tuple[str, Path]:
+    """``org``'s node's gateway URL and the identity file to sign with."""
+    from pilotchain.network.consortium import load_manifest
 
     manifest = load_manifest(directory)
     entries = {entry["org"]: entry for entry in manifest["organizations"]}
@@ -35,8 +50,7 @@ def connect(directory: Path, org: str, identity: Path | None = None) -> tuple[Cl
                                  param_hint="--org")
     path = identity or directory / entries[org]["client_identity"]
     nodes = [node for node in manifest["nodes"] if node.get("org") == org] or manifest["nodes"]
-    url = str(nodes[0]["gateway_url"])
-    return Client(url, network=directory, identity=Identity.load(path), timeout=30.0), url
+    return str(nodes[0]["gateway_url"]), path
 
 
 @app.callback(invoke_without_command=True)
@@ -64,6 +78,9 @@ def explorer(
         raise typer.Exit(1) from exc
     _err.print(f"explorer for [b]{org}[/] (node {node_url}) at http://{host}:{port}/")
     try:
-        uvicorn.run(create_app(client, org, load_genesis(network / "genesis.json")), host=host, port=port, log_level="warning")
+        app = create_app(client, org, load_genesis(network / "genesis.json"),
+                         live=lambda: connect_async(network, org, identity))
+        # a page's live stream stays open: give them 5 s to end, then stop anyway
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     finally:
         client.close()

@@ -155,8 +155,22 @@ def page(title: str, org: str, chain_id: str, body: str) -> str:
 """
 
 
+def _live_section() -> str:
+    """The live charts the page's script draws from ``/api/live`` (static/explorer.js)."""
+    def chart(name: str, title: str, unit: str) -> str:
+        return (f'<figure class="chart"><figcaption>{_text(title)}: <b data-latest="{name}">—</b> {_text(unit)}</figcaption>'
+                f'<svg data-chart="{name}" viewBox="0 0 300 80" preserveAspectRatio="none" role="img" '
+                f'aria-label="{_text(title)}"></svg></figure>')
+
+    return ('<section class="live" data-live="/api/live"><h2>Live</h2>'
+            '<p class="live-state" data-field="live" data-state="connecting">Connecting…</p>'
+            + chart("tx_per_s", "Committed transactions per second", "tx/s")
+            + chart("latency_ms", "Commit latency (block time to committed here)", "ms")
+            + "</section>")
+
+
 def render_overview(org: str, info: NodeInfo, validators: Sequence[dict[str, Any]], head: BlockInfo | None,
-                    check: CertificateCheck | None = None) -> str:
+                    check: CertificateCheck | None = None, *, live: bool = False) -> str:
     """Height, last block time, validators, peers, mempool; the head block proven when given."""
     connected = sum(1 for up in info.peers.values() if up)
     facts = _facts([
@@ -178,6 +192,7 @@ def render_overview(org: str, info: NodeInfo, validators: Sequence[dict[str, Any
     proof = _proven(head.verified, f"the head block {head.height}'s body") + _certified(check) if head is not None else ""
     body = (
         f'<section id="overview" data-refresh="/api/status">{facts}</section>{proof}'
+        + (_live_section() if live else "") +
         f"<h2>Validators</h2>{_table(['Validator', 'Organisation', 'Power', 'This node'], validator_rows)}"
         f"<h2>Peers</h2>{_table(['Peer', 'Link'], peer_rows) if peer_rows else '<p>No peers (a single node).</p>'}"
     )

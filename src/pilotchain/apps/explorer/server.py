@@ -9,19 +9,28 @@ what went wrong (404 for what does not exist, 502 for a node that failed or coul
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any, overload
 
 from fastapi import FastAPI, Query
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 
 from pilotchain.apps.explorer import pages, proofs
 from pilotchain.apps.explorer.certify import CertificateCheck, check_certificate, validators_at
+from pilotchain.apps.explorer.live import LiveFeed
 from pilotchain.crypto import get_suite
 from pilotchain.ledger.block import BlockHeader
 from pilotchain.ledger.genesis import Genesis, ValidatorInfo
-from pilotchain.sdk import BlockInfo, Client, NotFound, PilotchainError
+from pilotchain.sdk import AsyncClient, BlockInfo, Client, NotFound, PilotchainError
 
 __all__ = ["create_app"]
 
@@ -32,14 +41,25 @@ _STATIC = {"explorer.css": "text/css; charset=utf-8", "explorer.js": "text/javas
 PROPOSALS_SHOWN_MAX = 64
 
 
-def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
+def create_app(client: Client, org: str, genesis: Genesis, *,
+               live: Callable[[], AsyncClient] | None = None) -> FastAPI:
     """The console for ``org``; ``client`` must sign as one of ``org``'s identities; ``genesis``
     (the network's, from its folder) names the first validators, against which (and governance's
-    changes since) each block's commit certificate is checked."""
+    changes since) each block's commit certificate is checked. ``live`` opens an asynchronous client
+    like ``client`` for the live feed (``/api/live``; without it the overview only polls its numbers)."""
     if client.identity is None:
         raise ValueError("the explorer reads as an organisation's identity: give the client one")
     suite = get_suite(genesis.suite)
-    app = FastAPI(title=f"pilotchain explorer ({org})", docs_url=None, redoc_url=None, openapi_url=None)
+    feed = LiveFeed(live) if live is not None else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if feed is not None:
+            await feed.stop()
+
+    app = FastAPI(title=f"pilotchain explorer ({org})", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     chain_id = ""
 
     def chain() -> str:
@@ -99,6 +119,19 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
         return JSONResponse({"height": info.height, "mempool": info.mempool_size,
                              "peers": f"{connected} of {len(info.peers)}", "last_block_time_ms": info.last_block_time_ms})
 
+    @app.get("/api/live", response_model=None)
+    async def api_live() -> Response:
+        """Server-Sent Events: a snapshot, then each committed block's point and the node's state."""
+        if feed is None:
+            return JSONResponse({"error": "live updates are off (the explorer was started without a live feed)"},
+                                status_code=404)
+        try:
+            subscriber = feed.subscribe()
+        except OverflowError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        return StreamingResponse(feed.frames(subscriber), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     @app.get("/api/proof/tx/{tx_id}")
     def api_tx_proof(tx_id: str) -> JSONResponse:
         """What the transaction page's browser check recomputes (static/verify.js)."""
@@ -127,7 +160,7 @@ def create_app(client: Client, org: str, genesis: Genesis) -> FastAPI:
             info = client.status()
             head = client.get_block(info.height) if info.height >= 1 else None
             check = certified(head.header, head.certificate) if head is not None else None
-            return HTMLResponse(pages.render_overview(org, info, validators(), head, check))
+            return HTMLResponse(pages.render_overview(org, info, validators(), head, check, live=feed is not None))
         except PilotchainError as exc:
             return failure(exc, "Overview")
 

@@ -42,6 +42,55 @@
       .catch(function (e) { show({ state: "failed", reason: "the proof could not be read: " + e.message, steps: [] }); });
   });
 
+  // Live: committed blocks over SSE (/api/live), drawn as two small charts; EventSource reconnects
+  // by itself when the explorer restarts, and the explorer follows its node again when it returns.
+  var live = document.querySelector("[data-live]");
+  if (live && window.EventSource) {
+    var points = [];
+    var POINTS_MAX = 120;
+    var state = live.querySelector('[data-field="live"]');
+    var setState = function (name, text) { state.setAttribute("data-state", name); state.textContent = text; };
+    var draw = function () {
+      ["tx_per_s", "latency_ms"].forEach(function (name) {
+        var svg = live.querySelector('[data-chart="' + name + '"]');
+        var values = points.map(function (p) { return p[name]; }).filter(function (v) { return v !== null && v !== undefined; });
+        var latest = live.querySelector('[data-latest="' + name + '"]');
+        latest.textContent = values.length ? String(values[values.length - 1]) : "—";
+        var top = Math.max.apply(null, values.concat([1]));
+        var step = values.length > 1 ? 300 / (values.length - 1) : 0;
+        var coords = values.map(function (v, i) { return (i * step).toFixed(1) + "," + (78 - 74 * v / top).toFixed(1); });
+        svg.innerHTML = '<text x="2" y="10" class="axis">' + top + '</text>' +
+          (coords.length ? '<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="' + coords.join(" ") + '"/>' : "");
+        svg.setAttribute("data-points", String(values.length));
+      });
+    };
+    var height = document.querySelector('[data-field="height"]');
+    var add = function (p) {
+      points.push(p);
+      if (points.length > POINTS_MAX) { points.shift(); }
+      if (height && p.height > Number(height.textContent)) { height.textContent = String(p.height); }
+    };
+    var nodeState = function (node) {
+      if (node.connected) {
+        setState("live", "Live: following the node" + (node.height !== undefined ? " (height " + node.height + " when it connected)" : ""));
+        if (height && node.height > Number(height.textContent)) { height.textContent = String(node.height); }
+      } else {
+        setState("node-down", "The node does not answer (" + node.error + "); trying again…");
+      }
+    };
+    var source = new EventSource(live.getAttribute("data-live"));
+    source.addEventListener("snapshot", function (e) {
+      var snapshot = JSON.parse(e.data);
+      points = [];
+      snapshot.points.forEach(add);
+      nodeState(snapshot.node);
+      draw();
+    });
+    source.addEventListener("point", function (e) { add(JSON.parse(e.data)); draw(); });
+    source.addEventListener("node", function (e) { nodeState(JSON.parse(e.data)); });
+    source.onerror = function () { setState("explorer-down", "The explorer does not answer; reconnecting…"); };
+  }
+
   var overview = document.querySelector("[data-refresh]");
   if (!overview) { return; }
   var url = overview.getAttribute("data-refresh");
