@@ -449,7 +449,7 @@ def load_identity(
     data = _read(file_path, private=True)
     try:
         content = msgspec.json.decode(data, type=_IdentityFile)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 in a string is the latter
         raise IdentityFileError(f"{file_path} is not a pilotchain identity file: {exc}") from exc
     if content.format != IDENTITY_FORMAT:
         raise IdentityFileError(
@@ -533,7 +533,7 @@ def load_ca(
         )
     try:
         state = msgspec.json.decode(_read(state_path, private=True), type=_CaFile)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 in a string is the latter
         raise IdentityFileError(f"{state_path} is damaged: {exc}") from exc
     if state.format != CA_FORMAT:
         raise IdentityFileError(
