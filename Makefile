@@ -6,13 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast bench soak lint typecheck clean system-deps help
+.PHONY: demo test test-fast bench soak fuzz lint typecheck clean system-deps help
 
 help:
 	@echo "make demo       - create .venv, install, run the local multi-organisation demo"
 	@echo "make test       - create .venv if needed, install, run the whole test suite"
 	@echo "make bench      - benchmarks (crypto, ledger, state commitment); results in bench/results/"
 	@echo "make soak       - long deterministic-simulation runs (tens of thousands of seeds)"
+	@echo "make fuzz       - every fuzz target for FUZZ_SECONDS each (default 180); new inputs kept in fuzz/corpus/"
 	@echo "make lint       - ruff + mypy + the layer contract (import-linter)"
 
 $(STAMP): pyproject.toml scripts/system-deps.sh
@@ -29,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/pilotchain demo $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests fuzz
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
@@ -51,8 +52,13 @@ soak: $(STAMP)
 	$(BIN)/pilotchain sim --nodes 10 --seeds 5000 --faults all
 	PILOTCHAIN_CRASH_ROUNDS=12 $(BIN)/python -m pytest -p no:cacheprovider tests/apps/exchange/test_live_crash.py
 
+# FUZZ_SECONDS per target, one target at a time; FUZZ_TARGETS="codec block" runs only those
+FUZZ_SECONDS ?= 180
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz.run fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests fuzz
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 
