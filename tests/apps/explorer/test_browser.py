@@ -239,3 +239,29 @@ def test_a_tampered_block_turns_red_and_a_gm_chain_says_who_checked(served: tupl
     expect(check).to_have_attribute("data-state", "unavailable")
     expect(check.locator(".verdict")).to_contain_text("gm suite (SM2/SM3)")
     expect(check.locator(".verdict")).to_contain_text("done by the explorer's server")
+
+
+def test_a_person_follows_a_contract_upgrade_from_proposal_to_enactment(served: tuple[Scene, str], page: Any) -> None:
+    world, url = served
+    upgrade = world.proposals["upgrade"]
+    page.goto(url + "/")
+    page.click('nav a[href="/governance"]')
+    page.click(f'a[href="/governance/{upgrade}"]')
+    expect(page.locator("h1")).to_have_text(f"Proposal {upgrade}")
+    expect(page.locator('[data-field="status"]')).to_have_text("executed")
+    steps = page.locator("table.timeline tbody tr")
+    expect(steps).to_have_count(2)
+    expect(steps.nth(0)).to_contain_text("proposed")
+    expect(steps.nth(1)).to_contain_text("approved — enacted: the change applied in this transaction")
+    expect(page.locator("[data-diff] .add").filter(has_text="+def get(key):")).to_have_count(1)
+
+    steps.nth(1).locator("a[href^='/tx/']").click()  # the transaction that enacted it, proven in the browser
+    expect(page.locator("h1")).to_have_text("Transaction")
+    expect(page.locator("[data-verify]")).to_have_attribute("data-state", "ok")
+    page.go_back()
+    steps.nth(1).locator("a[href^='/blocks/']").click()
+    expect(page.locator("table.txs tbody tr").first).to_contain_text("approve")
+
+    page.click('nav a[href="/contracts"]')
+    page.click('a[href="/contracts/records"]')
+    expect(page.locator("[data-source]")).to_contain_text("def get(key):")

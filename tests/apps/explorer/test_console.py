@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pilotchain.apps.explorer.certify import check_certificate
+from pilotchain.apps.explorer.cli import org_certificates
 from pilotchain.apps.explorer.pages import failure_in_words
 from pilotchain.apps.explorer.server import create_app
 from pilotchain.codec import decode
@@ -192,3 +193,68 @@ def test_the_proof_material_is_the_platforms_own_bytes(world: Scene) -> None:
     assert console.get("/api/proof/tx/nope").status_code == 400
     assert console.get("/api/proof/tx/" + "ab" * 32).status_code == 404
     assert console.get("/api/proof/block/100000").status_code == 404
+
+
+def _main(page: str) -> str:
+    return page.split("<main>", 1)[1].split("</main>", 1)[0]
+
+
+def test_a_contract_upgrade_shows_its_code_diff_and_its_way_to_enactment(world: Scene) -> None:
+    console = _console(world, world.viewer)
+    page = _main(console.get(f"/governance/{world.proposals['upgrade']}").text)
+    assert '<span class="add">+def get(key):</span>' in page
+    assert '<span class="hunk">@@' in page and "--- records 1" in page and "+++ records 2" in page
+    rows = page.split('<table class="timeline">', 1)[1].split("</table>", 1)[0].split("<tr>")[2:]
+    first_admin, second_admin = list(world.chain.consortium.admins)[:2]
+    assert f"<b>{first_admin}</b> proposed" in rows[0] and "enacted" not in rows[0]
+    assert f"<b>{second_admin}</b> approved — <b class=\"enacted\">enacted" in rows[1]
+    enacted_in = console.get("/governance").text.split(f'id="p{world.proposals["upgrade"]}"', 1)[1]
+    assert 'Closed in block</dt><dd><a href="/blocks/' in enacted_in
+
+
+def test_a_parameter_change_shows_before_and_after_and_an_open_proposal_its_votes_so_far(world: Scene) -> None:
+    console = _console(world, world.viewer)
+    params = _main(console.get(f"/governance/{world.proposals['params']}").text)
+    assert "<td>block_txs_max</td><td>4000</td><td>1000</td>" in params
+    still_open = _main(console.get(f"/governance/{world.proposals['open']}").text)
+    assert 'data-field="status">open<' in still_open and "enacted" not in still_open
+    assert "<td>timeout_vote_ms</td><td>500</td><td>700</td>" in still_open
+    assert console.get("/governance/9999").status_code == 404
+
+
+def test_a_validator_change_shows_the_set_before_and_after(world: Scene) -> None:
+    page = _main(_console(world, world.viewer).get(f"/governance/{world.proposals['validator']}").text)
+    before, after = page.split("<h3>Before</h3>", 1)[1].split("<h3>After</h3>", 1)
+    validator = world.chain.consortium.validator
+    assert validator in before and "extra-validator" not in before
+    assert validator in after and 'extra-validator <span class="add">(new)</span>' in after
+    assert "the new validator set takes effect" in page
+
+
+def test_contracts_show_versions_permissions_and_the_proven_source(world: Scene) -> None:
+    console = _console(world, world.viewer)
+    listing = _main(console.get("/contracts").text)
+    assert '<a href="/contracts/records">records</a></td><td>2</td><td>active</td>' in listing
+    page = _main(console.get("/contracts/records").text)
+    assert "def get(key):" in page and 'data-proof="ok"' in page and "state root" in page
+    assert f"<td>@read</td><td>any</td><td>{world.owner}</td>" in page
+    assert page.count('href="/governance/') == 2  # version 1 and version 2, each by its proposal
+    assert console.get("/contracts/nothing_here").status_code == 404
+    assert console.get("/contracts/Bad-Name").status_code == 400
+
+
+def test_organisations_show_cas_identities_revocations_and_expiry(world: Scene) -> None:
+    identities = org_certificates(world.chain.consortium.directory, world.viewer)
+    client = world.chain.client(identity=world.chain.identity(world.viewer))
+    soon = min(c.not_after_ms for c in identities if c.serial != world.revoked_serial) - 10 * 24 * 3600 * 1000
+    console = TestClient(create_app(client, world.viewer, world.chain.genesis, identities=identities, clock_ms=lambda: soon))
+    page = _main(console.get("/orgs").text)
+    for org in world.chain.consortium.clients:
+        assert f"<td><b>{org}</b></td>" in page
+    assert "temp-client" in page and "data-revoked>revoked: laptop lost" in page
+    assert f"<td>{world.viewer}</td><td>{world.revoked_serial}</td><td>laptop lost</td>" in page  # the revocations table
+    assert 'data-expiry="soon">expires in 10 days' in page  # the identities expiring first
+    assert "identity revoked" in page and f'href="/governance/{world.proposals["revoke"]}"' in page
+    later = TestClient(create_app(client, world.viewer, world.chain.genesis, identities=identities,
+                                  clock_ms=lambda: soon + 20 * 24 * 3600 * 1000))
+    assert 'data-expiry="expired">expired' in later.get("/orgs").text

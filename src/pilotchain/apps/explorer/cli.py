@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from pilotchain.identity.records import Certificate
     from pilotchain.sdk import AsyncClient, Client
 
-__all__ = ["app", "connect", "connect_async"]
+__all__ = ["app", "connect", "connect_async", "org_certificates"]
 
 app = typer.Typer(help="The explorer and operations console: a web page per organisation, showing what it may read, proven.")
 _err = Console(stderr=True)
@@ -37,6 +38,26 @@ def connect_async(directory: Path, org: str, identity: Path | None = None) -> As
 
     url, path = _node_of(directory, org, identity)
     return AsyncClient(url, network=directory, identity=Identity.load(path), timeout=30.0)
+
+
+def org_certificates(directory: Path, org: str, extra: Path | None = None) -> list[Certificate]:
+    """The certificates of ``org``'s identity files in the network folder (and of ``extra``), read
+    without their private keys; a file that is not an identity file is passed over."""
+    import json
+
+    from pilotchain.codec import CodecError
+    from pilotchain.identity.armor import dearmor
+    from pilotchain.identity.records import Certificate
+
+    paths = sorted((directory / "orgs" / org).glob("*.id")) + ([extra] if extra is not None else [])
+    found: dict[tuple[str, int], Certificate] = {}
+    for path in paths:
+        try:
+            certificate = dearmor(json.loads(path.read_text())["certificate"], Certificate)
+        except (OSError, ValueError, KeyError, TypeError, CodecError):
+            continue
+        found[(certificate.org_id, certificate.serial)] = certificate
+    return [found[key] for key in sorted(found)]
 
 
 def _node_of(directory: Path, org: str, identity: Path | None) -> tuple[str, Path]:
@@ -79,7 +100,8 @@ def explorer(
     _err.print(f"explorer for [b]{org}[/] (node {node_url}) at http://{host}:{port}/")
     try:
         app = create_app(client, org, load_genesis(network / "genesis.json"),
-                         live=lambda: connect_async(network, org, identity))
+                         live=lambda: connect_async(network, org, identity),
+                         identities=org_certificates(network, org, identity))
         # a page's live stream stays open: give them 5 s to end, then stop anyway
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     finally:

@@ -145,7 +145,7 @@ def page(title: str, org: str, chain_id: str, body: str) -> str:
 <title>{_text(title)} · pilotchain explorer</title><link rel="stylesheet" href="/static/explorer.css"></head>
 <body><header><a class="brand" href="/">pilotchain explorer</a>
 <span class="who">chain <b>{_text(chain_id)}</b> as <b data-org>{_text(org)}</b></span>
-<nav><a href="/">Overview</a><a href="/blocks">Blocks</a><a href="/governance">Governance</a></nav>
+<nav><a href="/">Overview</a><a href="/blocks">Blocks</a><a href="/governance">Governance</a><a href="/contracts">Contracts</a><a href="/orgs">Organisations</a></nav>
 <form action="/search" method="get" role="search"><input name="q" placeholder="tx id or block height" aria-label="search">
 <button>Search</button></form></header>
 <main><h1>{_text(title)}</h1>
@@ -295,7 +295,8 @@ def render_governance(org: str, chain_id: str, proposals: Sequence[dict[str, Any
             ("Proposed in block", _block_link(proposal.get("created_height"))),
             ("Closed in block", _block_link(proposal.get("closed_height"))),
         ])  # fmt: skip
-        sections.append(f'<section class="proposal" id="p{_text(proposal.get("id"))}"><h2>Proposal {_text(proposal.get("id"))}</h2>'
+        sections.append(f'<section class="proposal" id="p{_text(proposal.get("id"))}"><h2><a href="/governance/{_text(proposal.get("id"))}">'
+                        f'Proposal {_text(proposal.get("id"))}</a></h2>'
                         f"{facts}{_table(['Organisation', 'Vote'], votes)}</section>")
     body = "".join(sections) if sections else "<p>No proposals yet.</p>"
     note = "<p class=\"proof none\">Read from the node's head state by a query (a query carries no proof).</p>"

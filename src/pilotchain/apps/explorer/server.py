@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
 from typing import Any, overload
 
@@ -24,10 +25,11 @@ from fastapi.responses import (
     StreamingResponse,
 )
 
-from pilotchain.apps.explorer import pages, proofs
+from pilotchain.apps.explorer import chainread, govpages, pages, proofs
 from pilotchain.apps.explorer.certify import CertificateCheck, check_certificate, validators_at
 from pilotchain.apps.explorer.live import LiveFeed
 from pilotchain.crypto import get_suite
+from pilotchain.identity.records import Certificate
 from pilotchain.ledger.block import BlockHeader
 from pilotchain.ledger.genesis import Genesis, ValidatorInfo
 from pilotchain.sdk import AsyncClient, BlockInfo, Client, NotFound, PilotchainError
@@ -35,6 +37,7 @@ from pilotchain.sdk import AsyncClient, BlockInfo, Client, NotFound, PilotchainE
 __all__ = ["create_app"]
 
 _TX_ID = re.compile(r"^[0-9a-fA-F]{64}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _STATIC = {"explorer.css": "text/css; charset=utf-8", "explorer.js": "text/javascript; charset=utf-8",
            "verify.js": "text/javascript; charset=utf-8"}
 #: proposals shown on the governance page (the newest; gov.list's own bound is larger)
@@ -42,11 +45,14 @@ PROPOSALS_SHOWN_MAX = 64
 
 
 def create_app(client: Client, org: str, genesis: Genesis, *,
-               live: Callable[[], AsyncClient] | None = None) -> FastAPI:
+               live: Callable[[], AsyncClient] | None = None, identities: Sequence[Certificate] = (),
+               clock_ms: Callable[[], int] | None = None) -> FastAPI:
     """The console for ``org``; ``client`` must sign as one of ``org``'s identities; ``genesis``
     (the network's, from its folder) names the first validators, against which (and governance's
     changes since) each block's commit certificate is checked. ``live`` opens an asynchronous client
-    like ``client`` for the live feed (``/api/live``; without it the overview only polls its numbers)."""
+    like ``client`` for the live feed (``/api/live``; without it the overview only polls its numbers).
+    ``identities`` are the organisation's own certificates (from its folder) the organisations page
+    lists with their status; ``clock_ms`` is the time expiry warnings are measured from."""
     if client.identity is None:
         raise ValueError("the explorer reads as an organisation's identity: give the client one")
     suite = get_suite(genesis.suite)
@@ -212,5 +218,60 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             return HTMLResponse(pages.render_governance(org, chain(), proposals, members))
         except PilotchainError as exc:
             return failure(exc, "Governance")
+
+    now_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+
+    def proposals() -> list[dict[str, Any]]:
+        return list(client.query("gov", "list", {"limit": chainread.PROPOSALS_READ_MAX}))
+
+    @app.get("/governance/{proposal_id}", response_class=HTMLResponse)
+    def proposal(proposal_id: int) -> HTMLResponse:
+        try:
+            listed = proposals()
+            found = next((p for p in listed if p.get("id") == proposal_id), None)
+            if found is None:
+                return HTMLResponse(pages.render_error(org, chain(), f"Proposal {proposal_id}", f"there is no proposal {proposal_id} "
+                                                       f"among the newest {chainread.PROPOSALS_READ_MAX}"), status_code=404)
+            steps, complete = chainread.proposal_steps(client, found, client.status().height)
+            change = chainread.proposal_change(client, genesis, found, listed)
+            return HTMLResponse(govpages.render_proposal(org, chain(), found, steps, complete, change))
+        except PilotchainError as exc:
+            return failure(exc, f"Proposal {proposal_id}")
+
+    @app.get("/contracts", response_class=HTMLResponse)
+    def contracts() -> HTMLResponse:
+        try:
+            names = chainread.contract_names(proposals())
+            records = [record for record in (client.query("gov", "contract", {"name": name}) for name in names) if record]
+            return HTMLResponse(govpages.render_contracts(org, chain(), records))
+        except PilotchainError as exc:
+            return failure(exc, "Contracts")
+
+    @app.get("/contracts/{name}", response_class=HTMLResponse)
+    def contract(name: str) -> HTMLResponse:
+        if not _NAME.match(name):
+            return HTMLResponse(pages.render_error(org, chain(), "Contract", "a contract name is a lower-case identifier"),
+                                status_code=400)
+        try:
+            record = client.query("gov", "contract", {"name": name})
+            if not record:
+                return HTMLResponse(pages.render_error(org, chain(), f"Contract {name}", f"no contract {name!r} was deployed "
+                                                       "through governance"), status_code=404)
+            source = client.read_state("gov", b"code/" + bytes.fromhex(record["code_hash"]))
+            deployments = sorted((p for p in proposals() if p.get("kind") == "deploy_contract" and p.get("status") == "executed"
+                                  and p.get("target", {}).get("name") == name), key=lambda p: int(p["id"]))
+            return HTMLResponse(govpages.render_contract(org, chain(), record, source, deployments))
+        except PilotchainError as exc:
+            return failure(exc, f"Contract {name}")
+
+    @app.get("/orgs", response_class=HTMLResponse)
+    def orgs() -> HTMLResponse:
+        try:
+            members = client.query("gov", "members")
+            view = chainread.membership_view(client, genesis)
+            return HTMLResponse(govpages.render_orgs(org, chain(), members, view.cas, view.changes, identities,
+                                                     view.revoked, now_ms(), view.partial))
+        except PilotchainError as exc:
+            return failure(exc, "Organisations")
 
     return app
