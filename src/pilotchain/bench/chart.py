@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_html", "render_html"]
+__all__ = ["render_html", "timeline_panels", "write_html"]
 
 WIDTH = 960
 PANEL_HEIGHT = 260
@@ -78,9 +78,21 @@ def _panel(rows: Sequence[dict[str, Any]], series: Sequence[tuple[str, str]], ti
     return "\n".join(parts)
 
 
-def render_html(document: dict[str, Any], title: str) -> str:
+def timeline_panels(document: dict[str, Any]) -> list[str]:
+    """The four SVG panels of a network benchmark's timeline (throughput, latency, node CPU and
+    memory), each a self-contained ``<svg>`` element (the page below; ``pilotchain bench report``)."""
     rows = document.get("timeline", [])
     phases = document.get("phases", [])
+    return [
+        _panel(rows, [("sent", "sent tx/s"), ("committed", "committed tx/s")], "Throughput", "tx/s", phases),
+        _panel(rows, [("p50_ms", "latency p50"), ("p95_ms", "latency p95")],
+               "Latency of the transactions committed in each second (submit → commit event)", "ms", phases),
+        _panel(rows, [("cpu_total", "CPU % (all nodes)")], "Node CPU (sum over nodes, 100 = one core)", "%", phases),
+        _panel(rows, [("rss_mb_total", "RSS MiB (all nodes)")], "Node memory (sum of RSS)", "MiB", phases),
+    ]
+
+
+def render_html(document: dict[str, Any], title: str) -> str:
     summary = document.get("summary", {})
     latency = summary.get("latency_ms", {})
     facts = [
@@ -90,13 +102,7 @@ def render_html(document: dict[str, Any], title: str) -> str:
         ("efficiency", summary.get("efficiency")),
     ]
     facts_html = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
-    panels = [
-        _panel(rows, [("sent", "sent tx/s"), ("committed", "committed tx/s")], "Throughput", "tx/s", phases),
-        _panel(rows, [("p50_ms", "latency p50"), ("p95_ms", "latency p95")],
-               "Latency of the transactions committed in each second (submit → commit event)", "ms", phases),
-        _panel(rows, [("cpu_total", "CPU % (all nodes)")], "Node CPU (sum over nodes, 100 = one core)", "%", phases),
-        _panel(rows, [("rss_mb_total", "RSS MiB (all nodes)")], "Node memory (sum of RSS)", "MiB", phases),
-    ]
+    panels = timeline_panels(document)
     return (
         "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title>"

@@ -2,7 +2,8 @@
 
 ``pilotchain bench [--nodes 4] [--mode stress|spike|stability] [--crypto intl|gm] [--json]`` runs the
 network benchmark in the CAICT method (``pilotchain.bench.network``); ``pilotchain bench micro``
-the micro benchmarks (crypto, storage, ledger). Installed applications add workloads as further
+the micro benchmarks (crypto, storage, ledger); ``pilotchain bench report`` the CAICT-style report
+from the recorded results (``pilotchain.bench.report``). Installed applications add workloads as further
 sub-commands (``pilotchain bench exchange``) through the ``pilotchain.bench_workloads`` entry-point
 group: the platform finds them at run time and never imports an application by name.
 """
@@ -290,6 +291,61 @@ def compare(
     for side in ("pilotchain", "plenum"):
         if "error" in document[side]:
             Console().print(f"[red]{side} failed:[/red] {document[side]['error']}\n{document[side].get('stderr_tail', '')}")
+
+
+@app.command()
+def report(
+    results: Path = typer.Option(None, "--results", help="folder of recorded result files (default: the "
+                                 "repository's bench/results/)"),
+    out: Path = typer.Option(Path("pilotchain-bench-report.html"), "--out",
+                             help="the HTML report to write (the PDF goes beside it, .pdf)"),
+    pdf: bool = typer.Option(None, "--pdf/--no-pdf", help="also print it to PDF with headless Chromium (default: "
+                             "when --chromium is installed; --pdf fails without it)"),
+    chromium: Path = typer.Option(Path("/usr/bin/chromium"), help="the Chromium that prints the PDF"),
+    json_output: bool = typer.Option(False, "--json", help="print one JSON document: the files written, each "
+                                     "shown run's headline figures, the missing runs and their commands"),
+) -> None:
+    """The CAICT-style performance report from recorded results (it measures nothing): stress,
+    spike and stability at 4 and 16 nodes on both suites, and the applications' workloads —
+    received/committed tx/s, success, latency, CPU, memory and disk per node, the verdicts and
+    charts — as one self-contained HTML page (and a PDF), naming every required run that has no
+    recorded result and the command that records it."""
+    from pilotchain.bench import report as bench_report
+    from pilotchain.bench import results as bench_results
+
+    directory = results if results is not None else bench_results.results_dir()
+    try:
+        document = bench_report.build_report(directory, bench_report.installed_workloads())
+    except bench_report.ReportError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--results") from exc
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(bench_report.render_html(document), encoding="utf-8")
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot write {out}: {exc}", param_hint="--out") from exc
+    pdf_path: Path | None = None
+    pdf_note = ""
+    if pdf is None and not chromium.exists():
+        pdf_note = f"no PDF: {chromium} is not installed (Debian: apt-get install chromium); the HTML is the report"
+    elif pdf is not False:
+        try:
+            pdf_path = bench_report.write_pdf(out, out.with_suffix(".pdf"), chromium)
+        except bench_report.ReportError as exc:
+            pdf_note = str(exc)
+    if json_output:
+        typer.echo(json.dumps(bench_report.report_json(document, html_path=out, pdf_path=pdf_path, pdf_note=pdf_note),
+                              indent=2, sort_keys=True))
+    else:
+        typer.echo(f"report  {out}" + (f"\npdf     {pdf_path}" if pdf_path else ""))
+        missing = document.missing
+        typer.echo(f"{len(document.required) - len(missing)} of {len(document.required)} required runs recorded"
+                   + ("; missing (record each with the command beside it):" if missing else ""))
+        for run in missing:
+            typer.echo(f"  {run.title:<32} {run.command}")
+    if pdf_note:
+        typer.echo(pdf_note, err=True)
+        if pdf:
+            raise typer.Exit(1)
 
 
 def _stability_verdict(stability: dict[str, Any]) -> str:
