@@ -11,6 +11,7 @@ TARGET_NAMES: tuple[str, ...] = (
     "p2p_frame",
     "p2p_handshake",
     "identity",
+    "genesis",
 )
 
 #: libraries instrumented for coverage besides pilotchain, where a target's bytes reach them

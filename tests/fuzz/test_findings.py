@@ -3,14 +3,25 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
-from pilotchain.codec import CodecError
+from pilotchain.codec import CodecError, encode
 from pilotchain.identity.errors import IdentityFileError
 from pilotchain.identity.files import load_identity
+from pilotchain.ledger.genesis import ChainParams, Genesis, GenesisError
 from pilotchain.ledger.tx import decode_args
+from pilotchain.node.config import NodeConfigError, load_genesis
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 
 def test_f1_arguments_with_a_non_string_map_key_are_refused_not_a_type_error() -> None:
@@ -29,3 +40,44 @@ def test_f2_an_identity_file_with_invalid_utf8_in_a_string_is_an_identity_file_e
     path.chmod(0o600)
     with pytest.raises(IdentityFileError, match="is not a pilotchain identity file"):
         load_identity(path)
+
+
+def _genesis(**changes: Any) -> Genesis:
+    from fuzz.harness import consortium
+
+    return msgspec.structs.replace(consortium("intl").genesis, **changes)
+
+
+@pytest.mark.parametrize("changes, says", [
+    # an organisation certificate that is not self-signed (its signature byte flipped)
+    ({"organizations": (b"\x00",)}, "organisation certificate is unusable"),
+    ({"params": ChainParams(timeout_propose_ms=0)}, "at least 1 ms"),  # InvariantBroken at start before
+    ({"params": ChainParams(timeout_vote_ms=-5)}, "at least 1 ms"),
+    ({"chain_id": "fuzz-chain\n"}, "chain_id must be"),  # '$' matched before the newline
+])
+def test_f3_genesis_check_refuses_what_no_node_could_start_from(changes: dict[str, Any], says: str) -> None:
+    with pytest.raises(GenesisError, match=says):
+        _genesis(**changes).check()
+
+
+def test_f3_genesis_check_refuses_validator_power_the_consensus_set_refuses() -> None:
+    genesis = _genesis()
+    validators = (msgspec.structs.replace(genesis.validators[0], power=2**40 + 1), *genesis.validators[1:])
+    with pytest.raises(GenesisError, match="validator power"):
+        msgspec.structs.replace(genesis, validators=validators).check()
+
+
+def test_f3_a_forged_organisation_signature_is_refused() -> None:
+    genesis = _genesis()
+    forged = bytearray(genesis.organizations[1])
+    forged[-1] ^= 1
+    with pytest.raises(GenesisError, match="not correctly self-signed"):
+        msgspec.structs.replace(genesis, organizations=(genesis.organizations[0], bytes(forged))).check()
+
+
+def test_f4_a_genesis_file_naming_an_unknown_suite_is_a_node_config_error(tmp_path: Path) -> None:
+    genesis = _genesis(suite="\tntl")
+    path = tmp_path / "genesis.json"
+    path.write_text(json.dumps({"canonical_base64": base64.b64encode(encode(genesis)).decode(), "hash": "00"}))
+    with pytest.raises(NodeConfigError, match="names crypto suite"):
+        load_genesis(path)

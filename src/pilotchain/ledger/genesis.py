@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import re
 
-from pilotchain.codec import Record, encode
+from pilotchain.codec import CodecError, Record, encode
+from pilotchain.consensus.certificate import VOTING_POWER_MAX
+from pilotchain.consensus.types import VALIDATORS_MAX
 from pilotchain.crypto import SUITE_NAMES, Suite
 from pilotchain.errors import CoreError
+from pilotchain.identity.errors import UpdateRejected
+from pilotchain.identity.membership import Membership
+from pilotchain.identity.records import OrgCertificate, decode_record
 from pilotchain.ledger.merkle import HashFn
 from pilotchain.ledger.tx import TxLimits
 
@@ -21,7 +26,7 @@ __all__ = ["ValidatorInfo", "ChainParams", "Genesis", "GenesisError", "GENESIS_S
             "validator_roster_hash"]
 
 GENESIS_STATE_KEY = b"sys\x00genesis"
-_CHAIN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_CHAIN_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # whole: fullmatch (a "$" let "chain\n" pass)
 
 
 class GenesisError(CoreError, ValueError):
@@ -60,7 +65,7 @@ class Genesis(Record, frozen=True):
 
     def check(self) -> None:
         """Raise GenesisError with what to fix when this document cannot start a chain."""
-        if not _CHAIN_ID_RE.match(self.chain_id):
+        if not _CHAIN_ID_RE.fullmatch(self.chain_id):
             raise GenesisError("chain_id must be lower-case letters, digits and '-', at most 63 characters")
         if self.suite not in SUITE_NAMES:
             raise GenesisError(f"suite must be one of {', '.join(SUITE_NAMES)}")
@@ -72,12 +77,27 @@ class Genesis(Record, frozen=True):
         keys = [v.public_key for v in self.validators]
         if len(set(keys)) != len(keys):
             raise GenesisError("validator keys must be unique")
-        if any(v.power <= 0 for v in self.validators):
-            raise GenesisError("validator power must be positive")
+        if len(self.validators) > VALIDATORS_MAX:
+            raise GenesisError(f"at most {VALIDATORS_MAX} validators (consensus counts every vote of every validator)")
+        if any(not 1 <= v.power <= VOTING_POWER_MAX for v in self.validators):
+            raise GenesisError(f"validator power must be 1..{VOTING_POWER_MAX}")
         if self.genesis_time_ms < 0:
             raise GenesisError("genesis_time_ms must not be negative")
         if not 4 <= self.params.state_bucket_bits <= 24:
             raise GenesisError("state_bucket_bits must be between 4 and 24")
+        if self.params.timeout_propose_ms < 1 or self.params.timeout_vote_ms < 1:
+            raise GenesisError("timeout_propose_ms and timeout_vote_ms must be at least 1 ms")
+        self._check_organizations()
+
+    def _check_organizations(self) -> None:
+        """Every organisation certificate decodes, is self-signed and of this suite, and no
+        organisation is listed twice: the membership a node builds from genesis (the fuzz target
+        ``genesis`` found documents that passed check() and then failed every node's start)."""
+        try:
+            Membership(self.suite, [decode_record(raw, OrgCertificate) for raw in self.organizations])
+        except (CodecError, UpdateRejected) as exc:
+            raise GenesisError(f"an organisation certificate is unusable: {exc}; "
+                               "take each organisation's CA certificate as `pilotchain identity ca-init` wrote it") from exc
 
 
 def validator_roster_hash(hash_fn: HashFn, validators: tuple[ValidatorInfo, ...]) -> bytes:

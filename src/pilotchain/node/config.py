@@ -14,9 +14,9 @@ from pathlib import Path
 import msgspec
 
 from pilotchain.codec import decode
-from pilotchain.crypto import get_suite
+from pilotchain.crypto import SUITE_NAMES, get_suite
 from pilotchain.errors import CoreError
-from pilotchain.ledger.genesis import Genesis, genesis_hash
+from pilotchain.ledger.genesis import Genesis, GenesisError, genesis_hash
 
 __all__ = ["NodeConfigError", "NodeConfig", "load_genesis", "load_node_config"]
 
@@ -59,9 +59,15 @@ def load_genesis(path: str | os.PathLike[str]) -> Genesis:
         genesis = decode(base64.b64decode(document["canonical_base64"], validate=True), Genesis)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NodeConfigError(f"{file_path} is not a pilotchain genesis file: {exc}") from exc
+    if genesis.suite not in SUITE_NAMES:  # get_suite would raise UnsupportedSuite (found by fuzzing)
+        raise NodeConfigError(f"{file_path} names crypto suite {genesis.suite!r:.40}; this build knows "
+                              f"{', '.join(SUITE_NAMES)}")
     if genesis_hash(get_suite(genesis.suite), genesis).hex() != document.get("hash"):
         raise NodeConfigError(f"{file_path}: the genesis hash does not match its contents (edited or corrupted?)")
-    genesis.check()
+    try:
+        genesis.check()
+    except GenesisError as exc:
+        raise NodeConfigError(f"{file_path} cannot start a chain: {exc}") from exc
     return genesis
 
 
