@@ -12,6 +12,8 @@ TARGET_NAMES: tuple[str, ...] = (
     "p2p_handshake",
     "identity",
     "genesis",
+    "contract_source",
+    "gateway_auth",
 )
 
 #: libraries instrumented for coverage besides pilotchain, where a target's bytes reach them
