@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pilotchain.codec import ANY_DEPTH_MAX, CodecError, check_nesting, decode, encode
+from pilotchain.codec import ANY_DEPTH_MAX, CodecError, check_nesting, decode, encode, nests_within
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.text(max_size=40),
                     st.binary(max_size=300))
@@ -83,3 +83,24 @@ def test_the_answer_does_not_depend_on_the_callers_stack() -> None:
 def test_malformed_or_truncated_bytes_are_refused(data: bytes) -> None:
     with pytest.raises(CodecError):
         check_nesting(data, 64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values, st.integers(0, 8))
+def test_the_quick_bound_never_admits_a_deeper_value(value: Any, depth_max: int) -> None:
+    """nests_within is the fast path decode takes: when it says yes, the walk agrees."""
+    data = encode(value)
+    if nests_within(data, depth_max):
+        assert check_nesting(data, depth_max) <= depth_max + 1  # (an empty container at the bound is allowed)
+        assert _depth(value) <= depth_max + 1
+
+
+def test_the_quick_bound_counts_every_possible_container_start() -> None:
+    assert nests_within(_nested(3), 3) and not nests_within(_nested(4), 3)
+    assert not nests_within(b"\xdc\x00\x01" * 2 + b"\x01", 1)  # array 16 leads count too
+    # a string full of bytes that look like containers makes the quick bound give up (and decode
+    # then walks): it never guesses
+    data = encode("\u00e9" * 70)  # UTF-8 0xC3 0xA9 (no lead byte); the str 8 header's length, 140, is 0x8C (one)
+    assert nests_within(data, 1) and not nests_within(data, 0)
+    tricky = encode(bytes(range(0x80, 0xA0)) * 3)
+    assert not nests_within(tricky, ANY_DEPTH_MAX) and decode(tricky, Any) == bytes(range(0x80, 0xA0)) * 3  # type: ignore[arg-type]

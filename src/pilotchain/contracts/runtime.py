@@ -12,8 +12,10 @@ to the ledger's :class:`~pilotchain.ledger.execution.NativeContract` protocol. O
    none) — BAD_ARGUMENTS;
 4. execute the module body in fresh globals (sandbox builtins, guards bound to this
    transaction's :class:`~pilotchain.contracts.sandbox.Meter`, and a fresh binding of the
-   contract API over this call's :class:`~pilotchain.ledger.execution.ContractState`), then the
-   method; the result must be canonically encodable;
+   contract API over this call's :class:`~pilotchain.ledger.execution.ContractState`) — or, for
+   a definitional module body, reuse one run before, reset to exactly what a fresh run gives
+   (see "reused module bodies" below) — then the method; the result must be canonically
+   encodable;
 5. translate *everything* that leaves contract code into a ContractError: the step budget
    (OUT_OF_STEPS), the memory and depth bounds, RecursionError, MemoryError and every other
    exception (EXECUTION_FAILED, with a scrubbed, deterministic message). The ledger then commits
@@ -41,7 +43,7 @@ import hashlib
 import re
 import sys
 from dataclasses import dataclass
-from types import MappingProxyType
+from types import FunctionType, MappingProxyType
 from typing import Any, Protocol
 
 from pilotchain.codec import CodecError, Record, decode, encode
@@ -51,6 +53,7 @@ from pilotchain.contracts.sandbox import (
     Guards,
     Meter,
     MethodSignature,
+    ModuleCache,
     OutOfSteps,
     SandboxAbort,
     SandboxLimits,
@@ -58,6 +61,7 @@ from pilotchain.contracts.sandbox import (
     scrub_message,
 )
 from pilotchain.crypto import Suite
+from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.execution import (
     Caller,
     ContractError,
@@ -227,19 +231,25 @@ class _Execution:
     """One transaction's run of Python contracts: the meter and the shared, bound builtins."""
 
     __slots__ = (
-        "meter", "guard_names", "builtins", "resolver", "tx", "depth", "events", "_suite"
+        "meter", "_guards", "resolver", "tx", "depth", "events", "_suite"
     )  # fmt: skip
 
     def __init__(self, limits: SandboxLimits, resolver: Resolver, tx: TxContext) -> None:
         self.meter = Meter(limits)
-        guards = Guards(self.meter)
-        self.guard_names = guards.names()
-        self.builtins = sandbox_builtins(guards)
+        self._guards: tuple[dict[str, Any], dict[str, Any]] | None = None
         self.resolver = resolver
         self.tx = tx
         self.depth = 0
         self.events = 0
         self._suite: Suite | None = None
+
+    def guards(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The guard names and the builtins bound to this transaction's meter, for module bodies
+        run afresh (made on first use: a reused module body brings its own)."""
+        if self._guards is None:
+            guards = Guards(self.meter)
+            self._guards = (guards.names(), sandbox_builtins(guards))
+        return self._guards
 
     def suite(self, state: ContractState) -> Suite:
         """The chain's suite (looked up on first use: most transactions never need it)."""
@@ -557,6 +567,214 @@ def _bind(signature: MethodSignature, args: Any) -> tuple[list[Any], dict[str, A
     return positional, keywords
 
 
+# ------------------------------------------------------------------------ reused module bodies
+#
+# A call runs its method in the globals a run of the contract's module body made. Running the
+# body costs more than many methods (a 1,700-line contract defines ~110 functions: ~140 us, most
+# of a payment's execution), so for a *definitional* body (the checker's
+# ``module_is_definitional``: imports, functions with literal defaults, names bound to literals
+# or to Map / Variable handles) the runtime keeps executed bodies and hands one to the next call
+# after putting back exactly what a fresh run would give: the API names and handles bound to this
+# call, fresh copies of every mutable module value and default (contract code may have mutated
+# the last one; it cannot rebind module names: ``global`` is refused), the guards and builtins
+# bound to this transaction's meter, and the steps and allocation the body's run charges
+# (measured on its first run, constant for a definitional body). When the budget left is below
+# that charge, the body runs afresh so it fails exactly where a fresh run fails. A body is in use
+# by one call at a time (a nested call of the same contract, or another thread, takes another).
+# Anything the first run produced that this cannot reproduce exactly switches reuse off for the
+# contract. So a receipt never depends on whether a node reused a body.
+
+
+class _NotReusable(Exception):  # noqa: N818 - internal signal
+    pass
+
+
+def _has_mutable(value: Any) -> bool:
+    kind = type(value)
+    if kind in _SCALARS:
+        return False
+    if kind is list or kind is dict:
+        return True
+    if kind is tuple:
+        return any(_has_mutable(item) for item in value)
+    raise _NotReusable(kind.__name__)
+
+
+def _fresh(value: Any, memo: dict[int, Any]) -> Any:
+    """A copy of plain data sharing no mutable object with ``value`` (aliasing among the values
+    copied with one ``memo`` is kept: ``A = [1]`` and a default ``x=A`` stay one list)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    found = memo.get(id(value))
+    if found is not None:
+        return found
+    copy: Any
+    if kind is list:
+        copy = []
+        memo[id(value)] = copy
+        copy.extend(_fresh(item, memo) for item in value)
+    elif kind is dict:
+        copy = {}
+        memo[id(value)] = copy
+        for key, item in value.items():
+            copy[_fresh(key, memo)] = _fresh(item, memo)
+    elif kind is tuple:
+        items = tuple(_fresh(item, memo) for item in value)
+        copy = value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        memo[id(value)] = copy
+    else:
+        raise _NotReusable(kind.__name__)
+    return copy
+
+
+class _ModuleTemplate:
+    """What a fresh run of a definitional module body gives (see above)."""
+
+    __slots__ = ("meter_names", "api_names", "handles", "data", "defaults", "steps", "allocation", "scrub")
+
+    def __init__(self, module_globals: dict[str, Any], guards: Guards, api: _Api,
+                 api_names: dict[str, Any], steps: int, allocation: int) -> None:
+        guard_names = guards.names()
+        meter = guards.meter
+        #: guard names bound to the meter itself (the others are bound to the body's Guards)
+        self.meter_names = tuple((key, value.__name__) for key, value in guard_names.items()
+                                 if getattr(value, "__self__", None) is meter)
+        api_kept: list[str] = []
+        handles: list[tuple[str, Any, bytes]] = []
+        data: list[tuple[str, Any]] = []
+        defaults: list[tuple[str, Any, Any]] = []
+        for key, value in module_globals.items():
+            if key in ("__builtins__", "__name__"):
+                continue
+            if key in guard_names:
+                if value != guard_names[key]:  # (bound methods: a new object per access, equal)
+                    raise _NotReusable(key)
+                continue
+            if key in api_names and value is api_names[key]:
+                api_kept.append(key)
+                continue
+            kind = type(value)
+            if kind is FunctionType:
+                if value.__globals__ is not module_globals:
+                    raise _NotReusable(key)
+                if _has_mutable(value.__defaults__) or (
+                    value.__kwdefaults__ is not None and _has_mutable(value.__kwdefaults__)
+                ):
+                    defaults.append((key, value.__defaults__, value.__kwdefaults__))
+            elif kind is _MapHandle or kind is _VariableHandle:
+                if value._api is not api:  # noqa: SLF001
+                    raise _NotReusable(key)
+                handles.append((key, kind, value._prefix if kind is _MapHandle else value._key))  # noqa: SLF001
+            elif _has_mutable(value):
+                data.append((key, value))
+        memo: dict[int, Any] = {}  # one pass: aliasing between module values and defaults is kept
+        self.data = tuple((key, _fresh(value, memo)) for key, value in data)
+        self.defaults = tuple((key, _fresh(d, memo), _fresh(kd, memo)) for key, d, kd in defaults)
+        self.api_names = tuple(api_kept)
+        self.handles = tuple(handles)
+        self.steps = steps
+        self.allocation = allocation
+        self.scrub: dict[str, None] = dict.fromkeys(
+            [*self.api_names, *(h[0] for h in self.handles), *(d[0] for d in self.data),
+             *(m[0] for m in self.meter_names)]
+        )
+
+
+class _Module:
+    """One run module body: the globals a call's method runs in."""
+
+    __slots__ = ("globals", "guards", "cache")
+
+    def __init__(self, module_globals: dict[str, Any], guards: Guards | None, cache: ModuleCache | None) -> None:
+        self.globals = module_globals
+        self.guards = guards
+        self.cache = cache
+
+    def release(self) -> None:
+        """The call is over: drop what bound the body to it and offer the body to the next."""
+        cache = self.cache
+        if cache is not None and not cache.disabled:
+            self.globals.update(cache.template.scrub)
+            cache.free.append(self)
+
+
+def _run_fresh(compiled: CheckedContract, name: str, execution: _Execution, api: _Api) -> _Module:
+    guard_names, builtins_ = execution.guards()
+    module_globals: dict[str, Any] = {"__builtins__": builtins_, "__name__": name}
+    module_globals.update(guard_names)
+    module_globals.update(api.names())
+    exec(compiled.code, module_globals)  # noqa: S102 - checked, instrumented contract code
+    return _Module(module_globals, None, None)
+
+
+def _run_reusable(compiled: CheckedContract, name: str, execution: _Execution, api: _Api) -> _Module:
+    """A fresh run whose globals can be reused (its own Guards and builtins); the first one
+    captures the contract's template."""
+    cache = compiled.modules
+    meter = execution.meter
+    guards = Guards(meter)
+    api_names = api.names()
+    module_globals: dict[str, Any] = {"__builtins__": sandbox_builtins(guards), "__name__": name}
+    module_globals.update(guards.names())
+    module_globals.update(api_names)
+    steps, allocation = meter.steps_left, meter.allocation_left
+    exec(compiled.code, module_globals)  # noqa: S102 - checked, instrumented contract code
+    steps, allocation = steps - meter.steps_left, allocation - meter.allocation_left
+    template = cache.template
+    try:
+        if template is None:
+            cache.template = _ModuleTemplate(module_globals, guards, api, api_names, steps, allocation)
+        elif (steps, allocation) != (template.steps, template.allocation):
+            raise _NotReusable("the module body's charge changed")
+    except _NotReusable:
+        cache.disabled = True
+        return _Module(module_globals, None, None)
+    return _Module(module_globals, guards, cache)
+
+
+def _acquire_module(compiled: CheckedContract, name: str, execution: _Execution, api: _Api) -> _Module:
+    """The globals for one call of ``compiled`` (see "reused module bodies" above)."""
+    cache = compiled.modules
+    if not compiled.definitional or cache.disabled:
+        return _run_fresh(compiled, name, execution, api)
+    template = cache.template
+    if template is None:
+        return _run_reusable(compiled, name, execution, api)
+    meter = execution.meter
+    if meter.steps_left < template.steps or meter.allocation_left < template.allocation:
+        return _run_fresh(compiled, name, execution, api)  # fails where a fresh run fails
+    try:
+        module: _Module = cache.free.pop()
+    except IndexError:
+        return _run_reusable(compiled, name, execution, api)
+    if template.steps:
+        meter.charge(template.steps)
+    if template.allocation:
+        meter.allocate(template.allocation)
+    guards = module.guards
+    if guards is None:
+        raise InvariantBroken("a reusable module body without its guards")
+    guards.meter = meter
+    guards.limits = meter.limits
+    module_globals = module.globals
+    for key, attribute in template.meter_names:
+        module_globals[key] = getattr(meter, attribute)
+    api_names = api.names()
+    for key in template.api_names:
+        module_globals[key] = api_names[key]
+    for key, kind, prefix in template.handles:
+        module_globals[key] = kind(api, prefix)
+    memo: dict[int, Any] = {}
+    for key, value in template.data:
+        module_globals[key] = _fresh(value, memo)
+    for key, defaults, kwdefaults in template.defaults:
+        function = module_globals[key]
+        function.__defaults__ = _fresh(defaults, memo)
+        function.__kwdefaults__ = _fresh(kwdefaults, memo)
+    return module
+
+
 class FrozenContract:
     """What the resolver returns for a frozen contract: every call refused, with the reason."""
 
@@ -676,12 +894,12 @@ class PythonContract:
             self.check_permission(method, caller)
         positional, keywords = _bind(signature, args)
         api = _Api(execution, state, self, caller)
-        module_globals: dict[str, Any] = {"__builtins__": execution.builtins, "__name__": self.name}
-        module_globals.update(execution.guard_names)
-        module_globals.update(api.names())
         execution.meter.step()
-        exec(self.compiled.code, module_globals)  # noqa: S102 - checked, instrumented contract code
-        result = module_globals[method](*positional, **keywords)
+        module = _acquire_module(self.compiled, self.name, execution, api)
+        try:
+            result = module.globals[method](*positional, **keywords)
+        finally:
+            module.release()
         try:
             _check_value(result)
             encode(result)

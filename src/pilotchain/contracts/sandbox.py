@@ -60,7 +60,7 @@ import ast
 import builtins
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pilotchain.errors import CoreError, InvariantBroken
@@ -69,6 +69,8 @@ __all__ = [
     "SandboxLimits",
     "CodeRejected",
     "CheckedContract",
+    "ModuleCache",
+    "module_is_definitional",
     "MethodSignature",
     "check_source",
     "compile_contract",
@@ -206,12 +208,32 @@ class MethodSignature:
     required: tuple[str, ...]
 
 
+class ModuleCache:
+    """Where the runtime keeps the executed module bodies of one compiled contract for reuse
+    (:mod:`pilotchain.contracts.runtime`, "Reused module bodies"). Only a contract whose module
+    body is *definitional* (:func:`module_is_definitional`) gets one."""
+
+    __slots__ = ("template", "free", "disabled")
+
+    def __init__(self) -> None:
+        #: what a fresh run of the module body produces, captured after its first run
+        self.template: Any = None
+        #: executed module bodies not in use (each call takes one; nested calls take another)
+        self.free: list[Any] = []
+        #: set when the first run produced something the runtime cannot reproduce exactly
+        self.disabled = False
+
+
 @dataclass(frozen=True, slots=True)
 class CheckedContract:
     """A contract that passed the checker: its compiled module code and its functions."""
 
     code: Any  # types.CodeType
     functions: tuple[MethodSignature, ...]
+    #: the module body only imports, defines functions and binds names to literals (or to Map /
+    #: Variable handles): running it gives the same result on every call
+    definitional: bool = False
+    modules: ModuleCache = field(default_factory=ModuleCache, compare=False)
 
     def function(self, name: str) -> MethodSignature | None:
         for signature in self.functions:
@@ -593,15 +615,94 @@ def _step_enter() -> ast.Expr:
     return ast.Expr(_call("enter"))
 
 
+def _is_literal(node: ast.expr, literals: set[str]) -> bool:
+    """``node`` evaluates to the same value on every call: constants, names bound to such
+    values earlier in the module, and lists, tuples, dicts, unary and binary operations of them."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.Name):
+        return node.id in literals
+    if isinstance(node, ast.List | ast.Tuple):
+        return all(not isinstance(e, ast.Starred) and _is_literal(e, literals) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _is_literal(k, literals) for k in node.keys) and all(
+            _is_literal(v, literals) for v in node.values
+        )
+    if isinstance(node, ast.UnaryOp):
+        return _is_literal(node.operand, literals)
+    if isinstance(node, ast.BinOp):
+        return _is_literal(node.left, literals) and _is_literal(node.right, literals)
+    return False
+
+
+_HANDLE_FACTORIES = frozenset({"Map", "Variable"})
+
+
+def _is_handle(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _HANDLE_FACTORIES
+        and len(node.args) == 1
+        and not node.keywords
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    )
+
+
+def module_is_definitional(tree: ast.Module) -> bool:
+    """True when the (checked) module body does the same thing on every run: it imports the API,
+    defines functions whose defaults are literals, and binds single names to literals or to
+    ``Map("name")`` / ``Variable("name")`` — no call, no state read, no ``context``. Conservative:
+    anything else (e.g. ``X = Variable("x").get()``, ``A = B = []``) is False, and the runtime then
+    runs the module body afresh for every call, as it always may."""
+    literals: set[str] = set()
+    bound: set[str] = set()
+    for index, statement in enumerate(tree.body):
+        if index == 0 and isinstance(statement, ast.Expr) and _is_str_constant(statement.value):
+            continue
+        if isinstance(statement, ast.ImportFrom):
+            continue
+        if isinstance(statement, ast.FunctionDef):
+            args = statement.args
+            defaults = [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+            if not all(_is_literal(d, literals) for d in defaults):
+                return False
+            literals.discard(statement.name)
+            bound.add(statement.name)
+            continue
+        value: ast.expr | None
+        if isinstance(statement, ast.Assign):
+            targets, value = statement.targets, statement.value
+        elif isinstance(statement, ast.AnnAssign):
+            targets, value = [statement.target], statement.value
+        else:
+            return False
+        if value is None:
+            continue  # an annotation only
+        if len(targets) != 1 or not isinstance(targets[0], ast.Name):
+            return False
+        name = targets[0].id
+        if _is_literal(value, literals):
+            literals.add(name)
+        elif _is_handle(value):
+            literals.discard(name)
+        else:
+            return False
+        bound.add(name)
+    return not bound & _HANDLE_FACTORIES
+
+
 def compile_contract(source: str, allowed_globals: Iterable[str]) -> CheckedContract:
     """Check and instrument ``source``; the compiled module code (CodeRejected otherwise)."""
     tree, functions = check_source(source, allowed_globals)
+    definitional = module_is_definitional(tree)
     try:
         instrumented = ast.fix_missing_locations(_Instrument().visit(tree))
         code = compile(instrumented, "<contract>", "exec", dont_inherit=True, optimize=0)
     except (SyntaxError, ValueError, RecursionError) as exc:
         raise CodeRejected(f"contract does not compile: {type(exc).__name__}: {exc}") from exc
-    return CheckedContract(code=code, functions=functions)
+    return CheckedContract(code=code, functions=functions, definitional=definitional)
 
 
 # ----------------------------------------------------------------------------------- the meter
