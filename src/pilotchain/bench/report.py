@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from pilotchain.bench.chart import timeline_panels
+from pilotchain.errors import CoreError
 
 __all__ = [
     "CHROMIUM",
@@ -85,7 +86,7 @@ _WORKLOAD_GROUP = "pilotchain.bench_workloads"
 _SUITE_NAMES = {"intl": "intl (Ed25519 / SHA-256)", "gm": "gm (SM2 / SM3 / SM4)"}
 
 
-class ReportError(Exception):
+class ReportError(CoreError):
     """The report cannot be written; the message says what to do."""
 
 
