@@ -320,7 +320,7 @@ def create_vault_app(vault: Vault) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus text: deliveries, refusals by reason, queue depths, bytes (open to a "
                                  "scraper on the vault's host; others sign)", response_class=Response,
-             responses={200: {"description": "Prometheus text exposition format 0.0.4",
+             responses={200: {"description": "the Prometheus text exposition format",
                               "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
