@@ -628,6 +628,15 @@ def _fresh(value: Any, memo: dict[int, Any]) -> Any:
     return copy
 
 
+def _is_flat(value: Any) -> bool:
+    kind = type(value)
+    if kind is list:
+        return all(type(item) in _SCALARS for item in value)
+    if kind is dict:
+        return all(type(item) in _SCALARS for item in value.values())
+    return False
+
+
 class _ModuleTemplate:
     """What a fresh run of a definitional module body gives (see above)."""
 
@@ -669,7 +678,9 @@ class _ModuleTemplate:
             elif _has_mutable(value):
                 data.append((key, value))
         memo: dict[int, Any] = {}  # one pass: aliasing between module values and defaults is kept
-        self.data = tuple((key, _fresh(value, memo)) for key, value in data)
+        #: (name, pristine value, flat: a list or dict of scalars, copied by its C-level .copy())
+        self.data = tuple((key, copy, _is_flat(copy))
+                          for key, copy in ((key, _fresh(value, memo)) for key, value in data))
         self.defaults = tuple((key, _fresh(d, memo), _fresh(kd, memo)) for key, d, kd in defaults)
         self.api_names = tuple(api_kept)
         self.handles = tuple(handles)
@@ -766,8 +777,12 @@ def _acquire_module(compiled: CheckedContract, name: str, execution: _Execution,
     for key, kind, prefix in template.handles:
         module_globals[key] = kind(api, prefix)
     memo: dict[int, Any] = {}
-    for key, value in template.data:
-        module_globals[key] = _fresh(value, memo)
+    for key, value, flat in template.data:
+        copy = memo.get(id(value))
+        if copy is None:
+            copy = value.copy() if flat else _fresh(value, memo)
+            memo[id(value)] = copy
+        module_globals[key] = copy
     for key, defaults, kwdefaults in template.defaults:
         function = module_globals[key]
         function.__defaults__ = _fresh(defaults, memo)
