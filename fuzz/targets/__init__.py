@@ -14,6 +14,7 @@ TARGET_NAMES: tuple[str, ...] = (
     "genesis",
     "contract_source",
     "gateway_auth",
+    "exchange",
 )
 
 #: libraries instrumented for coverage besides pilotchain, where a target's bytes reach them

@@ -12,6 +12,13 @@ from typing import Any
 import msgspec
 import pytest
 
+from pilotchain.apps.exchange.delivery import FrameReader, open_payload, read_header, verify_receipt
+from pilotchain.apps.exchange.records import (
+    RECEIPT_DOMAIN,
+    DeliveryHeader,
+    ExchangeError,
+    SignedRecord,
+)
 from pilotchain.codec import CodecError, encode
 from pilotchain.identity.errors import IdentityFileError
 from pilotchain.identity.files import load_identity
@@ -81,3 +88,46 @@ def test_f4_a_genesis_file_naming_an_unknown_suite_is_a_node_config_error(tmp_pa
     path.write_text(json.dumps({"canonical_base64": base64.b64encode(encode(genesis)).decode(), "hash": "00"}))
     with pytest.raises(NodeConfigError, match="names crypto suite"):
         load_genesis(path)
+
+
+def _package(**changes: Any) -> tuple[bytes, int]:
+    """A delivery package from the fuzz target's seed, with header fields changed; the data key size."""
+    from fuzz.targets import exchange
+
+    seed = next(data for data in exchange.seeds() if data[0] == 3)
+    length = int.from_bytes(seed[2:4], "big")
+    header = msgspec.msgpack.decode(seed[4:4 + length], type=DeliveryHeader)
+    changed = encode(msgspec.structs.replace(header, **changes))
+    return seed[:2] + len(changed).to_bytes(2, "big") + changed + seed[4 + length:], seed[1]
+
+
+@pytest.mark.parametrize("changes, key_bytes, says", [
+    ({"chunk_bytes": 0}, 32, "in chunks of 0"),                 # ZeroDivisionError before
+    ({"chunk_bytes": 2**40}, 32, "chunks are 1.."),
+    ({"size": -1}, 32, "announces -1 bytes"),
+    ({"nonce_prefix": b"\x00"}, 32, "nonce prefix"),            # InvariantBroken in ChunkCipher before
+    ({}, 5, "data key is 5 bytes"),                              # InvariantBroken in ChunkCipher before
+])
+def test_f5_a_provider_s_delivery_header_out_of_bounds_is_an_exchange_error(
+        changes: dict[str, Any], key_bytes: int, says: str) -> None:
+    from fuzz.targets import exchange
+
+    package, _ = _package(**changes)
+    package = exchange._malicious_provider(bytes([key_bytes]) + package[2:])
+    suite = exchange.consortium("intl").suite
+    reader = FrameReader([package])
+    header, _signed, _certificate, _receipt = read_header(suite, reader)
+    with pytest.raises(ExchangeError, match=says):
+        list(open_payload(suite, exchange._keys()[0], header, exchange.REQUEST_ID, reader))
+
+
+def test_f5_a_signed_record_that_holds_no_receipt_is_an_exchange_error() -> None:
+    from fuzz.targets import exchange
+
+    members = exchange.consortium("intl")
+    provider = members.members["org-b-client"]
+    body = b"\x93\x01\x02\x03"
+    signature = provider.key.sign(b"pilotchain/exchange/receipt\x00" + body)
+    raw = encode(SignedRecord(domain=RECEIPT_DOMAIN, body=body, certificate=provider.certificate, signature=signature))
+    with pytest.raises(ExchangeError, match="holds no receipt"):  # CodecError escaped before
+        verify_receipt(members.suite, raw)

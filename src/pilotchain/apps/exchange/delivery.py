@@ -8,7 +8,9 @@ sealed to the consumer organisation's registered encryption key (X25519 + HKDF +
 ``intl``, SM2 encryption + SM4-GCM for ``gm``: :mod:`pilotchain.crypto.sealing`) with the request
 id as associated data — only that organisation opens it, and only for that request.
 
-Pure (no I/O): :func:`seal_frames` and :class:`FrameReader` turn iterators into iterators.
+Pure (no I/O): :func:`seal_frames` and :class:`FrameReader` turn iterators into iterators;
+:func:`read_header` and :func:`open_payload` are the consumer's checks of what a provider sent
+(a provider is a member, not trusted: every field is bounded before it drives the cipher).
 """
 
 from __future__ import annotations
@@ -16,11 +18,22 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator
 
-from pilotchain.apps.exchange.records import ExchangeError
-from pilotchain.apps.exchange.store import ChunkCipher
+from pilotchain.apps.exchange.records import (
+    RECEIPT_DOMAIN,
+    DeliveryHeader,
+    ExchangeError,
+    Receipt,
+    SignedRecord,
+    verify_signed,
+)
+from pilotchain.apps.exchange.store import CHUNK_BYTES, ChunkCipher
+from pilotchain.codec import CodecError, decode
 from pilotchain.crypto import Suite
+from pilotchain.crypto.sealing import SealError, SealPrivateKey, open_sealed
+from pilotchain.identity.records import Certificate
 
-__all__ = ["FRAME_BYTES_MAX", "FrameReader", "chunk_count", "frame", "open_chunks", "seal_frames"]
+__all__ = ["FRAME_BYTES_MAX", "FrameReader", "chunk_count", "frame", "open_chunks", "open_payload", "read_header",
+           "seal_frames", "verify_receipt"]
 
 #: no frame is larger than this (a 1 MiB chunk and its tag, or a header)
 FRAME_BYTES_MAX = 17 * 1024 * 1024
@@ -32,8 +45,56 @@ def frame(data: bytes) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
+#: the most chunks a delivery may announce: a payload of 4 TiB at the store's chunk size
+DELIVERY_CHUNKS_MAX = 4 * 1024 * 1024
+_NONCE_PREFIX_BYTES = 7
+
+
 def chunk_count(size: int, chunk_bytes: int) -> int:
     return max(1, -(-size // chunk_bytes))
+
+
+def verify_receipt(suite: Suite, raw: bytes) -> tuple[SignedRecord, Certificate, Receipt]:
+    """A signed receipt (SignedRecord bytes): checked signature, its certificate and the receipt;
+    ExchangeError ``MALFORMED`` / ``BAD_SIGNATURE`` otherwise (membership is the caller's check)."""
+    signed, certificate = verify_signed(suite, raw, RECEIPT_DOMAIN)
+    try:
+        return signed, certificate, decode(signed.body, Receipt)
+    except CodecError as exc:
+        raise ExchangeError("MALFORMED", f"the signed receipt holds no receipt: {exc}") from exc
+
+
+def read_header(suite: Suite, reader: FrameReader) -> tuple[DeliveryHeader, SignedRecord, Certificate, Receipt]:
+    """The first frame of a delivery package: the header and the provider's signed ``delivered``
+    receipt it carries (signature checked); ExchangeError otherwise."""
+    try:
+        header = decode(reader.next(HEADER_BYTES_MAX), DeliveryHeader)
+    except CodecError as exc:
+        raise ExchangeError("MALFORMED", f"the delivery header does not decode: {exc}") from exc
+    signed, certificate, receipt = verify_receipt(suite, header.receipt)
+    return header, signed, certificate, receipt
+
+
+def open_payload(suite: Suite, seal_key: SealPrivateKey, header: DeliveryHeader, request_id: str,
+                 reader: FrameReader) -> Iterator[bytes]:
+    """The plaintext chunks of the package ``header`` starts: its data key opened with
+    ``seal_key``, its size, chunk size and nonce prefix within bounds; ExchangeError otherwise
+    (``UNSEALABLE`` for a key that does not open, ``MALFORMED`` for fields out of bounds)."""
+    try:
+        data_key = open_sealed(seal_key, header.sealed_key, associated_data=request_id.encode())
+    except SealError as exc:
+        raise ExchangeError("UNSEALABLE", f"the delivery's key does not open with our key: {exc}") from exc
+    if len(data_key) != suite.aead_key_size or len(header.nonce_prefix) != _NONCE_PREFIX_BYTES:
+        raise ExchangeError("MALFORMED", f"the delivery's data key is {len(data_key)} bytes and its nonce prefix "
+                            f"{len(header.nonce_prefix)}; a {suite.name} delivery uses {suite.aead_key_size} and "
+                            f"{_NONCE_PREFIX_BYTES}")
+    if not 1 <= header.chunk_bytes <= CHUNK_BYTES or header.size < 0 \
+            or chunk_count(header.size, header.chunk_bytes) > DELIVERY_CHUNKS_MAX:
+        raise ExchangeError("MALFORMED", f"the delivery announces {header.size} bytes in chunks of "
+                            f"{header.chunk_bytes}; chunks are 1..{CHUNK_BYTES} bytes, at most "
+                            f"{DELIVERY_CHUNKS_MAX} of them")
+    return open_chunks(suite, data_key, header.nonce_prefix, request_id, reader,
+                       chunk_count(header.size, header.chunk_bytes))
 
 
 def seal_frames(suite: Suite, data_key: bytes, nonce_prefix: bytes, request_id: str,

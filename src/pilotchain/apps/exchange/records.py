@@ -27,6 +27,7 @@ from pilotchain.sdk import Identity
 
 __all__ = [
     "CONTRACT",
+    "RECEIPT_DOMAIN",
     "DeliveryHeader",
     "DeliveryRequest",
     "ExchangeError",
@@ -45,6 +46,8 @@ __all__ = [
 
 #: the contract the vaults read and write (deployed through governance under this name)
 CONTRACT = "dataex"
+#: the signing domain of receipts (``delivered``, ``received``, ``refused``)
+RECEIPT_DOMAIN = "receipt"
 SIGNED_BYTES_MAX = 64 * 1024
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 

@@ -37,12 +37,12 @@ import msgspec
 
 from pilotchain.apps.exchange.chainview import ChainView, ProvenFact
 from pilotchain.apps.exchange.delivery import (
-    HEADER_BYTES_MAX,
     FrameReader,
-    chunk_count,
     frame,
-    open_chunks,
+    open_payload,
+    read_header,
     seal_frames,
+    verify_receipt,
 )
 from pilotchain.apps.exchange.receipts import (
     BatchRow,
@@ -53,6 +53,7 @@ from pilotchain.apps.exchange.receipts import (
 )
 from pilotchain.apps.exchange.records import (
     CONTRACT,
+    RECEIPT_DOMAIN,
     DeliveryHeader,
     DeliveryRequest,
     ExchangeError,
@@ -60,7 +61,6 @@ from pilotchain.apps.exchange.records import (
     ReceiptKind,
     check_request_id,
     sign_record,
-    verify_signed,
 )
 from pilotchain.apps.exchange.store import (
     CHUNK_BYTES,
@@ -71,14 +71,12 @@ from pilotchain.apps.exchange.store import (
     VaultStoreError,
     VaultStoreReason,
 )
-from pilotchain.codec import CodecError, decode, encode
+from pilotchain.codec import decode, encode
 from pilotchain.crypto import PrivateKey
 from pilotchain.crypto.sealing import (
-    SealError,
     SealPrivateKey,
     load_seal_private_key,
     load_seal_public_key,
-    open_sealed,
     seal,
 )
 from pilotchain.errors import CoreError
@@ -94,7 +92,6 @@ from pilotchain.sdk import (
 __all__ = ["DELIVERY_DOMAIN", "RECEIPT_DOMAIN", "Vault", "VaultCounters", "frames_of", "payload_json",
            "release_problem", "sha256_checked"]
 
-RECEIPT_DOMAIN = "receipt"
 DELIVERY_DOMAIN = "delivery"
 #: how long a vault waits for one of its transactions to commit
 TX_WAIT_S = 30.0
@@ -284,8 +281,7 @@ class Vault:
 
     def acknowledged(self, signed_receipt: bytes, sender_org: str) -> bytes:
         """A consumer's ``received`` (or ``refused``) receipt for one of our deliveries: keep it."""
-        signed, certificate = verify_signed(self.suite, signed_receipt, RECEIPT_DOMAIN)
-        receipt = decode(signed.body, Receipt)
+        signed, certificate, receipt = verify_receipt(self.suite, signed_receipt)
         if certificate.org_id != sender_org or receipt.consumer_org != sender_org or receipt.provider_org != self.org:
             raise ExchangeError("MALFORMED", "an acknowledgement must be the consumer's own, for our delivery")
         if self.book.request(receipt.request_id) is None:
@@ -335,24 +331,14 @@ class Vault:
 
     def _consume(self, row: RequestRow, record: dict[str, Any], pieces: Iterable[bytes]) -> dict[str, Any]:
         reader = FrameReader(pieces)
-        try:
-            header = decode(reader.next(HEADER_BYTES_MAX), DeliveryHeader)
-        except CodecError as exc:
-            raise ExchangeError("MALFORMED", f"the delivery header does not decode: {exc}") from exc
-        signed, certificate = verify_signed(self.suite, header.receipt, RECEIPT_DOMAIN)
-        delivered = decode(signed.body, Receipt)
+        header, signed, certificate, delivered = read_header(self.suite, reader)
         expected = (row.request_id, row.payload_id, self.org, row.peer_org, record["commitment"])
         found = (delivered.request_id, delivered.payload_id, delivered.consumer_org, delivered.provider_org,
                  delivered.commitment)
         if found != expected or header.commitment != record["commitment"] or certificate.org_id != row.peer_org:
             raise ExchangeError("MALFORMED", "the delivery's receipt does not describe this request and payload")
         self.chain.member(signed.certificate)  # the provider's signer is a current member
-        try:
-            data_key = open_sealed(self.seal_key, header.sealed_key, associated_data=row.request_id.encode())
-        except SealError as exc:
-            raise ExchangeError("UNSEALABLE", f"the delivery's key does not open with our key: {exc}") from exc
-        chunks = open_chunks(self.suite, data_key, header.nonce_prefix, row.request_id, reader,
-                             chunk_count(header.size, header.chunk_bytes))
+        chunks = open_payload(self.suite, self.seal_key, header, row.request_id, reader)
         answers = self.suite.hash(header.receipt)
         try:
             stored = self._keep(header, record, chunks)
