@@ -15,6 +15,7 @@ TARGET_NAMES: tuple[str, ...] = (
     "contract_source",
     "gateway_auth",
     "exchange",
+    "credentials",
 )
 
 #: libraries instrumented for coverage besides pilotchain, where a target's bytes reach them

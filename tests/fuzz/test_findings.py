@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from pilotchain.apps.credentials.diploma import Presentation
+from pilotchain.apps.credentials.sdjwt import SdJwtInvalid
 from pilotchain.apps.exchange.delivery import FrameReader, open_payload, read_header, verify_receipt
 from pilotchain.apps.exchange.records import (
     RECEIPT_DOMAIN,
@@ -131,3 +134,14 @@ def test_f5_a_signed_record_that_holds_no_receipt_is_an_exchange_error() -> None
     raw = encode(SignedRecord(domain=RECEIPT_DOMAIN, body=body, certificate=provider.certificate, signature=signature))
     with pytest.raises(ExchangeError, match="holds no receipt"):  # CodecError escaped before
         verify_receipt(members.suite, raw)
+
+
+def test_f6_a_presentation_with_a_key_binding_jwt_is_not_packed_into_a_qr_code_without_it() -> None:
+    from fuzz.targets import credentials
+
+    seed = next(data for data in credentials.seeds() if data[:2] == b"\x00{")
+    presentation = Presentation.from_text(seed[1:].decode())
+    with_binding = dataclasses.replace(presentation, sd_jwt=presentation.sd_jwt + "eyJhbGciOiJub25lIn0.e30.")
+    with pytest.raises(SdJwtInvalid, match="key-binding JWT"):  # it vanished from the QR text before
+        with_binding.to_qr_text()
+    assert Presentation.from_text(presentation.to_qr_text()) == presentation

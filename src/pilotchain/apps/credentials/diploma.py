@@ -178,6 +178,9 @@ class Presentation:
         COVID Certificate does). Unpacking re-encodes every part exactly (base64url here is
         canonical), so the SD-JWT and its signature are the same bytes."""
         parsed = parse_sd_jwt(self.sd_jwt)
+        if parsed.key_binding_jwt:  # the packing has no place for one: it would vanish silently
+            raise SdJwtInvalid("this presentation ends with a key-binding JWT, which a QR code does not carry "
+                               "(and this profile does not use); present it without one")
         header, payload, _ = parsed.issuer_jwt.split(".")
         packed = QrCredential(chain=self.chain, header=b64url_decode(header), payload=b64url_decode(payload),
                               signature=parsed.signature,
