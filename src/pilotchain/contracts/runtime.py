@@ -61,7 +61,7 @@ from pilotchain.contracts.sandbox import (
     scrub_message,
 )
 from pilotchain.crypto import Suite
-from pilotchain.errors import InvariantBroken
+from pilotchain.errors import CoreError, InvariantBroken
 from pilotchain.ledger.execution import (
     Caller,
     ContractError,
@@ -585,7 +585,7 @@ def _bind(signature: MethodSignature, args: Any) -> tuple[list[Any], dict[str, A
 # contract. So a receipt never depends on whether a node reused a body.
 
 
-class _NotReusable(Exception):  # noqa: N818 - internal signal
+class _NotReusable(CoreError):  # noqa: N818 - internal signal: this module body is run afresh
     pass
 
 

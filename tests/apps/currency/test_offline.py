@@ -14,9 +14,12 @@ import pytest
 
 from pilotchain.apps.currency.client import CurrencyError, HolderKey
 from pilotchain.apps.currency.offline import (
+    DeviceCertificate,
     OfflineDevice,
     VoucherError,
+    check_device_certificate,
     check_voucher,
+    issue_device_certificate,
     voucher_from_json,
     voucher_to_json,
 )
@@ -53,7 +56,7 @@ def test_vouchers_settle_and_a_double_spend_is_caught_and_attributed(tmp_path: P
         assert world.wallet("alice")["balance"] == 1_200 * CNY and world.supply()["offline"] == 800 * CNY
         # offline: the payer's card signs, the payee's device checks it with the card's key, no network
         v1 = device.voucher("kiosk", 30 * CNY)
-        carried, device_key = voucher_from_json(voucher_to_json(v1, device.key.public_key))
+        carried, device_key, _ = voucher_from_json(voucher_to_json(v1, device.key.public_key))
         check_voucher(world.chain.chain_id, carried, device_key, world.suite)
         with pytest.raises(VoucherError):
             check_voucher(world.chain.chain_id, {**carried, "amount": 3_000 * CNY}, device_key, world.suite)
@@ -75,6 +78,47 @@ def test_vouchers_settle_and_a_double_spend_is_caught_and_attributed(tmp_path: P
         assert world.wallet("kiosk")["balance"] == 30 * CNY and world.wallet("taxi")["balance"] == 45 * CNY
         assert record["balance"] == 725 * CNY and world.supply()["offline"] == 725 * CNY
         check_supply(world, ["alice", "kiosk", "taxi"])
+
+
+def test_a_device_certificate_proves_the_funding_offline() -> None:
+    """The payee's device, offline, with only the network's genesis: a funded device's vouchers
+    pass; a key nobody funded, a certificate moved to another key, one signed by another operator
+    for this one, an altered one, and vouchers beyond the certified balance or validity do not."""
+    import dataclasses
+
+    with currency_chain() as world:
+        world.issue(BANK_A, 100_000 * CNY)
+        world.open(BANK_A, "alice", tier=3, balance=2_000 * CNY)
+        world.open(BANK_B, "kiosk", kind="merchant", tier=0)
+        device = _funded(world, "alice", "card-07", 300 * CNY)
+        genesis, chain_id, suite = world.chain.genesis, world.chain.chain_id, world.suite
+        recorded = world.operator(BANK_A).query("device", {"device_id": "card-07"})
+        certificate = issue_device_certificate(world.chain.identity(BANK_A), chain_id, recorded)
+        assert (certificate.operator, certificate.wallet, certificate.balance) == (BANK_A, "alice", 300 * CNY)
+        device.certify(certificate)
+        voucher = device.voucher("kiosk", 30 * CNY, time_ms=recorded["from_ms"] + 1)
+        carried, key, travelled = voucher_from_json(voucher_to_json(voucher, device.key.public_key, device.certificate))
+        assert travelled == certificate
+        check_voucher(chain_id, carried, key, suite, certificate=travelled, genesis=genesis)
+
+        def refused(words: str, v: dict[str, Any], k: bytes, c: DeviceCertificate | None) -> None:
+            with pytest.raises(VoucherError, match=words):
+                check_voucher(chain_id, v, k, suite, certificate=c, genesis=genesis)
+
+        refused("no device certificate", carried, key, None)
+        # a key nobody funded signs a voucher in card-07's name and carries card-07's certificate
+        rogue = OfflineDevice("card-07", HolderKey.generate(suite), chain_id)
+        refused("not for the key", rogue.voucher("kiosk", 30 * CNY, time_ms=recorded["from_ms"] + 1),
+                rogue.key.public_key, certificate)
+        # bank-b's identity signs a certificate naming bank-a as the operator
+        impostor = issue_device_certificate(world.chain.identity(BANK_B), chain_id, recorded)
+        refused("signed it", carried, key,
+                dataclasses.replace(impostor, operator=BANK_A))
+        refused("does not verify", carried, key, dataclasses.replace(certificate, balance=10**12))
+        refused("funded with", device.voucher("kiosk", 301 * CNY, time_ms=recorded["from_ms"] + 1), key, certificate)
+        refused("validity", device.voucher("kiosk", 1, time_ms=recorded["until_ms"]), key, certificate)
+        with pytest.raises(VoucherError, match="other-chain"):
+            check_device_certificate(dataclasses.replace(certificate, chain_id="other-chain"), genesis)
 
 
 def test_the_two_copies_of_a_double_spend_in_one_block_at_two_operators() -> None:

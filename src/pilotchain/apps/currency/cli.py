@@ -453,9 +453,14 @@ def fund_device(wallet: str, amount: str, key: KeyOption,
     device_holder = _key(device_key, network)
     result = _run(lambda: client.offline_fund(_key(key, network), wallet, device, device_holder.public_key,
                                               parse_yuan(amount)))
-    if not state.exists():
-        OfflineDevice(device, device_holder, client.chain_id, 0, state)._persist()
-    _out.print(f"device {device}: {_yuan(result['balance'])} offline until {result['until_ms']} ms")
+    from pilotchain.apps.currency.offline import issue_device_certificate
+
+    device_state = (OfflineDevice.load(state, device_holder) if state.exists()
+                    else OfflineDevice(device, device_holder, client.chain_id, 0, state))
+    recorded = _run(lambda: client.query("device", {"device_id": device}))
+    device_state.certify(issue_device_certificate(client.identity, client.chain_id, recorded))
+    _out.print(f"device {device}: {_yuan(result['balance'])} offline until {result['until_ms']} ms; "
+               f"{client.identity.org}'s device certificate kept in {state}")
 
 
 @wallet_app.command("voucher")
@@ -472,20 +477,32 @@ def voucher(amount: Annotated[str, typer.Argument(help="Yuan.")],
     key = HolderKey.load(device_key, suite)
     device = OfflineDevice.load(state, key)
     made = device.voucher(to, parse_yuan(amount))
-    out.write_text(voucher_to_json(made, key.public_key) + "\n")
+    out.write_text(voucher_to_json(made, key.public_key, device.certificate) + "\n")
     _out.print(f"voucher {device.device}#{made['counter']}: {_yuan(made['amount'])} to {to} -> {out}")
 
 
 @wallet_app.command("accept")
-def accept(path: Path, chain_id: Annotated[str, typer.Option(help="The currency network's chain id.")] = "e-cny",
-           suite: Annotated[str, typer.Option(help="intl or gm.")] = "intl") -> None:
-    """Offline: the payee's device checks a voucher's signature before handing over the goods."""
+def accept(path: Path,
+           genesis: Annotated[Path, typer.Option(help="The currency network's genesis.json (the device keeps a "
+                                                      "copy): the device certificate is checked against it.")]) -> None:
+    """Offline: the payee's device checks a voucher — the device's signature and the operator's
+    device certificate (funded on chain, within its balance and validity) — before handing over
+    the goods."""
     from pilotchain.apps.currency.offline import check_voucher, voucher_from_json
+    from pilotchain.node.config import NodeConfigError, load_genesis
 
-    item, device_key = _run(lambda: voucher_from_json(path.read_text()))
-    _run(lambda: check_voucher(chain_id, item, device_key, suite))
+    try:
+        network_genesis = load_genesis(genesis)
+    except NodeConfigError as exc:
+        _fail(f"{exc}; give the currency network's genesis.json")
+        raise  # (unreachable: _fail exits)
+    item, device_key, certificate = _run(lambda: voucher_from_json(path.read_text()))
+    _run(lambda: check_voucher(network_genesis.chain_id, item, device_key, network_genesis.suite,
+                               certificate=certificate, genesis=network_genesis))
+    certified = "" if certificate is None else (f"; device certified by {certificate.operator} for "
+                                                f"{_yuan(certificate.balance)}")
     _out.print(f"[green]valid[/]: {_yuan(item['amount'])} from device {item['device']} (#{item['counter']}) to "
-               f"{item['payee']}; settle it when online")
+               f"{item['payee']}{certified}; settle it when online")
 
 
 # ------------------------------------------------------------------------------ the regulator

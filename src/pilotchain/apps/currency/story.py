@@ -13,10 +13,11 @@ from typing import Any
 from pilotchain.apps.currency.audit import audit_chain
 from pilotchain.apps.currency.client import CurrencyClient, CurrencyError, HolderKey
 from pilotchain.apps.currency.network import load_profile, officers_of
-from pilotchain.apps.currency.offline import OfflineDevice, check_voucher
+from pilotchain.apps.currency.offline import OfflineDevice, check_voucher, issue_device_certificate
 from pilotchain.apps.exchange.client import VaultClient
 from pilotchain.apps.exchange.server import load_config
 from pilotchain.network.consortium import load_manifest
+from pilotchain.node.config import load_genesis
 from pilotchain.sdk import Client, Identity
 from pilotchain.sdk._network import load_network
 
@@ -138,14 +139,19 @@ def run_story(directory: Path, console: Any) -> dict[str, Any]:
         card = f"card-{tag}"
         ops[bank_a].offline_fund(keys["alice"], ids["alice"], card, card_key.public_key, 300 * CNY)
         device = OfflineDevice(card, card_key, chain.chain_id())
+        device.certify(issue_device_certificate(who[bank_a], chain.chain_id(),
+                                                ops[bank_a].query("device", {"device_id": card})))
         honest = [device.voucher(ids["noodles"], 25 * CNY), device.voucher(ids["gym"], 40 * CNY)]
-        check_voucher(chain.chain_id(), honest[0], card_key.public_key, suite)
+        # the noodle shop's terminal checks, offline, the card's signature and bank-a's device certificate
+        check_voucher(chain.chain_id(), honest[0], card_key.public_key, suite, certificate=device.certificate,
+                      genesis=load_genesis(directory / "genesis.json"))
         forged = device.forge_with_counter(1, ids["gym"], 90 * CNY, int(time.time() * 1000))
         first = ops[bank_b].settle(ids["noodles"], [honest[0]])
         second = ops[bank_b].settle(ids["gym"], [honest[1], forged])
         caught = ops[bank_b].query("device", {"device_id": card})
         steps.add_row("alice's card, offline", "pays the noodle shop ¥25 and the gym ¥40 with vouchers while both "
-                      "are offline; a tampered card re-uses counter 1 for ¥90",
+                      "are offline (each terminal checks bank-a's device certificate against genesis); a tampered "
+                      "card re-uses counter 1 for ¥90",
                       f"on reconnection: {first[0]['status']}, {second[0]['status']}, {second[1]['status']} — "
                       f"attributed to card {card} of wallet {caught['wallet']} ({caught['status']})")
 
