@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pilotchain.apps.explorer.certify import validators_at
+from pilotchain.apps.explorer.messages import t
 from pilotchain.codec import CodecError, decode
 from pilotchain.contracts.governance import ValidatorSchedule
 from pilotchain.contracts.membership import MembershipChange, MembershipHead
@@ -74,7 +75,7 @@ class Change:
     validators_before: tuple[ValidatorInfo, ...] = ()
     validators_after: tuple[ValidatorInfo, ...] = ()
     effective_height: int | None = None
-    #: what could not be read (the page says so)
+    #: what could not be read, in the reader's language (the page says so)
     missing: str = ""
 
 
@@ -138,8 +139,7 @@ def proposal_change(client: Client, genesis: Genesis, proposal: dict[str, Any],
     payload = _payload(client, proposal)
     change = Change(kind=kind, payload=payload)
     if payload is None:
-        return dataclasses.replace(change, missing="its propose transaction was not found in block "
-                                   f"{proposal.get('created_height')}")
+        return dataclasses.replace(change, missing=t("gov.missing.propose_tx", height=proposal.get("created_height")))
     if kind == "deploy_contract":
         return _deploy_change(client, change, proposal, proposals)
     if kind == "set_params":
@@ -169,8 +169,7 @@ def _deploy_change(client: Client, change: Change, proposal: dict[str, Any],
     code_before = before.get("code") if isinstance(before.get("code"), str) else None
     return dataclasses.replace(change, code_before=code_before, code_after=code_after,
                                version_before=str(before.get("version", "")) or None,
-                               missing="" if code_before is not None else
-                               f"the source of the version before (proposal {previous[-1]['id']}) was not found")
+                               missing="" if code_before is not None else t("gov.missing.old_source", id=previous[-1]["id"]))
 
 
 def _params_change(client: Client, genesis: Genesis, change: Change, proposal: dict[str, Any],
@@ -206,7 +205,7 @@ def _validator_change(client: Client, genesis: Genesis, change: Change, proposal
                                    validators_before=tuple(validators_at(genesis, history, effective - 1)),
                                    validators_after=decode(raw, ValidatorSchedule).validators)
     if proposal.get("status") == "executed":
-        return dataclasses.replace(change, missing="the validator schedule it made was not found")
+        return dataclasses.replace(change, missing=t("gov.missing.schedule"))
     return change
 
 

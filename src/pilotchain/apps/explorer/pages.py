@@ -1,5 +1,6 @@
 """The explorer's pages: SDK results in, HTML out. Pure (no I/O, no clock): the server fetches,
-these functions render. Every value that came from the chain goes through :func:`_text` (HTML
+these functions render, every label through :mod:`~pilotchain.apps.explorer.messages` in the
+request's language. Every value that came from the chain goes through :func:`_text` (HTML
 escaping), so a contract name, an argument or an event cannot inject markup into the console."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pilotchain.apps.explorer.certify import CertificateCheck
+from pilotchain.apps.explorer.messages import LANGUAGES, current_language, script_messages, t
 from pilotchain.ledger.tx import RejectCode
 from pilotchain.sdk import BlockInfo, NodeInfo, TxResult
 
@@ -31,35 +33,12 @@ BLOCKS_PER_PAGE = 20
 #: characters of a transaction's arguments or an event's data shown before "…"
 VALUE_CHARS_MAX = 400
 
-_WHY = {
-    RejectCode.MALFORMED: "the transaction's bytes do not decode as a transaction",
-    RejectCode.NON_CANONICAL: "the transaction is not in the canonical encoding",
-    RejectCode.TOO_LARGE: "the transaction is larger than the chain allows",
-    RejectCode.WRONG_CHAIN: "the transaction was signed for another chain",
-    RejectCode.BAD_NAME: "the contract or method name is not a valid name",
-    RejectCode.EXPIRED: "the transaction expired before it was included",
-    RejectCode.EXPIRY_TOO_FAR: "the transaction's expiry is further away than the chain allows",
-    RejectCode.BAD_SIGNATURE: "the signature does not verify",
-    RejectCode.UNKNOWN_SIGNER: "the signer is not a member of the consortium",
-    RejectCode.SIGNER_REJECTED: "the signer's certificate is revoked, expired or not valid for this",
-    RejectCode.DUPLICATE: "the same transaction was already submitted",
-    RejectCode.MEMPOOL_FULL: "the node's mempool was full",
-    RejectCode.UNKNOWN_CONTRACT: "no active contract has that name",
-    RejectCode.UNKNOWN_METHOD: "the contract has no such method",
-    RejectCode.BAD_ARGUMENTS: "the contract refused the arguments",
-    RejectCode.PERMISSION_DENIED: "the signer's organisation or role may not call this method",
-    RejectCode.EXECUTION_FAILED: "the contract refused the call",
-    RejectCode.OUT_OF_STEPS: "the call ran out of its execution steps (a loop too long for one transaction)",
-    RejectCode.BLOCK_FULL: "the block had no room left for it",
-}
-
-
 def failure_in_words(status: str | None, message: str | None) -> str:
     """Why a transaction failed, for a person: the code's meaning, then the contract's own words."""
     try:
-        meaning = _WHY[RejectCode(status or "")]
+        meaning = t(f"why.{RejectCode(status or '').value}")
     except ValueError:
-        meaning = f"it failed with status {status}"
+        meaning = t("why.status", status=status)
     detail = (message or "").strip()
     return f"{meaning[0].upper()}{meaning[1:]}" + (f": {detail}" if detail else ".")
 
@@ -68,10 +47,10 @@ def certificate_in_words(check: CertificateCheck) -> str:
     """What the block's commit certificate proves, for a person."""
     if check.state == "verified":
         names = ", ".join(f"{name} ({org})" for name, org in check.signers)
-        return f"✓ verified: {len(check.signers)} of {check.validator_count} validators signed — {names}"
+        return t("cert.verified", signed=len(check.signers), count=check.validator_count, names=names)
     if check.state == "absent":
-        return "none served (a development node certifies nothing): the header is trusted from the node"
-    return f"✗ does not verify: {check.reason}"
+        return t("cert.absent")
+    return t("cert.invalid", reason=check.reason)
 
 
 def _text(value: Any) -> str:
@@ -114,9 +93,8 @@ def _facts(pairs: Iterable[tuple[str, str]]) -> str:
 
 def _proven(verified: bool, what: str) -> str:
     if verified:
-        return (f'<p class="proof ok" data-proof="ok">✓ Proven: {_text(what)} checked by the SDK against '
-                "the block header before this page was drawn.</p>")
-    return f'<p class="proof none" data-proof="none">Not proven: {_text(what)} was not checked.</p>'
+        return f'<p class="proof ok" data-proof="ok">{_text(t("proof.proven", what=what))}</p>'
+    return f'<p class="proof none" data-proof="none">{_text(t("proof.not_proven", what=what))}</p>'
 
 
 def _certified(check: CertificateCheck | None) -> str:
@@ -124,35 +102,49 @@ def _certified(check: CertificateCheck | None) -> str:
     if check is None or check.state == "absent":
         return ""
     if check.state == "verified":
-        return ('<p class="proof ok" data-proof="certificate">✓ Certified: the header is signed by '
-                f"{len(check.signers)} of {check.validator_count} validators in force at its height "
-                "(checked by the explorer's server).</p>")
+        certified = t("proof.certified", signed=len(check.signers), count=check.validator_count)
+        return f'<p class="proof ok" data-proof="certificate">{_text(certified)}</p>'
     return f'<p class="proof failed" data-proof="certificate">✗ {_text(certificate_in_words(check))}</p>'
 
 
 def _browser_check(url: str, what: str) -> str:
     """A placeholder the page's script fills: the browser's own check of ``what`` (static/verify.js)."""
     return (f'<section class="browser-check" data-verify="{_text(url)}" data-state="pending">'
-            f'<p class="verdict">Checking {_text(what)} in your browser…</p>'
-            "<noscript><p>Your browser runs no JavaScript: only the server's checks above apply.</p></noscript>"
+            f'<p class="verdict">{_text(t("browser.checking", what=what))}</p>'
+            f"<noscript><p>{_text(t('browser.noscript'))}</p></noscript>"
             "<ol class=\"steps\"></ol></section>")
 
 
 def page(title: str, org: str, chain_id: str, body: str) -> str:
-    """The frame every page shares: the organisation it reads as, navigation, search."""
+    """The frame every page shares: the organisation it reads as, navigation, search, the language
+    switch (``/lang/CODE`` keeps the choice in a cookie), the scripts' messages."""
+    language = current_language()
+    switch = "".join(
+        f'<a href="/lang/{code}" hreflang="{code}" lang="{code}"' + (' aria-current="true"' if code == language else "")
+        + f">{_text(name)}</a>" for code, name in LANGUAGES.items())
+    nav = "".join(f'<a href="{href}">{_text(t(key))}</a>' for href, key in (
+        ("/", "nav.overview"), ("/blocks", "nav.blocks"), ("/governance", "nav.governance"),
+        ("/contracts", "nav.contracts"), ("/orgs", "nav.orgs")))
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_text(title)} · pilotchain explorer</title><link rel="stylesheet" href="/static/explorer.css"></head>
-<body><header><a class="brand" href="/">pilotchain explorer</a>
-<span class="who">chain <b>{_text(chain_id)}</b> as <b data-org>{_text(org)}</b></span>
-<nav><a href="/">Overview</a><a href="/blocks">Blocks</a><a href="/governance">Governance</a><a href="/contracts">Contracts</a><a href="/orgs">Organisations</a></nav>
-<form action="/search" method="get" role="search"><input name="q" placeholder="tx id or block height" aria-label="search">
-<button>Search</button></form></header>
+<html lang="{language}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_text(title)} · {_text(t("brand"))}</title><link rel="stylesheet" href="/static/explorer.css"></head>
+<body><header><a class="brand" href="/">{_text(t("brand"))}</a>
+<span class="who">{t("frame.who", chain=_text(chain_id), org=_text(org))}</span>
+<nav>{nav}</nav>
+<form action="/search" method="get" role="search"><input name="q" placeholder="{_text(t("frame.search_placeholder"))}" aria-label="{_text(t("frame.search"))}">
+<button>{_text(t("frame.search"))}</button></form>
+<span class="languages" aria-label="{_text(t("frame.language"))}" data-languages>{switch}</span></header>
 <main><h1>{_text(title)}</h1>
 {body}</main>
-<footer>Shows what <b>{_text(org)}</b> may read: transactions of contracts it may not read are redacted by its node.</footer>
+<footer>{t("frame.footer", org=_text(org))}</footer>
+<script type="application/json" id="messages">{script_messages()}</script>
 <script src="/static/verify.js"></script><script src="/static/explorer.js"></script></body></html>
 """
+
+
+def _marked(key: str, field: str, markup: str, **values: Any) -> str:
+    """Message ``key`` escaped, with ``markup`` (built by the caller from escaped parts) as ``field``."""
+    return _text(t(key, **{field: "\x00"}, **values)).replace("\x00", markup)
 
 
 def _live_section() -> str:
@@ -162,10 +154,10 @@ def _live_section() -> str:
                 f'<svg data-chart="{name}" viewBox="0 0 300 80" preserveAspectRatio="none" role="img" '
                 f'aria-label="{_text(title)}"></svg></figure>')
 
-    return ('<section class="live" data-live="/api/live"><h2>Live</h2>'
-            '<p class="live-state" data-field="live" data-state="connecting">Connecting…</p>'
-            + chart("tx_per_s", "Committed transactions per second", "tx/s")
-            + chart("latency_ms", "Commit latency (block time to committed here)", "ms")
+    return (f'<section class="live" data-live="/api/live"><h2>{_text(t("live.title"))}</h2>'
+            f'<p class="live-state" data-field="live" data-state="connecting">{_text(t("live.connecting"))}</p>'
+            + chart("tx_per_s", t("live.tx_per_s"), "tx/s")
+            + chart("latency_ms", t("live.latency"), "ms")
             + "</section>")
 
 
@@ -174,29 +166,33 @@ def render_overview(org: str, info: NodeInfo, validators: Sequence[dict[str, Any
     """Height, last block time, validators, peers, mempool; the head block proven when given."""
     connected = sum(1 for up in info.peers.values() if up)
     facts = _facts([
-        ("Height", f'<span data-field="height">{info.height}</span>'),
-        ("Last block", _time(info.last_block_time_ms) if info.last_block_time_ms else "none yet"),
-        ("Last block hash", f'<a href="/blocks/{info.height}"><code>{_text(_short(info.last_block_hash, 16))}</code></a>'),
-        ("Node", f"{_text(info.node)} ({_text(info.org)})"),
-        ("Suite", _text(info.suite)),
-        ("Mempool", f'<span data-field="mempool">{info.mempool_size}</span> transactions waiting'),
-        ("Peers", f'<span data-field="peers">{connected} of {len(info.peers)}</span> connected'),
-        ("Syncing", "yes" if info.syncing else "no"),
+        (t("overview.height"), f'<span data-field="height">{info.height}</span>'),
+        (t("overview.last_block"), _time(info.last_block_time_ms) if info.last_block_time_ms else _text(t("overview.none_yet"))),
+        (t("overview.last_hash"), f'<a href="/blocks/{info.height}"><code>{_text(_short(info.last_block_hash, 16))}</code></a>'),
+        (t("overview.node"), f"{_text(info.node)} ({_text(info.org)})"),
+        (t("overview.suite"), _text(info.suite)),
+        (t("overview.mempool"), _marked("overview.mempool_value", "count", f'<span data-field="mempool">{info.mempool_size}</span>')),
+        (t("overview.peers"), _marked("overview.peers_value", "connected", f'<span data-field="peers">{connected}</span>',
+                                      total=len(info.peers))),
+        (t("overview.syncing"), _text(t("yes") if info.syncing else t("no"))),
     ])  # fmt: skip
     validator_rows = [
         (_text(v.get("name", "")), _text(v.get("org", "")), _text(v.get("power", "")),
-         "yes" if v.get("name") == info.node else "")
+         _text(t("yes")) if v.get("name") == info.node else "")
         for v in validators
     ]  # fmt: skip
-    peer_rows = [(_text(name), "connected" if up else "not connected") for name, up in sorted(info.peers.items())]
-    proof = _proven(head.verified, f"the head block {head.height}'s body") + _certified(check) if head is not None else ""
+    peer_rows = [(_text(name), _text(t("overview.connected") if up else t("overview.not_connected")))
+                 for name, up in sorted(info.peers.items())]
+    proof = _proven(head.verified, t("overview.head_body", height=head.height)) + _certified(check) if head is not None else ""
+    headers = [t("overview.validator"), t("overview.organisation"), t("overview.power"), t("overview.this_node")]
+    peers = _table([t("overview.peer"), t("overview.link")], peer_rows) if peer_rows else f"<p>{_text(t('overview.no_peers'))}</p>"
     body = (
         f'<section id="overview" data-refresh="/api/status">{facts}</section>{proof}'
-        + (_live_section() if live else "") +
-        f"<h2>Validators</h2>{_table(['Validator', 'Organisation', 'Power', 'This node'], validator_rows)}"
-        f"<h2>Peers</h2>{_table(['Peer', 'Link'], peer_rows) if peer_rows else '<p>No peers (a single node).</p>'}"
+        + (_live_section() if live else "")
+        + f"<h2>{_text(t('overview.validators'))}</h2>{_table(headers, validator_rows)}"
+        + f"<h2>{_text(t('overview.peers'))}</h2>{peers}"
     )
-    return page("Overview", org, info.chain_id, body)
+    return page(t("overview.title"), org, info.chain_id, body)
 
 
 def render_blocks(org: str, chain_id: str, blocks: Sequence[BlockInfo], height: int) -> str:
@@ -208,10 +204,11 @@ def render_blocks(org: str, chain_id: str, blocks: Sequence[BlockInfo], height: 
         for b in blocks
     ]  # fmt: skip
     older = blocks[-1].height - 1 if blocks else 0
-    more = f'<p><a rel="next" href="/blocks?before={older + 1}">Older blocks</a></p>' if older >= 1 else ""
-    body = (f"<p>Height {height}.</p>" + _table(["Height", "Time", "Transactions", "Proposer", "Hash", "Proven"], rows)
-            + more + _proven(all(b.verified for b in blocks), "each block's body"))
-    return page("Blocks", org, chain_id, body)
+    more = f'<p><a rel="next" href="/blocks?before={older + 1}">{_text(t("blocks.older"))}</a></p>' if older >= 1 else ""
+    headers = [t("col.height"), t("col.time"), t("col.transactions"), t("col.proposer"), t("col.hash"), t("col.proven")]
+    body = (f"<p>{_text(t('blocks.height_is', height=height))}</p>" + _table(headers, rows)
+            + more + _proven(all(b.verified for b in blocks), t("blocks.each_body")))
+    return page(t("blocks.title"), org, chain_id, body)
 
 
 def render_block(org: str, chain_id: str, block: BlockInfo, check: CertificateCheck) -> str:
@@ -219,61 +216,68 @@ def render_block(org: str, chain_id: str, block: BlockInfo, check: CertificateCh
     header = block.header
     signed = certificate_in_words(check)
     facts = _facts([
-        ("Height", str(block.height)),
-        ("Hash", f"<code>{_text(block.hash)}</code>"),
-        ("Parent", f'<a href="/blocks/{block.height - 1}"><code>{_text(header.parent_hash.hex())}</code></a>'
+        (t("col.height"), str(block.height)),
+        (t("block.hash"), f"<code>{_text(block.hash)}</code>"),
+        (t("block.parent"), f'<a href="/blocks/{block.height - 1}"><code>{_text(header.parent_hash.hex())}</code></a>'
          if block.height > 1 else f"<code>{_text(header.parent_hash.hex())}</code>"),
-        ("Time", _time(header.timestamp_ms)),
-        ("Proposer", _text(header.proposer)),
-        ("Commit certificate", f'<span data-field="certificate" data-state="{check.state}">{_text(signed)}</span>'),
-        ("Transaction root", f"<code>{_text(header.tx_root.hex())}</code>"),
-        ("Receipt root", f"<code>{_text(header.receipt_root.hex())}</code>"),
-        ("State root", f"<code>{_text(header.state_root.hex())}</code>"),
-        ("Validator set hash", f"<code>{_text(header.validator_set_hash.hex())}</code>"),
+        (t("block.time"), _time(header.timestamp_ms)),
+        (t("block.proposer"), _text(header.proposer)),
+        (t("block.certificate"), f'<span data-field="certificate" data-state="{check.state}">{_text(signed)}</span>'),
+        (t("block.tx_root"), f"<code>{_text(header.tx_root.hex())}</code>"),
+        (t("block.receipt_root"), f"<code>{_text(header.receipt_root.hex())}</code>"),
+        (t("block.state_root"), f"<code>{_text(header.state_root.hex())}</code>"),
+        (t("block.validator_set_hash"), f"<code>{_text(header.validator_set_hash.hex())}</code>"),
     ])  # fmt: skip
     rows = []
+    redacted = _text(t("block.redacted"))
     for index, (tx, receipt) in enumerate(zip(block.transactions, block.receipts, strict=False)):
         status = "OK" if receipt.status == "OK" else f'<span class="failed">{_text(receipt.status)}</span>'
         if tx.redacted:
             rows.append((str(index), f"<code>{_text(_short(tx.tx_id, 16))}</code>", _text(tx.contract),
-                         f'<span class="redacted" title="{_text(tx.redacted_reason)}">redacted</span>',
-                         '<span class="redacted">redacted</span>', status))
+                         f'<span class="redacted" title="{_text(tx.redacted_reason)}">{redacted}</span>',
+                         f'<span class="redacted">{redacted}</span>', status))
             continue
         rows.append((str(index), f'<a href="/tx/{_text(tx.tx_id)}"><code>{_text(_short(tx.tx_id, 16))}</code></a>',
                      _text(tx.contract), _text(tx.method), _text(tx.signer_org or ""), status))
-    transactions = (_table(["#", "Transaction", "Contract", "Method", "Signer organisation", "Status"], rows, "txs")
-                    if rows else "<p>No transactions.</p>")
-    certified = _certified(check)
-    body = (facts + _proven(block.verified, "this block's transactions and receipts (against its tx and receipt roots)")
-            + certified + _browser_check(f"/api/proof/block/{block.height}", "this block's certificate and roots")
-            + f"<h2>Transactions</h2>{transactions}")
-    return page(f"Block {block.height}", org, chain_id, body)
+    headers = ["#", t("col.transaction"), t("col.contract"), t("col.method"), t("col.signer_org"), t("col.status")]
+    transactions = _table(headers, rows, "txs") if rows else f"<p>{_text(t('block.no_transactions'))}</p>"
+    body = (facts + _proven(block.verified, t("block.body")) + _certified(check)
+            + _browser_check(f"/api/proof/block/{block.height}", t("block.browser_what"))
+            + f"<h2>{_text(t('col.transactions'))}</h2>{transactions}")
+    return page(t("block.title", height=block.height), org, chain_id, body)
+
+
+def _why(status: str | None, message: str | None) -> str:
+    return f'<p class="why failed"><b>{_text(t("tx.why"))}</b> {_text(failure_in_words(status, message))}</p>'
 
 
 def render_tx(org: str, chain_id: str, result: TxResult, check: CertificateCheck | None = None) -> str:
     """One transaction: its state, receipt, events and, for a failure, the reason in words."""
     receipt = result.receipt
-    pairs = [("Id", f"<code>{_text(result.tx_id)}</code>"), ("State", _text(result.state))]
+    pairs = [(t("tx.id"), f"<code>{_text(result.tx_id)}</code>"), (t("tx.state"), _text(result.state))]
     if result.height is not None:
-        pairs.append(("Block", f'<a href="/blocks/{result.height}">{result.height}</a> (position {result.index})'))
-    pairs += [("Contract", _text(result.contract or "")), ("Method", _text(result.method or "")),
-              ("Signer organisation", _text(result.signer_org or ""))]
+        link = f'<a href="/blocks/{result.height}">{result.height}</a>'
+        pairs.append((t("tx.block"), _marked("tx.position", "height", link, index=result.index)))
+    pairs += [(t("col.contract"), _text(result.contract or "")), (t("col.method"), _text(result.method or "")),
+              (t("col.signer_org"), _text(result.signer_org or ""))]
     failed = ""
     if receipt is not None:
-        pairs += [("Status", _text(receipt.status)), ("Steps used", str(receipt.steps_used))]
+        pairs += [(t("col.status"), _text(receipt.status)), (t("tx.steps"), str(receipt.steps_used))]
         if receipt.status != "OK":
-            failed = f'<p class="why failed"><b>Why it failed:</b> {_text(failure_in_words(receipt.status, receipt.message))}</p>'
+            failed = _why(receipt.status, receipt.message)
         elif receipt.result:
-            pairs.append(("Result", f"<code>{_text(_value(result.result))}</code>"))
+            pairs.append((t("tx.result"), f"<code>{_text(_value(result.result))}</code>"))
     elif result.code:
-        failed = f'<p class="why failed"><b>Why it failed:</b> {_text(failure_in_words(result.code, result.message))}</p>'
+        failed = _why(result.code, result.message)
     events = [(_text(e.contract), _text(e.name), f"<code>{_text(_value(e.data))}</code>") for e in result.events]
     body = (_facts(pairs) + failed
-            + (_proven(result.verified, "this transaction and its receipt (inclusion proof)") + _certified(check)
-               + _browser_check(f"/api/proof/tx/{result.tx_id}", "the inclusion proof and the block's certificate")
+            + (_proven(result.verified, t("tx.proof_what")) + _certified(check)
+               + _browser_check(f"/api/proof/tx/{result.tx_id}", t("tx.browser_what"))
                if result.height else "")
-            + "<h2>Events</h2>" + (_table(["Contract", "Event", "Data"], events) if events else "<p>No events.</p>"))
-    return page("Transaction", org, chain_id, body)
+            + f"<h2>{_text(t('tx.events'))}</h2>"
+            + (_table([t("col.contract"), t("col.event"), t("col.data")], events) if events
+               else f"<p>{_text(t('tx.no_events'))}</p>"))
+    return page(t("tx.title"), org, chain_id, body)
 
 
 def render_governance(org: str, chain_id: str, proposals: Sequence[dict[str, Any]], members: Sequence[str]) -> str:
@@ -282,25 +286,29 @@ def render_governance(org: str, chain_id: str, proposals: Sequence[dict[str, Any
     for proposal in proposals:
         approvals = set(proposal.get("approvals", ()))
         eligible = list(proposal.get("eligible", ())) or list(members)
-        votes = [(_text(member), "approved" if member in approvals else "not yet" if proposal.get("status") == "open" else "did not approve")
+        votes = [(_text(member), _text(t("gov.approved") if member in approvals
+                                       else t("gov.not_yet") if proposal.get("status") == "open" else t("gov.did_not_approve")))
                  for member in eligible]  # fmt: skip
         target = ", ".join(f"{_text(k)} {_text(v)}" for k, v in sorted(proposal.get("target", {}).items()))
+        approved = t("gov.approvals_value", count=len(approvals), needed=proposal.get("needed", "?"),
+                     policy=proposal.get("policy", ""))
         facts = _facts([
-            ("Kind", _text(proposal.get("kind", ""))),
-            ("Status", f'<span class="status">{_text(proposal.get("status", ""))}</span>'),
-            ("Summary", _text(proposal.get("summary", ""))),
-            ("Target", target or "—"),
-            ("Proposer", _text(proposal.get("proposer", ""))),
-            ("Approvals", f"{len(approvals)} of {_text(proposal.get('needed', '?'))} needed ({_text(proposal.get('policy', ''))})"),
-            ("Proposed in block", _block_link(proposal.get("created_height"))),
-            ("Closed in block", _block_link(proposal.get("closed_height"))),
+            (t("gov.kind"), _text(proposal.get("kind", ""))),
+            (t("gov.status"), f'<span class="status">{_text(proposal.get("status", ""))}</span>'),
+            (t("gov.summary"), _text(proposal.get("summary", ""))),
+            (t("gov.target"), target or "—"),
+            (t("gov.proposer"), _text(proposal.get("proposer", ""))),
+            (t("gov.approvals"), _text(approved)),
+            (t("gov.proposed_in"), _block_link(proposal.get("created_height"))),
+            (t("gov.closed_in"), _block_link(proposal.get("closed_height"))),
         ])  # fmt: skip
-        sections.append(f'<section class="proposal" id="p{_text(proposal.get("id"))}"><h2><a href="/governance/{_text(proposal.get("id"))}">'
-                        f'Proposal {_text(proposal.get("id"))}</a></h2>'
-                        f"{facts}{_table(['Organisation', 'Vote'], votes)}</section>")
-    body = "".join(sections) if sections else "<p>No proposals yet.</p>"
-    note = "<p class=\"proof none\">Read from the node's head state by a query (a query carries no proof).</p>"
-    return page("Governance", org, chain_id, body + note)
+        number = _text(proposal.get("id"))
+        sections.append(f'<section class="proposal" id="p{number}"><h2><a href="/governance/{number}">'
+                        f"{_text(t('gov.proposal', id=proposal.get('id')))}</a></h2>"
+                        f"{facts}{_table([t('col.organisation'), t('col.vote')], votes)}</section>")
+    body = "".join(sections) if sections else f"<p>{_text(t('gov.none'))}</p>"
+    note = f'<p class="proof none">{_text(t("gov.query_note"))}</p>'
+    return page(t("gov.title"), org, chain_id, body + note)
 
 
 def _block_link(height: Any) -> str:

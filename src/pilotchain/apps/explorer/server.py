@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any, overload
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
@@ -28,6 +28,7 @@ from fastapi.responses import (
 from pilotchain.apps.explorer import chainread, govpages, pages, proofs
 from pilotchain.apps.explorer.certify import CertificateCheck, check_certificate, validators_at
 from pilotchain.apps.explorer.live import LiveFeed
+from pilotchain.apps.explorer.messages import LANGUAGES, pick_language, t, use_language
 from pilotchain.crypto import get_suite
 from pilotchain.identity.records import Certificate
 from pilotchain.ledger.block import BlockHeader
@@ -38,6 +39,9 @@ __all__ = ["create_app"]
 
 _TX_ID = re.compile(r"^[0-9a-fA-F]{64}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+LANGUAGE_COOKIE = "lang"
+#: how long the language switch is remembered
+LANGUAGE_COOKIE_S = 365 * 24 * 3600
 _STATIC = {"explorer.css": "text/css; charset=utf-8", "explorer.js": "text/javascript; charset=utf-8",
            "verify.js": "text/javascript; charset=utf-8"}
 #: proposals shown on the governance page (the newest; gov.list's own bound is larger)
@@ -79,7 +83,7 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
 
     def failure(exc: PilotchainError, what: str) -> HTMLResponse:
         code = 404 if isinstance(exc, NotFound) else 502
-        return HTMLResponse(pages.render_error(org, chain_id, f"{what}: not shown", str(exc)), status_code=code)
+        return HTMLResponse(pages.render_error(org, chain_id, t("error.not_shown", what=what), str(exc)), status_code=code)
 
     @overload
     def certified(header: BlockHeader, certificate: bytes | None) -> CertificateCheck: ...
@@ -103,6 +107,25 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             return list(document["current"])
         except (PilotchainError, KeyError, TypeError):
             return [{"name": name, "org": "", "power": ""} for name in client.status().validators]
+
+    @app.middleware("http")
+    async def language(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Every page in the reader's language: the switch's cookie, else Accept-Language."""
+        use_language(pick_language(request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language")))
+        response = await call_next(request)
+        response.headers["Vary"] = "Cookie, Accept-Language"
+        return response
+
+    @app.get("/lang/{code}", response_model=None)
+    def switch_language(code: str, request: Request) -> Response:
+        """Keep the reader's language in a cookie and go back to the page they were on."""
+        if code not in LANGUAGES:
+            return Response(f"languages: {', '.join(LANGUAGES)}", status_code=404)
+        referer = request.headers.get("referer", "")
+        back = referer.split(str(request.base_url).rstrip("/"), 1)[1] if referer.startswith(str(request.base_url)) else "/"
+        response = RedirectResponse(back if back.startswith("/") and not back.startswith("//") else "/", status_code=303)
+        response.set_cookie(LANGUAGE_COOKIE, code, max_age=LANGUAGE_COOKIE_S, samesite="lax")
+        return response
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -168,7 +191,7 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             check = certified(head.header, head.certificate) if head is not None else None
             return HTMLResponse(pages.render_overview(org, info, validators(), head, check, live=feed is not None))
         except PilotchainError as exc:
-            return failure(exc, "Overview")
+            return failure(exc, t("overview.title"))
 
     @app.get("/blocks", response_class=HTMLResponse)
     def blocks(before: int | None = Query(default=None, ge=1)) -> HTMLResponse:
@@ -178,7 +201,7 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             shown: list[BlockInfo] = [client.get_block(h) for h in range(top, max(top - pages.BLOCKS_PER_PAGE, 0), -1)]
             return HTMLResponse(pages.render_blocks(org, chain(), shown, height))
         except PilotchainError as exc:
-            return failure(exc, "Blocks")
+            return failure(exc, t("blocks.title"))
 
     @app.get("/blocks/{height}", response_class=HTMLResponse)
     def block(height: int) -> HTMLResponse:
@@ -187,18 +210,18 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             check = certified(found.header, found.certificate)
             return HTMLResponse(pages.render_block(org, chain(), found, check))
         except PilotchainError as exc:
-            return failure(exc, f"Block {height}")
+            return failure(exc, t("block.title", height=height))
 
     @app.get("/tx/{tx_id}", response_class=HTMLResponse)
     def tx(tx_id: str) -> HTMLResponse:
         if not _TX_ID.match(tx_id):
-            return HTMLResponse(pages.render_error(org, chain(), "Transaction", "a transaction id is 64 hex digits"),
+            return HTMLResponse(pages.render_error(org, chain(), t("tx.title"), t("error.tx_id")),
                                 status_code=400)
         try:
             result = client.get_tx(tx_id.lower())
             return HTMLResponse(pages.render_tx(org, chain(), result, certified(result.header, result.certificate)))
         except PilotchainError as exc:
-            return failure(exc, "Transaction")
+            return failure(exc, t("tx.title"))
 
     @app.get("/search", response_model=None)
     def search(q: str = "") -> Response:
@@ -207,8 +230,8 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             return RedirectResponse(f"/blocks/{int(wanted)}", status_code=303)
         if _TX_ID.match(wanted):
             return RedirectResponse(f"/tx/{wanted.lower()}", status_code=303)
-        return HTMLResponse(pages.render_error(org, chain(), "Search", f"{wanted!r} is neither a block height nor a "
-                                               "transaction id (64 hex digits)"), status_code=400)
+        return HTMLResponse(pages.render_error(org, chain(), t("search.title"), t("error.search", query=repr(wanted))),
+                            status_code=400)
 
     @app.get("/governance", response_class=HTMLResponse)
     def governance() -> HTMLResponse:
@@ -217,7 +240,7 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             members = client.query("gov", "members")
             return HTMLResponse(pages.render_governance(org, chain(), proposals, members))
         except PilotchainError as exc:
-            return failure(exc, "Governance")
+            return failure(exc, t("gov.title"))
 
     now_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
 
@@ -230,13 +253,13 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             listed = proposals()
             found = next((p for p in listed if p.get("id") == proposal_id), None)
             if found is None:
-                return HTMLResponse(pages.render_error(org, chain(), f"Proposal {proposal_id}", f"there is no proposal {proposal_id} "
-                                                       f"among the newest {chainread.PROPOSALS_READ_MAX}"), status_code=404)
+                return HTMLResponse(pages.render_error(org, chain(), t("gov.proposal", id=proposal_id), t(
+                    "gov.unknown_proposal", id=proposal_id, count=chainread.PROPOSALS_READ_MAX)), status_code=404)
             steps, complete = chainread.proposal_steps(client, found, client.status().height)
             change = chainread.proposal_change(client, genesis, found, listed)
             return HTMLResponse(govpages.render_proposal(org, chain(), found, steps, complete, change))
         except PilotchainError as exc:
-            return failure(exc, f"Proposal {proposal_id}")
+            return failure(exc, t("gov.proposal", id=proposal_id))
 
     @app.get("/contracts", response_class=HTMLResponse)
     def contracts() -> HTMLResponse:
@@ -245,24 +268,24 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             records = [record for record in (client.query("gov", "contract", {"name": name}) for name in names) if record]
             return HTMLResponse(govpages.render_contracts(org, chain(), records))
         except PilotchainError as exc:
-            return failure(exc, "Contracts")
+            return failure(exc, t("contracts.title"))
 
     @app.get("/contracts/{name}", response_class=HTMLResponse)
     def contract(name: str) -> HTMLResponse:
         if not _NAME.match(name):
-            return HTMLResponse(pages.render_error(org, chain(), "Contract", "a contract name is a lower-case identifier"),
+            return HTMLResponse(pages.render_error(org, chain(), t("col.contract"), t("contract.bad_name")),
                                 status_code=400)
         try:
             record = client.query("gov", "contract", {"name": name})
             if not record:
-                return HTMLResponse(pages.render_error(org, chain(), f"Contract {name}", f"no contract {name!r} was deployed "
-                                                       "through governance"), status_code=404)
+                return HTMLResponse(pages.render_error(org, chain(), t("contract.title", name=name),
+                                                       t("contract.unknown", name=repr(name))), status_code=404)
             source = client.read_state("gov", b"code/" + bytes.fromhex(record["code_hash"]))
             deployments = sorted((p for p in proposals() if p.get("kind") == "deploy_contract" and p.get("status") == "executed"
                                   and p.get("target", {}).get("name") == name), key=lambda p: int(p["id"]))
             return HTMLResponse(govpages.render_contract(org, chain(), record, source, deployments))
         except PilotchainError as exc:
-            return failure(exc, f"Contract {name}")
+            return failure(exc, t("contract.title", name=name))
 
     @app.get("/orgs", response_class=HTMLResponse)
     def orgs() -> HTMLResponse:
@@ -272,6 +295,6 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             return HTMLResponse(govpages.render_orgs(org, chain(), members, view.cas, view.changes, identities,
                                                      view.revoked, now_ms(), view.partial))
         except PilotchainError as exc:
-            return failure(exc, "Organisations")
+            return failure(exc, t("orgs.title"))
 
     return app

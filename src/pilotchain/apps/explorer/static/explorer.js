@@ -1,4 +1,5 @@
-// pilotchain explorer: times in the reader's own zone, and the overview's numbers kept fresh.
+// pilotchain explorer: times in the reader's own zone, the browser's own proof checks (verify.js),
+// the overview kept live; every label from the page's message table (#messages, its language).
 "use strict";
 (function () {
   function localTimes(root) {
@@ -8,18 +9,14 @@
     });
   }
   localTimes(document);
+  var M = window.PilotchainVerify.message;  // the page's messages, in its language
 
   // The browser's own check of what the page shows (verify.js): ✓, ✗ with the reason, or why not.
   document.querySelectorAll("[data-verify]").forEach(function (section) {
     var verdict = section.querySelector(".verdict"), steps = section.querySelector(".steps");
     function show(result) {
       section.setAttribute("data-state", result.state);
-      var head = {
-        ok: "✓ Checked in your browser",
-        absent: "✓ Checked in your browser, but no certificate was served",
-        failed: "✗ Your browser's check failed: " + result.reason,
-        unavailable: "Not checked in your browser: " + result.reason + ". The checks above were done by the explorer's server."
-      }[result.state];
+      var head = M("js." + result.state, { reason: result.reason });
       verdict.textContent = head;
       steps.textContent = "";
       result.steps.forEach(function (step) {
@@ -39,7 +36,7 @@
       })
       .then(function (doc) { return window.PilotchainVerify[check](doc); })
       .then(show)
-      .catch(function (e) { show({ state: "failed", reason: "the proof could not be read: " + e.message, steps: [] }); });
+      .catch(function (e) { show({ state: "failed", reason: M("js.unreadable", { error: e.message }), steps: [] }); });
   });
 
   // Live: committed blocks over SSE (/api/live), drawn as two small charts; EventSource reconnects
@@ -72,10 +69,10 @@
     };
     var nodeState = function (node) {
       if (node.connected) {
-        setState("live", "Live: following the node" + (node.height !== undefined ? " (height " + node.height + " when it connected)" : ""));
+        setState("live", node.height !== undefined ? M("js.live_height", { height: node.height }) : M("js.live"));
         if (height && node.height > Number(height.textContent)) { height.textContent = String(node.height); }
       } else {
-        setState("node-down", "The node does not answer (" + node.error + "); trying again…");
+        setState("node-down", M("js.node_down", { error: node.error }));
       }
     };
     var source = new EventSource(live.getAttribute("data-live"));
@@ -88,7 +85,7 @@
     });
     source.addEventListener("point", function (e) { add(JSON.parse(e.data)); draw(); });
     source.addEventListener("node", function (e) { nodeState(JSON.parse(e.data)); });
-    source.onerror = function () { setState("explorer-down", "The explorer does not answer; reconnecting…"); };
+    source.onerror = function () { setState("explorer-down", M("js.explorer_down")); };
   }
 
   var overview = document.querySelector("[data-refresh]");

@@ -27,6 +27,23 @@
   var PROOF_LENGTH_MAX = 40;
   var HEADER_FIELDS = 12;
 
+  // ------------------------------------------------------------------ messages
+
+  var messages = null;
+
+  // The page's message ``key`` (its language's, from the JSON the server put in #messages) with
+  // its ``{names}`` filled in from ``values``; the key itself when the page carries no table.
+  function M(key, values) {
+    if (messages === null) {
+      var element = global.document && global.document.getElementById("messages");
+      try { messages = element ? JSON.parse(element.textContent) : {}; } catch (e) { messages = {}; }
+    }
+    var template = messages[key] || key;
+    return template.replace(/\{(\w+)\}/g, function (whole, name) {
+      return values && values[name] !== undefined ? String(values[name]) : whole;
+    });
+  }
+
   // ------------------------------------------------------------------ bytes
 
   function unhex(text) {
@@ -270,37 +287,37 @@
   async function checkCommit(header, headerHash, recordBytes, validators) {
     var spans = itemSpans(recordBytes);
     var record = decode(recordBytes);
-    if (!Array.isArray(record) || record.length !== 2 || spans.length !== 2) { throw new Error("not a commit record"); }
+    if (!Array.isArray(record) || record.length !== 2 || spans.length !== 2) { throw new Error(M("js.c.not_record")); }
     var consensus = record[0], certificate = record[1];
-    if (!Array.isArray(consensus) || consensus.length !== 8 || !Array.isArray(certificate) || certificate.length !== 5) { throw new Error("not a commit record"); }
-    if (!validators.length) { throw new Error("no validators to check the certificate against"); }
-    if (consensus[1] !== header.height) { throw new Error("commit record is for height " + consensus[1] + ", the block is " + header.height); }
-    if (!equal(consensus[0], enc.encode(header.chainId))) { throw new Error("commit record is for another chain"); }
-    if (consensus[5] !== header.timestampMs) { throw new Error("commit record's timestamp differs from the block's"); }
-    if (!equal(consensus[7], headerHash)) { throw new Error("commit record certifies another block header"); }
-    if (!equal(header.validatorSetHash, await rosterHash(validators))) { throw new Error("the block names another validator roster than the one in force at its height"); }
-    if (!equal(consensus[6], await validatorSetHash(validators))) { throw new Error("commit record names another validator set than the one in force at its height"); }
+    if (!Array.isArray(consensus) || consensus.length !== 8 || !Array.isArray(certificate) || certificate.length !== 5) { throw new Error(M("js.c.not_record")); }
+    if (!validators.length) { throw new Error(M("js.c.no_validators")); }
+    if (consensus[1] !== header.height) { throw new Error(M("js.c.record_height", { record: consensus[1], block: header.height })); }
+    if (!equal(consensus[0], enc.encode(header.chainId))) { throw new Error(M("js.c.record_chain")); }
+    if (consensus[5] !== header.timestampMs) { throw new Error(M("js.c.record_time")); }
+    if (!equal(consensus[7], headerHash)) { throw new Error(M("js.c.record_header")); }
+    if (!equal(header.validatorSetHash, await rosterHash(validators))) { throw new Error(M("js.c.roster")); }
+    if (!equal(consensus[6], await validatorSetHash(validators))) { throw new Error(M("js.c.set")); }
     var consensusHash = await sha256(spans[0]);
     var chainId = certificate[0], height = certificate[1], round = certificate[2], certified = certificate[3], signatures = certificate[4];
-    if (!equal(certified, consensusHash)) { throw new Error("certificate is for another block"); }
-    if (!equal(chainId, consensus[0])) { throw new Error("certificate is for another chain"); }
-    if (height !== consensus[1]) { throw new Error("certificate is for height " + height + ", expected " + consensus[1]); }
-    if (!Number.isSafeInteger(round) || round < 0) { throw new Error("certificate height/round out of range"); }
-    if (signatures.length > validators.length) { throw new Error("certificate lists more signatures than there are validators"); }
+    if (!equal(certified, consensusHash)) { throw new Error(M("js.c.other_block")); }
+    if (!equal(chainId, consensus[0])) { throw new Error(M("js.c.other_chain")); }
+    if (height !== consensus[1]) { throw new Error(M("js.c.height", { height: height, expected: consensus[1] })); }
+    if (!Number.isSafeInteger(round) || round < 0) { throw new Error(M("js.c.range")); }
+    if (signatures.length > validators.length) { throw new Error(M("js.c.too_many")); }
     var message = voteSigningBytes(chainId, height, round, certified);
     var total = validators.reduce(function (sum, v) { return sum + v.power; }, 0);
     var power = 0, previous = -1, signers = [];
     signatures.forEach(function (entry) {
       var index = entry[0];
-      if (!Number.isSafeInteger(index) || index <= previous) { throw new Error("certificate signers are not strictly ascending (duplicate signer?)"); }
-      if (index >= validators.length) { throw new Error("certificate names unknown validator " + index); }
+      if (!Number.isSafeInteger(index) || index <= previous) { throw new Error(M("js.c.order")); }
+      if (index >= validators.length) { throw new Error(M("js.c.unknown", { index: index })); }
       previous = index;
       power += validators[index].power;
     });
-    if (!(3 * power > 2 * total)) { throw new Error("certificate voting power " + power + " of " + total + " is not above 2/3"); }
+    if (!(3 * power > 2 * total)) { throw new Error(M("js.c.quorum", { power: power, total: total })); }
     for (var i = 0; i < signatures.length; i++) {
       var v = validators[signatures[i][0]];
-      if (!(await verifyEd25519(unhex(v.public_key), message, signatures[i][1]))) { throw new Error("bad signature by validator " + signatures[i][0] + " (" + v.name + ")"); }
+      if (!(await verifyEd25519(unhex(v.public_key), message, signatures[i][1]))) { throw new Error(M("js.c.signature", { index: signatures[i][0], name: v.name })); }
       signers.push(v.name + " (" + v.org + ")");
     }
     return { signers: signers, power: power, total: total };
@@ -316,13 +333,13 @@
 
   async function unavailable(doc) {
     if (doc.suite !== "intl") {
-      return { state: "unavailable", steps: [], reason: "this chain uses the " + doc.suite + " suite (SM2/SM3), which browsers' WebCrypto does not offer" };
+      return { state: "unavailable", steps: [], reason: M("js.v.suite", { suite: doc.suite }) };
     }
     if (!available()) {
-      return { state: "unavailable", steps: [], reason: "this page has no WebCrypto (browsers offer it only to https:// pages and to localhost)" };
+      return { state: "unavailable", steps: [], reason: M("js.v.no_webcrypto") };
     }
     if (!(await ed25519Available())) {
-      return { state: "unavailable", steps: [], reason: "this browser's WebCrypto does not verify Ed25519 signatures (Chromium, Firefox and Safari recent versions do)" };
+      return { state: "unavailable", steps: [], reason: M("js.v.no_ed25519") };
     }
     return null;
   }
@@ -330,21 +347,21 @@
   async function checkHeaderAndCommit(report, doc) {
     var headerBytes = unhex(doc.header);
     var header;
-    try { header = readHeader(headerBytes); } catch (e) { report.fail("the header is not a canonical block header: " + e.message); return null; }
+    try { header = readHeader(headerBytes); } catch (e) { report.fail(M("js.v.bad_header", { error: e.message })); return null; }
     var hash = await blockHash(headerBytes);
-    if (hex(hash) !== doc.block_hash) { report.fail("the header does not hash to the block hash the node reported"); return null; }
-    report.pass("block " + header.height + "'s header hashes to " + hex(hash).slice(0, 16) + "…");
+    if (hex(hash) !== doc.block_hash) { report.fail(M("js.v.header_hash")); return null; }
+    report.pass(M("js.v.header_ok", { height: header.height, hash: hex(hash).slice(0, 16) }));
     if (!doc.certificate) {
       report.absent = true;
-      report.pass("no commit certificate served (a development node certifies nothing): the header is trusted from the node");
+      report.pass(M("js.v.no_certificate"));
       return header;
     }
     try {
       var certified = await checkCommit(header, hash, unhex(doc.certificate), doc.validators);
-      report.pass("commit certificate: " + certified.signers.length + " of " + doc.validators.length + " validators signed (power " +
-                  certified.power + " of " + certified.total + ", more than 2/3) — " + certified.signers.join(", "));
+      report.pass(M("js.v.certificate_ok", { signed: certified.signers.length, count: doc.validators.length,
+                                               power: certified.power, total: certified.total, names: certified.signers.join(", ") }));
     } catch (e) {
-      report.fail("the commit certificate does not verify: " + e.message);
+      report.fail(M("js.v.certificate_bad", { error: e.message }));
       return null;
     }
     return header;
@@ -361,7 +378,7 @@
       var failed = await body(report, header);
       if (failed) { return failed; }
     } catch (e) {
-      return report.fail("the proof material does not decode: " + e.message);
+      return report.fail(M("js.v.undecodable", { error: e.message }));
     }
     var result = report.done();
     if (report.absent && result.state === "ok") { result.state = "absent"; }
@@ -372,24 +389,24 @@
     return check(doc, async function (report, header) {
       var raw = unhex(doc.tx), receiptBytes = unhex(doc.receipt);
       var envelope = decode(raw), receipt = decode(receiptBytes);
-      if (!Array.isArray(envelope) || envelope.length !== 2 || !(envelope[0] instanceof Uint8Array)) { return report.fail("the transaction is not a signed envelope"); }
+      if (!Array.isArray(envelope) || envelope.length !== 2 || !(envelope[0] instanceof Uint8Array)) { return report.fail(M("js.v.not_envelope")); }
       var txId = await sha256(concat(TX_ID_DOMAIN, envelope[0]));
-      if (hex(txId) !== doc.tx_id) { return report.fail("the transaction's bytes hash to " + hex(txId).slice(0, 16) + "…, not to its id"); }
-      if (!Array.isArray(receipt) || !equal(receipt[0], txId)) { return report.fail("the receipt is for another transaction"); }
-      report.pass("the transaction's body hashes to its id " + doc.tx_id.slice(0, 16) + "…");
-      if (doc.tx_count !== header.txCount) { return report.fail("the proof counts " + doc.tx_count + " transactions, the header " + header.txCount); }
+      if (hex(txId) !== doc.tx_id) { return report.fail(M("js.v.tx_id_bad", { hash: hex(txId).slice(0, 16) })); }
+      if (!Array.isArray(receipt) || !equal(receipt[0], txId)) { return report.fail(M("js.v.receipt_other")); }
+      report.pass(M("js.v.tx_id_ok", { id: doc.tx_id.slice(0, 16) }));
+      if (doc.tx_count !== header.txCount) { return report.fail(M("js.v.count_bad", { proof: doc.tx_count, header: header.txCount })); }
       var txPath = doc.tx_path.map(unhex), receiptPath = doc.receipt_path.map(unhex);
-      if (!(await verifyInclusion(header.txRoot, raw, doc.index, doc.tx_count, txPath))) { return report.fail("the inclusion proof does not lead to the header's transaction root"); }
-      report.pass("inclusion proof: transaction " + doc.index + " of " + doc.tx_count + " under the transaction root");
-      if (!(await verifyInclusion(header.receiptRoot, receiptBytes, doc.index, doc.tx_count, receiptPath))) { return report.fail("the receipt's inclusion proof does not lead to the header's receipt root"); }
-      report.pass("inclusion proof: its receipt under the receipt root");
+      if (!(await verifyInclusion(header.txRoot, raw, doc.index, doc.tx_count, txPath))) { return report.fail(M("js.v.tx_path_bad")); }
+      report.pass(M("js.v.tx_path_ok", { index: doc.index, count: doc.tx_count }));
+      if (!(await verifyInclusion(header.receiptRoot, receiptBytes, doc.index, doc.tx_count, receiptPath))) { return report.fail(M("js.v.receipt_path_bad")); }
+      report.pass(M("js.v.receipt_path_ok"));
     });
   }
 
   function checkBlock(doc) {
     return check(doc, async function (report, header) {
       if (doc.tx_leaves.length !== header.txCount || doc.receipt_leaves.length !== header.txCount) {
-        return report.fail("the header says " + header.txCount + " transactions, the body has " + doc.tx_leaves.length + " and " + doc.receipt_leaves.length + " receipts");
+        return report.fail(M("js.v.body_count", { header: header.txCount, txs: doc.tx_leaves.length, receipts: doc.receipt_leaves.length }));
       }
       var txLeaves = [], receiptLeaves = [], redacted = 0;
       for (var i = 0; i < doc.tx_leaves.length; i++) {
@@ -398,10 +415,10 @@
         txLeaves.push(t.leaf_hash ? unhex(t.leaf_hash) : await leafHash(unhex(t.raw)));
         receiptLeaves.push(r.leaf_hash ? unhex(r.leaf_hash) : await leafHash(unhex(r.raw)));
       }
-      if (!equal(await rootFromLeafHashes(txLeaves), header.txRoot)) { return report.fail("the transactions do not hash to the header's transaction root"); }
-      if (!equal(await rootFromLeafHashes(receiptLeaves), header.receiptRoot)) { return report.fail("the receipts do not hash to the header's receipt root"); }
-      report.pass("the block's " + header.txCount + " transactions and receipts hash to its roots" +
-                  (redacted ? " (" + redacted + " redacted, by their leaf hashes)" : ""));
+      if (!equal(await rootFromLeafHashes(txLeaves), header.txRoot)) { return report.fail(M("js.v.tx_root_bad")); }
+      if (!equal(await rootFromLeafHashes(receiptLeaves), header.receiptRoot)) { return report.fail(M("js.v.receipt_root_bad")); }
+      report.pass(redacted ? M("js.v.roots_redacted", { count: header.txCount, redacted: redacted })
+                           : M("js.v.roots_ok", { count: header.txCount }));
     });
   }
 
@@ -410,6 +427,6 @@
     rootFromLeafHashes: rootFromLeafHashes, verifyInclusion: verifyInclusion, blockHash: blockHash,
     readHeader: readHeader, voteSigningBytes: voteSigningBytes, rosterHash: rosterHash,
     validatorSetHash: validatorSetHash, ed25519Available: ed25519Available, verifyEd25519: verifyEd25519,
-    checkCommit: checkCommit, checkTx: checkTx, checkBlock: checkBlock
+    checkCommit: checkCommit, checkTx: checkTx, checkBlock: checkBlock, message: M
   };
 }(window));
