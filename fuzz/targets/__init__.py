@@ -16,6 +16,7 @@ TARGET_NAMES: tuple[str, ...] = (
     "gateway_auth",
     "exchange",
     "credentials",
+    "epcis",
 )
 
 #: libraries instrumented for coverage besides pilotchain, where a target's bytes reach them

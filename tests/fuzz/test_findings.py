@@ -22,6 +22,7 @@ from pilotchain.apps.exchange.records import (
     ExchangeError,
     SignedRecord,
 )
+from pilotchain.apps.supply.epcis import EpcisError, canonical_identifier
 from pilotchain.codec import CodecError, encode
 from pilotchain.identity.errors import IdentityFileError
 from pilotchain.identity.files import load_identity
@@ -145,3 +146,14 @@ def test_f6_a_presentation_with_a_key_binding_jwt_is_not_packed_into_a_qr_code_w
     with pytest.raises(SdJwtInvalid, match="key-binding JWT"):  # it vanished from the QR text before
         with_binding.to_qr_text()
     assert Presentation.from_text(presentation.to_qr_text()) == presentation
+
+
+@pytest.mark.parametrize("urn", ["urn:epc:id:sgln:4012345.00005.0?", "urn:epc:id:sgtin:4012345.011111.1/2",
+                                 "urn:epc:id:sgtin:4012345.011111.1#x"])
+def test_f7_an_epc_urn_whose_serial_would_reshape_the_digital_link_is_refused(urn: str) -> None:
+    # '?' became the Digital Link's query, which canonicalisation drops: the event and its
+    # normalised form hashed to different Event Hash IDs
+    with pytest.raises(EpcisError, match="malformed EPC URI"):
+        canonical_identifier(urn)
+    assert canonical_identifier("urn:epc:id:sgtin:4012345.011111.A%2Fb-1") == \
+        "https://id.gs1.org/01/04012345111118/21/A%2Fb-1"

@@ -106,6 +106,9 @@ _CBV_URNS = {"urn:epcglobal:cbv:bizstep:": "BizStep-", "urn:epcglobal:cbv:disp:"
 _DEFAULT_PREFIXES = {"cbv": CBV_BASE, "gs1": "https://gs1.org/voc/", "epcis": "https://ref.gs1.org/epcis/"}
 
 _TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$")
+#: the last component of an EPC URN (serial, lot, extension): TDS's GS3A3 characters or %-escapes —
+#: a '?', '/' or '#' there would become a query or path of the Digital Link and change the hash id
+_URN_COMPONENT = re.compile(r"(?:[0-9A-Za-z!'()*+,\-:;=_]|%[0-9A-Fa-f]{2})*")
 _DL = re.compile(r"^https?://[^/?#]+((?:/[^/?#]+)+)/?(?:\?[^#]*)?$")
 
 
@@ -126,7 +129,8 @@ def gs1_check_digit(digits: str) -> str:
 
 def _parts(urn: str, prefix: str, count: int) -> list[str]:
     parts = urn[len(prefix):].split(".")
-    if len(parts) != count or not all(parts[:-1]) or any(not p.isdigit() for p in parts[:count - 1]):
+    if len(parts) != count or not all(parts[:-1]) or any(not p.isdigit() for p in parts[:count - 1]) \
+            or _URN_COMPONENT.fullmatch(parts[-1]) is None:
         raise EpcisError(f"malformed EPC URI {urn!r}")
     return parts
 
