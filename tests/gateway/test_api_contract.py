@@ -12,7 +12,9 @@ Two checks do not apply everywhere, for reasons the schema cannot carry:
   (its bytes are checked against the chain, not a schema), a contract call's arguments (each
   contract decides) or exactly one of two query parameters (``?key=`` | ``?key_text=``);
 * *no server error* — on the probes, whose 503 is their documented "not live / not ready" answer
-  (the test node's block producer is not started, so ``/readyz`` says so).
+  (the test node's block producer is not started, so ``/readyz`` says so); and on a state read
+  with ``?min_height=`` above the node's head, whose documented answer is 503 ``BEHIND`` with
+  ``Retry-After`` (read-your-writes: retry or ask another node) — checked to be exactly that.
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ def test_the_gateway_answers_as_its_openapi_says(case: Any, contract_gateway: _G
     if case.operation.path in _BEYOND_THE_SCHEMA:
         excluded.append(positive_data_acceptance)
     if case.operation.path in _PROBES:
+        excluded.append(not_a_server_error)
+    if response.status_code == 503 and case.operation.path == "/v1/state/{contract}":
+        assert response.json()["code"] == "BEHIND" and response.headers["Retry-After"] == "1", response.text
+        assert int(case.query["min_height"]) > response.json()["height"]
         excluded.append(not_a_server_error)
     case.validate_response(response, excluded_checks=excluded)
 

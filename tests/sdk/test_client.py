@@ -22,6 +22,7 @@ from pilotchain.sdk import (
     PilotchainError,
     ProofError,
     ResponseError,
+    SignedRequests,
     TimeoutError,
     TransportError,
     TxBuilder,
@@ -140,6 +141,24 @@ def test_failed_execution_raises_unless_check_false(chain: LocalChain) -> None:
             chain.identity("bank"), "kv", "put", {"key": "owned", "value": 3}, check=False
         )
         assert result.committed and not result.ok and result.status == "PERMISSION_DENIED"
+
+
+def test_reads_with_min_height_never_answer_from_older_state(chain: LocalChain) -> None:
+    """Read-your-writes: the height a write committed at, passed as min_height, is served or
+    refused (503 BEHIND, Retry-After) — never answered from older state."""
+    with chain.client() as client:
+        written = client.invoke(chain.identity("bigdata-bureau"), "kv", "put", {"key": "ryw", "value": 7})
+        value = client.read_state("kv", "v/ryw", min_height=written.height)
+        assert value.header.height >= written.height and value.decoded == ["bigdata-bureau", 7]
+        with pytest.raises(Unavailable) as behind:
+            client.read_state("kv", "v/ryw", min_height=written.height + 1_000)
+        assert behind.value.status_code == 503 and behind.value.code == "BEHIND"
+    with httpx.Client(base_url=chain.serve_http(), auth=SignedRequests(chain.identity())) as http:
+        raw = http.get("/v1/state/kv", params={"key_text": "v/ryw", "min_height": str(written.height + 1_000)})
+        assert raw.status_code == 503 and raw.headers["Retry-After"] == "1" and raw.json()["code"] == "BEHIND"
+        for bad in ("-1", "1.5", "\u0661", "99999999999999999999", ""):
+            refused = http.get("/v1/state/kv", params={"key_text": "v/ryw", "min_height": bad})
+            assert refused.status_code == 400, bad
 
 
 def test_refusals_duplicates_and_not_found(chain: LocalChain) -> None:

@@ -644,7 +644,7 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             )
         return tx_json(status, access_of(request))
 
-    def state_json(contract: str, key: bytes, access: ReadAccess) -> dict[str, Any]:
+    def state_json(contract: str, key: bytes, access: ReadAccess, min_height: int | None = None) -> dict[str, Any]:
         require_name(contract, "contract")
         if len(key) > STATE_KEY_BYTES_MAX or not key:
             raise _ApiError(400, "BAD_REQUEST", f"state keys are 1..{STATE_KEY_BYTES_MAX} bytes")
@@ -653,6 +653,11 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
             read = node.read_state(contract, key)
         except LimitExceeded as exc:  # the store bounds contract + key more tightly than execution
             raise _ApiError(400, "BAD_REQUEST", f"no state key this long can be stored: {exc}") from exc
+        if min_height is not None and read.header.height < min_height:
+            # read-your-writes: a client that saw its write committed at H never gets older state
+            raise _ApiError(503, "BEHIND", f"this node's state is at height {read.header.height}, below the "
+                            f"min_height {min_height} asked for; retry after the Retry-After seconds or ask "
+                            "another node", {"Retry-After": "1"}, height=read.header.height)
         return {
             "contract": read.contract,
             "key": b64(read.key),
@@ -666,21 +671,33 @@ def create_app(node: NodeAPI, options: GatewayOptions | None = None) -> FastAPI:
         "/v1/state/{contract}",
         summary="A state value by ?key= (URL-safe base64) or ?key_text=, with proof",
         responses=_documented(*_SIGNED_ERRORS, 403, 404),
+        openapi_extra={"parameters": [
+            {"name": "min_height", "in": "query", "required": False,
+             "description": "read-your-writes: answer only from state at this height or later "
+                            "(503 BEHIND with Retry-After otherwise: retry, or ask another node)",
+             "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
+        ]},
     )
     async def get_state_query(
         contract: Annotated[str, Path(json_schema_extra={"pattern": _NAME_PATTERN})],
         request: Request, key: str | None = None, key_text: str | None = None
     ) -> dict[str, Any]:
+        min_text = request.query_params.get("min_height")
+        if min_text is not None and not _HEIGHT_RE.fullmatch(min_text):
+            raise _ApiError(400, "BAD_REQUEST", "min_height is a block height (ASCII digits)")
+        min_height = int(min_text) if min_text is not None else None
+        if min_height is not None and min_height > 2**63 - 1:
+            raise _ApiError(400, "BAD_REQUEST", "min_height is at most 2**63 - 1")
         if (key is None) == (key_text is None):
             raise _ApiError(
                 400, "BAD_REQUEST", "give exactly one of ?key= (URL-safe base64) or ?key_text="
             )
         if key_text is not None:
-            return state_json(contract, key_text.encode(), access_of(request))
+            return state_json(contract, key_text.encode(), access_of(request), min_height)
         if not (key is not None):
             raise InvariantBroken('invariant broken: key is not None')
         try:
-            return state_json(contract, unb64url(key), access_of(request))
+            return state_json(contract, unb64url(key), access_of(request), min_height)
         except WireError as exc:
             raise _ApiError(400, "BAD_REQUEST", str(exc)) from exc
 

@@ -268,12 +268,11 @@ class _Core:
         return _Request("GET", f"/v1/blocks/{height}")
 
     @staticmethod
-    def state_request(contract: str, key: bytes) -> _Request:
-        return _Request(
-            "GET",
-            f"/v1/state/{contract}",
-            params={"key": b64(key).replace("+", "-").replace("/", "_")},
-        )
+    def state_request(contract: str, key: bytes, min_height: int | None = None) -> _Request:
+        params = {"key": b64(key).replace("+", "-").replace("/", "_")}
+        if min_height is not None:
+            params["min_height"] = str(min_height)
+        return _Request("GET", f"/v1/state/{contract}", params=params)
 
     @staticmethod
     def query_request(contract: str, method: str, args: Any, caller: Identity | None) -> _Request:
@@ -328,6 +327,12 @@ def _batch_results(document: Any) -> list[str | TxRejectedError]:
         ]
     except (KeyError, TypeError) as exc:
         raise ResponseError(f"not a batch submission answer: {exc}") from exc
+
+
+def _check_min_height(value: StateValue, min_height: int | None) -> None:
+    if min_height is not None and value.header.height < min_height:
+        raise Unavailable(503, "BEHIND", f"the node answered from height {value.header.height}, below the "
+                          f"min_height {min_height} asked for; retry, or read from another node")
 
 
 def _accepted_id(document: Any) -> str:
@@ -475,12 +480,18 @@ class Client:
             document, self._suite(), self._core.verify_header, expected_tx_id=tx_id
         )
 
-    def read_state(self, contract: str, key: bytes | str, *, verify: bool = True) -> StateValue:
-        """``contract``'s raw state value at ``key`` with its proof (checked unless ``verify=False``)."""
+    def read_state(self, contract: str, key: bytes | str, *, verify: bool = True,
+                   min_height: int | None = None) -> StateValue:
+        """``contract``'s raw state value at ``key`` with its proof (checked unless ``verify=False``).
+        ``min_height``: read-your-writes — only state at that height or later (pass the height your
+        write committed at); a node behind it answers 503 (:class:`Unavailable`, code ``BEHIND``:
+        retry, or read from another node), and a read proven at a lower height is refused here too."""
         key_bytes = _key_bytes(key)
-        document = self._send(self._core.state_request(contract, key_bytes))
+        document = self._send(self._core.state_request(contract, key_bytes, min_height))
         suite = self._suite() if verify else None
-        return StateValue.from_json(document, contract, key_bytes, suite, self._core.verify_header)
+        value = StateValue.from_json(document, contract, key_bytes, suite, self._core.verify_header)
+        _check_min_height(value, min_height)
+        return value
 
     def query(
         self, contract: str, method: str, args: Any = None, *, caller: Identity | None = None
@@ -688,12 +699,14 @@ class AsyncClient:
         )
 
     async def read_state(
-        self, contract: str, key: bytes | str, *, verify: bool = True
+        self, contract: str, key: bytes | str, *, verify: bool = True, min_height: int | None = None
     ) -> StateValue:
         key_bytes = _key_bytes(key)
-        document = await self._send(self._core.state_request(contract, key_bytes))
+        document = await self._send(self._core.state_request(contract, key_bytes, min_height))
         suite = await self._suite() if verify else None
-        return StateValue.from_json(document, contract, key_bytes, suite, self._core.verify_header)
+        value = StateValue.from_json(document, contract, key_bytes, suite, self._core.verify_header)
+        _check_min_height(value, min_height)
+        return value
 
     async def query(
         self, contract: str, method: str, args: Any = None, *, caller: Identity | None = None
