@@ -66,8 +66,10 @@ def expect(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class KnownFinding:
-    """A finding in code this project may not change now: ``error`` raised with a frame in
-    ``module_path`` (a path ending, e.g. ``pilotchain/apps/currency/offline.py``)."""
+    """A finding in code this project may not change now: ``error`` raised in ``module_path`` (a
+    path ending, e.g. ``pilotchain/apps/currency/offline.py``: the innermost pilotchain frame of
+    the traceback is in that file — where it raised, or the pilotchain line that called the
+    library that raised)."""
 
     ident: str
     error: type[BaseException]
@@ -77,8 +79,9 @@ class KnownFinding:
     def matches(self, exc: BaseException) -> bool:
         if not isinstance(exc, self.error):
             return False
-        frames = traceback.extract_tb(exc.__traceback__)
-        return any(frame.filename.replace("\\", "/").endswith(self.module_path) for frame in frames)
+        frames = [frame.filename.replace("\\", "/") for frame in traceback.extract_tb(exc.__traceback__)]
+        ours = [name for name in frames if "/pilotchain/" in name]
+        return bool(ours) and ours[-1].endswith(self.module_path)
 
 
 #: the codec's decode lets msgspec's TypeError through when a map key is not a string: the value

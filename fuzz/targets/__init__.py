@@ -17,6 +17,7 @@ TARGET_NAMES: tuple[str, ...] = (
     "exchange",
     "credentials",
     "epcis",
+    "voucher",
 )
 
 #: libraries instrumented for coverage besides pilotchain, where a target's bytes reach them
