@@ -53,3 +53,24 @@ def test_network_up_starts_an_explorer_per_organisation_and_down_stops_them(serv
         service.down(directory, console)
     assert all(pid_of(home / PID_FILE) is None for home in explorer_homes(directory).values())
     assert not any(row["up"] for row in service.status(directory))
+
+
+def test_the_index_command_indexes_the_chain_and_says_how_fast(served_chain: LocalChain, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pilotchain.apps.explorer.cli import app
+
+    directory = served_chain.consortium.directory
+    org = next(iter(served_chain.consortium.clients))
+    for value in range(3):
+        served_chain.client().invoke(served_chain.identity(org), "kv", "put", {"key": "k", "value": value})
+    height = served_chain.client().status().height
+    argv = ["--network", str(directory), "--org", org, "--index", str(tmp_path / "index.sqlite"), "--index-only"]
+    first = CliRunner().invoke(app, argv)
+    assert first.exit_code == 0, first.output
+    assert f"indexed blocks 1..{height}: {height} blocks, 3 transactions in " in first.output
+    assert "blocks/s" in first.output and "tx/s" in first.output
+    again = CliRunner().invoke(app, argv)  # nothing new: goes on from where it was
+    assert f"the index is at block {height}, the node's height: nothing to index" in again.output
+    rebuilt = CliRunner().invoke(app, [*argv, "--rebuild-index"])
+    assert f"indexed blocks 1..{height}: {height} blocks, 3 transactions" in rebuilt.output

@@ -5,10 +5,12 @@ I/O; the time for expiry warnings is handed in). Shares the frame and escaping o
 from __future__ import annotations
 
 import difflib
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
 from pilotchain.apps.explorer.chainread import Change, ProposalStep
+from pilotchain.apps.explorer.indexpages import identities_table
 from pilotchain.apps.explorer.messages import t
 from pilotchain.apps.explorer.pages import _block_link, _facts, _table, _text, _time, page
 from pilotchain.contracts.membership import MembershipChange
@@ -131,7 +133,7 @@ def render_contracts(org: str, chain_id: str, contracts: Sequence[dict[str, Any]
 
 
 def render_contract(org: str, chain_id: str, contract: dict[str, Any], source: StateValue | None,
-                    deployments: Sequence[dict[str, Any]]) -> str:
+                    deployments: Sequence[dict[str, Any]], indexed: bool = False) -> str:
     """One contract: version, code hash, versions with their proposals, permissions, the source proven."""
     state = (t("contracts.frozen_because", reason=contract.get("frozen_reason", "")) if contract.get("frozen")
              else t("contracts.active"))
@@ -153,7 +155,10 @@ def render_contract(org: str, chain_id: str, contract: dict[str, Any], source: S
                   if source.verified else "")
         code = proven + f'<pre class="source" data-source>{_text(source.value.decode("utf-8", errors="replace"))}</pre>'
     versions = _table([t("contracts.version"), t("contract.deployed_by"), t("contract.in_block")], history) if history else "<p>—</p>"
-    body = (facts + f"<h2>{_text(t('contract.versions'))}</h2>" + versions
+    name = str(contract.get("name", ""))
+    listing = (f'<p><a href="/txs?contract={_text(urllib.parse.quote(name))}">{_text(t("index.transactions"))}</a></p>'
+               if indexed else "")
+    body = (facts + listing + f"<h2>{_text(t('contract.versions'))}</h2>" + versions
             + f"<h2>{_text(t('gov.permissions'))}</h2>"
             + (_permissions_table(permissions) if permissions else f"<p>{_text(t('contract.open'))}</p>")
             + f"<h2>{_text(t('contract.source'))}</h2>" + code)
@@ -171,9 +176,11 @@ def _expiry(not_after_ms: int, now_ms: int) -> str:
 
 def render_orgs(org: str, chain_id: str, members: Sequence[str], cas: dict[str, OrgCertificate],
                 changes: Sequence[MembershipChange], identities: Sequence[Certificate],
-                revoked: dict[tuple[str, int], Revocation], now_ms: int, partial: bool) -> str:
+                revoked: dict[tuple[str, int], Revocation], now_ms: int, partial: bool,
+                seen: Sequence[dict[str, Any]] | None = None) -> str:
     """Member organisations with their CA certificates, the membership changes governance made, the
-    revocations, and this organisation's own identities with their roles, validity and status."""
+    revocations, this organisation's own identities with their roles, validity and status, and (with
+    the index) every identity seen signing."""
     ca_rows = [(f'<b>{_text(org_id)}</b>', _text(ca.display_name), str(ca.serial), _time(ca.not_before_ms),
                 _time(ca.not_after_ms), _expiry(ca.not_after_ms, now_ms)) for org_id, ca in sorted(cas.items()) if org_id in members]
     identity_rows = []
@@ -200,6 +207,7 @@ def render_orgs(org: str, chain_id: str, members: Sequence[str], cas: dict[str, 
             + f"<h2>{_text(t('orgs.identities', org=org))}</h2>"
             + (_table([t("orgs.subject"), t("orgs.serial"), t("gov.roles"), *valid], identity_rows, "identities")
                if identity_rows else f"<p>{_text(t('orgs.no_identities'))}</p>")
+            + (f"<h2>{_text(t('index.seen'))}</h2>" + identities_table(seen) if seen is not None else "")
             + f"<h2>{_text(t('orgs.revocations'))}</h2>"
             + (_table([t("col.organisation"), t("orgs.serial"), t("orgs.reason"), t("orgs.from"), t("contract.in_block")],
                       revocation_rows, "revocations") if revocation_rows else f"<p>{_text(t('orgs.none'))}</p>")

@@ -131,7 +131,7 @@ def page(title: str, org: str, chain_id: str, body: str) -> str:
 <body><header><a class="brand" href="/">{_text(t("brand"))}</a>
 <span class="who">{t("frame.who", chain=_text(chain_id), org=_text(org))}</span>
 <nav>{nav}</nav>
-<form action="/search" method="get" role="search"><input name="q" placeholder="{_text(t("frame.search_placeholder"))}" aria-label="{_text(t("frame.search"))}">
+<form action="/search" method="get" role="search"><input name="q" placeholder="{_text(t("frame.search_all"))}" aria-label="{_text(t("frame.search"))}">
 <button>{_text(t("frame.search"))}</button></form>
 <span class="languages" aria-label="{_text(t("frame.language"))}" data-languages>{switch}</span></header>
 <main><h1>{_text(title)}</h1>

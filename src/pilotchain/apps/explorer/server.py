@@ -9,9 +9,11 @@ what went wrong (404 for what does not exist, 502 for a node that failed or coul
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any, overload
@@ -25,8 +27,9 @@ from fastapi.responses import (
     StreamingResponse,
 )
 
-from pilotchain.apps.explorer import chainread, govpages, pages, proofs
+from pilotchain.apps.explorer import chainread, govpages, indexpages, pages, proofs
 from pilotchain.apps.explorer.certify import CertificateCheck, check_certificate, validators_at
+from pilotchain.apps.explorer.index import Cursor, Indexer
 from pilotchain.apps.explorer.live import LiveFeed
 from pilotchain.apps.explorer.messages import LANGUAGES, pick_language, t, use_language
 from pilotchain.crypto import get_suite
@@ -39,6 +42,10 @@ __all__ = ["create_app"]
 
 _TX_ID = re.compile(r"^[0-9a-fA-F]{64}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: rows on one page of an index listing (?limit= up to the index's own bound)
+INDEX_PAGE_ROWS = 50
+#: characters of a search the index is asked about
+SEARCH_CHARS_MAX = 200
 LANGUAGE_COOKIE = "lang"
 #: how long the language switch is remembered
 LANGUAGE_COOKIE_S = 365 * 24 * 3600
@@ -50,13 +57,14 @@ PROPOSALS_SHOWN_MAX = 64
 
 def create_app(client: Client, org: str, genesis: Genesis, *,
                live: Callable[[], AsyncClient] | None = None, identities: Sequence[Certificate] = (),
-               clock_ms: Callable[[], int] | None = None) -> FastAPI:
+               clock_ms: Callable[[], int] | None = None, index: Indexer | None = None) -> FastAPI:
     """The console for ``org``; ``client`` must sign as one of ``org``'s identities; ``genesis``
     (the network's, from its folder) names the first validators, against which (and governance's
     changes since) each block's commit certificate is checked. ``live`` opens an asynchronous client
     like ``client`` for the live feed (``/api/live``; without it the overview only polls its numbers).
     ``identities`` are the organisation's own certificates (from its folder) the organisations page
-    lists with their status; ``clock_ms`` is the time expiry warnings are measured from."""
+    lists with their status; ``clock_ms`` is the time expiry warnings are measured from. ``index``
+    (fed from the node's blocks while the app runs) answers search by identity, contract and event."""
     if client.identity is None:
         raise ValueError("the explorer reads as an organisation's identity: give the client one")
     suite = get_suite(genesis.suite)
@@ -64,9 +72,13 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if index is not None:
+            index.start()
         yield
         if feed is not None:
             await feed.stop()
+        if index is not None:
+            await asyncio.to_thread(index.stop)
 
     app = FastAPI(title=f"pilotchain explorer ({org})", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
@@ -226,12 +238,83 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
     @app.get("/search", response_model=None)
     def search(q: str = "") -> Response:
         wanted = q.strip()
-        if wanted.isdigit():
+        if wanted.isascii() and wanted.isdigit():
             return RedirectResponse(f"/blocks/{int(wanted)}", status_code=303)
         if _TX_ID.match(wanted):
             return RedirectResponse(f"/tx/{wanted.lower()}", status_code=303)
-        return HTMLResponse(pages.render_error(org, chain(), t("search.title"), t("error.search", query=repr(wanted))),
-                            status_code=400)
+        if index is not None:
+            target = _found(wanted)
+            if target is not None:
+                return RedirectResponse(target, status_code=303)
+            message = t("error.search_all", query=repr(wanted))
+        else:
+            message = t("error.search", query=repr(wanted))
+        return HTMLResponse(pages.render_error(org, chain(), t("search.title"), message), status_code=400)
+
+    def _found(wanted: str) -> str | None:
+        """Where the index finds ``wanted``: an identity (org/subject), a contract, an event name."""
+        if index is None or not wanted or len(wanted) > SEARCH_CHARS_MAX:
+            return None
+        quoted = urllib.parse.quote(wanted, safe="")
+        if "/" in wanted:
+            who, _, subject = wanted.partition("/")
+            if index.index.identities(who, subject):
+                return f"/identities?q={quoted}"
+        if index.index.knows(contract=wanted):
+            return f"/txs?contract={quoted}"
+        if index.index.knows(event=wanted):
+            return f"/events?name={quoted}"
+        return None
+
+    def index_off() -> HTMLResponse:
+        return HTMLResponse(pages.render_error(org, chain(), t("search.title"), t("index.off")), status_code=404)
+
+    def paged(before: str | None) -> tuple[Indexer, Cursor | None] | HTMLResponse:
+        """The index and the page cursor, or the page that says why a listing cannot be shown."""
+        if index is None:
+            return index_off()
+        try:
+            return index, Cursor.parse(before)
+        except ValueError:
+            return HTMLResponse(pages.render_error(org, chain(), t("search.title"), t("index.bad_cursor")), status_code=400)
+
+    @app.get("/txs", response_class=HTMLResponse)
+    def indexed_txs(contract: str | None = None, signer: str | None = None, before: str | None = None,
+                    limit: int = Query(default=INDEX_PAGE_ROWS, ge=1, le=100)) -> HTMLResponse:
+        found = paged(before)
+        if isinstance(found, HTMLResponse):
+            return found
+        indexer, cursor = found
+        if contract is not None:
+            rows = indexer.index.txs_by_contract(contract, cursor, limit)
+            title, params = t("index.by_contract", contract=contract), {"contract": contract}
+        elif signer is not None:
+            rows = indexer.index.txs_by_signer(signer, cursor, limit)
+            who = next((f"{r['signer_org']}/{r['signer_subject']}" for r in rows), signer[:16])
+            title, params = t("index.by_signer", signer=who), {"signer": signer}
+        else:
+            return HTMLResponse(pages.render_error(org, chain(), t("search.title"), t("index.what")), status_code=400)
+        return HTMLResponse(indexpages.render_txs(org, chain(), title, params, rows, limit, indexer.index.indexed_height(),
+                                                  indexer.problem))
+
+    @app.get("/events", response_class=HTMLResponse)
+    def indexed_events(name: str, before: str | None = None,
+                       limit: int = Query(default=INDEX_PAGE_ROWS, ge=1, le=100)) -> HTMLResponse:
+        found = paged(before)
+        if isinstance(found, HTMLResponse):
+            return found
+        indexer, cursor = found
+        rows = indexer.index.events_by_name(name, cursor, limit)
+        return HTMLResponse(indexpages.render_events(org, chain(), name, rows, limit, indexer.index.indexed_height(),
+                                                     indexer.problem))
+
+    @app.get("/identities", response_class=HTMLResponse)
+    def identities_seen(q: str = "") -> HTMLResponse:
+        if index is None:
+            return index_off()
+        who, _, subject = q.strip().partition("/")
+        rows = index.index.identities(who or None, subject or None)
+        return HTMLResponse(indexpages.render_identities(org, chain(), q, rows, index.index.indexed_height(), index.problem))
 
     @app.get("/governance", response_class=HTMLResponse)
     def governance() -> HTMLResponse:
@@ -283,7 +366,7 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             source = client.read_state("gov", b"code/" + bytes.fromhex(record["code_hash"]))
             deployments = sorted((p for p in proposals() if p.get("kind") == "deploy_contract" and p.get("status") == "executed"
                                   and p.get("target", {}).get("name") == name), key=lambda p: int(p["id"]))
-            return HTMLResponse(govpages.render_contract(org, chain(), record, source, deployments))
+            return HTMLResponse(govpages.render_contract(org, chain(), record, source, deployments, indexed=index is not None))
         except PilotchainError as exc:
             return failure(exc, t("contract.title", name=name))
 
@@ -292,8 +375,9 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
         try:
             members = client.query("gov", "members")
             view = chainread.membership_view(client, genesis)
+            seen = index.index.identities() if index is not None else None
             return HTMLResponse(govpages.render_orgs(org, chain(), members, view.cas, view.changes, identities,
-                                                     view.revoked, now_ms(), view.partial))
+                                                     view.revoked, now_ms(), view.partial, seen))
         except PilotchainError as exc:
             return failure(exc, t("orgs.title"))
 
