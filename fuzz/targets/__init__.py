@@ -18,6 +18,7 @@ TARGET_NAMES: tuple[str, ...] = (
     "credentials",
     "epcis",
     "voucher",
+    "evidence",
 )
 
 #: libraries instrumented for coverage besides pilotchain, where a target's bytes reach them
