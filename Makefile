@@ -46,11 +46,13 @@ PLENUM_PEER ?= ../shared/peers/plenum
 bench-compare: $(STAMP)
 	$(BIN)/pilotchain bench compare --plenum-peer $(PLENUM_PEER) $(COMPARE_ARGS)
 
+JEPSEN_ROUNDS ?= 40
 soak: $(STAMP)
 	$(BIN)/pilotchain sim --nodes 4 --seeds 10000 --faults all
 	$(BIN)/pilotchain sim --nodes 7 --seeds 10000 --faults all
 	$(BIN)/pilotchain sim --nodes 10 --seeds 5000 --faults all
 	PILOTCHAIN_CRASH_ROUNDS=12 $(BIN)/python -m pytest -p no:cacheprovider tests/apps/exchange/test_live_crash.py
+	PILOTCHAIN_JEPSEN_ROUNDS=$(JEPSEN_ROUNDS) $(BIN)/python -m pytest -s -p no:cacheprovider tests/jepsen/test_multihost.py
 
 # FUZZ_SECONDS per target, one target at a time; FUZZ_TARGETS="codec block" runs only those
 FUZZ_SECONDS ?= 180
