@@ -25,6 +25,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pilotchain.apps.currency.holders import (
+    holder_app,
+    holders_app,
+    payment_request,
+    read_payment_request,
+)
+
 __all__ = ["app", "parse_yuan"]
 
 app = typer.Typer(help="The digital currency: issuance, wallets, payments, offline vouchers, disclosure, audit.",
@@ -39,6 +46,8 @@ app.add_typer(network_app, name="network")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(disclose_app, name="disclose")
 app.add_typer(audit_app, name="audit")
+app.add_typer(holders_app, name="holders")
+app.add_typer(holder_app, name="holder")
 
 _out = Console()
 _err = Console(stderr=True)
@@ -396,10 +405,9 @@ def pay(
     memo = ""
     if request is not None:
         try:
-            document = json.loads(base64.urlsafe_b64decode(request.encode() + b"=="))
-            payee, fen, memo = str(document["to"]), int(document["amount"]), str(document.get("memo", ""))
-        except (ValueError, KeyError) as exc:
-            _fail(f"not a payment request: {exc}", 2)
+            payee, fen, memo = read_payment_request(request)
+        except ValueError as exc:
+            _fail(str(exc), 2)
             return
     else:
         if payee is None or amount is None:
@@ -417,9 +425,7 @@ def request(to: Annotated[str, typer.Option("--to", help="Your wallet (the payee
             amount: Annotated[str, typer.Argument(help="Yuan.")],
             memo: Annotated[str, typer.Option()] = "") -> None:
     """A payment request to show as text or a QR code; the payer pays it with `wallet pay --request`."""
-    document = {"to": to, "amount": parse_yuan(amount), "memo": memo}
-    token = base64.urlsafe_b64encode(json.dumps(document, separators=(",", ":")).encode()).decode().rstrip("=")
-    _out.print(token)
+    _out.print(_run(lambda: payment_request(to, parse_yuan(amount), memo)))
 
 
 @wallet_app.command("unload")

@@ -12,7 +12,9 @@ gets the central bank's two officers (maker and checker), an auditor identity an
 hands governance to the central bank — every proposal kind but an organisation's own CA rotation
 and revocation is decided by the central bank alone, all operators agreeing once, at the founding —
 names the central bank the auditor organisation, activates the ``currency`` contract and
-authorises each operator with its quota and reserve by the officers' maker-checker.
+authorises each operator with its quota and reserve by the officers' maker-checker; then it starts
+one holder service per operator (:mod:`~pilotchain.apps.currency.holders`, in
+``holders/<operator>/``), which ``network status`` shows and ``network down`` stops.
 
 ``pilotchain demo --scenario currency`` makes such a network beside the demo's own (``<demo
 dir>/currency``), starts it and tells the story; ``network down`` of the demo's folder stops it.
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pilotchain.apps.currency import holders
 from pilotchain.identity.files import IdentityBundle, load_ca, save_ca, save_identity
 from pilotchain.ledger.genesis import ChainParams
 from pilotchain.ledger.tx import TxLimits
@@ -169,16 +172,20 @@ def activate(directory: Path, console: Any) -> None:
 
 
 class CurrencyService:
-    """``network up`` of a currency network founds it; ``down``/``status`` also cover the currency
-    network the demo makes inside another network's folder."""
+    """``network up`` of a currency network founds it and starts its operators' holder services;
+    ``down``/``status`` cover those, and the currency network the demo makes inside another
+    network's folder."""
 
     name = "currency"
 
     def up(self, directory: Path, console: Any) -> None:
         if (directory / PROFILE_FILE).is_file():
             activate(directory, console)
+            holders.start_services(directory, console)
 
     def down(self, directory: Path, console: Any) -> None:
+        if (directory / PROFILE_FILE).is_file():
+            holders.stop_services(directory, console)
         nested = directory / DEMO_FOLDER
         if (nested / PROFILE_FILE).is_file():
             done = subprocess.run([sys.executable, "-m", "pilotchain", "network", "down", "--dir", str(nested)],
@@ -188,12 +195,14 @@ class CurrencyService:
     def status(self, directory: Path) -> list[dict[str, Any]]:
         from pilotchain.network.processes import node_pid, nodes_of
 
+        own = holders.service_rows(directory) if (directory / PROFILE_FILE).is_file() else []
         nested = directory / DEMO_FOLDER
         if not (nested / PROFILE_FILE).is_file():
-            return []
-        return [{"name": f"currency {node.name}", "url": node.gateway_url, "up": node_pid(node.home) is not None,
-                 "detail": "running" if node_pid(node.home) is not None else "not running"}
-                for node in nodes_of(nested)]
+            return own
+        return own + [{"name": f"currency {node.name}", "url": node.gateway_url,
+                       "up": node_pid(node.home) is not None,
+                       "detail": "running" if node_pid(node.home) is not None else "not running"}
+                      for node in nodes_of(nested)]
 
 
 service = CurrencyService()
