@@ -6,9 +6,11 @@ Public surface::
             chain_tip=ChainTip(...), wal=None | ConsensusWal)
       .start(now_ms) .receive(message, sender, now_ms) .tick(now_ms)
       .propose_payload(height, round, payload, now_ms) .take_effects() -> list[Effect]
-      .evidence  (DuplicateVoteEvidence, bounded)
+      .evidence  (DuplicateVoteEvidence, bounded)  .proposal_evidence  (DuplicateProposalEvidence, bounded)
+      .drops  (refused inputs by reason)  .drops_by_peer  (by (peer, reason), bounded)
 
-    Effects: Persist, Send, Broadcast, Commit, SetTimer, RequestPayload, EvidenceFound
+    Effects: Persist, Send, Broadcast, Commit, SetTimer, RequestPayload, EvidenceFound,
+             ProposalEvidenceFound
     verify_commit_certificate(certificate, block_hash, validator_set, suite, *, chain_id, height)
 
 Errors::
@@ -42,6 +44,7 @@ from pilotchain.consensus.effects import (
     EvidenceFound,
     PeerId,
     Persist,
+    ProposalEvidenceFound,
     RequestPayload,
     Send,
     SetTimer,
@@ -63,8 +66,10 @@ from pilotchain.consensus.types import (
     ConsensusHeader,
     ConsensusMessage,
     ConsensusWal,
+    DuplicateProposalEvidence,
     DuplicateVoteEvidence,
     Proposal,
+    SignedProposalHeader,
     Step,
     Validator,
     ValidatorSet,
@@ -90,6 +95,7 @@ __all__ = [
     "ConsensusError",
     "ConsensusMessage",
     "ConsensusWal",
+    "DuplicateProposalEvidence",
     "DuplicateVoteEvidence",
     "Effect",
     "EvidenceFound",
@@ -99,11 +105,13 @@ __all__ = [
     "PeerId",
     "Persist",
     "Proposal",
+    "ProposalEvidenceFound",
     "ROUND_MAX",
     "Replica",
     "RequestPayload",
     "Send",
     "SetTimer",
+    "SignedProposalHeader",
     "Step",
     "VALIDATORS_MAX",
     "Validator",

@@ -24,6 +24,7 @@ from pilotchain.consensus.types import (
     ConsensusBlock,
     ConsensusMessage,
     ConsensusWal,
+    DuplicateProposalEvidence,
     DuplicateVoteEvidence,
 )
 
@@ -93,4 +94,15 @@ class EvidenceFound:
     evidence: DuplicateVoteEvidence
 
 
-Effect: TypeAlias = Persist | Send | Broadcast | Commit | SetTimer | RequestPayload | EvidenceFound
+@dataclass(frozen=True, slots=True)
+class ProposalEvidenceFound:
+    """A proposer signed two different proposals for one (height, round) (also kept in
+    ``Replica.proposal_evidence``). A separate effect from :class:`EvidenceFound`, whose
+    evidence is always two votes."""
+
+    evidence: DuplicateProposalEvidence
+
+
+Effect: TypeAlias = (
+    Persist | Send | Broadcast | Commit | SetTimer | RequestPayload | EvidenceFound | ProposalEvidenceFound
+)

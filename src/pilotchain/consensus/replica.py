@@ -17,8 +17,9 @@ none fires. Every rule is a method named after its line in the paper
 (``_on_proposal_rule_22`` ... ``_on_higher_round_rule_55``), so the code reads beside the paper;
 docs/protocol/consensus.md lists them and every deviation.
 
-Blame: malformed or badly signed input from a peer is dropped and counted in ``drops`` (and,
-for two conflicting signed votes, kept as evidence); a caller bug raises ``ValueError``; a broken
+Blame: malformed or badly signed input from a peer is dropped and counted in ``drops`` by reason
+and in ``drops_by_peer`` by the peer that sent it (two conflicting signed votes, or two signed
+proposals for one round, are kept as evidence); a caller bug raises ``ValueError``; a broken
 invariant fails an ``assert`` -- the node halts rather than sign something wrong.
 
 No I/O, clock, randomness or threads here (a test enforces the import ban).
@@ -49,6 +50,7 @@ from pilotchain.consensus.effects import (
     EvidenceFound,
     PeerId,
     Persist,
+    ProposalEvidenceFound,
     RequestPayload,
     Send,
     SetTimer,
@@ -68,8 +70,10 @@ from pilotchain.consensus.types import (
     ConsensusHeader,
     ConsensusMessage,
     ConsensusWal,
+    DuplicateProposalEvidence,
     DuplicateVoteEvidence,
     Proposal,
+    SignedProposalHeader,
     Step,
     Vote,
     VoteType,
@@ -94,6 +98,10 @@ STALL_INTERVALS = 3
 HELD_MESSAGES_MAX = 4096
 #: Own votes of rounds [round - this, round] are kept and re-broadcast by the retransmit timer.
 OWN_ROUNDS_RETRANSMITTED = 2
+#: (peer, reason) pairs counted in ``drops_by_peer``; beyond it new pairs count under DROPS_OTHER_PEER
+DROPS_BY_PEER_KEYS_MAX = 4096
+#: the peer ``drops_by_peer`` names once DROPS_BY_PEER_KEYS_MAX pairs are tracked
+DROPS_OTHER_PEER = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +215,18 @@ class Replica:
         self._effects: list[Effect] = []
         self.now_ms = 0
         self.started = False
+        #: inputs refused or ignored, by reason
         self.drops: Counter[str] = Counter()
+        #: the same, by (sending peer, reason) for peer messages (bounded: DROPS_BY_PEER_KEYS_MAX)
+        self.drops_by_peer: Counter[tuple[PeerId, str]] = Counter()
+        #: the peer whose message is being handled (None: a local input)
+        self._sender: PeerId | None = None
         #: DuplicateVoteEvidence found so far (oldest dropped beyond config.evidence_max)
         self.evidence: deque[DuplicateVoteEvidence] = deque(maxlen=config.evidence_max)
         self._evidence_keys: set[tuple[int, int, int, int]] = set()
+        #: DuplicateProposalEvidence found so far (oldest dropped beyond config.evidence_max)
+        self.proposal_evidence: deque[DuplicateProposalEvidence] = deque(maxlen=config.evidence_max)
+        self._proposal_evidence_keys: set[tuple[int, int]] = set()
         self._recent_commits: deque[tuple[ConsensusBlock, CommitCertificate]] = deque(maxlen=config.recent_commits_max)
         self._future_messages: dict[PeerId, deque[ConsensusMessage]] = {}
         #: set by _decide: the rest of this input is held until the shell has run the Commit
@@ -276,7 +292,7 @@ class Replica:
         self._advance_clock(now_ms)
         self._resume_after_decision()
         if self._awaiting_payload != (height, round_) or self.round != round_ or self.step != Step.PROPOSE:
-            self.drops["stale payload"] += 1
+            self._drop("stale payload")
         else:
             self._awaiting_payload = None
             self._propose_new_block(payload)
@@ -443,7 +459,7 @@ class Replica:
         if not (self.validator_index is not None):
             raise InvariantBroken('invariant broken: self.validator_index is not None')
         if self._proposed_round >= self.round:
-            self.drops["already proposed this round"] += 1
+            self._drop("already proposed this round")
             return
         self._proposed_round = self.round
         self._signed_round = max(self._signed_round, self.round)
@@ -527,6 +543,13 @@ class Replica:
         if self._decided_in_input:
             self._held_messages.append((message, sender))
             return
+        self._sender = sender
+        try:
+            self._handle(message, sender)
+        finally:
+            self._sender = None
+
+    def _handle(self, message: ConsensusMessage, sender: PeerId) -> None:
         if isinstance(message, Vote):
             self._on_vote(message, sender)
         elif isinstance(message, Proposal):
@@ -543,7 +566,7 @@ class Replica:
         if message.height == self.height:
             return True
         if message.height < self.height:
-            self.drops["ignoring: past height"] += 1
+            self._drop("ignoring: past height")
             self._serve_commit(sender, message.height, requested=False)
             return False
         self._note_peer_ahead(sender, message.height)
@@ -551,12 +574,12 @@ class Replica:
             queue = self._future_messages.get(sender)
             if queue is None:
                 if len(self._future_messages) >= PEERS_TRACKED_MAX:
-                    self.drops["ignoring: too many peers queued"] += 1
+                    self._drop("ignoring: too many peers queued")
                     return False
                 queue = self._future_messages[sender] = deque(maxlen=self.config.future_messages_per_peer_max)
             queue.append(message)
         else:
-            self.drops["ignoring: far future height"] += 1
+            self._drop("ignoring: far future height")
         return False
 
     def _is_round_stored(self, round_: int) -> bool:
@@ -564,29 +587,29 @@ class Replica:
 
     def _on_vote(self, vote: Vote, sender: PeerId) -> None:
         if vote.vote_type not in (VoteType.PREVOTE, VoteType.PRECOMMIT):
-            self.drops["bad vote: type"] += 1
+            self._drop("bad vote: type")
             return
         if not self._is_current_height(vote, sender):
             return
         if not 0 <= vote.validator_index < len(self.validators):
-            self.drops["bad vote: unknown validator"] += 1
+            self._drop("bad vote: unknown validator")
             return
         if not 0 <= vote.round <= ROUND_MAX or len(vote.block_hash) not in (0, HASH_BYTES):
-            self.drops["bad vote: field out of range"] += 1
+            self._drop("bad vote: field out of range")
             return
         stored = self._is_round_stored(vote.round)
         if not stored and vote.round < self.round:
-            self.drops["ignoring: old round"] += 1
+            self._drop("ignoring: old round")
             return
         existing: Vote | None = None
         if stored:
             tally = self._get_round_state(vote.round).get_tally(vote.vote_type)
             existing = tally.votes.get(vote.validator_index)
             if existing is not None and existing.block_hash == vote.block_hash:
-                self.drops["ignoring: duplicate vote"] += 1
+                self._drop("ignoring: duplicate vote")
                 return
         if not self._verify_vote(vote):
-            self.drops["bad vote: signature"] += 1
+            self._drop("bad vote: signature")
             return
         self._note_round_seen(vote.validator_index, vote.round)
         if not stored:
@@ -607,39 +630,43 @@ class Replica:
             return
         round_ = proposal.round
         if not 0 <= round_ <= ROUND_MAX or not -1 <= proposal.valid_round < round_:
-            self.drops["bad proposal: round out of range"] += 1
+            self._drop("bad proposal: round out of range")
             return
         if not self._is_round_stored(round_):
-            self.drops["ignoring: proposal round not stored"] += 1
+            self._drop("ignoring: proposal round not stored")
             return
         if proposal.proposer_index != self.validators.get_proposer_index(self.height, round_):
-            self.drops["bad proposal: not the proposer"] += 1
+            self._drop("bad proposal: not the proposer")
             return
         if len(proposal.block.payload) > self.config.payload_bytes_max:
-            self.drops["bad proposal: payload too large"] += 1
+            self._drop("bad proposal: payload too large")
             return
         block_hash = compute_block_hash(self.suite, proposal.block.header)
         round_state = self._get_round_state(round_)
         if block_hash in round_state.proposals:
-            self.drops["ignoring: duplicate proposal"] += 1
+            self._drop("ignoring: duplicate proposal")
             return
         if len(round_state.proposals) >= PROPOSALS_PER_ROUND_MAX:
-            self.drops["ignoring: proposer equivocates beyond limit"] += 1
+            self._drop("ignoring: proposer equivocates beyond limit")
             return
         signing_bytes = get_proposal_signing_bytes(
             self.config.chain_id, self.height, round_, block_hash, proposal.valid_round
         )
         if not self.suite.verify(self.validators.public_keys[proposal.proposer_index], signing_bytes, proposal.signature):
-            self.drops["bad proposal: signature"] += 1
+            self._drop("bad proposal: signature")
             return
         if not self._is_polka_valid(proposal, block_hash):
-            self.drops["bad proposal: polka does not justify valid_round"] += 1
+            self._drop("bad proposal: polka does not justify valid_round")
             return
         self._note_round_seen(proposal.proposer_index, round_)
+        if round_state.proposals:
+            # the proposer of (height, round) signs one proposal: this one names another block
+            other = next(iter(round_state.proposals.values()))
+            self._record_proposal_evidence(other.proposal, other.block_hash, proposal, block_hash)
         if not self._is_payload_bound(proposal.block):
             # the proposer's signature covers the header, not the payload: a peer may relay a
             # signed header with other payload bytes, which must not take the real one's place
-            self.drops["bad proposal: payload does not match the header's payload_hash"] += 1
+            self._drop("bad proposal: payload does not match the header's payload_hash")
             return
         self._store_proposal(proposal, block_hash)
 
@@ -682,7 +709,7 @@ class Replica:
 
     def _on_block_request(self, request: BlockRequest, sender: PeerId) -> None:
         if not 1 <= request.height < self.height:
-            self.drops["ignoring: block request for an uncommitted height"] += 1
+            self._drop("ignoring: block request for an uncommitted height")
             return
         self._serve_commit(sender, request.height, requested=True)
 
@@ -693,7 +720,7 @@ class Replica:
         """
         commits = response.commits
         if not 1 <= len(commits) <= CATCHUP_BLOCKS_PER_RESPONSE_MAX:
-            self.drops["bad block response: block count"] += 1
+            self._drop("bad block response: block count")
             return
         if response.responder_height > self.height:
             self._note_peer_ahead(sender, min(response.responder_height, self.height + HEIGHT_AHEAD_CLAIM_MAX))
@@ -703,7 +730,7 @@ class Replica:
                 continue  # already have it (duplicate or overlapping responses)
             if height > self.height:
                 self._note_peer_ahead(sender, height + 1)
-                self.drops["ignoring: block response for a future height"] += 1
+                self._drop("ignoring: block response for a future height")
                 return
             if not self._accept_committed_block(commit):
                 return
@@ -714,7 +741,7 @@ class Replica:
     def _accept_committed_block(self, commit: CommittedBlock) -> bool:
         block = commit.block
         if len(block.payload) > self.config.payload_bytes_max:
-            self.drops["bad block response: payload too large"] += 1
+            self._drop("bad block response: payload too large")
             return False
         block_hash = compute_block_hash(self.suite, block.header)
         try:
@@ -723,15 +750,15 @@ class Replica:
                 chain_id=self.config.chain_id, height=self.height,
             )
         except InvalidCertificate:
-            self.drops["bad block response: certificate"] += 1
+            self._drop("bad block response: certificate")
             return False
         if not self._is_payload_bound(block):
             # a certified header with other payload bytes: refused before _is_valid_block, whose
             # verdict is remembered by the header's hash and must hold for the real payload
-            self.drops["bad block response: payload does not match the header's payload_hash"] += 1
+            self._drop("bad block response: payload does not match the header's payload_hash")
             return False
         if not self._is_valid_block(block, block_hash):
-            self.drops["bad block response: invalid block"] += 1
+            self._drop("bad block response: invalid block")
             return False
         self._decide(block, block_hash, commit.certificate)
         return True
@@ -1105,6 +1132,33 @@ class Replica:
         evidence = DuplicateVoteEvidence(pair[0], pair[1])
         self.evidence.append(evidence)
         self._emit(EvidenceFound(evidence))
+
+    def _record_proposal_evidence(self, existing: Proposal, existing_hash: bytes,
+                                  conflicting: Proposal, conflicting_hash: bytes) -> None:
+        key = (existing.height, existing.round)
+        if key in self._proposal_evidence_keys:
+            return
+        if len(self._proposal_evidence_keys) >= 4 * self.config.evidence_max:
+            self._proposal_evidence_keys.clear()
+        self._proposal_evidence_keys.add(key)
+        pair = sorted(
+            (SignedProposalHeader(p.height, p.round, h, p.valid_round, p.proposer_index, p.signature)
+             for p, h in ((existing, existing_hash), (conflicting, conflicting_hash))),
+            key=lambda signed: signed.block_hash,
+        )
+        evidence = DuplicateProposalEvidence(pair[0], pair[1])
+        self.proposal_evidence.append(evidence)
+        self._emit(ProposalEvidenceFound(evidence))
+
+    def _drop(self, reason: str) -> None:
+        """Count a refused or ignored input by reason, and by the peer that sent it."""
+        self.drops[reason] += 1
+        sender = self._sender
+        if sender is not None:
+            key = (sender, reason)
+            if key not in self.drops_by_peer and len(self.drops_by_peer) >= DROPS_BY_PEER_KEYS_MAX:
+                key = (DROPS_OTHER_PEER, reason)
+            self.drops_by_peer[key] += 1
 
     def _advance_clock(self, now_ms: int) -> None:
         self.now_ms = max(self.now_ms, now_ms)

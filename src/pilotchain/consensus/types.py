@@ -44,8 +44,10 @@ __all__ = [
     "CommittedBlock",
     "ConsensusMessage",
     "ConsensusWal",
+    "DuplicateProposalEvidence",
     "DuplicateVoteEvidence",
     "Proposal",
+    "SignedProposalHeader",
     "ProposalSigningBody",
     "Step",
     "Validator",
@@ -205,6 +207,27 @@ class DuplicateVoteEvidence(Record, frozen=True):
 
     vote_a: Vote
     vote_b: Vote
+
+
+class SignedProposalHeader(Record, frozen=True):
+    """What a proposer's signature covers, without the payload: (height, round, block hash,
+    valid round) and the signature (:data:`PROPOSAL_DOMAIN`), enough to check it offline."""
+
+    height: int
+    round: int
+    block_hash: bytes
+    valid_round: int
+    proposer_index: int
+    signature: bytes
+
+
+class DuplicateProposalEvidence(Record, frozen=True):
+    """Two validly signed proposals by one proposer for one (height, round) naming different
+    blocks (ordered by block hash). Payloads are left out: a signature covers the block's
+    header hash, so evidence stays a few hundred bytes whatever the blocks' size."""
+
+    proposal_a: SignedProposalHeader
+    proposal_b: SignedProposalHeader
 
 
 class ChainTip(Record, frozen=True):
