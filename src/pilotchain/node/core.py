@@ -26,7 +26,8 @@ shell reaches it: the certified ledger block is committed atomically with its
 :class:`~pilotchain.ledger.commit.CommitRecord`, the mempool forgets its transactions, and the
 shell receives :class:`Committed` in its place. Effects::
 
-    Persist, Send, Broadcast, SetTimer, RequestPayload, EvidenceFound   (the replica's, as they are)
+    Persist, Send, Broadcast, SetTimer, RequestPayload,
+    EvidenceFound, ProposalEvidenceFound                                (the replica's, as they are)
     Committed(block, digest, header, certificate)                       (a block was applied)
     Note(level, event, message, fields)                                 (something worth a log line)
 
@@ -55,6 +56,7 @@ from pilotchain.consensus.effects import (
     Commit,
     EvidenceFound,
     Persist,
+    ProposalEvidenceFound,
     RequestPayload,
     Send,
     SetTimer,
@@ -118,7 +120,9 @@ class _DecodedPayload:
     bound_hash: bytes | None = None
 
 
-NodeEffect: TypeAlias = Persist | Send | Broadcast | SetTimer | RequestPayload | EvidenceFound | Committed | Note
+NodeEffect: TypeAlias = (
+    Persist | Send | Broadcast | SetTimer | RequestPayload | EvidenceFound | ProposalEvidenceFound | Committed | Note
+)
 
 
 def consensus_config_for(ledger: Ledger, **overrides: Any) -> ConsensusConfig:

@@ -23,7 +23,18 @@ block interval) is followed by :meth:`ConsensusNode._drain`, which executes the 
                      ``empty_block_delay_ms`` with an empty mempool) and then calls
                      ``NodeCore.propose``, bounded by what this node can build in a third of the
                      propose timeout;
-* ``EvidenceFound`` / ``Note`` → logged.
+* ``EvidenceFound`` / ``ProposalEvidenceFound`` → logged (``consensus.evidence``: the validator,
+                     height, round, the two block hashes), counted in
+                     ``pilotchain_consensus_evidence_total`` and listed in ``/v1/status``;
+* ``Note``         → logged.
+
+Refused consensus messages: the replica counts every message it refuses or ignores by reason and
+by the peer that sent it; ``/metrics`` reads those counters at scrape time
+(``pilotchain_consensus_refused_total{reason, peer}``) and the node logs ``consensus.refused``
+(peer, reason, count) when a peer is first refused for a reason and then at most once per
+(peer, reason) per ``REFUSAL_LOG_INTERVAL_MS`` — warning for a bad message (a signature, a
+proposer, a payload), info for ones ignored as stale or too far ahead; retransmitted duplicates
+and messages of a height just decided are normal and only counted.
 
 A broken invariant (a certified block the ledger cannot apply) raises
 :class:`~pilotchain.node.core.NodeHalted` from the core: the task that fed the input ends and the
@@ -59,12 +70,19 @@ from pilotchain.consensus.effects import (
     Broadcast,
     EvidenceFound,
     Persist,
+    ProposalEvidenceFound,
     RequestPayload,
     Send,
     SetTimer,
 )
 from pilotchain.consensus.replica import Replica
-from pilotchain.consensus.types import ConsensusWal, decode_message
+from pilotchain.consensus.types import (
+    ConsensusWal,
+    DuplicateProposalEvidence,
+    DuplicateVoteEvidence,
+    VoteType,
+    decode_message,
+)
 from pilotchain.identity.errors import IdentityFileError
 from pilotchain.identity.files import key_passphrase, load_identity
 from pilotchain.ledger.auth import MembershipAuthenticator
@@ -102,6 +120,15 @@ READY_COMMIT_WINDOW_MS_MIN: Final = 30_000
 #: P2P log events at most one line per reason per interval is written of (counted in /metrics)
 P2P_LIMITED_EVENTS: Final = frozenset({"p2p.refused", "p2p.dropped", "p2p.reconnecting"})
 P2P_LOG_INTERVAL_S: Final = 10.0
+#: a peer's refused consensus messages are logged at most once per (peer, reason) per interval
+REFUSAL_LOG_INTERVAL_MS: Final = 10_000
+#: refusals that honest peers cause all the time (retransmitted votes, votes of a height this
+#: node just decided): counted in /metrics, never logged
+QUIET_REFUSALS: Final = frozenset({
+    "ignoring: duplicate vote", "ignoring: duplicate proposal", "ignoring: past height", "ignoring: old round",
+})
+#: evidence listed in /v1/status (the newest; every one is logged and counted)
+STATUS_EVIDENCE_MAX: Final = 16
 
 
 class ConsensusNode(NodeFrontend):
@@ -168,6 +195,10 @@ class ConsensusNode(NodeFrontend):
         params_timeouts = params.timeout_propose_ms + 2 * params.timeout_vote_ms
         self.ready_commit_window_ms = max(READY_COMMIT_WINDOW_MS_MIN, 10 * params_timeouts)
         self._p2p_log_filter: Any = None
+        #: (peer id, reason) -> refusals already logged; when the next summary is due
+        self._refusals_logged: dict[tuple[int, str], int] = {}
+        self._refusals_log_due_ms = 0
+        self.metrics_registry().register(_RefusalCollector(self))
 
     @property
     def replica(self) -> Replica:
@@ -306,6 +337,8 @@ class ConsensusNode(NodeFrontend):
                 "step": replica.step.name.lower(),
                 "validator": replica.is_validator,
                 "evidence": len(replica.evidence),
+                "proposal_evidence": len(replica.proposal_evidence),
+                "evidence_recent": self.recent_evidence(),
                 "drops": dict(replica.drops),
                 "halted": self._halted,
             },
@@ -404,13 +437,70 @@ class ConsensusNode(NodeFrontend):
             elif isinstance(effect, RequestPayload):
                 self._pending_payload = effect
                 self._payload_wake.set()
-            elif isinstance(effect, EvidenceFound):
-                _log.warning("equivocation evidence", extra={"event": "consensus.evidence",
-                                                             "validator": effect.evidence.vote_a.validator_index})
+            elif isinstance(effect, (EvidenceFound, ProposalEvidenceFound)):
+                self._on_evidence(effect.evidence)
             elif isinstance(effect, Note):
                 _log.log(_LOG_LEVELS.get(effect.level, logging.WARNING), effect.message,
                          extra={"event": effect.event, **effect.fields})
         self._consensus_metrics.round.set(self.replica.round)
+
+    # ------------------------------------------------------------------ byzantine peers
+
+    def _validator_name(self, height: int, index: int) -> str:
+        """The name of validator ``index`` of ``height``'s set (its index if there is none)."""
+        validators = self.ledger.validators_at(max(1, min(height, self.ledger.height + 1)))
+        return validators[index].name if 0 <= index < len(validators) else f"#{index}"
+
+    def describe_evidence(self, evidence: DuplicateVoteEvidence | DuplicateProposalEvidence) -> dict[str, Any]:
+        """One piece of equivocation evidence as the log and /v1/status show it."""
+        if isinstance(evidence, DuplicateVoteEvidence):
+            vote = evidence.vote_a
+            kind = "prevote" if vote.vote_type == VoteType.PREVOTE else "precommit"
+            height, round_, index = vote.height, vote.round, vote.validator_index
+            hashes = (vote.block_hash, evidence.vote_b.block_hash)
+        else:
+            proposal = evidence.proposal_a
+            kind, height, round_, index = "proposal", proposal.height, proposal.round, proposal.proposer_index
+            hashes = (proposal.block_hash, evidence.proposal_b.block_hash)
+        return {"kind": kind, "validator": self._validator_name(height, index), "height": height, "round": round_,
+                "block_a": hashes[0].hex()[:16] or "nil", "block_b": hashes[1].hex()[:16] or "nil"}
+
+    def recent_evidence(self) -> list[dict[str, Any]]:
+        replica = self.replica
+        found: list[DuplicateVoteEvidence | DuplicateProposalEvidence] = [*replica.evidence, *replica.proposal_evidence]
+        found.sort(key=lambda e: (e.vote_a.height, e.vote_a.round) if isinstance(e, DuplicateVoteEvidence)
+                   else (e.proposal_a.height, e.proposal_a.round))
+        return [self.describe_evidence(e) for e in found[-STATUS_EVIDENCE_MAX:]]
+
+    def _on_evidence(self, evidence: DuplicateVoteEvidence | DuplicateProposalEvidence) -> None:
+        fields = self.describe_evidence(evidence)
+        self._consensus_metrics.evidence.labels(kind=fields["kind"], validator=fields["validator"]).inc()
+        _log.warning("equivocation evidence: validator %s signed two %ss at height %d round %d", fields["validator"],
+                     fields["kind"], fields["height"], fields["round"], extra={"event": "consensus.evidence", **fields})
+
+    def _log_refusals(self) -> None:
+        """Log what the replica refused from which peer (see the module docstring): O(1) per
+        input unless a new (peer, reason) appeared or the next summary is due."""
+        by_peer = self.replica.drops_by_peer
+        now_ms = self.clock_ms()
+        due = now_ms >= self._refusals_log_due_ms
+        if not due and len(by_peer) == len(self._refusals_logged):
+            return
+        if due:
+            self._refusals_log_due_ms = now_ms + REFUSAL_LOG_INTERVAL_MS
+        for (peer_id, reason), count in by_peer.items():
+            logged = self._refusals_logged.get((peer_id, reason))
+            if (logged is not None and not due) or count <= (logged or 0):
+                continue  # between summaries only a new (peer, reason) is logged
+            logged = logged or 0
+            self._refusals_logged[(peer_id, reason)] = count
+            if reason in QUIET_REFUSALS:
+                continue
+            peer = self._peer_names.get(peer_id, "(other peers)")
+            level = logging.WARNING if reason.startswith("bad ") else logging.INFO
+            _log.log(level, "refused %d consensus message(s) from %s: %s", count - logged, peer, reason,
+                     extra={"event": "consensus.refused", "peer": peer, "reason": reason, "count": count - logged,
+                            "total": count})
 
     def _after_commit(self, committed: Committed) -> None:
         block, digest, header = committed.block, committed.digest, committed.header
@@ -444,6 +534,7 @@ class ConsensusNode(NodeFrontend):
                     self._consensus_metrics.bad_messages.inc()
                     continue
                 self._input(self.core.receive, decoded, sender, self.clock_ms())
+                self._log_refusals()
             elif message.kind == MessageKind.MEMPOOL:
                 self._admit_gossip(message.peer, message.payload)
 
@@ -624,6 +715,39 @@ class _ConsensusMetrics:
         self.p2p_log_suppressed = Counter("pilotchain_p2p_log_suppressed",
                                           "P2P log lines not written (one per reason per interval is)",
                                           registry=registry)
+        self.evidence = Counter("pilotchain_consensus_evidence",
+                                "Equivocation evidence found: two signed votes (prevote, precommit) or proposals "
+                                "for one height and round, by kind and validator", ["kind", "validator"],
+                                registry=registry)
+
+
+class _RefusalCollector:
+    """``pilotchain_consensus_refused_total{reason, peer}``: the replica's counters of refused
+    and ignored consensus inputs, read at scrape time (nothing is counted twice on the hot path).
+    ``peer`` is the sending peer's name, empty for a local input."""
+
+    def __init__(self, node: ConsensusNode) -> None:
+        self._node = node
+
+    def describe(self) -> list[Any]:
+        return []  # collected only when scraped (the replica may not exist yet at registration)
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily
+
+        node = self._node
+        family = CounterMetricFamily(
+            "pilotchain_consensus_refused",
+            "Consensus messages (and local inputs) the replica refused or ignored, by reason and sending peer",
+            labels=["reason", "peer"])
+        by_reason = collections.Counter(node.replica.drops)
+        for (peer_id, reason), count in sorted(node.replica.drops_by_peer.items()):
+            family.add_metric([reason, node._peer_names.get(peer_id, "(other peers)")], count)
+            by_reason[reason] -= count
+        for reason, count in sorted(by_reason.items()):
+            if count > 0:
+                family.add_metric([reason, ""], count)
+        yield family
 
 
 # ---------------------------------------------------------------------- process entry point
@@ -694,8 +818,8 @@ def _log_gc_pause(phase: str, info: dict[str, int]) -> None:
             "generation": info.get("generation"), "collected": info.get("collected")})
 
 
-async def _run(home: Path, options: dict[str, Any]) -> int:
-    node = ConsensusNode.from_home(home, **options)
+async def _run(home: Path, options: dict[str, Any], node_class: type[ConsensusNode] = ConsensusNode) -> int:
+    node = node_class.from_home(home, **options)
     tune_gc(log_pauses=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -747,11 +871,13 @@ def raise_fd_limit() -> tuple[int, int]:
     return int(soft), int(hard)
 
 
-def run_node(home: str | os.PathLike[str], options: Sequence[tuple[str, Any]] = ()) -> int:
-    """Run the node in ``home`` in the foreground until SIGTERM/SIGINT; returns the exit code."""
+def run_node(home: str | os.PathLike[str], options: Sequence[tuple[str, Any]] = (), *,
+             node_class: type[ConsensusNode] = ConsensusNode) -> int:
+    """Run the node in ``home`` in the foreground until SIGTERM/SIGINT; returns the exit code.
+    ``node_class``: a subclass to run instead (the tests' byzantine node runs this way)."""
     home_path = Path(home)
     config = load_node_config(home_path)
     configure_logging(os.environ.get("PILOTCHAIN_LOG_LEVEL", config.log_level))
     soft, hard = raise_fd_limit()
     _log.info("file descriptor limit", extra={"event": "node.fd_limit", "soft": soft, "hard": hard})
-    return asyncio.run(_run(home_path, dict(options)))
+    return asyncio.run(_run(home_path, dict(options), node_class))
