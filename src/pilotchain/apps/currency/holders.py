@@ -448,10 +448,10 @@ class EnvelopeKeeper:
         """One pass: look at the campaigns funded since the last pass, sweep the ended ones. The
         final answer of every campaign swept to its end."""
         for campaign in self.follower.campaigns(self._seen):
-            self._seen += 1
-            record = self.currency.query("campaign", {"campaign_id": campaign})
+            record = self.currency.query("campaign", {"campaign_id": campaign})  # a failure: looked at next pass
             if record is not None and record["operator"] == self.org and record["status"] != "ended":
                 self.pending[campaign] = int(record["until_ms"])
+            self._seen += 1
         ended = []
         for campaign, until_ms in sorted(self.pending.items(), key=lambda item: item[1]):
             if self.due(until_ms):
