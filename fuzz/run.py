@@ -13,8 +13,8 @@ Usage (from the repository root)::
     python -m fuzz.run minimise TARGET               # libFuzzer -merge=1: keep a smallest covering corpus
 
 Each target runs in a child process (``python -m fuzz.run _child``) under libFuzzer with a
-per-input timeout, an RSS limit and an address-space limit, its ``pilotchain`` modules (and the
-libraries ``EXTRA_INSTRUMENTED`` names for it) instrumented for coverage. Exit status: 0 when every target
+per-input timeout, an RSS limit and an address-space limit, the modules ``INSTRUMENTED`` names
+for it instrumented for coverage. Exit status: 0 when every target
 held its contract, 1 when one did not (the crash input's path is printed), 2 for a usage error.
 """
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from fuzz.targets import EXTRA_INSTRUMENTED, TARGET_NAMES
+from fuzz.targets import INSTRUMENTED, TARGET_NAMES
 
 FUZZ_DIR = Path(__file__).resolve().parent
 REPO_DIR = FUZZ_DIR.parent
@@ -107,7 +107,6 @@ def _child_command(name: str, libfuzzer_args: list[str]) -> list[str]:
 
 def fuzz(name: str, *, seconds: int, seed: int | None, scratch: Path | None, quiet: bool) -> dict[str, Any]:
     """Fuzz one target for ``seconds`` in a child process; its statistics and outcome."""
-    module = load_target(name)
     corpus = CORPUS_DIR / name
     crashes = CRASHES_DIR / name
     if scratch is None:  # the long run keeps what it finds
@@ -125,7 +124,6 @@ def fuzz(name: str, *, seconds: int, seed: int | None, scratch: Path | None, qui
         f"-max_total_time={seconds}",
         f"-timeout={INPUT_TIMEOUT_S}",
         f"-rss_limit_mb={RSS_LIMIT_MB}",
-        f"-max_len={getattr(module, 'MAX_LEN', MAX_LEN_DEFAULT)}",
         f"-artifact_prefix={artifacts}/",
         "-print_final_stats=1",
     ]
@@ -187,6 +185,26 @@ def minimise(name: str) -> None:
         print(f"{name}: {len(kept)} inputs kept")
 
 
+def _modules_outside(packages: list[str], wanted: tuple[str, ...]) -> list[str]:
+    """Every module of ``packages`` that is not (inside) one of ``wanted``, found on disk without
+    importing anything (atheris instruments whole top-level packages unless told what to skip)."""
+    import importlib.util
+
+    outside = []
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec is not None else []:
+            root = Path(location)
+            for path in root.rglob("*.py"):
+                parts = [package, *path.relative_to(root).with_suffix("").parts]
+                if parts[-1] == "__init__":
+                    parts.pop()
+                module = ".".join(parts)
+                if not any(module == w or module.startswith(w + ".") or w.startswith(module + ".") for w in wanted):
+                    outside.append(module)
+    return outside
+
+
 def _child(name: str, libfuzzer_args: list[str]) -> None:
     """Inside the child: limits, instrumentation, then libFuzzer (never returns)."""
     import resource
@@ -197,9 +215,12 @@ def _child(name: str, libfuzzer_args: list[str]) -> None:
         raise SystemExit("atheris is not installed: it is a pinned dev dependency; run `make` "
                          "(or .venv/bin/pip install -e '.[dev]')") from None
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_BYTES_MAX, ADDRESS_SPACE_BYTES_MAX))
-    extra = EXTRA_INSTRUMENTED.get(name, ())
-    with atheris.instrument_imports(include=["pilotchain", *extra]):
+    wanted = INSTRUMENTED.get(name, ("pilotchain",))
+    packages = sorted({module.split(".")[0] for module in wanted})
+    with atheris.instrument_imports(include=packages, exclude=_modules_outside(packages, wanted)):
         module = load_target(name)
+    if not any(arg.startswith("-max_len=") for arg in libfuzzer_args):
+        libfuzzer_args = [*libfuzzer_args, f"-max_len={getattr(module, 'MAX_LEN', MAX_LEN_DEFAULT)}"]
     atheris.Setup([sys.argv[0], *libfuzzer_args], module.one_input)
     atheris.Fuzz()
 
