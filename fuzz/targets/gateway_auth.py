@@ -33,7 +33,7 @@ class _FrozenDatetime(datetime.datetime):
     input means the same on every run (the middleware's own clock is ``clock_s``)."""
 
     @classmethod
-    def now(cls, tz: datetime.tzinfo | None = None) -> _FrozenDatetime:  # type: ignore[override]
+    def now(cls, tz: datetime.tzinfo | None = None) -> _FrozenDatetime:
         return cls.fromtimestamp(NOW_MS / 1000, tz or datetime.UTC)
 
 
@@ -43,7 +43,7 @@ class _FrozenClock:
     datetime = _FrozenDatetime
 
 
-_signatures.datetime = _FrozenClock  # type: ignore[assignment]
+_signatures.datetime = _FrozenClock  # type: ignore[assignment, attr-defined]
 
 
 class _Node:

@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from fuzz.harness import NOW_MS, accepted, consortium, expect, round_trips
 from pilotchain.codec import CodecError, encode
@@ -49,7 +50,7 @@ def one_input(data: bytes) -> None:
         return
     members = consortium(_SUITES[data[0] & 1])
     mode, raw = (data[0] >> 1) % 6, data[2:]
-    type_ = _RECORDS[data[1] % len(_RECORDS)]
+    type_: Any = _RECORDS[data[1] % len(_RECORDS)]  # one of the four record types
     if mode == 0:
         record = accepted((CodecError,), decode_record, raw, type_)
         if record is not None:
