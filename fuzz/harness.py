@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = [
-    "CODEC_NON_STRING_KEY",
     "NOW_MS",
     "Consortium",
     "ContractViolation",
@@ -83,14 +82,6 @@ class KnownFinding:
         ours = [name for name in frames if "/pilotchain/" in name]
         return bool(ours) and ours[-1].endswith(self.module_path)
 
-
-#: the codec's decode lets msgspec's TypeError through when a map key is not a string: the value
-#: decodes, its canonical re-encoding raises (``pilotchain/codec/__init__.py`` is being changed by
-#: another engineer; ``decode_args`` now refuses such arguments, the other callers still see it)
-CODEC_NON_STRING_KEY = KnownFinding(
-    "F1", TypeError, "pilotchain/codec/__init__.py",
-    "decode(b'\\x81\\x01\\x02', Any) raises TypeError, not CodecError (a map key that is not a string)",
-)
 
 _known_hits: Counter[str] = Counter()
 

@@ -104,3 +104,11 @@ def test_the_quick_bound_counts_every_possible_container_start() -> None:
     assert nests_within(data, 1) and not nests_within(data, 0)
     tricky = encode(bytes(range(0x80, 0xA0)) * 3)
     assert not nests_within(tricky, ANY_DEPTH_MAX) and decode(tricky, Any) == bytes(range(0x80, 0xA0)) * 3  # type: ignore[arg-type]
+
+
+def test_a_map_with_a_key_the_canonical_encoder_cannot_order_is_a_codec_error() -> None:
+    """{1: 2} and {1: 2, "a": 3} decode in msgspec, then the canonical re-encoding raises
+    TypeError: that is CodecError, like every other refusal (found by the codec fuzz target, F1)."""
+    for data in (b"\x81\x01\x02", b"\x82\x01\x02\xa1a\x03"):
+        with pytest.raises(CodecError):
+            decode(data, Any)  # type: ignore[arg-type]

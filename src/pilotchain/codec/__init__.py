@@ -86,7 +86,7 @@ def decode(data: bytes, type_: type[T], *, max_bytes: int = MAX_ENCODED_BYTES,
         value = _decoder_for(type_).decode(data)
         canonical = _encoder.encode(value) == bytes(data)
     except (msgspec.DecodeError, msgspec.ValidationError, msgspec.EncodeError, ValueError, OverflowError,
-            RecursionError) as exc:
+            RecursionError, TypeError) as exc:  # TypeError: a map key the canonical encoder cannot order
         raise CodecError(f"cannot decode {getattr(type_, '__name__', type_)}: {exc}") from exc
     if not canonical:
         raise CodecError(f"non-canonical encoding of {getattr(type_, '__name__', type_)}")

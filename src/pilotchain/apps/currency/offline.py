@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pilotchain.apps.currency.client import HolderKey
-from pilotchain.apps.currency.statements import VERSION, check_id, statement
+from pilotchain.apps.currency.statements import VERSION, StatementError, check_id, statement
 from pilotchain.codec import CodecError
 from pilotchain.crypto import get_suite
 from pilotchain.errors import CoreError
@@ -134,18 +134,41 @@ def check_device_certificate(certificate: DeviceCertificate, genesis: Genesis) -
         raise VoucherError("the device certificate's signature does not verify: it was altered or forged")
 
 
+def _check_fields(voucher: dict[str, Any], *, signed: bool = True) -> None:
+    """Every field has its type: whole numbers (not text, floats or booleans), ids, signature bytes
+    (``signed=False``: the voucher before its device signs it, without a signature)."""
+    fields = VOUCHER_FIELDS if signed else tuple(name for name in VOUCHER_FIELDS if name != "signature")
+    if not isinstance(voucher, dict) or sorted(voucher) != sorted(fields):
+        raise VoucherError("a voucher has exactly " + ", ".join(fields))
+    for name in ("amount", "counter", "time_ms"):
+        value = voucher[name]
+        if type(value) is not int or not 0 <= value < 2**63:
+            raise VoucherError(f"a voucher's {name} is a whole number 0..2**63-1, not {value!r:.40}")
+    for name in ("device", "payee"):
+        if type(voucher[name]) is not str:
+            raise VoucherError(f"a voucher's {name} is an id (text)")
+        try:
+            check_id(name, voucher[name])
+        except StatementError as exc:
+            raise VoucherError(str(exc)) from exc
+    if signed and type(voucher["signature"]) is not bytes:
+        raise VoucherError("a voucher's signature is bytes (base64 in JSON)")
+
+
 def voucher_text(chain_id: str, voucher: dict[str, Any]) -> str:
-    return statement(chain_id, "voucher", voucher["device"], int(voucher["counter"]),
-                     [voucher["payee"], int(voucher["amount"]), int(voucher["time_ms"])])
+    """The statement a device signs for ``voucher`` (signed or not yet); VoucherError when a field
+    cannot be in one."""
+    _check_fields(voucher, signed="signature" in voucher)
+    return statement(chain_id, "voucher", voucher["device"], voucher["counter"],
+                     [voucher["payee"], voucher["amount"], voucher["time_ms"]])
 
 
 def check_voucher(chain_id: str, voucher: dict[str, Any], device_key: bytes, suite_name: str, *,
                   certificate: DeviceCertificate | None = None, genesis: Genesis | None = None) -> None:
     """What the payee's device checks offline: the fields and the device's signature; with a
     ``genesis``, also the device ``certificate`` (required then) and that the voucher is within it."""
-    if sorted(voucher) != sorted(VOUCHER_FIELDS):
-        raise VoucherError("a voucher has exactly " + ", ".join(VOUCHER_FIELDS))
-    if int(voucher["amount"]) <= 0 or int(voucher["counter"]) <= 0:
+    _check_fields(voucher)
+    if voucher["amount"] <= 0 or voucher["counter"] <= 0:
         raise VoucherError("amount and counter are positive")
     if not get_suite(suite_name).verify(device_key, voucher_text(chain_id, voucher).encode(), voucher["signature"]):
         raise VoucherError(f"the voucher is not signed by device {voucher['device']}'s key")
@@ -160,10 +183,10 @@ def check_voucher(chain_id: str, voucher: dict[str, Any], device_key: bytes, sui
     if certificate.device != voucher["device"] or certificate.device_key != device_key:
         raise VoucherError(f"the device certificate is for device {certificate.device}, not for the key that "
                            f"signed this voucher of device {voucher['device']}")
-    if int(voucher["amount"]) > certificate.balance:
+    if voucher["amount"] > certificate.balance:
         raise VoucherError(f"the voucher is for {voucher['amount']} fen; the device was funded with "
                            f"{certificate.balance} fen")
-    if not certificate.from_ms <= int(voucher["time_ms"]) < certificate.until_ms:
+    if not certificate.from_ms <= voucher["time_ms"] < certificate.until_ms:
         raise VoucherError("the voucher's time is outside the device's certified validity")
 
 
