@@ -12,7 +12,7 @@ help:
 	@echo "make demo       - create .venv, install, run the local multi-organisation demo"
 	@echo "make test       - create .venv if needed, install, run the whole test suite"
 	@echo "make bench      - benchmarks (crypto, ledger, state commitment); results in bench/results/"
-	@echo "make soak       - long deterministic-simulation runs (tens of thousands of seeds)"
+	@echo "make soak       - long runs: simulator seeds, vault crashes, multi-host rounds, byzantine-process cycles"
 	@echo "make fuzz       - every fuzz target for FUZZ_SECONDS each (default 180); new inputs kept in fuzz/corpus/"
 	@echo "make lint       - ruff + mypy + the layer contract (import-linter)"
 
@@ -47,12 +47,15 @@ bench-compare: $(STAMP)
 	$(BIN)/pilotchain bench compare --plenum-peer $(PLENUM_PEER) $(COMPARE_ARGS)
 
 JEPSEN_ROUNDS ?= 40
+# attack + withhold cycles of the byzantine validator process (~13 s each; one runs in make test)
+BYZANTINE_CYCLES ?= 20
 soak: $(STAMP)
 	$(BIN)/pilotchain sim --nodes 4 --seeds 10000 --faults all
 	$(BIN)/pilotchain sim --nodes 7 --seeds 10000 --faults all
 	$(BIN)/pilotchain sim --nodes 10 --seeds 5000 --faults all
 	PILOTCHAIN_CRASH_ROUNDS=12 $(BIN)/python -m pytest -p no:cacheprovider tests/apps/exchange/test_live_crash.py
 	PILOTCHAIN_JEPSEN_ROUNDS=$(JEPSEN_ROUNDS) $(BIN)/python -m pytest -s -p no:cacheprovider tests/jepsen/test_multihost.py
+	PILOTCHAIN_BYZANTINE_CYCLES=$(BYZANTINE_CYCLES) $(BIN)/python -m pytest -p no:cacheprovider tests/node/test_byzantine_process.py
 
 # FUZZ_SECONDS per target, one target at a time; FUZZ_TARGETS="codec block" runs only those
 FUZZ_SECONDS ?= 180

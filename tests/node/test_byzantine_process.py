@@ -52,14 +52,14 @@ from pilotchain.network.processes import (
 )
 from pilotchain.sdk import Client, Identity, SignedRequests, build_transaction
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
-
 ATTACKS = ("equivocate-proposals", "equivocate-votes", "bad-signatures", "replay", "future", "oversized-frames")
 #: blocks the honest nodes must commit in each phase, and the deadline for it
 BLOCKS_PER_PHASE = 8
 PHASE_DEADLINE_S = 60
 #: attack + withhold cycles (make soak sets more)
 CYCLES = int(os.environ.get("PILOTCHAIN_BYZANTINE_CYCLES", "1"))
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300 + CYCLES * 2 * PHASE_DEADLINE_S)]
 #: the clients stop after this many acknowledged transactions per cycle (each is then checked on every node)
 CLIENT_TXS_PER_CYCLE = 120
 
