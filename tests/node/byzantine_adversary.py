@@ -35,6 +35,9 @@ comma-separated, whenever that file changes, so a test moves a running adversary
                           a proposal for a far height.
 ``oversized-frames``      in rotation, writes to one peer's link a frame header announcing more
                           than any node accepts (the link is dropped by the honest side).
+``flood``                 FLOOD_PER_TICK votes per peer per tick for the current height and round,
+                          each for a random block with a random signature: every one costs
+                          the receiver a signature check before it is refused.
 ``withhold``              sends no consensus message and no transaction at all (a silent
                           validator; the links stay up through the transport's keepalives).
 
@@ -82,6 +85,7 @@ BEHAVIOURS = (
     "replay",
     "future",
     "oversized-frames",
+    "flood",
     "withhold",
 )
 CONTROL_FILE = "byzantine.behaviours"
@@ -93,6 +97,8 @@ REPLAY_PER_TICK = 8
 TICK_S = 0.5
 #: an oversized frame every this many ticks (it costs the adversary that link for a moment)
 OVERSIZED_EVERY_TICKS = 3
+#: badly signed votes per peer per tick for "flood" (each costs the receiver a signature check)
+FLOOD_PER_TICK = 2_000
 #: heights ahead of its own for the "far future" messages
 FAR_HEIGHTS = 1_000
 FAR_ROUNDS = 100
@@ -269,6 +275,12 @@ class Adversary:
                 for payload in self.random.sample(old, min(REPLAY_PER_TICK, len(old))):
                     links.send_raw(peer, payload)
             self.stats["replay"] += len(peers) * min(REPLAY_PER_TICK, len(old))
+        if "flood" in self.behaviours:
+            for peer in peers:
+                for _ in range(FLOOD_PER_TICK):
+                    links.send_raw(peer, encode(Vote(VoteType.PREVOTE, height, round_, self.random.randbytes(32), index,
+                                                     self.random.randbytes(64))))
+            self.stats["flood"] += len(peers) * FLOOD_PER_TICK
         if "oversized-frames" in self.behaviours:
             self._oversized_rotation += 1
             if self._oversized_rotation % OVERSIZED_EVERY_TICKS == 0:
