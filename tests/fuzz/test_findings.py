@@ -27,7 +27,15 @@ from pilotchain.codec import CodecError, encode
 from pilotchain.identity.errors import IdentityFileError
 from pilotchain.identity.files import load_identity
 from pilotchain.ledger.genesis import ChainParams, Genesis, GenesisError
-from pilotchain.ledger.tx import decode_args
+from pilotchain.ledger.tx import (
+    RejectCode,
+    TxBody,
+    TxRejected,
+    check_transaction,
+    decode_args,
+    encode_args,
+    sign_transaction,
+)
 from pilotchain.node.config import NodeConfigError, load_genesis
 
 REPO = Path(__file__).resolve().parents[2]
@@ -157,3 +165,18 @@ def test_f7_an_epc_urn_whose_serial_would_reshape_the_digital_link_is_refused(ur
         canonical_identifier(urn)
     assert canonical_identifier("urn:epc:id:sgtin:4012345.011111.A%2Fb-1") == \
         "https://id.gs1.org/01/04012345111118/21/A%2Fb-1"
+
+
+@pytest.mark.parametrize("contract, method", [("kv\n", "put"), ("kv", "put\n")])
+def test_f9_a_name_with_a_trailing_newline_is_refused_at_admission(contract: str, method: str) -> None:
+    from fuzz.harness import NOW_MS, consortium
+
+    members = consortium("intl")
+    signer = members.members["org-a-client"]
+    body = TxBody(chain_id=members.genesis.chain_id, signer_certificate=signer.certificate, nonce=b"\x01" * 16,
+                  expires_at_ms=NOW_MS + 60_000, contract=contract, method=method, args=encode_args({"key": "k"}))
+    raw = sign_transaction(members.suite, signer.key, body)
+    with pytest.raises(TxRejected) as refused:  # admitted before: "$" matches before a final newline
+        check_transaction(members.suite, raw, chain_id=members.genesis.chain_id, now_ms=NOW_MS,
+                          signer_public_key=lambda _certificate: signer.public_key_der)
+    assert refused.value.code is RejectCode.BAD_NAME

@@ -56,7 +56,8 @@ __all__ = [
 TX_SIGNING_DOMAIN = b"pilotchain/tx/v1\x00"
 TX_ID_DOMAIN = b"pilotchain/txid/v1\x00"
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: whole names only (fullmatch): a "$" let "kv\n" through as the name kv (found by fuzzing)
+_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
 class TxLimits(Record, frozen=True):
@@ -290,7 +291,7 @@ def _check_decoded(
         raise TxRejected(RejectCode.TOO_LARGE, f"arguments are {len(body.args)} bytes, limit {limits.args_bytes_max}")
     if not 1 <= len(body.nonce) <= limits.nonce_bytes_max:
         raise TxRejected(RejectCode.MALFORMED, f"nonce must be 1..{limits.nonce_bytes_max} bytes")
-    if not _NAME_RE.match(body.contract) or not _NAME_RE.match(body.method):
+    if not _NAME_RE.fullmatch(body.contract) or not _NAME_RE.fullmatch(body.method):
         raise TxRejected(
             RejectCode.BAD_NAME,
             "contract and method names are lower-case identifiers (a-z, 0-9, _; at most 63 characters)",
