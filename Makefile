@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast bench soak fuzz lint typecheck clean system-deps help
+.PHONY: demo test test-fast bench soak fuzz spark lint typecheck clean system-deps help
 
 help:
 	@echo "make demo       - create .venv, install, run the local multi-organisation demo"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench      - benchmarks (crypto, ledger, state commitment); results in bench/results/"
 	@echo "make soak       - long runs: simulator seeds, vault crashes, multi-host rounds, byzantine-process cycles"
 	@echo "make fuzz       - every fuzz target for FUZZ_SECONDS each (default 180); new inputs kept in fuzz/corpus/"
+	@echo "make spark      - the AML SQL on Apache Spark (installs PySpark; needs Java), compared with DuckDB"
 	@echo "make lint       - ruff + mypy + the layer contract (import-linter)"
 
 $(STAMP): pyproject.toml scripts/system-deps.sh
@@ -36,7 +37,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -x -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -x -m "not slow and not spark" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/pilotchain bench --mode stress --nodes 4 --crypto intl $(BENCH_ARGS)
@@ -56,6 +57,12 @@ soak: $(STAMP)
 	PILOTCHAIN_CRASH_ROUNDS=12 $(BIN)/python -m pytest -p no:cacheprovider tests/apps/exchange/test_live_crash.py
 	PILOTCHAIN_JEPSEN_ROUNDS=$(JEPSEN_ROUNDS) $(BIN)/python -m pytest -s -p no:cacheprovider tests/jepsen/test_multihost.py
 	PILOTCHAIN_BYZANTINE_CYCLES=$(BYZANTINE_CYCLES) $(BIN)/python -m pytest -p no:cacheprovider tests/node/test_byzantine_process.py
+
+# the AML rules' SQL on Apache Spark, compared with DuckDB (PySpark ~300 MB and a Java runtime)
+spark: $(STAMP)
+	bash scripts/system-deps.sh java
+	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
+	$(BIN)/python -m pytest -s -m spark -p no:cacheprovider tests/apps/currency/test_spark.py
 
 # FUZZ_SECONDS per target, one target at a time; FUZZ_TARGETS="codec block" runs only those
 FUZZ_SECONDS ?= 180

@@ -29,7 +29,8 @@ from pilotchain.apps.currency.statements import civil_from_day, day_of
 from pilotchain.ledger.tx import decode_args
 from pilotchain.sdk import Client
 
-__all__ = ["AML_QUERIES", "Analytics", "PAYMENTS_VIEW", "export_history", "write_parquet"]
+__all__ = ["AML_QUERIES", "Analytics", "PAYMENTS_VIEW", "SparkAnalytics", "SparkUnavailable", "export_history",
+           "write_parquet"]
 
 MOVE_COLUMNS = ("n", "height", "time_ms", "day", "tx_id", "kind", "source", "target", "amount", "ref")
 WALLET_COLUMNS = ("wallet", "operator", "kind", "tier")
@@ -134,6 +135,13 @@ class _Deferred:
         return iter(self.items)
 
 
+def _rule_text(name: str, large_value: int, velocity_per_day: int, structuring_margin_bp: int,
+               structuring_count: int) -> str:
+    near_low = (large_value * (10_000 - structuring_margin_bp) + 9_999) // 10_000
+    return AML_QUERIES[name].format(large_value=int(large_value), velocity_per_day=int(velocity_per_day),
+                                    near_low=int(near_low), structuring_count=int(structuring_count))
+
+
 class Analytics:
     """DuckDB over an exported history: ``payments`` (a view), ``moves``, ``wallets``."""
 
@@ -160,10 +168,43 @@ class Analytics:
     def rule(self, name: str, *, large_value: int, velocity_per_day: int = 50, structuring_margin_bp: int = 1000,
              structuring_count: int = 3) -> list[dict[str, Any]]:
         """Run one of :data:`AML_QUERIES` with the currency's configured thresholds (integers)."""
-        near_low = (large_value * (10_000 - structuring_margin_bp) + 9_999) // 10_000
-        text = AML_QUERIES[name].format(large_value=int(large_value), velocity_per_day=int(velocity_per_day),
-                                        near_low=int(near_low), structuring_count=int(structuring_count))
-        return self.sql(text)
+        return self.sql(_rule_text(name, large_value, velocity_per_day, structuring_margin_bp, structuring_count))
+
+
+class SparkUnavailable(RuntimeError):
+    """PySpark (or the Java runtime it needs) is not installed here."""
+
+
+class SparkAnalytics(Analytics):
+    """The same views and the same SQL text on Apache Spark (``master``: ``local[*]`` on this
+    machine, or a cluster's ``spark://…`` / ``yarn``), over the same Parquet files — what the
+    regulator runs when the history outgrows one machine. Needs the ``spark`` extra
+    (``pip install 'pilotchain[spark]'``) and a Java runtime."""
+
+    def __init__(self, directory: Path, *, master: str = "local[2]") -> None:  # noqa: D107
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as exc:
+            raise SparkUnavailable("PySpark is not installed: pip install 'pilotchain[spark]' (and a Java "
+                                   "runtime, e.g. Debian's openjdk-17-jre-headless)") from exc
+        try:
+            self.spark = (SparkSession.builder.master(master).appName("pilotchain-aml")
+                          .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
+                          .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+        except Exception as exc:  # noqa: BLE001 - the JVM's start-up failures have no common type
+            raise SparkUnavailable(f"Spark did not start ({type(exc).__name__}: {str(exc)[:300]}); is a Java "
+                                   "runtime installed (JAVA_HOME or java on PATH)?") from exc
+        self.spark.read.parquet(str(directory / "moves.parquet")).createOrReplaceTempView("moves")
+        self.spark.read.parquet(str(directory / "wallets.parquet")).createOrReplaceTempView("wallets")
+        self.spark.sql(PAYMENTS_VIEW).createOrReplaceTempView("payments")
+
+    def close(self) -> None:
+        self.spark.stop()
+
+    def sql(self, text: str) -> list[dict[str, Any]]:
+        frame = self.spark.sql(text)
+        names = frame.columns
+        return [dict(zip(names, _plain(tuple(row)), strict=True)) for row in frame.collect()]
 
 
 def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -575,13 +575,29 @@ def audit_aml(directory: Annotated[Path, typer.Argument(help="An exported histor
               velocity_per_day: Annotated[int, typer.Option()] = 50,
               structuring_margin_bp: Annotated[int, typer.Option()] = 1000,
               structuring_count: Annotated[int, typer.Option()] = 3,
+              engine: Annotated[str, typer.Option(help="duckdb (this machine) or spark (the same SQL on "
+                                                       "Apache Spark; needs pilotchain[spark] and Java).")] = "duckdb",
+              master: Annotated[str, typer.Option(help="Spark's master: local[N], spark://HOST:PORT, yarn.")]
+              = "local[2]",
               json_output: JsonOption = False) -> None:
-    """Run an AML rule as SQL (DuckDB) over an exported history."""
-    from pilotchain.apps.currency.analytics import AML_QUERIES, Analytics
+    """Run an AML rule as SQL over an exported history (DuckDB here, or the same text on Spark)."""
+    from pilotchain.apps.currency.analytics import (
+        AML_QUERIES,
+        Analytics,
+        SparkAnalytics,
+        SparkUnavailable,
+    )
 
     if rule not in AML_QUERIES:
         _fail(f"rule is one of {', '.join(AML_QUERIES)}", 2)
-    with Analytics(directory) as analytics:
+    if engine not in ("duckdb", "spark"):
+        _fail("engine is duckdb or spark", 2)
+    try:
+        opened = Analytics(directory) if engine == "duckdb" else SparkAnalytics(directory, master=master)
+    except SparkUnavailable as exc:
+        _fail(str(exc))
+        raise
+    with opened as analytics:
         rows = analytics.rule(rule, large_value=parse_yuan(large_value), velocity_per_day=velocity_per_day,
                               structuring_margin_bp=structuring_margin_bp, structuring_count=structuring_count)
     if json_output or not rows:
