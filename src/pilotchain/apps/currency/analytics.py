@@ -26,6 +26,7 @@ import duckdb
 
 from pilotchain.apps.currency.audit import Movement, movements
 from pilotchain.apps.currency.statements import civil_from_day, day_of
+from pilotchain.errors import CoreError
 from pilotchain.ledger.tx import decode_args
 from pilotchain.sdk import Client
 
@@ -171,7 +172,7 @@ class Analytics:
         return self.sql(_rule_text(name, large_value, velocity_per_day, structuring_margin_bp, structuring_count))
 
 
-class SparkUnavailable(RuntimeError):
+class SparkUnavailable(CoreError):
     """PySpark (or the Java runtime it needs) is not installed here."""
 
 
