@@ -53,6 +53,8 @@ ADDRESS_SPACE_BYTES_MAX = 8 * 1024**3
 #: inputs longer than this are not generated unless a target says otherwise (MAX_LEN)
 MAX_LEN_DEFAULT = 16 * 1024
 
+#: what libFuzzer names the inputs it saves (a crash, a hang, a memory blow-up, a leak)
+_ARTIFACT_PREFIXES = ("crash-", "timeout-", "oom-", "leak-", "slow-unit-")
 _STAT = re.compile(r"^stat::(\w+):\s*(\d+)", re.MULTILINE)
 
 
@@ -136,7 +138,8 @@ def fuzz(name: str, *, seconds: int, seed: int | None, scratch: Path | None, qui
     elapsed = time.monotonic() - started
     log = result.stdout + result.stderr
     stats = {key: int(value) for key, value in _STAT.findall(log)}
-    new_artifacts = sorted(str(artifacts / n) for n in {p.name for p in artifacts.iterdir()} - before)
+    new_artifacts = sorted(str(artifacts / n) for n in {p.name for p in artifacts.iterdir()} - before
+                           if n.startswith(_ARTIFACT_PREFIXES))
     outcome = {
         "target": name,
         "ok": result.returncode == 0,
