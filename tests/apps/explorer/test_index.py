@@ -153,3 +153,20 @@ def test_search_by_identity_contract_and_event_goes_through_the_index(world: Sce
     without = TestClient(create_app(client, world.viewer, world.chain.genesis))
     assert without.get("/txs", params={"contract": "kv"}).status_code == 404
     assert without.get("/search", params={"q": "records"}).status_code == 400
+
+
+def test_an_index_of_an_older_layout_starts_over(world: Scene, tmp_path: object) -> None:
+    import sqlite3
+
+    path = f"{tmp_path}/old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE txs (tx_id TEXT);"
+                      "INSERT INTO meta VALUES ('schema', '1'), ('height', '9');")
+    old.commit()
+    old.close()
+    indexer = _indexer(world, world.viewer, path)
+    assert indexer.index.indexed_height() == 0
+    indexer.catch_up(until=3)
+    newest = indexer.index.txs_by_contract("records")[0]
+    assert (newest["height"], newest["tx_id"]) == (3, indexer.client.get_block(3).transactions[-1].tx_id)
+    indexer.index.close()

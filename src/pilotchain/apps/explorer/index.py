@@ -45,24 +45,24 @@ BLOCKS_PER_COMMIT = 64
 PAGE_ROWS_MAX = 100
 #: how often the follower asks the node for its height when it has caught up
 FOLLOW_INTERVAL_S = 1.0
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: how long a write waits for another process holding the file (``index --rebuild`` beside a server)
 BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS txs (
-    height INTEGER NOT NULL, idx INTEGER NOT NULL, tx_id TEXT NOT NULL, contract TEXT NOT NULL,
-    method TEXT, signer_org TEXT, signer_subject TEXT, signer_id TEXT, status TEXT NOT NULL,
+    height INTEGER NOT NULL, idx INTEGER NOT NULL, tx_id BLOB NOT NULL, contract TEXT NOT NULL,
+    method TEXT, signer_org TEXT, signer_subject TEXT, signer_id BLOB, status TEXT NOT NULL,
     redacted INTEGER NOT NULL, timestamp_ms INTEGER NOT NULL, PRIMARY KEY (height, idx));
 CREATE INDEX IF NOT EXISTS txs_by_contract ON txs (contract, height DESC, idx DESC);
 CREATE INDEX IF NOT EXISTS txs_by_signer ON txs (signer_id, height DESC, idx DESC);
 CREATE TABLE IF NOT EXISTS events (
-    height INTEGER NOT NULL, idx INTEGER NOT NULL, seq INTEGER NOT NULL, tx_id TEXT NOT NULL,
+    height INTEGER NOT NULL, idx INTEGER NOT NULL, seq INTEGER NOT NULL, tx_id BLOB NOT NULL,
     contract TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (height, idx, seq));
 CREATE INDEX IF NOT EXISTS events_by_name ON events (name, height DESC, idx DESC, seq DESC);
 CREATE TABLE IF NOT EXISTS identities (
-    signer_id TEXT PRIMARY KEY, org TEXT NOT NULL, subject TEXT NOT NULL, serial INTEGER NOT NULL,
+    signer_id BLOB PRIMARY KEY, org TEXT NOT NULL, subject TEXT NOT NULL, serial INTEGER NOT NULL,
     roles TEXT NOT NULL, not_before_ms INTEGER NOT NULL, not_after_ms INTEGER NOT NULL,
     first_height INTEGER NOT NULL, last_height INTEGER NOT NULL, tx_count INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS identities_by_name ON identities (org, subject);
@@ -102,9 +102,13 @@ class ExplorerIndex:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        if meta.get("genesis") not in (None, genesis_hash) or meta.get("schema") not in (None, str(SCHEMA_VERSION)):
+            if meta.get("schema") not in (None, str(SCHEMA_VERSION)):  # another layout: start over in this one
+                self._db.executescript("DROP TABLE IF EXISTS txs; DROP TABLE IF EXISTS events; "
+                                       "DROP TABLE IF EXISTS identities; DELETE FROM meta;")
+            self._db.executescript(_SCHEMA)
+        if meta.get("genesis") not in (None, genesis_hash):
             self.reset()
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('genesis', ?), ('schema', ?)", (genesis_hash, str(SCHEMA_VERSION)))
@@ -152,23 +156,24 @@ class ExplorerIndex:
     def _add_block(self, block: BlockInfo, suite: Suite) -> int:
         timestamp_ms = block.header.timestamp_ms
         for index, (tx, receipt) in enumerate(zip(block.transactions, block.receipts, strict=True)):
-            signer_id = org = subject = None
+            signer_id: bytes | None = None
+            org = subject = None
             if not tx.redacted:
                 certificate = _signer(tx.raw, suite)
                 if certificate is not None:
-                    signer_id = certificate_id(suite, certificate).hex()
+                    signer_id = certificate_id(suite, certificate)
                     org, subject = certificate.org_id, certificate.subject
                     self._seen(signer_id, certificate, block.height)
             self._db.execute("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (block.height, index, tx.tx_id, tx.contract, tx.method or None, org, subject, signer_id,
+                             (block.height, index, bytes.fromhex(tx.tx_id), tx.contract, tx.method or None, org, subject, signer_id,
                               receipt.status, int(tx.redacted), timestamp_ms))
             if not tx.redacted:
                 self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
-                                     [(block.height, index, seq, tx.tx_id, event.contract, event.name)
+                                     [(block.height, index, seq, bytes.fromhex(tx.tx_id), event.contract, event.name)
                                       for seq, event in enumerate(receipt.events)])
         return len(block.transactions)
 
-    def _seen(self, signer_id: str, certificate: Certificate, height: int) -> None:
+    def _seen(self, signer_id: bytes, certificate: Certificate, height: int) -> None:
         self._db.execute(
             "INSERT INTO identities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (signer_id) DO UPDATE "
             "SET last_height = excluded.last_height, tx_count = tx_count + 1",
@@ -186,13 +191,18 @@ class ExplorerIndex:
             rows = self._db.execute(sql, (*args, *cursor_args, limit)).fetchall()
         keys = ("height", "index", "tx_id", "contract", "method", "signer_org", "signer_subject", "signer_id", "status",
                 "redacted", "timestamp_ms")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [_hex_ids(dict(zip(keys, row, strict=True))) for row in rows]
 
     def txs_by_contract(self, contract: str, before: Cursor | None = None, limit: int = 50) -> list[dict[str, Any]]:
         return self._page("contract = ?", (contract,), before, limit)
 
     def txs_by_signer(self, signer_id: str, before: Cursor | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        return self._page("signer_id = ?", (signer_id,), before, limit)
+        """The transactions signed by the certificate ``signer_id`` (hex); none for what is not hex."""
+        try:
+            key = bytes.fromhex(signer_id)
+        except ValueError:
+            return []
+        return self._page("signer_id = ?", (key,), before, limit)
 
     def events_by_name(self, name: str, before: Cursor | None = None, limit: int = 50) -> list[dict[str, Any]]:
         limit = max(1, min(limit, PAGE_ROWS_MAX))
@@ -202,7 +212,7 @@ class ExplorerIndex:
                "ORDER BY height DESC, idx DESC, seq DESC LIMIT ?")
         with self._lock:
             rows = self._db.execute(sql, (name, *cursor_args, limit)).fetchall()
-        return [dict(zip(("height", "index", "seq", "tx_id", "contract", "name"), row, strict=True)) for row in rows]
+        return [_hex_ids(dict(zip(("height", "index", "seq", "tx_id", "contract", "name"), row, strict=True))) for row in rows]
 
     def identities(self, org: str | None = None, subject: str | None = None) -> list[dict[str, Any]]:
         """The identities seen signing (of ``org``; named ``subject``), newest certificates first."""
@@ -218,7 +228,7 @@ class ExplorerIndex:
                                     f"ORDER BY org, subject, serial DESC LIMIT {PAGE_ROWS_MAX}", args).fetchall()
         keys = ("signer_id", "org", "subject", "serial", "roles", "not_before_ms", "not_after_ms", "first_height",
                 "last_height", "tx_count")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [_hex_ids(dict(zip(keys, row, strict=True))) for row in rows]
 
     def knows(self, *, contract: str | None = None, event: str | None = None) -> bool:
         """Whether any indexed transaction called ``contract`` / any event is named ``event``."""
@@ -226,6 +236,14 @@ class ExplorerIndex:
             if contract is not None:
                 return self._db.execute("SELECT 1 FROM txs WHERE contract = ? LIMIT 1", (contract,)).fetchone() is not None
             return self._db.execute("SELECT 1 FROM events WHERE name = ? LIMIT 1", (event,)).fetchone() is not None
+
+
+def _hex_ids(row: dict[str, Any]) -> dict[str, Any]:
+    """Ids are stored as their 32 bytes and shown as hex."""
+    for key in ("tx_id", "signer_id"):
+        if isinstance(row.get(key), bytes):
+            row[key] = row[key].hex()
+    return row
 
 
 def _signer(raw: bytes, suite: Suite) -> Certificate | None:
