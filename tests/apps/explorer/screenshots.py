@@ -61,6 +61,7 @@ def main(out: Path) -> None:
             shot("validators", f"/governance/{world.proposals['validator']}", "table.validators", full=True)
             shot("contract", "/contracts/records", "[data-source]")
             shot("organisations", "/orgs", "table.identities", full=True)
+            shot("state", "/state?contract=kv&key=v/rate", '[data-verify][data-state="ok"]', full=True)
             shot("search", f"/identities?q={world.viewer}%2F{world.viewer}-client", "table.seen-identities")
             page.goto(url + "/lang/zh-CN")
             shot("overview-zh", "/", '[data-field="live"][data-state="live"]')

@@ -265,3 +265,23 @@ def test_a_person_follows_a_contract_upgrade_from_proposal_to_enactment(served: 
     page.click('nav a[href="/contracts"]')
     page.click('a[href="/contracts/records"]')
     expect(page.locator("[data-source]")).to_contain_text("def get(key):")
+
+
+def test_a_state_value_is_checked_in_the_browser_and_a_changed_value_turns_red(served: tuple[Scene, str], page: Any) -> None:
+    world, url = served
+    page.goto(f"{url}/state?contract=kv&key=v/rate")
+    check = page.locator("[data-verify]")
+    expect(check).to_have_attribute("data-state", "ok")
+    expect(check.locator("li.ok").last).to_contain_text("hashes up to block")
+    page.goto(f"{url}/state?contract=kv&key=nothing-here")
+    expect(check).to_have_attribute("data-state", "ok")
+    expect(check.locator("li.ok").nth(2)).to_contain_text("holds no value for it")
+
+    _tamper(page, "**/api/proof/state*", lambda d: d.__setitem__("value", d["value"][:-2] + "00"))
+    page.goto(f"{url}/state?contract=kv&key=v/rate")
+    expect(check).to_have_attribute("data-state", "failed")
+    expect(check.locator(".verdict")).to_contain_text("the bucket does not hold the value shown")
+    page.unroute("**/api/proof/state*")
+    _tamper(page, "**/api/proof/state*", lambda d: d["siblings"].__setitem__(0, _flip(d["siblings"][0], 0)))
+    page.goto(f"{url}/state?contract=kv&key=v/rate")
+    expect(check.locator(".verdict")).to_contain_text("the state proof does not lead to the header's state root")

@@ -258,3 +258,24 @@ def test_organisations_show_cas_identities_revocations_and_expiry(world: Scene) 
     later = TestClient(create_app(client, world.viewer, world.chain.genesis, identities=identities,
                                   clock_ms=lambda: soon + 20 * 24 * 3600 * 1000))
     assert 'data-expiry="expired">expired' in later.get("/orgs").text
+
+
+def test_a_state_key_is_shown_with_its_proof_and_what_the_organisation_may_not_read_is_refused(world: Scene) -> None:
+    console = _console(world, world.viewer)
+    rate = _main(console.get("/state", params={"contract": "kv", "key": "v/rate"}).text)  # kv keeps "v/" + key: (org, value)
+    assert f'<code data-field="value">[&quot;{world.viewer}&quot;, 425]</code>' in rate and 'data-proof="ok"' in rate
+    assert 'data-proof="certificate">✓ Certified' in rate
+    assert f'data-verify="/api/proof/state?contract=kv&amp;key={b"v/rate".hex()}"' in rate
+    absent = _main(console.get("/state", params={"contract": "kv", "key": "no-such-key"}).text)
+    assert 'data-field="value">absent' in absent and 'data-proof="ok"' in absent
+    refused = console.get("/state", params={"contract": "records", "map": "records", "key": "patient-42"})
+    assert refused.status_code == 502 and SECRET not in refused.text and "@read" in refused.text  # the gateway's 403, in words
+    owner = _main(_console(world, world.owner).get("/state", params={"contract": "records", "map": "records",
+                                                                     "key": "patient-42"}).text)
+    assert SECRET in owner  # the Map's own key layout: m/records\0 + the key's encoding
+    assert "<form" in console.get("/state", params={"contract": "records"}).text
+    assert console.get("/state", params={"contract": "kv", "key": "0xzz"}).status_code == 400
+    assert console.get("/state", params={"contract": "Bad", "key": "k"}).status_code == 400
+    document = console.get("/api/proof/state", params={"contract": "kv", "key": b"v/rate".hex()}).json()
+    assert document["kind"] == "state" and document["value"] is not None and len(document["siblings"]) == document["bucket_bits"]
+    assert console.get("/api/proof/state", params={"contract": "kv", "key": "zz"}).status_code == 400

@@ -156,8 +156,9 @@ def render_contract(org: str, chain_id: str, contract: dict[str, Any], source: S
         code = proven + f'<pre class="source" data-source>{_text(source.value.decode("utf-8", errors="replace"))}</pre>'
     versions = _table([t("contracts.version"), t("contract.deployed_by"), t("contract.in_block")], history) if history else "<p>—</p>"
     name = str(contract.get("name", ""))
-    listing = (f'<p><a href="/txs?contract={_text(urllib.parse.quote(name))}">{_text(t("index.transactions"))}</a></p>'
-               if indexed else "")
+    quoted = _text(urllib.parse.quote(name))
+    listing = (f'<p><a href="/txs?contract={quoted}">{_text(t("index.transactions"))}</a></p>' if indexed else "")
+    listing += f'<p><a href="/state?contract={quoted}">{_text(t("state.read_of", name=name))}</a></p>'
     body = (facts + listing + f"<h2>{_text(t('contract.versions'))}</h2>" + versions
             + f"<h2>{_text(t('gov.permissions'))}</h2>"
             + (_permissions_table(permissions) if permissions else f"<p>{_text(t('contract.open'))}</p>")

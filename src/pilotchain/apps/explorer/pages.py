@@ -13,8 +13,9 @@ from typing import Any
 
 from pilotchain.apps.explorer.certify import CertificateCheck
 from pilotchain.apps.explorer.messages import LANGUAGES, current_language, script_messages, t
+from pilotchain.codec import encode
 from pilotchain.ledger.tx import RejectCode
-from pilotchain.sdk import BlockInfo, NodeInfo, TxResult
+from pilotchain.sdk import BlockInfo, NodeInfo, StateValue, TxResult
 
 __all__ = [
     "BLOCKS_PER_PAGE",
@@ -25,7 +26,9 @@ __all__ = [
     "render_error",
     "render_governance",
     "render_overview",
+    "render_state",
     "render_tx",
+    "state_key",
 ]
 
 #: blocks on one page of the blocks list (each is one verified read of the node)
@@ -124,7 +127,7 @@ def page(title: str, org: str, chain_id: str, body: str) -> str:
         + f">{_text(name)}</a>" for code, name in LANGUAGES.items())
     nav = "".join(f'<a href="{href}">{_text(t(key))}</a>' for href, key in (
         ("/", "nav.overview"), ("/blocks", "nav.blocks"), ("/governance", "nav.governance"),
-        ("/contracts", "nav.contracts"), ("/orgs", "nav.orgs")))
+        ("/contracts", "nav.contracts"), ("/orgs", "nav.orgs"), ("/state", "nav.state")))
     return f"""<!doctype html>
 <html lang="{language}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_text(title)} · {_text(t("brand"))}</title><link rel="stylesheet" href="/static/explorer.css"></head>
@@ -309,6 +312,45 @@ def render_governance(org: str, chain_id: str, proposals: Sequence[dict[str, Any
     body = "".join(sections) if sections else f"<p>{_text(t('gov.none'))}</p>"
     note = f'<p class="proof none">{_text(t("gov.query_note"))}</p>'
     return page(t("gov.title"), org, chain_id, body + note)
+
+
+def state_key(text: str, map_name: str = "") -> bytes:
+    """The state key a reader means: ``0x``-prefixed hex as bytes, other text as UTF-8; inside a
+    contract's ``Map(map_name)``, the map's own layout (``m/NAME\\0`` + the key's canonical encoding).
+    ValueError for hex that is not."""
+    raw: bytes | str = bytes.fromhex(text[2:]) if text.startswith("0x") else text
+    if not map_name:
+        return raw if isinstance(raw, bytes) else raw.encode()
+    return b"m/" + map_name.encode() + b"\x00" + encode(raw)
+
+
+def render_state(org: str, chain_id: str, contract: str, key_text: str, map_name: str, state: StateValue | None,
+                 check: CertificateCheck | None) -> str:
+    """A form to read one state key, and what it holds, proven under a certified header's state root."""
+    form = (f'<form class="state-form" action="/state" method="get">'
+            f'<label>{_text(t("col.contract"))} <input name="contract" value="{_text(contract)}" required></label> '
+            f'<label>{_text(t("state.map"))} <input name="map" value="{_text(map_name)}"></label> '
+            f'<label>{_text(t("state.key"))} <input name="key" value="{_text(key_text)}" required></label> '
+            f'<button>{_text(t("state.read"))}</button></form><p class="proof none">{_text(t("state.help"))}</p>')
+    if state is None:
+        return page(t("state.title"), org, chain_id, form)
+    if state.value is None:
+        shown = f'<i data-field="value">{_text(t("state.absent"))}</i>'
+    else:
+        decoded = state.decoded
+        shown = (f'<code data-field="value">{_text(_value(decoded))}</code>' if decoded is not None
+                 else f'<code data-field="value">0x{_text(state.value.hex())}</code>')
+    facts = _facts([
+        (t("col.contract"), _text(contract)),
+        (t("state.key"), f"<code>0x{_text(state.key.hex())}</code>"),
+        (t("state.value"), shown),
+        (t("tx.block"), _block_link(state.header.height)),
+        (t("block.state_root"), f"<code>{_text(state.header.state_root.hex())}</code>"),
+    ])  # fmt: skip
+    what = t("state.what")
+    body = (form + facts + _proven(state.verified, what) + _certified(check)
+            + _browser_check(f"/api/proof/state?contract={_text(contract)}&key={_text(state.key.hex())}", what))
+    return page(t("state.title"), org, chain_id, body)
 
 
 def _block_link(height: Any) -> str:

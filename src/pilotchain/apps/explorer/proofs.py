@@ -17,9 +17,9 @@ from pilotchain.codec import encode
 from pilotchain.errors import InvariantBroken
 from pilotchain.ledger.block import BlockHeader
 from pilotchain.ledger.genesis import ValidatorInfo
-from pilotchain.sdk import BlockInfo, TxResult
+from pilotchain.sdk import BlockInfo, StateValue, TxResult
 
-__all__ = ["block_proof", "tx_proof", "validators_json"]
+__all__ = ["block_proof", "state_proof", "tx_proof", "validators_json"]
 
 
 def validators_json(validators: Sequence[ValidatorInfo]) -> list[dict[str, Any]]:
@@ -56,6 +56,22 @@ def block_proof(suite: str, block: BlockInfo, validators: Sequence[ValidatorInfo
         "height": block.height,
         "tx_leaves": tx_leaves,
         "receipt_leaves": receipts,
+    }
+
+
+def state_proof(suite: str, state: StateValue, validators: Sequence[ValidatorInfo]) -> dict[str, Any]:
+    """What shows that a contract's key holds a value (or none) under a certified header's state
+    root: the key's whole bucket and the sibling hashes up to the root."""
+    return {
+        "kind": "state",
+        **_certified_header(suite, state.block_hash, state.header, state.certificate, validators),
+        "contract": state.contract,
+        "key": state.key.hex(),
+        "value": state.value.hex() if state.value is not None else None,
+        "bucket_bits": state.proof.bucket_bits,
+        "bucket": state.proof.bucket,
+        "entries": [[key.hex(), value.hex()] for key, value in state.proof.entries],
+        "siblings": [sibling.hex() for sibling in state.proof.siblings],
     }
 
 

@@ -42,6 +42,8 @@ __all__ = ["create_app"]
 
 _TX_ID = re.compile(r"^[0-9a-fA-F]{64}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: characters of a state key typed into the state page
+STATE_KEY_CHARS_MAX = 1024
 #: rows on one page of an index listing (?limit= up to the index's own bound)
 INDEX_PAGE_ROWS = 50
 #: characters of a search the index is asked about
@@ -194,6 +196,38 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             return JSONResponse(proofs.block_proof(genesis.suite, found, in_force(found.height)))
         except PilotchainError as exc:
             return proof_failure(exc)
+
+    @app.get("/api/proof/state")
+    def api_state_proof(contract: str, key: str) -> JSONResponse:
+        """What the state page's browser check recomputes (static/verify.js); ``key`` in hex."""
+        try:
+            raw = bytes.fromhex(key)
+        except ValueError:
+            return JSONResponse({"error": "the key is hex"}, status_code=400)
+        if not _NAME.match(contract):
+            return JSONResponse({"error": "a contract name is a lower-case identifier"}, status_code=400)
+        try:
+            found = client.read_state(contract, raw)
+            return JSONResponse(proofs.state_proof(genesis.suite, found, in_force(found.header.height)))
+        except PilotchainError as exc:
+            return proof_failure(exc)
+
+    @app.get("/state", response_class=HTMLResponse)
+    def state(contract: str = "", key: str = "", map: str = "") -> HTMLResponse:  # noqa: A002 - the form's field
+        if not key:  # the form (a contract page links here with its name filled in)
+            return HTMLResponse(pages.render_state(org, chain(), contract, "", map, None, None))
+        if not _NAME.match(contract) or (map and not _NAME.match(map)) or len(key) > STATE_KEY_CHARS_MAX:
+            return HTMLResponse(pages.render_error(org, chain(), t("state.title"), t("state.bad")), status_code=400)
+        try:
+            raw = pages.state_key(key, map)
+        except ValueError:
+            return HTMLResponse(pages.render_error(org, chain(), t("state.title"), t("state.bad")), status_code=400)
+        try:
+            found = client.read_state(contract, raw)
+            check = certified(found.header, found.certificate)
+            return HTMLResponse(pages.render_state(org, chain(), contract, key, map, found, check))
+        except PilotchainError as exc:
+            return failure(exc, t("state.title"))
 
     @app.get("/", response_class=HTMLResponse)
     def overview() -> HTMLResponse:

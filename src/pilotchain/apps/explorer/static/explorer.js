@@ -26,7 +26,8 @@
         steps.appendChild(li);
       });
     }
-    var check = section.getAttribute("data-verify").indexOf("/api/proof/tx/") === 0 ? "checkTx" : "checkBlock";
+    var kind = section.getAttribute("data-verify").split("/")[3];  // /api/proof/KIND/...
+    var check = { tx: "checkTx", block: "checkBlock", state: "checkState" }[kind.split("?")[0]];
     fetch(section.getAttribute("data-verify"), { headers: { "Accept": "application/json" } })
       .then(function (response) {
         return response.json().then(function (doc) {
