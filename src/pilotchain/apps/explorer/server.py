@@ -36,7 +36,14 @@ from pilotchain.crypto import get_suite
 from pilotchain.identity.records import Certificate
 from pilotchain.ledger.block import BlockHeader
 from pilotchain.ledger.genesis import Genesis, ValidatorInfo
-from pilotchain.sdk import AsyncClient, BlockInfo, Client, NotFound, PilotchainError
+from pilotchain.sdk import (
+    AsyncClient,
+    BlockInfo,
+    Client,
+    NotFound,
+    PilotchainError,
+    TxRejectedError,
+)
 
 __all__ = ["create_app"]
 
@@ -96,7 +103,8 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
         return chain_id
 
     def failure(exc: PilotchainError, what: str) -> HTMLResponse:
-        code = 404 if isinstance(exc, NotFound) else 502
+        refused = isinstance(exc, TxRejectedError) and exc.code == "PERMISSION_DENIED"  # the organisation may not read it
+        code = 404 if isinstance(exc, NotFound) else 403 if refused else 502
         return HTMLResponse(pages.render_error(org, chain_id, t("error.not_shown", what=what), str(exc)), status_code=code)
 
     @overload
