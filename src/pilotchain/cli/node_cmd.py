@@ -13,6 +13,11 @@ app = typer.Typer(help="Run a node.", no_args_is_help=True)
 def start(home: Path = typer.Option(..., "--home", help="the node's folder (made by `pilotchain network init`)")) -> None:
     """Run the node in the foreground: JSON-lines logs on stdout, SIGTERM stops it cleanly,
     a restart resumes from disk."""
+    import faulthandler
+
+    # a fatal signal inside a C extension (e.g. an allocation failure at the memory limit) leaves
+    # every thread's Python stack in the log instead of a silent exit
+    faulthandler.enable()
     from pilotchain.node.config import NodeConfigError
     from pilotchain.node.daemon import run_node
     from pilotchain.storage.errors import StorageCorrupted

@@ -61,6 +61,15 @@ class JsonErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except MemoryError:
+            # the process is at its memory limit: shed this request, say so, keep serving
+            _log.error("out of memory serving %s %s: request shed", scope.get("method"), scope.get("path"),
+                       extra={"event": "gateway.out_of_memory"})
+            if started:
+                raise
+            await _send_json(send, 503, json_error_body(
+                "UNAVAILABLE", "the node is at its memory limit; retry after the Retry-After seconds"),
+                [(b"retry-after", b"5")])
         except Exception as exc:
             _log.exception("unhandled error serving %s %s", scope.get("method"), scope.get("path"))
             if started:

@@ -50,6 +50,10 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     #: the gateway's TLS certificate and key (PEM, relative to the home); empty: plain HTTP
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    #: the mempool's bounds: a node under a memory limit (a container's) keeps its mempool well
+    #: inside it; beyond them the gateway answers 429 MEMPOOL_FULL (docs/operations.md)
+    mempool_txs_max: int = 50_000
+    mempool_bytes_max: int = 256 * 1024 * 1024
 
 
 def load_genesis(path: str | os.PathLike[str]) -> Genesis:

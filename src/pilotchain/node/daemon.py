@@ -91,6 +91,7 @@ from pilotchain.node.chain import Ledger, open_governed_ledger
 from pilotchain.node.config import NodeConfig, NodeConfigError, load_genesis, load_node_config
 from pilotchain.node.core import Committed, NodeCore, NodeHalted, Note, consensus_config_for
 from pilotchain.node.frontend import NodeFrontend, wall_clock_ms
+from pilotchain.node.mempool import MempoolLimits
 from pilotchain.p2p import MessageKind, NetworkConfig, PeerNetwork
 from pilotchain.p2p.transport import LOGGER_NAME as P2P_LOGGER
 
@@ -138,7 +139,13 @@ class ConsensusNode(NodeFrontend):
     def __init__(self, ledger: Ledger, *, config: NodeConfig, home: Path, identity: Any,
                  clock_ms: Any = wall_clock_ms, gossip_interval_ms: int = 10,
                  empty_block_delay_ms: int | None = None, block_interval_ms_min: int = 200) -> None:
-        super().__init__(ledger, name=config.name, org=config.org, clock_ms=clock_ms)
+        if not (config.mempool_txs_max >= 1 and config.mempool_bytes_max >= 1024 * 1024):
+            raise NodeConfigError("node.json: mempool_txs_max must be at least 1 and mempool_bytes_max at least "
+                                  "1 MiB (1048576)")
+        super().__init__(ledger, name=config.name, org=config.org, clock_ms=clock_ms,
+                         mempool_limits=MempoolLimits(txs_max=config.mempool_txs_max,
+                                                      bytes_max=config.mempool_bytes_max,
+                                                      txs_per_signer_max=min(10_000, config.mempool_txs_max)))
         self.config = config
         self.home = home
         self.identity = identity
