@@ -110,3 +110,16 @@ def test_a_broken_decoder_is_caught_and_its_input_saved(tmp_path: Path) -> None:
     (artifact,) = outcome["artifacts"]
     assert Path(artifact).read_bytes().startswith(b"PC")
     assert "KeyError" in result.stderr
+
+
+def test_a_target_leaves_the_process_as_it_found_it() -> None:
+    """Targets run inside pytest workers that go on to other tests: the gateway-auth target
+    freezes the signature library's clock only while an input runs (a module-level patch once
+    made every later signed request in the worker fail as too old)."""
+    from http_message_signatures import signatures
+
+    real = signatures.datetime  # type: ignore[attr-defined]
+    module = run.load_target("gateway_auth")
+    for path in sorted((REPO / "fuzz" / "corpus" / "gateway_auth").glob("*"))[:5]:
+        module.one_input(path.read_bytes())
+    assert signatures.datetime is real  # type: ignore[attr-defined]
