@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,7 @@ def test_the_demo_runs_the_network_and_every_story(tmp_path: Path) -> None:
     assert "never more than metered" in output and "a certificate is claimed once" in output
     assert "verified offline against the genesis" in output
     assert output.count("vault of") >= 7 and "stopped" in output
+    # where to look: one table at the end, every organisation's explorer among the pages, answering
+    where = output.split("where to look")[1]
+    explorers = re.findall(r"explorer [\w-]+\s*│\s*(http://[\d.]+:\d+)/?\s*│\s*yes", where)
+    assert len(explorers) >= 4, where[:3000]

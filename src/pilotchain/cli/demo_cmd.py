@@ -52,6 +52,8 @@ def demo(
                 if problem is not None:
                     console.print(f"[red]error:[/] {problem}")
                     ok = False
+                else:
+                    network_demo.print_where_to_look(folder, console)
             if not exit_after and ok:
                 network_demo.keep_running(folder, console)
         finally:

@@ -298,6 +298,30 @@ def run_services(directory: Path, console: Console, scenario: str | None = None)
     return None
 
 
+def print_where_to_look(directory: Path, console: Console) -> None:
+    """One table at the end: every node's gateway and every installed service's page (an explorer
+    per organisation, vaults, holder services), with whether it answers."""
+    from pilotchain.network.services import network_services
+
+    table = Table(title="where to look", title_justify="left")
+    table.add_column("what")
+    table.add_column("URL")
+    table.add_column("up")
+    for node in nodes_of(directory):
+        table.add_row(f"gateway {node.name}", node.gateway_url, "")
+    for service in network_services():
+        try:
+            rows = service.status(directory)
+        except Exception as exc:  # noqa: BLE001 - an application's status must not end the demo
+            rows = [{"name": service.name, "url": "", "up": False, "detail": str(exc)}]
+        for row in rows:
+            table.add_row(str(row.get("name", service.name)), str(row.get("url", "")),
+                          "[green]yes[/]" if row.get("up") else f"[red]no[/] {row.get('detail', '')}")
+    console.print(table)
+    console.print("the explorers are web pages: open one in a browser (each shows what its organisation may read); "
+                  f"[bold]pilotchain network status --dir {directory}[/] prints this again")
+
+
 def stop_all(directory: Path, console: Console) -> None:
     from pilotchain.network.services import network_services
 
