@@ -56,6 +56,18 @@ def test_the_overview_shows_height_validators_and_mempool_as_the_organisation(wo
     assert 'data-proof="certificate">✓ Certified' in page.text  # and its header by its validators
 
 
+def test_the_overview_says_which_validators_sign_from_the_newest_certificates(world: Scene) -> None:
+    page = _console(world, world.viewer).get("/")
+    height = world.chain.client().status().height
+    rows = page.text.split('<table class="validators">', 1)[1].split("</table>", 1)[0].split("<tr>")[2:]
+    by_name = {row.split("</td>")[0].removeprefix("<td>"): row for row in rows}
+    assert set(by_name) == {world.chain.consortium.validator, "extra-validator"}  # the set in force now
+    for row in by_name.values():  # both sign every commit record (helpers.certify_commits)
+        assert f'<a href="/blocks/{height}">{height}</a>' in row and "0 blocks" in row and 'data-health="signing"' in row
+    assert "—" in by_name["extra-validator"].split("</td>")[4]  # it never proposed: the one node proposes
+    assert f'<a href="/blocks/{height}">' in by_name[world.chain.consortium.validator].split("</td>")[4]
+
+
 def test_a_block_shows_its_transactions_with_the_unreadable_ones_redacted(world: Scene) -> None:
     console = _console(world, world.viewer)
     secret_block = console.get(f"/blocks/{world.secret.height}")

@@ -23,6 +23,7 @@ PACKAGE = Path(messages.__file__).parent
 #: keys the code builds from a prefix and a value (each value's key is listed in full below)
 DYNAMIC = {
     "why.": [f"why.{code}" for code in ("MALFORMED", "BAD_ARGUMENTS", "PERMISSION_DENIED", "BLOCK_FULL")],
+    "health.": ["health.signing", "health.behind", "health.silent", "health.unknown"],
     "gov.step.": ["gov.step.proposed", "gov.step.approved", "gov.step.withdrawn"],
     "orgs.kind.": ["orgs.kind.add_org", "orgs.kind.remove_org", "orgs.kind.rotate_ca", "orgs.kind.revoke"],
     "js.": ["js.ok", "js.absent", "js.failed", "js.unavailable"],  # "js." + the check's state

@@ -13,6 +13,7 @@ from typing import Any
 
 from pilotchain.apps.explorer.certify import CertificateCheck
 from pilotchain.apps.explorer.messages import LANGUAGES, current_language, script_messages, t
+from pilotchain.apps.explorer.signing import WINDOW_BLOCKS, ValidatorSigning
 from pilotchain.codec import encode
 from pilotchain.ledger.tx import RejectCode
 from pilotchain.sdk import BlockInfo, NodeInfo, StateValue, TxResult
@@ -164,7 +165,27 @@ def _live_section() -> str:
             + "</section>")
 
 
-def render_overview(org: str, info: NodeInfo, validators: Sequence[dict[str, Any]], head: BlockInfo | None,
+def _validators_section(validators: Sequence[dict[str, Any]] | Sequence[ValidatorSigning], node: str) -> str:
+    """The validators in force; with what their certificates say (:mod:`.signing`) when it was read."""
+    headers = [t("overview.validator"), t("overview.organisation"), t("overview.power"), t("overview.this_node")]
+    this = _text(t("yes"))
+    if not all(isinstance(v, ValidatorSigning) for v in validators):
+        return _table(headers, [
+            (_text(v.get("name", "")), _text(v.get("org", "")), _text(v.get("power", "")), this if v.get("name") == node else "")
+            for v in validators if isinstance(v, dict)])
+    rows = [
+        (_text(v.name), _text(v.org), str(v.power), this if v.name == node else "",
+         _block_link(v.last_proposed), _block_link(v.last_signed),
+         _text(t("overview.lag_value", count=v.lag)) if v.lag is not None else "—",
+         f'<span class="health {v.health}" data-health="{v.health}">{_text(t(f"health.{v.health}"))}</span>')
+        for v in validators if isinstance(v, ValidatorSigning)
+    ]  # fmt: skip
+    headers += [t("overview.last_proposed"), t("overview.last_signed"), t("overview.lag"), t("overview.health")]
+    return _table(headers, rows, "validators") + f'<p class="proof none">{_text(t("overview.health_note", count=WINDOW_BLOCKS))}</p>'
+
+
+def render_overview(org: str, info: NodeInfo, validators: Sequence[dict[str, Any]] | Sequence[ValidatorSigning],
+                    head: BlockInfo | None,
                     check: CertificateCheck | None = None, *, live: bool = False) -> str:
     """Height, last block time, validators, peers, mempool; the head block proven when given."""
     connected = sum(1 for up in info.peers.values() if up)
@@ -179,20 +200,14 @@ def render_overview(org: str, info: NodeInfo, validators: Sequence[dict[str, Any
                                       total=len(info.peers))),
         (t("overview.syncing"), _text(t("yes") if info.syncing else t("no"))),
     ])  # fmt: skip
-    validator_rows = [
-        (_text(v.get("name", "")), _text(v.get("org", "")), _text(v.get("power", "")),
-         _text(t("yes")) if v.get("name") == info.node else "")
-        for v in validators
-    ]  # fmt: skip
     peer_rows = [(_text(name), _text(t("overview.connected") if up else t("overview.not_connected")))
                  for name, up in sorted(info.peers.items())]
     proof = _proven(head.verified, t("overview.head_body", height=head.height)) + _certified(check) if head is not None else ""
-    headers = [t("overview.validator"), t("overview.organisation"), t("overview.power"), t("overview.this_node")]
     peers = _table([t("overview.peer"), t("overview.link")], peer_rows) if peer_rows else f"<p>{_text(t('overview.no_peers'))}</p>"
     body = (
         f'<section id="overview" data-refresh="/api/status">{facts}</section>{proof}'
         + (_live_section() if live else "")
-        + f"<h2>{_text(t('overview.validators'))}</h2>{_table(headers, validator_rows)}"
+        + f"<h2>{_text(t('overview.validators'))}</h2>{_validators_section(validators, info.node)}"
         + f"<h2>{_text(t('overview.peers'))}</h2>{peers}"
     )
     return page(t("overview.title"), org, info.chain_id, body)

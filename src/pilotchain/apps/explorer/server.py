@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -32,6 +33,12 @@ from pilotchain.apps.explorer.certify import CertificateCheck, check_certificate
 from pilotchain.apps.explorer.index import Cursor, Indexer
 from pilotchain.apps.explorer.live import LiveFeed
 from pilotchain.apps.explorer.messages import LANGUAGES, pick_language, t, use_language
+from pilotchain.apps.explorer.signing import (
+    WINDOW_BLOCKS,
+    BlockSigners,
+    ValidatorSigning,
+    validator_signing,
+)
 from pilotchain.crypto import get_suite
 from pilotchain.identity.records import Certificate
 from pilotchain.ledger.block import BlockHeader
@@ -129,6 +136,26 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             return list(document["current"])
         except (PilotchainError, KeyError, TypeError):
             return [{"name": name, "org": "", "power": ""} for name in client.status().validators]
+
+    window: dict[int, BlockSigners] = {}  # blocks never change once committed: each is read once
+    window_lock = threading.Lock()
+
+    def signing(head: BlockInfo) -> list[ValidatorSigning]:
+        """The validators in force at ``head`` and what the newest blocks' certificates say of them."""
+        history = client.query("gov", "validators").get("history", [])
+        low = max(head.height - WINDOW_BLOCKS + 1, 1)
+        with window_lock:
+            known = {height: block for height, block in window.items() if low <= height <= head.height}
+        for height in range(low, head.height + 1):
+            if height not in known:
+                found = head if height == head.height else client.get_block(height)
+                check = check_certificate(found.header, found.certificate, validators_at(genesis, history, height), suite)
+                signers = frozenset(name for name, _ in check.signers) if check.state == "verified" else None
+                known[height] = BlockSigners(height, found.header.proposer, signers)
+        with window_lock:
+            window.clear()
+            window.update(known)
+        return validator_signing(validators_at(genesis, history, head.height), known.values(), head.height)
 
     @app.middleware("http")
     async def language(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -243,7 +270,12 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             info = client.status()
             head = client.get_block(info.height) if info.height >= 1 else None
             check = certified(head.header, head.certificate) if head is not None else None
-            return HTMLResponse(pages.render_overview(org, info, validators(), head, check, live=feed is not None))
+            shown: list[dict[str, Any]] | list[ValidatorSigning] = validators()
+            if head is not None:
+                # governance's validators unreadable: the plain list, without health
+                with contextlib.suppress(PilotchainError, KeyError, TypeError, ValueError):
+                    shown = signing(head)
+            return HTMLResponse(pages.render_overview(org, info, shown, head, check, live=feed is not None))
         except PilotchainError as exc:
             return failure(exc, t("overview.title"))
 
