@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from pilotchain.apps.explorer import messages
+from pilotchain.apps.explorer import apppages, messages
 from pilotchain.apps.explorer.server import create_app
 from tests.apps.explorer.conftest import serve
 from tests.apps.explorer.helpers import Scene, scene
@@ -23,6 +23,8 @@ PACKAGE = Path(messages.__file__).parent
 #: keys the code builds from a prefix and a value (each value's key is listed in full below)
 DYNAMIC = {
     "why.": [f"why.{code}" for code in ("MALFORMED", "BAD_ARGUMENTS", "PERMISSION_DENIED", "BLOCK_FULL")],
+    "app.currency.bucket.": [f"app.currency.bucket.{bucket}" for bucket in apppages.BUCKETS],
+    "app.dataex.event.": [f"app.dataex.event.{name}" for name in apppages.ACCESS_EVENTS],
     "health.": ["health.signing", "health.behind", "health.silent", "health.unknown"],
     "gov.step.": ["gov.step.proposed", "gov.step.approved", "gov.step.withdrawn"],
     "orgs.kind.": ["orgs.kind.add_org", "orgs.kind.remove_org", "orgs.kind.rotate_ca", "orgs.kind.revoke"],

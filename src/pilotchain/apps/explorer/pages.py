@@ -5,6 +5,7 @@ escaping), so a contract name, an argument or an event cannot inject markup into
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import html
 import json
@@ -30,12 +31,20 @@ __all__ = [
     "render_state",
     "render_tx",
     "state_key",
+    "use_app_links",
 ]
 
 #: blocks on one page of the blocks list (each is one verified read of the node)
 BLOCKS_PER_PAGE = 20
 #: characters of a transaction's arguments or an event's data shown before "…"
 VALUE_CHARS_MAX = 400
+#: the applications' pages the header links in this request: (href, message key), set by the server
+_APP_LINKS: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar("app_links", default=())
+
+
+def use_app_links(links: Sequence[tuple[str, str]]) -> None:
+    """Link these applications' pages, ``(href, message key)``, from the header of this request's page."""
+    _APP_LINKS.set(tuple(links))
 
 def failure_in_words(status: str | None, message: str | None) -> str:
     """Why a transaction failed, for a person: the code's meaning, then the contract's own words."""
@@ -128,7 +137,8 @@ def page(title: str, org: str, chain_id: str, body: str) -> str:
         + f">{_text(name)}</a>" for code, name in LANGUAGES.items())
     nav = "".join(f'<a href="{href}">{_text(t(key))}</a>' for href, key in (
         ("/", "nav.overview"), ("/blocks", "nav.blocks"), ("/governance", "nav.governance"),
-        ("/contracts", "nav.contracts"), ("/orgs", "nav.orgs"), ("/state", "nav.state")))
+        ("/contracts", "nav.contracts"), ("/orgs", "nav.orgs"), ("/state", "nav.state"),
+        *_APP_LINKS.get()))
     return f"""<!doctype html>
 <html lang="{language}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_text(title)} · {_text(t("brand"))}</title><link rel="stylesheet" href="/static/explorer.css"></head>

@@ -28,7 +28,7 @@ from fastapi.responses import (
     StreamingResponse,
 )
 
-from pilotchain.apps.explorer import chainread, govpages, indexpages, pages, proofs
+from pilotchain.apps.explorer import apppages, chainread, govpages, indexpages, pages, proofs
 from pilotchain.apps.explorer.certify import CertificateCheck, check_certificate, validators_at
 from pilotchain.apps.explorer.index import Cursor, Indexer
 from pilotchain.apps.explorer.live import LiveFeed
@@ -69,6 +69,10 @@ _STATIC = {"explorer.css": "text/css; charset=utf-8", "explorer.js": "text/javas
            "verify.js": "text/javascript; charset=utf-8"}
 #: proposals shown on the governance page (the newest; gov.list's own bound is larger)
 PROPOSALS_SHOWN_MAX = 64
+#: how long the header's list of deployed applications is kept before governance is asked again
+APPS_REFRESH_S = 10.0
+#: transactions of each contract the data-exchange access log reads (the newest the index holds)
+ACCESS_LOG_TXS_MAX = 50
 
 
 def create_app(client: Client, org: str, genesis: Genesis, *,
@@ -157,10 +161,34 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             window.update(known)
         return validator_signing(validators_at(genesis, history, head.height), known.values(), head.height)
 
+    def deployed(contract: str) -> bool:
+        """Governance activated ``contract`` and has not frozen it."""
+        record = client.query("gov", "contract", {"name": contract})
+        return bool(record) and not record.get("frozen")
+
+    deployed_apps: list[Any] = [-APPS_REFRESH_S, ()]  # when read (monotonic s), the contracts deployed
+    deployed_lock = threading.Lock()
+
+    def app_links() -> list[tuple[str, str]]:
+        """The applications' pages to link from the header (governance asked at most every few seconds)."""
+        with deployed_lock:
+            read_s, names = deployed_apps
+        if time.monotonic() - read_s >= APPS_REFRESH_S:
+            try:
+                names = tuple(contract for contract in apppages.APPS if deployed(contract))
+            except PilotchainError:
+                return []  # the node does not answer: the page itself says so
+            with deployed_lock:
+                deployed_apps[:] = [time.monotonic(), names]
+        return [apppages.APPS[contract][:2] for contract in names]
+
     @app.middleware("http")
     async def language(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """Every page in the reader's language: the switch's cookie, else Accept-Language."""
+        """Every page in the reader's language: the switch's cookie, else Accept-Language; the header
+        links the applications deployed on this chain."""
         use_language(pick_language(request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language")))
+        if not request.url.path.startswith(("/api/", "/static/", "/healthz", "/lang/")):
+            pages.use_app_links(await asyncio.to_thread(app_links))
         response = await call_next(request)
         response.headers["Vary"] = "Cookie, Accept-Language"
         return response
@@ -454,5 +482,66 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
                                                      view.revoked, now_ms(), view.partial, seen))
         except PilotchainError as exc:
             return failure(exc, t("orgs.title"))
+
+    @app.get("/apps/currency", response_class=HTMLResponse)
+    def currency_supply() -> HTMLResponse:
+        try:
+            if not deployed("currency"):
+                return HTMLResponse(apppages.render_not_deployed(org, chain(), "currency"), status_code=404)
+            return HTMLResponse(apppages.render_supply(org, chain(), client.query("currency", "supply_audit")))
+        except PilotchainError as exc:
+            return failure(exc, t("app.currency.title"))
+
+    @app.get("/apps/dataex", response_class=HTMLResponse)
+    def access_log() -> HTMLResponse:
+        try:
+            if not deployed("dataex"):
+                return HTMLResponse(apppages.render_not_deployed(org, chain(), "dataex"), status_code=404)
+            if index is None:
+                return HTMLResponse(apppages.render_access_log(org, chain(), None, 0, 0))
+            entries, read = _access_entries(index)
+            return HTMLResponse(apppages.render_access_log(org, chain(), entries, read, index.index.indexed_height()))
+        except PilotchainError as exc:
+            return failure(exc, t("app.dataex.title"))
+
+    def _access_entries(indexer: Indexer) -> tuple[list[apppages.LogEntry], int]:
+        """The data-exchange events about ``org``'s payloads (or naming it) in the newest indexed
+        transactions of ``dataex`` and of ``health`` (whose requests decide through ``dataex``)."""
+        rows = [row for contract in ("dataex", "health")
+                for row in indexer.index.txs_by_contract(contract, None, ACCESS_LOG_TXS_MAX)]
+        owners: dict[str, str] = {}
+
+        def owner(payload_id: Any) -> str:
+            if not isinstance(payload_id, str):
+                return ""
+            if payload_id not in owners:
+                try:
+                    record = client.query("dataex", "payload", {"payload_id": payload_id})
+                except TxRejectedError:  # the contract refused (a malformed id, a read it withholds)
+                    record = None
+                owners[payload_id] = str(record.get("owner", "")) if isinstance(record, dict) else ""
+            return owners[payload_id]
+
+        entries = []
+        for row in sorted(rows, key=lambda r: (r["height"], r["index"]), reverse=True):
+            if row["redacted"] or row["status"] != "OK":
+                continue
+            result = client.get_tx(row["tx_id"])
+            for event in result.events:
+                data = event.data if isinstance(event.data, dict) else {}
+                if event.contract != "dataex" or event.name not in apppages.ACCESS_EVENTS:
+                    continue
+                if data.get("owner") == org or data.get("org") == org or owner(data.get("id")) == org:
+                    entries.append(apppages.LogEntry(int(row["height"]), str(row["tx_id"]), event.name, data))
+        return entries, len(rows)
+
+    @app.get("/apps/health", response_class=HTMLResponse)
+    def review_queue() -> HTMLResponse:
+        try:
+            if not deployed("health"):
+                return HTMLResponse(apppages.render_not_deployed(org, chain(), "health"), status_code=404)
+            return HTMLResponse(apppages.render_review_queue(org, chain(), client.query("health", "review_queue")))
+        except PilotchainError as exc:
+            return failure(exc, t("app.health.title"))
 
     return app

@@ -1,0 +1,148 @@
+"""The applications' pages: what an installed application's contract tells this organisation,
+read through the SDK with the contract's own queries (which its ``@read`` permission may refuse:
+the page then says so, a 403). Pure like :mod:`.pages`: the server reads, these render.
+
+An application has a page when its contract is deployed and not frozen on this chain
+(:data:`APPS`); the header links only those, and a page of one that is not deployed says so.
+
+- ``currency`` — the supply dashboard: ``currency.supply_audit`` (issued, redeemed, outstanding, each
+  kind of bucket, whether ``issued - redeemed`` equals their sum, the movement history's head).
+- ``dataex`` — the access log of this organisation's payloads: the decisions (permit, withdraw),
+  purges, complaints and anchored receipt batches in the newest data-exchange transactions the
+  explorer's index lists, each event read from its proven transaction. The contract has no query that
+  lists decisions, so without the index the page says it cannot list them.
+- ``health`` — the break-glass review queue: ``health.review_queue`` (emergency accesses not yet
+  reviewed).
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pilotchain.apps.explorer.messages import t
+from pilotchain.apps.explorer.pages import page, render_error
+
+__all__ = ["ACCESS_EVENTS", "APPS", "BUCKETS", "LogEntry", "render_access_log", "render_not_deployed", "render_review_queue",
+           "render_supply"]
+
+#: contract -> its page, the header's link and the page's title (message keys), in the header's order
+APPS = {"currency": ("/apps/currency", "app.currency.nav", "app.currency.title"),
+        "dataex": ("/apps/dataex", "app.dataex.nav", "app.dataex.title"),
+        "health": ("/apps/health", "app.health.nav", "app.health.title")}
+#: the currency's kinds of bucket, in the contract's invariant's order
+BUCKETS = ("vaults", "wallets", "envelopes", "held", "offline")
+#: the data-exchange events an access log shows
+ACCESS_EVENTS = ("registered", "permitted", "withdrawn", "purged", "purge_confirmed", "complained", "anchored")
+
+
+def _text(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _cny(fen: Any) -> str:
+    """An amount in fen for people: 123456 -> "1,234.56 CNY"."""
+    if not isinstance(fen, int):
+        return "—"
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d} CNY"
+
+
+def _moment(ms: Any) -> str:
+    if not isinstance(ms, int):
+        return "—"
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], css: str) -> str:
+    head = "".join(f"<th>{_text(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _bar(share: float) -> str:
+    """A bucket's share of the outstanding supply, as an inline SVG bar."""
+    width = max(0.0, min(share, 1.0)) * 100
+    return (f'<svg class="bar" viewBox="0 0 100 8" width="120" height="10" role="img" aria-label="{width:.0f}%">'
+            f'<rect width="100" height="8" fill="#e4e7eb"/><rect width="{width:.2f}" height="8" fill="#2f6f3e"/></svg>')
+
+
+def render_not_deployed(org: str, chain_id: str, contract: str) -> str:
+    return render_error(org, chain_id, t(APPS[contract][2]), t("app.not_deployed", contract=contract))
+
+
+def render_supply(org: str, chain_id: str, audit: dict[str, Any]) -> str:
+    """The currency's supply: what the central bank issued and redeemed, where the outstanding money
+    is, and whether the books balance."""
+    outstanding = audit.get("outstanding")
+    held = sum(int(audit.get(bucket) or 0) for bucket in BUCKETS)
+    balanced = audit.get("balanced") is True
+    verdict = (f'<p class="proof ok" data-balanced="yes">{_text(t("app.currency.balanced", amount=_cny(outstanding)))}</p>'
+               if balanced else
+               f'<p class="proof failed" data-balanced="no">✗ {_text(t("app.currency.unbalanced", outstanding=_cny(outstanding), held=_cny(held)))}</p>')  # noqa: E501
+    chained = audit.get("history")
+    history: dict[str, Any] = chained if isinstance(chained, dict) else {}
+    facts = [(t("app.currency.issued"), _cny(audit.get("issued"))), (t("app.currency.redeemed"), _cny(audit.get("redeemed"))),
+             (t("app.currency.outstanding"), f'<b data-field="outstanding">{_text(_cny(outstanding))}</b>'),
+             (t("app.currency.movements"), _text(history.get("count", "—"))),
+             (t("app.currency.history_head"), f"<code>{_text(history.get('head', '—'))}</code>"),
+             (t("app.currency.height"), _text(audit.get("height", "—")))]
+    dl = '<dl class="facts">' + "".join(f"<dt>{_text(k)}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
+    total = held or 1
+    rows = [(_text(t(f"app.currency.bucket.{bucket}")), f'<span data-bucket="{bucket}">{_text(_cny(audit.get(bucket)))}</span>',
+             _bar(int(audit.get(bucket) or 0) / total)) for bucket in BUCKETS]
+    buckets = _table([t("app.currency.bucket"), t("app.currency.amount"), t("app.currency.share")], rows, "buckets")
+    note = f'<p class="proof none">{_text(t("app.currency.note"))}</p>'
+    return page(t("app.currency.title"), org, chain_id, verdict + dl + f"<h2>{_text(t('app.currency.buckets'))}</h2>"
+                + buckets + note)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One data-exchange event about this organisation's payloads (or a decision naming it)."""
+
+    height: int
+    tx_id: str
+    name: str
+    data: dict[str, Any]
+
+
+def render_access_log(org: str, chain_id: str, entries: Sequence[LogEntry] | None, read: int, indexed_height: int) -> str:
+    """The decisions and receipts about this organisation's payloads, newest first; ``entries`` is
+    None without the index; ``read`` is how many data-exchange transactions were looked at."""
+    if entries is None:
+        return page(t("app.dataex.title"), org, chain_id, f'<p class="error">{_text(t("app.dataex.no_index"))}</p>')
+    rows = []
+    for entry in entries:
+        data = entry.data
+        who = data.get("org") or data.get("owner") or ""
+        detail = " ".join(str(data[k]) for k in ("purpose", "reason", "rule", "classification") if data.get(k))
+        if entry.name == "permitted":
+            detail = f"{detail} · {t('app.dataex.until', moment=_moment(data.get('until_ms')))}"
+        if entry.name == "anchored":
+            detail = t("app.dataex.anchored", count=data.get("count", "?"), root=str(data.get("root", ""))[:16])
+        rows.append((f'<a href="/blocks/{entry.height}">{entry.height}</a>',
+                     f'<a href="/tx/{_text(entry.tx_id)}"><code>{_text(entry.tx_id[:12])}…</code></a>',
+                     f'<span data-event="{_text(entry.name)}">{_text(t(f"app.dataex.event.{entry.name}"))}</span>',
+                     f"<code>{_text(data.get('id', '—'))}</code>", _text(who), _text(detail)))
+    headers = [t("col.height"), t("col.transaction"), t("app.dataex.what"), t("app.dataex.payload"),
+               t("col.organisation"), t("app.dataex.detail")]
+    table = _table(headers, rows, "access-log") if rows else f"<p>{_text(t('app.dataex.none'))}</p>"
+    note = f'<p class="proof none">{_text(t("app.dataex.note", count=read, height=indexed_height))}</p>'
+    return page(t("app.dataex.title"), org, chain_id, table + note)
+
+
+def render_review_queue(org: str, chain_id: str, queue: Sequence[dict[str, Any]]) -> str:
+    """Break-glass accesses waiting for review, oldest first (the contract's queue order)."""
+    rows = [(f"<code>{_text(r.get('request_id', ''))}</code>", f"<code>{_text(r.get('payload_id', ''))}</code>",
+             _text(r.get("org", "")), _text(r.get("requester", "")), _text(r.get("purpose", "")), _text(r.get("reason", "")),
+             _text(_moment(r.get("ms"))),
+             _text(t("app.health.ended", moment=_moment(r.get("stopped_ms"))) if r.get("stopped_ms") else t("app.health.running")))
+            for r in queue if isinstance(r, dict)]  # fmt: skip
+    headers = [t("app.health.request"), t("app.dataex.payload"), t("col.organisation"), t("app.health.requester"),
+               t("app.health.purpose"), t("app.health.reason"), t("app.health.when"), t("app.health.state")]
+    body = _table(headers, rows, "review-queue") if rows else f"<p>{_text(t('app.health.none'))}</p>"
+    return page(t("app.health.title"), org, chain_id, f"<p>{_text(t('app.health.intro'))}</p>" + body)

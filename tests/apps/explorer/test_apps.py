@@ -1,0 +1,120 @@
+"""The applications' pages over in-process chains: the currency's supply dashboard, the data
+exchange's access log of this organisation's payloads, the break-glass review queue — linked from
+the header only where governance deployed the contract, and on a chain without it a page that says
+the application is not deployed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pilotchain.apps.explorer import apppages
+from pilotchain.apps.explorer.index import ExplorerIndex, Indexer
+from pilotchain.apps.explorer.messages import use_language
+from pilotchain.apps.explorer.server import create_app
+from pilotchain.crypto import get_suite
+from tests.apps.currency.helpers import BANK_A, BANK_B, CNY, World, currency_chain
+from tests.apps.exchange.helpers import CONTRACT_SOURCE as DATAEX
+from tests.apps.explorer.helpers import Scene, scene
+
+pytestmark = pytest.mark.timeout(120)
+
+HEALTH = (Path(__file__).resolve().parents[3] / "src" / "pilotchain" / "apps" / "health" / "contracts"
+          / "health.py").read_text()
+DAY_MS = 24 * 3600 * 1000
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    """Currency, data exchange and health on one chain; bank-a registered two payloads, let bank-b
+    read one and then withdrew it; bank-b registered one of its own; money was issued to both banks."""
+    with currency_chain(extra_contracts={"dataex": (DATAEX, None), "health": (HEALTH, None)}) as built:
+        built.issue(BANK_A, 5_000 * CNY)
+        built.issue(BANK_B, 1_250 * CNY)
+        built.open(BANK_A, "alice", balance=300 * CNY)
+        later = time.time_ns() // 1_000_000 + 30 * DAY_MS
+        for org, payload in ((BANK_A, "kyc-a-1"), (BANK_A, "kyc-a-2"), (BANK_B, "kyc-b-1")):
+            _dataex(built, org, "register", {"payload_id": payload, "commitment": bytes(32), "size": 10,
+                                             "media_type": "application/json", "classification": "important",
+                                             "retention_until_ms": later})
+        _dataex(built, BANK_A, "decide", {"payload_id": "kyc-a-1", "org": BANK_B, "purpose": "AML", "until_ms": later})
+        _dataex(built, BANK_A, "withdraw", {"payload_id": "kyc-a-1", "org": BANK_B, "reason": "case closed"})
+        yield built
+
+
+def _dataex(world: World, org: str, method: str, args: dict[str, object]) -> None:
+    identity = world.chain.identity(org)
+    result = world.chain.client(identity=identity).invoke(identity, "dataex", method, args)
+    assert result.ok, result
+
+
+def _console(world: World, org: str, *, indexed: bool = True) -> TestClient:
+    client = world.chain.client(identity=world.chain.identity(org))
+    indexer = None
+    if indexed:
+        indexer = Indexer(ExplorerIndex(":memory:", client.status().genesis_hash), client, get_suite(world.suite))
+        indexer.catch_up()
+    return TestClient(create_app(client, org, world.chain.genesis, index=indexer))
+
+
+def test_the_supply_dashboard_shows_issued_outstanding_by_bucket_and_that_it_balances(world: World) -> None:
+    audit = world.supply()
+    page = _console(world, BANK_B, indexed=False).get("/apps/currency")
+    assert page.status_code == 200
+    assert audit["issued"] == 6_250 * CNY and audit["balanced"] is True
+    assert 'data-balanced="yes"' in page.text
+    assert '<b data-field="outstanding">6,250.00 CNY</b>' in page.text
+    assert '<span data-bucket="wallets">300.00 CNY</span>' in page.text  # alice's wallet
+    assert '<span data-bucket="vaults">5,950.00 CNY</span>' in page.text
+    assert audit["history"]["head"] in page.text
+
+
+def test_the_header_links_the_deployed_applications_only(world: World, tmp_path: Path) -> None:
+    page = _console(world, BANK_A, indexed=False).get("/blocks")
+    for href in ('href="/apps/currency"', 'href="/apps/dataex"', 'href="/apps/health"'):
+        assert href in page.text
+    with scene() as plain:  # a chain with none of them
+        bare = _plain_console(plain)
+        assert "/apps/" not in bare.get("/").text
+        for path, contract in (("/apps/currency", "currency"), ("/apps/dataex", "dataex"), ("/apps/health", "health")):
+            missing = bare.get(path)
+            assert missing.status_code == 404 and "not deployed" in missing.text and contract in missing.text
+
+
+def _plain_console(plain: Scene) -> TestClient:
+    client = plain.chain.client(identity=plain.chain.identity(plain.viewer))
+    return TestClient(create_app(client, plain.viewer, plain.chain.genesis))
+
+
+def test_the_access_log_shows_the_decisions_on_this_organisations_payloads(world: World) -> None:
+    owner = _console(world, BANK_A).get("/apps/dataex")
+    assert owner.status_code == 200
+    log = owner.text.split('<table class="access-log">', 1)[1].split("</table>", 1)[0]
+    rows = log.split("<tr>")[2:]
+    assert [row.split('data-event="', 1)[1].split('"', 1)[0] for row in rows] == [
+        "withdrawn", "permitted", "registered", "registered"]  # newest first; bank-b's own payload is not here
+    assert "case closed" in rows[0] and BANK_B in rows[0] and "AML" in rows[1] and "kyc-b-1" not in log
+    recipient = _console(world, BANK_B).get("/apps/dataex").text  # bank-b: its own payload and the decisions naming it
+    named = recipient.split('<table class="access-log">', 1)[1].split("</table>", 1)[0]
+    assert "kyc-b-1" in named and "kyc-a-1" in named and "kyc-a-2" not in named
+    without_index = _console(world, BANK_A, indexed=False).get("/apps/dataex")
+    assert without_index.status_code == 200 and "index" in without_index.text and "access-log" not in without_index.text
+
+
+def test_the_review_queue_lists_open_break_glass_accesses(world: World) -> None:
+    empty = _console(world, BANK_A, indexed=False).get("/apps/health")
+    assert empty.status_code == 200 and "No break-glass access is waiting for review." in empty.text
+    queue = [{"request_id": "req-7", "payload_id": "ehr-42", "org": "er-hospital", "requester": "dr-wu",
+              "purpose": "ETREAT", "reason": "unconscious <patient>", "ms": 1_700_000_000_000, "stopped_ms": None}]
+    token = use_language("zh-CN")
+    try:
+        shown = apppages.render_review_queue("regulator", "chain", queue)
+    finally:
+        use_language("en")
+        del token
+    assert "req-7" in shown and "dr-wu" in shown and "仍在进行" in shown
+    assert "unconscious &lt;patient&gt;" in shown  # what came from the chain is escaped
