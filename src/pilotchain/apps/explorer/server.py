@@ -483,26 +483,29 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
         except PilotchainError as exc:
             return failure(exc, t("orgs.title"))
 
+    def app_page(contract: str, render: Callable[[], str]) -> HTMLResponse:
+        """``contract``'s page drawn by ``render`` — or why not: not deployed (404), refused by its
+        ``@read`` (403), the node failed (502)."""
+        try:
+            if not deployed(contract):
+                return HTMLResponse(apppages.render_not_deployed(org, chain(), contract), status_code=404)
+            return HTMLResponse(render())
+        except PilotchainError as exc:
+            return failure(exc, t(apppages.APPS[contract][2]))
+
     @app.get("/apps/currency", response_class=HTMLResponse)
     def currency_supply() -> HTMLResponse:
-        try:
-            if not deployed("currency"):
-                return HTMLResponse(apppages.render_not_deployed(org, chain(), "currency"), status_code=404)
-            return HTMLResponse(apppages.render_supply(org, chain(), client.query("currency", "supply_audit")))
-        except PilotchainError as exc:
-            return failure(exc, t("app.currency.title"))
+        return app_page("currency", lambda: apppages.render_supply(org, chain(), client.query("currency", "supply_audit")))
 
     @app.get("/apps/dataex", response_class=HTMLResponse)
     def access_log() -> HTMLResponse:
-        try:
-            if not deployed("dataex"):
-                return HTMLResponse(apppages.render_not_deployed(org, chain(), "dataex"), status_code=404)
+        def render() -> str:
             if index is None:
-                return HTMLResponse(apppages.render_access_log(org, chain(), None, 0, 0))
+                return apppages.render_access_log(org, chain(), None, 0, 0)
             entries, read = _access_entries(index)
-            return HTMLResponse(apppages.render_access_log(org, chain(), entries, read, index.index.indexed_height()))
-        except PilotchainError as exc:
-            return failure(exc, t("app.dataex.title"))
+            return apppages.render_access_log(org, chain(), entries, read, index.index.indexed_height())
+
+        return app_page("dataex", render)
 
     def _access_entries(indexer: Indexer) -> tuple[list[apppages.LogEntry], int]:
         """The data-exchange events about ``org``'s payloads (or naming it) in the newest indexed
@@ -537,11 +540,6 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
 
     @app.get("/apps/health", response_class=HTMLResponse)
     def review_queue() -> HTMLResponse:
-        try:
-            if not deployed("health"):
-                return HTMLResponse(apppages.render_not_deployed(org, chain(), "health"), status_code=404)
-            return HTMLResponse(apppages.render_review_queue(org, chain(), client.query("health", "review_queue")))
-        except PilotchainError as exc:
-            return failure(exc, t("app.health.title"))
+        return app_page("health", lambda: apppages.render_review_queue(org, chain(), client.query("health", "review_queue")))
 
     return app
