@@ -5,6 +5,7 @@ the application is not deployed."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from pilotchain.crypto import get_suite
 from tests.apps.currency.helpers import BANK_A, BANK_B, CNY, World, currency_chain
 from tests.apps.exchange.helpers import CONTRACT_SOURCE as DATAEX
 from tests.apps.explorer.helpers import Scene, scene
+from tests.apps.supply.helpers import receivables_chain, register_document
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -118,3 +120,37 @@ def test_the_review_queue_lists_open_break_glass_accesses(world: World) -> None:
         del token
     assert "req-7" in shown and "dr-wu" in shown and "仍在进行" in shown
     assert "unconscious &lt;patient&gt;" in shown  # what came from the chain is escaped
+
+
+def test_a_receivables_lineage_is_drawn_as_a_graph_and_holdings_are_the_organisations(tmp_path: Path) -> None:
+    with receivables_chain() as (chain, roles):
+        for payload in ("R1-inv", "R1-dn"):
+            register_document(chain, roles["tier1"], payload)
+        writer = chain.client()
+        for role, method, args in (
+            ("carmaker", "issue", {"receivable_id": "R1", "creditor": roles["tier1"], "amount": 100_000_000,
+                                   "maturity_ms": time.time_ns() // 1_000_000 + 30 * DAY_MS, "invoice": "R1-inv",
+                                   "delivery_note": "R1-dn", "batches": ["https://id.gs1.org/01/06905678200025/10/D1"]}),
+            ("tier1", "split", {"receivable_id": "R1", "pieces": [{"id": "R1.1", "holder": roles["tier1"], "amount": 70_000_000},
+                                                                   {"id": "R1.2", "holder": roles["tier2"], "amount": 30_000_000}]}),
+            ("tier2", "split", {"receivable_id": "R1.2", "pieces": [{"id": "R1.2.a", "holder": roles["tier2"], "amount": 10_000_000},
+                                                                     {"id": "R1.2.b", "holder": roles["tier1"], "amount": 20_000_000}]}),
+        ):  # fmt: skip
+            assert writer.invoke(chain.identity(roles[role]), "receivables", method, args, check=False).ok
+        tier2 = roles["tier2"]
+        console = TestClient(create_app(chain.client(identity=chain.identity(tier2)), tier2, chain.genesis))
+        held = console.get("/apps/receivables")
+        assert held.status_code == 200 and 'href="/apps/receivables"' in held.text
+        holdings = held.text.split('<table class="holdings">', 1)[1].split("</table>", 1)[0]
+        assert "R1.2.a" in holdings and "R1.2.b" not in holdings and "R1.1" not in holdings
+        page = console.get("/apps/receivables", params={"id": "R1.2.b"})
+        graph = page.text.split('<svg class="lineage"', 1)[1].split("</svg>", 1)[0]
+        boxes = re.findall(r'<g data-receivable="([^"]+)"><a href="[^"]+"><rect x="(\d+)" y="(\d+)"[^>]*?(stroke-width="3")?/>', graph)
+        rows = {ident: (int(y), bool(selected)) for ident, _, y, selected in boxes}
+        assert set(rows) == {"R1", "R1.1", "R1.2", "R1.2.a", "R1.2.b"}
+        assert rows["R1"][0] < rows["R1.1"][0] == rows["R1.2"][0] < rows["R1.2.a"][0] == rows["R1.2.b"][0]  # one row a generation
+        assert [ident for ident, (_, selected) in rows.items() if selected] == ["R1.2.b"]
+        assert graph.count("<line ") == 4  # each piece to the receivable it was split from
+        assert "1,000,000.00 CNY" in graph and "200,000.00 CNY" in graph
+        unknown = console.get("/apps/receivables", params={"id": "NOPE"})
+        assert unknown.status_code == 404 and "no receivable NOPE" in unknown.text  # the contract's words

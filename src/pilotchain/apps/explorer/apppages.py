@@ -13,6 +13,8 @@ An application has a page when its contract is deployed and not frozen on this c
   lists decisions, so without the index the page says it cannot list them.
 - ``health`` — the break-glass review queue: ``health.review_queue`` (emergency accesses not yet
   reviewed).
+- ``receivables`` — the receivables this organisation holds (``receivables.holdings_of``) and a
+  receivable's lineage (``receivables.lineage``: the tree its splits made) drawn as an inline SVG graph.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from typing import Any
 from pilotchain.apps.explorer.messages import t
 from pilotchain.apps.explorer.pages import page, render_error
 
-__all__ = ["ACCESS_EVENTS", "APPS", "BUCKETS", "LogEntry", "render_access_log", "render_not_deployed", "render_review_queue",
-           "render_supply"]
+__all__ = ["ACCESS_EVENTS", "APPS", "BUCKETS", "LogEntry", "lineage_svg", "render_access_log", "render_not_deployed",
+           "render_receivables", "render_review_queue", "render_supply"]
 
 #: contract -> its page, the header's link and the page's title (message keys), in the header's order
 APPS = {"currency": ("/apps/currency", "app.currency.nav", "app.currency.title"),
         "dataex": ("/apps/dataex", "app.dataex.nav", "app.dataex.title"),
-        "health": ("/apps/health", "app.health.nav", "app.health.title")}
+        "health": ("/apps/health", "app.health.nav", "app.health.title"),
+        "receivables": ("/apps/receivables", "app.receivables.nav", "app.receivables.title")}
 #: the currency's kinds of bucket, in the contract's invariant's order
 BUCKETS = ("vaults", "wallets", "envelopes", "held", "offline")
 #: the data-exchange events an access log shows
@@ -146,3 +149,86 @@ def render_review_queue(org: str, chain_id: str, queue: Sequence[dict[str, Any]]
                t("app.health.purpose"), t("app.health.reason"), t("app.health.when"), t("app.health.state")]
     body = _table(headers, rows, "review-queue") if rows else f"<p>{_text(t('app.health.none'))}</p>"
     return page(t("app.health.title"), org, chain_id, f"<p>{_text(t('app.health.intro'))}</p>" + body)
+
+
+#: the lineage graph's box for one receivable, and the gaps between boxes (SVG user units)
+NODE_W, NODE_H, GAP_X, GAP_Y = 168, 48, 24, 40
+
+
+def _money(amount: Any, currency: Any) -> str:
+    if not isinstance(amount, int):
+        return "—"
+    return f"{amount // 100:,}.{amount % 100:02d} {currency or ''}".strip()
+
+
+def lineage_svg(records: Sequence[dict[str, Any]], selected: str) -> str:
+    """The receivable tree as an inline SVG graph: one box per record (id, amount, holder, status),
+    a line from each record to the pieces it was split into; ``records`` root first in breadth-first
+    order, as ``receivables.lineage`` returns them; ``selected`` is outlined."""
+    depth: dict[str, int] = {}
+    levels: list[list[dict[str, Any]]] = []
+    for record in records:
+        parent = record.get("parent")
+        row = depth[parent] + 1 if isinstance(parent, str) and parent in depth else 0
+        depth[str(record.get("id"))] = row
+        while len(levels) <= row:
+            levels.append([])
+        levels[row].append(record)
+    widest = max((len(level) for level in levels), default=1)
+    width = widest * (NODE_W + GAP_X) + GAP_X
+    height = len(levels) * (NODE_H + GAP_Y) + GAP_Y
+    where: dict[str, tuple[float, float]] = {}
+    for row, level in enumerate(levels):
+        offset = (width - len(level) * (NODE_W + GAP_X) + GAP_X) / 2
+        for column, record in enumerate(level):
+            where[str(record.get("id"))] = (offset + column * (NODE_W + GAP_X), GAP_Y + row * (NODE_H + GAP_Y))
+    edges = []
+    for record in records:
+        parent = record.get("parent")
+        if isinstance(parent, str) and parent in where:
+            (px, py), (cx, cy) = where[parent], where[str(record.get("id"))]
+            edges.append(f'<line x1="{px + NODE_W / 2:.0f}" y1="{py + NODE_H:.0f}" x2="{cx + NODE_W / 2:.0f}" y2="{cy:.0f}" '
+                         'stroke="#6b7280" stroke-width="1.5"/>')
+    boxes = []
+    for record in records:
+        ident = str(record.get("id"))
+        x, y = where[ident]
+        status = str(record.get("status", ""))
+        outline = ' stroke="#1d4ed8" stroke-width="3"' if ident == selected else ' stroke="#9ca3af"'
+        fill = {"active": "#ecfdf5", "split": "#f3f4f6", "settled": "#eff6ff"}.get(status, "#fff7ed")
+        boxes.append(
+            f'<g data-receivable="{_text(ident)}"><a href="/apps/receivables?id={_text(ident)}">'
+            f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{fill}"{outline}/>'
+            f'<text x="{x + 8:.0f}" y="{y + 18:.0f}" font-size="13" font-weight="bold">{_text(ident)}</text>'
+            f'<text x="{x + 8:.0f}" y="{y + 36:.0f}" font-size="11">{_text(_money(record.get("amount"), record.get("currency")))}'
+            f' · {_text(record.get("holder", ""))} · {_text(status)}</text></a></g>')
+    return (f'<svg class="lineage" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+            f'aria-label="{_text(t("app.receivables.lineage"))}">{"".join(edges)}{"".join(boxes)}</svg>')
+
+
+def _receivable_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
+    return [(f'<a href="/apps/receivables?id={_text(r.get("id", ""))}"><code>{_text(r.get("id", ""))}</code></a>',
+             _text(r.get("debtor", "")), _text(r.get("creditor", "")), _text(r.get("holder", "")),
+             _text(_money(r.get("amount"), r.get("currency"))), _text(_moment(r.get("maturity_ms"))),
+             _text(r.get("status", "")), _text((r.get("financing") or {}).get("bank", "") if isinstance(r.get("financing"), dict) else ""))
+            for r in records if isinstance(r, dict)]  # fmt: skip
+
+
+def render_receivables(org: str, chain_id: str, holdings: Sequence[dict[str, Any]], selected: str,
+                       lineage: Sequence[dict[str, Any]] | None) -> str:
+    """The receivables ``org`` holds, and, when one is selected, its lineage as a graph and a table."""
+    headers = [t("app.receivables.id"), t("app.receivables.debtor"), t("app.receivables.creditor"),
+               t("app.receivables.holder"), t("app.currency.amount"), t("app.receivables.maturity"),
+               t("gov.status"), t("app.receivables.financed_by")]
+    held = [r for r in holdings if isinstance(r, dict)]
+    body = f"<h2>{_text(t('app.receivables.held', org=org))}</h2>" + (
+        _table(headers, _receivable_rows(held), "holdings") if held else f"<p>{_text(t('app.receivables.none'))}</p>")
+    form = (f'<form action="/apps/receivables" method="get"><label>{_text(t("app.receivables.id"))} '
+            f'<input name="id" value="{_text(selected)}" required></label> <button>{_text(t("app.receivables.show"))}</button></form>')
+    if lineage is not None:
+        records = [r for r in lineage if isinstance(r, dict)]
+        body += (f"<h2>{_text(t('app.receivables.lineage_of', id=selected))}</h2>"
+                 f'<figure class="graph">{lineage_svg(records, selected)}</figure>'
+                 + _table(headers, _receivable_rows(records), "lineage")
+                 + f'<p class="proof none">{_text(t("app.receivables.note"))}</p>')
+    return page(t("app.receivables.title"), org, chain_id, form + body)

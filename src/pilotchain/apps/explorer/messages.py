@@ -400,6 +400,20 @@ _EN: dict[str, str] = {
     "app.health.running": "still open",
     "app.health.ended": "ended {moment}",
     "app.health.none": "No break-glass access is waiting for review.",
+    "app.receivables.nav": "Receivables",
+    "app.receivables.title": "Receivables",
+    "app.receivables.lineage": "lineage graph",
+    "app.receivables.id": "Receivable",
+    "app.receivables.debtor": "Debtor",
+    "app.receivables.creditor": "Creditor",
+    "app.receivables.holder": "Holder",
+    "app.receivables.maturity": "Matures",
+    "app.receivables.financed_by": "Financed by",
+    "app.receivables.held": "Held by {org}",
+    "app.receivables.none": "This organisation holds no receivable.",
+    "app.receivables.show": "Show lineage",
+    "app.receivables.lineage_of": "Lineage of {id}",
+    "app.receivables.note": "The tree the receivable's splits made, root first (receivables.lineage, a query: no state proof). Each box links to that receivable's own lineage view.",
 }
 
 _ZH: dict[str, str] = {
@@ -769,6 +783,20 @@ _ZH: dict[str, str] = {
     "app.health.running": "仍在进行",
     "app.health.ended": "结束于 {moment}",
     "app.health.none": "没有等待审查的紧急访问。",
+    "app.receivables.nav": "应收账款",
+    "app.receivables.title": "应收账款",
+    "app.receivables.lineage": "拆分谱系图",
+    "app.receivables.id": "应收账款",
+    "app.receivables.debtor": "债务人",
+    "app.receivables.creditor": "债权人",
+    "app.receivables.holder": "持有人",
+    "app.receivables.maturity": "到期",
+    "app.receivables.financed_by": "融资银行",
+    "app.receivables.held": "{org} 持有的应收账款",
+    "app.receivables.none": "本组织未持有应收账款。",
+    "app.receivables.show": "显示谱系",
+    "app.receivables.lineage_of": "{id} 的拆分谱系",
+    "app.receivables.note": "应收账款拆分形成的树，根在前（receivables.lineage，查询：不带状态证明）。每个方框链接到该应收账款自己的谱系视图。",
 }
 
 MESSAGES: dict[str, dict[str, str]] = {"en": _EN, "zh-CN": _ZH}

@@ -71,6 +71,8 @@ _STATIC = {"explorer.css": "text/css; charset=utf-8", "explorer.js": "text/javas
 PROPOSALS_SHOWN_MAX = 64
 #: how long the header's list of deployed applications is kept before governance is asked again
 APPS_REFRESH_S = 10.0
+#: characters of a receivable id asked about (the contract's ids are shorter)
+RECEIVABLE_ID_CHARS_MAX = 128
 #: transactions of each contract the data-exchange access log reads (the newest the index holds)
 ACCESS_LOG_TXS_MAX = 50
 
@@ -484,12 +486,18 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             return failure(exc, t("orgs.title"))
 
     def app_page(contract: str, render: Callable[[], str]) -> HTMLResponse:
-        """``contract``'s page drawn by ``render`` — or why not: not deployed (404), refused by its
-        ``@read`` (403), the node failed (502)."""
+        """``contract``'s page drawn by ``render`` — or why not: not deployed (404), what was asked
+        for is not there or not well formed (the contract's words, 404), refused by its ``@read``
+        (403), the node failed (502)."""
         try:
             if not deployed(contract):
                 return HTMLResponse(apppages.render_not_deployed(org, chain(), contract), status_code=404)
             return HTMLResponse(render())
+        except TxRejectedError as exc:
+            if exc.code != "BAD_ARGUMENTS":
+                return failure(exc, t(apppages.APPS[contract][2]))
+            return HTMLResponse(pages.render_error(org, chain(), t(apppages.APPS[contract][2]), exc.message),
+                                status_code=404)
         except PilotchainError as exc:
             return failure(exc, t(apppages.APPS[contract][2]))
 
@@ -541,5 +549,16 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
     @app.get("/apps/health", response_class=HTMLResponse)
     def review_queue() -> HTMLResponse:
         return app_page("health", lambda: apppages.render_review_queue(org, chain(), client.query("health", "review_queue")))
+
+    @app.get("/apps/receivables", response_class=HTMLResponse)
+    def receivables(id: str = "") -> HTMLResponse:  # noqa: A002 - the form's field
+        wanted = id.strip()[:RECEIVABLE_ID_CHARS_MAX]
+
+        def render() -> str:
+            holdings = client.query("receivables", "holdings_of", {"org": org})
+            lineage = client.query("receivables", "lineage", {"receivable_id": wanted}) if wanted else None
+            return apppages.render_receivables(org, chain(), holdings, wanted, lineage)
+
+        return app_page("receivables", render)
 
     return app
