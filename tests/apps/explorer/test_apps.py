@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from pilotchain.apps.credentials.statuslist import STATUS_INVALID, STATUS_SUSPENDED
 from pilotchain.apps.explorer import apppages
 from pilotchain.apps.explorer.index import ExplorerIndex, Indexer
 from pilotchain.apps.explorer.messages import use_language
 from pilotchain.apps.explorer.server import create_app
 from pilotchain.crypto import get_suite
+from tests.apps.credentials.helpers import ISS, roll
+from tests.apps.credentials.helpers import world as credentials_world
 from tests.apps.currency.helpers import BANK_A, BANK_B, CNY, World, currency_chain
 from tests.apps.exchange.helpers import CONTRACT_SOURCE as DATAEX
 from tests.apps.explorer.helpers import Scene, scene
@@ -154,3 +157,27 @@ def test_a_receivables_lineage_is_drawn_as_a_graph_and_holdings_are_the_organisa
         assert "1,000,000.00 CNY" in graph and "200,000.00 CNY" in graph
         unknown = console.get("/apps/receivables", params={"id": "NOPE"})
         assert unknown.status_code == 404 and "no receivable NOPE" in unknown.text  # the contract's words
+
+
+def test_an_issuers_credential_batches_and_status_lists(tmp_path: Path) -> None:
+    with credentials_world(tmp_path) as w:
+        client = w.client(w.registrar)
+        w.home.issue(client, w.registrar, roll(3), batch_id="class-of-2026")
+        w.home.issue(client, w.registrar, roll(2), batch_id="class-of-2027")
+        revoked, suspended = w.home.issued()[0], w.home.issued()[1]
+        w.home.set_status(client, w.registrar, [revoked], STATUS_INVALID)
+        w.home.set_status(client, w.registrar, [suspended], STATUS_SUSPENDED)
+        reader = w.client()  # another organisation reads the issuer's public record
+        indexer = Indexer(ExplorerIndex(":memory:", reader.status().genesis_hash), reader, get_suite(w.chain.genesis.suite))
+        indexer.catch_up()
+        console = TestClient(create_app(reader, w.other, w.chain.genesis, index=indexer))
+        start = console.get("/apps/credentials")
+        assert start.status_code == 200 and f'href="/apps/credentials?iss={ISS}"' in start.text  # seen registering
+        page = console.get("/apps/credentials", params={"iss": ISS})
+        assert page.status_code == 200 and "City University" in page.text
+        batches = page.text.split('<table class="batches">', 1)[1].split("</table>", 1)[0]
+        assert batches.index("class-of-2027") < batches.index("class-of-2026")  # newest first
+        status = page.text.split('<table class="status-lists">', 1)[1].split("</table>", 1)[0]
+        assert 'data-revoked="1"' in status and 'data-suspended="1"' in status
+        unknown = console.get("/apps/credentials", params={"iss": "https://nobody.example"})
+        assert unknown.status_code == 200 and "No issuer https://nobody.example is registered." in unknown.text

@@ -13,31 +13,47 @@ An application has a page when its contract is deployed and not frozen on this c
   lists decisions, so without the index the page says it cannot list them.
 - ``health`` — the break-glass review queue: ``health.review_queue`` (emergency accesses not yet
   reviewed).
+- ``credentials`` — an issuer's anchored credential batches (``credentials.batch_at`` and ``batch``,
+  the newest :data:`BATCHES_SHOWN_MAX`) and its status lists (``credentials.status_list``) with how
+  many entries are revoked or suspended; the issuers seen registering are listed from the index.
 - ``receivables`` — the receivables this organisation holds (``receivables.holdings_of``) and a
   receivable's lineage (``receivables.lineage``: the tree its splits made) drawn as an inline SVG graph.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pilotchain.apps.credentials.statuslist import (
+    STATUS_INVALID,
+    STATUS_SUSPENDED,
+    STATUS_VALID,
+    status_at,
+)
 from pilotchain.apps.explorer.messages import t
 from pilotchain.apps.explorer.pages import page, render_error
 
 __all__ = ["ACCESS_EVENTS", "APPS", "BUCKETS", "LogEntry", "lineage_svg", "render_access_log", "render_not_deployed",
-           "render_receivables", "render_review_queue", "render_supply"]
+           "render_credentials", "render_receivables", "render_review_queue", "render_supply"]
 
 #: contract -> its page, the header's link and the page's title (message keys), in the header's order
 APPS = {"currency": ("/apps/currency", "app.currency.nav", "app.currency.title"),
         "dataex": ("/apps/dataex", "app.dataex.nav", "app.dataex.title"),
         "health": ("/apps/health", "app.health.nav", "app.health.title"),
+        "credentials": ("/apps/credentials", "app.credentials.nav", "app.credentials.title"),
         "receivables": ("/apps/receivables", "app.receivables.nav", "app.receivables.title")}
 #: the currency's kinds of bucket, in the contract's invariant's order
 BUCKETS = ("vaults", "wallets", "envelopes", "held", "offline")
+#: credential batches shown for one issuer (the newest)
+BATCHES_SHOWN_MAX = 20
+#: a status list entry's value -> its message key (other values are shown as numbers)
+STATUS_KEYS = {STATUS_VALID: "app.credentials.status.valid", STATUS_INVALID: "app.credentials.status.revoked",
+               STATUS_SUSPENDED: "app.credentials.status.suspended"}
 #: the data-exchange events an access log shows
 ACCESS_EVENTS = ("registered", "permitted", "withdrawn", "purged", "purge_confirmed", "complained", "anchored")
 
@@ -232,3 +248,61 @@ def render_receivables(org: str, chain_id: str, holdings: Sequence[dict[str, Any
                  + _table(headers, _receivable_rows(records), "lineage")
                  + f'<p class="proof none">{_text(t("app.receivables.note"))}</p>')
     return page(t("app.receivables.title"), org, chain_id, form + body)
+
+
+def status_counts(record: dict[str, Any]) -> dict[int, int]:
+    """How many entries of a status list hold each status (``lst`` as the contract stores it)."""
+    lst, bits = record.get("lst"), record.get("bits")
+    if not isinstance(lst, bytes) or bits not in (1, 2, 4, 8):
+        return {}
+    return dict(collections.Counter(status_at(lst, bits, i) for i in range(len(lst) * 8 // bits)))
+
+
+def render_credentials(org: str, chain_id: str, iss: str, issuers_seen: Sequence[str] | None,
+                       issuer: dict[str, Any] | None, batches: Sequence[dict[str, Any]],
+                       lists: Sequence[dict[str, Any]]) -> str:
+    """An issuer's batches and status lists (``issuer`` None: not registered, or none asked for)."""
+    form = (f'<form action="/apps/credentials" method="get"><label>{_text(t("app.credentials.issuer"))} '
+            f'<input name="iss" value="{_text(iss)}" size="40" required></label> '
+            f'<button>{_text(t("app.credentials.show"))}</button></form>')
+    if issuers_seen:
+        links = "".join(f'<li><a href="/apps/credentials?iss={_text(quoted)}">{_text(quoted)}</a></li>' for quoted in issuers_seen)
+        form += f"<h2>{_text(t('app.credentials.seen'))}</h2><ul class=\"issuers\">{links}</ul>"
+    if issuer is None:
+        return page(t("app.credentials.title"), org, chain_id,
+                    form + (f'<p class="error">{_text(t("app.credentials.unknown", iss=iss))}</p>' if iss else ""))
+    facts = '<dl class="facts">' + "".join(f"<dt>{_text(k)}</dt><dd>{v}</dd>" for k, v in (
+        (t("app.credentials.issuer"), f"<code>{_text(issuer.get('iss', iss))}</code>"),
+        (t("app.credentials.name"), _text(issuer.get("name", ""))),
+        (t("col.organisation"), _text(issuer.get("org", ""))),
+        (t("app.credentials.keys"), _text(", ".join(str(k) for k in issuer.get("kids", [])) or "—")),
+        (t("app.credentials.batch_count"), _text(issuer.get("batches", 0))),
+    )) + "</dl>"  # fmt: skip
+    batch_rows = [(f"<code>{_text(b.get('batch_id', ''))}</code>", _text(b.get("kid", "")), _text(b.get("size", "")),
+                   f"<code>{_text(_hex(b.get('root'))[:16])}…</code>", _text(b.get("org", "")),
+                   f'<a href="/blocks/{_text(b.get("height", ""))}">{_text(b.get("height", ""))}</a>', _text(_moment(b.get("ms"))))
+                  for b in batches]  # fmt: skip
+    batch_headers = [t("app.credentials.batch"), t("app.credentials.key"), t("app.credentials.size"),
+                     t("app.credentials.root"), t("col.organisation"), t("col.height"), t("col.time")]
+    list_rows = []
+    for record in lists:
+        counts = status_counts(record)
+        shown = ", ".join(f"{t(STATUS_KEYS[value]) if value in STATUS_KEYS else t('app.credentials.status.other', value=value)}"
+                          f" {count}" for value, count in sorted(counts.items()))
+        list_rows.append((f"<code>{_text(record.get('list_id', ''))}</code>", _text(record.get("size", "")),
+                          _text(record.get("bits", "")), _text(record.get("version", "")),
+                          f'<span data-list="{_text(record.get("list_id", ""))}" data-revoked="{counts.get(STATUS_INVALID, 0)}" '
+                          f'data-suspended="{counts.get(STATUS_SUSPENDED, 0)}">{_text(shown)}</span>'))
+    list_headers = [t("app.credentials.list"), t("app.credentials.size"), t("app.credentials.bits"),
+                    t("app.credentials.version"), t("app.credentials.statuses")]
+    body = (form + facts
+            + f"<h2>{_text(t('app.credentials.batches', count=len(batches)))}</h2>"
+            + (_table(batch_headers, batch_rows, "batches") if batch_rows else f"<p>{_text(t('app.credentials.no_batches'))}</p>")
+            + f"<h2>{_text(t('app.credentials.lists'))}</h2>"
+            + (_table(list_headers, list_rows, "status-lists") if list_rows else f"<p>{_text(t('app.credentials.no_lists'))}</p>")
+            + f'<p class="proof none">{_text(t("app.credentials.note"))}</p>')
+    return page(t("app.credentials.title"), org, chain_id, body)
+
+
+def _hex(value: Any) -> str:
+    return value.hex() if isinstance(value, bytes) else str(value or "")

@@ -71,6 +71,8 @@ _STATIC = {"explorer.css": "text/css; charset=utf-8", "explorer.js": "text/javas
 PROPOSALS_SHOWN_MAX = 64
 #: how long the header's list of deployed applications is kept before governance is asked again
 APPS_REFRESH_S = 10.0
+#: characters of a credential issuer's id (a URL) asked about
+ISSUER_CHARS_MAX = 256
 #: characters of a receivable id asked about (the contract's ids are shorter)
 RECEIVABLE_ID_CHARS_MAX = 128
 #: transactions of each contract the data-exchange access log reads (the newest the index holds)
@@ -549,6 +551,38 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
     @app.get("/apps/health", response_class=HTMLResponse)
     def review_queue() -> HTMLResponse:
         return app_page("health", lambda: apppages.render_review_queue(org, chain(), client.query("health", "review_queue")))
+
+    @app.get("/apps/credentials", response_class=HTMLResponse)
+    def credentials(iss: str = "") -> HTMLResponse:
+        wanted = iss.strip()[:ISSUER_CHARS_MAX]
+
+        def render() -> str:
+            seen = _issuers_seen(index) if index is not None else None
+            record = client.query("credentials", "issuer", {"iss": wanted}) if wanted else None
+            if not isinstance(record, dict):
+                return apppages.render_credentials(org, chain(), wanted, seen, None, [], [])
+            count = int(record.get("batches", 0))
+            ids = [client.query("credentials", "batch_at", {"iss": wanted, "n": n})
+                   for n in range(count - 1, max(count - apppages.BATCHES_SHOWN_MAX, 0) - 1, -1)]
+            batches = [b for b in (client.query("credentials", "batch", {"batch_id": i}) for i in ids if isinstance(i, str))
+                       if isinstance(b, dict)]
+            lists = [r for r in (client.query("credentials", "status_list", {"list_id": list_id})
+                                 for list_id in record.get("lists", [])) if isinstance(r, dict)]
+            return apppages.render_credentials(org, chain(), wanted, seen, record, batches, lists)
+
+        return app_page("credentials", render)
+
+    def _issuers_seen(indexer: Indexer) -> list[str]:
+        """The issuers registered in the newest indexed credentials transactions."""
+        found: list[str] = []
+        for row in indexer.index.txs_by_contract("credentials", None, ACCESS_LOG_TXS_MAX):
+            if row["redacted"] or row["status"] != "OK" or row["method"] != "register_issuer":
+                continue
+            for event in client.get_tx(row["tx_id"]).events:
+                iss = event.data.get("iss") if isinstance(event.data, dict) else None
+                if event.name == "issuer_registered" and isinstance(iss, str) and iss not in found:
+                    found.append(iss)
+        return found
 
     @app.get("/apps/receivables", response_class=HTMLResponse)
     def receivables(id: str = "") -> HTMLResponse:  # noqa: A002 - the form's field
