@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pilotchain.apps.credentials.statuslist import STATUS_INVALID, STATUS_SUSPENDED
+from pilotchain.apps.energy.client import GreenClient
 from pilotchain.apps.explorer import apppages
 from pilotchain.apps.explorer.index import ExplorerIndex, Indexer
 from pilotchain.apps.explorer.messages import use_language
@@ -22,6 +23,7 @@ from pilotchain.crypto import get_suite
 from tests.apps.credentials.helpers import ISS, roll
 from tests.apps.credentials.helpers import world as credentials_world
 from tests.apps.currency.helpers import BANK_A, BANK_B, CNY, World, currency_chain
+from tests.apps.energy.test_green import _device, _reading, green_chain
 from tests.apps.exchange.helpers import CONTRACT_SOURCE as DATAEX
 from tests.apps.explorer.helpers import Scene, scene
 from tests.apps.supply.helpers import receivables_chain, register_document
@@ -148,8 +150,7 @@ def test_a_receivables_lineage_is_drawn_as_a_graph_and_holdings_are_the_organisa
         assert "R1.2.a" in holdings and "R1.2.b" not in holdings and "R1.1" not in holdings
         page = console.get("/apps/receivables", params={"id": "R1.2.b"})
         graph = page.text.split('<svg class="lineage"', 1)[1].split("</svg>", 1)[0]
-        boxes = re.findall(r'<g data-receivable="([^"]+)"><a href="[^"]+"><rect x="(\d+)" y="(\d+)"[^>]*?(stroke-width="3")?/>', graph)
-        rows = {ident: (int(y), bool(selected)) for ident, _, y, selected in boxes}
+        rows = _boxes(graph)
         assert set(rows) == {"R1", "R1.1", "R1.2", "R1.2.a", "R1.2.b"}
         assert rows["R1"][0] < rows["R1.1"][0] == rows["R1.2"][0] < rows["R1.2.a"][0] == rows["R1.2.b"][0]  # one row a generation
         assert [ident for ident, (_, selected) in rows.items() if selected] == ["R1.2.b"]
@@ -181,3 +182,34 @@ def test_an_issuers_credential_batches_and_status_lists(tmp_path: Path) -> None:
         assert 'data-revoked="1"' in status and 'data-suspended="1"' in status
         unknown = console.get("/apps/credentials", params={"iss": "https://nobody.example"})
         assert unknown.status_code == 200 and "No issuer https://nobody.example is registered." in unknown.text
+
+
+def _boxes(graph: str) -> dict[str, tuple[int, bool]]:
+    """Each box of an SVG graph the explorer drew: its key -> (y, outlined as the one asked about)."""
+    found = re.findall(r'<g data-node="([^"]+)">(?:<a href="[^"]+">)?<rect x="\d+" y="(\d+)"[^>]*?(stroke-width="3")?/>', graph)
+    return {key: (int(y), bool(selected)) for key, y, selected in found}
+
+
+def test_a_green_certificate_lot_is_traced_back_to_its_device_as_a_graph() -> None:
+    with green_chain() as (chain, roles, _):
+        start, end = _device(chain, roles, "W1")
+        half = start + 5 * DAY_MS
+        _reading(chain, roles, "W1", "M-1", start, half, 600_000)
+        _reading(chain, roles, "W1", "M-2", half, end, 400_000)
+        exchange_org = GreenClient(chain.client(), chain.identity(roles["exchange"]))
+        issued = exchange_org.issue("GEC-1", "W1", start, end)
+        farm = GreenClient(chain.client(), chain.identity(roles["wind_farm"]))
+        moved = farm.transfer(issued, roles["manufacturer"], 300)
+        buyer = roles["manufacturer"]
+        console = TestClient(create_app(chain.client(identity=chain.identity(buyer)), buyer, chain.genesis))
+        held = console.get("/apps/greencert")
+        assert held.status_code == 200 and 'href="/apps/greencert"' in held.text
+        assert moved["lot"] in held.text.split('<table class="lots">', 1)[1] and moved["rest"] not in held.text
+        page = console.get("/apps/greencert", params={"lot": moved["lot"]})
+        graph = page.text.split('<svg class="trace"', 1)[1].split("</svg>", 1)[0]
+        rows = _boxes(graph)
+        assert rows["device:W1"][0] < rows["reading:M-1"][0] == rows["reading:M-2"][0] < rows["batch:GEC-1"][0]
+        assert rows["batch:GEC-1"][0] < rows[f"lot:{issued}"][0] < rows[f"lot:{moved['lot']}"][0]
+        assert [key for key, (_, selected) in rows.items() if selected] == [f"lot:{moved['lot']}"]
+        assert graph.count("<line ") == 2 + 2 + 1 + 1  # device to readings, readings to batch, batch to lot, lot to piece
+        assert "1000 certificates issued" in graph and "600000 kWh" in graph

@@ -18,6 +18,8 @@ An application has a page when its contract is deployed and not frozen on this c
   many entries are revoked or suspended; the issuers seen registering are listed from the index.
 - ``receivables`` — the receivables this organisation holds (``receivables.holdings_of``) and a
   receivable's lineage (``receivables.lineage``: the tree its splits made) drawn as an inline SVG graph.
+- ``greencert`` — the certificate lots this organisation holds (``greencert.holdings``) and a lot's
+  trace back to its device (``greencert.trace``: lots, batch, meter readings, device) as a graph.
 """
 
 from __future__ import annotations
@@ -39,14 +41,15 @@ from pilotchain.apps.explorer.messages import t
 from pilotchain.apps.explorer.pages import page, render_error
 
 __all__ = ["ACCESS_EVENTS", "APPS", "BUCKETS", "LogEntry", "lineage_svg", "render_access_log", "render_not_deployed",
-           "render_credentials", "render_receivables", "render_review_queue", "render_supply"]
+           "GraphNode", "graph_svg", "render_credentials", "render_greencert", "render_receivables", "trace_svg", "render_review_queue", "render_supply"]
 
 #: contract -> its page, the header's link and the page's title (message keys), in the header's order
 APPS = {"currency": ("/apps/currency", "app.currency.nav", "app.currency.title"),
         "dataex": ("/apps/dataex", "app.dataex.nav", "app.dataex.title"),
         "health": ("/apps/health", "app.health.nav", "app.health.title"),
         "credentials": ("/apps/credentials", "app.credentials.nav", "app.credentials.title"),
-        "receivables": ("/apps/receivables", "app.receivables.nav", "app.receivables.title")}
+        "receivables": ("/apps/receivables", "app.receivables.nav", "app.receivables.title"),
+        "greencert": ("/apps/greencert", "app.greencert.nav", "app.greencert.title")}
 #: the currency's kinds of bucket, in the contract's invariant's order
 BUCKETS = ("vaults", "wallets", "envelopes", "held", "offline")
 #: credential batches shown for one issuer (the newest)
@@ -177,49 +180,109 @@ def _money(amount: Any, currency: Any) -> str:
     return f"{amount // 100:,}.{amount % 100:02d} {currency or ''}".strip()
 
 
-def lineage_svg(records: Sequence[dict[str, Any]], selected: str) -> str:
-    """The receivable tree as an inline SVG graph: one box per record (id, amount, holder, status),
-    a line from each record to the pieces it was split into; ``records`` root first in breadth-first
-    order, as ``receivables.lineage`` returns them; ``selected`` is outlined."""
-    depth: dict[str, int] = {}
-    levels: list[list[dict[str, Any]]] = []
-    for record in records:
-        parent = record.get("parent")
-        row = depth[parent] + 1 if isinstance(parent, str) and parent in depth else 0
-        depth[str(record.get("id"))] = row
-        while len(levels) <= row:
-            levels.append([])
-        levels[row].append(record)
-    widest = max((len(level) for level in levels), default=1)
+@dataclass(frozen=True, slots=True)
+class GraphNode:
+    """One box of a graph: ``row`` from the top, ``parents`` the keys of the boxes it comes from."""
+
+    key: str
+    row: int
+    title: str
+    detail: str
+    parents: tuple[str, ...] = ()
+    href: str = ""
+    fill: str = "#ffffff"
+    selected: bool = False
+
+
+def graph_svg(nodes: Sequence[GraphNode], css: str, label: str) -> str:
+    """Boxes in rows (each row centred, in the order given), a line from each parent's box to its
+    child's, as an inline SVG (no script); a box with ``href`` is a link."""
+    rows: dict[int, list[GraphNode]] = {}
+    for node in nodes:
+        rows.setdefault(node.row, []).append(node)
+    widest = max((len(row) for row in rows.values()), default=1)
     width = widest * (NODE_W + GAP_X) + GAP_X
-    height = len(levels) * (NODE_H + GAP_Y) + GAP_Y
+    height = (max(rows, default=0) + 1) * (NODE_H + GAP_Y) + GAP_Y
     where: dict[str, tuple[float, float]] = {}
-    for row, level in enumerate(levels):
-        offset = (width - len(level) * (NODE_W + GAP_X) + GAP_X) / 2
-        for column, record in enumerate(level):
-            where[str(record.get("id"))] = (offset + column * (NODE_W + GAP_X), GAP_Y + row * (NODE_H + GAP_Y))
-    edges = []
-    for record in records:
-        parent = record.get("parent")
-        if isinstance(parent, str) and parent in where:
-            (px, py), (cx, cy) = where[parent], where[str(record.get("id"))]
-            edges.append(f'<line x1="{px + NODE_W / 2:.0f}" y1="{py + NODE_H:.0f}" x2="{cx + NODE_W / 2:.0f}" y2="{cy:.0f}" '
-                         'stroke="#6b7280" stroke-width="1.5"/>')
+    for number, row in rows.items():
+        offset = (width - len(row) * (NODE_W + GAP_X) + GAP_X) / 2
+        for column, node in enumerate(row):
+            where[node.key] = (offset + column * (NODE_W + GAP_X), GAP_Y + number * (NODE_H + GAP_Y))
+    edges = [f'<line x1="{where[p][0] + NODE_W / 2:.0f}" y1="{where[p][1] + NODE_H:.0f}" x2="{where[n.key][0] + NODE_W / 2:.0f}" '
+             f'y2="{where[n.key][1]:.0f}" stroke="#6b7280" stroke-width="1.5"/>'
+             for n in nodes for p in n.parents if p in where]  # fmt: skip
     boxes = []
+    for node in nodes:
+        x, y = where[node.key]
+        outline = ' stroke="#1d4ed8" stroke-width="3"' if node.selected else ' stroke="#9ca3af"'
+        box = (f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{node.fill}"{outline}/>'
+               f'<text x="{x + 8:.0f}" y="{y + 18:.0f}" font-size="13" font-weight="bold">{_text(node.title)}</text>'
+               f'<text x="{x + 8:.0f}" y="{y + 36:.0f}" font-size="11">{_text(node.detail)}</text>')
+        linked = f'<a href="{_text(node.href)}">{box}</a>' if node.href else box
+        boxes.append(f'<g data-node="{_text(node.key)}">{linked}</g>')
+    return (f'<svg class="{css}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+            f'aria-label="{_text(label)}">{"".join(edges)}{"".join(boxes)}</svg>')
+
+
+#: a box's colour by the status of what it shows
+STATUS_FILLS = {"active": "#ecfdf5", "split": "#f3f4f6", "settled": "#eff6ff", "retired": "#eff6ff"}
+
+
+def lineage_svg(records: Sequence[dict[str, Any]], selected: str) -> str:
+    """The receivable tree as a graph: one box per record (id, amount, holder, status), a line from
+    each record to the pieces it was split into; ``records`` root first in breadth-first order, as
+    ``receivables.lineage`` returns them; ``selected`` is outlined."""
+    depth: dict[str, int] = {}
+    nodes = []
     for record in records:
-        ident = str(record.get("id"))
-        x, y = where[ident]
-        status = str(record.get("status", ""))
-        outline = ' stroke="#1d4ed8" stroke-width="3"' if ident == selected else ' stroke="#9ca3af"'
-        fill = {"active": "#ecfdf5", "split": "#f3f4f6", "settled": "#eff6ff"}.get(status, "#fff7ed")
-        boxes.append(
-            f'<g data-receivable="{_text(ident)}"><a href="/apps/receivables?id={_text(ident)}">'
-            f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{fill}"{outline}/>'
-            f'<text x="{x + 8:.0f}" y="{y + 18:.0f}" font-size="13" font-weight="bold">{_text(ident)}</text>'
-            f'<text x="{x + 8:.0f}" y="{y + 36:.0f}" font-size="11">{_text(_money(record.get("amount"), record.get("currency")))}'
-            f' · {_text(record.get("holder", ""))} · {_text(status)}</text></a></g>')
-    return (f'<svg class="lineage" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-            f'aria-label="{_text(t("app.receivables.lineage"))}">{"".join(edges)}{"".join(boxes)}</svg>')
+        ident, parent, status = str(record.get("id")), record.get("parent"), str(record.get("status", ""))
+        depth[ident] = depth[parent] + 1 if isinstance(parent, str) and parent in depth else 0
+        nodes.append(GraphNode(ident, depth[ident], ident,
+                               f"{_money(record.get('amount'), record.get('currency'))} · {record.get('holder', '')} · {status}",
+                               (parent,) if isinstance(parent, str) else (), f"/apps/receivables?id={ident}",
+                               STATUS_FILLS.get(status, "#fff7ed"), ident == selected))
+    return graph_svg(nodes, "lineage", t("app.receivables.lineage"))
+
+
+def trace_svg(trace: dict[str, Any], selected: str) -> str:
+    """A green-certificate lot's line back to its device (``greencert.trace``): the device, the signed
+    meter readings, the issued batch, then each lot down to ``selected``."""
+    device, batch = trace.get("device") or {}, trace.get("batch") or {}
+    readings = [r for r in trace.get("readings") or [] if isinstance(r, dict)]
+    lots = [lot for lot in reversed(trace.get("lots") or []) if isinstance(lot, dict)]  # oldest first
+    device_key, batch_key = f"device:{device.get('id', '')}", f"batch:{batch.get('id', '')}"
+    nodes = [GraphNode(device_key, 0, str(device.get("id", "")),
+                       f"{device.get('technology', '')} · {device.get('capacity_kw', '')} kW · {device.get('owner', '')}")]
+    nodes += [GraphNode(f"reading:{r.get('id', '')}", 1, str(r.get("id", "")), f"{r.get('kwh', '')} kWh · {_moment(r.get('end_ms'))[:10]}",
+                        (device_key,)) for r in readings]  # fmt: skip
+    nodes.append(GraphNode(batch_key, 2, str(batch.get("id", "")), t("app.greencert.issued", count=batch.get("count", "?")),
+                           tuple(f"reading:{r.get('id', '')}" for r in readings) or (device_key,)))
+    parent = batch_key
+    for row, lot in enumerate(lots, start=3):
+        ident, status = str(lot.get("id", "")), str(lot.get("status", ""))
+        nodes.append(GraphNode(f"lot:{ident}", row, ident, f"{lot.get('count', '')} · {lot.get('owner', '')} · {status}",
+                               (parent,), f"/apps/greencert?lot={ident}", STATUS_FILLS.get(status, "#fff7ed"), ident == selected))
+        parent = f"lot:{ident}"
+    return graph_svg(nodes, "trace", t("app.greencert.trace"))
+
+
+def render_greencert(org: str, chain_id: str, holdings: Sequence[dict[str, Any]], selected: str,
+                     trace: dict[str, Any] | None) -> str:
+    """The certificate lots ``org`` holds, and, for a selected lot, its trace back to the device."""
+    headers = [t("app.greencert.lot"), t("app.greencert.count"), t("app.greencert.owner"), t("gov.status"),
+               t("app.greencert.expires")]
+    rows = [(f'<a href="/apps/greencert?lot={_text(lot.get("id", ""))}"><code>{_text(lot.get("id", ""))}</code></a>',
+             _text(lot.get("count", "")), _text(lot.get("owner", "")), _text(lot.get("status", "")), _text(_moment(lot.get("expires_ms"))))
+            for lot in holdings if isinstance(lot, dict)]  # fmt: skip
+    form = (f'<form action="/apps/greencert" method="get"><label>{_text(t("app.greencert.lot"))} '
+            f'<input name="lot" value="{_text(selected)}" size="40" required></label> <button>{_text(t("app.greencert.show"))}</button></form>')
+    body = form + f"<h2>{_text(t('app.greencert.held', org=org))}</h2>" + (
+        _table(headers, rows, "lots") if rows else f"<p>{_text(t('app.greencert.none'))}</p>")
+    if trace is not None:
+        body += (f"<h2>{_text(t('app.greencert.trace_of', lot=selected))}</h2>"
+                 f'<figure class="graph">{trace_svg(trace, selected)}</figure>'
+                 f'<p class="proof none">{_text(t("app.greencert.note"))}</p>')
+    return page(t("app.greencert.title"), org, chain_id, body)
 
 
 def _receivable_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:

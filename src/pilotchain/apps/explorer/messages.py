@@ -440,6 +440,19 @@ _EN: dict[str, str] = {
     "app.credentials.status.suspended": "suspended",
     "app.credentials.status.other": "status {value}",
     "app.credentials.note": "Read with the contract's queries issuer, batch_at, batch and status_list (queries carry no state proof). A verifier checks one credential against its batch's root and its status list entry.",
+    "app.greencert.nav": "Green certificates",
+    "app.greencert.title": "Green certificates",
+    "app.greencert.trace": "trace graph",
+    "app.greencert.issued": "{count} certificates issued",
+    "app.greencert.lot": "Lot",
+    "app.greencert.count": "Certificates",
+    "app.greencert.owner": "Owner",
+    "app.greencert.expires": "Expires",
+    "app.greencert.show": "Trace",
+    "app.greencert.held": "Held by {org}",
+    "app.greencert.none": "This organisation holds no certificate lot.",
+    "app.greencert.trace_of": "Trace of {lot}",
+    "app.greencert.note": "From the device and its signed meter readings to the issued batch and each lot it was split into, down to this one (greencert.trace, a query: no state proof). A reading's figures stay in the meter operator's vault; the chain holds their commitments.",
 }
 
 _ZH: dict[str, str] = {
@@ -849,6 +862,19 @@ _ZH: dict[str, str] = {
     "app.credentials.status.suspended": "已暂停",
     "app.credentials.status.other": "状态 {value}",
     "app.credentials.note": "通过合约查询 issuer、batch_at、batch 和 status_list 读取（查询不带状态证明）。验证方依据批次的树根与状态列表条目核验单张凭证。",
+    "app.greencert.nav": "绿证",
+    "app.greencert.title": "绿色电力证书",
+    "app.greencert.trace": "溯源图",
+    "app.greencert.issued": "已签发 {count} 张证书",
+    "app.greencert.lot": "证书批",
+    "app.greencert.count": "证书数",
+    "app.greencert.owner": "持有人",
+    "app.greencert.expires": "到期",
+    "app.greencert.show": "溯源",
+    "app.greencert.held": "{org} 持有的证书",
+    "app.greencert.none": "本组织未持有证书。",
+    "app.greencert.trace_of": "{lot} 的溯源",
+    "app.greencert.note": "从发电设备及其签名的电表读数，到签发的批次以及拆分出的每一批证书，直至本批（greencert.trace，查询：不带状态证明）。读数明细保存在电表运营方的数据库中，链上只保存其承诺值。",
 }
 
 MESSAGES: dict[str, dict[str, str]] = {"en": _EN, "zh-CN": _ZH}

@@ -75,6 +75,8 @@ APPS_REFRESH_S = 10.0
 ISSUER_CHARS_MAX = 256
 #: characters of a receivable id asked about (the contract's ids are shorter)
 RECEIVABLE_ID_CHARS_MAX = 128
+#: characters of a green-certificate lot id asked about (the contract's own bound)
+LOT_ID_CHARS_MAX = 200
 #: transactions of each contract the data-exchange access log reads (the newest the index holds)
 ACCESS_LOG_TXS_MAX = 50
 
@@ -594,5 +596,16 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             return apppages.render_receivables(org, chain(), holdings, wanted, lineage)
 
         return app_page("receivables", render)
+
+    @app.get("/apps/greencert", response_class=HTMLResponse)
+    def greencert(lot: str = "") -> HTMLResponse:
+        wanted = lot.strip()[:LOT_ID_CHARS_MAX]
+
+        def render() -> str:
+            holdings = client.query("greencert", "holdings", {"org": org})
+            trace = client.query("greencert", "trace", {"lot_id": wanted}) if wanted else None
+            return apppages.render_greencert(org, chain(), holdings, wanted, trace if isinstance(trace, dict) else None)
+
+        return app_page("greencert", render)
 
     return app
