@@ -84,10 +84,11 @@ def test_the_header_links_the_deployed_applications_only(world: World, tmp_path:
     page = _console(world, BANK_A, indexed=False).get("/blocks")
     for href in ('href="/apps/currency"', 'href="/apps/dataex"', 'href="/apps/health"'):
         assert href in page.text
+    assert 'href="/apps/receivables"' not in page.text and 'href="/apps/greencert"' not in page.text  # not on this chain
     with scene() as plain:  # a chain with none of them
         bare = _plain_console(plain)
         assert "/apps/" not in bare.get("/").text
-        for path, contract in (("/apps/currency", "currency"), ("/apps/dataex", "dataex"), ("/apps/health", "health")):
+        for contract, (path, _, _) in apppages.APPS.items():
             missing = bare.get(path)
             assert missing.status_code == 404 and "not deployed" in missing.text and contract in missing.text
 
