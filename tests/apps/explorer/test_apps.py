@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from pilotchain.apps.catalogue.client import CatalogueClient
 from pilotchain.apps.credentials.statuslist import STATUS_INVALID, STATUS_SUSPENDED
 from pilotchain.apps.energy.client import GreenClient
 from pilotchain.apps.explorer import apppages
@@ -20,6 +21,14 @@ from pilotchain.apps.explorer.index import ExplorerIndex, Indexer
 from pilotchain.apps.explorer.messages import use_language
 from pilotchain.apps.explorer.server import create_app
 from pilotchain.crypto import get_suite
+from tests.apps.catalogue.helpers import (
+    BUREAU,
+    ENTERPRISE_FIELDS,
+    MARKET,
+    SOCIAL,
+    TAX,
+    directory_chain,
+)
 from tests.apps.credentials.helpers import ISS, roll
 from tests.apps.credentials.helpers import world as credentials_world
 from tests.apps.currency.helpers import BANK_A, BANK_B, CNY, World, currency_chain
@@ -214,3 +223,35 @@ def test_a_green_certificate_lot_is_traced_back_to_its_device_as_a_graph() -> No
         assert [key for key, (_, selected) in rows.items() if selected] == [f"lot:{moved['lot']}"]
         assert graph.count("<line ") == 2 + 2 + 1 + 1  # device to readings, readings to batch, batch to lot, lot to piece
         assert "1000 certificates issued" in graph and "600000 kWh" in graph
+
+
+def test_the_catalogue_lists_entries_with_their_usage_most_requested_first() -> None:
+    with directory_chain() as chain:
+        bureau_admin = CatalogueClient(chain.client(), chain.identity(BUREAU, admin=True))
+        market, tax, social = (CatalogueClient(chain.client(), chain.identity(org)) for org in (MARKET, TAX, SOCIAL))
+        for org, name in ((MARKET, "Market Regulation"), (TAX, "Tax Bureau"), (SOCIAL, "Social Security")):
+            bureau_admin.admit(org, name)
+        market.publish_duty("market.registration", "Register enterprises", "Company Law art. 29")
+        tax.publish_duty("tax.collection", "Levy and collect taxes", "Tax Collection Administration Law art. 5")
+        social.publish_duty("social.contributions", "Collect social insurance", "Social Insurance Law art. 60")
+        spec = {"duty_id": "market.registration", "key_field": "credit_code", "update_frequency": "daily",
+                "description": "registered enterprises of the city"}
+        market.publish_entry("market.licences", {**spec, "title": "Business licences", "sharing": "unconditional",
+                                                 "fields": ENTERPRISE_FIELDS[:3]})
+        market.publish_entry("market.enterprises", {**spec, "title": "Enterprise registration", "sharing": "conditional",
+                                                    "fields": ENTERPRISE_FIELDS})
+        market.publish_entry("market.quiet", {**spec, "title": "Nobody asks", "sharing": "unconditional",
+                                              "fields": ENTERPRISE_FIELDS[:2]})
+        for consumer, duty in ((tax, "tax.collection"), (social, "social.contributions")):
+            consumer.request("market.licences", duty_id=duty, fields=["name"], purpose="administration", days=30)
+        waiting = tax.request("market.enterprises", duty_id="tax.collection", fields=["name"], purpose="administration", days=30)
+        assert waiting["status"] == "pending"
+        console = TestClient(create_app(chain.client(identity=chain.identity(TAX)), TAX, chain.genesis))
+        page = console.get("/apps/catalogue")
+        assert page.status_code == 200 and 'href="/apps/catalogue"' in page.text
+        table = page.text.split('<table class="catalogue">', 1)[1].split("</table>", 1)[0]
+        order = re.findall(r'data-usage="([^"]+)"', table)
+        assert order == ["market.licences", "market.enterprises", "market.quiet"]  # most requested first
+        assert 'data-usage="market.licences" data-requests="2" data-agreed="2" data-pending="0"' in table
+        assert 'data-usage="market.enterprises" data-requests="1" data-agreed="0" data-pending="1"' in table
+        assert 'data-usage="market.quiet" data-requests="0"' in table

@@ -18,6 +18,9 @@ An application has a page when its contract is deployed and not frozen on this c
   many entries are revoked or suspended; the issuers seen registering are listed from the index.
 - ``receivables`` — the receivables this organisation holds (``receivables.holdings_of``) and a
   receivable's lineage (``receivables.lineage``: the tree its splits made) drawn as an inline SVG graph.
+- ``catalogue`` — the government data catalogue's entries (``catalogue.entries_list``) and their usage:
+  per entry, how many of the newest :data:`USAGE_REQUESTS_MAX` requests (``catalogue.requests_list``)
+  were agreed, are pending or were refused.
 - ``greencert`` — the certificate lots this organisation holds (``greencert.holdings``) and a lot's
   trace back to its device (``greencert.trace``: lots, batch, meter readings, device) as a graph.
 """
@@ -41,7 +44,7 @@ from pilotchain.apps.explorer.messages import t
 from pilotchain.apps.explorer.pages import page, render_error
 
 __all__ = ["ACCESS_EVENTS", "APPS", "BUCKETS", "LogEntry", "lineage_svg", "render_access_log", "render_not_deployed",
-           "GraphNode", "graph_svg", "render_credentials", "render_greencert", "render_receivables", "trace_svg", "render_review_queue", "render_supply"]
+           "GraphNode", "graph_svg", "render_catalogue", "usage_by_entry", "render_credentials", "render_greencert", "render_receivables", "trace_svg", "render_review_queue", "render_supply"]
 
 #: contract -> its page, the header's link and the page's title (message keys), in the header's order
 APPS = {"currency": ("/apps/currency", "app.currency.nav", "app.currency.title"),
@@ -49,9 +52,16 @@ APPS = {"currency": ("/apps/currency", "app.currency.nav", "app.currency.title")
         "health": ("/apps/health", "app.health.nav", "app.health.title"),
         "credentials": ("/apps/credentials", "app.credentials.nav", "app.credentials.title"),
         "receivables": ("/apps/receivables", "app.receivables.nav", "app.receivables.title"),
-        "greencert": ("/apps/greencert", "app.greencert.nav", "app.greencert.title")}
+        "greencert": ("/apps/greencert", "app.greencert.nav", "app.greencert.title"),
+        "catalogue": ("/apps/catalogue", "app.catalogue.nav", "app.catalogue.title")}
 #: the currency's kinds of bucket, in the contract's invariant's order
 BUCKETS = ("vaults", "wallets", "envelopes", "held", "offline")
+#: catalogue requests the usage statistics count (the newest)
+USAGE_REQUESTS_MAX = 400
+#: catalogue entries listed (the first, in publication order)
+ENTRIES_SHOWN_MAX = 200
+#: a catalogue request's status -> the usage column it counts in
+USAGE_COLUMNS = {"agreed": "agreed", "pending": "pending", "rejected": "refused", "denied": "refused"}
 #: credential batches shown for one issuer (the newest)
 BATCHES_SHOWN_MAX = 20
 #: a status list entry's value -> its message key (other values are shown as numbers)
@@ -369,3 +379,42 @@ def render_credentials(org: str, chain_id: str, iss: str, issuers_seen: Sequence
 
 def _hex(value: Any) -> str:
     return value.hex() if isinstance(value, bytes) else str(value or "")
+
+
+def usage_by_entry(requests: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per catalogue entry: how many requests, and how many of them agreed, pending, refused."""
+    usage: dict[str, dict[str, int]] = {}
+    for request in requests:
+        if not isinstance(request, dict):
+            continue
+        counts = usage.setdefault(str(request.get("entry_id", "")), {"requests": 0, "agreed": 0, "pending": 0, "refused": 0})
+        counts["requests"] += 1
+        column = USAGE_COLUMNS.get(str(request.get("status", "")))
+        if column is not None:
+            counts[column] += 1
+    return usage
+
+
+def render_catalogue(org: str, chain_id: str, entries: Sequence[dict[str, Any]], entries_total: int,
+                     requests: Sequence[dict[str, Any]], requests_total: int) -> str:
+    """The catalogue's entries with their usage (requests agreed, pending, refused), most requested first."""
+    usage = usage_by_entry(requests)
+    empty = {"requests": 0, "agreed": 0, "pending": 0, "refused": 0}
+    listed = sorted((e for e in entries if isinstance(e, dict)),
+                    key=lambda e: (-usage.get(str(e.get("id", "")), empty)["requests"], str(e.get("id", ""))))
+    rows = []
+    widest = max((u["requests"] for u in usage.values()), default=0) or 1
+    for entry in listed:
+        ident = str(entry.get("id", ""))
+        counts = usage.get(ident, empty)
+        rows.append((f"<code>{_text(ident)}</code>", _text(entry.get("title", "")), _text(entry.get("owner", "")),
+                     _text(entry.get("sharing", "")), _text(entry.get("version", "")), _text(entry.get("status", "")),
+                     f'<span data-usage="{_text(ident)}" data-requests="{counts["requests"]}" data-agreed="{counts["agreed"]}" '
+                     f'data-pending="{counts["pending"]}" data-refused="{counts["refused"]}">'
+                     f'{_text(t("app.catalogue.usage_value", **counts))}</span>', _bar(counts["requests"] / widest)))
+    headers = [t("app.catalogue.entry"), t("app.catalogue.entry_title"), t("app.catalogue.provider"), t("app.catalogue.sharing"),
+               t("app.catalogue.version"), t("gov.status"), t("app.catalogue.usage"), ""]
+    body = (_table(headers, rows, "catalogue") if rows else f"<p>{_text(t('app.catalogue.none'))}</p>")
+    note = t("app.catalogue.note", entries=len(listed), entries_total=entries_total, requests=len(requests),
+             requests_total=requests_total)
+    return page(t("app.catalogue.title"), org, chain_id, body + f'<p class="proof none">{_text(note)}</p>')

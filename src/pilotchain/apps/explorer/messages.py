@@ -453,6 +453,17 @@ _EN: dict[str, str] = {
     "app.greencert.none": "This organisation holds no certificate lot.",
     "app.greencert.trace_of": "Trace of {lot}",
     "app.greencert.note": "From the device and its signed meter readings to the issued batch and each lot it was split into, down to this one (greencert.trace, a query: no state proof). A reading's figures stay in the meter operator's vault; the chain holds their commitments.",
+    "app.catalogue.nav": "Catalogue",
+    "app.catalogue.title": "Government data catalogue",
+    "app.catalogue.entry": "Entry",
+    "app.catalogue.entry_title": "Title",
+    "app.catalogue.provider": "Provider",
+    "app.catalogue.sharing": "Sharing",
+    "app.catalogue.version": "Version",
+    "app.catalogue.usage": "Usage",
+    "app.catalogue.usage_value": "{requests} requests: {agreed} agreed, {pending} pending, {refused} refused",
+    "app.catalogue.none": "No entry is published in the catalogue.",
+    "app.catalogue.note": "{entries} of {entries_total} entries (catalogue.entries_list), most requested first; usage counted over the newest {requests} of {requests_total} requests (catalogue.requests_list). Queries carry no state proof; the calls made under an agreement are logged by the vaults, not on chain.",
 }
 
 _ZH: dict[str, str] = {
@@ -875,6 +886,17 @@ _ZH: dict[str, str] = {
     "app.greencert.none": "本组织未持有证书。",
     "app.greencert.trace_of": "{lot} 的溯源",
     "app.greencert.note": "从发电设备及其签名的电表读数，到签发的批次以及拆分出的每一批证书，直至本批（greencert.trace，查询：不带状态证明）。读数明细保存在电表运营方的数据库中，链上只保存其承诺值。",
+    "app.catalogue.nav": "数据目录",
+    "app.catalogue.title": "政务数据目录",
+    "app.catalogue.entry": "目录项",
+    "app.catalogue.entry_title": "名称",
+    "app.catalogue.provider": "提供部门",
+    "app.catalogue.sharing": "共享类型",
+    "app.catalogue.version": "版本",
+    "app.catalogue.usage": "使用情况",
+    "app.catalogue.usage_value": "{requests} 次申请：同意 {agreed}，待定 {pending}，拒绝 {refused}",
+    "app.catalogue.none": "目录中尚未发布任何目录项。",
+    "app.catalogue.note": "共 {entries_total} 个目录项，显示 {entries} 个（catalogue.entries_list），按申请次数从多到少排列；使用情况统计自最新的 {requests} 条申请（共 {requests_total} 条，catalogue.requests_list）。查询不带状态证明；依协议进行的调用记录在各部门的数据库中，不在链上。",
 }
 
 MESSAGES: dict[str, dict[str, str]] = {"en": _EN, "zh-CN": _ZH}

@@ -77,6 +77,8 @@ ISSUER_CHARS_MAX = 256
 RECEIVABLE_ID_CHARS_MAX = 128
 #: characters of a green-certificate lot id asked about (the contract's own bound)
 LOT_ID_CHARS_MAX = 200
+#: rows of one catalogue query page (the contract's PAGE_MAX is 200)
+CATALOGUE_PAGE_ROWS = 200
 #: transactions of each contract the data-exchange access log reads (the newest the index holds)
 ACCESS_LOG_TXS_MAX = 50
 
@@ -607,5 +609,18 @@ def create_app(client: Client, org: str, genesis: Genesis, *,
             return apppages.render_greencert(org, chain(), holdings, wanted, trace if isinstance(trace, dict) else None)
 
         return app_page("greencert", render)
+
+    @app.get("/apps/catalogue", response_class=HTMLResponse)
+    def catalogue() -> HTMLResponse:
+        def render() -> str:
+            listed = client.query("catalogue", "entries_list", {"offset": 0, "limit": apppages.ENTRIES_SHOWN_MAX})
+            total = int(client.query("catalogue", "requests_list", {"offset": 0, "limit": 1})["total"])
+            requests: list[dict[str, Any]] = []
+            for offset in range(max(total - apppages.USAGE_REQUESTS_MAX, 0), total, CATALOGUE_PAGE_ROWS):
+                chunk = client.query("catalogue", "requests_list", {"offset": offset, "limit": CATALOGUE_PAGE_ROWS})
+                requests += [r for r in chunk["items"] if isinstance(r, dict)]
+            return apppages.render_catalogue(org, chain(), listed["items"], int(listed["total"]), requests, total)
+
+        return app_page("catalogue", render)
 
     return app
