@@ -122,12 +122,17 @@ def test_a_validator_at_its_memory_limit_keeps_its_state(tmp_path: Path) -> None
                 worker.join(timeout=60)
         # whatever it answered, it answered as the API says (never a 500 from the gateway)
         assert set(answers) <= {0, 202, 413, 429, 503}, answers
+        text = (victim.home / "node.log").read_text(errors="replace")
         stopped = limited.poll() is not None
         if stopped:
-            print({"exit": limited.returncode})  # it stopped rather than go on without memory: it must restart from its own disk
-            text = (victim.home / "node.log").read_text(errors="replace")
-            assert '"event": "node.failed"' in text or "MemoryError" in text, text[-3000:]
+            # fail-stop at the limit, never a half-applied block (the store below must reopen and agree):
+            # an allocation failed where no request could absorb it — in a node task (exit code 3,
+            # node.failed), or inside a C extension (msgspec's encoder segfaults on a failed malloc: a
+            # fatal signal whose every thread's stack faulthandler logs)
+            assert limited.returncode == 3 or "Fatal Python error" in text, (limited.returncode, text[-3000:])
             start_node(victim)
+        else:
+            assert answers[429] + answers[503] > 0, answers  # it shed load and kept serving
         target = max(height(n) for n in others)
         assert wait_until(lambda: height(victim) >= target, timeout_s=120), logs(nodes)
         common = assert_agreement(nodes)
