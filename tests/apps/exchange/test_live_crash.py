@@ -82,8 +82,9 @@ def _ours(pid: int) -> bool:
 
 
 def _kill_everything(net: Path) -> None:
-    """SIGKILL the process group of every node and vault the folder's pid files name."""
-    for pid_file in [*net.glob("nodes/*/node.pid"), *net.glob("vaults/*/vault.pid")]:
+    """SIGKILL the process group of every process the folder's pid files name: nodes, vaults and
+    every other service `network up` started (explorers, holder services, ...)."""
+    for pid_file in sorted(net.rglob("*.pid")):
         with contextlib.suppress(OSError, ValueError):
             pid = int(pid_file.read_text().strip())
             if _ours(pid):
