@@ -53,6 +53,8 @@ ADDRESS_SPACE_BYTES_MAX = 8 * 1024**3
 #: inputs longer than this are not generated unless a target says otherwise (MAX_LEN)
 MAX_LEN_DEFAULT = 16 * 1024
 
+#: the command libFuzzer runs again for a merge (minimise sets it to an executable launcher)
+_ARGV0 = "PILOTCHAIN_FUZZ_ARGV0"
 #: what libFuzzer names the inputs it saves (a crash, a hang, a memory blow-up, a leak)
 _ARTIFACT_PREFIXES = ("crash-", "timeout-", "oom-", "leak-", "slow-unit-")
 _STAT = re.compile(r"^stat::(\w+):\s*(\d+)", re.MULTILINE)
@@ -173,9 +175,13 @@ def minimise(name: str) -> None:
     with tempfile.TemporaryDirectory(prefix=f"fuzz-{name}-") as temporary:
         merged = Path(temporary) / "merged"
         merged.mkdir()
-        result = subprocess.run(_child_command(name, ["-merge=1", f"-timeout={INPUT_TIMEOUT_S}",
-                                                      f"-rss_limit_mb={RSS_LIMIT_MB}", str(merged), str(corpus)]),
-                                cwd=REPO_DIR, check=False)
+        # libFuzzer's merge runs its own command line again in a child: give it one that execs
+        launcher = Path(temporary) / "launch"
+        launcher.write_text(f'#!/bin/sh\ncd "{REPO_DIR}" && exec "{sys.executable}" -m fuzz.run _child {name} -- "$@"\n')
+        launcher.chmod(0o700)
+        result = subprocess.run([str(launcher), "-merge=1", f"-timeout={INPUT_TIMEOUT_S}",
+                                 f"-rss_limit_mb={RSS_LIMIT_MB}", str(merged), str(corpus)],
+                                cwd=REPO_DIR, check=False, env={**os.environ, _ARGV0: str(launcher)})
         if result.returncode != 0:
             raise SystemExit(f"merging {name}'s corpus failed (exit {result.returncode}); the corpus is unchanged")
         kept = list(merged.iterdir())
@@ -224,7 +230,7 @@ def _child(name: str, libfuzzer_args: list[str]) -> None:
         module = load_target(name)
     if not any(arg.startswith("-max_len=") for arg in libfuzzer_args):
         libfuzzer_args = [*libfuzzer_args, f"-max_len={getattr(module, 'MAX_LEN', MAX_LEN_DEFAULT)}"]
-    atheris.Setup([sys.argv[0], *libfuzzer_args], module.one_input)
+    atheris.Setup([os.environ.get(_ARGV0, sys.argv[0]), *libfuzzer_args], module.one_input)
     atheris.Fuzz()
 
 
