@@ -144,9 +144,9 @@ LIST_LIMIT_MAX = 256
 REASON_CHARS_MAX = 256
 PERMISSION_RULES_MAX = 64
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_VERSION_RE = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$")
-_ROLE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
+_VERSION_RE = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9}){0,3}\Z")
+_ROLE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
 
 #: Governed parameters: name -> (minimum, maximum). ``contract_*`` apply to Python contracts
 #: immediately; the others are read by the node at its configuration boundary.

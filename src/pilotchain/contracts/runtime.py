@@ -99,7 +99,7 @@ GOVERNANCE_METHODS = frozenset({"init", "upgrade"})
 #: Contracts a Python contract may not call.
 UNCALLABLE_FROM_CONTRACTS = frozenset({"gov"})
 
-_HANDLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_HANDLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 _STEP_BYTES = 1024
 
 #: ``verify_signature`` bounds. No key or signature of either suite comes near these (SPKI DER:

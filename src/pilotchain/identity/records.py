@@ -50,7 +50,7 @@ __all__ = [
 #: version field of every record defined here
 FORMAT_VERSION = 1
 
-ORG_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+ORG_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 NAME_CHARS_MAX = 128
 REASON_CHARS_MAX = 256
 PUBLIC_KEY_DER_BYTES_MAX = 512

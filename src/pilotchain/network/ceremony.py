@@ -91,7 +91,7 @@ _ACK_DOMAIN = b"pilotchain/ceremony/ack/v1\x00"
 _PLAN_DOMAIN = b"pilotchain/ceremony/plan/v1\x00"
 #: no plan, contribution, acknowledgement or manifest the ceremony reads is bigger than this
 PUBLIC_FILE_BYTES_MAX = 4 * 1024 * 1024
-_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 
 
 class CeremonyError(NetworkError):

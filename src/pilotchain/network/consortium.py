@@ -54,7 +54,7 @@ __all__ = [
 DAY_MS = 86_400_000
 ORGS_MAX = 64
 VALIDATORS_MAX = 64
-_ORG_ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_ORG_ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}\Z")
 
 
 class NetworkError(NodeConfigError):

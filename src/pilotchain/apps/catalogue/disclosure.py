@@ -85,7 +85,7 @@ FIELD_TYPES = ("string", "integer", "boolean", "date")
 _SALT_DOMAIN = b"pilotchain/catalogue/salt/v1\x00"
 _CELL_DOMAIN = "pilotchain/catalogue/cell/v1"
 _RECORD_DOMAIN = "pilotchain/catalogue/record/v1"
-_DATE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+_DATE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])\Z")
 _HMAC_HASHES = {"intl": hashes.SHA256, "gm": hashes.SM3}
 _INT64 = 2**63
 

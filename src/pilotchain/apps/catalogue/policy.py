@@ -85,8 +85,8 @@ OPERANDS: dict[str, tuple[str, tuple[str, ...]]] = {
 CONTEXT_KEYS = ("target", "recipient", "purpose", "dateTime", "elapsedTime", "count", "pc:fields", "pc:duty",
                 "consented")
 
-_DATE_TIME = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z$")
-_DURATION = re.compile(r"^P(?:([0-9]{1,9})D)?(?:T(?:([0-9]{1,9})H)?(?:([0-9]{1,9})M)?(?:([0-9]{1,9})S)?)?$")
+_DATE_TIME = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z\Z")
+_DURATION = re.compile(r"^P(?:([0-9]{1,9})D)?(?:T(?:([0-9]{1,9})H)?(?:([0-9]{1,9})M)?(?:([0-9]{1,9})S)?)?\Z")
 _DAY_MS = 86_400_000
 
 

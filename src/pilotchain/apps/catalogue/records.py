@@ -46,7 +46,7 @@ __all__ = [
 #: the contract's name (deployed through governance under this name)
 CONTRACT = "catalogue"
 RECEIPT_DOMAIN = "catalogue-receipt"
-_CALL_ID = re.compile(r"^[0-9a-f]{32}$")
+_CALL_ID = re.compile(r"^[0-9a-f]{32}\Z")
 _DAY_MS = 86_400_000
 
 

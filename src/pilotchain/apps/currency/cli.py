@@ -51,7 +51,7 @@ app.add_typer(holder_app, name="holder")
 
 _out = Console()
 _err = Console(stderr=True)
-_YUAN_RE = re.compile(r"^(\d{1,13})(?:\.(\d{1,2}))?$")
+_YUAN_RE = re.compile(r"^(\d{1,13})(?:\.(\d{1,2}))?\Z")
 
 IdentityOption = Annotated[Path | None, typer.Option("--identity", "-i", envvar="PILOTCHAIN_IDENTITY",
                                                      help="Your member identity (an officer's, an operator's client).")]

@@ -118,7 +118,7 @@ MAINTENANCE_INTERVAL_S = 2.0
 #: the contract's payment and query ids
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
 _ID_RE = re.compile(_ID_PATTERN[1:-1])
-_WALLET_PATH_RE = re.compile(r"^/v1/wallets/([^/]+)(?:/[^/]*)?$")
+_WALLET_PATH_RE = re.compile(r"^/v1/wallets/([^/]+)(?:/[^/]*)?\Z")
 _HEX_PATTERN = r"^(?:[0-9a-fA-F]{2}){1,128}$"
 _HEX_RE = re.compile(_HEX_PATTERN[1:-1])
 AMOUNT_MAX = 10**15

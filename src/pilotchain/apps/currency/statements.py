@@ -36,7 +36,7 @@ VERSION = "pilotchain/currency/v1"
 DAY_MS = 86_400_000
 TZ_OFFSET_MS = 8 * 3_600_000
 ID_MAX = 64
-_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}\Z")
 
 
 class StatementError(CoreError, ValueError):

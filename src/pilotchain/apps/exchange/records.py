@@ -49,7 +49,7 @@ CONTRACT = "dataex"
 #: the signing domain of receipts (``delivered``, ``received``, ``refused``)
 RECEIPT_DOMAIN = "receipt"
 SIGNED_BYTES_MAX = 64 * 1024
-_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
+_REQUEST_ID = re.compile(r"^[0-9a-f]{32}\Z")
 
 
 class ExchangeError(CoreError):

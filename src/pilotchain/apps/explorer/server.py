@@ -54,8 +54,8 @@ from pilotchain.sdk import (
 
 __all__ = ["create_app"]
 
-_TX_ID = re.compile(r"^[0-9a-fA-F]{64}$")
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_TX_ID = re.compile(r"^[0-9a-fA-F]{64}\Z")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 #: characters of a state key typed into the state page
 STATE_KEY_CHARS_MAX = 1024
 #: rows on one page of an index listing (?limit= up to the index's own bound)

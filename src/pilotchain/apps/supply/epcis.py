@@ -105,11 +105,11 @@ _CBV_URNS = {"urn:epcglobal:cbv:bizstep:": "BizStep-", "urn:epcglobal:cbv:disp:"
              "urn:epcglobal:cbv:btt:": "BTT-", "urn:epcglobal:cbv:sdt:": "SDT-", "urn:epcglobal:cbv:er:": "ER-"}
 _DEFAULT_PREFIXES = {"cbv": CBV_BASE, "gs1": "https://gs1.org/voc/", "epcis": "https://ref.gs1.org/epcis/"}
 
-_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$")
+_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})\Z")
 #: the last component of an EPC URN (serial, lot, extension): TDS's GS3A3 characters or %-escapes —
 #: a '?', '/' or '#' there would become a query or path of the Digital Link and change the hash id
 _URN_COMPONENT = re.compile(r"(?:[0-9A-Za-z!'()*+,\-:;=_]|%[0-9A-Fa-f]{2})*")
-_DL = re.compile(r"^https?://[^/?#]+((?:/[^/?#]+)+)/?(?:\?[^#]*)?$")
+_DL = re.compile(r"^https?://[^/?#]+((?:/[^/?#]+)+)/?(?:\?[^#]*)?\Z")
 
 
 class EpcisError(CoreError):
