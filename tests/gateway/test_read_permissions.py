@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pilotchain.identity.files import IdentityBundle, load_ca
+from pilotchain.network.processes import wait_until
 from pilotchain.sdk import Identity, TxResult
 from pilotchain.sdk._errors import PilotchainError
 from pilotchain.testing import LocalChain
@@ -68,10 +69,8 @@ def test_a_contract_read_rule_hides_state_queries_transactions_and_events() -> N
         # bob listens to transactions before anything happens: he must see only what he may read
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             bob_events = pool.submit(lambda: list(as_b.subscribe(["tx", "contract_event"], limit=2)))
-            deadline = time.monotonic() + 10
-            while chain.node.subscriber_count < 1:
-                assert time.monotonic() < deadline, "bob's subscription never arrived"
-                time.sleep(0.01)
+            assert wait_until(lambda: chain.node.subscriber_count >= 1, timeout_s=10, interval_s=0.01), \
+                "bob's subscription never arrived"
             secret_tx: TxResult = as_a.invoke(alice, "records", "put", {"key": "patient-42", "value": SECRET})
             own_tx: TxResult = as_b.invoke(bob, "records", "put", {"key": "b-note", "value": "bob's own words"})
             as_b.invoke(bob, "kv", "put", {"key": "k", "value": "visible"})

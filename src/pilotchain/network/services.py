@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from pilotchain.errors import CoreError
 
-__all__ = ["NetworkService", "ServiceError", "ServiceProcess", "demo_scenarios", "network_services", "start_process"]
+__all__ = ["NetworkService", "OrgHttpServices", "ServiceError", "ServiceProcess", "demo_scenarios", "network_services", "start_process"]
 
 ENTRY_POINT_GROUP = "pilotchain.network_services"
 #: applications' stories for `pilotchain demo` (name -> callable(directory, console)), run after
@@ -98,3 +98,103 @@ def start_process(service: ServiceProcess, *, extra_env: dict[str, str] | None =
     with contextlib.suppress(OSError):
         (service.home / service.pid_file).write_text(f"{process.pid}\n")
     return process.pid
+
+
+@dataclass(frozen=True, slots=True)
+class OrgHttpServices:
+    """One HTTP service process per organisation beside a network — an explorer each, an operator's
+    holder service each: in ``<home>/`` a config file (port and URL, kept across restarts), a pid
+    file and a log. ``up`` gives new homes a block of consecutive free ports from ``port_base``,
+    starts what is not running, waits until every ``/healthz`` answers (ServiceError naming each
+    one that died or does not answer, with its log's last error) and prints the URLs; ``down``
+    stops them; ``status`` gives ``network status`` rows."""
+
+    label: str  # "explorer", "holder service"
+    row_name: str  # status rows: "<row_name> <org>"
+    config_file: str
+    pid_file: str
+    log_file: str
+    port_base: int
+    start_timeout_s: float = 60.0
+
+    def url(self, home: Path) -> str:
+        import json
+
+        return str(json.loads((home / self.config_file).read_text())["url"])
+
+    def port(self, home: Path) -> int:
+        import json
+
+        return int(json.loads((home / self.config_file).read_text())["port"])
+
+    @staticmethod
+    def answers(url: str) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(url.rstrip("/") + "/healthz", timeout=1.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def last_error(self, home: Path) -> str:
+        from pilotchain.network.processes import log_error_line
+
+        line = log_error_line(home / self.log_file)
+        if line is not None:
+            return line
+        try:
+            tail = (home / self.log_file).read_text(errors="replace").strip().splitlines()[-1:]
+        except OSError:
+            return "no log"
+        return tail[0] if tail else "no log yet"
+
+    def up(self, homes: dict[str, Path], argv: Any, console: Any) -> None:
+        """``argv(org, port)``: the command line of ``org``'s service."""
+        import json
+
+        from pilotchain.network.processes import free_port_block, pid_of, wait_until
+
+        base = None
+        for index, home in enumerate(homes.values()):
+            if (home / self.config_file).is_file():
+                continue
+            if base is None:
+                base = free_port_block(len(homes), start=self.port_base)
+            home.mkdir(parents=True, exist_ok=True)
+            port = base + index
+            (home / self.config_file).write_text(json.dumps({"port": port, "url": f"http://127.0.0.1:{port}/"}) + "\n")
+        for org, home in homes.items():
+            if pid_of(home / self.pid_file) is None:
+                start_process(ServiceProcess(home=home, argv=tuple(argv(org, self.port(home))),
+                                             pid_file=self.pid_file, log_file=self.log_file))
+        with console.status(f"waiting for every {self.label} to serve…"):
+            ready = wait_until(lambda: all(self.answers(self.url(home)) for home in homes.values()),
+                               timeout_s=self.start_timeout_s, interval_s=0.3)
+        if not ready:
+            problems = [f"{org}'s {self.label} " + ("died: " if pid_of(home / self.pid_file) is None
+                                                    else "does not answer: ") + self.last_error(home)
+                        for org, home in homes.items() if not self.answers(self.url(home))]
+            folders = sorted({str(home.parent) for home in homes.values()})
+            raise ServiceError("; ".join(problems) + f"; logs in {', '.join(folders)}/*/{self.log_file}")
+        for org, home in homes.items():
+            console.print(f"{self.label} of {org}: {self.url(home)} (logs in {home / self.log_file})")
+
+    def down(self, homes: dict[str, Path], console: Any) -> None:
+        from pilotchain.network.processes import stop_pid_file
+
+        for org, home in homes.items():
+            if (home / self.config_file).is_file():
+                console.print(f"{self.label} of {org}: {stop_pid_file(home / self.pid_file)}")
+
+    def status(self, homes: dict[str, Path]) -> list[dict[str, Any]]:
+        from pilotchain.network.processes import pid_of
+
+        rows = []
+        for org, home in homes.items():
+            if not (home / self.config_file).is_file():
+                continue
+            alive = pid_of(home / self.pid_file, forget_stale=False) is not None
+            serving = alive and self.answers(self.url(home))
+            rows.append({"name": f"{self.row_name} {org}", "url": self.url(home), "up": serving,
+                         "detail": "serving" if serving else ("not answering" if alive else "not running")})
+        return rows

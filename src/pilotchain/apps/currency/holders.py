@@ -62,6 +62,7 @@ from pilotchain.apps.currency.client import CurrencyClient, CurrencyError, Holde
 from pilotchain.apps.currency.statements import StatementError, check_id, statement
 from pilotchain.errors import CoreError
 from pilotchain.ledger.tx import decode_args
+from pilotchain.network.services import OrgHttpServices
 from pilotchain.sdk import BlockInfo, PilotchainError
 from pilotchain.sdk._signing import algorithm_for
 
@@ -1234,6 +1235,11 @@ HOLDERS_PORT_BASE = 27700
 START_TIMEOUT_S = 60.0
 
 
+_PROCESSES = OrgHttpServices(label="holder service", row_name="holders", config_file=CONFIG_FILE,
+                             pid_file=PID_FILE, log_file=LOG_FILE, port_base=HOLDERS_PORT_BASE,
+                             start_timeout_s=START_TIMEOUT_S)
+
+
 def holder_homes(directory: Path) -> dict[str, Path]:
     """Each operator's holder service folder in a currency network folder (``holders/<org>``)."""
     from pilotchain.apps.currency.network import load_profile
@@ -1242,71 +1248,26 @@ def holder_homes(directory: Path) -> dict[str, Path]:
 
 
 def service_url(home: Path) -> str:
-    return str(json.loads((home / CONFIG_FILE).read_text())["url"])
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url.rstrip("/") + "/healthz", timeout=1.5).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return _PROCESSES.url(home)
 
 
 def start_services(directory: Path, console: Any) -> None:
     """Start one holder service per operator (``network up`` of a currency network)."""
     import sys
 
-    from pilotchain.network.processes import free_port_block, log_error_line, pid_of, wait_until
-    from pilotchain.network.services import ServiceError, ServiceProcess, start_process
-
-    homes = holder_homes(directory)
-    base = None
-    for index, home in enumerate(homes.values()):
-        if (home / CONFIG_FILE).is_file():
-            continue
-        base = base if base is not None else free_port_block(len(homes), start=HOLDERS_PORT_BASE)
-        home.mkdir(parents=True, exist_ok=True)
-        (home / CONFIG_FILE).write_text(json.dumps({"port": base + index,
-                                                    "url": f"http://127.0.0.1:{base + index}/"}) + "\n")
-    for org, home in homes.items():
-        if pid_of(home / PID_FILE) is None:
-            port = str(json.loads((home / CONFIG_FILE).read_text())["port"])
-            start_process(ServiceProcess(home=home, pid_file=PID_FILE, log_file=LOG_FILE, argv=(
-                sys.executable, "-m", "pilotchain", "currency", "holders", "serve", "--network",
-                str(directory.resolve()), "--org", org, "--port", port)))
-    with console.status("waiting for every holder service to serve…"):
-        ready = wait_until(lambda: all(_answers(service_url(home)) for home in homes.values()),
-                           timeout_s=START_TIMEOUT_S, interval_s=0.3)
-    if not ready:
-        problems = [f"{org}'s holder service " + ("died" if pid_of(home / PID_FILE) is None else "does not answer")
-                    + f": {log_error_line(home / LOG_FILE) or 'see its log'}"
-                    for org, home in homes.items() if not _answers(service_url(home))]
-        raise ServiceError("; ".join(problems) + f"; logs in {directory}/{HOLDERS_FOLDER}/*/{LOG_FILE}")
-    for org, home in homes.items():
-        console.print(f"holder service of {org}: {service_url(home)} (logs in {home / LOG_FILE})")
+    network = str(directory.resolve())
+    _PROCESSES.up(holder_homes(directory), lambda org, port: (
+        sys.executable, "-m", "pilotchain", "currency", "holders", "serve", "--network", network, "--org", org,
+        "--port", str(port)), console)
 
 
 def stop_services(directory: Path, console: Any) -> None:
-    from pilotchain.network.processes import stop_pid_file
-
-    for org, home in holder_homes(directory).items():
-        if (home / CONFIG_FILE).is_file():
-            console.print(f"holder service of {org}: {stop_pid_file(home / PID_FILE)}")
+    _PROCESSES.down(holder_homes(directory), console)
 
 
 def service_rows(directory: Path) -> list[dict[str, Any]]:
     """``network status`` rows: each operator's holder service."""
-    from pilotchain.network.processes import pid_of
-
-    rows = []
-    for org, home in holder_homes(directory).items():
-        if not (home / CONFIG_FILE).is_file():
-            continue
-        alive = pid_of(home / PID_FILE, forget_stale=False) is not None
-        serving = alive and _answers(service_url(home))
-        rows.append({"name": f"holders {org}", "url": service_url(home), "up": serving,
-                     "detail": "serving" if serving else ("not answering" if alive else "not running")})
-    return rows
+    return _PROCESSES.status(holder_homes(directory))
 
 
 # ------------------------------------------------------------------------------ the CLI
