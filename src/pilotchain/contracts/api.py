@@ -35,6 +35,11 @@ Failing on purpose (the transaction is committed as failed and changes nothing):
 ``require(condition, message)`` and ``fail(message)`` (EXECUTION_FAILED), ``deny(message)``
 (PERMISSION_DENIED), ``reject_arguments(message)`` (BAD_ARGUMENTS).
 
+Savepoints: ``ok, value = attempt(function, *args)`` runs a function of this contract so that its
+failure undoes only its own state writes and events (``[False, {"code", "message"}]``) and its
+success keeps them (``[True, result]``) — many independent items in one transaction, each whole or
+not at all. Running out of steps or memory is never caught (docs/contracts.md, "Savepoints").
+
 Hashing and signatures, in the chain's own suite (``intl``: SHA-256 and Ed25519; ``gm``: SM3 and
 SM2), so a contract checks what people outside the consortium signed (a patient's consent, a
 wallet holder's payment instruction)::
@@ -76,6 +81,7 @@ __all__ = [
     "sha256",
     "hash",
     "verify_signature",
+    "attempt",
 ]
 
 #: The names a contract may import from this module (and uses without importing, except
@@ -93,6 +99,7 @@ API_NAMES = (
     "sha256",
     "hash",
     "verify_signature",
+    "attempt",
 )
 
 
@@ -135,4 +142,5 @@ reject_arguments: Any = _outside
 sha256: Any = _outside
 hash: Any = _outside  # shadows the builtin here only; contracts import it explicitly
 verify_signature: Any = _outside
+attempt: Any = _outside
 context: Any = None

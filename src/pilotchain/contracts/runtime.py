@@ -358,6 +358,7 @@ class _Api:
             "sha256": self.sha256,
             "hash": self.hash,
             "verify_signature": self.verify_signature,
+            "attempt": self.attempt,
         }
 
     # -- storage
@@ -405,6 +406,38 @@ class _Api:
         if type(contract) is not str or type(method) is not str:
             raise TypeError("call(contract, method, args): contract and method are names (str)")
         return self._contract.call_other(self._execution, self._state, contract, method, args)
+
+    def attempt(self, function: Any, *args: Any) -> list[Any]:
+        """``function(*args)`` as a savepoint: ``[True, result]`` with its state writes, reads and
+        events kept, or ``[False, {"code", "message"}]`` with every state write and event it made
+        undone (a ``require`` / ``fail`` / ``deny`` / ``reject_arguments`` or any exception of
+        contract code). The budget is the transaction's: running out of steps or memory, the
+        call depth, recursion and the node's own errors are not caught (the transaction fails).
+        Python values the function changed are not restored: only state and events."""
+        if type(function) is not FunctionType or function.__globals__.get("__name__") != self._contract.name:
+            raise TypeError("attempt(function, *args) takes a function of this contract")
+        execution = self._execution
+        execution.meter.step()
+        parent = self._state
+        child = child_state(parent, self._contract.name)
+        events_before = execution.events
+        self._state = child
+        try:
+            result = function(*args)
+        except (SandboxAbort, RecursionError, MemoryError, InvariantBroken):
+            raise
+        except ContractError as exc:
+            failure = {"code": exc.code.value, "message": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - contract code may raise anything; it is the answer
+            failure = {"code": RejectCode.EXECUTION_FAILED.value, "message": scrub_message(exc)}
+        else:
+            merge_child(parent, child)
+            return [True, result]
+        finally:
+            self._state = parent
+        parent.reads.update(child.reads)  # what the attempt read still shaped the outcome
+        execution.events = events_before
+        return [False, failure]
 
     def sha256(self, data: Any) -> bytes:
         if isinstance(data, str):

@@ -223,6 +223,13 @@ class CurrencyClient:
         result: dict[str, Any] = self._invoke("pay", self.pay_args(key, payer, payee, amount, client_key, memo))
         return result
 
+    def pay_batch(self, instructions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Submit many holders' signed payment instructions (``pay_args``) in one transaction this
+        operator signs; one result per instruction, in order: ``{"ok": True, "payment": ...}`` or
+        ``{"ok": False, "id", "code", "message"}`` (a refused one changed nothing)."""
+        result: list[dict[str, Any]] = self._invoke("pay_batch", {"payments": list(instructions)})
+        return result
+
     # -- programmable money
 
     def envelope_campaign(self, funder_key: HolderKey, funder: str, campaign: str, *, face: int, count: int,

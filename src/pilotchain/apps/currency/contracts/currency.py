@@ -33,6 +33,7 @@ from the block's certified time (``context.timestamp_ms``).
 from pilotchain.contracts.api import (
     Map,
     Variable,
+    attempt,
     call,
     context,
     deny,
@@ -69,6 +70,9 @@ LIMIT_NAMES = ["balance_max", "payment_max", "daily_max", "annual_max"]
 ACTIONS = ["issue", "redeem", "add_operator", "set_quota", "set_reserve", "set_config"]
 STATUSES = ["active", "receive_only", "frozen", "closed"]
 CNY = 100
+#: pay_batch carries at most this many payments whatever the settings say (a transaction emits at
+#: most 256 events, and a payment from own funds emits one)
+BATCH_MAX = 200
 
 
 def _default_settings():
@@ -100,6 +104,7 @@ def _default_settings():
                     "valid_ms": 7 * DAY_MS, "grace_ms": 3 * DAY_MS},
         "envelope": {"recipients_max": 10000, "merchants_max": 64},
         "sub_wallets_max": 16,
+        "batch_max": 100,
     }
 
 
@@ -145,6 +150,10 @@ def _merged(current, changes):
         changes = {}
     if not isinstance(changes, dict):
         reject_arguments("configuration is a map")
+    base = _default_settings()  # a setting a later version added starts at its default
+    for key in current:
+        base[key] = current[key]
+    current = base
     out = {}
     for key in current:
         out[key] = current[key]
@@ -192,6 +201,8 @@ def _merged(current, changes):
                 reject_arguments("kyc_required is true or false")
         elif key == "sub_wallets_max":
             _positive(key, value, 0, 256)
+        elif key == "batch_max":
+            _positive(key, value, 1, BATCH_MAX)
         else:
             _positive(key, value, 1, BALANCE_MAX)
         out[key] = value
@@ -691,13 +702,60 @@ def pay(payer, payee, amount, client_key, seq, signature, memo=""):
     """A payment the payer's holder signed, submitted by the payer's operator. Red envelopes that
     may be spent at the payee go first, own funds after; limits are checked and counted in the
     same transaction; submitting the same (payer, client key) again returns the first result."""
+    return _pay(None, payer, payee, amount, client_key, seq, signature, memo)
+
+
+PAYMENT_FIELDS = ["payer", "payee", "amount", "client_key", "seq", "signature", "memo"]
+
+
+def pay_batch(payments):
+    """Many payments, each signed by its payer's holder, submitted by their operator in one
+    transaction (an operator's front end gathers its holders' instructions for a few
+    milliseconds). Each payment is applied whole or not at all, in order, exactly as ``pay`` would
+    apply it on its own: one refused payment changes nothing and does not stop the others. The
+    result has one entry per payment, in order: ``{"ok": true, "payment": <pay's result>}`` or
+    ``{"ok": false, "id": "<payer>:<client key>", "code": ..., "message": ...}``."""
+    s = _settings()
+    limit = min(s["batch_max"], BATCH_MAX)
+    if not isinstance(payments, list) or not 1 <= len(payments) <= limit:
+        reject_arguments(f"payments is a list of 1..{limit} payments")
+    results = []
+    for item in payments:
+        if not isinstance(item, dict) or not _payment_shape(item):
+            results.append({"ok": False, "id": "", "code": "BAD_ARGUMENTS",
+                            "message": "a payment is a map of " + ", ".join(PAYMENT_FIELDS) + " (memo optional)"})
+            continue
+        ok, outcome = attempt(_pay, s, item["payer"], item["payee"], item["amount"], item["client_key"],
+                              item["seq"], item["signature"], item.get("memo", ""))
+        if ok:
+            results.append({"ok": True, "payment": outcome})
+        else:
+            payer = item["payer"]
+            key = item["client_key"]
+            ident = payer + ":" + key if isinstance(payer, str) and isinstance(key, str) else ""
+            results.append({"ok": False, "id": ident, "code": outcome["code"], "message": outcome["message"]})
+    return results
+
+
+def _payment_shape(item):
+    for name in item:
+        if name not in PAYMENT_FIELDS:
+            return False
+    for name in PAYMENT_FIELDS:  # noqa: SIM110 - contracts have no generator expressions
+        if name != "memo" and name not in item:
+            return False
+    return True
+
+
+def _pay(s, payer, payee, amount, client_key, seq, signature, memo):
     _text("payer", payer)
     _text("client_key", client_key)
     payment_id = payer + ":" + client_key
     done = payments.get(payment_id)
     if done is not None:
         return done
-    s = _settings()
+    if s is None:
+        s = _settings()
     record = _wallet(payer)
     _own_operator(record)
     _amount("amount", amount)
