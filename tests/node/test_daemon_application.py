@@ -114,10 +114,15 @@ def test_proposals_are_bounded_by_what_fits_in_a_round(node) -> None:  # type: i
     assert consensus_node._proposal_txs_max(4000) == 4000  # nothing measured yet
     budget_us = consensus_node.consensus_config.timeout_propose_ms * 1000 // 3
     consensus_node._build_cost_us_per_tx = budget_us // 500  # 500 transactions fill a third of the round
+    consensus_node.previews = False
     assert consensus_node._proposal_txs_max(4000) == 500
     assert consensus_node._proposal_txs_max(300) == 300
-    consensus_node._build_cost_us_per_tx = budget_us  # absurdly slow: still make progress
-    assert consensus_node._proposal_txs_max(4000) == 100
+    # with previews the validators execute beside the build and move their timeout: two thirds
+    consensus_node.previews = True
+    two_thirds_us = consensus_node.consensus_config.timeout_propose_ms * 1000 * 2 // 3
+    assert consensus_node._proposal_txs_max(4000) == two_thirds_us // consensus_node._build_cost_us_per_tx  # ~1,000
+    consensus_node._build_cost_us_per_tx = 3 * budget_us  # absurdly slow: still make progress
+    assert consensus_node._proposal_txs_max(4000) == 10
 
 
 def test_gossip_waits_for_the_admission_task_and_its_backlog_is_bounded(node, monkeypatch) -> None:  # type: ignore[no-untyped-def]

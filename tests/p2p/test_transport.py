@@ -380,6 +380,31 @@ def test_a_slow_reader_does_not_grow_memory_without_bound() -> None:
     run(body)
 
 
+def test_unsent_bytes_say_when_a_broadcast_has_reached_the_kernel() -> None:
+    """A proposer waits for its block preview to leave before it blocks the loop building the
+    block (ConsensusNode._propose): unsent_bytes counts what is queued, being sealed (large frames
+    are sealed on a thread) or buffered in a link, and reaches 0 once all of it went out."""
+    world = consortium("intl")
+
+    async def body(cluster: Cluster) -> None:
+        networks, _ = start_mesh(cluster, world, ["v0", "v1", "v2"])
+        for network in networks.values():
+            await network.start()
+        await wait_until(lambda: one_link_per_pair(networks), "connection")
+        v0 = networks["v0"]
+        assert v0.unsent_bytes() == 0
+        payload = bytes(2 * 1024 * 1024)  # large enough to be sealed off the loop
+        v0.broadcast(MessageKind.PREVIEW, payload)
+        assert v0.unsent_bytes() >= 2 * len(payload)  # queued for both peers, nothing written yet
+        await wait_until(lambda: v0.unsent_bytes() == 0, "the preview to leave")
+        for name in ("v1", "v2"):
+            async with asyncio.timeout(20):
+                message = await networks[name].receive()
+            assert message.kind == MessageKind.PREVIEW and message.payload == payload
+
+    run(body)
+
+
 def test_bind_all_interfaces_and_dial_a_configured_non_loopback_address() -> None:
     address = local_address()
     if address is None:

@@ -284,8 +284,11 @@ class Replica:
         self._run_rules()
         self._update_timer()
 
-    def propose_payload(self, height: int, round_: int, payload: bytes, now_ms: int) -> None:
-        """The payload for a :class:`RequestPayload`; stale answers are ignored."""
+    def propose_payload(self, height: int, round_: int, payload: bytes, now_ms: int,
+                        timestamp_ms: int | None = None) -> None:
+        """The payload for a :class:`RequestPayload`; stale answers are ignored. ``timestamp_ms``:
+        the time the application built the payload for (the block's time; default: now), when
+        other inputs have moved this replica's clock on since it chose it."""
         self._require_started()
         if len(payload) > self.config.payload_bytes_max:
             raise ValueError(f"payload is {len(payload)} bytes, limit {self.config.payload_bytes_max}")
@@ -295,7 +298,7 @@ class Replica:
             self._drop("stale payload")
         else:
             self._awaiting_payload = None
-            self._propose_new_block(payload)
+            self._propose_new_block(payload, timestamp_ms)
             self._run_rules()
         self._update_timer()
 
@@ -434,7 +437,7 @@ class Replica:
     def _get_timeout_ms(self, base_ms: int, delta_ms: int) -> int:
         return min(base_ms + delta_ms * self.round, self.config.timeout_max_ms)
 
-    def _propose_new_block(self, payload: bytes) -> None:
+    def _propose_new_block(self, payload: bytes, timestamp_ms: int | None = None) -> None:
         """getValue() (line 18): a fresh block on top of the committed tip."""
         if not (self.validator_index is not None):
             raise InvariantBroken('invariant broken: self.validator_index is not None')
@@ -447,7 +450,7 @@ class Replica:
             round=self.round,
             parent_hash=self.chain_tip.block_hash,
             proposer_index=self.validator_index,
-            timestamp_ms=max(self.now_ms, self.chain_tip.timestamp_ms + 1),
+            timestamp_ms=max(self.now_ms if timestamp_ms is None else timestamp_ms, self.chain_tip.timestamp_ms + 1),
             validator_set_hash=self.validators.hash,
             payload_hash=payload_hash,
         )

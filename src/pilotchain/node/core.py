@@ -18,6 +18,8 @@ Inputs (each takes the shell's ``now_ms``)::
     receive(message, sender, now_ms)       a consensus message from peer ``sender``
     tick(now_ms)                           the deadline of the last SetTimer passed
     propose(request, now_ms, txs_max)      answer a RequestPayload: build a block from the mempool
+                                           (or plan_proposal, then propose_plan: see "Previews")
+    preview(sender, preview)               the proposer's next block, executed ahead of its proposal
 
 After each input the shell iterates :meth:`NodeCore.drain` and executes every effect **in
 order** before taking the next one (so a ``Persist`` is durable before the ``Send`` it covers,
@@ -38,6 +40,14 @@ ledger block's height and timestamp equal the consensus header's, its proposer i
 proposer and re-execution reproduces every root. Validator-set changes come from governance's
 schedule in committed state (approval height + 2), so the set for ``h + 1`` is known when ``h`` is decided.
 
+Previews: with every node of a machine's cores busy in turn — the proposer building, then the
+validators re-executing — a height costs the two one after the other. A proposer's shell sends
+:meth:`plan_proposal`'s :class:`ProposalPreview` (the transactions and the time it will use) before
+building, and validators execute it meanwhile (:meth:`preview`): the same block the proposer builds,
+because building is a function of the committed state, the transactions and the time. The proposal
+then finds its execution done. Nothing is trusted: the proposal is checked against the header this
+node computed, and a preview that differs from the proposal costs one execution, as a bad proposal does.
+
 Halting: a certified block that the ledger cannot apply, or a commit at a height that does not
 follow the ledger's, is a broken invariant. :meth:`drain` raises :class:`NodeHalted` and every
 later input is refused with it: the node stops rather than sign or store something wrong.
@@ -49,7 +59,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from pilotchain.codec import CodecError, decode, encode
+from pilotchain.codec import CodecError, Record, decode, encode
 from pilotchain.consensus.certificate import compute_block_hash
 from pilotchain.consensus.effects import (
     Broadcast,
@@ -110,6 +120,16 @@ class Note:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+class ProposalPreview(Record, frozen=True):
+    """The block a proposer is about to build: its transactions (the mempool's, in order, before
+    the ledger drops any it may not include) and its time, for ``height`` and ``round``."""
+
+    height: int
+    round: int
+    timestamp_ms: int
+    txs: tuple[bytes, ...]
+
+
 @dataclass(slots=True)
 class _DecodedPayload:
     """A consensus payload, its ledger block, and the block's hash once its body is known to match
@@ -161,6 +181,8 @@ class NodeCore:
         self.config = config
         self._halted: str | None = None
         self._notes: list[Note] = []
+        #: (height, round) of the last block preview executed (one per round)
+        self._previewed: tuple[int, int] | None = None
         self._decoded_blocks: list[_DecodedPayload] = []
         if wal is not None and wal.height != ledger.height + 1:
             wal = None  # a record of a height this ledger has already passed
@@ -222,6 +244,14 @@ class NodeCore:
     def propose(self, request: RequestPayload, now_ms: int, txs_max: int | None = None) -> Block | None:
         """Build a ledger block from the mempool on the committed state and propose it; returns
         the block, or None when ``request`` is stale (the replica moved on)."""
+        plan = self.plan_proposal(request, now_ms, txs_max)
+        return None if plan is None else self.propose_plan(plan)
+
+    def plan_proposal(self, request: RequestPayload, now_ms: int, txs_max: int | None = None) -> ProposalPreview | None:
+        """What :meth:`propose` would build now (the mempool's transactions and the block's time),
+        without building it: a shell sends it to the validators first (MessageKind.PREVIEW), so
+        they execute the block while this node builds it, then calls :meth:`propose_plan`. None
+        when ``request`` is stale."""
         self._check_running()
         replica = self.replica
         if replica.height != request.height or request.height != self.ledger.height + 1:
@@ -232,18 +262,59 @@ class NodeCore:
         self.mempool.prune(now_ms)
         limit = params.block_txs_max if txs_max is None else max(1, min(txs_max, params.block_txs_max))
         batch = self.mempool.take(limit, params.block_bytes_max)
+        return ProposalPreview(height=request.height, round=request.round, timestamp_ms=timestamp_ms, txs=tuple(batch))
+
+    def propose_plan(self, plan: ProposalPreview) -> Block | None:
+        """Build the block ``plan`` describes and propose it (None when the replica moved on)."""
+        self._check_running()
+        replica = self.replica
+        if replica.height != plan.height or plan.height != self.ledger.height + 1 or replica.round != plan.round:
+            return None
+        timestamp_ms = plan.timestamp_ms
 
         def refused(raw: bytes, exc: TxRejected) -> None:
             if exc.tx_id is not None:
                 self.mempool.remember_rejection(exc.tx_id, exc)
                 self.mempool.remove_committed([exc.tx_id])
 
-        block = self.ledger.build_block(batch, proposer=self.name, timestamp_ms=timestamp_ms, on_rejected=refused)
+        block = self.ledger.build_block(plan.txs, proposer=self.name, timestamp_ms=timestamp_ms, on_rejected=refused)
         payload = encode(block)
         # built here, so its body matches its header: the payload hash needs no second look
         self._remember_block(payload, block, block_hash(self.suite, block.header))
-        self._guarded(replica.propose_payload, request.height, request.round, payload, timestamp_ms)
+        self._guarded(replica.propose_payload, plan.height, plan.round, payload, timestamp_ms, timestamp_ms)
         return block
+
+    def preview(self, sender: str, preview: ProposalPreview) -> bool:
+        """Execute the block that ``sender`` says it is about to propose, so that its proposal,
+        when it comes, is checked without executing it again (the ledger keeps the executed block
+        by hash between verify and commit). Only the proposer of the replica's current height and
+        round is heard, once per round; the preview decides nothing: the proposal is still checked
+        against this node's own execution, and one that differs from its preview is executed as
+        usual. True when the block was executed."""
+        self._check_running()
+        replica = self.replica
+        ledger = self.ledger
+        key = (preview.height, preview.round)
+        if (preview.height != replica.height or preview.height != ledger.height + 1 or preview.round != replica.round
+                or key == self._previewed or sender == self.name):
+            return False
+        validators = ledger.validators_at(preview.height)
+        index = replica.validators.get_proposer_index(preview.height, preview.round)
+        if index >= len(validators) or validators[index].name != sender:
+            self._note("warning", "preview.refused", f"refusing a block preview from {sender}: it is not the proposer "
+                       f"of height {preview.height} round {preview.round}")
+            return False
+        params = ledger.params
+        if len(preview.txs) > params.block_txs_max or sum(len(raw) for raw in preview.txs) > params.block_bytes_max:
+            self._note("warning", "preview.refused", f"refusing a block preview from {sender}: above the block limits")
+            return False
+        self._previewed = key
+        try:
+            ledger.build_block(preview.txs, proposer=sender, timestamp_ms=preview.timestamp_ms)
+        except (CodecError, BlockInvalid) as exc:
+            self._note("warning", "preview.refused", f"a block preview from {sender} did not execute: {exc}")
+            return False
+        return True
 
     # ------------------------------------------------------------------ effects
 

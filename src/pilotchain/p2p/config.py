@@ -93,7 +93,7 @@ class NetworkConfig:
     pending_handshakes_per_host_max: int = 8
     #: kinds sent through the priority queue
     priority_kinds: frozenset[int] = frozenset(
-        {MessageKind.CONTROL, MessageKind.CONSENSUS, MessageKind.MEMBERSHIP}
+        {MessageKind.CONTROL, MessageKind.CONSENSUS, MessageKind.MEMBERSHIP, MessageKind.PREVIEW}
     )
 
     def __post_init__(self) -> None:

@@ -76,6 +76,9 @@ class MessageKind(enum.IntEnum):
     SYNC = 3
     #: membership updates (revocations, rotations) gossiped between nodes (priority queue)
     MEMBERSHIP = 4
+    #: a proposer's next block, sent before it builds it, so validators execute it meanwhile
+    #: (priority queue: it must arrive before the proposal that follows it)
+    PREVIEW = 5
 
 
 def encode_length(length: int) -> bytes:

@@ -306,6 +306,8 @@ class _Peer:
         self.messages_refused = 0
         self.connects = 0
         self.last_error: str | None = None
+        #: bytes taken from the queues and not yet handed to the socket (being sealed)
+        self.sealing_bytes = 0
 
 
 class _DialFailed(Exception):
@@ -465,6 +467,21 @@ class PeerNetwork:
         if peer is None:
             return (0, 0)
         return (len(peer.priority.items) + len(peer.bulk.items), peer.priority.bytes + peer.bulk.bytes)
+
+    def unsent_bytes(self) -> int:
+        """Bytes sent to connected peers that have not reached the kernel yet: queued, being
+        sealed, or in a link's write buffer (a caller about to block the event loop waits for 0,
+        or the frames would leave only after it)."""
+        total = 0
+        for peer in self._peers.values():
+            link = peer.link
+            if link is None:
+                continue
+            total += peer.priority.bytes + peer.bulk.bytes + peer.sealing_bytes
+            transport = link.writer.transport
+            if transport is not None and not transport.is_closing():
+                total += transport.get_write_buffer_size()
+        return total
 
     def connected_peers(self) -> list[str]:
         return sorted(name for name, peer in self._peers.items() if peer.link is not None)
@@ -902,6 +919,7 @@ class PeerNetwork:
 
     async def _write_loop(self, link: _Link, peer: _Peer) -> None:
         loop = asyncio.get_running_loop()
+        peer.sealing_bytes = 0  # what an earlier link had taken went with it
         try:
             while True:
                 item = peer.priority.pop() or peer.bulk.pop()
@@ -915,6 +933,7 @@ class PeerNetwork:
                 batch_bytes = 0
                 while item is not None:
                     kind, payload = item
+                    peer.sealing_bytes += len(payload)
                     if len(payload) >= OFFLOAD_BYTES_MIN:
                         frame = await asyncio.to_thread(link.sealer.seal, kind, payload)
                     else:
@@ -927,6 +946,7 @@ class PeerNetwork:
                         break
                     item = peer.priority.pop() or peer.bulk.pop()
                 link.writer.write(b"".join(batch) if len(batch) > 1 else batch[0])
+                peer.sealing_bytes = 0
                 link.last_send_s = loop.time()
                 peer.bytes_out += batch_bytes
                 await link.writer.drain()
