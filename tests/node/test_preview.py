@@ -43,6 +43,20 @@ def _proposer(nodes: dict[str, ConsensusNode]) -> tuple[ConsensusNode, RequestPa
     raise AssertionError("no node was asked for a payload at height 1")
 
 
+def _planned(network, count: int) -> tuple[ConsensusNode, list[bytes], ProposalPreview]:  # type: ignore[no-untyped-def]
+    """The proposer of height 1 with ``count`` transactions in its mempool, and its plan."""
+    nodes, net = network
+    proposer, request = _proposer(nodes)
+    identity = Identity.load(net / "orgs" / "hospital" / "client.id")
+    raws = [build_transaction(identity, "pilot-city", "kv", "put", {"key": f"k{i}", "value": i}, now_ms=NOW + 1).raw
+            for i in range(count)]
+    for raw in raws:
+        proposer.mempool.add(raw, NOW + 2, proposer.ledger.check_tx)
+    plan = proposer.core.plan_proposal(request, NOW + 3)
+    assert plan is not None
+    return proposer, raws, plan
+
+
 def _counting_executions(node: ConsensusNode) -> list[int]:
     calls: list[int] = []
     execute = node.ledger._execute
@@ -56,15 +70,9 @@ def _counting_executions(node: ConsensusNode) -> list[int]:
 
 
 def test_a_validator_executes_the_preview_and_the_proposal_finds_it_done(network) -> None:  # type: ignore[no-untyped-def]
-    nodes, net = network
-    proposer, request = _proposer(nodes)
-    identity = Identity.load(net / "orgs" / "hospital" / "client.id")
-    raws = [build_transaction(identity, "pilot-city", "kv", "put", {"key": f"k{i}", "value": i}, now_ms=NOW + 1).raw
-            for i in range(5)]
-    for raw in raws:
-        proposer.mempool.add(raw, NOW + 2, proposer.ledger.check_tx)
-    plan = proposer.core.plan_proposal(request, NOW + 3)
-    assert plan is not None and plan.txs == tuple(raws) and plan.height == 1
+    nodes, _ = network
+    proposer, raws, plan = _planned(network, 5)
+    assert plan.txs == tuple(raws) and plan.height == 1
     assert decode(encode(plan), ProposalPreview) == plan  # what goes over the wire
     validators = [node for name, node in nodes.items() if name != proposer.name]
     executions = {node.name: _counting_executions(node) for node in validators}
@@ -95,15 +103,8 @@ def test_a_validator_executes_the_preview_and_the_proposal_finds_it_done(network
 
 
 def test_a_proposal_that_differs_from_its_preview_is_executed_and_checked_as_usual(network) -> None:  # type: ignore[no-untyped-def]
-    nodes, net = network
-    proposer, request = _proposer(nodes)
-    identity = Identity.load(net / "orgs" / "hospital" / "client.id")
-    raws = [build_transaction(identity, "pilot-city", "kv", "put", {"key": f"k{i}", "value": i}, now_ms=NOW + 1).raw
-            for i in range(3)]
-    for raw in raws:
-        proposer.mempool.add(raw, NOW + 2, proposer.ledger.check_tx)
-    plan = proposer.core.plan_proposal(request, NOW + 3)
-    assert plan is not None
+    nodes, _ = network
+    proposer, _, plan = _planned(network, 3)
     validator = next(node for name, node in nodes.items() if name != proposer.name)
     executions = _counting_executions(validator)
     # a preview that names two of the three transactions (or another time) is not the block
