@@ -8,6 +8,7 @@ holder pays through it over HTTP, ``network status`` shows it, ``network down`` 
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import json
 import os
@@ -29,12 +30,13 @@ from schemathesis.config import SchemathesisConfig
 from typer.testing import CliRunner
 
 from pilotchain.apps.currency.audit import audit_chain
-from pilotchain.apps.currency.client import CurrencyClient, HolderKey
+from pilotchain.apps.currency.client import CurrencyClient, CurrencyError, HolderKey
 from pilotchain.apps.currency.holders import (
     SIGNATURE_LABEL,
     HolderClient,
     HolderError,
     HolderSignature,
+    PaymentBatcher,
     create_holder_app,
     read_payment_request,
 )
@@ -191,6 +193,45 @@ def test_the_operator_refuses_in_words_and_the_contract_too(served: Served) -> N
     malformed = served.http.send(served.signed("alice", served.world.keys["alice"], "POST",
                                                "/v1/wallets/alice/payments", body={"payee": "shop", "amount": -1}))
     assert malformed.status_code == 400 and malformed.json()["code"] == "BAD_REQUEST"
+
+
+def test_payments_that_arrive_together_go_to_the_chain_in_one_transaction(served: Served) -> None:
+    """The operator's front end (PaymentBatcher): concurrent instructions share one pay_batch
+    transaction; each caller gets its own payment or its own refusal (nothing else changes)."""
+    world = served.world
+    bank = world.operator(BANK_A)
+    sizes: list[int] = []
+    batcher = PaymentBatcher(bank.pay_batch, window_s=0.5, batch_max=4, on_batch=sizes.append)
+    payers = ["batch-a", "batch-b", "batch-c", "batch-d"]
+    for payer in payers:
+        world.open(BANK_A, payer, balance=10 * CNY)
+    shop_before = world.wallet("shop")["balance"]
+    # one instruction per wallet: they race to the batcher in any order
+    instructions = [bank.pay_args(world.keys[payer], payer, "shop", 100 + n, client_key="together")
+                    for n, payer in enumerate(payers)]
+    instructions.append(bank.pay_args(world.keys["alice"], "alice", "shop", 2_500 * CNY, client_key="too-much"))
+    with concurrent.futures.ThreadPoolExecutor(len(instructions)) as pool:
+        futures = [pool.submit(batcher.pay, args) for args in instructions]
+        outcomes = [f.exception() or f.result() for f in futures]
+    assert sorted(sizes) == [1, 4], sizes  # four filled a batch at once; the fifth waited its window
+    refused = [o for o in outcomes if isinstance(o, CurrencyError)]
+    assert len(refused) == 1 and refused[0].code == "EXECUTION_FAILED" and "single-payment limit" in refused[0].message
+    paid = [o for o in outcomes if isinstance(o, dict)]
+    assert sorted(p["id"] for p in paid) == sorted(f"{a['payer']}:{a['client_key']}" for a in instructions
+                                                   if a["client_key"] != "too-much")
+    assert world.wallet("shop")["balance"] == shop_before + 100 + 101 + 102 + 103
+
+    def broken(_: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        raise CurrencyError("UNAVAILABLE", "the node is down")
+
+    failing = PaymentBatcher(broken, window_s=0.05)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        errors = [f.exception() for f in [pool.submit(failing.pay, {"n": n}) for n in range(2)]]
+    assert all(isinstance(e, CurrencyError) and e.code == "UNAVAILABLE" for e in errors)
+    with pytest.raises(ValueError):
+        PaymentBatcher(broken, window_s=0)
+    # the service batches its holders' payments (the fixture's app: the default window)
+    assert served.app.state.batcher is not None
 
 
 def test_health_and_metrics(served: Served) -> None:

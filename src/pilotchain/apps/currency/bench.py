@@ -39,6 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +60,12 @@ def _warm() -> int:
     return os.getpid()
 
 
-def _sign_payments(first: int, count: int, expires_in_ms: int) -> list[tuple[bytes, str]]:
+def _instructions(first: int, count: int) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(index, payer's operator, signed ``pay`` arguments) of payments ``first .. first + count - 1``:
+    payment *i* from wallet ``i mod W`` to the next, 1 fen, sequence ``i div W + 1``."""
     from pilotchain.apps.currency.statements import statement
     from pilotchain.crypto import get_suite
-    from pilotchain.sdk import Identity, build_transaction
+    from pilotchain.sdk import Identity
 
     context = _CONTEXT
     if "keys" not in context:
@@ -69,18 +73,43 @@ def _sign_payments(first: int, count: int, expires_in_ms: int) -> list[tuple[byt
         context["keys"] = [suite.load_private_key_pem(pem) for pem in context["key_pems"]]
         context["operators"] = {org: Identity.load(path) for org, path in context["operator_paths"].items()}
     keys, wallets, chain_id, tag = context["keys"], context["wallets"], context["chain_id"], context["tag"]
-    out = []
     for index in range(first, first + count):
         payer = index % len(wallets)
         payee = (payer + 1) % len(wallets)
         seq = index // len(wallets) + 1
         client_key = f"{tag}{index}"
         text = statement(chain_id, "pay", wallets[payer][0], seq, [wallets[payee][0], 1, client_key])
-        args = {"payer": wallets[payer][0], "payee": wallets[payee][0], "amount": 1, "client_key": client_key,
-                "seq": seq, "signature": keys[payer].sign(text.encode()), "memo": ""}
-        tx = build_transaction(context["operators"][wallets[payer][1]], chain_id, "currency", "pay", args,
+        yield index, wallets[payer][1], {
+            "payer": wallets[payer][0], "payee": wallets[payee][0], "amount": 1, "client_key": client_key,
+            "seq": seq, "signature": keys[payer].sign(text.encode()), "memo": ""}
+
+
+def _sign_payments(first: int, count: int, expires_in_ms: int) -> list[tuple[bytes, str]]:
+    from pilotchain.sdk import build_transaction
+
+    out = []
+    for _, org, args in _instructions(first, count):
+        tx = build_transaction(_CONTEXT["operators"][org], _CONTEXT["chain_id"], "currency", "pay", args,
                                expires_in_ms=expires_in_ms)
         out.append((tx.raw, tx.tx_id))
+    return out
+
+
+def _sign_batches(first: int, count: int, batch: int, expires_in_ms: int) -> list[tuple[bytes, str, list[int]]]:
+    """Payments ``first .. first + count - 1`` as ``pay_batch`` transactions: each operator's
+    payments in arrival order, ``batch`` to a transaction (the operator signs each)."""
+    from pilotchain.sdk import build_transaction
+
+    by_operator: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for index, org, args in _instructions(first, count):
+        by_operator.setdefault(org, []).append((index, args))
+    out = []
+    for org, items in by_operator.items():
+        for start in range(0, len(items), batch):
+            chunk = items[start:start + batch]
+            tx = build_transaction(_CONTEXT["operators"][org], _CONTEXT["chain_id"], "currency", "pay_batch",
+                                   {"payments": [item for _, item in chunk]}, expires_in_ms=expires_in_ms)
+            out.append((tx.raw, tx.tx_id, [index for index, _ in chunk]))
     return out
 
 
@@ -111,8 +140,125 @@ class PaymentSigner:
     def key_of(self, index: int) -> str:
         return f"{_CONTEXT['tag']}{index}"
 
+    def sign_batches(self, count: int, batch: int, expires_in_ms: int = 5 * 60 * 1000) -> list[tuple[bytes, str, list[int]]]:
+        """``count`` payments as ``pay_batch`` transactions of ``batch`` payments per operator
+        (signed in the workers; a worker's share holds whole batches of every operator)."""
+        first = self.next_index
+        self.next_index += count
+        operators = len({org for _, org in _CONTEXT["wallets"]})
+        chunk = max(SIGN_CHUNK // (batch * operators), 1) * batch * operators
+        futures = [self._pool.submit(_sign_batches, start, min(chunk, first + count - start), batch, expires_in_ms)
+                   for start in range(first, first + count, chunk)]
+        out: list[tuple[bytes, str, list[int]]] = []
+        for future in futures:
+            out.extend(future.result())
+        return out
+
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
+
+
+def batch_size_for(rate: float, operators: int, window_ms: int, batch_max: int) -> int:
+    """Payments per ``pay_batch`` transaction at an offered ``rate``: what one operator's front end
+    gathers in ``window_ms`` (at least 1, at most ``batch_max``)."""
+    return max(1, min(batch_max, round(rate / max(operators, 1) * window_ms / 1000)))
+
+
+class _BatchedSigner:
+    """The stress ladder's signer in batch mode: ``sign(count)`` gives ``pay_batch`` transactions
+    carrying ``count`` payments, sized for the step's rate (``count / step_s``)."""
+
+    def __init__(self, signer: PaymentSigner, step_s: float, window_ms: int, batch_max: int) -> None:
+        self.signer = signer
+        self.step_s = step_s
+        self.window_ms = window_ms
+        self.batch_max = batch_max
+        self.operators = len({org for _, org in _CONTEXT["wallets"]})
+        self.sizes: list[int] = []
+
+    def sign(self, count: int) -> list[tuple[bytes, str, list[int]]]:
+        if count <= 2:  # the warm-up: the workers load their keys
+            return self.signer.sign_batches(count, 1)
+        size = batch_size_for(count / self.step_s, self.operators, self.window_ms, self.batch_max)
+        self.sizes.append(size)
+        return self.signer.sign_batches(count, size)
+
+
+def _batched_harness() -> type:
+    """The platform's harness with payments as the unit: a ``pay_batch`` transaction goes out when
+    the last payment it carries is due (so each payment's latency includes the time its operator
+    gathered it), and the step's figures count payments, each timed from when it was due."""
+    from pilotchain.bench.network import INFLIGHT_PER_GATEWAY, TICK_S_MAX, Harness, Phase, Tracker
+
+    class BatchedHarness(Harness):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            #: per phase (by id): (transaction id, due time) of every payment, in order
+            self.units: dict[int, list[tuple[str, float]]] = {}
+
+        async def offer(self, name: str, txs: list[tuple[bytes, str, list[int]]], rate_tps: float) -> Any:  # type: ignore[override]
+            gateways = self.gateways()
+            gate = asyncio.Semaphore(INFLIGHT_PER_GATEWAY * len(gateways))
+            phase = Phase(name=name, target_tps=rate_tps, started=self.now())
+            self.phases.append(phase)
+            units = self.units[id(phase)] = []
+            base_index = min(min(indices) for _, _, indices in txs)
+            schedule = sorted(((max(indices) - base_index) / rate_tps, raw, tx_id, indices)
+                              for raw, tx_id, indices in txs)
+            pending: set[asyncio.Task[None]] = set()
+            turn = position = 0
+            while position < len(schedule):
+                elapsed = self.now() - phase.started
+                due: list[tuple[bytes, str]] = []
+                while (position < len(schedule) and schedule[position][0] <= elapsed
+                       and len(due) < self.options.batch_size):
+                    _, raw, tx_id, indices = schedule[position]
+                    position += 1
+                    due.append((raw, tx_id))
+                    phase.tx_ids.append(tx_id)
+                    units.extend((tx_id, phase.started + (index - base_index) / rate_tps) for index in indices)
+                if due:
+                    task = asyncio.create_task(self.post_batch(gateways[turn % len(gateways)], due, gate))
+                    turn += 1
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                elif position < len(schedule):
+                    await asyncio.sleep(min(TICK_S_MAX, max(0.001, schedule[position][0] - elapsed)))
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            phase.ended = self.now()
+            return phase
+
+        def phase_result(self, phases: Any, *, steady_skip_s: float | None = None) -> dict[str, Any]:
+            tracker: Tracker = self.tracker
+            view = Tracker()
+            payment_phases = []
+            for phase in phases:
+                ids = []
+                for number, (tx_id, due_at) in enumerate(self.units.get(id(phase), [])):
+                    unit = f"{tx_id}#{number}"
+                    ids.append(unit)
+                    view.sent_at[unit] = due_at
+                    if tx_id in tracker.accepted:
+                        view.accepted.add(unit)
+                    at = tracker.committed_at.get(tx_id)
+                    if at is not None:
+                        view.committed_at[unit] = at
+                    if tx_id in tracker.backfilled:
+                        view.backfilled.add(unit)
+                payment_phases.append(Phase(name=phase.name, target_tps=phase.target_tps, started=phase.started,
+                                            ended=phase.ended, tx_ids=ids))
+            self.tracker = view
+            try:
+                result: dict[str, Any] = super().phase_result(payment_phases, steady_skip_s=steady_skip_s)
+            finally:
+                self.tracker = tracker
+            transactions = sum(len(phase.tx_ids) for phase in phases)
+            result["transactions"] = transactions
+            result["payments_per_transaction"] = round(result["sent"] / transactions, 1) if transactions else None
+            return result
+
+    return BatchedHarness
 
 
 def _setup(directory: Path, wallets_count: int, log: Any) -> tuple[list[bytes], list[tuple[str, str]], dict[str, str]]:
@@ -161,8 +307,8 @@ def _setup(directory: Path, wallets_count: int, log: Any) -> tuple[list[bytes], 
 
 
 def run(*, nodes: int = 4, suite: str = "intl", wallets: int = 4_000, step_s: float = 10.0, rate_start: float = 200.0,
-        rate_factor: float = 1.4, steps_max: int = 10, workdir: Path | None = None,
-        log: Any = lambda message: None) -> dict[str, Any]:
+        rate_factor: float = 1.4, steps_max: int = 10, workdir: Path | None = None, batch_window_ms: int = 100,
+        batch_max: int = 100, log: Any = lambda message: None) -> dict[str, Any]:
     from pilotchain.apps.currency.network import init_currency_network
     from pilotchain.bench.network import BenchOptions, free_port_block
     from pilotchain.node.daemon import tune_gc
@@ -189,7 +335,7 @@ def run(*, nodes: int = 4, suite: str = "intl", wallets: int = 4_000, step_s: fl
         signer = PaymentSigner(os.cpu_count() or 1, suite, key_pems, wallet_list, operator_paths,
                                str(load_manifest(directory)["chain_id"]))
         tune_gc()
-        document = asyncio.run(_measure(options, directory, signer, log))
+        document = asyncio.run(_measure(options, directory, signer, log, batch_window_ms, batch_max))
         document["setup_s"] = round(setup_s, 1)
         document["wallets"] = wallets
         return document
@@ -202,7 +348,8 @@ def run(*, nodes: int = 4, suite: str = "intl", wallets: int = 4_000, step_s: fl
             shutil.rmtree(directory, ignore_errors=True)
 
 
-async def _measure(options: Any, directory: Path, signer: PaymentSigner, log: Any) -> dict[str, Any]:
+async def _measure(options: Any, directory: Path, signer: PaymentSigner, log: Any, batch_window_ms: int = 0,
+                   batch_max: int = 100) -> dict[str, Any]:
     from pilotchain.apps.currency.audit import AuditError, Movement, audit_chain
     from pilotchain.bench.network import Harness, node_resources, stress_ladder
     from pilotchain.network.consortium import load_manifest
@@ -210,7 +357,8 @@ async def _measure(options: Any, directory: Path, signer: PaymentSigner, log: An
     from pilotchain.sdk import Client
     from pilotchain.sdk._network import load_network
 
-    harness = Harness(options, directory, log)
+    batched = _BatchedSigner(signer, options.step_s, batch_window_ms, batch_max) if batch_window_ms > 0 else None
+    harness = (_batched_harness() if batched is not None else Harness)(options, directory, log)
     harness.manifest = load_manifest(directory)
     harness.nodes = nodes_of(directory)
     harness.data_bytes_at_start = [0] * len(harness.nodes)
@@ -223,17 +371,17 @@ async def _measure(options: Any, directory: Path, signer: PaymentSigner, log: An
             await asyncio.wait_for(event.wait(), timeout=30)
         await asyncio.to_thread(signer.sign, 2)  # the workers load their keys before anything is measured
         began = harness.now() - harness.origin
-        stress = await stress_ladder(harness, signer)  # type: ignore[arg-type]
+        stress = await stress_ladder(harness, batched or signer)  # type: ignore[arg-type]
         resources = node_resources(harness, began, harness.now() - harness.origin)
     finally:
         await harness.close()
 
     def audit() -> dict[str, Any]:
-        ok_ids: set[str] = set()
+        ok_ids: Counter[str] = Counter()  # transaction -> payments it applied (one "pay" move each)
 
         def seen(move: Movement) -> None:
             if move.kind == "pay":
-                ok_ids.add(move.tx_id)
+                ok_ids[move.tx_id] += 1
 
         reader = reader_identity(directory)
         with Client(network=load_network(directory), identity=reader, timeout=120.0) as client:
@@ -249,14 +397,16 @@ async def _measure(options: Any, directory: Path, signer: PaymentSigner, log: An
     ok_ids = checked.pop("ok_ids")
     for step, phase in zip(stress["steps"], harness.phases, strict=True):  # one phase per step, in order
         step["name"] = phase.name
-        ok = sum(1 for tx_id in phase.tx_ids if tx_id in ok_ids)
+        ok = sum(ok_ids[tx_id] for tx_id in phase.tx_ids)
         step["ok"] = ok
-        step["ok_share"] = round(ok / len(phase.tx_ids), 4) if phase.tx_ids else None
+        step["ok_share"] = round(ok / step["sent"], 4) if step["sent"] else None
         step["ok_tps"] = round(step["committed_tps"] * (step["ok_share"] or 0), 1)
     passing = [s for s in stress["steps"] if s.get("passed")]
     best = max(passing, key=lambda s: s["ok_tps"]) if passing else None
     return {
         "kind": "payments", "nodes": options.nodes, "suite": options.suite,
+        "batching": ({"window_ms": batch_window_ms, "batch_max": batch_max, "sizes_per_step": batched.sizes,
+                      "method": "pay_batch"} if batched is not None else {"method": "pay", "window_ms": 0}),
         "stress": stress, "resources": resources,
         "supply_audit": checked["report"],
         "summary": {
@@ -283,6 +433,10 @@ def payments(
     factor: float = typer.Option(1.4, help="rate factor between steps"),
     steps_max: int = typer.Option(10, help="at most this many steps (ladder and bisection)"),
     workdir: Path | None = typer.Option(None, help="keep the network in this (new) folder"),
+    batch_window_ms: int = typer.Option(100, "--batch-window-ms", min=0, max=2_000,
+                                        help="each operator gathers its holders' payments this long into one "
+                                             "pay_batch transaction (0: one pay transaction per payment)"),
+    batch_max: int = typer.Option(100, "--batch-max", min=1, max=200, help="payments per transaction at most"),
     json_output: bool = typer.Option(False, "--json", help="print the result document as JSON"),
     record: bool = typer.Option(True, "--record/--no-record", help="write bench/results/payments-…json"),
 ) -> None:
@@ -290,7 +444,8 @@ def payments(
     its operator; the supply audited after the run."""
     console = Console(stderr=True)
     document = run(nodes=nodes, suite=crypto, wallets=wallets, step_s=step, rate_start=rate_start,
-                   rate_factor=factor, steps_max=steps_max, workdir=workdir, log=console.print)
+                   rate_factor=factor, steps_max=steps_max, workdir=workdir, batch_window_ms=batch_window_ms,
+                   batch_max=batch_max, log=console.print)
     if record:
         from pilotchain.bench.results import record as save
 

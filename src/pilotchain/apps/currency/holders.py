@@ -22,8 +22,10 @@ another's path 403; another operator's wallet 404. Nothing reaches the chain bef
 envelopes, held value, what is left of the limits today and this year, Asia/Shanghai), ``GET
 /v1/wallets/{id}/history`` (the wallet's movements, paged by movement number), ``POST
 /v1/wallets/{id}/payments`` (an instruction the wallet's key signed — the statement of
-:mod:`~pilotchain.apps.currency.statements` — checked by the operator, then submitted as
-``currency.pay`` in a transaction the operator signs; idempotent by the client key), ``POST
+:mod:`~pilotchain.apps.currency.statements` — checked by the operator, then submitted with the
+payments that arrived within the batch window as one ``currency.pay_batch`` transaction the
+operator signs (:class:`PaymentBatcher`: each payment applied or refused on its own); idempotent
+by the client key), ``POST
 /v1/wallets/{id}/requests`` (a payment request to show as text or a QR code) and ``POST
 /v1/wallets/{id}/unload`` (back to a deposit). Errors are the gateway's JSON shape ``{"code",
 "message"}``.
@@ -40,6 +42,7 @@ the chain: a restarted service reads it again, and the contract makes a second s
 import base64
 import binascii
 import bisect
+import concurrent.futures
 import dataclasses
 import datetime
 import json
@@ -116,6 +119,8 @@ EXPIRE_CALLS_PER_TICK_MAX = 50
 CLOCK_GRACE_MS = 5_000
 #: seconds between the background passes (follow the chain, then sweep)
 MAINTENANCE_INTERVAL_S = 2.0
+#: payments arriving this close together are submitted in one ``pay_batch`` transaction
+BATCH_WINDOW_MS = 20
 #: the contract's payment and query ids
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
 _ID_RE = re.compile(_ID_PATTERN[1:-1])
@@ -336,6 +341,8 @@ class HolderMetrics:
                                  "swept", registry=self.registry)
         self.height = Gauge("pilotchain_holder_chain_height", "The last block the service has read",
                             registry=self.registry)
+        self.batch_payments = Histogram("pilotchain_holder_batch_payments", "Payments per pay_batch transaction",
+                                        buckets=(1, 2, 5, 10, 20, 50, 100, 200), registry=self.registry)
 
 
 # ------------------------------------------------------------------------------ following the chain
@@ -957,6 +964,71 @@ def _refusal_of(exc: CurrencyError) -> _Refused:
 
 # ------------------------------------------------------------------------------ the service
 
+class PaymentBatcher:
+    """The operator's front end for payments: instructions that arrive within ``window_s`` of the
+    first waiting one (or ``batch_max`` of them) go to the chain as one ``pay_batch`` transaction
+    the operator signs; each caller gets its own payment's answer — the payment, or its refusal as
+    the :class:`CurrencyError` a ``pay`` alone would raise (a refused one changes nothing and stops
+    no other). A failure of the whole submission (timeout, node unreachable) reaches every caller
+    of the batch. Thread-safe: the service's request threads call :meth:`pay` concurrently."""
+
+    def __init__(self, submit_batch: Callable[[list[dict[str, Any]]], list[dict[str, Any]]], *, window_s: float,
+                 batch_max: int = 100, on_batch: Callable[[int], None] | None = None) -> None:
+        if window_s <= 0 or not 1 <= batch_max <= 200:
+            raise ValueError("a batch waits a positive time and carries 1..200 payments")
+        self.submit_batch = submit_batch
+        self.window_s = window_s
+        self.batch_max = batch_max
+        self.on_batch = on_batch
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[dict[str, Any], concurrent.futures.Future[dict[str, Any]]]] = []
+        self._timer: threading.Timer | None = None
+
+    def pay(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Submit one signed ``pay`` instruction with the others waiting; its committed payment."""
+        future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        with self._lock:
+            self._waiting.append((args, future))
+            full = self._take() if len(self._waiting) >= self.batch_max else None
+            if full is None and self._timer is None:
+                self._timer = threading.Timer(self.window_s, self._flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if full:
+            self._submit(full)
+        return future.result()
+
+    def _take(self) -> list[tuple[dict[str, Any], concurrent.futures.Future[dict[str, Any]]]]:
+        batch, self._waiting = self._waiting, []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        return batch
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch = self._take()
+        if batch:
+            self._submit(batch)
+
+    def _submit(self, batch: list[tuple[dict[str, Any], concurrent.futures.Future[dict[str, Any]]]]) -> None:
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
+        try:
+            results = self.submit_batch([args for args, _ in batch])
+            if len(results) != len(batch):
+                raise CurrencyError("EXECUTION_FAILED", f"{len(results)} answers for {len(batch)} payments")
+        except BaseException as exc:  # noqa: BLE001 - every caller of the batch gets the failure
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), outcome in zip(batch, results, strict=True):
+            if outcome.get("ok"):
+                future.set_result(outcome["payment"])
+            else:
+                future.set_exception(CurrencyError(str(outcome.get("code")), str(outcome.get("message"))))
+
+
 class _Settings:
     """The contract's configuration, read again at most every ``ttl_s`` seconds."""
 
@@ -976,14 +1048,17 @@ class _Settings:
 def create_holder_app(currency: CurrencyClient, suite_name: str, *, clock_ms: Callable[[], int] | None = None,
                       clock_s: Callable[[], float] = time.time,
                       maintenance_interval_s: float | None = MAINTENANCE_INTERVAL_S,
-                      metrics_open: Callable[["Scope"], bool] | None = None) -> "FastAPI":
+                      metrics_open: Callable[["Scope"], bool] | None = None,
+                      batch_window_ms: int = BATCH_WINDOW_MS) -> "FastAPI":
     """The holder service of ``currency``'s operator (its identity signs every transaction).
 
     ``clock_ms``: the keeper's clock (the service's, by default); ``clock_s``: the clock request
     signatures are checked against; ``maintenance_interval_s``: seconds between the background
     passes (follow the chain, sweep ended campaigns), run while the app is served (None: none,
     a test drives ``app.state.follower`` and ``app.state.keeper``); ``metrics_open``: who reads
-    ``/metrics`` unsigned (default: the service's own host, as the gateway's)."""
+    ``/metrics`` unsigned (default: the service's own host, as the gateway's); ``batch_window_ms``:
+    payments that arrive this close together go to the chain as one ``pay_batch`` transaction
+    (:class:`PaymentBatcher`; 0: one ``pay`` transaction each)."""
     import contextlib
     from collections.abc import AsyncIterator
 
@@ -1070,9 +1145,9 @@ def create_holder_app(currency: CurrencyClient, suite_name: str, *, clock_ms: Ca
                            "instruction: sign it again with a new seq")
         return signature_bytes
 
-    def submitted(method: str, args: dict[str, Any]) -> dict[str, Any]:
+    def submitted(method: str, args: dict[str, Any], through: PaymentBatcher | None = None) -> dict[str, Any]:
         try:
-            result: dict[str, Any] = currency.submit(method, args)
+            result: dict[str, Any] = currency.submit(method, args) if through is None else through.pay(args)
         except CurrencyError as exc:
             metrics.submissions.labels(method=method, outcome="refused").inc()
             raise _refusal_of(exc) from None
@@ -1087,6 +1162,10 @@ def create_holder_app(currency: CurrencyClient, suite_name: str, *, clock_ms: Ca
         metrics.submissions.labels(method=method, outcome="committed").inc()
         _log.info("%s for wallet %s committed", method, args.get("wallet") or args.get("payer"))
         return result
+
+    batcher = (PaymentBatcher(currency.pay_batch, window_s=batch_window_ms / 1000,
+                              on_batch=metrics.batch_payments.observe) if batch_window_ms > 0 else None)
+    app.state.batcher = batcher
 
     def chain_read(read: Callable[[], Any]) -> Any:
         try:
@@ -1155,7 +1234,7 @@ def create_holder_app(currency: CurrencyClient, suite_name: str, *, clock_ms: Ca
         _operator_checks(record, fields["amount"], bool(chain_read(settings.get).get("kyc_required")))
         result = submitted("pay", {"payer": wallet_id, "payee": fields["payee"], "amount": fields["amount"],
                                    "client_key": fields["client_key"], "seq": fields["seq"], "signature": signature,
-                                   "memo": fields.get("memo", "")})
+                                   "memo": fields.get("memo", "")}, batcher)
         return JSONResponse({**result, "replayed": False})
 
     @app.post("/v1/wallets/{wallet_id}/requests",
@@ -1194,7 +1273,7 @@ def create_holder_app(currency: CurrencyClient, suite_name: str, *, clock_ms: Ca
 
 
 def serve(directory: Path, org: str, *, port: int, host: str = "127.0.0.1", identity: Path | None = None,
-          interval_s: float = MAINTENANCE_INTERVAL_S) -> None:
+          interval_s: float = MAINTENANCE_INTERVAL_S, batch_window_ms: int = BATCH_WINDOW_MS) -> None:
     """Serve ``org``'s holder service until interrupted (``currency holders serve``)."""
     import uvicorn
 
@@ -1216,7 +1295,8 @@ def serve(directory: Path, org: str, *, port: int, host: str = "127.0.0.1", iden
         raise HolderError(3, "UNREACHABLE", f"{org}'s node at {node_url} does not answer ({exc}); is the network up "
                                             f"(`pilotchain network up --dir {directory}`)?") from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_holder_app(currency, str(load_manifest(directory)["suite"]), maintenance_interval_s=interval_s)
+    app = create_holder_app(currency, str(load_manifest(directory)["suite"]), maintenance_interval_s=interval_s,
+                            batch_window_ms=batch_window_ms)
     _log.info("%s's holder service at http://%s:%d/ (node %s)", org, host, port, node_url)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
@@ -1295,11 +1375,16 @@ def serve_command(
                                                   "the operator's client identity.")] = None,
     interval: Annotated[float, typer.Option(help="Seconds between passes of the chain follower and the keeper.")]
     = MAINTENANCE_INTERVAL_S,
+    batch_window_ms: Annotated[int, typer.Option("--batch-window-ms", min=0, max=2_000,
+                                                 help="Payments arriving this close together go to the chain in "
+                                                      "one pay_batch transaction (0: one transaction each).")]
+    = BATCH_WINDOW_MS,
 ) -> None:
     """Serve ORG's wallet holders until interrupted: their wallets, history, payments and unloads,
     every request signed with the wallet's own key; expired red envelopes go back to their funders."""
     try:
-        serve(network, org, port=port, host=host, identity=identity, interval_s=interval)
+        serve(network, org, port=port, host=host, identity=identity, interval_s=interval,
+              batch_window_ms=batch_window_ms)
     except HolderError as exc:
         _fail(exc.message, exc.status if exc.status in (1, 2, 3) else 1)
 
