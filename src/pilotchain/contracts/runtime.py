@@ -397,10 +397,13 @@ class _Api:
         execution = self._execution
         if execution.events >= EVENTS_MAX:
             raise ValueError(f"a transaction emits at most {EVENTS_MAX} events")
-        copy = _copy_value(payload, "event payload")
+        try:
+            data = encode_value(payload)  # canonical bytes: later changes to payload cannot reach them
+        except CodecError as exc:
+            raise TypeError(f"event payload cannot be stored or sent: {exc}") from None
         execution.meter.step()
         execution.events += 1
-        self._state.emit(name, copy)
+        self._state.emit_encoded(name, data)
 
     def call(self, contract: str, method: str, args: Any = None) -> Any:
         if type(contract) is not str or type(method) is not str:

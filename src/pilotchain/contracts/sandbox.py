@@ -985,6 +985,8 @@ class Guards:
     def method(self, target: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         """``target.name(*args, **kwargs)`` (``name`` passed the checker): amplifiers are
         pre-checked, every result is size-checked and charged to the allocation budget."""
+        if name in _ACCESSORS:  # the common case first (none of the amplifiers below is one)
+            return getattr(target, name)(*args, **kwargs)
         if name == "join" and isinstance(target, str | bytes) and len(args) == 1 and not kwargs:
             parts = self.items(args[0])
             total = len(target) * max(len(parts) - 1, 0)
@@ -1014,10 +1016,8 @@ class Guards:
             self.meter.charge(1 + len(other) // 8)
             target.update(other)
             return None
-        result = getattr(target, name)(*args, **kwargs)
-        if name in _ACCESSORS:
-            return result  # hands back an existing object (or a small view): nothing allocated
-        return self._check_length(result)
+        # an accessor hands back an existing object (or a small view): nothing allocated (above)
+        return self._check_length(getattr(target, name)(*args, **kwargs))
 
 
 # ---------------------------------------------------------------------------------- builtins

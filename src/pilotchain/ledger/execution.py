@@ -134,6 +134,10 @@ class ContractState:
     def emit(self, name: str, payload: Any) -> None:
         self.events.append(Event(contract=self._contract, name=name, data=encode(payload)))
 
+    def emit_encoded(self, name: str, data: bytes) -> None:
+        """:meth:`emit` of a payload already in its canonical encoding."""
+        self.events.append(Event(contract=self._contract, name=name, data=data))
+
 
 class NativeContract(Protocol):
     """A contract implemented in the node itself (trusted code, still deterministic)."""
