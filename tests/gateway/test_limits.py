@@ -23,6 +23,7 @@ from pilotchain.gateway.server import GatewayServer, connections_max_for
 from pilotchain.node.local import LocalNode
 from pilotchain.testing import Consortium
 from tests.gateway.helpers import WAIT_S_MAX, gateway, run
+from tests.p2p.helpers import wait_until
 
 JSON = {"content-type": "application/json"}
 DEEP = 5_000
@@ -145,11 +146,12 @@ def test_json_nesting_is_measured_without_parsing(body: bytes, depth_max: int, o
     assert json_nesting_ok(body, depth_max) is ok
 
 
+@pytest.mark.timeout(60)
 def test_json_nesting_scan_is_linear() -> None:
-    """An unterminated string full of escaped quotes cannot make the scan quadratic."""
-    started = time.perf_counter()
+    """An unterminated string full of escaped quotes cannot make the scan quadratic: linear, it
+    answers at once (~0.1 s); quadratic (300,000² steps of a backtracking pattern), it would run for
+    hours and the test's timeout fails it — no timing is asserted."""
     assert json_nesting_ok(b'["' + b'\\"[' * 300_000, 8) in (True, False)
-    assert time.perf_counter() - started < 2.0
 
 
 # ---------------------------------------------------------------------- connection bounds
@@ -203,10 +205,7 @@ def test_connections_per_address_are_bounded(
             held = [await asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
                     for _ in range(3)]
             try:
-                deadline = time.monotonic() + WAIT_S_MAX
-                while server.guard.open < 3:
-                    assert time.monotonic() < deadline, "the server never saw the connections"
-                    await asyncio.sleep(0.01)
+                await wait_until(lambda: server.guard.open >= 3, "the server to see the connections", WAIT_S_MAX)
                 for _ in range(excess):
                     response = await _raw_request(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
                                                   local="127.0.0.2")
@@ -222,10 +221,8 @@ def test_connections_per_address_are_bounded(
                 for _reader, writer in held:
                     writer.close()
             # slots free up when connections close
-            deadline = time.monotonic() + WAIT_S_MAX
-            while server.guard.per_address.get("127.0.0.2"):
-                assert time.monotonic() < deadline, "closed connections were not released"
-                await asyncio.sleep(0.01)
+            await wait_until(lambda: not server.guard.per_address.get("127.0.0.2"),
+                             "closed connections to be released", WAIT_S_MAX)
             response = await _raw_request(
                 server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n", local="127.0.0.2")
             assert response.startswith(b"HTTP/1.1 200 ")
