@@ -132,7 +132,9 @@ def test_a_validator_at_its_memory_limit_keeps_its_state(tmp_path: Path) -> None
             assert limited.returncode == 3 or "Fatal Python error" in text, (limited.returncode, text[-3000:])
             start_node(victim)
         else:
-            assert answers[429] + answers[503] > 0, answers  # it shed load and kept serving
+            # it shed load and kept serving: refusals, or connections it dropped (0, "refused or
+            # dropped" above) while an allocation failed under a request
+            assert answers[429] + answers[503] + answers[0] > 0, answers
         target = max(height(n) for n in others)
         assert wait_until(lambda: height(victim) >= target, timeout_s=120), logs(nodes)
         common = assert_agreement(nodes)

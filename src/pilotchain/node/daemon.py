@@ -898,12 +898,26 @@ async def _run(home: Path, options: dict[str, Any], node_class: type[ConsensusNo
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # An allocation that fails outside any request (a P2P handshake, a reconnect, a callback)
+    # kills only the task it happened in: the node would run on without links, unable to catch
+    # up. It stops instead (exit code 3; its WAL and store are durable at every step), for its
+    # supervisor to restart it — as a failed node task does.
+    out_of_memory = asyncio.Event()
+
+    def on_loop_error(loop_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), MemoryError):
+            out_of_memory.set()
+            return
+        loop_.default_exception_handler(context)
+
+    loop.set_exception_handler(on_loop_error)
     code = 0
     try:
         await node.start()
         stopper = asyncio.ensure_future(stop.wait())
         failed = node.wait_failed()
-        done, _ = await asyncio.wait({stopper, failed}, return_when=asyncio.FIRST_COMPLETED)
+        exhausted = asyncio.ensure_future(out_of_memory.wait())
+        done, _ = await asyncio.wait({stopper, failed, exhausted}, return_when=asyncio.FIRST_COMPLETED)
         if failed in done:
             for task in node._tasks:
                 if task.done() and not task.cancelled() and task.exception() is not None:
@@ -911,8 +925,14 @@ async def _run(home: Path, options: dict[str, Any], node_class: type[ConsensusNo
                     _log.critical("node task %s failed: %s", task.get_name(), exc, exc_info=exc,
                                   extra={"event": "node.failed"})
             code = 3
+        elif exhausted in done:
+            with contextlib.suppress(MemoryError):
+                _log.critical("out of memory outside any request: the node stops (restart it; its state is "
+                              "durable)", extra={"event": "node.failed", "cause": "memory"})
+            code = 3
         stopper.cancel()
         failed.cancel()
+        exhausted.cancel()
     finally:
         _log.info("node stopping", extra={"event": "node.stopping"})
         await node.close()
