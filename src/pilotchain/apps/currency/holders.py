@@ -1219,8 +1219,8 @@ def create_holder_app(currency: CurrencyClient, suite_name: str, *, clock_ms: Ca
 
     @app.post("/v1/wallets/{wallet_id}/payments",
               summary="Pay: an instruction the wallet's key signed; the operator checks KYC, status and limits and "
-                      "submits currency.pay in a transaction it signs. Idempotent by client_key: the same key again "
-                      "answers the first payment",
+                      "submits it (with the payments that arrived with it: currency.pay_batch) in a transaction it "
+                      "signs. Idempotent by client_key: the same key again answers the first payment",
               responses=_responses(_PAYMENT_SCHEMA, 400, 409, 504, *_SIGNED), openapi_extra=_body(_PAY_BODY))
     def pay(wallet_id: wallet_path, request: Request) -> JSONResponse:
         record = holder(request)
