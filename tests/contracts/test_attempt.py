@@ -179,11 +179,14 @@ def test_attempt_takes_only_a_function_of_the_contract(which: str) -> None:
     assert "attempt(function, *args) takes a function of this contract" in str(result)
 
 
-def test_a_transaction_that_fails_after_a_kept_attempt_changes_nothing() -> None:
-    """The ledger throws a failed transaction's writes away; the attempt's are among them."""
+def test_a_failure_after_a_kept_attempt_fails_the_whole_call() -> None:
+    """A kept attempt's writes are the call's writes: a later failure fails the call, and the
+    ledger throws a failed transaction's writes away, the attempt's with them."""
     store = _seeded(a=10)
     result, state = run(CODE, "fail_after", [3], store=store)
     assert isinstance(result, ContractError) and "fails after a kept attempt" in str(result)
+    assert result.code == RejectCode.EXECUTION_FAILED
+    assert any(key.endswith(b"b") for key in state.writes)  # the attempt's write went with the call
 
 
 def test_a_call_to_another_contract_inside_a_refused_attempt_is_undone() -> None:

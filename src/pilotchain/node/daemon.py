@@ -544,11 +544,7 @@ class ConsensusNode(NodeFrontend):
         if early is not None:
             self._early_preview = None
             if early[1].height == header.height + 1:
-                asyncio.get_running_loop().call_soon(self._on_preview_early, *early)
-
-    def _on_preview_early(self, peer: str, preview: ProposalPreview) -> None:
-        if not self._halted:
-            self._run_preview(peer, preview)
+                asyncio.get_running_loop().call_soon(self._run_preview, *early)
 
     # ------------------------------------------------------------------ loops
 
@@ -584,6 +580,8 @@ class ConsensusNode(NodeFrontend):
         self._run_preview(peer, preview)
 
     def _run_preview(self, peer: str, preview: ProposalPreview) -> None:
+        if self._halted:
+            return
         started_ms = self.clock_ms()
         if self.core.preview(peer, preview):
             self._consensus_metrics.previews.inc()

@@ -177,8 +177,6 @@ class _BatchedSigner:
         self.sizes: list[int] = []
 
     def sign(self, count: int) -> list[tuple[bytes, str, list[int]]]:
-        if count <= 2:  # the warm-up: the workers load their keys
-            return self.signer.sign_batches(count, 1)
         size = batch_size_for(count / self.step_s, self.operators, self.window_ms, self.batch_max)
         self.sizes.append(size)
         return self.signer.sign_batches(count, size)
