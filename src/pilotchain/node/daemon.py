@@ -58,7 +58,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -971,4 +971,24 @@ def run_node(home: str | os.PathLike[str], options: Sequence[tuple[str, Any]] = 
     configure_logging(os.environ.get("PILOTCHAIN_LOG_LEVEL", config.log_level))
     soft, hard = raise_fd_limit()
     _log.info("file descriptor limit", extra={"event": "node.fd_limit", "soft": soft, "hard": hard})
-    return asyncio.run(_run(home_path, dict(options), node_class))
+    return run_to_exit(_run(home_path, dict(options), node_class))
+
+
+def run_to_exit(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on a new event loop and return its exit code, even when closing the loop fails
+    afterwards (as at a memory limit, where the executor's shutdown cannot start its thread)."""
+    runner = asyncio.Runner()
+    try:
+        code = runner.run(main)
+    except BaseException:
+        with contextlib.suppress(RuntimeError, MemoryError):
+            runner.close()
+        raise
+    try:
+        runner.close()
+    except (RuntimeError, MemoryError) as exc:
+        # closing the loop joins its executor, which needs a thread: at a memory limit none can
+        # start. The node has already stopped and its state is durable; its exit code stands.
+        with contextlib.suppress(MemoryError):
+            _log.warning("the event loop did not close cleanly: %s", exc, extra={"event": "node.close_failed"})
+    return code
