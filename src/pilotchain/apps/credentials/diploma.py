@@ -176,7 +176,10 @@ class Presentation:
         whole canonically packed (:class:`QrCredential`), DEFLATE-compressed and Base45-encoded
         (RFC 9285), which QR codes carry in their compact alphanumeric mode (as the EU Digital
         COVID Certificate does). Unpacking re-encodes every part exactly (base64url here is
-        canonical), so the SD-JWT and its signature are the same bytes."""
+        canonical), so the SD-JWT and its signature are the same bytes. The compressed form is not
+        canonical (DEFLATE can say the same bytes more than one way, and another zlib may compress
+        differently), so several QR texts can carry one credential: what a verifier checks is the
+        credential they decode to, never the text."""
         parsed = parse_sd_jwt(self.sd_jwt)
         if parsed.key_binding_jwt:  # the packing has no place for one: it would vanish silently
             raise SdJwtInvalid("this presentation ends with a key-binding JWT, which a QR code does not carry "
