@@ -99,6 +99,9 @@ def micro(
 @app.callback(invoke_without_command=True)
 def network(
     ctx: typer.Context,
+    workload: str = typer.Option("kv", help="kv (signed key-value writes: this benchmark) or an installed "
+                                 "application's workload, e.g. payments or exchange — the same as "
+                                 "`pilotchain bench payments`; options both take are passed on"),
     nodes: int = typer.Option(4, help="validators, each its own OS process on this machine"),
     mode: str = typer.Option("stress", help="stress | spike | stability"),
     crypto: str = typer.Option("intl", help="intl | gm"),
@@ -131,6 +134,12 @@ def network(
     """Network benchmark in the CAICT method: a real n-node network on this machine, pre-signed
     transactions from many client identities, offered through the gateways in batches."""
     if ctx.invoked_subcommand is not None:
+        if workload != "kv":
+            raise typer.BadParameter(f"name the workload once: --workload {workload} or the sub-command "
+                                     f"{ctx.invoked_subcommand!r}", param_hint="--workload")
+        return
+    if workload != "kv":
+        _run_workload(ctx, workload)
         return
     from pilotchain.bench import network as bench_network
     from pilotchain.bench import results as bench_results
@@ -172,6 +181,42 @@ def network(
         typer.echo(json.dumps(document, sort_keys=True))
         return
     Console().print(*network_tables(document))
+
+
+#: sub-commands that are the platform's own benchmarks, not workloads
+_PLATFORM_COMMANDS = frozenset({"micro", "compare", "report"})
+
+
+def _run_workload(ctx: typer.Context, workload: str) -> None:
+    """``--workload NAME``: run the installed workload's command, handing on the options given on
+    the command line that it takes too (``--nodes``, ``--crypto``, ``--json``…), refusing the others."""
+    group = ctx.command
+    names = sorted(name for name in group.list_commands(ctx)  # type: ignore[attr-defined]
+                   if name not in _PLATFORM_COMMANDS)
+    command = group.get_command(ctx, workload) if workload in names else None  # type: ignore[attr-defined]
+    if command is None:
+        raise typer.BadParameter(f"no workload {workload!r}; installed: kv, {', '.join(names) or '(none)'}",
+                                 param_hint="--workload")
+    if hasattr(command, "list_commands"):  # a workload mounted as a Typer app of one command
+        inner = command.list_commands(ctx)
+        if len(inner) != 1:
+            raise typer.BadParameter(f"workload {workload!r} has several commands; run `pilotchain bench "
+                                     f"{workload} --help`", param_hint="--workload")
+        command = command.get_command(ctx, inner[0])
+    accepted = {param.name for param in command.params}
+    handed: dict[str, Any] = {}
+    for name, value in ctx.params.items():
+        source = ctx.get_parameter_source(name)  # Typer's own copy of Click's enum: compared by name
+        if name == "workload" or source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            continue
+        if name not in accepted:
+            flag = "--" + name.replace("_", "-") if name != "json_output" else "--json"
+            raise typer.BadParameter(f"{flag} does not apply to the {workload} workload; see "
+                                     f"`pilotchain bench {workload} --help`", param_hint="--workload")
+        handed[name] = value
+    with command.make_context(f"bench {workload}", [], parent=ctx) as sub:  # the workload's defaults
+        sub.params.update(handed)
+        command.invoke(sub)
 
 
 def _ms(latency: dict[str, Any]) -> str:
