@@ -116,7 +116,23 @@ def pid_of(path: Path, *, forget_stale: bool = True) -> int | None:
             if forget_stale:
                 path.unlink(missing_ok=True)
             return None
+    # so does anyone's zombie: a node started by `network up` is init's child once `up` exits, and an
+    # init that reaps lazily (a container's, every few seconds) would make each stop wait for it
+    if _is_zombie(pid):
+        if forget_stale:
+            path.unlink(missing_ok=True)
+        return None
     return pid
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits to be reaped (Linux's /proc; False where there is none)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # the command name (in parentheses) may hold spaces and parentheses: the state follows the last ")"
+    return stat[stat.rfind(")") + 1:].split()[:1] == ["Z"]
 
 
 # ---------------------------------------------------------------------- ports
