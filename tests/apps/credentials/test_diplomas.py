@@ -125,9 +125,10 @@ def test_one_changed_byte_of_a_presentation_or_diploma_fails(issued: Issued) -> 
                 assert not report.ok, f"byte {position} ^ {flip:#x} still verifies: {text[max(0, position - 20):position + 20]}"
     qr_text = _shown(diploma).to_qr_text()
     assert verify_presentation(qr_text, snapshot, now_ms=now_ms()).ok
-    # DEFLATE is not canonical: a changed character can turn a back-reference into another that copies
-    # the same bytes, so a different QR text may carry the very same credential (rare: 1 of 900,000 changes
-    # over a class of 500 in a trial). What must hold: a QR text verifies only when it decodes to exactly the credential issued.
+    # DEFLATE is not canonical: a changed character can turn a back-reference into another that
+    # copies the same bytes, so a different QR text may carry the very same credential (rare: 1 of
+    # 900,000 changes over a class of 500 in a trial). What must hold: a QR text verifies only when
+    # it decodes to exactly the credential issued.
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
     refused = 0
     for position in range(len("PC1:"), len(qr_text)):
