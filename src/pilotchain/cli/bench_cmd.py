@@ -197,25 +197,27 @@ def _run_workload(ctx: typer.Context, workload: str) -> None:
     if command is None:
         raise typer.BadParameter(f"no workload {workload!r}; installed: kv, {', '.join(names) or '(none)'}",
                                  param_hint="--workload")
-    if hasattr(command, "list_commands"):  # a workload mounted as a Typer app of one command
+    if getattr(command, "callback", None) is None and hasattr(command, "list_commands"):
+        # a Typer app whose one command is the workload (the installed ones are apps whose callback is)
         inner = command.list_commands(ctx)
         if len(inner) != 1:
             raise typer.BadParameter(f"workload {workload!r} has several commands; run `pilotchain bench "
                                      f"{workload} --help`", param_hint="--workload")
         command = command.get_command(ctx, inner[0])
-    accepted = {param.name for param in command.params}
+    params = {param.name: param for param in command.params}
     handed: dict[str, Any] = {}
     for name, value in ctx.params.items():
         source = ctx.get_parameter_source(name)  # Typer's own copy of Click's enum: compared by name
         if name == "workload" or source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
             continue
-        if name not in accepted:
+        if name not in params:
             flag = "--" + name.replace("_", "-") if name != "json_output" else "--json"
             raise typer.BadParameter(f"{flag} does not apply to the {workload} workload; see "
                                      f"`pilotchain bench {workload} --help`", param_hint="--workload")
         handed[name] = value
-    with command.make_context(f"bench {workload}", [], parent=ctx) as sub:  # the workload's defaults
-        sub.params.update(handed)
+    with command.make_context(workload, [], parent=ctx) as sub:  # the workload's defaults
+        for name, value in handed.items():  # through the workload's own checks (ranges, choices)
+            sub.params[name] = params[name].process_value(sub, value)
         command.invoke(sub)
 
 

@@ -42,10 +42,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from pilotchain.bench.network import BenchOptions
 
 __all__ = ["FLOOR_OK_TPS", "PaymentSigner", "app", "run"]
 
@@ -304,18 +307,28 @@ def _setup(directory: Path, wallets_count: int, log: Any) -> tuple[list[bytes], 
         return [k.private_key.to_pem() for k in keys], wallets, paths
 
 
+def stress_options(*, nodes: int, suite: str, step_s: float, rate_start: float, rate_factor: float,
+                   steps_max: int) -> BenchOptions:
+    """The platform's stress-ladder options for this workload, checked; ValueError says what is wrong."""
+    from pilotchain.bench.network import BenchOptions
+
+    options = BenchOptions(nodes=nodes, suite=suite, step_s=step_s, rate_start=rate_start, rate_factor=rate_factor,
+                           steps_max=steps_max, catchup_s=0.0, query_s=0.0)
+    options.check()
+    return options
+
+
 def run(*, nodes: int = 4, suite: str = "intl", wallets: int = 4_000, step_s: float = 10.0, rate_start: float = 200.0,
         rate_factor: float = 1.4, steps_max: int = 10, workdir: Path | None = None, batch_window_ms: int = 100,
         batch_max: int = 100, log: Any = lambda message: None) -> dict[str, Any]:
     from pilotchain.apps.currency.network import init_currency_network
-    from pilotchain.bench.network import BenchOptions, free_port_block
+    from pilotchain.bench.network import free_port_block
     from pilotchain.node.daemon import tune_gc
 
+    options = stress_options(nodes=nodes, suite=suite, step_s=step_s, rate_start=rate_start,
+                             rate_factor=rate_factor, steps_max=steps_max)
     directory = workdir or Path(tempfile.mkdtemp(prefix="pilotchain-bench-payments-"))
     cleanup = workdir is None
-    options = BenchOptions(nodes=nodes, suite=suite, step_s=step_s, rate_start=rate_start, rate_factor=rate_factor,
-                           steps_max=steps_max, catchup_s=0.0, query_s=0.0)
-    options.check()
     started = time.monotonic()
     init_currency_network(directory, validators=nodes, suite_name=suite, base_port=free_port_block(2 * nodes),
                           now_ms=int(time.time() * 1000), config={"kyc_required": False})
@@ -440,6 +453,11 @@ def payments(
 ) -> None:
     """The CAICT stress method on a currency network: every payment signed by a wallet key and by
     its operator; the supply audited after the run."""
+    try:
+        stress_options(nodes=nodes, suite=crypto, step_s=step, rate_start=rate_start, rate_factor=factor,
+                       steps_max=steps_max)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     console = Console(stderr=True)
     document = run(nodes=nodes, suite=crypto, wallets=wallets, step_s=step, rate_start=rate_start,
                    rate_factor=factor, steps_max=steps_max, workdir=workdir, batch_window_ms=batch_window_ms,
